@@ -1,0 +1,469 @@
+"""The Order aggregate: an order's whole life as immutable events, with its state machine as data.
+
+Every command either appends events (facts or decisions, each decision with a reason), is a recognised duplicate
+(returns without writing anything), or raises a DomainError (and writes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ConflictingFill, InvalidTransition, Overfill
+from domain.reasons import reason as make_reason
+from domain.values import ZERO, OrderRole, OrderType, Side, plain
+
+
+class State(StrEnum):
+    """Lifecycle states that events move between. ``OrderStatus`` adds the derived partially-filled view."""
+
+    PENDING_SUBMIT = "pending_submit"  # Placed: recorded, not sent yet
+    SUBMITTING = "submitting"  # Submitted: AddOrder is (about to be) on the wire
+    OUTCOME_UNKNOWN = "outcome_unknown"  # AddOrder timed out / 5xx: placed or not is not known yet
+    OPEN = "open"  # on the book (acknowledged, or proven by evidence)
+    CANCEL_PENDING = "cancel_pending"  # we asked to cancel; the venue has not confirmed
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+class OrderStatus(StrEnum):
+    PENDING_SUBMIT = "pending_submit"
+    SUBMITTING = "submitting"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    CANCEL_PENDING = "cancel_pending"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+TERMINAL = frozenset({State.FILLED, State.CANCELED, State.EXPIRED, State.REJECTED})
+
+S = State
+# The transition table: every allowed (from, to) edge, with why it exists. Anything else is InvalidTransition.
+TRANSITIONS: dict[tuple[State, State], str] = {
+    (S.PENDING_SUBMIT, S.SUBMITTING): "the submission worker is sending AddOrder",
+    (S.PENDING_SUBMIT, S.CANCELED): "withdrawn before it was ever sent (e.g. HALT)",
+    (S.SUBMITTING, S.OPEN): "AddOrder acknowledged with a txid, or the stream showed the order",
+    (S.SUBMITTING, S.REJECTED): "AddOrder answered with a definitive (permanent) error",
+    (S.SUBMITTING, S.OUTCOME_UNKNOWN): "AddOrder timed out or got a 5xx: it may or may not have been placed",
+    (S.SUBMITTING, S.FILLED): "a fill arrived on the stream before the AddOrder reply (market orders)",
+    (S.SUBMITTING, S.CANCELED): "the venue canceled it before the AddOrder reply (e.g. post-only would cross)",
+    (S.SUBMITTING, S.EXPIRED): "the venue expired it before the AddOrder reply (IOC, deadline)",
+    (S.OUTCOME_UNKNOWN, S.OPEN): "cl_ord_id found among open orders, or the stream showed it",
+    (S.OUTCOME_UNKNOWN, S.REJECTED): "proven not placed: absent from open and closed orders after the deadline",
+    (S.OUTCOME_UNKNOWN, S.FILLED): "cl_ord_id found filled among closed orders",
+    (S.OUTCOME_UNKNOWN, S.CANCELED): "cl_ord_id found canceled among closed orders",
+    (S.OUTCOME_UNKNOWN, S.EXPIRED): "cl_ord_id found expired among closed orders",
+    (S.OUTCOME_UNKNOWN, S.CANCEL_PENDING): "compensating cancel by cl_ord_id while the outcome is unknown",
+    (S.OPEN, S.FILLED): "the last fill completed the quantity",
+    (S.OPEN, S.CANCEL_PENDING): "we asked the venue to cancel",
+    (S.OPEN, S.CANCELED): "the venue canceled it without our asking (dead-man's switch, self-trade prevention)",
+    (S.OPEN, S.EXPIRED): "the venue expired it (expiretm, GTD)",
+    (S.CANCEL_PENDING, S.CANCELED): "the venue confirmed the cancel",
+    (S.CANCEL_PENDING, S.FILLED): "a fill raced the cancel and completed the order",
+    (S.CANCEL_PENDING, S.OPEN): "the cancel failed and the order still rests",
+    (S.CANCEL_PENDING, S.EXPIRED): "it expired while the cancel was in flight",
+    (S.CANCELED, S.FILLED): "a late fill that raced the cancel completed the order",
+    (S.EXPIRED, S.FILLED): "a late fill that raced the expiry completed the order",
+}
+
+# States in which the venue may still report fills for the order (late fills after cancel/expiry included).
+FILLABLE = frozenset({S.SUBMITTING, S.OUTCOME_UNKNOWN, S.OPEN, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED})
+
+
+@dataclass(frozen=True)
+class Fill:
+    trade_id: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    executed_at: datetime | None
+
+
+def _opt_decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class Order(Aggregate):
+    """One order on Kraken (an entry or a bracket leg), from the decision to place it to its final state."""
+
+    # --- events (explicit classes so the stored schema is visible and versioned) ---------------------------
+
+    class Placed(Aggregate.Created):
+        """The decision to place an order, with the rounded values that will be sent and why.
+
+        v1 had no ``tags`` and no ``timeout_s``; v2 added both (see ``upcast_v1_v2``).
+        """
+
+        class_version = 2
+        signal_id: str
+        role: str
+        pair: str
+        side: str
+        order_type: str
+        quantity: Decimal
+        limit_price: Decimal | None
+        trigger_price: Decimal | None
+        cl_ord_id: str
+        parent_id: UUID | None
+        sl_price: Decimal | None
+        tp_price: Decimal | None
+        timeout_s: float | None
+        tags: dict
+        signal_fingerprint: str
+        reason: dict
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["tags"] = {}
+            state["timeout_s"] = None
+
+    # --- construction -----------------------------------------------------------------------------------
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: UUID,
+        signal_id: str,
+        role: OrderRole,
+        pair: str,
+        side: Side,
+        order_type: OrderType,
+        quantity: Decimal,
+        cl_ord_id: str,
+        reason: dict,
+        limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        parent_id: UUID | None = None,
+        sl_price: Decimal | None = None,
+        tp_price: Decimal | None = None,
+        timeout_s: float | None = None,
+        tags: dict | None = None,
+        signal_fingerprint: str = "",
+    ) -> "Order":
+        """Record the decision to place an order. Values must already be rounded by the pair's rules."""
+        if quantity <= ZERO:
+            raise ValueError(f"quantity must be positive, got {quantity}")
+        return cls._create(
+            cls.Placed,
+            id=order_id,
+            signal_id=signal_id,
+            role=OrderRole(role).value,
+            pair=pair,
+            side=Side(side).value,
+            order_type=OrderType(order_type).value,
+            quantity=quantity,
+            limit_price=limit_price,
+            trigger_price=trigger_price,
+            cl_ord_id=cl_ord_id,
+            parent_id=parent_id,
+            sl_price=sl_price,
+            tp_price=tp_price,
+            timeout_s=timeout_s,
+            tags=dict(tags or {}),
+            signal_fingerprint=signal_fingerprint,
+            reason=reason,
+        )
+
+    @event(Placed)
+    def __init__(self, *, signal_id, role, pair, side, order_type, quantity, limit_price, trigger_price, cl_ord_id,
+                 parent_id, sl_price, tp_price, timeout_s, tags, signal_fingerprint, reason) -> None:
+        self.signal_id: str = signal_id
+        self.role = OrderRole(role)
+        self.pair: str = pair
+        self.side = Side(side)
+        self.order_type = OrderType(order_type)
+        self.quantity: Decimal = Decimal(quantity)
+        self.limit_price = _opt_decimal(limit_price)
+        self.trigger_price = _opt_decimal(trigger_price)
+        self.cl_ord_id: str = cl_ord_id
+        self.parent_id: UUID | None = parent_id
+        self.sl_price = _opt_decimal(sl_price)
+        self.tp_price = _opt_decimal(tp_price)
+        self.timeout_s: float | None = timeout_s
+        self.tags: dict = dict(tags)
+        self.signal_fingerprint: str = signal_fingerprint
+        self.state = State.PENDING_SUBMIT
+        self.txid: str | None = None
+        self.fills: dict[str, Fill] = {}
+        self.filled_quantity: Decimal = ZERO
+        self.filled_cost: Decimal = ZERO  # sum of quantity * price, exact
+        self.fees: Decimal = ZERO
+        self.fee_asset: str | None = None
+        self.submitted_at: datetime | None = None
+        self.acknowledged_at: datetime | None = None
+        self.brackets: list[dict] = []
+        self.last_error: str | None = None
+
+    # --- derived views ----------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> OrderStatus:
+        if self.state is State.OPEN and self.filled_quantity > ZERO:
+            return OrderStatus.PARTIALLY_FILLED
+        return OrderStatus(self.state.value)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def average_fill_price(self) -> Decimal | None:
+        """Exact numerator and denominator are kept; the quotient is computed on demand (28 significant digits)."""
+        if self.filled_quantity == ZERO:
+            return None
+        return self.filled_cost / self.filled_quantity
+
+    @property
+    def bracketed_quantity(self) -> Decimal:
+        return sum((Decimal(b["quantity"]) for b in self.brackets), ZERO)
+
+    # --- guards -----------------------------------------------------------------------------------------
+
+    def _require(self, target: State, command: str) -> None:
+        if (self.state, target) not in TRANSITIONS:
+            raise InvalidTransition(self.id, self.state.value, target.value, command)
+
+    def _move(self, target: State) -> None:
+        # Mutators run on replay too; they re-check the table so a corrupted log cannot load silently.
+        if target is not self.state and (self.state, target) not in TRANSITIONS:
+            raise InvalidTransition(self.id, self.state.value, target.value, "replay")
+        self.state = target
+
+    # --- submission -------------------------------------------------------------------------------------
+
+    def submit(self, *, deadline: datetime | None, reason: dict) -> None:
+        """Record the intent to send AddOrder (before the call: a crash after this leaves an evident intent)."""
+        self._require(State.SUBMITTING, "submit")
+        self._submitted(deadline=deadline, reason=reason)
+
+    @event("Submitted")
+    def _submitted(self, deadline: datetime | None, reason: dict) -> None:
+        self._move(State.SUBMITTING)
+        self.submitted_at = self.modified_on
+        self.deadline = deadline
+
+    def acknowledge(self, *, txid: str, reason: dict) -> bool:
+        """Record the venue's order id. Returns False (writing nothing) if the same txid is already known.
+
+        A late acknowledgement after the stream already showed fills or a cancel only adds the txid.
+        """
+        if not txid:
+            raise ValueError("txid must be non-empty")
+        if self.txid == txid:
+            return False
+        if self.txid is not None:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, f"acknowledge with txid {txid} (already {self.txid})")
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+            self._require(State.OPEN, "acknowledge")
+        elif self.state in (State.PENDING_SUBMIT, State.REJECTED):
+            raise InvalidTransition(self.id, self.state.value, State.OPEN.value, "acknowledge")
+        self._acknowledged(txid=txid, reason=reason)
+        return True
+
+    @event("Acknowledged")
+    def _acknowledged(self, txid: str, reason: dict) -> None:
+        self.txid = txid
+        self.acknowledged_at = self.modified_on
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+            self._move(State.OPEN)
+
+    def reject(self, *, error: str, reason: dict) -> None:
+        """Record a definitive rejection (a permanent Kraken error, or proof the order was never placed)."""
+        self._require(State.REJECTED, "reject")
+        self._rejected(error=error, reason=reason)
+
+    @event("Rejected")
+    def _rejected(self, error: str, reason: dict) -> None:
+        self._move(State.REJECTED)
+        self.last_error = error
+
+    def outcome_unknown(self, *, error: str, reason: dict) -> bool:
+        """Record that AddOrder's outcome is unknown. Returns False if that is already the recorded state."""
+        if self.state is State.OUTCOME_UNKNOWN:
+            return False
+        self._require(State.OUTCOME_UNKNOWN, "outcome_unknown")
+        self._outcome_unknown(error=error, reason=reason)
+        return True
+
+    @event("SubmissionOutcomeUnknown")
+    def _outcome_unknown(self, error: str, reason: dict) -> None:
+        self._move(State.OUTCOME_UNKNOWN)
+        self.last_error = error
+
+    # --- fills ------------------------------------------------------------------------------------------
+
+    def apply_fill(
+        self,
+        *,
+        trade_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal = ZERO,
+        fee_asset: str = "",
+        executed_at: datetime | None = None,
+        source: str = "venue",
+    ) -> bool:
+        """Record one trade. Returns False (writes nothing) for a trade id already recorded with the same values.
+
+        Raises Overfill if it would exceed the order quantity, ConflictingFill if a known trade id comes back
+        with other values, InvalidTransition if the order cannot have fills (never sent, or rejected).
+        """
+        if not trade_id:
+            raise ValueError("trade_id must be non-empty")
+        if quantity <= ZERO or price <= ZERO or fee < ZERO:
+            raise ValueError(f"fill {trade_id}: quantity and price must be positive and fee not negative")
+        known = self.fills.get(trade_id)
+        if known is not None:
+            if (known.quantity, known.price) != (quantity, price):
+                raise ConflictingFill(
+                    f"order {self.id}: trade {trade_id} already recorded as {plain(known.quantity)} @ {plain(known.price)},"
+                    f" now reported as {plain(quantity)} @ {plain(price)}"
+                )
+            return False
+        if self.state not in FILLABLE:
+            raise InvalidTransition(self.id, self.state.value, "fill", f"apply_fill({trade_id})")
+        cumulative = self.filled_quantity + quantity
+        if cumulative > self.quantity:
+            raise Overfill(self.id, trade_id, plain(self.filled_quantity), plain(quantity), plain(self.quantity))
+        kwargs = dict(trade_id=trade_id, quantity=quantity, price=price, fee=fee, fee_asset=fee_asset,
+                      executed_at=executed_at, source=source, cumulative_quantity=cumulative)
+        if cumulative == self.quantity:
+            self._require(State.FILLED, f"apply_fill({trade_id})")
+            self._filled(**kwargs)
+        else:
+            self._partially_filled(**kwargs)
+        return True
+
+    def _record_fill(self, trade_id, quantity, price, fee, fee_asset, executed_at) -> None:
+        quantity, price, fee = Decimal(quantity), Decimal(price), Decimal(fee)
+        self.fills[trade_id] = Fill(trade_id, quantity, price, fee, fee_asset, executed_at)
+        self.filled_quantity += quantity
+        self.filled_cost += quantity * price
+        self.fees += fee
+        if fee_asset:
+            self.fee_asset = fee_asset
+
+    @event("PartiallyFilled")
+    def _partially_filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
+        self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
+        # A fill proves the order reached the book; after cancel/expiry a late partial fill changes no state.
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+            self._move(State.OPEN)
+
+    @event("Filled")
+    def _filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
+        self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
+        self._move(State.FILLED)
+
+    # --- cancel, expiry, timeout ------------------------------------------------------------------------
+
+    def request_cancel(self, *, reason: dict) -> bool:
+        """Decide to cancel. Returns False if a cancel is already pending. Before submission it cancels outright."""
+        if self.state is State.CANCEL_PENDING:
+            return False
+        if self.state is State.PENDING_SUBMIT:
+            self._canceled(reason=reason, venue_reason=None)
+            return True
+        self._require(State.CANCEL_PENDING, "request_cancel")
+        self._cancel_requested(reason=reason)
+        return True
+
+    @event("CancelRequested")
+    def _cancel_requested(self, reason: dict) -> None:
+        self._move(State.CANCEL_PENDING)
+
+    def cancel_rejected(self, *, error: str, reason: dict) -> None:
+        """The venue refused the cancel and the order still rests (e.g. cancel rate limit): back to open."""
+        self._require(State.OPEN, "cancel_rejected")
+        self._cancel_rejected(error=error, reason=reason)
+
+    @event("CancelRejected")
+    def _cancel_rejected(self, error: str, reason: dict) -> None:
+        self._move(State.OPEN)
+        self.last_error = error
+
+    def mark_canceled(self, *, reason: dict, venue_reason: str | None = None) -> bool:
+        """The venue canceled the order. Returns False if already recorded as canceled."""
+        if self.state is State.CANCELED:
+            return False
+        self._require(State.CANCELED, "mark_canceled")
+        self._canceled(reason=reason, venue_reason=venue_reason)
+        return True
+
+    @event("Canceled")
+    def _canceled(self, reason: dict, venue_reason: str | None) -> None:
+        self._move(State.CANCELED)
+
+    def mark_expired(self, *, reason: dict) -> bool:
+        """The venue expired the order. Returns False if already recorded as expired."""
+        if self.state is State.EXPIRED:
+            return False
+        self._require(State.EXPIRED, "mark_expired")
+        self._expired(reason=reason)
+        return True
+
+    @event("Expired")
+    def _expired(self, reason: dict) -> None:
+        self._move(State.EXPIRED)
+
+    def time_out(self, *, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
+        """Timeout decision: record TimedOut(age, threshold, rule) and the CancelRequested it leads to."""
+        if age_s < threshold_s:
+            raise ValueError(f"age {age_s}s has not reached the threshold {threshold_s}s")
+        self._require(State.CANCEL_PENDING, "time_out")
+        self._timed_out(age_s=age_s, threshold_s=threshold_s, rule=rule, observed_at=observed_at)
+        self._cancel_requested(reason=make_reason(
+            "timeout_cancel", f"still {self.status.value} after {age_s:g}s (threshold {threshold_s:g}s)",
+            age_s=age_s, threshold_s=threshold_s, filled=self.filled_quantity, remaining=self.remaining_quantity,
+        ))
+
+    @event("TimedOut")
+    def _timed_out(self, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
+        pass
+
+    # --- brackets ---------------------------------------------------------------------------------------
+
+    def record_bracket(self, *, quantity: Decimal, stop_loss_order_id: UUID | None,
+                       take_profit_order_id: UUID | None, sl_price: Decimal | None, tp_price: Decimal | None,
+                       reason: dict) -> None:
+        """Record the protective legs planned for ``quantity`` of this entry's filled position."""
+        if self.role is not OrderRole.ENTRY:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "record_bracket on a non-entry order")
+        if quantity <= ZERO or self.bracketed_quantity + quantity > self.filled_quantity:
+            raise ValueError(
+                f"order {self.id}: bracket for {plain(quantity)} would cover more than the unprotected filled "
+                f"quantity {plain(self.filled_quantity - self.bracketed_quantity)}"
+            )
+        if stop_loss_order_id is None and take_profit_order_id is None:
+            raise ValueError("a bracket needs at least one leg")
+        self._bracket_placed(quantity=quantity, stop_loss_order_id=stop_loss_order_id,
+                             take_profit_order_id=take_profit_order_id, sl_price=sl_price, tp_price=tp_price,
+                             reason=reason)
+
+    @event("BracketPlaced")
+    def _bracket_placed(self, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason) -> None:
+        self.brackets.append({
+            "quantity": Decimal(quantity),
+            "stop_loss_order_id": stop_loss_order_id,
+            "take_profit_order_id": take_profit_order_id,
+            "sl_price": _opt_decimal(sl_price),
+            "tp_price": _opt_decimal(tp_price),
+        })

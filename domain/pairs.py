@@ -1,0 +1,172 @@
+"""Trading rules of a Kraken pair, taken from AssetPairs: the one place that rounds prices and volumes.
+
+Rounding policy (recorded on every Placed event, so audit shows what was asked and what was sent):
+- volumes round *down* to ``lot_decimals``: never trade more than the signal asked for;
+- limit prices round toward the passive side (buy down, sell up) onto the tick grid: rounding never makes an
+  order more aggressive than its signal;
+- trigger prices (stop-loss / take-profit) round to the nearest tick.
+After rounding, what Kraken would reject is rejected here with the error Kraken would give, named per field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+
+from domain.errors import FieldError
+from domain.values import ZERO, OrderType, Side, plain, to_decimal
+
+
+class PairStatus(StrEnum):
+    ONLINE = "online"
+    CANCEL_ONLY = "cancel_only"
+    POST_ONLY = "post_only"
+    LIMIT_ONLY = "limit_only"
+    REDUCE_ONLY = "reduce_only"
+
+
+class PriceKind(StrEnum):
+    LIMIT = "limit"
+    TRIGGER = "trigger"
+
+
+@dataclass(frozen=True)
+class PairRules:
+    """The subset of a Kraken AssetPairs entry that decides whether an order is acceptable."""
+
+    key: str  # AssetPairs key, e.g. XXBTZUSD
+    altname: str  # e.g. XBTUSD (what REST AddOrder takes and descr.pair echoes)
+    wsname: str  # e.g. XBT/USD
+    base: str
+    quote: str
+    pair_decimals: int
+    lot_decimals: int
+    cost_decimals: int
+    ordermin: Decimal
+    costmin: Decimal | None
+    tick_size: Decimal | None
+    status: PairStatus
+
+    @classmethod
+    def from_kraken(cls, key: str, info: Mapping[str, Any]) -> "PairRules":
+        """Build from one ``result`` entry of ``GET /0/public/AssetPairs`` (strings stay exact)."""
+        try:
+            pair_decimals = int(info["pair_decimals"])
+            tick = info.get("tick_size")
+            costmin = info.get("costmin")
+            return cls(
+                key=key,
+                altname=str(info["altname"]),
+                wsname=str(info.get("wsname") or info["altname"]),
+                base=str(info["base"]),
+                quote=str(info["quote"]),
+                pair_decimals=pair_decimals,
+                lot_decimals=int(info["lot_decimals"]),
+                cost_decimals=int(info.get("cost_decimals", pair_decimals)),
+                ordermin=to_decimal(info.get("ordermin", "0")),
+                costmin=to_decimal(costmin) if costmin not in (None, "") else None,
+                tick_size=to_decimal(tick) if tick not in (None, "") else None,
+                status=PairStatus(info.get("status", "online")),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"AssetPairs entry {key!r} is not usable: {exc}") from exc
+
+    @property
+    def display_name(self) -> str:
+        return self.wsname
+
+    # -- rounding -------------------------------------------------------------------------------------------
+
+    def _price_step(self) -> Decimal:
+        step = Decimal(1).scaleb(-self.pair_decimals)
+        if self.tick_size is not None and self.tick_size > step:
+            return self.tick_size
+        return step
+
+    def round_price(self, price: Decimal, side: Side, kind: PriceKind = PriceKind.LIMIT) -> Decimal:
+        """Round a price onto the pair's price grid (see the module docstring for the direction)."""
+        step = self._price_step()
+        if kind is PriceKind.TRIGGER:
+            rounding = ROUND_HALF_UP
+        else:
+            rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+        units = (price / step).quantize(Decimal(1), rounding=rounding)
+        return (units * step).quantize(Decimal(1).scaleb(-self.pair_decimals))
+
+    def round_volume(self, volume: Decimal) -> Decimal:
+        """Round a base-currency volume down to ``lot_decimals``."""
+        return volume.quantize(Decimal(1).scaleb(-self.lot_decimals), rounding=ROUND_FLOOR)
+
+    # -- acceptance ------------------------------------------------------------------------------------------
+
+    def check_new_order(
+        self,
+        *,
+        order_type: OrderType,
+        volume: Decimal,
+        price: Decimal | None,
+        volume_field: str = "quantity",
+        price_field: str = "limit_price",
+        reduce_only: bool = False,
+        post_only: bool = False,
+    ) -> list[FieldError]:
+        """Return what Kraken would reject about this (already rounded) order; empty means acceptable.
+
+        ``price`` is the price the cost check uses: the limit price, or for a market order a reference price
+        if the caller has one (else the cost minimum cannot be checked here and the venue will decide).
+        """
+        errors: list[FieldError] = []
+        if self.status is PairStatus.CANCEL_ONLY:
+            errors.append(FieldError("pair", "pair_cancel_only", f"{self.wsname} is in cancel_only mode: no new orders"))
+        elif self.status is PairStatus.POST_ONLY and not (order_type is OrderType.LIMIT and post_only):
+            errors.append(FieldError("pair", "pair_post_only", f"{self.wsname} is in post_only mode: only post-only limit orders"))
+        elif self.status is PairStatus.LIMIT_ONLY and order_type is OrderType.MARKET:
+            errors.append(FieldError("order_type", "pair_limit_only", f"{self.wsname} is in limit_only mode: no market orders"))
+        elif self.status is PairStatus.REDUCE_ONLY and not reduce_only:
+            errors.append(FieldError("pair", "pair_reduce_only", f"{self.wsname} is in reduce_only mode: only position-reducing orders"))
+        if volume <= ZERO:
+            errors.append(FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals"))
+        elif volume < self.ordermin:
+            errors.append(FieldError(volume_field, "ordermin", f"{plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}"))
+        if price is not None:
+            if price <= ZERO:
+                errors.append(FieldError(price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals"))
+            elif self.costmin is not None and volume > ZERO and volume * price < self.costmin:
+                cost = plain(volume * price)
+                errors.append(FieldError(volume_field, "costmin", f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}"))
+        return errors
+
+
+def _norm(name: str) -> str:
+    # WS v2 and most people say BTC where Kraken's REST names say XBT.
+    parts = name.strip().upper().split("/")
+    return "/".join("XBT" + p[3:] if p.startswith("BTC") else p for p in parts)
+
+
+class PairRegistry:
+    """Looks pairs up by AssetPairs key (``XXBTZUSD``), altname (``XBTUSD``) or wsname (``XBT/USD``, ``BTC/USD``)."""
+
+    def __init__(self, pairs: Iterable[PairRules]):
+        self._by_name: dict[str, PairRules] = {}
+        self._pairs = list(pairs)
+        for rules in self._pairs:
+            for name in (rules.key, rules.altname, rules.wsname):
+                self._by_name[_norm(name)] = rules
+
+    @classmethod
+    def from_asset_pairs(cls, payload: Mapping[str, Any]) -> "PairRegistry":
+        """Build from a whole AssetPairs response (``{"error": [], "result": {...}}``) or its ``result``."""
+        result = payload.get("result", payload)
+        return cls(PairRules.from_kraken(key, info) for key, info in result.items())
+
+    def find(self, name: str) -> PairRules | None:
+        return self._by_name.get(_norm(name))
+
+    def __iter__(self):
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)

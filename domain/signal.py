@@ -1,0 +1,131 @@
+"""The approved trade signal (validated at the boundary with pydantic) and its translation into an entry plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from domain.errors import FieldError, SignalRejected
+from domain.pairs import PairRegistry, PairRules, PriceKind
+from domain.values import OrderType, Side, plain
+
+SignalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+
+class TradeSignal(BaseModel):
+    """An approved trade signal as the trading system hands it over. Unknown fields are refused (typos cost money)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    signal_id: SignalId
+    pair: Annotated[str, StringConstraints(min_length=3, max_length=20)]
+    side: Side
+    order_type: Literal["market", "limit"]
+    quantity: PositiveDecimal
+    limit_price: PositiveDecimal | None = None
+    sl_price: PositiveDecimal | None = None
+    tp_price: PositiveDecimal | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
+    tags: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict, max_length=32
+    )
+
+    def fingerprint(self) -> str:
+        """A stable hash of the signal's content: the same signal_id with another content is a conflict."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _cross_field_errors(s: TradeSignal) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if s.order_type == "limit" and s.limit_price is None:
+        errors.append(FieldError("limit_price", "required_for_limit", "a limit order needs a limit_price"))
+    if s.order_type == "market" and s.limit_price is not None:
+        errors.append(FieldError("limit_price", "not_allowed_for_market", "a market order takes no limit_price"))
+    if s.order_type == "market" and s.timeout_s is not None:
+        errors.append(FieldError("timeout_s", "not_allowed_for_market", "a market order does not rest, so it takes no timeout"))
+    entry = s.limit_price
+    # For a buy the stop is below and the target above the entry; for a sell, mirrored.
+    below, above = ("sl_price", "tp_price") if s.side is Side.BUY else ("tp_price", "sl_price")
+    lo, hi = getattr(s, below), getattr(s, above)
+    if entry is not None:
+        if lo is not None and lo >= entry:
+            errors.append(FieldError(below, f"{below.split('_')[0]}_not_below_entry_for_{s.side}",
+                                     f"{plain(lo)} must be below the entry {plain(entry)} for a {s.side}"))
+        if hi is not None and hi <= entry:
+            errors.append(FieldError(above, f"{above.split('_')[0]}_not_above_entry_for_{s.side}",
+                                     f"{plain(hi)} must be above the entry {plain(entry)} for a {s.side}"))
+    elif lo is not None and hi is not None and lo >= hi:
+        errors.append(FieldError(above, "bracket_inverted", f"{above} {plain(hi)} must be above {below} {plain(lo)} for a {s.side}"))
+    return errors
+
+
+def parse_signal(data: Mapping[str, Any] | TradeSignal) -> TradeSignal:
+    """Validate raw input into a TradeSignal; every problem becomes a FieldError naming the field and rule."""
+    if isinstance(data, TradeSignal):
+        signal = data
+    else:
+        try:
+            signal = TradeSignal.model_validate(data)
+        except ValidationError as exc:
+            raise SignalRejected([
+                FieldError(".".join(str(p) for p in err["loc"]) or "signal", err["type"], err["msg"])
+                for err in exc.errors()
+            ]) from None
+    errors = _cross_field_errors(signal)
+    if errors:
+        raise SignalRejected(errors)
+    return signal
+
+
+@dataclass(frozen=True)
+class EntryPlan:
+    """A signal resolved against its pair's rules: what will be sent, and what was asked for."""
+
+    signal: TradeSignal
+    rules: PairRules
+    quantity: Decimal
+    limit_price: Decimal | None
+    sl_price: Decimal | None
+    tp_price: Decimal | None
+
+    @property
+    def order_type(self) -> OrderType:
+        return OrderType(self.signal.order_type)
+
+    def rounding(self) -> dict[str, str]:
+        """Requested -> sent values that rounding changed, for the Placed event's reason."""
+        changed: dict[str, str] = {}
+        for name in ("quantity", "limit_price", "sl_price", "tp_price"):
+            asked, sent = getattr(self.signal, name), getattr(self, name)
+            if asked is not None and asked != sent:
+                changed[name] = f"{plain(asked)} -> {plain(sent)}"
+        return changed
+
+
+def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
+    """Resolve the pair, round once by its rules and reject what Kraken would reject (all errors at once)."""
+    rules = pairs.find(signal.pair)
+    if rules is None:
+        known = ", ".join(sorted(r.wsname for r in pairs))
+        raise SignalRejected([FieldError("pair", "unknown_pair", f"{signal.pair!r} is not a known pair (known: {known})")])
+    side = signal.side
+    quantity = rules.round_volume(signal.quantity)
+    limit_price = rules.round_price(signal.limit_price, side) if signal.limit_price is not None else None
+    exit_side = side.opposite
+    sl = rules.round_price(signal.sl_price, exit_side, PriceKind.TRIGGER) if signal.sl_price is not None else None
+    tp = rules.round_price(signal.tp_price, exit_side, PriceKind.TRIGGER) if signal.tp_price is not None else None
+    errors = rules.check_new_order(order_type=OrderType(signal.order_type), volume=quantity, price=limit_price)
+    for field, price in (("sl_price", sl), ("tp_price", tp)):
+        if price is not None and price <= 0:
+            errors.append(FieldError(field, "price_rounds_to_zero", f"rounds to 0 at {rules.pair_decimals} price decimals"))
+    if errors:
+        raise SignalRejected(errors)
+    return EntryPlan(signal=signal, rules=rules, quantity=quantity, limit_price=limit_price, sl_price=sl, tp_price=tp)

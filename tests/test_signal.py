@@ -1,0 +1,102 @@
+"""TradeSignal validation: every error names its field and rule; plans round once by the pair's rules."""
+
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.errors import SignalRejected
+from domain.signal import parse_signal, plan_entry
+from infrastructure.pairs import load_default_pairs
+
+PAIRS = load_default_pairs()
+
+GOOD = {"signal_id": "s-1", "pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.01",
+        "limit_price": "60000", "sl_price": "58000", "tp_price": "65000"}
+
+
+def rejected(data) -> set[tuple[str, str]]:
+    with pytest.raises(SignalRejected) as info:
+        parse_signal(data)
+    return {(e.field, e.rule) for e in info.value.errors}
+
+
+def test_good_signal_parses_to_exact_decimals():
+    s = parse_signal(GOOD)
+    assert s.quantity == D("0.01") and s.limit_price == D("60000") and s.tags == {}
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"quantity": "0"}, ("quantity", "greater_than")),
+        ({"quantity": "-1"}, ("quantity", "greater_than")),
+        ({"quantity": "abc"}, ("quantity", "decimal_parsing")),
+        ({"side": "hold"}, ("side", "enum")),
+        ({"order_type": "stop"}, ("order_type", "literal_error")),
+        ({"signal_id": ""}, ("signal_id", "string_too_short")),
+        ({"signal_id": "has space"}, ("signal_id", "string_pattern_mismatch")),
+        ({"limit_price": None}, ("limit_price", "required_for_limit")),
+        ({"sl_price": "61000"}, ("sl_price", "sl_not_below_entry_for_buy")),
+        ({"tp_price": "59000"}, ("tp_price", "tp_not_above_entry_for_buy")),
+        ({"timeout_s": 0}, ("timeout_s", "greater_than")),
+        ({"surprise": 1}, ("surprise", "extra_forbidden")),
+    ],
+)
+def test_invalid_signal_names_field_and_rule(change, expected):
+    assert expected in rejected({**GOOD, **change})
+
+
+def test_sell_bracket_is_mirrored():
+    sell = {**GOOD, "side": "sell", "sl_price": "65000", "tp_price": "58000"}
+    assert parse_signal(sell).side == "sell"
+    assert ("sl_price", "sl_not_above_entry_for_sell") in rejected({**sell, "sl_price": "59000"})
+
+
+def test_market_rules():
+    market = {**GOOD, "order_type": "market", "limit_price": None}
+    assert parse_signal(market).limit_price is None
+    assert ("limit_price", "not_allowed_for_market") in rejected({**market, "limit_price": "1"})
+    assert ("timeout_s", "not_allowed_for_market") in rejected({**market, "timeout_s": 30})
+    assert ("tp_price", "bracket_inverted") in rejected({**market, "sl_price": "70000", "tp_price": "65000"})
+
+
+def test_all_errors_reported_at_once():
+    errors = rejected({**GOOD, "quantity": "-1", "side": "hold"})
+    assert {f for f, _ in errors} == {"quantity", "side"}
+
+
+def test_unknown_pair_named(pairs):
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(parse_signal({**GOOD, "pair": "DOGE/USD"}), pairs)
+    assert [(e.field, e.rule) for e in info.value.errors] == [("pair", "unknown_pair")]
+
+
+def test_plan_rounds_once_and_reports_what_changed(pairs):
+    plan = plan_entry(parse_signal({**GOOD, "pair": "ETHUSD", "quantity": "0.123456789", "limit_price": "3401.239",
+                                    "sl_price": "3300.005", "tp_price": "3550"}), pairs)
+    assert plan.rules.key == "XETHZUSD"
+    assert plan.quantity == D("0.12345678") and plan.limit_price == D("3401.23")
+    assert plan.sl_price == D("3300.01")
+    assert plan.rounding() == {"quantity": "0.123456789 -> 0.12345678", "limit_price": "3401.239 -> 3401.23",
+                               "sl_price": "3300.005 -> 3300.01"}
+
+
+def test_plan_rejects_below_minimum(pairs):
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(parse_signal({**GOOD, "quantity": "0.00001"}), pairs)
+    assert ("quantity", "ordermin") in {(e.field, e.rule) for e in info.value.errors}
+
+
+def test_fingerprint_changes_with_content():
+    a, b = parse_signal(GOOD), parse_signal({**GOOD, "quantity": "0.02"})
+    assert a.fingerprint() == parse_signal(dict(GOOD)).fingerprint() and a.fingerprint() != b.fingerprint()
+
+
+@given(st.decimals(min_value=D("0.00005"), max_value=D("1000"), places=12))
+def test_rounded_volume_never_exceeds_request_and_is_on_lot_grid(quantity):
+    plan = plan_entry(parse_signal({**GOOD, "quantity": str(quantity)}), PAIRS)
+    assert plan.quantity <= quantity
+    assert plan.quantity == plan.quantity.quantize(D("0.00000001"))
+    assert quantity - plan.quantity < D("0.00000001")
