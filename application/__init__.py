@@ -1,0 +1,1 @@
+"""Use cases and process managers. Depends on ``domain`` and on the ports (Protocols) it defines."""

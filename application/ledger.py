@@ -1,0 +1,214 @@
+"""ExecutionLedger: the use cases that turn approved signals into recorded orders and read their history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from application.orders_app import OrdersApp
+from application.ports import Clock, SystemClock
+from domain.errors import DomainError
+from domain.history import EVENT_KINDS, EventKind
+from domain.order import Order
+from domain.pairs import PairRegistry
+from domain.reasons import reason
+from domain.signal import TradeSignal, parse_signal, plan_entry
+from domain.values import OrderRole, plain
+
+# Namespace for ids derived from signal ids, so a signal maps to the same order id on every run and every machine.
+ORDER_ID_NAMESPACE = UUID("8f0c5a52-4c3e-4d0e-9a7e-3f1b2d6c9e10")
+
+
+class LedgerError(Exception):
+    """Base of the application layer's errors."""
+
+
+class SignalConflict(LedgerError):
+    """The signal_id was already used for a signal with other content: nothing was written."""
+
+
+class OrderNotFound(LedgerError):
+    pass
+
+
+class ConcurrencyConflict(LedgerError):
+    """Another writer saved the same aggregate first (optimistic concurrency); reload and decide again."""
+
+
+def entry_order_id(signal_id: str) -> UUID:
+    """The entry order's id is derived from the signal id: that is what makes submission idempotent."""
+    return uuid.uuid5(ORDER_ID_NAMESPACE, f"entry:{signal_id}")
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool  # False: the same signal was already recorded, nothing was written
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One stored event as audit shows it."""
+
+    version: int
+    name: str
+    kind: EventKind
+    timestamp: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> dict[str, Any] | None:
+        return self.data.get("reason")
+
+
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "class_version"}
+
+
+class ExecutionLedger:
+    """The write side's entry point: submit signals, read orders and their histories."""
+
+    def __init__(self, app: OrdersApp, pairs: PairRegistry, clock: Clock | None = None):
+        self.app = app
+        self.pairs = pairs
+        self.clock = clock or SystemClock()
+
+    # --- commands ---------------------------------------------------------------------------------------
+
+    def submit_signal(self, data: Mapping[str, Any] | TradeSignal) -> SubmitResult:
+        """Validate an approved signal and record its entry order (Placed).
+
+        Idempotent by ``signal_id``: the same signal again returns the recorded order and writes nothing; the same
+        id with other content raises SignalConflict. Invalid input raises SignalRejected and writes nothing.
+        """
+        signal = parse_signal(data)
+        fingerprint = signal.fingerprint()
+        order_id = entry_order_id(signal.signal_id)
+        existing = self._find(order_id)
+        if existing is not None:
+            return SubmitResult(self._same_signal(existing, signal, fingerprint), created=False)
+        plan = plan_entry(signal, self.pairs)
+        rounding = plan.rounding()
+        order = Order.place(
+            order_id=order_id,
+            signal_id=signal.signal_id,
+            role=OrderRole.ENTRY,
+            pair=plan.rules.key,
+            side=signal.side,
+            order_type=plan.order_type,
+            quantity=plan.quantity,
+            limit_price=plan.limit_price,
+            cl_ord_id=str(uuid.uuid4()),
+            sl_price=plan.sl_price,
+            tp_price=plan.tp_price,
+            timeout_s=signal.timeout_s,
+            tags=signal.tags,
+            signal_fingerprint=fingerprint,
+            reason=reason(
+                "approved_signal",
+                f"approved signal {signal.signal_id}: {signal.side} {plain(plan.quantity)} {plan.rules.wsname} "
+                f"{signal.order_type}" + (f" @ {plain(plan.limit_price)}" if plan.limit_price is not None else ""),
+                pair_rules={"pair_decimals": plan.rules.pair_decimals, "lot_decimals": plan.rules.lot_decimals,
+                            "ordermin": plan.rules.ordermin, "costmin": plan.rules.costmin},
+                rounded=rounding,
+            ),
+        )
+        try:
+            self.save(order)
+        except ConcurrencyConflict:
+            # Another writer recorded this signal between our read and our write: answer as the duplicate it is.
+            winner = self._find(order_id)
+            if winner is None:
+                raise
+            return SubmitResult(self._same_signal(winner, signal, fingerprint), created=False)
+        return SubmitResult(order, created=True)
+
+    def save(self, *orders: Order) -> None:
+        """Save all pending events of these orders in one transaction; a version clash is a ConcurrencyConflict."""
+        try:
+            self.app.save(*orders)
+        except IntegrityError as exc:
+            ids = ", ".join(str(o.id) for o in orders)
+            raise ConcurrencyConflict(
+                f"another writer changed order(s) {ids} since they were read; nothing was saved: reload and retry"
+            ) from exc
+
+    # --- queries ----------------------------------------------------------------------------------------
+
+    def get_order(self, order_id: UUID | str) -> Order:
+        found = self._find(_as_uuid(order_id))
+        if found is None:
+            raise OrderNotFound(f"no order with id {order_id}")
+        return found
+
+    def order_for_signal(self, signal_id: str) -> Order:
+        found = self._find(entry_order_id(signal_id))
+        if found is None:
+            raise OrderNotFound(f"no order for signal {signal_id!r}")
+        return found
+
+    def order_history(self, order_id: UUID | str) -> list[HistoryEntry]:
+        """Every stored event of the order, oldest first, with its kind (decision/outcome/fact) and reason."""
+        oid = _as_uuid(order_id)
+        events = list(self.app.repository.event_store.get(oid))
+        if not events:
+            raise OrderNotFound(f"no order with id {order_id}")
+        history = []
+        for ev in events:
+            name = type(ev).__name__
+            data = {k: v for k, v in ev.__dict__.items() if k not in _ENVELOPE}
+            history.append(HistoryEntry(ev.originator_version, name, EVENT_KINDS.get(name, EventKind.FACT),
+                                        ev.timestamp, data))
+        return history
+
+    def order_ids(self) -> Iterator[UUID]:
+        """Ids of all orders in the order they were placed (reads the log; reports use the read models)."""
+        start = 1
+        while True:
+            batch = self.app.recorder.select_notifications(start=start, limit=1000, topics=(_PLACED_TOPIC,))
+            if not batch:
+                return
+            for n in batch:
+                yield n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
+            start = batch[-1].id + 1
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    def _find(self, order_id: UUID) -> Order | None:
+        try:
+            return self.app.repository.get(order_id)
+        except AggregateNotFoundError:
+            return None
+
+    @staticmethod
+    def _same_signal(order: Order, signal: TradeSignal, fingerprint: str) -> Order:
+        if order.signal_fingerprint != fingerprint:
+            raise SignalConflict(
+                f"signal_id {signal.signal_id!r} was already recorded with different content "
+                f"(order {order.id}); a new signal needs a new signal_id"
+            )
+        return order
+
+
+_PLACED_TOPIC = f"{Order.Placed.__module__}:{Order.Placed.__qualname__}"
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise OrderNotFound(f"{value!r} is not an order id (a UUID)") from None
+
+
+__all__ = [
+    "ConcurrencyConflict", "DomainError", "ExecutionLedger", "HistoryEntry", "LedgerError", "OrderNotFound",
+    "SignalConflict", "SubmitResult", "entry_order_id",
+]

@@ -1,0 +1,1 @@
+"""Adapters and entry points: event store configuration, Kraken client and simulator, read models, API, CLI."""

@@ -1,0 +1,119 @@
+"""The ``execledger`` command line (click: subcommands, --help everywhere, exit codes scripts can rely on).
+
+Exit codes: 0 success, 1 unexpected failure, 2 bad usage or invalid input, 3 configuration or store unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from application.ledger import ExecutionLedger, LedgerError
+from domain.errors import SignalRejected
+from infrastructure.eventstore import StoreConfigError, StoreUnreachable, open_orders_app, parse_postgres_url
+from infrastructure.pairs import load_default_pairs
+from infrastructure.render import print_history
+from infrastructure.settings import Settings
+
+EXIT_INPUT = 2
+EXIT_CONFIG = 3
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="execledger")
+def main() -> None:
+    """execledger: an event-sourced execution ledger for Kraken Spot."""
+
+
+@main.command()
+@click.option("--signals", "signals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON list of approved signals (default: the shipped example).")
+def demo(signals_file: Path | None) -> None:
+    """Place the example signals into the ledger (SQLite by default) and print each order's event history."""
+    console = Console()
+    settings = _settings()
+    if signals_file is None:
+        text = resources.files("infrastructure.data").joinpath("example_signals.json").read_text()
+    else:
+        text = signals_file.read_text()
+    try:
+        signals = json.loads(text)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]signals file is not JSON:[/red] {escape(str(exc))}")
+        sys.exit(EXIT_INPUT)
+    where = "PostgreSQL" if settings.backend == "postgres" else f"SQLite in {settings.data_dir.resolve()}"
+    console.print(f"[bold]execledger demo[/bold]: {len(signals)} signals into the ledger ({where})")
+    app = _open_app(settings)
+    try:
+        ledger = ExecutionLedger(app, load_default_pairs())
+        placed = []
+        for raw in signals:
+            sid = raw.get("signal_id", "?") if isinstance(raw, dict) else "?"
+            try:
+                result = ledger.submit_signal(raw)
+            except SignalRejected as exc:
+                console.print(f"  [yellow]rejected[/yellow] {escape(str(sid))}: " + escape("; ".join(str(e) for e in exc.errors)))
+                continue
+            except LedgerError as exc:
+                console.print(f"  [red]refused[/red] {escape(str(sid))}: {escape(str(exc))}")
+                continue
+            verb = "placed" if result.created else "already recorded (idempotent, nothing written)"
+            console.print(f"  [green]{verb}[/green] {escape(str(sid))} -> order {result.order.id}")
+            placed.append(result.order)
+        console.print()
+        for order in placed:
+            print_history(console, order, ledger.order_history(order.id))
+    finally:
+        app.close()
+
+
+@main.group()
+def config() -> None:
+    """Inspect configuration."""
+
+
+@config.command("check")
+def config_check() -> None:
+    """Validate the configuration and show it with secrets redacted; exit 3 if it cannot be used."""
+    console = Console()
+    settings = _settings()
+    for name, value in settings.model_dump().items():
+        shown = "***" if value is not None and name in {"kraken_key", "kraken_secret"} else value
+        if name == "database_url" and value is not None:
+            try:
+                shown = parse_postgres_url(settings.database_url.get_secret_value()).redacted()
+            except StoreConfigError as exc:
+                console.print(f"[red]EXECLEDGER_DATABASE_URL:[/red] {escape(str(exc))}")
+                sys.exit(EXIT_CONFIG)
+        console.print(f"EXECLEDGER_{name.upper()} = {escape(str(shown))}")
+    app = _open_app(settings)
+    app.close()
+    console.print(f"[green]ok[/green]: event store reachable ({settings.backend})")
+
+
+def _open_app(settings: Settings):
+    try:
+        return open_orders_app(settings)
+    except StoreConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except StoreUnreachable as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CONFIG)
+    except Exception as exc:  # the driver's own error: say what failed without echoing credentials
+        click.echo(f"cannot open the event store ({settings.backend}): {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)

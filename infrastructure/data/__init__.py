@@ -1,0 +1,1 @@
+"""Data shipped with the package: an AssetPairs snapshot (captured from Kraken) and the example signals."""

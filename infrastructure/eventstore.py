@@ -1,0 +1,104 @@
+"""Event store selection: one setting picks embedded SQLite (default) or PostgreSQL for every application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from application.orders_app import OrdersApp
+from infrastructure.settings import Settings
+
+
+class StoreConfigError(ValueError):
+    """The configured database cannot be used; the message says which setting and why (never the password)."""
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    schema: str
+
+    def redacted(self) -> str:
+        auth = f"{self.user}:***@" if self.password else f"{self.user}@"
+        schema = f"?schema={self.schema}" if self.schema else ""
+        return f"postgresql://{auth}{self.host}:{self.port}/{self.dbname}{schema}"
+
+
+def parse_postgres_url(url: str) -> PostgresTarget:
+    """Parse ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise StoreConfigError(f"EXECLEDGER_DATABASE_URL must start with postgresql://, got scheme {parts.scheme!r}")
+    dbname = parts.path.lstrip("/")
+    if not dbname:
+        raise StoreConfigError("EXECLEDGER_DATABASE_URL names no database (expected postgresql://user@host:port/dbname)")
+    schema = parse_qs(parts.query).get("schema", [""])[0]
+    if schema and not schema.replace("_", "").isalnum():
+        raise StoreConfigError(f"schema {schema!r} must be letters, digits and underscores")
+    return PostgresTarget(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        dbname=unquote(dbname),
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        schema=schema,
+    )
+
+
+class StoreUnreachable(RuntimeError):
+    """The database did not answer; the message names it with the password redacted."""
+
+
+def prepare_database(target: PostgresTarget) -> None:
+    """Connect once (fail fast with a clear error instead of a pool's 30 s wait) and create the URL's schema
+    if it does not exist yet (eventsourcing creates tables, not schemas)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(host=target.host, port=target.port, dbname=target.dbname, user=target.user,
+                             password=target.password, autocommit=True, connect_timeout=5) as conn:
+            if target.schema:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+    except psycopg.OperationalError as exc:
+        detail = str(exc).replace(target.password, "***") if target.password else str(exc)
+        raise StoreUnreachable(f"PostgreSQL at {target.redacted()} is not reachable: {detail.strip()}") from None
+
+
+def app_env(settings: Settings, app_name: str) -> dict[str, str]:
+    """The eventsourcing env for one application, keys prefixed by its name so apps never share tables or files."""
+    prefix = app_name.upper()
+    if settings.database_url is None:
+        data_dir = Path(settings.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # One SQLite file per application: eventsourcing.sqlite's table names are fixed (eventsourcing-notes P2).
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            f"{prefix}_SQLITE_DBNAME": str(data_dir / f"{app_name.lower()}.sqlite"),
+            f"{prefix}_SQLITE_LOCK_TIMEOUT": "10",
+        }
+    target = parse_postgres_url(settings.database_url.get_secret_value())
+    prepare_database(target)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        f"{prefix}_POSTGRES_DBNAME": target.dbname,
+        f"{prefix}_POSTGRES_HOST": target.host,
+        f"{prefix}_POSTGRES_PORT": str(target.port),
+        f"{prefix}_POSTGRES_USER": target.user,
+        # Mandatory even when empty (eventsourcing-notes P9).
+        f"{prefix}_POSTGRES_PASSWORD": target.password,
+        f"{prefix}_POSTGRES_CONNECT_TIMEOUT": "5",
+    }
+    if target.schema:
+        env[f"{prefix}_POSTGRES_SCHEMA"] = target.schema
+    return env
+
+
+def open_orders_app(settings: Settings) -> OrdersApp:
+    """The Orders event store as the settings select it. Close it with ``app.close()``."""
+    return OrdersApp(env=app_env(settings, OrdersApp.name))

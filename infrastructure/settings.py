@@ -1,0 +1,27 @@
+"""Configuration: the fixed ``EXECLEDGER_*`` names of DESIGN.md, from the environment (secrets stay SecretStr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECLEDGER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./execledger-data"), description="where the embedded SQLite files live")
+    database_url: SecretStr | None = Field(default=None, description="postgresql://... selects PostgreSQL")
+    kraken_url: str | None = Field(default=None, description="Kraken REST origin; unset starts the simulator")
+    kraken_ws_url: str | None = None
+    kraken_key: SecretStr | None = None
+    kraken_secret: SecretStr | None = None
+    kraken_secret_file: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if self.database_url is not None else "sqlite"
