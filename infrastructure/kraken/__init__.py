@@ -1,0 +1,1 @@
+"""Kraken Spot: request signing, the REST/WS clients (the adapter) and the shared wire vocabulary."""
