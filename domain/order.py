@@ -54,6 +54,7 @@ S = State
 TRANSITIONS: dict[tuple[State, State], str] = {
     (S.PENDING_SUBMIT, S.SUBMITTING): "the submission worker is sending AddOrder",
     (S.PENDING_SUBMIT, S.CANCELED): "withdrawn before it was ever sent (e.g. HALT)",
+    (S.SUBMITTING, S.PENDING_SUBMIT): "AddOrder certainly never left the process (breaker open, throttled)",
     (S.SUBMITTING, S.OPEN): "AddOrder acknowledged with a txid, or the stream showed the order",
     (S.SUBMITTING, S.REJECTED): "AddOrder answered with a definitive (permanent) error",
     (S.SUBMITTING, S.OUTCOME_UNKNOWN): "AddOrder timed out or got a 5xx: it may or may not have been placed",
@@ -204,9 +205,12 @@ class Order(Aggregate):
         self.fees: Decimal = ZERO
         self.fee_asset: str | None = None
         self.submitted_at: datetime | None = None
+        self.deadline: datetime | None = None
         self.acknowledged_at: datetime | None = None
-        self.brackets: list[dict] = []
+        self.brackets: list[Bracket] = []
         self.last_error: str | None = None
+        self.cancel_requested = False  # True once *we* asked to cancel (a venue cancel without it means "vanished")
+        self.deferred: set[str] = set()  # keys of recorded "not now" decisions (see defer)
 
     # --- derived views ----------------------------------------------------------------------------------
 
@@ -233,7 +237,7 @@ class Order(Aggregate):
 
     @property
     def bracketed_quantity(self) -> Decimal:
-        return sum((Decimal(b["quantity"]) for b in self.brackets), ZERO)
+        return sum((b.quantity for b in self.brackets), ZERO)
 
     # --- guards -----------------------------------------------------------------------------------------
 
@@ -249,18 +253,22 @@ class Order(Aggregate):
 
     # --- submission -------------------------------------------------------------------------------------
 
-    def submit(self, *, deadline: datetime | None, reason: dict) -> None:
-        """Record the intent to send AddOrder (before the call: a crash after this leaves an evident intent)."""
+    def submit(self, *, at: datetime, deadline: datetime | None, reason: dict) -> None:
+        """Record the intent to send AddOrder (before the call: a crash after this leaves an evident intent).
+
+        ``at`` is the application clock's time; timers (order age, deadlines) are derived from it, not from
+        wall-clock sleeps, so they survive a restart and replay the same way.
+        """
         self._require(State.SUBMITTING, "submit")
-        self._submitted(deadline=deadline, reason=reason)
+        self._submitted(at=at, deadline=deadline, reason=reason)
 
     @event("Submitted")
-    def _submitted(self, deadline: datetime | None, reason: dict) -> None:
+    def _submitted(self, at: datetime, deadline: datetime | None, reason: dict) -> None:
         self._move(State.SUBMITTING)
-        self.submitted_at = self.modified_on
+        self.submitted_at = at
         self.deadline = deadline
 
-    def acknowledge(self, *, txid: str, reason: dict) -> bool:
+    def acknowledge(self, *, txid: str, at: datetime, reason: dict) -> bool:
         """Record the venue's order id. Returns False (writing nothing) if the same txid is already known.
 
         A late acknowledgement after the stream already showed fills or a cancel only adds the txid.
@@ -275,15 +283,25 @@ class Order(Aggregate):
             self._require(State.OPEN, "acknowledge")
         elif self.state in (State.PENDING_SUBMIT, State.REJECTED):
             raise InvalidTransition(self.id, self.state.value, State.OPEN.value, "acknowledge")
-        self._acknowledged(txid=txid, reason=reason)
+        self._acknowledged(txid=txid, at=at, reason=reason)
         return True
 
     @event("Acknowledged")
-    def _acknowledged(self, txid: str, reason: dict) -> None:
+    def _acknowledged(self, txid: str, at: datetime, reason: dict) -> None:
         self.txid = txid
-        self.acknowledged_at = self.modified_on
+        self.acknowledged_at = at
         if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
             self._move(State.OPEN)
+
+    def not_sent(self, *, error: str, reason: dict) -> None:
+        """AddOrder certainly did not leave the process: the order is pending submission again."""
+        self._require(State.PENDING_SUBMIT, "not_sent")
+        self._not_sent(error=error, reason=reason)
+
+    @event("NotSent")
+    def _not_sent(self, error: str, reason: dict) -> None:
+        self._move(State.PENDING_SUBMIT)
+        self.last_error = error
 
     def reject(self, *, error: str, reason: dict) -> None:
         """Record a definitive rejection (a permanent Kraken error, or proof the order was never placed)."""
@@ -389,6 +407,7 @@ class Order(Aggregate):
     @event("CancelRequested")
     def _cancel_requested(self, reason: dict) -> None:
         self._move(State.CANCEL_PENDING)
+        self.cancel_requested = True
 
     def cancel_rejected(self, *, error: str, reason: dict) -> None:
         """The venue refused the cancel and the order still rests (e.g. cancel rate limit): back to open."""
@@ -398,6 +417,7 @@ class Order(Aggregate):
     @event("CancelRejected")
     def _cancel_rejected(self, error: str, reason: dict) -> None:
         self._move(State.OPEN)
+        self.cancel_requested = False
         self.last_error = error
 
     def mark_canceled(self, *, reason: dict, venue_reason: str | None = None) -> bool:
@@ -410,6 +430,8 @@ class Order(Aggregate):
 
     @event("Canceled")
     def _canceled(self, reason: dict, venue_reason: str | None) -> None:
+        if self.state is State.PENDING_SUBMIT:
+            self.cancel_requested = True  # withdrawn by us before it was ever sent
         self._move(State.CANCELED)
 
     def mark_expired(self, *, reason: dict) -> bool:
@@ -439,11 +461,24 @@ class Order(Aggregate):
     def _timed_out(self, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
         pass
 
+    def defer(self, *, key: str, reason: dict) -> bool:
+        """Record a decision *not* to act now, and why (e.g. a timeout cancel refused because the filled part
+        would be unsellable, a bracket deferred until the fills reach the pair's minimum). Recorded once per
+        ``key``; returns False (writes nothing) if that key was already recorded."""
+        if key in self.deferred:
+            return False
+        self._deferred(key=key, reason=reason)
+        return True
+
+    @event("Deferred")
+    def _deferred(self, key: str, reason: dict) -> None:
+        self.deferred.add(key)
+
     # --- brackets ---------------------------------------------------------------------------------------
 
     def record_bracket(self, *, quantity: Decimal, stop_loss_order_id: UUID | None,
                        take_profit_order_id: UUID | None, sl_price: Decimal | None, tp_price: Decimal | None,
-                       reason: dict) -> None:
+                       reason: dict) -> Bracket:
         """Record the protective legs planned for ``quantity`` of this entry's filled position."""
         if self.role is not OrderRole.ENTRY:
             raise InvalidTransition(self.id, self.state.value, self.state.value, "record_bracket on a non-entry order")
@@ -454,16 +489,46 @@ class Order(Aggregate):
             )
         if stop_loss_order_id is None and take_profit_order_id is None:
             raise ValueError("a bracket needs at least one leg")
-        self._bracket_placed(quantity=quantity, stop_loss_order_id=stop_loss_order_id,
+        self._bracket_placed(index=len(self.brackets), quantity=quantity, stop_loss_order_id=stop_loss_order_id,
                              take_profit_order_id=take_profit_order_id, sl_price=sl_price, tp_price=tp_price,
                              reason=reason)
+        return self.brackets[-1]
 
     @event("BracketPlaced")
-    def _bracket_placed(self, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason) -> None:
-        self.brackets.append({
-            "quantity": Decimal(quantity),
-            "stop_loss_order_id": stop_loss_order_id,
-            "take_profit_order_id": take_profit_order_id,
-            "sl_price": _opt_decimal(sl_price),
-            "tp_price": _opt_decimal(tp_price),
-        })
+    def _bracket_placed(self, index, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason) -> None:
+        legs: dict[str, list[UUID]] = {OrderRole.STOP_LOSS.value: [], OrderRole.TAKE_PROFIT.value: [], OrderRole.EXIT.value: []}
+        if stop_loss_order_id is not None:
+            legs[OrderRole.STOP_LOSS.value].append(stop_loss_order_id)
+        if take_profit_order_id is not None:
+            legs[OrderRole.TAKE_PROFIT.value].append(take_profit_order_id)
+        self.brackets.append(Bracket(index, Decimal(quantity), _opt_decimal(sl_price), _opt_decimal(tp_price), legs))
+
+    def add_bracket_leg(self, *, index: int, role: OrderRole, order_id: UUID, reason: dict) -> None:
+        """Record a new generation of one bracket leg: a re-created vanished leg, a shrunk sibling, a market exit."""
+        if not 0 <= index < len(self.brackets):
+            raise ValueError(f"order {self.id} has no bracket {index}")
+        if OrderRole(role) is OrderRole.ENTRY:
+            raise ValueError("an entry is not a bracket leg")
+        self._bracket_leg_added(index=index, role=OrderRole(role).value, order_id=order_id, reason=reason)
+
+    @event("BracketLegAdded")
+    def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
+        self.brackets[index].legs[role].append(order_id)
+
+
+@dataclass
+class Bracket:
+    """One protective bracket of an entry: the quantity it protects and every generation of each leg (oldest first)."""
+
+    index: int
+    quantity: Decimal
+    sl_price: Decimal | None
+    tp_price: Decimal | None
+    legs: dict[str, list[UUID]]
+
+    def current(self, role: OrderRole) -> UUID | None:
+        ids = self.legs.get(OrderRole(role).value) or []
+        return ids[-1] if ids else None
+
+    def all_leg_ids(self) -> list[UUID]:
+        return [i for ids in self.legs.values() for i in ids]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from decimal import Decimal as D
 
 from domain.order import Order, State
@@ -10,6 +11,7 @@ from domain.reasons import reason
 from domain.values import OrderRole, OrderType, Side
 
 R = reason("test", "test step")
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def new_order(quantity: str = "1.0", role: OrderRole = OrderRole.ENTRY) -> Order:
@@ -38,11 +40,11 @@ REACH = {
 
 def run(order: Order, step: str) -> None:
     if step == "submit":
-        order.submit(deadline=None, reason=R)
+        order.submit(at=T0, deadline=None, reason=R)
     elif step == "ack":
-        order.acknowledge(txid="OAAAAA-BBBBB-CCCCCC", reason=R)
+        order.acknowledge(txid="OAAAAA-BBBBB-CCCCCC", at=T0, reason=R)
     elif step == "ack_other":
-        order.acknowledge(txid="OZZZZZ-ZZZZZ-ZZZZZZ", reason=R)
+        order.acknowledge(txid="OZZZZZ-ZZZZZ-ZZZZZZ", at=T0, reason=R)
     elif step == "unknown":
         order.outcome_unknown(error="timeout", reason=R)
     elif step == "cancel":
@@ -55,6 +57,8 @@ def run(order: Order, step: str) -> None:
         order.mark_canceled(reason=R, venue_reason="User requested")
     elif step == "expired":
         order.mark_expired(reason=R)
+    elif step == "not_sent":
+        order.not_sent(error="circuit open", reason=R)
     elif step == "reject":
         order.reject(error="EOrder:Insufficient funds", reason=R)
     else:  # pragma: no cover
@@ -71,12 +75,13 @@ def order_in(state: State, quantity: str = "1.0") -> Order:
 
 # The command that asks for a transition into each target state.
 def command_for(source: State, target: State) -> str:
+    if target is State.PENDING_SUBMIT:
+        return "not_sent"
     if target is State.OPEN:
         return "cancel_rejected" if source is State.CANCEL_PENDING else ("ack_other" if source in (State.FILLED, State.CANCELED, State.EXPIRED) else "ack")
     return {
         State.SUBMITTING: "submit", State.OUTCOME_UNKNOWN: "unknown", State.CANCEL_PENDING: "cancel",
         State.FILLED: "fill", State.CANCELED: "canceled", State.EXPIRED: "expired", State.REJECTED: "reject",
-        State.PENDING_SUBMIT: "submit",
     }[target]
 
 

@@ -13,6 +13,7 @@ from domain.errors import SignalRejected
 from domain.history import EventKind
 from domain.order import Order, State
 from domain.reasons import reason
+from tests.orders import T0
 
 SIGNAL = {"signal_id": "sig-100", "pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.0125",
           "limit_price": "64250.07", "sl_price": "62000", "tp_price": "68000", "timeout_s": 90, "tags": {"s": "x"}}
@@ -64,8 +65,8 @@ def test_invalid_signal_names_field_and_writes_nothing(ledger, change, field):
 
 def test_replay_equality_save_reload_same_state_and_version(ledger):
     order = ledger.submit_signal(SIGNAL).order
-    order.submit(deadline=None, reason=reason("submit", "send"))
-    order.acknowledge(txid="OQCLML-BW3P3-BUCMWZ", reason=reason("ack", "AddOrder ok"))
+    order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
+    order.acknowledge(txid="OQCLML-BW3P3-BUCMWZ", at=T0, reason=reason("ack", "AddOrder ok"))
     order.apply_fill(trade_id="TCCCTY-WE2O6-P3NB37", quantity=D("0.005"), price=D("64250.0"), fee=D("0.08"), fee_asset="ZUSD")
     order.record_bracket(quantity=D("0.005"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=uuid.uuid4(),
                          sl_price=D("62000"), tp_price=D("68000"), reason=reason("bracket", "per fill"))
@@ -80,9 +81,9 @@ def test_replay_equality_save_reload_same_state_and_version(ledger):
 def test_optimistic_concurrency_conflict_is_a_clear_error(ledger):
     order_id = ledger.submit_signal(SIGNAL).order.id
     a, b = ledger.get_order(order_id), ledger.get_order(order_id)
-    a.submit(deadline=None, reason=reason("submit", "writer a"))
+    a.submit(at=T0, deadline=None, reason=reason("submit", "writer a"))
     ledger.save(a)
-    b.submit(deadline=None, reason=reason("submit", "writer b"))
+    b.submit(at=T0, deadline=None, reason=reason("submit", "writer b"))
     with pytest.raises(ConcurrencyConflict, match="another writer"):
         ledger.save(b)
     assert [h.name for h in ledger.order_history(order_id)] == ["Placed", "Submitted"]
@@ -91,7 +92,7 @@ def test_optimistic_concurrency_conflict_is_a_clear_error(ledger):
 
 def test_history_lists_every_event_with_kind_and_reason(ledger):
     order = ledger.submit_signal(SIGNAL).order
-    order.submit(deadline=None, reason=reason("submit", "send"))
+    order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
     order.outcome_unknown(error="HTTP 502", reason=reason("ambiguous_submit", "502 after send", http_status=502))
     ledger.save(order)
     history = ledger.order_history(order.id)
@@ -132,7 +133,7 @@ def test_old_placed_v1_event_still_loads_through_the_upcast(ledger):
     assert order.tags == {} and order.timeout_s is None and order.quantity == D("0.5")
     assert order.signal_id == "legacy-1" and order.version == 1
     # and it carries on as a normal v2 order
-    order.submit(deadline=None, reason=reason("submit", "send"))
+    order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
     ledger.save(order)
     assert ledger.get_order(order_id).state is State.SUBMITTING
 

@@ -96,7 +96,7 @@ def test_bracket_cannot_cover_more_than_filled():
     with pytest.raises(InvalidTransition):
         leg.record_bracket(quantity=D("0.1"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=None,
                            sl_price=None, tp_price=None, reason=R)
-    assert replayed(order).brackets == order.brackets
+    assert replayed(order).brackets == order.brackets and order.brackets[0].current(OrderRole.STOP_LOSS) is not None
 
 
 def test_replay_restores_fills_exactly():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from domain.errors import DomainError, InvalidTransition
 from domain.order import TRANSITIONS, OrderStatus, State
-from tests.orders import command_for, new_order, order_in, replayed, run
+from tests.orders import T0, command_for, new_order, order_in, replayed, run
 
 ALLOWED = sorted(TRANSITIONS, key=lambda e: (e[0].value, e[1].value))
 FORBIDDEN = [(a, b) for a, b in product(State, State) if a is not b and (a, b) not in TRANSITIONS]
@@ -58,21 +58,21 @@ def test_fill_before_acknowledgement_proves_the_order_is_on_the_book():
     order = order_in(State.SUBMITTING)
     order.apply_fill(trade_id="T1", quantity=D("0.5"), price=D("100"))
     assert order.state is State.OPEN
-    assert order.acknowledge(txid="OX", reason={"rule": "r", "text": "t"})
+    assert order.acknowledge(txid="OX", at=T0, reason={"rule": "r", "text": "t"})
     assert order.txid == "OX" and order.state is State.OPEN
 
 
 def test_late_ack_after_fill_only_adds_txid():
     order = order_in(State.SUBMITTING)
     run(order, "fill")
-    order.acknowledge(txid="OLATE", reason={"rule": "r", "text": "t"})
+    order.acknowledge(txid="OLATE", at=T0, reason={"rule": "r", "text": "t"})
     assert order.state is State.FILLED and order.txid == "OLATE"
 
 
 def test_duplicate_observations_write_nothing():
     order = order_in(State.OPEN)
     n = len(order.pending_events)
-    assert order.acknowledge(txid="OAAAAA-BBBBB-CCCCCC", reason={"rule": "r", "text": "t"}) is False
+    assert order.acknowledge(txid="OAAAAA-BBBBB-CCCCCC", at=T0, reason={"rule": "r", "text": "t"}) is False
     run(order, "cancel")
     assert order.request_cancel(reason={"rule": "r", "text": "t"}) is False
     run(order, "canceled")
@@ -94,7 +94,7 @@ def test_timeout_records_decision_then_cancel_request():
         order_in(State.OPEN).time_out(age_s=10, threshold_s=60, rule="x", observed_at=datetime.now(timezone.utc))
 
 
-COMMANDS = ["submit", "ack", "unknown", "cancel", "cancel_rejected", "canceled", "expired", "reject",
+COMMANDS = ["submit", "not_sent", "ack", "unknown", "cancel", "cancel_rejected", "canceled", "expired", "reject",
             "fill_part", "fill_dup", "fill_rest"]
 
 

@@ -1,0 +1,93 @@
+"""ExecutionReport: the review's ``ExecutionReportEvent`` shape, derived from an order after each of its events.
+
+Derived purely from the log (order state after event N), so the in-process pub/sub and the read-model projection
+produce identical reports, and a report's id is deterministic (order id + version): re-delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.order import Order
+
+EXCHANGE = "kraken"
+
+# Events that change what a report shows (decisions that change nothing visible, e.g. Deferred, add no report).
+REPORTED_EVENTS = frozenset({
+    "Placed", "Submitted", "Acknowledged", "Rejected", "SubmissionOutcomeUnknown", "NotSent", "PartiallyFilled",
+    "Filled", "CancelRequested", "CancelRejected", "Canceled", "Expired",
+})
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    event_id: UUID
+    timestamp: datetime  # when the ledger recorded it
+    order_id: UUID
+    version: int
+    event: str
+    signal_id: str
+    role: str
+    exchange_order_id: str | None
+    client_order_id: str
+    trading_pair: str
+    exchange: str
+    order_status: str  # upper case, as the review's reports
+    order_type: str
+    side: str
+    quantity_ordered: Decimal
+    quantity_filled: Decimal
+    limit_price: Decimal | None
+    trigger_price: Decimal | None
+    average_fill_price: Decimal | None
+    commission: Decimal
+    commission_asset: str | None
+    timestamp_exchange: datetime | None
+    error_message: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_id(order_id: UUID, version: int) -> UUID:
+    return uuid.uuid5(order_id, f"report:{version}")
+
+
+def execution_report(order: Order, event: Any) -> ExecutionReport | None:
+    """The report for ``event`` given ``order`` as it is right after that event; None if nothing visible changed."""
+    name = type(event).__name__
+    if name not in REPORTED_EVENTS:
+        return None
+    error = getattr(event, "error", None)
+    if error is None and name in ("Canceled", "Expired"):
+        error = getattr(event, "venue_reason", None) or (getattr(event, "reason", None) or {}).get("text")
+    return ExecutionReport(
+        event_id=report_id(order.id, event.originator_version),
+        timestamp=event.timestamp,
+        order_id=order.id,
+        version=event.originator_version,
+        event=name,
+        signal_id=order.signal_id,
+        role=order.role.value,
+        exchange_order_id=order.txid,
+        client_order_id=order.cl_ord_id,
+        trading_pair=order.pair,
+        exchange=EXCHANGE,
+        order_status=order.status.value.upper(),
+        order_type=order.order_type.value.upper(),
+        side=order.side.value.upper(),
+        quantity_ordered=order.quantity,
+        quantity_filled=order.filled_quantity,
+        limit_price=order.limit_price,
+        trigger_price=order.trigger_price,
+        average_fill_price=order.average_fill_price,
+        commission=order.fees,
+        commission_asset=order.fee_asset,
+        timestamp_exchange=getattr(event, "executed_at", None),
+        error_message=error,
+    )

@@ -1,0 +1,286 @@
+"""Process managers end to end against the in-memory exchange: fills, timeouts, brackets, OCO, HALT, unknowns."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from application.engine import EngineConfig
+from application.exchange import PlaceResult, PlaceStatus
+from application.policies import PolicyConfig
+from domain.order import OrderStatus, State
+from domain.trading_state import TradingHalted, TradingMode
+from domain.values import OrderRole, OrderType
+from tests.harness import Harness
+
+
+@pytest.fixture
+def h(ledger, clock):
+    return Harness(ledger, clock, EngineConfig(policy=PolicyConfig(default_timeout_s=300)))
+
+
+def names(h, order):
+    return [e.name for e in h.engine.ledger.order_history(order.id)]
+
+
+async def test_limit_entry_is_submitted_once_and_acknowledged(h):
+    entry = await h.signal()
+    assert entry.state is State.OPEN and entry.txid
+    assert names(h, entry) == ["Placed", "Submitted", "Acknowledged"]
+    assert h.venue.add_order_calls[entry.cl_ord_id] == 1
+    assert [r.order_status for r in h.reports] == ["PENDING_SUBMIT", "SUBMITTING", "OPEN"]
+
+
+async def test_partial_fill_then_timeout_cancels_rest_and_brackets_the_filled_part(h):
+    entry = await h.signal(timeout_s=60)
+    h.venue.fill(h.txid(entry), "0.4", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    assert sl.quantity == tp.quantity == D("0.4") and sl.side.value == "sell" and sl.trigger_price == D("90")
+    h.clock.advance(59)
+    await h.settle()
+    assert h.engine.orders[entry.id].state is State.OPEN  # not yet
+    h.clock.advance(1)
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.CANCELED and entry.filled_quantity == D("0.4")
+    history = h.engine.ledger.order_history(entry.id)
+    timed_out = next(e for e in history if e.name == "TimedOut")
+    assert (timed_out.data["age_s"], timed_out.data["threshold_s"], timed_out.data["rule"]) == (60.0, 60.0, "signal.timeout_s")
+    h.assert_legs_match_position(entry)
+
+
+async def test_default_timeout_from_config_when_signal_has_none(h):
+    entry = await h.signal()
+    h.clock.advance(300)
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.CANCELED
+    assert next(e for e in h.engine.ledger.order_history(entry.id) if e.name == "TimedOut").data["rule"] == "config.default_timeout_s"
+
+
+async def test_timeout_cancel_refused_when_filled_part_is_below_minimum(h):
+    entry = await h.signal(quantity="0.001", limit_price="60000", sl_price="59000", tp_price="61000", timeout_s=30)
+    h.venue.fill(h.txid(entry), "0.00001", "60000")  # below ordermin 0.00005: unsellable if the rest is canceled
+    await h.settle()
+    h.clock.advance(31)
+    await h.settle()
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.OPEN and not entry.cancel_requested
+    deferred = [e for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
+    rules = [e.reason["rule"] for e in deferred]
+    assert rules.count("timeout_cancel_refused") == 1  # recorded once, not on every tick
+    assert "bracket_below_minimum" in rules
+
+
+async def test_three_increments_keep_legs_equal_to_position(h):
+    entry = await h.signal(quantity="0.3", limit_price="60000", sl_price="59000", tp_price="61000")
+    for qty in ("0.1", "0.1", "0.1"):
+        h.venue.fill(h.txid(entry), qty, "60000")
+        await h.settle()
+        h.assert_legs_match_position(entry)
+    entry = h.engine.orders[entry.id]
+    assert entry.status is OrderStatus.FILLED and len(entry.brackets) == 3
+    assert [b.quantity for b in entry.brackets] == [D("0.1")] * 3
+
+
+async def test_increments_below_minimum_accumulate_until_they_can_be_protected(h):
+    entry = await h.signal(quantity="0.0001", limit_price="60000", sl_price="59000", tp_price="61000")
+    h.venue.fill(h.txid(entry), "0.00003", "60000")
+    await h.settle()
+    assert h.legs(entry) == []  # 0.00003 < ordermin 0.00005
+    h.venue.fill(h.txid(entry), "0.00003", "60000")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    assert sl.quantity == D("0.00006")  # both increments in one bracket
+    h.venue.fill(h.txid(entry), "0.00004", "60000")  # the last fill is below minimum: the entry ended, dust
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.FILLED and len(entry.brackets) == 1
+    assert "bracket_dust_unprotectable" in [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
+
+
+async def test_stop_hit_cancels_take_profit(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(sl), "1", "89.5")
+    await h.settle()
+    assert h.engine.orders[tp.id].state is State.CANCELED
+    assert h.position(entry) == 0
+    h.assert_legs_match_position(entry)
+    cancel = next(e for e in h.engine.ledger.order_history(tp.id) if e.name == "CancelRequested")
+    assert cancel.reason["rule"] == "oco_cancel_sibling"
+
+
+async def test_take_profit_hit_cancels_stop(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "1", "120")
+    await h.settle()
+    assert h.engine.orders[sl.id].state is State.CANCELED
+    h.assert_legs_match_position(entry)
+
+
+async def test_take_profit_partial_fill_shrinks_the_stop(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "0.6", "120")
+    await h.settle()
+    assert h.engine.orders[sl.id].state is State.CANCELED
+    [new_sl] = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    assert new_sl.quantity == D("0.4") and new_sl.trigger_price == D("90")
+    h.assert_legs_match_position(entry)
+    assert any(e.reason and e.reason["rule"] == "oco_shrink_replace" for e in h.engine.ledger.order_history(entry.id))
+    h.venue.fill(h.txid(tp), "0.4", "120")
+    await h.settle()
+    assert h.engine.orders[new_sl.id].state is State.CANCELED and h.position(entry) == 0
+
+
+async def test_vanished_stop_is_recreated(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.vanish(h.txid(sl))
+    await h.settle()
+    live = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    assert len(live) == 1 and live[0].id != sl.id and live[0].quantity == D("1")
+    assert live[0].state is State.OPEN
+    h.assert_legs_match_position(entry)
+
+
+async def test_rejected_stop_exits_at_market_and_cancels_take_profit(h):
+    entry = await h.signal()
+    h.venue.script = [PlaceResult(PlaceStatus.REJECTED, error="EOrder:Insufficient funds")]  # the SL leg goes first
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    assert sl.state is State.REJECTED
+    [exit_order] = h.legs(entry, OrderRole.EXIT)
+    assert exit_order.order_type is OrderType.MARKET and exit_order.quantity == D("1")
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    assert h.engine.orders[tp.id].state in (State.CANCELED, State.CANCEL_PENDING)
+    h.venue.fill(h.txid(exit_order), "1", "99")
+    await h.settle()
+    assert h.position(entry) == 0 and h.engine.orders[tp.id].state is State.CANCELED
+
+
+async def test_market_entry_fills_at_once_and_is_bracketed(h):
+    entry = await h.signal(order_type="market", limit_price=None)
+    h.venue.fill(h.txid(entry), "1", "101")
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.FILLED and entry.average_fill_price == D("101")
+    h.assert_legs_match_position(entry)
+
+
+async def test_venue_rejection_for_minimum_size_is_recorded(h):
+    h.venue.script = [PlaceResult(PlaceStatus.REJECTED, error="EOrder:Order minimum not met")]
+    entry = await h.signal()
+    assert entry.state is State.REJECTED and entry.last_error == "EOrder:Order minimum not met"
+    assert h.legs(entry) == []
+
+
+async def test_halt_refuses_entries_withdraws_pending_and_keeps_managing_exits(h):
+    entry = await h.signal(signal_id="a")
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    h.engine.submit_signal({"signal_id": "b", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
+                            "quantity": "1", "limit_price": "100"})  # recorded, not yet sent
+    h.engine.set_mode(TradingMode.HALTED, by="ops:alice", why="exchange incident", cancel_entries=True)
+    with pytest.raises(TradingHalted, match="halted.*ops:alice.*exchange incident"):
+        h.engine.submit_signal({"signal_id": "c", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "1"})
+    assert h.engine.submit_signal({"signal_id": "b", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
+                                   "quantity": "1", "limit_price": "100"}).created is False  # a repeat is answered
+    await h.settle()
+    b = h.engine.ledger.order_for_signal("b")
+    assert b.state is State.CANCELED and h.venue.add_order_calls[b.cl_ord_id] == 0
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.fill(h.txid(sl), "1", "90")  # exits keep working while halted
+    await h.settle()
+    assert h.position(entry) == 0
+    h.assert_legs_match_position(entry)
+
+
+async def test_unknown_outcome_resolved_by_cl_ord_id_without_resending(h):
+    h.venue.script = ["ack_but_unknown"]
+    entry = await h.signal()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.OPEN and entry.txid  # found among open orders by cl_ord_id
+    assert h.venue.add_order_calls[entry.cl_ord_id] == 1
+    assert names(h, entry)[:4] == ["Placed", "Submitted", "SubmissionOutcomeUnknown", "Acknowledged"]
+
+
+async def test_unknown_outcome_not_found_becomes_rejected_only_after_deadline(h):
+    h.venue.script = [PlaceResult(PlaceStatus.UNKNOWN, error="timeout")]
+    entry = await h.signal()
+    assert h.engine.orders[entry.id].state is State.OUTCOME_UNKNOWN
+    h.clock.advance(30)  # deadline reached, grace not yet over
+    await h.settle()
+    assert h.engine.orders[entry.id].state is State.OUTCOME_UNKNOWN
+    h.clock.advance(5)
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.REJECTED and h.venue.add_order_calls[entry.cl_ord_id] == 1
+    assert h.engine.ledger.order_history(entry.id)[-1].reason["rule"] == "unknown_resolved_not_placed"
+
+
+async def test_not_sent_order_is_sent_later(h):
+    h.venue.script = [PlaceResult(PlaceStatus.NOT_SENT, error="circuit open")]
+    entry = await h.signal()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.OPEN  # sent on the next pass
+    assert names(h, entry)[:4] == ["Placed", "Submitted", "NotSent", "Submitted"]
+
+
+async def test_restart_rebuilds_state_and_timers_from_the_log(h, ledger, clock):
+    entry = await h.signal(timeout_s=60)
+    clock.advance(61)
+    fresh = Harness(ledger, clock)  # a new process: nothing in memory
+    assert fresh.engine.load() == 1
+    fresh.venue = h.venue
+    fresh.service.exchange = h.venue
+    await fresh.settle()
+    assert fresh.engine.orders[entry.id].state is State.CANCELED
+
+
+async def test_duplicate_and_late_observations(h):
+    entry = await h.signal()
+    trade = h.venue.fill(h.txid(entry), "0.5", "100")
+    await h.settle()
+    from application.exchange import ExecutionObservation, ObservationKind
+    dup = ExecutionObservation(kind=ObservationKind.TRADE, txid=h.txid(entry), cl_ord_id=None, order_status=None,
+                               source="rest", trade_id=trade.trade_id, last_qty=D("0.5"), last_price=D("100"))
+    version = h.engine.orders[entry.id].version
+    h.engine.apply_observation(dup)
+    assert h.engine.orders[entry.id].version == version  # nothing written
+    h.clock.advance(300)
+    await h.settle()  # timed out and canceled
+    late = ExecutionObservation(kind=ObservationKind.TRADE, txid=h.txid(entry), cl_ord_id=None, order_status=None,
+                                source="ws", trade_id="TLATE-RACED-CANCEL", last_qty=D("0.2"), last_price=D("100"))
+    h.engine.apply_observation(late)
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert entry.state is State.CANCELED and entry.filled_quantity == D("0.7")
+    h.assert_legs_match_position(entry)
+
+
+async def test_reports_published_for_every_state_change(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    mine = [r for r in h.reports if r.order_id == entry.id]
+    assert [r.event for r in mine] == ["Placed", "Submitted", "Acknowledged", "Filled"]
+    last = mine[-1]
+    assert (last.order_status, last.quantity_filled, last.average_fill_price, last.side) == ("FILLED", D("1"), D("100"), "BUY")
+    assert len({r.event_id for r in h.reports}) == len(h.reports)
