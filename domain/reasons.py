@@ -9,15 +9,16 @@ from typing import Any
 from domain.values import plain
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON-friendly copy of a value: Decimals as plain text, enums as their values, unknown types as text."""
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -30,4 +31,4 @@ def reason(rule: str, text: str, **observed: Any) -> dict[str, Any]:
     """
     if not rule or not text:
         raise ValueError("a reason needs a rule and a text")
-    return {"rule": rule, "text": text, **{k: _jsonable(v) for k, v in observed.items()}}
+    return {"rule": rule, "text": text, **{k: jsonable(v) for k, v in observed.items()}}

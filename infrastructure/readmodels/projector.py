@@ -1,0 +1,270 @@
+"""The read-model projection: follows the Orders log and writes report/order/fill/signal/decision rows.
+
+Exactly once: each batch writes its rows *and* moves the tracking position in one transaction, guarded by the
+position it started from; rows have deterministic keys and are inserted with "on conflict do nothing" (or
+upserted, for current-state tables), so a re-delivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Connection
+
+from application.orders_app import OrdersApp
+from domain.history import EVENT_KINDS, EventKind
+from domain.order import Order
+from domain.reasons import jsonable
+from domain.reports import execution_report
+from domain.values import ZERO, OrderRole, Side, plain
+from infrastructure.eventstore import parse_postgres_url, prepare_database
+from infrastructure.readmodels import tables as t
+from infrastructure.settings import Settings
+
+PROJECTION_NAME = "orders_read_model"
+
+
+class ProjectionConflict(RuntimeError):
+    """Another projector moved the tracking position meanwhile; this batch was rolled back (nothing written)."""
+
+
+def readmodel_engine(settings: Settings) -> Engine:
+    """SQLAlchemy engine for the read models: a SQLite file beside the event store, or the same PostgreSQL."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(f"sqlite:///{settings.data_dir / 'readmodels.sqlite'}")
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record):  # readers keep reading while the projector writes
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=10000")
+
+        return engine
+    target = parse_postgres_url(settings.database_url.get_secret_value())
+    prepare_database(target)
+    connect_args = {"options": f"-csearch_path={target.schema}"} if target.schema else {}
+    return create_engine(
+        "postgresql+psycopg://",
+        connect_args={"host": target.host, "port": target.port, "dbname": target.dbname, "user": target.user,
+                      "password": target.password, **connect_args},
+        pool_size=5, max_overflow=5, pool_pre_ping=True,
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
+
+
+def _insert_ignore(conn: Connection, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+
+
+def _upsert(conn: Connection, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                      set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+    conn.execute(stmt, rows)
+
+
+class ReadModelProjector:
+    """Catches the read models up with the Orders log; ``rebuild()`` drops them and replays from the start."""
+
+    def __init__(self, app: OrdersApp, engine: Engine, *, batch_size: int = 500):
+        self.app = app
+        self.engine = engine
+        self.batch_size = batch_size
+        self._orders: dict[UUID, Order] = {}
+        self._by_signal: dict[str, set[UUID]] = defaultdict(set)
+        t.metadata.create_all(engine)
+
+    # --- position -----------------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.projection_tracking.c.position)
+                                .where(t.projection_tracking.c.name == PROJECTION_NAME)).scalar() or 0
+
+    def lag(self) -> int:
+        """How many notifications of the log the read models have not processed yet."""
+        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
+
+    # --- processing -------------------------------------------------------------------------------------
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Process everything recorded so far; returns the number of notifications processed."""
+        done = 0
+        while True:
+            start = self.position()
+            batch = self.app.recorder.select_notifications(start=start + 1, limit=self.batch_size)
+            if not batch:
+                return done
+            self.process(batch, expected_position=start)
+            done += len(batch)
+            if progress:
+                progress(len(batch))
+
+    def process(self, notifications: Iterable[Any], *, expected_position: int) -> None:
+        """Project one batch and move the tracking position, in one transaction guarded by ``expected_position``."""
+        notifications = [n for n in notifications if n.id > expected_position]
+        if not notifications:
+            return
+        if self.position() != expected_position:  # cheap early check; the transaction below re-checks
+            raise ProjectionConflict(f"tracking position is no longer {expected_position}: batch not applied")
+        rows: dict[str, list[dict]] = defaultdict(list)
+        touched_signals: set[str] = set()
+        staged: dict[UUID, Order] = {}
+        for n in notifications:
+            domain_event = self.app.mapper.to_domain_event(n)
+            if not n.topic.startswith("domain.order:Order."):
+                continue
+            order = self._mutate(staged, domain_event)
+            self._rows(order, domain_event, rows)
+            touched_signals.add(order.signal_id)
+        with self.engine.begin() as conn:
+            moved = self._move_tracking(conn, expected_position, notifications[-1].id)
+            if not moved:
+                raise ProjectionConflict(f"tracking position is no longer {expected_position}: batch not applied")
+            _insert_ignore(conn, t.execution_reports, rows["reports"])
+            _insert_ignore(conn, t.fills, rows["fills"])
+            _insert_ignore(conn, t.decisions, rows["decisions"])
+            _upsert(conn, t.orders, list({r["order_id"]: r for r in rows["orders"]}.values()))
+            for order in staged.values():
+                self._by_signal[order.signal_id].add(order.id)
+            merged = {**self._orders, **staged}
+            _upsert(conn, t.signals, [self._signal_row(s, merged) for s in sorted(touched_signals)])
+        self._orders.update(staged)  # only after the commit: a failed batch leaves the cache as it was
+
+    def _move_tracking(self, conn: Connection, expected: int, new: int) -> bool:
+        if expected == 0:
+            exists = conn.execute(select(t.projection_tracking.c.position)
+                                  .where(t.projection_tracking.c.name == PROJECTION_NAME)).first()
+            if exists is None:
+                conn.execute(insert(t.projection_tracking).values(name=PROJECTION_NAME, position=new))
+                return True
+        result = conn.execute(update(t.projection_tracking)
+                              .where(t.projection_tracking.c.name == PROJECTION_NAME,
+                                     t.projection_tracking.c.position == expected)
+                              .values(position=new))
+        return result.rowcount == 1
+
+    def _mutate(self, staged: dict[UUID, Order], domain_event: Any) -> Order:
+        oid = domain_event.originator_id
+        if oid in staged:
+            current = staged[oid]
+        elif oid in self._orders:
+            current = copy.deepcopy(self._orders[oid])  # a failed batch must not leave half-applied cache state
+        elif domain_event.originator_version > 1:
+            current = self.app.repository.get(oid, version=domain_event.originator_version - 1)
+        else:
+            current = None
+        order = domain_event.mutate(current)
+        staged[oid] = order
+        return order
+
+    # --- rows -------------------------------------------------------------------------------------------
+
+    def _rows(self, order: Order, ev: Any, rows: dict[str, list[dict]]) -> None:
+        name = type(ev).__name__
+        report = execution_report(order, ev)
+        if report is not None:
+            r = report.as_dict()
+            rows["reports"].append({
+                **r, "event_id": str(r["event_id"]), "order_id": str(r["order_id"]), "timestamp": _utc(r["timestamp"]),
+                "timestamp_exchange": _utc(r["timestamp_exchange"]),
+                **{k: _d(r[k]) for k in ("quantity_ordered", "quantity_filled", "limit_price", "trigger_price",
+                                         "average_fill_price", "commission")},
+            })
+        rows["orders"].append(self._order_row(order, ev))
+        if name in ("PartiallyFilled", "Filled"):
+            rows["fills"].append({
+                "order_id": str(order.id), "trade_id": ev.trade_id, "signal_id": order.signal_id,
+                "role": order.role.value, "pair": order.pair, "side": order.side.value, "quantity": _d(Decimal(ev.quantity)),
+                "price": _d(Decimal(ev.price)), "fee": _d(Decimal(ev.fee)), "fee_asset": ev.fee_asset or None,
+                "executed_at": _utc(ev.executed_at), "recorded_at": _utc(ev.timestamp), "source": ev.source,
+            })
+        kind = EVENT_KINDS.get(name, EventKind.FACT)
+        why = getattr(ev, "reason", None)
+        if kind is EventKind.DECISION or why:
+            rows["decisions"].append({
+                "order_id": str(order.id), "version": ev.originator_version, "signal_id": order.signal_id,
+                "event": name, "kind": kind.value, "rule": (why or {}).get("rule"), "text": (why or {}).get("text"),
+                "reason_json": json.dumps(jsonable(why or {}), sort_keys=True), "recorded_at": _utc(ev.timestamp),
+            })
+
+    @staticmethod
+    def _order_row(order: Order, ev: Any) -> dict:
+        return {
+            "order_id": str(order.id), "signal_id": order.signal_id, "role": order.role.value,
+            "parent_id": str(order.parent_id) if order.parent_id else None, "pair": order.pair,
+            "side": order.side.value, "order_type": order.order_type.value, "quantity": _d(order.quantity),
+            "limit_price": _d(order.limit_price), "trigger_price": _d(order.trigger_price),
+            "status": order.status.value, "filled_quantity": _d(order.filled_quantity),
+            "average_fill_price": _d(order.average_fill_price), "fees": _d(order.fees), "fee_asset": order.fee_asset,
+            "txid": order.txid, "cl_ord_id": order.cl_ord_id, "last_error": order.last_error,
+            "created_at": _utc(order.created_on), "updated_at": _utc(ev.timestamp), "version": order.version,
+        }
+
+    def _signal_row(self, signal_id: str, orders: dict[UUID, Order]) -> dict:
+        members = [orders[i] for i in self._by_signal[signal_id] if i in orders]
+        entry = next((o for o in members if o.role is OrderRole.ENTRY), None)
+        exits = [o for o in members if o.role is not OrderRole.ENTRY]
+        exit_qty = sum((o.filled_quantity for o in exits), ZERO)
+        exit_cost = sum((o.filled_cost for o in exits), ZERO)
+        fees = sum((o.fees for o in members), ZERO)
+        pnl = None
+        if entry is not None and entry.average_fill_price is not None and exit_qty > ZERO:
+            sign = 1 if entry.side is Side.BUY else -1
+            pnl = sign * (exit_cost - exit_qty * entry.average_fill_price)
+        return {
+            "signal_id": signal_id, "entry_order_id": str(entry.id) if entry else None,
+            "pair": entry.pair if entry else None, "side": entry.side.value if entry else None,
+            "entry_status": entry.status.value if entry else None,
+            "entry_filled": _d(entry.filled_quantity) if entry else None,
+            "entry_average_price": _d(entry.average_fill_price) if entry else None,
+            "exit_filled": _d(exit_qty), "exit_average_price": _d(exit_cost / exit_qty) if exit_qty else None,
+            "position": _d((entry.filled_quantity if entry else ZERO) - exit_qty),
+            "realised_pnl": _d(pnl) if pnl is not None else None, "fees": _d(fees),
+            "open_legs": sum(1 for o in exits if not o.is_terminal), "legs": len(exits),
+            "updated_at": _utc(max((o.modified_on for o in members), default=None)),
+        }
+
+    # --- rebuild ----------------------------------------------------------------------------------------
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Drop every read-model row and the tracking position, then replay the whole log."""
+        with self.engine.begin() as conn:
+            for table in t.VIEW_TABLES:
+                conn.execute(delete(table))
+            conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == PROJECTION_NAME))
+        self._orders.clear()
+        self._by_signal.clear()
+        return self.catch_up(progress)
+
