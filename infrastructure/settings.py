@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     kraken_secret_file: Path | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    api_token: SecretStr | None = Field(default=None, description="bearer token; required when the API binds beyond loopback")
     default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
 
     @property
