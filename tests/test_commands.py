@@ -1,0 +1,82 @@
+"""Operator commands against a ledger with real history: report, audit, state, replay, rebuild, halt/resume."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from domain.values import OrderRole
+from infrastructure.bootstrap import open_ledger
+from infrastructure.cli import main
+from infrastructure.settings import Settings
+from tests.harness import Harness
+
+
+def cli(args, data_dir):
+    env = {k: None for k in os.environ if k.startswith("EXECLEDGER_")}
+    return CliRunner().invoke(main, args, env={**env, "EXECLEDGER_DATA_DIR": str(data_dir), "COLUMNS": "250"})
+
+
+@pytest.fixture
+async def traded(tmp_path, clock):
+    settings = Settings(data_dir=tmp_path / "data")
+    with open_ledger(settings, clock=clock) as lg:
+        h = Harness(lg.ledger, clock)
+        entry = await h.signal(signal_id="cmd-1")
+        h.venue.fill(h.txid(entry), "1", "100")
+        await h.settle()
+        [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+        h.venue.fill(h.txid(sl), "1", "90")
+        await h.settle()
+    return tmp_path / "data", entry
+
+
+async def test_report_tables_and_json(traded):
+    data, entry = traded
+    r = cli(["report", "signals", "--json"], data)
+    assert r.exit_code == 0, r.output
+    [sig] = json.loads(r.output)["items"]
+    assert sig["signal_id"] == "cmd-1" and sig["realised_pnl"] == "-10" and sig["position"] == "0"
+    r = cli(["report", "fills", "--pair", "XBT/USD"], data)
+    assert r.exit_code == 0 and "fills: 2 of 2" in r.output
+    assert cli(["report", "orders", "--status", "nonsense"], data).exit_code == 2
+
+
+async def test_audit_by_signal_and_not_found(traded):
+    data, entry = traded
+    r = cli(["audit", "cmd-1"], data)
+    assert r.exit_code == 0, r.output
+    for text in ("Placed", "BracketPlaced", "oco_cancel_sibling", "stop_loss", "take_profit"):
+        assert text in r.output
+    assert cli(["audit", "nobody"], data).exit_code == 5
+
+
+async def test_state_at_and_bad_time(traded):
+    data, entry = traded
+    r = cli(["state", "--at", "2000-01-01T00:00:00Z"], data)
+    assert r.exit_code == 0 and "orders as of 2000-01-01T00:00:00+00:00: 0" in r.output
+    r = cli(["state", "--at", "2999-01-01T00:00:00Z"], data)
+    assert r.exit_code == 0 and ": 3" in r.output  # entry + stop + take-profit
+    assert cli(["state", "--at", "yesterday"], data).exit_code == 2
+
+
+async def test_replay_ok_and_rebuild(traded):
+    data, entry = traded
+    r = cli(["replay"], data)
+    assert r.exit_code == 0 and "0 differ" in r.output, r.output
+    r = cli(["projections", "rebuild"], data)
+    assert r.exit_code == 0 and "rebuilt from" in r.output
+
+
+async def test_halt_and_resume_are_recorded(traded):
+    data, entry = traded
+    r = cli(["halt", "--reason", "incident 42", "--by", "alice"], data)
+    assert r.exit_code == 0 and "halted" in r.output
+    assert "(unchanged)" in cli(["halt", "--reason", "again", "--by", "alice"], data).output
+    with open_ledger(Settings(data_dir=data)) as lg:
+        assert lg.engine.trading.mode.value == "halted" and lg.engine.trading.why == "incident 42"
+    assert cli(["resume"], data).exit_code == 0
+    with open_ledger(Settings(data_dir=data)) as lg:
+        assert lg.engine.trading.mode.value == "running"
+    assert cli(["halt"], data).exit_code == 2  # --reason is required
