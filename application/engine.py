@@ -212,6 +212,17 @@ class ExecutionEngine:
                     "not_sent", f"AddOrder never left the process ({result.error}); it will be sent later"))
         self._react_and_save(order)
 
+    def recover_after_restart(self) -> int:
+        """An order still SUBMITTING after a restart may or may not have reached the venue: its outcome is unknown
+        (and will be resolved by cl_ord_id like any other ambiguous submit, never by resending)."""
+        stuck = [o for o in self.orders.values() if o.state is State.SUBMITTING]
+        for order in stuck:
+            order.outcome_unknown(error="the process stopped during submission", reason=reason(
+                "restart_submission_unknown", "found SUBMITTING after a restart: AddOrder may have been sent; "
+                "resolve by cl_ord_id", submitted_at=order.submitted_at))
+        self._save(stuck)
+        return len(stuck)
+
     # --- unknown outcomes -----------------------------------------------------------------------------
 
     def unknown_outcomes(self) -> list[Order]:

@@ -9,12 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
 from application.engine import ExecutionEngine
-from application.exchange import ExchangePort, PlaceResult, PlaceStatus
+from application.exchange import ExchangePort, PlaceResult, PlaceStatus, VenueOrder
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    stuck_submissions: int = 0
+    checked: int = 0
+    changed: list[UUID] = field(default_factory=list)
+    missing: list[UUID] = field(default_factory=list)
+    foreign: list[VenueOrder] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,8 @@ class ServiceConfig:
     deadman_timeout_s: int = 60  # CancelAllOrdersAfter timeout (Kraken recommends 60 s, refreshed every 15-30 s)
     deadman_refresh_s: float = 20.0
     deadman_enabled: bool = True
+    reconcile_interval_s: float = 60.0  # continuous reconciliation while running
+    reconcile_quiet_s: float = 10.0  # skip orders the stream touched this recently
 
 
 class TradingService:
@@ -36,6 +50,8 @@ class TradingService:
         self._sleep = sleep
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.missing: Counter[UUID] = Counter()  # lost-order strikes: never terminal until the venue proves it
+        self.stream_seen: dict[UUID, datetime] = {}  # when the live stream last reported on an order
 
     def wake(self) -> None:
         """Something may need sending: run the submission/cancel worker now."""
@@ -87,6 +103,45 @@ class TradingService:
             trades = await self.exchange.trades_since(order.submitted_at) if found is not None else []
             self.engine.resolve_unknown(order.id, found, trades)
 
+    async def reconcile(self, *, quiet_s: float = 0.0) -> "ReconcileReport":
+        """Bring the ledger in line with the venue: stuck submissions, unknown outcomes, every live order (batched
+        QueryOrders + trades since the oldest), and orders on the venue this ledger does not know (reported only).
+
+        ``quiet_s`` skips orders the live stream touched that recently, so periodic runs do not fight the stream.
+        What it learns becomes ordinary events whose reasons say ``source=reconciliation``; applying the same
+        evidence twice writes nothing (fills are keyed by trade id, state changes are idempotent)."""
+        report = ReconcileReport()
+        report.stuck_submissions = self.engine.recover_after_restart()
+        await self.resolve_unknowns()
+        now = self.engine.clock.now()
+        live = [o for o in self.engine.live_orders() if o.txid and (
+            o.id not in self.stream_seen or (now - self.stream_seen[o.id]).total_seconds() >= quiet_s)]
+        if live:
+            versions = {o.id: o.version for o in live}
+            venue = await self.exchange.query_orders([o.txid for o in live])
+            since = min((o.submitted_at for o in live if o.submitted_at), default=None)
+            trades = await self.exchange.trades_since(since)
+            for order in live:
+                found = venue.get(order.txid)
+                if found is None:
+                    self.missing[order.id] += 1
+                    report.missing.append(order.id)
+                    log.warning("order %s (%s) not found on the venue (%d times): kept as is until proven",
+                                order.id, order.txid, self.missing[order.id])
+                    continue
+                self.missing.pop(order.id, None)
+                self.engine.apply_venue_order(found, trades, source="reconciliation")
+                if self.engine.orders[order.id].version != versions[order.id]:
+                    report.changed.append(order.id)
+            report.checked = len(live)
+        for venue_order in await self.exchange.open_orders():
+            if self.engine.find(txid=venue_order.txid, cl_ord_id=venue_order.cl_ord_id) is None:
+                report.foreign.append(venue_order)
+                log.warning("open order %s on the venue is not in this ledger: reported, not touched", venue_order.txid)
+        while await self.send_pending():
+            pass
+        return report
+
     async def run_once(self) -> None:
         """One pass: timers, unknown outcomes, then everything those decided to send (until nothing is left)."""
         self.engine.tick()
@@ -99,11 +154,13 @@ class TradingService:
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
         self.engine.load()
+        await self.reconcile()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender())
                 tg.create_task(self._stream())
                 tg.create_task(self._timers())
+                tg.create_task(self._reconciler())
                 if self.config.deadman_enabled:
                     tg.create_task(self._deadman())
                 self.wake()
@@ -121,11 +178,17 @@ class TradingService:
 
     async def _stream(self) -> None:
         async for obs in self.exchange.executions():
-            if self.engine.apply_observation(obs):
-                order = self.engine.find(txid=obs.txid, cl_ord_id=obs.cl_ord_id)
-                if order is not None:
-                    await self.resync([order.id])
-            self.wake()
+            await self.apply(obs)
+
+    async def apply(self, obs) -> None:
+        """Apply one execution observation (resyncing the order over REST if it reveals missed trades)."""
+        needs_resync = self.engine.apply_observation(obs)
+        order = self.engine.find(txid=obs.txid, cl_ord_id=obs.cl_ord_id)
+        if order is not None:
+            self.stream_seen[order.id] = self.engine.clock.now()
+            if needs_resync:
+                await self.resync([order.id])
+        self.wake()
 
     async def _timers(self) -> None:
         while not self._stopping.is_set():
@@ -133,6 +196,11 @@ class TradingService:
             await self.resolve_unknowns()
             self.wake()
             await self._sleep(self.config.tick_interval_s)
+
+    async def _reconciler(self) -> None:
+        while not self._stopping.is_set():
+            await self._sleep(self.config.reconcile_interval_s)
+            await self.reconcile(quiet_s=self.config.reconcile_quiet_s)
 
     async def _deadman(self) -> None:
         try:

@@ -24,9 +24,7 @@ class Harness:
         for _ in range(rounds):
             observations = self.venue.drain()
             for obs in observations:
-                if self.engine.apply_observation(obs):
-                    order = self.engine.find(txid=obs.txid, cl_ord_id=obs.cl_ord_id)
-                    await self.service.resync([order.id])
+                await self.service.apply(obs)
             self.engine.tick()
             await self.service.resolve_unknowns()
             sent = await self.service.send_pending()
