@@ -45,7 +45,7 @@ from application.policies import (
 from domain.order import Order, State
 from domain.pairs import PairRules, PriceKind
 from domain.reasons import reason
-from domain.reports import ExecutionReport, execution_report
+from domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
 from domain.trading_state import TRADING_STATE_ID, TradingMode, TradingState
 from domain.values import ZERO, OrderRole, OrderType, plain
 
@@ -68,7 +68,8 @@ class ExecutionEngine:
         self.pairs = ledger.pairs
         self.clock = ledger.clock
         self.config = config or EngineConfig()
-        self._publish = publish
+        self.publish = publish  # receives every ExecutionReport after its events are saved
+        self.on_saved: Callable[[], None] | None = None  # told after every save (e.g. to wake the read models)
         self.orders: dict[UUID, Order] = {}
         self.by_txid: dict[str, UUID] = {}
         self.by_cl_ord_id: dict[str, UUID] = {}
@@ -114,20 +115,29 @@ class ExecutionEngine:
             return
         pending = [(a, list(a.pending_events)) for a in touched]
         self.ledger.save(*touched)
+        if self.on_saved is not None:
+            self.on_saved()
         for agg, events in pending:
             if isinstance(agg, Order):
                 self._index(agg)
-                if self._publish is not None:
+                if self.publish is not None:
                     self._report(agg, events)
 
     def _report(self, order: Order, events: list[Any]) -> None:
-        # Reports need the order as it was right after each event: replay the new events onto a copy.
-        copy = self.ledger.app.repository.get(order.id, version=events[0].originator_version - 1) if events[0].originator_version > 1 else None
+        """Publish a report for each reported event, built from the order as it was right after that event."""
+        reported = [ev for ev in events if type(ev).__name__ in REPORTED_EVENTS]
+        if not reported:
+            return
+        if len(reported) == 1 and reported[0] is events[-1]:  # the common case: the current state is the one
+            self.publish(execution_report(order, events[-1]))
+            return
+        first = events[0].originator_version
+        copy = self.ledger.app.repository.get(order.id, version=first - 1) if first > 1 else None
         for ev in events:
             copy = ev.mutate(copy)
             report = execution_report(copy, ev)
             if report is not None:
-                self._publish(report)
+                self.publish(report)
 
     # --- signals and the trading state -----------------------------------------------------------------
 
@@ -143,7 +153,7 @@ class ExecutionEngine:
         result = self.ledger.submit_signal(data)
         if result.created:
             self._index(result.order)
-            if self._publish is not None:
+            if self.publish is not None:
                 self._report(result.order, list(self.ledger.app.repository.event_store.get(result.order.id)))
         return result
 
