@@ -1,0 +1,80 @@
+"""The ``/_sim`` control surface over HTTP, paging, and the standalone ``execledger simulator`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+
+import aiohttp
+from click.testing import CliRunner
+
+from infrastructure.cli import main
+
+
+async def control(wire, verb: str, path: str, **body):
+    async with wire.session.request(verb, wire.base + "/_sim/" + path, json=body or None) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def test_price_time_balances_book_and_status(sim, wire):
+    assert (await control(wire, "POST", "price", pair="BTC/USD", price="61000.5"))["marks"]["XXBTZUSD"] == "61000.5"
+    marks = (await control(wire, "POST", "advance", pair="XBTUSD", steps=5))["marks"]
+    assert marks["XXBTZUSD"] != "61000.5" and marks["XETHZUSD"] == "3500"
+    assert (await control(wire, "POST", "time", seconds=30))["now"] == sim.clock.now()
+    assert (await control(wire, "POST", "balances", ZUSD="5", XXBT="0"))["ZUSD"] == "5"
+    assert await wire.call("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"}) == {
+        "error": ["EOrder:Insufficient funds"]}
+    await control(wire, "POST", "balances", ZUSD="100000")
+    txid = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
+                                           "price": "50000", "volume": "0.01"}))["txid"][0]
+    book = await control(wire, "GET", "orders")
+    assert [o["txid"] for o in book["XXBTZUSD"]["open"]] == [txid] and book["XETHZUSD"]["open"] == []
+    assert (await control(wire, "POST", "status", status="maintenance")) == {"status": "maintenance"}
+    assert (await wire.public("SystemStatus"))["result"]["status"] == "maintenance"
+    assert (await wire.call("CancelOrder", {"txid": txid}))["error"] == ["EService:Unavailable"]
+
+
+async def test_closed_orders_and_trades_history_page_by_50_newest_first(sim, wire):
+    for _ in range(53):
+        await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.0001"})
+        sim.advance_time(1)
+    first = await wire.result("ClosedOrders")
+    assert first["count"] == 53 and len(first["closed"]) == 50
+    newest = sim.orders()[-1].txid
+    assert next(iter(first["closed"])) == newest
+    rest = await wire.result("ClosedOrders", {"ofs": "50"})
+    assert len(rest["closed"]) == 3 and set(rest["closed"]).isdisjoint(first["closed"])
+    later = await wire.result("ClosedOrders", {"start": str(sim.orders()[-3].opentm)})
+    assert later["count"] == 2  # start is exclusive
+    trades = await wire.result("TradesHistory", {"ofs": "50"})
+    assert trades["count"] == 53 and len(trades["trades"]) == 3
+    assert (await wire.call("ClosedOrders", {"ofs": "many"}))["error"] == ["EGeneral:Invalid arguments"]
+
+
+async def test_standalone_cli_serves_until_interrupted():
+    secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from infrastructure.cli import main; main()", "simulator",
+        "--port", "0", "--key", "cli-key", "--secret", secret, "--seed", "3",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(proc.stderr.readline(), timeout=20)).decode()
+        assert secret not in line
+        rest_url = re.search(r"REST (http://127\.0\.0\.1:\d+)", line).group(1)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(rest_url + "/0/public/Time") as response:
+                assert (await response.json())["error"] == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), timeout=10)
+    assert proc.returncode == 0
+
+
+def test_cli_refuses_a_bad_secret_without_echoing_it():
+    result = CliRunner().invoke(main, ["simulator", "--port", "0", "--key", "k", "--secret", "not-base64!!"])
+    assert result.exit_code == 2
+    assert "not-base64!!" not in result.output and "--secret" in result.output
