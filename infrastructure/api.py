@@ -4,7 +4,6 @@ through the engine. Bound to 127.0.0.1 by default; any other bind requires a bea
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from domain.trading_state import TradingHalted
 from domain.values import plain
 from infrastructure.readmodels.projector import ReadModelProjector
 from infrastructure.readmodels.queries import BadQuery, ReportQueries, parse_filter
+from infrastructure.net import is_loopback
 
 
 def _default(value: Any) -> Any:
@@ -42,15 +42,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return _json({"error": message, **extra}, status)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass

@@ -1,0 +1,296 @@
+"""``KrakenExchange``: the ``ExchangePort`` on Kraken Spot REST (and the WS v2 executions stream).
+
+Policies in one place (REFERENCE.md 4.3): AddOrder is sent exactly once; an outcome that may have reached the
+engine is ``PlaceStatus.UNKNOWN`` and is resolved only by evidence (``find_by_cl_ord_id``, the ``deadline``).
+Reads and cancels are retried with jittered backoff. Trading-counter capacity is awaited before sending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from application.exchange import (
+    CancelResult,
+    ErrorClass,
+    ExecutionObservation,
+    OrderRequest,
+    PlaceResult,
+    PlaceStatus,
+    VenueOrder,
+    VenueTrade,
+)
+from domain.pairs import PairRegistry
+from domain.values import plain
+from infrastructure.kraken.breaker import CallKind, CircuitBreaker
+from infrastructure.kraken.credentials import KrakenCredentials
+from infrastructure.kraken.errors import (
+    BreakerOpen,
+    Hint,
+    KrakenCallFailed,
+    KrakenTransportError,
+    KrakenVenueError,
+    ThrottleWaitTooLong,
+    Transport,
+)
+from infrastructure.kraken.parse import TERMINAL, epoch, parse_add_order, parse_orders, parse_trades
+from infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
+from infrastructure.kraken.rest import KrakenRestClient
+from infrastructure.kraken.retry import RetryPolicy
+from infrastructure.settings import Settings
+
+log = logging.getLogger("execledger.kraken.adapter")
+
+QUERY_BATCH = 50  # QueryOrders takes up to 50 txids per call
+
+
+def rfc3339_utc(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def add_order_params(request: OrderRequest) -> dict[str, str]:
+    """The AddOrder body of one request (decimals rendered without exponent, ``deadline`` when it has one)."""
+    params = {"pair": request.pair, "type": str(request.side), "ordertype": str(request.order_type),
+              "volume": plain(request.volume), "cl_ord_id": request.cl_ord_id}
+    if request.price is not None:
+        params["price"] = plain(request.price)
+    if request.price2 is not None:
+        params["price2"] = plain(request.price2)
+    if request.post_only:
+        params["oflags"] = "post"
+    if request.reduce_only:
+        params["reduce_only"] = "true"
+    if request.deadline is not None:
+        params["deadline"] = rfc3339_utc(request.deadline)
+    if request.validate:
+        params["validate"] = "true"
+    return params
+
+
+class KrakenExchange:
+    """Implements ``application.exchange.ExchangePort`` for Kraken Spot."""
+
+    def __init__(self, rest: KrakenRestClient, *, pairs: PairRegistry | None = None,
+                 retry: RetryPolicy | None = None, trading_limiter: TradingRateLimiter | None = None,
+                 ws_url: str | None = None, stream_factory: Callable[["KrakenExchange"], Any] | None = None):
+        self.rest = rest
+        self.pairs = pairs
+        self.retry = retry or RetryPolicy()
+        self.trading = trading_limiter
+        self.ws_url = ws_url
+        self._stream_factory = stream_factory
+        self._orders: dict[str, tuple[str, str | None]] = {}  # txid or cl_ord_id -> (pair, txid)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, tier: Tier = Tier.STARTER,
+                      breaker: CircuitBreaker | None = None, pairs: PairRegistry | None = None) -> "KrakenExchange":
+        """Wire the adapter from ``EXECLEDGER_KRAKEN_*`` (credentials checked for format here; call
+        ``rest.validate_credentials()`` at start for the authenticated check)."""
+        if not settings.kraken_url:
+            raise ValueError("EXECLEDGER_KRAKEN_URL is not set")
+        rest = KrakenRestClient(settings.kraken_url, KrakenCredentials.from_settings(settings),
+                                data_dir=Path(settings.data_dir), limiter=RestCallLimiter(tier),
+                                breaker=breaker or CircuitBreaker())
+        return cls(rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier), ws_url=settings.kraken_ws_url)
+
+    async def close(self) -> None:
+        await self.rest.close()
+
+    def __repr__(self) -> str:
+        return f"KrakenExchange({self.rest!r})"
+
+    # -- memory of orders, for the trading counter (pair and age of what we cancel) --------------------------
+
+    def _remember(self, order: VenueOrder) -> None:
+        if order.status in TERMINAL:
+            self._orders.pop(order.txid, None)
+            if self.trading is not None:
+                self.trading.order_closed(order.txid)
+            return
+        self._orders[order.txid] = (order.pair, order.txid)
+        if order.cl_ord_id:
+            self._orders[order.cl_ord_id] = (order.pair, order.txid)
+        if self.trading is not None and order.opened_at is not None and self.trading.age_of(order.txid) is None:
+            age = (datetime.now(timezone.utc) - order.opened_at).total_seconds()
+            self.trading.order_placed(order.txid, max(0.0, age))
+
+    def _parse_orders(self, result: dict[str, Any]) -> dict[str, VenueOrder]:
+        orders = parse_orders(result or {}, self.pairs)
+        for order in orders.values():
+            self._remember(order)
+        return orders
+
+    async def _read(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.READ))
+
+    # -- writes ----------------------------------------------------------------------------------------------
+
+    async def place(self, request: OrderRequest) -> PlaceResult:
+        """Send one AddOrder, exactly once. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open,
+        throttle wait too long, no connection made) or UNKNOWN (may have reached the engine: resolve by
+        ``find_by_cl_ord_id``/``resolve_place``, never by resending)."""
+        breaker = self.rest.breaker
+        if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
+            return PlaceResult(PlaceStatus.NOT_SENT, error=f"not sent, circuit breaker {breaker.state}",
+                               error_class=ErrorClass.RETRYABLE)
+        try:
+            if self.trading is not None:
+                await self.trading.acquire_add(request.pair)
+            result = await self.rest.private("AddOrder", add_order_params(request), kind=CallKind.NEW_ENTRY)
+        except (BreakerOpen, ThrottleWaitTooLong) as exc:
+            return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
+        except KrakenCallFailed as exc:
+            return self._place_failed(request, exc)
+        txid = parse_add_order(result or {})
+        if txid is None and not request.validate:
+            log.warning("AddOrder %s: answer without txid; outcome unknown", request.cl_ord_id)
+            return PlaceResult(PlaceStatus.UNKNOWN, error="answer without txid", error_class=ErrorClass.AMBIGUOUS)
+        if txid is not None:
+            self._orders[txid] = self._orders[request.cl_ord_id] = (request.pair, txid)
+            if self.trading is not None:
+                self.trading.order_placed(txid)
+        return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=txid)
+
+    def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:
+        if (isinstance(exc, KrakenVenueError) and exc.error_class is ErrorClass.RATE_LIMITED
+                and exc.rule.prefix.startswith("EOrder:") and self.trading is not None):
+            self.trading.on_rate_limited(request.pair)
+        if exc.error_class is ErrorClass.AMBIGUOUS:
+            log.warning("AddOrder %s: outcome unknown (%s); resolve by cl_ord_id, not by resending",
+                        request.cl_ord_id, exc.description)
+            return PlaceResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
+        if isinstance(exc, KrakenTransportError) and exc.kind is Transport.CONNECT_FAILED:
+            return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
+        return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
+
+    async def resolve_place(self, request: OrderRequest, *, now: datetime,
+                            grace: timedelta = timedelta(seconds=5)) -> PlaceResult:
+        """Resolve an UNKNOWN placement by evidence: found by cl_ord_id -> ACKNOWLEDGED; not found once the
+        request's ``deadline`` (+ grace) has passed -> REJECTED; otherwise still UNKNOWN (ask again later)."""
+        order = await self.find_by_cl_ord_id(request.cl_ord_id)
+        if order is not None:
+            return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=order.txid)
+        if request.deadline is not None and now > request.deadline + grace:
+            return PlaceResult(PlaceStatus.REJECTED, error="not found after its deadline: never placed",
+                               error_class=ErrorClass.PERMANENT)
+        return PlaceResult(PlaceStatus.UNKNOWN, error="not found yet", error_class=ErrorClass.AMBIGUOUS)
+
+    async def cancel(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> CancelResult:
+        """Cancel one order by txid or cl_ord_id, retried (a cancel is idempotent in effect). An order that is
+        no longer open gives ``not_found`` (query it for its final state); exhausted retries raise."""
+        if (txid is None) == (cl_ord_id is None):
+            raise ValueError("cancel by exactly one of txid or cl_ord_id")
+        ref = txid or cl_ord_id
+        assert ref is not None
+        pair, known_txid = self._orders.get(ref, (None, txid))
+        params = {"txid": txid} if txid else {"cl_ord_id": cl_ord_id}
+
+        async def call() -> Any:
+            if self.trading is not None and pair is not None:
+                await self.trading.acquire_cancel(pair, known_txid)
+            return await self.rest.private("CancelOrder", params, kind=CallKind.CANCEL)
+
+        try:
+            result = await self.retry.run("CancelOrder", call)
+        except KrakenVenueError as exc:
+            if exc.rule.hint is Hint.CANCEL_PENDING:
+                return CancelResult(count=0, pending=True)
+            if exc.error_class is ErrorClass.NOT_FOUND:
+                return CancelResult(count=0, not_found=True, error=exc.description)
+            if exc.error_class is ErrorClass.PERMANENT:
+                return CancelResult(count=0, error=exc.description)
+            raise
+        return CancelResult(count=int((result or {}).get("count", 0)), pending=bool((result or {}).get("pending")))
+
+    async def _cancel_call(self, method: str, params: dict[str, Any]) -> Any:
+        return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.CANCEL))
+
+    async def cancel_all(self) -> int:
+        """Cancel every open order; returns how many."""
+        return int(((await self._cancel_call("CancelAll", {})) or {}).get("count", 0))
+
+    async def cancel_all_after(self, timeout_s: int) -> datetime | None:
+        """Arm (``timeout_s`` > 0) or disarm (0) the dead-man's switch; the trigger time, None when disarmed."""
+        result = await self._cancel_call("CancelAllOrdersAfter", {"timeout": int(timeout_s)}) or {}
+        trigger = result.get("triggerTime")
+        if not trigger or trigger == "0" or timeout_s == 0:
+            return None
+        return datetime.fromisoformat(str(trigger).replace("Z", "+00:00"))
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    async def query_orders(self, txids: Sequence[str]) -> dict[str, VenueOrder]:
+        """Orders by txid, 50 per QueryOrders call. A txid Kraken does not know is left out (a batch refused
+        for one unknown txid is split until the unknown one is isolated)."""
+        unique = list(dict.fromkeys(txids))
+        found: dict[str, VenueOrder] = {}
+        for start in range(0, len(unique), QUERY_BATCH):
+            found.update(await self._query_batch(unique[start:start + QUERY_BATCH]))
+        return found
+
+    async def _query_batch(self, txids: list[str]) -> dict[str, VenueOrder]:
+        if not txids:
+            return {}
+        try:
+            result = await self._read("QueryOrders", {"txid": ",".join(txids), "trades": "true"})
+        except KrakenVenueError as exc:
+            if exc.error_class is not ErrorClass.NOT_FOUND:
+                raise
+            if len(txids) == 1:
+                return {}
+            half = len(txids) // 2
+            return {**await self._query_batch(txids[:half]), **await self._query_batch(txids[half:])}
+        return self._parse_orders(result)
+
+    async def find_by_cl_ord_id(self, cl_ord_id: str) -> VenueOrder | None:
+        """OpenOrders then ClosedOrders filtered by ``cl_ord_id``; None = not found (yet). Kraken keeps cl_ord_id
+        unique among open orders only, so among closed ones the most recently opened wins."""
+        for method in ("OpenOrders", "ClosedOrders"):
+            orders = self._parse_orders(await self._read(method, {"cl_ord_id": cl_ord_id, "trades": "true"}))
+            matching = [o for o in orders.values() if o.cl_ord_id == cl_ord_id]
+            if matching:
+                return max(matching, key=lambda o: o.opened_at or datetime.min.replace(tzinfo=timezone.utc))
+        return None
+
+    async def open_orders(self) -> list[VenueOrder]:
+        """Every open order of the account."""
+        return list(self._parse_orders(await self._read("OpenOrders", {"trades": "true"})).values())
+
+    async def trades_since(self, since: datetime | None) -> list[VenueTrade]:
+        """Own trades after ``since`` (exclusive), oldest first, all pages of TradesHistory (50 per page)."""
+        params: dict[str, Any] = {"start": f"{since.timestamp():.6f}"} if since is not None else {}
+        collected: dict[str, Any] = {}
+        while True:
+            result = await self._read("TradesHistory", {**params, "ofs": len(collected)}) or {}
+            page = result.get("trades") or {}
+            new = {k: v for k, v in page.items() if k not in collected}
+            collected.update(new)
+            if not new or len(collected) >= int(result.get("count", 0)):
+                break
+        return parse_trades(collected, self.pairs)
+
+    async def asset_pairs(self) -> PairRegistry:
+        """AssetPairs from the venue (public), kept for parsing pair names."""
+        result = await self.retry.run("AssetPairs", lambda: self.rest.public("AssetPairs"))
+        self.pairs = PairRegistry.from_asset_pairs(result or {})
+        return self.pairs
+
+    async def websocket_token(self) -> str:
+        """A fresh GetWebSocketsToken token (valid 15 minutes until used by a subscription)."""
+        return str((await self._read("GetWebSocketsToken"))["token"])
+
+    async def server_time(self) -> datetime | None:
+        result = await self.retry.run("Time", lambda: self.rest.public("Time"))
+        return epoch((result or {}).get("unixtime"))
+
+    def executions(self) -> AsyncIterator[ExecutionObservation]:
+        """Execution observations: WS v2 ``executions``, REST polling while the stream is down."""
+        if self._stream_factory is None:
+            from infrastructure.kraken.ws import KrakenExecutionsStream
+
+            self._stream_factory = lambda exchange: KrakenExecutionsStream(exchange, exchange.ws_url)
+        return self._stream_factory(self).observations()
+

@@ -1,0 +1,202 @@
+"""``KrakenRestClient``: one signed or public Kraken REST call per method call, on aiohttp.
+
+It signs (auth.py), takes the nonce (nonce.py), waits for the REST counter (ratelimit.py), asks the circuit breaker
+(breaker.py) and turns every failure into one of the exceptions of errors.py, classified by the policy table.
+Retrying is the adapter's business, except Kraken's one documented case: a read refused for ``EAPI:Invalid nonce``
+is sent once more with a fresh nonce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+
+from application.exchange import ErrorClass
+from infrastructure.kraken.auth import sign
+from infrastructure.kraken.breaker import CallKind, CircuitBreaker
+from infrastructure.kraken.credentials import CredentialsError, KrakenCredentials
+from infrastructure.kraken.errors import (
+    BreakerOpen,
+    Hint,
+    KrakenTransportError,
+    KrakenVenueError,
+    Transport,
+    is_warning,
+    trips_breaker,
+)
+from infrastructure.kraken.nonce import PersistentNonce, nonce_path
+from infrastructure.kraken.ratelimit import RestCallLimiter
+from infrastructure.net import is_loopback
+
+log = logging.getLogger("execledger.kraken.rest")
+
+USER_AGENT = "execledger/0.1 (Kraken Spot adapter; aiohttp)"
+
+
+def check_base_url(url: str) -> str:
+    """The origin to talk to (``https://api.kraken.com`` or ``http://127.0.0.1:8765``). Plain ``http://`` is
+    refused for any host that is not loopback: credentials and orders never travel unencrypted."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Kraken URL {url!r} is not an http(s) origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"Kraken URL {url!r} must be an origin only (no path such as /0)")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError(f"refusing plain http to non-loopback host {parts.hostname!r}: use https")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class KrakenRestClient:
+    """Kraken Spot REST. Signed calls of one key are serialised (nonce order is arrival order); TLS certificates
+    are always verified; every request has a timeout and a User-Agent."""
+
+    def __init__(self, base_url: str, credentials: KrakenCredentials | None = None, *,
+                 data_dir: Path | None = None, nonce: PersistentNonce | None = None,
+                 limiter: RestCallLimiter | None = None, breaker: CircuitBreaker | None = None,
+                 timeout_s: float = 10.0, user_agent: str = USER_AGENT,
+                 session: aiohttp.ClientSession | None = None):
+        self.base_url = check_base_url(base_url)
+        self.credentials = credentials
+        if credentials is not None and nonce is None:
+            if data_dir is None:
+                raise ValueError("a data_dir (for the persistent nonce) or a nonce source is required")
+            nonce = PersistentNonce(nonce_path(data_dir, credentials.key))
+        self.nonce = nonce
+        self.limiter = limiter
+        self.breaker = breaker
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.user_agent = user_agent
+        self._session = session
+        self._owns_session = session is None
+        self._signed = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"KrakenRestClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
+
+    async def __aenter__(self) -> "KrakenRestClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # An explicit default context: certificate and host name verification on, whatever the environment.
+            connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
+            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.user_agent})
+        return self._session
+
+    async def public(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """``GET /0/public/<method>``; returns ``result``."""
+        async def send() -> Any:
+            return await self._request("GET", f"/0/public/{method}", method, write=False, params=params or {})
+        return await self._guarded(method, CallKind.READ, send)
+
+    async def private(self, method: str, params: dict[str, Any] | None = None, *,
+                      kind: CallKind = CallKind.READ) -> Any:
+        """``POST /0/private/<method>`` signed; returns ``result``. ``kind`` NEW_ENTRY marks a write whose
+        failures after sending are AMBIGUOUS; only READs get the fresh-nonce retry."""
+        if self.credentials is None or self.nonce is None:
+            raise CredentialsError(f"Kraken {method} needs API credentials")
+        for attempt in (1, 2):
+            try:
+                return await self._guarded(method, kind, lambda: self._signed_request(method, params or {}, kind))
+            except KrakenVenueError as exc:
+                if exc.rule.hint is Hint.FRESH_NONCE and kind is CallKind.READ and attempt == 1:
+                    log.warning("Kraken %s: invalid nonce, retrying once with a fresh one", method)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    async def validate_credentials(self) -> None:
+        """A cheap authenticated call (Balance) at start: a clear error if Kraken refuses the key."""
+        try:
+            await self.private("Balance")
+        except KrakenVenueError as exc:
+            if exc.error_class is ErrorClass.PERMANENT:
+                raise CredentialsError(f"Kraken refused the API credentials ({exc.description}); check "
+                                       "EXECLEDGER_KRAKEN_KEY and the secret, and the key's permissions") from None
+            raise
+
+    async def _guarded(self, method: str, kind: CallKind, send) -> Any:
+        breaker = self.breaker
+        if breaker is not None and not breaker.allows(kind):
+            raise BreakerOpen(method, str(breaker.state))
+        if self.limiter is not None and kind is not CallKind.NEW_ENTRY:
+            await self.limiter.acquire(method)
+        try:
+            result = await send()
+        except KrakenTransportError as exc:
+            if breaker is not None and trips_breaker(exc.kind, exc.status):
+                breaker.record_failure(exc.description)
+            raise
+        except KrakenVenueError as exc:
+            if breaker is not None:
+                if exc.rule.hint is Hint.VENUE_DOWN:
+                    breaker.record_failure(exc.description)
+                else:
+                    breaker.record_success()  # the venue answered sensibly: it is up
+            if (self.limiter is not None and exc.error_class is ErrorClass.RATE_LIMITED
+                    and not exc.rule.prefix.startswith("EOrder:")):
+                self.limiter.on_rate_limited()
+            raise
+        if breaker is not None:
+            breaker.record_success()
+        return result
+
+    async def _signed_request(self, method: str, params: dict[str, Any], kind: CallKind) -> Any:
+        assert self.credentials is not None and self.nonce is not None
+        path = f"/0/private/{method}"
+        async with self._signed:
+            nonce = self.nonce.next()
+            body = urlencode({"nonce": nonce, **params})
+            headers = {"API-Key": self.credentials.key,
+                       "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
+                       "Content-Type": "application/x-www-form-urlencoded"}
+            return await self._request("POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body,
+                                       headers=headers)
+
+    async def _request(self, verb: str, path: str, method: str, *, write: bool, **kwargs: Any) -> Any:
+        started = time.monotonic()
+
+        def fail(kind: Transport, description: str, status: int | None = None) -> KrakenTransportError:
+            log.warning("Kraken %s failed after %.3fs: %s", method, time.monotonic() - started, description)
+            return KrakenTransportError(method, kind, description, write=write, status=status)
+
+        try:
+            async with self._http().request(verb, self.base_url + path, timeout=self.timeout, **kwargs) as resp:
+                status, content_type = resp.status, resp.content_type
+                text = await resp.text()
+        except aiohttp.ClientConnectorError as exc:
+            raise fail(Transport.CONNECT_FAILED, f"cannot connect ({type(exc).__name__})") from None
+        except TimeoutError:
+            raise fail(Transport.TIMEOUT, f"no answer within {self.timeout.total:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise fail(Transport.CONNECTION_LOST, f"connection lost ({type(exc).__name__})") from None
+        if status != 200:
+            raise fail(Transport.HTTP_STATUS, f"HTTP {status} ({content_type}, {len(text)} bytes)", status)
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            raise fail(Transport.BAD_BODY, f"body is not JSON ({content_type}, {len(text)} bytes)") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("error"), list):
+            raise fail(Transport.BAD_BODY, "body is not Kraken's {error, result} envelope")
+        errors = [str(e) for e in payload["error"] if not is_warning(str(e))]
+        log.debug("Kraken %s answered in %.3fs%s", method, time.monotonic() - started,
+                  f" with {errors}" if errors else "")
+        if errors:
+            raise KrakenVenueError(method, errors, write=write)
+        return payload.get("result")

@@ -1,0 +1,325 @@
+"""KrakenExchange (the ExchangePort) against a stub Kraken on 127.0.0.1: placement policy, resolution, cancels,
+batching, retries, breaker, and that no secret or signature ever shows."""
+
+import logging
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from application.exchange import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
+from domain.values import OrderType, Side
+from infrastructure.kraken.adapter import KrakenExchange, add_order_params
+from infrastructure.kraken.breaker import BreakerState
+from infrastructure.kraken.errors import KrakenTransportError, KrakenVenueError
+from infrastructure.kraken.ratelimit import Tier, TradingRateLimiter
+from infrastructure.kraken.retry import RetryPolicy
+from tests.conftest import kraken_fixture
+from tests.kraken.conftest import SECRET, Drop, Hang, Http
+
+CL_ORD_ID = "6d1b345e-2821-40e2-ad83-4ecb18a06876"
+TXID = "OU22CG-KLAF2-FWUDD7"
+DEADLINE = datetime(2026, 1, 2, 3, 4, 35, tzinfo=timezone.utc)
+
+
+def order_request(**changes) -> OrderRequest:
+    values = dict(cl_ord_id=CL_ORD_ID, pair="XXBTZUSD", side=Side.BUY, order_type=OrderType.LIMIT,
+                  volume=Decimal("1.25"), price=Decimal("37500.0"), deadline=DEADLINE)
+    values.update(changes)
+    return OrderRequest(**values)
+
+
+def open_order_info(cl_ord_id=CL_ORD_ID):
+    info = dict(kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"])
+    info["cl_ord_id"] = cl_ord_id
+    return info
+
+
+@pytest.fixture
+def exchange(rest, fake_time):
+    retry = RetryPolicy(attempts=4, sleep=fake_time.sleep, wall_clock=lambda: 1_700_000_000.0)
+    trading = TradingRateLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep)
+    return KrakenExchange(rest, retry=retry, trading_limiter=trading)
+
+
+def test_add_order_params_render_plain_decimals_and_the_deadline():
+    params = add_order_params(order_request(volume=Decimal("1E-5"), price=Decimal("3.75E+4"), post_only=True))
+    assert params == {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.00001",
+                      "price": "37500", "cl_ord_id": CL_ORD_ID, "oflags": "post",
+                      "deadline": "2026-01-02T03:04:35.000Z"}
+    stop = add_order_params(order_request(order_type=OrderType.STOP_LOSS_LIMIT, price2=Decimal("37000"),
+                                          deadline=None, validate=True))
+    assert stop["price2"] == "37000" and stop["validate"] == "true" and "deadline" not in stop
+
+
+async def test_place_acknowledged(stub, exchange):
+    stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"))
+    result = await exchange.place(order_request())
+    assert (result.status, result.txid) == (PlaceStatus.ACKNOWLEDGED, TXID)
+    (call,) = stub.calls("AddOrder")
+    assert call.params["cl_ord_id"] == CL_ORD_ID and call.params["deadline"] == "2026-01-02T03:04:35.000Z"
+    assert exchange.trading.counter("XXBTZUSD").level == pytest.approx(1)
+
+
+@pytest.mark.parametrize("failure", [Http(502), Http(520), Http(200, "<html>cloudflare</html>"), Drop(), Hang()])
+async def test_ambiguous_add_order_is_unknown_and_never_resent(stub, exchange, failure):
+    stub.on("AddOrder", failure)
+    result = await exchange.place(order_request())
+    assert result.status is PlaceStatus.UNKNOWN and result.error_class is ErrorClass.AMBIGUOUS
+    assert len(stub.calls("AddOrder")) == 1
+
+
+async def test_unknown_placement_resolves_to_the_open_order_by_cl_ord_id(stub, exchange):
+    stub.on("AddOrder", Http(502))
+    stub.on("OpenOrders", {"error": [], "result": {"open": {"OR6EGN-KQSEG-AMI6CL": open_order_info()}}})
+    request = order_request()
+    assert (await exchange.place(request)).status is PlaceStatus.UNKNOWN
+    resolved = await exchange.resolve_place(request, now=DEADLINE)
+    assert (resolved.status, resolved.txid) == (PlaceStatus.ACKNOWLEDGED, "OR6EGN-KQSEG-AMI6CL")
+    assert stub.calls("OpenOrders")[0].params["cl_ord_id"] == CL_ORD_ID
+    assert len(stub.calls("AddOrder")) == 1
+
+
+async def test_lookup_falls_through_to_closed_orders(stub, exchange):
+    closed = kraken_fixture("rest_query_orders_closed_market_filled_ccxt_static.json")["result"]["OGMZCL-KC6MC-ZRBGM6"]
+    stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
+    stub.on("ClosedOrders", {"error": [], "result": {"closed": {"OGMZCL-KC6MC-ZRBGM6": {**closed, "cl_ord_id": CL_ORD_ID}},
+                                                     "count": 1}})
+    order = await exchange.find_by_cl_ord_id(CL_ORD_ID)
+    assert order.txid == "OGMZCL-KC6MC-ZRBGM6" and order.status is VenueOrderStatus.FILLED
+    assert [r.method for r in stub.requests] == ["OpenOrders", "ClosedOrders"]
+
+
+async def test_an_order_with_another_cl_ord_id_is_not_taken_for_ours(stub, exchange):
+    stub.on("OpenOrders", {"error": [], "result": {"open": {"OR6EGN-KQSEG-AMI6CL": open_order_info("other")}}})
+    stub.on("ClosedOrders", {"error": [], "result": {"closed": {}, "count": 0}})
+    assert await exchange.find_by_cl_ord_id(CL_ORD_ID) is None
+
+
+async def test_not_found_is_unknown_before_the_deadline_and_rejected_after(stub, exchange):
+    stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
+    stub.on("ClosedOrders", {"error": [], "result": {"closed": {}, "count": 0}})
+    request = order_request()
+    early = await exchange.resolve_place(request, now=DEADLINE)
+    assert early.status is PlaceStatus.UNKNOWN
+    late = await exchange.resolve_place(request, now=DEADLINE + timedelta(seconds=6))
+    assert late.status is PlaceStatus.REJECTED
+    no_deadline = await exchange.resolve_place(order_request(deadline=None), now=DEADLINE + timedelta(days=1))
+    assert no_deadline.status is PlaceStatus.UNKNOWN
+
+
+@pytest.mark.parametrize("fixture,error_class", [
+    ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", ErrorClass.PERMANENT),
+    ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.PERMANENT),
+    ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.PERMANENT),
+    ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.RATE_LIMITED),
+])
+async def test_definitive_rejections(stub, exchange, fixture, error_class):
+    stub.on("AddOrder", kraken_fixture(fixture))
+    result = await exchange.place(order_request())
+    assert (result.status, result.error_class) == (PlaceStatus.REJECTED, error_class)
+    assert result.error == kraken_fixture(fixture)["error"][0]
+    assert len(stub.calls("AddOrder")) == 1
+
+
+async def test_trading_rate_limit_answer_fills_the_pair_counter(stub, exchange):
+    stub.on("AddOrder", kraken_fixture("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json"))
+    await exchange.place(order_request())
+    assert exchange.trading.counter("XXBTZUSD").level == 60
+
+
+async def test_engine_error_on_add_order_is_unknown(stub, exchange):
+    stub.on("AddOrder", {"error": ["EService:Unavailable"]})
+    assert (await exchange.place(order_request())).status is PlaceStatus.UNKNOWN
+
+
+async def test_breaker_open_means_not_sent(stub, exchange, breaker):
+    for _ in range(3):
+        breaker.record_failure("502")
+    result = await exchange.place(order_request())
+    assert result.status is PlaceStatus.NOT_SENT and not stub.calls("AddOrder")
+    assert exchange.trading.counter("XXBTZUSD").level == 0  # nothing sent, nothing counted
+
+
+async def test_cancel_survives_a_502(stub, exchange, fake_time):
+    stub.on("CancelOrder", Http(502), kraken_fixture("rest_cancel_order_official_example.json"))
+    result = await exchange.cancel(txid="O1")
+    assert result.count == 1 and not result.not_found
+    assert len(stub.calls("CancelOrder")) == 2 and len(fake_time.slept) == 1
+
+
+async def test_a_retried_cancel_that_had_worked_reports_not_found(stub, exchange):
+    stub.on("CancelOrder", Drop(), kraken_fixture("rest_error_eorder_unknown_order_ccxt_issue_7338.json"))
+    result = await exchange.cancel(cl_ord_id=CL_ORD_ID)
+    assert result.not_found and result.count == 0
+    assert stub.calls("CancelOrder")[0].params == {"nonce": stub.calls("CancelOrder")[0].params["nonce"],
+                                                   "cl_ord_id": CL_ORD_ID}
+
+
+async def test_cancel_pending_and_permanent(stub, exchange):
+    stub.on("CancelOrder", {"error": ["EOrder:Cancel pending"]})
+    assert (await exchange.cancel(txid="O1")).pending
+    stub.scripts["CancelOrder"] = [{"error": ["EGeneral:Permission denied"]}]
+    result = await exchange.cancel(txid="O1")
+    assert result.error == "EGeneral:Permission denied" and not result.not_found
+
+
+async def test_cancel_goes_through_an_open_breaker(stub, exchange, breaker):
+    for _ in range(3):
+        breaker.record_failure("502")
+    stub.on("CancelOrder", kraken_fixture("rest_cancel_order_official_example.json"))
+    assert (await exchange.cancel(txid="O1")).count == 1
+
+
+async def test_cancel_retries_are_bounded_then_raise(stub, exchange):
+    stub.on("CancelOrder", Http(503))
+    with pytest.raises(KrakenTransportError):
+        await exchange.cancel(txid="O1")
+    assert len(stub.calls("CancelOrder")) == 4
+
+
+async def test_cancel_of_a_young_order_waits_on_the_pair_counter(stub, exchange):
+    stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"))
+    stub.on("CancelOrder", kraken_fixture("rest_cancel_order_official_example.json"))
+    await exchange.place(order_request())
+    await exchange.cancel(txid=TXID)
+    assert exchange.trading.counter("XXBTZUSD").level == pytest.approx(9)  # add +1, cancel at age 0 +8
+
+
+async def test_query_orders_is_batched_by_50(stub, exchange):
+    template = open_order_info()
+
+    def answer(params):
+        return {"error": [], "result": {t: template for t in params["txid"].split(",")}}
+
+    stub.on("QueryOrders", answer)
+    txids = [f"O{i:05d}-AAAAA-BBBBBB" for i in range(120)]
+    orders = await exchange.query_orders(txids + txids[:3])
+    assert set(orders) == set(txids)
+    sizes = [len(c.params["txid"].split(",")) for c in stub.calls("QueryOrders")]
+    assert sizes == [50, 50, 20] and all(c.params["trades"] == "true" for c in stub.calls("QueryOrders"))
+
+
+async def test_query_orders_isolates_an_unknown_txid(stub, exchange):
+    template = open_order_info()
+
+    def answer(params):
+        txids = params["txid"].split(",")
+        if "OBAD" in txids:
+            return {"error": ["EOrder:Invalid order"]}
+        return {"error": [], "result": {t: template for t in txids}}
+
+    stub.on("QueryOrders", answer)
+    orders = await exchange.query_orders(["O1", "O2", "OBAD", "O3"])
+    assert set(orders) == {"O1", "O2", "O3"}
+
+
+async def test_reads_retry_transient_failures_but_not_permanent_ones(stub, exchange, fake_time):
+    stub.on("OpenOrders", Http(502), Hang(), kraken_fixture("rest_open_orders_official_example_incl_partial_fill.json"))
+    orders = await exchange.open_orders()
+    assert {o.status for o in orders} == {VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED}
+    assert len(stub.calls("OpenOrders")) == 3 and len(fake_time.slept) == 2
+    assert all(0 <= s <= 8.0 for s in fake_time.slept)
+    stub.scripts["OpenOrders"] = [kraken_fixture("rest_error_permission_denied_kraken_async_rs.json")]
+    with pytest.raises(KrakenVenueError):
+        await exchange.open_orders()
+    assert len(stub.calls("OpenOrders")) == 4
+
+
+async def test_throttled_waits_until_the_time_kraken_names(stub, exchange, fake_time):
+    stub.on("OpenOrders", {"error": ["EService:Throttled: 1700000030"]}, {"error": [], "result": {"open": {}}})
+    assert await exchange.open_orders() == []
+    assert fake_time.slept == [pytest.approx(30.0)]
+
+
+async def test_trades_since_reads_every_page(stub, exchange):
+    trades = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
+    (first_id, first), (second_id, second) = trades.items()
+    stub.on("TradesHistory", {"error": [], "result": {"trades": {first_id: first}, "count": 2}},
+            {"error": [], "result": {"trades": {second_id: second}, "count": 2}})
+    since = datetime(2023, 7, 1, tzinfo=timezone.utc)
+    got = await exchange.trades_since(since)
+    assert [t.trade_id for t in got] == [second_id, first_id]  # oldest first
+    calls = stub.calls("TradesHistory")
+    assert [c.params["ofs"] for c in calls] == ["0", "1"]
+    assert float(calls[0].params["start"]) == since.timestamp()
+
+
+async def test_dead_mans_switch(stub, exchange):
+    stub.on("CancelAllOrdersAfter", kraken_fixture("rest_cancel_all_orders_after_official_example.json"))
+    assert await exchange.cancel_all_after(60) == datetime(2023, 3, 24, 17, 42, 56, tzinfo=timezone.utc)
+    stub.scripts["CancelAllOrdersAfter"] = [{"error": [], "result": {"currentTime": "x", "triggerTime": "0"}}]
+    assert await exchange.cancel_all_after(0) is None
+    assert stub.calls("CancelAllOrdersAfter")[-1].params["timeout"] == "0"
+
+
+async def test_cancel_all_and_asset_pairs_and_token(stub, exchange):
+    stub.on("CancelAll", {"error": [], "result": {"count": 4}})
+    stub.on("AssetPairs", kraken_fixture("rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD.json"))
+    stub.on("GetWebSocketsToken", kraken_fixture("rest_get_websockets_token_official_example.json"))
+    assert await exchange.cancel_all() == 4
+    pairs = await exchange.asset_pairs()
+    assert pairs.find("BTC/USD").key == "XXBTZUSD"
+    assert await exchange.websocket_token() == "1Dwc4lzSwNWOAwkMdqhssNNFhs1ed606d1WcF3XfEMw"
+
+
+async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(stub, exchange, breaker, caplog):
+    """Drive every path that logs or raises, with DEBUG logging on, and look for the secret and each API-Sign."""
+    caplog.set_level(logging.DEBUG)
+    shown: list[str] = [repr(exchange), str(exchange), repr(exchange.rest), repr(exchange.rest.credentials)]
+    stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"), Http(502),
+            {"error": ["EAPI:Invalid signature"]})
+    stub.on("OpenOrders", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"), Hang())
+    stub.on("Balance", kraken_fixture("rest_error_invalid_key_docs.json"))
+    for _ in range(3):
+        shown.append(repr(await exchange.place(order_request())))
+    for call in (exchange.open_orders(), exchange.rest.validate_credentials()):
+        try:
+            await call
+        except Exception as exc:  # noqa: BLE001 - we inspect whatever is raised
+            shown += [str(exc), repr(exc), repr(exc.__cause__), repr(exc.__context__)]
+    shown += [record.getMessage() for record in caplog.records]
+    shown += [repr(record.args) for record in caplog.records]
+    signatures = [r.headers["API-Sign"] for r in stub.requests]
+    assert signatures and caplog.records
+    text = "\n".join(shown)
+    assert SECRET not in text and SECRET[:20] not in text
+    for signature in signatures:
+        assert signature not in text
+    assert breaker.state in (BreakerState.CLOSED, BreakerState.OPEN)
+
+
+async def test_a_throttle_wait_beyond_the_limit_means_not_sent(stub, rest, fake_time):
+    trading = TradingRateLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep, max_wait_s=0.5)
+    exchange = KrakenExchange(rest, trading_limiter=trading)
+    trading.on_rate_limited("XXBTZUSD")
+    result = await exchange.place(order_request())
+    assert result.status is PlaceStatus.NOT_SENT and result.error_class is ErrorClass.RATE_LIMITED
+    assert not stub.calls("AddOrder") and not fake_time.slept
+
+
+def test_from_settings_wires_the_adapter(tmp_path):
+    from infrastructure.settings import Settings
+    from tests.kraken.conftest import KEY
+
+    settings = Settings(kraken_url="http://127.0.0.1:8765", kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path,
+                        kraken_ws_url="ws://127.0.0.1:8765/v2")
+    exchange = KrakenExchange.from_settings(settings)
+    assert exchange.rest.base_url == "http://127.0.0.1:8765" and exchange.ws_url == "ws://127.0.0.1:8765/v2"
+    assert exchange.rest.breaker is not None and exchange.rest.limiter is not None and exchange.trading is not None
+    assert SECRET not in repr(exchange)
+    with pytest.raises(ValueError, match="https"):
+        KrakenExchange.from_settings(Settings(kraken_url="http://api.kraken.com", kraken_key=KEY,
+                                              kraken_secret=SECRET, data_dir=tmp_path))
+    with pytest.raises(ValueError, match="EXECLEDGER_KRAKEN_URL"):
+        KrakenExchange.from_settings(Settings(kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path))
+
+
+def test_the_adapter_satisfies_the_port():
+    from application.exchange import ExchangePort
+    import inspect
+
+    for name, member in inspect.getmembers(ExchangePort, inspect.isfunction):
+        if not name.startswith("_"):
+            ours = getattr(KrakenExchange, name)
+            assert inspect.signature(ours).parameters.keys() == inspect.signature(member).parameters.keys(), name

@@ -1,0 +1,61 @@
+"""The persistent nonce: strictly increasing across calls, restarts, a clock set back, and processes."""
+
+import multiprocessing
+import os
+import stat
+
+from infrastructure.kraken.nonce import PersistentNonce, nonce_path
+
+
+def test_strictly_increasing_even_with_a_frozen_clock(tmp_path):
+    nonce = PersistentNonce(tmp_path / "n", clock=lambda: 5_000)
+    values = [nonce.next() for _ in range(5)]
+    assert values == [5_000, 5_001, 5_002, 5_003, 5_004]
+
+
+def test_a_restart_with_the_clock_set_back_continues_upwards(tmp_path):
+    first = PersistentNonce(tmp_path / "n", clock=lambda: 9_000_000)
+    issued = first.next()
+    restarted = PersistentNonce(tmp_path / "n", clock=lambda: 1_000)  # new process, clock an hour behind
+    assert restarted.next() == issued + 1
+
+
+def test_follows_the_clock_when_it_is_ahead(tmp_path):
+    now = [100]
+    nonce = PersistentNonce(tmp_path / "n", clock=lambda: now[0])
+    assert nonce.next() == 100
+    now[0] = 10_000
+    assert nonce.next() == 10_000
+
+
+def test_the_value_is_on_disk_before_use_and_the_file_is_private(tmp_path):
+    path = tmp_path / "n"
+    value = PersistentNonce(path, clock=lambda: 42).next()
+    assert path.read_text() == str(value)
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0
+
+
+def test_the_file_name_does_not_contain_the_key(tmp_path):
+    path = nonce_path(tmp_path, "MYSECRETISHKEY")
+    assert "MYSECRETISHKEY" not in str(path) and path.parent == tmp_path
+    assert nonce_path(tmp_path, "A") != nonce_path(tmp_path, "B")
+
+
+def _issue(path, count, queue):
+    nonce = PersistentNonce(path, clock=lambda: 1)  # identical clocks: only the file keeps them apart
+    queue.put([nonce.next() for _ in range(count)])
+
+
+def test_two_processes_never_issue_the_same_nonce(tmp_path):
+    path = tmp_path / "shared-nonce"
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_issue, args=(path, 200, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=20) for _ in workers]
+    for w in workers:
+        w.join(timeout=20)
+    issued = results[0] + results[1]
+    assert len(set(issued)) == 400
+    assert all(b > a for r in results for a, b in zip(r, r[1:]))  # each process sees its own values grow

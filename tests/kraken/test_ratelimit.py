@@ -1,0 +1,116 @@
+"""Kraken's counters as modelled: costs, decay, waiting for capacity, cancel penalties, resynchronisation."""
+
+import pytest
+
+from infrastructure.kraken.errors import ThrottleWaitTooLong
+from infrastructure.kraken.ratelimit import (
+    DecayingCounter,
+    RestCallLimiter,
+    Tier,
+    TradingRateLimiter,
+    cancel_penalty,
+    rest_cost,
+)
+from tests.kraken.conftest import FakeTime
+
+
+def test_rest_costs():
+    assert rest_cost("OpenOrders") == 1
+    assert rest_cost("QueryOrders") == 1
+    assert rest_cost("TradesHistory") == 2 and rest_cost("Ledgers") == 2
+    assert rest_cost("AddOrder") == 0 and rest_cost("CancelOrder") == 0
+
+
+@pytest.mark.parametrize("age,cost", [(None, 8), (0, 8), (4.9, 8), (5, 6), (9.9, 6), (10, 5), (14, 5), (15, 4),
+                                      (44, 4), (45, 2), (89, 2), (90, 1), (299, 1), (300, 0), (3600, 0)])
+def test_cancel_penalty_by_age(age, cost):
+    assert cancel_penalty(age) == cost
+
+
+def test_counter_decays_linearly_and_not_below_zero():
+    t = FakeTime()
+    counter = DecayingCounter(RestCallLimiter(Tier.STARTER).counter.limits, t.monotonic)
+    counter.add(10)
+    t.now += 3
+    assert counter.level == pytest.approx(10 - 0.99)
+    t.now += 100
+    assert counter.level == 0
+
+
+async def test_a_burst_waits_for_capacity_and_stays_under_the_maximum():
+    t = FakeTime()
+    limiter = RestCallLimiter(Tier.STARTER, clock=t.monotonic, sleep=t.sleep)
+    levels = []
+    for _ in range(30):
+        await limiter.acquire("OpenOrders")
+        levels.append(limiter.counter.level)
+    assert max(levels) <= 15 + 1e-9
+    assert t.slept, "the 16th call onwards must have waited"
+    # 30 calls of cost 1 with max 15 and decay 0.33/s: at least (30 - 15) / 0.33 seconds in all.
+    assert t.now - 1000 == pytest.approx(15 / 0.33, rel=1e-6)
+
+
+async def test_cost_two_calls_fill_twice_as_fast():
+    t = FakeTime()
+    limiter = RestCallLimiter(Tier.PRO, clock=t.monotonic, sleep=t.sleep)
+    for _ in range(10):
+        await limiter.acquire("TradesHistory")
+    assert limiter.counter.level == pytest.approx(20)
+    assert not t.slept
+    await limiter.acquire("TradesHistory")
+    assert t.slept == [pytest.approx(2.0)]
+
+
+async def test_trading_engine_methods_do_not_touch_the_rest_counter():
+    t = FakeTime()
+    limiter = RestCallLimiter(clock=t.monotonic, sleep=t.sleep)
+    for _ in range(100):
+        await limiter.acquire("AddOrder")
+    assert limiter.counter.level == 0
+
+
+async def test_rate_limited_answer_resynchronises_to_full():
+    t = FakeTime()
+    limiter = RestCallLimiter(Tier.STARTER, clock=t.monotonic, sleep=t.sleep)
+    await limiter.acquire("OpenOrders")
+    limiter.on_rate_limited()
+    assert limiter.counter.level == 15
+    await limiter.acquire("OpenOrders")
+    assert t.slept == [pytest.approx(1 / 0.33)]
+
+
+async def test_max_wait_refuses_instead_of_waiting_too_long():
+    t = FakeTime()
+    limiter = RestCallLimiter(Tier.STARTER, clock=t.monotonic, sleep=t.sleep, max_wait_s=1.0)
+    limiter.on_rate_limited()
+    with pytest.raises(ThrottleWaitTooLong):
+        await limiter.acquire("OpenOrders")
+    assert not t.slept
+
+
+async def test_trading_counter_is_per_pair_and_cancels_of_young_orders_cost_more():
+    t = FakeTime()
+    limiter = TradingRateLimiter(Tier.STARTER, clock=t.monotonic, sleep=t.sleep)
+    await limiter.acquire_add("XXBTZUSD")
+    limiter.order_placed("O1")
+    await limiter.acquire_cancel("XXBTZUSD", "O1")
+    assert limiter.counter("XXBTZUSD").level == pytest.approx(9)
+    assert limiter.counter("XETHZUSD").level == 0
+    limiter.order_placed("O2", age_s=400)
+    await limiter.acquire_cancel("XETHZUSD", "O2")
+    assert limiter.counter("XETHZUSD").level == 0
+
+
+async def test_trading_counter_burst_of_adds_and_cancels_never_exceeds_the_threshold():
+    t = FakeTime()
+    limiter = TradingRateLimiter(Tier.STARTER, clock=t.monotonic, sleep=t.sleep)
+    peak = 0.0
+    for i in range(40):
+        await limiter.acquire_add("XXBTZUSD")
+        limiter.order_placed(f"O{i}")
+        await limiter.acquire_cancel("XXBTZUSD", f"O{i}")
+        peak = max(peak, limiter.counter("XXBTZUSD").level)
+    assert peak <= 60 + 1e-9
+    assert limiter.waited_s > 0
+    limiter.on_rate_limited("XXBTZUSD")
+    assert limiter.counter("XXBTZUSD").level == 60

@@ -1,0 +1,169 @@
+"""KrakenRestClient against a stub Kraken on 127.0.0.1: signing, nonce, URL policy, transport failures."""
+
+import pytest
+
+from application.exchange import ErrorClass
+from infrastructure.kraken.breaker import BreakerState, CallKind
+from infrastructure.kraken.credentials import CredentialsError
+from infrastructure.kraken.errors import BreakerOpen, KrakenTransportError, KrakenVenueError, Transport
+from infrastructure.kraken.ratelimit import RestCallLimiter, Tier
+from infrastructure.kraken.rest import USER_AGENT, KrakenRestClient, check_base_url
+from tests.conftest import kraken_fixture
+from tests.kraken.conftest import KEY, Drop, Hang, Http
+
+
+@pytest.mark.parametrize("url,origin", [
+    ("https://api.kraken.com", "https://api.kraken.com"),
+    ("https://api.kraken.com/", "https://api.kraken.com"),
+    ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+    ("http://localhost:8765", "http://localhost:8765"),
+    ("http://[::1]:8765", "http://[::1]:8765"),
+])
+def test_accepted_base_urls(url, origin):
+    assert check_base_url(url) == origin
+
+
+@pytest.mark.parametrize("url", ["http://api.kraken.com", "http://10.0.0.5:8765", "ftp://127.0.0.1",
+                                 "https://api.kraken.com/0", "api.kraken.com"])
+def test_refused_base_urls(url):
+    with pytest.raises(ValueError):
+        KrakenRestClient(url)
+
+
+async def test_private_call_is_signed_form_encoded_with_user_agent(stub, rest):
+    stub.on("Balance", {"error": [], "result": {"ZUSD": "100.0"}})
+    assert await rest.private("Balance") == {"ZUSD": "100.0"}
+    (call,) = stub.calls("Balance")  # the stub verified API-Sign with auth.verify before recording it
+    assert call.headers["API-Key"] == KEY
+    assert call.headers["User-Agent"] == USER_AGENT
+    assert call.body.startswith("nonce=")
+
+
+async def test_nonces_strictly_increase_and_survive_a_new_client(stub, rest, credentials, tmp_path):
+    stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
+    for _ in range(3):
+        await rest.private("OpenOrders")
+    async with KrakenRestClient(stub.url, credentials, data_dir=tmp_path) as again:  # a "restart"
+        await again.private("OpenOrders")
+    nonces = [int(c.params["nonce"]) for c in stub.calls("OpenOrders")]
+    assert nonces == sorted(nonces) and len(set(nonces)) == 4
+
+
+async def test_public_call(stub, rest):
+    stub.on("Time", kraken_fixture("rest_time_official_example.json"))
+    assert (await rest.public("Time"))["unixtime"] == 1688669448
+
+
+async def test_invalid_nonce_gets_one_fresh_nonce_retry_for_reads(stub, rest):
+    stub.on("OpenOrders", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"),
+            {"error": [], "result": {"open": {}}})
+    assert await rest.private("OpenOrders") == {"open": {}}
+    first, second = stub.calls("OpenOrders")
+    assert int(second.params["nonce"]) > int(first.params["nonce"])
+
+
+async def test_invalid_nonce_twice_is_final(stub, rest):
+    stub.on("OpenOrders", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"))
+    with pytest.raises(KrakenVenueError):
+        await rest.private("OpenOrders")
+    assert len(stub.calls("OpenOrders")) == 2
+
+
+async def test_invalid_nonce_on_add_order_is_not_resent(stub, rest):
+    stub.on("AddOrder", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"))
+    with pytest.raises(KrakenVenueError) as info:
+        await rest.private("AddOrder", {"pair": "XBTUSD"}, kind=CallKind.NEW_ENTRY)
+    assert info.value.error_class is ErrorClass.PERMANENT
+    assert len(stub.calls("AddOrder")) == 1
+
+
+@pytest.mark.parametrize("answer,kind", [
+    (Http(502), Transport.HTTP_STATUS),
+    (Http(520, "<html>Cloudflare: web server is returning an unknown error</html>"), Transport.HTTP_STATUS),
+    (Http(200, "<html>Attention required | Cloudflare</html>"), Transport.BAD_BODY),
+    (Http(200, '{"result": {}}', "application/json"), Transport.BAD_BODY),
+    (Drop(), Transport.CONNECTION_LOST),
+    (Hang(), Transport.TIMEOUT),
+])
+async def test_transport_failures_are_classified_read_vs_write(stub, rest, answer, kind):
+    stub.on("OpenOrders", answer)
+    stub.on("AddOrder", answer)
+    with pytest.raises(KrakenTransportError) as read:
+        await rest.private("OpenOrders")
+    assert read.value.kind is kind and read.value.error_class is ErrorClass.RETRYABLE
+    with pytest.raises(KrakenTransportError) as write:
+        await rest.private("AddOrder", {"pair": "XBTUSD"}, kind=CallKind.NEW_ENTRY)
+    assert write.value.kind is kind and write.value.error_class is ErrorClass.AMBIGUOUS
+
+
+async def test_connection_refused_is_connect_failed(credentials, tmp_path):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with KrakenRestClient(f"http://127.0.0.1:{port}", credentials, data_dir=tmp_path) as client:
+        with pytest.raises(KrakenTransportError) as info:
+            await client.private("AddOrder", {}, kind=CallKind.NEW_ENTRY)
+    assert info.value.kind is Transport.CONNECT_FAILED and info.value.error_class is ErrorClass.RETRYABLE
+
+
+async def test_breaker_opens_on_5xx_and_then_refuses_without_sending(stub, rest, breaker, fake_time):
+    stub.on("OpenOrders", Http(502))
+    stub.on("CancelOrder", {"error": [], "result": {"count": 1}})
+    for _ in range(3):
+        with pytest.raises(KrakenTransportError):
+            await rest.private("OpenOrders")
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(BreakerOpen):
+        await rest.private("OpenOrders")
+    with pytest.raises(BreakerOpen):
+        await rest.private("AddOrder", {}, kind=CallKind.NEW_ENTRY)
+    assert len(stub.calls("OpenOrders")) == 3 and not stub.calls("AddOrder")
+    assert await rest.private("CancelOrder", {"txid": "O1"}, kind=CallKind.CANCEL) == {"count": 1}
+
+
+async def test_venue_errors_count_as_the_venue_being_up_except_unavailable(stub, rest, breaker):
+    stub.on("OpenOrders", {"error": ["EService:Unavailable"]})
+    for _ in range(3):
+        with pytest.raises(KrakenVenueError):
+            await rest.private("OpenOrders")
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_rest_rate_limit_answer_resyncs_the_counter(stub, credentials, tmp_path, fake_time):
+    limiter = RestCallLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep)
+    stub.on("OpenOrders", {"error": ["EAPI:Rate limit exceeded"]})
+    async with KrakenRestClient(stub.url, credentials, data_dir=tmp_path, limiter=limiter) as client:
+        with pytest.raises(KrakenVenueError) as info:
+            await client.private("OpenOrders")
+    assert info.value.error_class is ErrorClass.RATE_LIMITED
+    assert limiter.counter.level == 15
+
+
+async def test_warnings_are_not_errors(stub, rest):
+    stub.on("OpenOrders", {"error": ["WGeneral:Something deprecated"], "result": {"open": {}}})
+    assert await rest.private("OpenOrders") == {"open": {}}
+
+
+async def test_validate_credentials(stub, rest):
+    stub.on("Balance", kraken_fixture("rest_error_invalid_key_docs.json"))
+    with pytest.raises(CredentialsError, match="refused the API credentials"):
+        await rest.validate_credentials()
+    stub.scripts["Balance"] = [{"error": [], "result": {}}]
+    await rest.validate_credentials()
+
+
+async def test_private_call_without_credentials_is_a_clear_error(stub):
+    async with KrakenRestClient(stub.url) as client:
+        with pytest.raises(CredentialsError):
+            await client.private("Balance")
+
+
+async def test_concurrent_signed_calls_arrive_in_nonce_order(stub, rest):
+    """Kraken refuses a nonce lower than one it already accepted: concurrent calls must not overtake each other."""
+    import asyncio
+
+    stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
+    await asyncio.gather(*(rest.private("OpenOrders") for _ in range(10)))
+    arrived = [int(c.params["nonce"]) for c in stub.calls("OpenOrders")]
+    assert len(arrived) == 10 and arrived == sorted(arrived) and len(set(arrived)) == 10
