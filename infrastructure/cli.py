@@ -92,7 +92,7 @@ def config_check() -> None:
     console = Console()
     settings = _settings()
     for name, value in settings.model_dump().items():
-        shown = "***" if value is not None and name in {"kraken_key", "kraken_secret"} else value
+        shown = "***" if value is not None and name in {"kraken_key", "kraken_secret", "api_token"} else value
         if name == "database_url" and value is not None:
             try:
                 shown = parse_postgres_url(settings.database_url.get_secret_value()).redacted()
@@ -117,3 +117,41 @@ def _open_app(settings: Settings):
     except Exception as exc:  # the driver's own error: say what failed without echoing credentials
         click.echo(f"cannot open the event store ({settings.backend}): {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8765, show_default=True, type=int, help="TCP port (0 picks a free one).")
+@click.option("--key", required=True, help="The API key clients must send.")
+@click.option("--secret", required=True, help="The base64 API secret clients sign with (never printed).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the price path and the ids.")
+def simulator(host: str, port: int, key: str, secret: str, seed: int) -> None:
+    """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
+    import asyncio
+
+    from infrastructure.kraken.auth import InvalidSecret, decode_secret
+    from infrastructure.simulator import KrakenSimulator
+
+    try:
+        decode_secret(secret)
+    except InvalidSecret as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
+
+    async def serve() -> None:
+        async with KrakenSimulator(host=host, port=port, key=key, secret=secret, seed=seed) as sim:
+            click.echo(f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        click.echo("simulator stopped", err=True)
+
+
+def _register_operator_commands() -> None:
+    from infrastructure.commands import register
+
+    register(main)
+
+
+_register_operator_commands()
