@@ -198,7 +198,12 @@ class ExecutionEngine:
             "submit", f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
             deadline_s=self.config.submit_deadline_s))
         self._save([order])
-        price, price2 = (order.limit_price, None) if order.order_type is OrderType.LIMIT else (order.trigger_price, None)
+        if order.order_type is OrderType.LIMIT:
+            price, price2 = order.limit_price, None
+        elif order.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            price, price2 = order.trigger_price, order.trigger_price  # the limit sits at the trigger
+        else:
+            price, price2 = order.trigger_price, None
         return OrderRequest(cl_ord_id=order.cl_ord_id, pair=order.pair, side=order.side, order_type=order.order_type,
                             volume=order.quantity, price=price, price2=price2, deadline=deadline)
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from application.engine import ExecutionEngine
@@ -90,8 +90,7 @@ class TradingService:
         if not orders:
             return
         venue = await self.exchange.query_orders([o.txid for o in orders])
-        since = min((o.submitted_at for o in orders if o.submitted_at), default=None)
-        trades = await self.exchange.trades_since(since)
+        trades = await self.exchange.trades_since(_before(min((o.submitted_at for o in orders if o.submitted_at), default=None)))
         for order in orders:
             found = venue.get(order.txid)
             if found is not None:
@@ -100,7 +99,7 @@ class TradingService:
     async def resolve_unknowns(self) -> None:
         for order in self.engine.unknown_outcomes():
             found = await self.exchange.find_by_cl_ord_id(order.cl_ord_id)
-            trades = await self.exchange.trades_since(order.submitted_at) if found is not None else []
+            trades = await self.exchange.trades_since(_before(order.submitted_at)) if found is not None else []
             self.engine.resolve_unknown(order.id, found, trades)
 
     async def reconcile(self, *, quiet_s: float = 0.0) -> "ReconcileReport":
@@ -119,8 +118,7 @@ class TradingService:
         if live:
             versions = {o.id: o.version for o in live}
             venue = await self.exchange.query_orders([o.txid for o in live])
-            since = min((o.submitted_at for o in live if o.submitted_at), default=None)
-            trades = await self.exchange.trades_since(since)
+            trades = await self.exchange.trades_since(_before(min((o.submitted_at for o in live if o.submitted_at), default=None)))
             for order in live:
                 found = venue.get(order.txid)
                 if found is None:
@@ -211,6 +209,15 @@ class TradingService:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.
             if self._stopping.is_set():
                 await self.exchange.cancel_all_after(0)
+
+
+# TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission
+# (trades are matched to orders by txid, so extra ones cost only bandwidth).
+TRADES_MARGIN = timedelta(seconds=60)
+
+
+def _before(at: datetime | None) -> datetime | None:
+    return None if at is None else at - TRADES_MARGIN
 
 
 class _Stop(Exception):

@@ -26,3 +26,8 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> str:
         return "postgres" if self.database_url is not None else "sqlite"
+
+    def with_exchange(self, *, url: str, ws_url: str | None, key: str, secret: str) -> "Settings":
+        """A validated copy pointing at another Kraken endpoint (e.g. the built-in simulator)."""
+        return Settings.model_validate({**self.model_dump(), "kraken_url": url, "kraken_ws_url": ws_url,
+                                        "kraken_key": key, "kraken_secret": secret, "kraken_secret_file": None})

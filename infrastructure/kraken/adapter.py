@@ -85,16 +85,18 @@ class KrakenExchange:
         self._orders: dict[str, tuple[str, str | None]] = {}  # txid or cl_ord_id -> (pair, txid)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, tier: Tier = Tier.STARTER,
+    def from_settings(cls, settings: Settings, *, tier: Tier | None = Tier.STARTER,
                       breaker: CircuitBreaker | None = None, pairs: PairRegistry | None = None) -> "KrakenExchange":
         """Wire the adapter from ``EXECLEDGER_KRAKEN_*`` (credentials checked for format here; call
-        ``rest.validate_credentials()`` at start for the authenticated check)."""
+        ``rest.validate_credentials()`` at start for the authenticated check). ``tier=None`` models no rate
+        limits (for a venue that has none, such as the built-in simulator's default)."""
         if not settings.kraken_url:
             raise ValueError("EXECLEDGER_KRAKEN_URL is not set")
         rest = KrakenRestClient(settings.kraken_url, KrakenCredentials.from_settings(settings),
-                                data_dir=Path(settings.data_dir), limiter=RestCallLimiter(tier),
+                                data_dir=Path(settings.data_dir), limiter=RestCallLimiter(tier) if tier else None,
                                 breaker=breaker or CircuitBreaker())
-        return cls(rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier), ws_url=settings.kraken_ws_url)
+        return cls(rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier) if tier else None,
+                   ws_url=settings.kraken_ws_url)
 
     async def close(self) -> None:
         await self.rest.close()

@@ -1,0 +1,41 @@
+"""The live path: the service's own workers, driven by the WS v2 executions stream (no test-driven polling)."""
+
+import asyncio
+
+from application.service import ServiceConfig, TradingService
+from domain.order import State
+from domain.values import OrderRole
+
+
+async def test_stream_drives_fill_bracket_and_oco(harness):
+    h = await harness()
+    service = TradingService(h.engine, h.exchange, ServiceConfig(deadman_enabled=False, tick_interval_s=0.05,
+                                                                 reconcile_interval_s=3600))
+    legs_open, closed = asyncio.Event(), asyncio.Event()
+    open_legs: set[str] = set()
+
+    def on_report(report):
+        if report.role in ("stop_loss", "take_profit") and report.order_status == "OPEN":
+            open_legs.add(report.role)
+            if len(open_legs) == 2:
+                legs_open.set()
+        if report.role == "take_profit" and report.order_status == "CANCELED":
+            closed.set()
+
+    h.engine.publish = on_report
+    running = asyncio.create_task(service.run())
+    try:
+        entry = h.engine.submit_signal({"signal_id": "ws", "pair": "XBT/USD", "side": "buy", "order_type": "market",
+                                        "quantity": "0.01", "sl_price": "64000", "tp_price": "69000"}).order
+        service.wake()
+        await asyncio.wait_for(legs_open.wait(), 10)
+        h.sim.set_mark_price("XBT/USD", "63990")  # the stop triggers at the venue; only the stream tells us
+        await asyncio.wait_for(closed.wait(), 10)
+    finally:
+        await service.stop()
+        await asyncio.wait_for(running, 10)
+    fills = [e for e in h.engine.ledger.order_history(entry.id) if e.name == "Filled"]
+    assert fills and fills[0].data["source"] == "ws"
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    assert h.order(sl).state is State.FILLED and h.position(entry) == 0
+    h.assert_consistent()
