@@ -148,6 +148,44 @@ def simulator(host: str, port: int, key: str, secret: str, seed: int) -> None:
         click.echo("simulator stopped", err=True)
 
 
+@main.command()
+@click.option("--role", type=click.Choice(["all", "trading", "projections", "api"]), default="all", show_default=True,
+              help="which part of the service this process runs")
+@click.option("--standby", is_flag=True, help="trading: wait for the writer lock and take over when its holder dies")
+def run(role: str, standby: bool) -> None:
+    """Run the service (trading workers, read-model follower, HTTP API) until SIGINT/SIGTERM.
+
+    Without EXECLEDGER_KRAKEN_URL it trades against the built-in simulator (paper trading, no keys)."""
+    import asyncio
+    import signal
+
+    from infrastructure.runner import Role, run_service
+    from infrastructure.writerlock import WriterLockHeld
+
+    settings = _settings()
+
+    def ready(running) -> None:
+        where = f"simulator {running.simulator.rest_url}" if running.simulator else (settings.kraken_url or "-")
+        click.echo(f"execledger running (role {role}): api {running.api_url or '-'}, venue {where}", err=True)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
+
+    try:
+        asyncio.run(serve())
+    except WriterLockHeld as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CONFIG)
+    except (StoreConfigError, StoreUnreachable) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo("execledger stopped", err=True)
+
+
 def _register_operator_commands() -> None:
     from infrastructure.commands import register
 

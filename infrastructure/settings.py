@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,8 @@ class Settings(BaseSettings):
     kraken_key: SecretStr | None = None
     kraken_secret: SecretStr | None = None
     kraken_secret_file: Path | None = None
+    kraken_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
+        default="starter", description="Kraken verification tier whose rate limits the adapter models")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: SecretStr | None = Field(default=None, description="bearer token; required when the API binds beyond loopback")
