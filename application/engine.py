@@ -377,7 +377,8 @@ class ExecutionEngine:
         for action in actions:
             if isinstance(action, TimeOut):
                 target = self.orders[action.order_id]
-                target.time_out(age_s=action.age_s, threshold_s=action.threshold_s, rule=action.rule, observed_at=now)
+                target.time_out(age_s=action.age_s, threshold_s=action.threshold_s, rule=action.rule,
+                                observed_at=action.observed_at)
                 touched.append(target)
             elif isinstance(action, Defer):
                 self.orders[action.order_id].defer(key=action.key, reason=action.reason)

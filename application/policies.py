@@ -38,6 +38,7 @@ class TimeOut:
     age_s: float
     threshold_s: float
     rule: str
+    observed_at: datetime  # the instant the age was measured at: recorded with the decision, so replay agrees
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def timeout_policy(order: Order, rules: PairRules, now: datetime, config: Policy
             f"protected nor sold; the order keeps working",
             age_s=age, threshold_s=threshold, filled=filled, ordermin=rules.ordermin, costmin=rules.costmin,
         ))]
-    return [TimeOut(order.id, age, threshold, rule)]
+    return [TimeOut(order.id, age, threshold, rule, now)]
 
 
 # --- brackets (FR-606) -------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class TestTimeout:
         o = entry(timeout_s=60)
         assert timeout_policy(o, XBT, T0 + timedelta(seconds=60), CFG) == []
         [action] = timeout_policy(o, XBT, T0 + timedelta(seconds=61), CFG)
-        assert action == TimeOut(o.id, 60.0, 60, "signal.timeout_s")
+        assert action == TimeOut(o.id, 60.0, 60, "signal.timeout_s", T0 + timedelta(seconds=61))
 
     def test_config_default_applies_without_signal_timeout(self):
         [action] = timeout_policy(entry(), XBT, T0 + timedelta(seconds=301), CFG)
