@@ -59,7 +59,7 @@ class PolicyReplay:
         self.app, self.pairs, self.config = app, pairs, config
         self.orders: dict[UUID, Order] = {}
 
-    def _events(self) -> Iterator[Any]:
+    def _events(self, progress: Callable[[int], None] | None) -> Iterator[Any]:
         start = 1
         while True:
             batch = self.app.recorder.select_notifications(start=start, limit=1000)
@@ -69,10 +69,12 @@ class PolicyReplay:
                 if n.topic.startswith(_ORDER_TOPIC_PREFIX):
                     yield self.app.mapper.to_domain_event(n)
             start = batch[-1].id + 1
+            if progress:
+                progress(len(batch))
 
     def run(self, progress: Callable[[int], None] | None = None) -> ReplayResult:
         result = ReplayResult(differences=[])
-        for ev in self._events():
+        for ev in self._events(progress):
             before = self.orders.get(ev.originator_id)
             expected = self._check(before, ev)
             if expected is not None:
@@ -84,8 +86,6 @@ class PolicyReplay:
                                                          why.get("rule"), recorded, "; ".join(replayed) or "nothing"))
             self.orders[ev.originator_id] = ev.mutate(before)
             result.events += 1
-            if progress:
-                progress(1)
         return result
 
     # Each check returns (what was recorded, what the policies decide now), both as comparable text.

@@ -5,21 +5,14 @@ Exit codes: 0 success, 1 unexpected failure, 2 bad usage or invalid input, 3 con
 
 from __future__ import annotations
 
-import json
 import sys
-from importlib import resources
-from pathlib import Path
 
 import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from application.ledger import ExecutionLedger, LedgerError
-from domain.errors import SignalRejected
 from infrastructure.eventstore import StoreConfigError, StoreUnreachable, open_orders_app, parse_postgres_url
-from infrastructure.pairs import load_default_pairs
-from infrastructure.render import print_history
 from infrastructure.settings import Settings
 
 EXIT_INPUT = 2
@@ -40,45 +33,17 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--signals", "signals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON list of approved signals (default: the shipped example).")
-def demo(signals_file: Path | None) -> None:
-    """Place the example signals into the ledger (SQLite by default) and print each order's event history."""
-    console = Console()
+def demo() -> None:
+    """The main job: a shipped scenario of signals through every path against the in-process simulator (no keys),
+    then the execution-report table, an audit timeline, a projection rebuild and a replay check."""
+    from infrastructure.demo import run_demo
+
     settings = _settings()
-    if signals_file is None:
-        text = resources.files("infrastructure.data").joinpath("example_signals.json").read_text()
-    else:
-        text = signals_file.read_text()
     try:
-        signals = json.loads(text)
-    except json.JSONDecodeError as exc:
-        console.print(f"[red]signals file is not JSON:[/red] {escape(str(exc))}")
-        sys.exit(EXIT_INPUT)
-    where = "PostgreSQL" if settings.backend == "postgres" else f"SQLite in {settings.data_dir.resolve()}"
-    console.print(f"[bold]execledger demo[/bold]: {len(signals)} signals into the ledger ({where})")
-    app = _open_app(settings)
-    try:
-        ledger = ExecutionLedger(app, load_default_pairs())
-        placed = []
-        for raw in signals:
-            sid = raw.get("signal_id", "?") if isinstance(raw, dict) else "?"
-            try:
-                result = ledger.submit_signal(raw)
-            except SignalRejected as exc:
-                console.print(f"  [yellow]rejected[/yellow] {escape(str(sid))}: " + escape("; ".join(str(e) for e in exc.errors)))
-                continue
-            except LedgerError as exc:
-                console.print(f"  [red]refused[/red] {escape(str(sid))}: {escape(str(exc))}")
-                continue
-            verb = "placed" if result.created else "already recorded (idempotent, nothing written)"
-            console.print(f"  [green]{verb}[/green] {escape(str(sid))} -> order {result.order.id}")
-            placed.append(result.order)
-        console.print()
-        for order in placed:
-            print_history(console, order, ledger.order_history(order.id))
-    finally:
-        app.close()
+        run_demo(settings)
+    except (StoreConfigError, StoreUnreachable) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CONFIG)
 
 
 @main.group()

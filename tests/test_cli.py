@@ -1,5 +1,6 @@
 """The execledger CLI: the README's demo works on the embedded default and is idempotent when re-run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -16,24 +17,23 @@ def run_cli(args, data_dir, **env):
     return runner.invoke(main, args, env={**clean, "EXECLEDGER_DATA_DIR": str(data_dir), "COLUMNS": "200", **env})
 
 
-def test_demo_places_example_signals_and_prints_histories(tmp_path):
+def test_demo_runs_every_path_and_leaves_its_ledger(tmp_path):
     result = run_cli(["demo"], tmp_path / "data")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert out.count("placed demo-") == 3
-    assert "rejected demo-004: sl_price" in out and "sl_not_below_entry_for_buy" in out
-    assert "rejected demo-005: quantity" in out and "ordermin" in out
-    assert "rejected demo-006: pair" in out and "unknown_pair" in out
-    assert out.count("Placed") >= 3 and "approved_signal" in out
-    assert (tmp_path / "data" / "orders.sqlite").exists()
-    again = run_cli(["demo"], tmp_path / "data")
-    assert again.exit_code == 0 and again.output.count("already recorded") == 3
-
-
-def test_demo_with_bad_signals_file_exits_2(tmp_path):
-    bad = tmp_path / "s.json"
-    bad.write_text("{not json")
-    assert run_cli(["demo", "--signals", str(bad)], tmp_path / "data").exit_code == 2
+    for text in ("take-profit filled @ 68010; the stop was canceled (OCO)",
+                 "stop filled @ 3390; the take-profit was canceled (OCO)",
+                 "filled 0.008 of 0.02", "timed out after 2 s: the rest was canceled",
+                 "refused: trading is halted (set by demo: scheduled maintenance)",
+                 "sl_not_below_entry_for_buy", "[ordermin]",
+                 "identical to the live tables", "0 differ"):
+        assert text in out, text
+    report = run_cli(["report", "signals", "--json"], tmp_path / "data")
+    signals = json.loads(report.output)["items"]
+    assert len(signals) == 3 and all(s["position"] == "0" and s["open_legs"] == 0 for s in signals)
+    again = run_cli(["demo"], tmp_path / "data")  # a re-run adds its own stories to the same ledger
+    assert again.exit_code == 0, again.output
+    assert json.loads(run_cli(["report", "signals", "--json"], tmp_path / "data").output)["total"] == 6
 
 
 def test_config_check_redacts_and_reports_unreachable_store(tmp_path):
