@@ -50,6 +50,7 @@ class TradingService:
         self._sleep = sleep
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
         self.missing: Counter[UUID] = Counter()  # lost-order strikes: never terminal until the venue proves it
         self.stream_seen: dict[UUID, datetime] = {}  # when the live stream last reported on an order
 
@@ -153,6 +154,7 @@ class TradingService:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
         self.engine.load()
         await self.reconcile()
+        self.recovered.set()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender())

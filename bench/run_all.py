@@ -14,9 +14,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-BENCHMARKS = [
+BENCHMARKS = [  # (script, full-size arguments, --quick arguments)
+    ("append_throughput.py", ["--events", "3000"], ["--events", "300"]),
+    ("lifecycles.py", ["--lifecycles", "200"], ["--lifecycles", "20"]),
     ("bracket_latency.py", ["--brackets", "1000"], ["--brackets", "100"]),
     ("projection_rebuild.py", ["--signals", "3000"], ["--signals", "200"]),
+    ("rest_monitoring.py", ["--window", "60"], ["--orders", "1,10", "--window", "5"]),
+    ("recovery.py", ["--orders", "1000,10000"], ["--orders", "100"]),
 ]
 
 

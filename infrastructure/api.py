@@ -51,6 +51,7 @@ class ApiContext:
     projector: ReadModelProjector
     token: str | None = None
     on_signal: Callable[[], None] | None = None  # wakes the submission worker
+    recovered: Callable[[], bool] | None = None  # trading role in this process: start-up reconciliation done?
 
 
 CTX = web.AppKey("ctx", ApiContext)
@@ -142,8 +143,11 @@ async def health(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     lag = ctx.projector.lag()
     trading = ctx.engine.trading
-    return _json({"status": "ok", "projection_lag": lag, "projection_position": ctx.projector.position(),
-                  "trading": {"mode": trading.mode.value, "by": trading.by, "why": trading.why}})
+    body = {"status": "ok", "projection_lag": lag, "projection_position": ctx.projector.position(),
+            "trading": {"mode": trading.mode.value, "by": trading.by, "why": trading.why}}
+    if ctx.recovered is not None:
+        body["trading"]["recovered"] = ctx.recovered()
+    return _json(body)
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -100,7 +100,8 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
             token = require_token_for(settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None)
             wake = (lambda: (running.service.wake(), running.follower.nudge())) if running.service else None
             ctx = ApiContext(engine=ledger.engine, queries=ledger.queries, projector=ledger.projector, token=token,
-                             on_signal=wake)
+                             on_signal=wake,
+                             recovered=running.service.recovered.is_set if running.service else None)
             runner = web.AppRunner(create_api(ctx))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

@@ -38,7 +38,7 @@ async def test_all_roles_over_the_builtin_simulator(settings):
             orders = await (await http.get(f"{running.api_url}/v1/orders", params={"signal_id": "run-1"})).json()
             assert sorted(o["role"] for o in orders["items"]) == ["entry", "stop_loss", "take_profit"]
             health = await (await http.get(f"{running.api_url}/v1/health")).json()
-            assert health["trading"]["mode"] == "running"
+            assert health["trading"]["mode"] == "running" and health["trading"]["recovered"] is True
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)

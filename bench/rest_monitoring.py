@@ -1,0 +1,84 @@
+"""REST calls spent per minute to monitor 1, 10 and 100 open orders, with the WS stream healthy and with it down.
+
+The whole service runs (WS stream + REST poller + periodic reconciliation) against the in-process simulator with
+the adapter modelling Kraken's Starter tier (REST counter 15, decay 0.33/s). After start-up recovery, the
+simulator's request log is counted over a window of real time and scaled to a minute: calls by method, and the
+points they cost on Kraken's REST counter (TradesHistory 2, AddOrder/CancelOrder 0: they use the trading counter).
+"WS down" points the stream at a closed port, so REST polling carries the monitoring alone.
+
+Usage: .venv/bin/python bench/rest_monitoring.py [--orders 1,10,100] [--window 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import time
+from collections import Counter
+
+from common import backend_settings, write_result
+
+from application.service import ServiceConfig, TradingService
+from infrastructure.bootstrap import open_ledger
+from infrastructure.kraken.adapter import KrakenExchange
+from infrastructure.kraken.ratelimit import Tier
+from infrastructure.simulator import KrakenSimulator
+
+COST = {"TradesHistory": 2, "Ledgers": 2, "QueryLedgers": 2, "AddOrder": 0, "CancelOrder": 0}
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # released again: nothing listens there
+
+
+async def measure(n: int, ws_healthy: bool, window: float) -> dict:
+    async with KrakenSimulator(balances={"ZUSD": "10000000"}) as sim:
+        with backend_settings("sqlite") as base:
+            ws_url = sim.ws_url if ws_healthy else f"ws://127.0.0.1:{closed_port()}/v2"
+            settings = base.with_exchange(url=sim.rest_url, ws_url=ws_url, key=sim.key, secret=sim.secret)
+            with open_ledger(settings) as lg:
+                filler = KrakenExchange.from_settings(settings, tier=None)
+                setup = TradingService(lg.engine, filler, ServiceConfig(deadman_enabled=False))
+                for i in range(n):
+                    lg.engine.submit_signal({"signal_id": f"m{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
+                                             "quantity": "0.001", "limit_price": "30000", "timeout_s": 86400})
+                await setup.send_pending()
+                await filler.close()
+                exchange = KrakenExchange.from_settings(settings, tier=Tier.STARTER)
+                service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=True))
+                worker = asyncio.create_task(service.run())
+                await asyncio.wait_for(service.recovered.wait(), 120)
+                start_at = sim.clock.now()
+                await asyncio.sleep(window)  # measuring a rate over real time: the window *is* the measurement
+                calls = Counter(r.method for r in sim.requests() if r.time >= start_at and r.method)
+                await service.stop()
+                await worker
+                await exchange.close()
+    scale = 60.0 / window
+    per_minute = {m: round(c * scale, 1) for m, c in sorted(calls.items())}
+    points = round(sum(c * COST.get(m, 1) for m, c in calls.items()) * scale, 1)
+    return {"open_orders": n, "ws": "healthy" if ws_healthy else "down", "calls_per_min": round(sum(calls.values()) * scale, 1),
+            "counter_points_per_min": points, "by_method_per_min": per_minute}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", default="1,10,100")
+    parser.add_argument("--window", type=float, default=20.0)
+    args = parser.parse_args()
+    results = {}
+    for healthy in (True, False):
+        for n in (int(x) for x in args.orders.split(",")):
+            r = asyncio.run(measure(n, healthy, args.window))
+            results[f"{r['ws']}_{n}"] = r
+            print(f"WS {r['ws']:8s} {n:4d} open orders: {r['calls_per_min']} REST calls/min, "
+                  f"{r['counter_points_per_min']} counter points/min  {r['by_method_per_min']}")
+    path = write_result("rest_monitoring", {"window_s": args.window, "results": results})
+    print(f"written to {path.relative_to(path.parents[2])}")
+
+
+if __name__ == "__main__":
+    main()
