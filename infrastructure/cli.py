@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from infrastructure.eventstore import StoreConfigError, StoreUnreachable, open_orders_app, parse_postgres_url
-from infrastructure.settings import Settings
+from infrastructure.settings import ConfigFileError, Settings, load_settings
 
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
@@ -21,15 +21,25 @@ EXIT_CONFIG = 3
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        return load_settings()
+    except ConfigFileError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     except ValidationError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from exc
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="execledger")
-def main() -> None:
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="EXECLEDGER_CONFIG_FILE",
+              help="optional KEY=value file with EXECLEDGER_* settings (the environment wins)")
+def main(config_file: str | None) -> None:
     """execledger: an event-sourced execution ledger for Kraken Spot."""
+    import os
+
+    if config_file:
+        os.environ["EXECLEDGER_CONFIG_FILE"] = config_file  # every command's settings read it
 
 
 @main.command()
@@ -90,9 +100,12 @@ def _open_app(settings: Settings):
 @click.option("--key", required=True, help="The API key clients must send.")
 @click.option("--secret", required=True, help="The base64 API secret clients sign with (never printed).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the price path and the ids.")
-def simulator(host: str, port: int, key: str, secret: str, seed: int) -> None:
+@click.option("--fill-fractions", default="", help="Successive partial fills of a resting limit order, as "
+              "fractions of it (e.g. 0.4,0.3); empty: each fills at once.")
+def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fractions: str) -> None:
     """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
     import asyncio
+    from decimal import Decimal
 
     from infrastructure.kraken.auth import InvalidSecret, decode_secret
     from infrastructure.simulator import KrakenSimulator
@@ -101,9 +114,14 @@ def simulator(host: str, port: int, key: str, secret: str, seed: int) -> None:
         decode_secret(secret)
     except InvalidSecret as exc:
         raise click.BadParameter(str(exc), param_hint="--secret") from None
+    try:
+        fractions = tuple(Decimal(f) for f in fill_fractions.split(",") if f.strip())
+    except ArithmeticError:
+        raise click.BadParameter(f"{fill_fractions!r} is not a list of decimals", param_hint="--fill-fractions") from None
 
     async def serve() -> None:
-        async with KrakenSimulator(host=host, port=port, key=key, secret=secret, seed=seed) as sim:
+        async with KrakenSimulator(host=host, port=port, key=key, secret=secret, seed=seed,
+                                   fill_fractions=fractions) as sim:
             click.echo(f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True)
             await asyncio.Event().wait()
 

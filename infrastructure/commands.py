@@ -29,6 +29,12 @@ from infrastructure.settings import Settings
 EXIT_INPUT, EXIT_CONFIG, EXIT_DIFFERENCES, EXIT_NOT_FOUND = 2, 3, 4, 5
 
 
+def _settings() -> Settings:
+    from infrastructure.cli import _settings as cli_settings
+
+    return cli_settings()
+
+
 def _open(settings: Settings) -> Ledger:
     from infrastructure.eventstore import StoreConfigError, StoreUnreachable
 
@@ -91,7 +97,7 @@ def register(main: click.Group) -> None:
         """Query the read models (caught up first): reports, orders, fills or signals."""
         console = Console()
         params = {k: v for k, v in filters.items() if v is not None}
-        with _open(Settings()) as lg:
+        with _open(_settings()) as lg:
             try:
                 f = parse_filter(params, lg.ledger.pairs)
             except BadQuery as exc:
@@ -111,7 +117,7 @@ def register(main: click.Group) -> None:
     def audit(ident):
         """The story of an order or a signal (entry and every bracket leg): facts, decisions with reasons, outcomes."""
         console = Console()
-        with _open(Settings()) as lg:
+        with _open(_settings()) as lg:
             try:
                 entry, orders, timeline = signal_timeline(lg.ledger, ident)
             except OrderNotFound as exc:
@@ -125,7 +131,7 @@ def register(main: click.Group) -> None:
         """Every order as it was at a past moment (folded again from the log)."""
         console = Console()
         when = _timestamp(at)
-        with _open(Settings()) as lg:
+        with _open(_settings()) as lg:
             orders = orders_at(lg.ledger, when)
         rows = [{"order_id": str(o.id), "signal_id": o.signal_id, "role": o.role.value, "pair": o.pair,
                  "side": o.side.value, "quantity": plain(o.quantity), "status": o.status.value,
@@ -136,7 +142,7 @@ def register(main: click.Group) -> None:
     def replay():
         """Re-run the policies over the recorded log; exit 4 if any recorded decision would differ now."""
         console = Console()
-        settings = Settings()
+        settings = _settings()
         with _open(settings) as lg:
             total = lg.app.recorder.max_notification_id() or 0
             with _progress(console) as progress:
@@ -159,7 +165,7 @@ def register(main: click.Group) -> None:
     def projections_rebuild():
         """Drop the read-model tables' rows and rebuild them from the log."""
         console = Console()
-        with _open(Settings()) as lg:
+        with _open(_settings()) as lg:
             total = lg.app.recorder.max_notification_id() or 0
             started = datetime.now(timezone.utc)
             with _progress(console) as progress:
@@ -170,7 +176,7 @@ def register(main: click.Group) -> None:
 
     def _mode(mode: TradingMode, reason: str, by: str, cancel_entries: bool = False) -> None:
         console = Console()
-        with _open(Settings()) as lg:
+        with _open(_settings()) as lg:
             changed = lg.engine.set_mode(mode, by=by, why=reason, cancel_entries=cancel_entries)
         console.print(f"trading is {mode.value}" + ("" if changed else " (unchanged)") + f": {escape(reason)} (by {escape(by)})")
 

@@ -9,6 +9,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigFileError(ValueError):
+    """The optional configuration file cannot be used (the message never contains its secrets)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECLEDGER_", extra="ignore")
 
@@ -25,6 +29,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     api_token: SecretStr | None = Field(default=None, description="bearer token; required when the API binds beyond loopback")
     default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
+    submit_deadline_s: float = Field(default=30.0, gt=0, description="AddOrder deadline; an unknown outcome not found "
+                                     "on the venue after it (plus a grace) is proof the order was never placed")
 
     @property
     def backend(self) -> str:
@@ -34,3 +40,24 @@ class Settings(BaseSettings):
         """A validated copy pointing at another Kraken endpoint (e.g. the built-in simulator)."""
         return Settings.model_validate({**self.model_dump(), "kraken_url": url, "kraken_ws_url": ws_url,
                                         "kraken_key": key, "kraken_secret": secret, "kraken_secret_file": None})
+
+
+def load_settings(config_file: Path | str | None = None) -> Settings:
+    """Settings from the environment, with an optional ``KEY=value`` file (the same ``EXECLEDGER_*`` names) under
+    them; the environment wins. A file that holds a secret must not be readable by group or others."""
+    import os
+    import stat
+
+    source = config_file or os.environ.get("EXECLEDGER_CONFIG_FILE")
+    if not source:
+        return Settings()
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigFileError(f"configuration file {path} does not exist")
+    text = path.read_text()
+    secret_names = ("EXECLEDGER_KRAKEN_SECRET", "EXECLEDGER_KRAKEN_KEY", "EXECLEDGER_DATABASE_URL", "EXECLEDGER_API_TOKEN")
+    holds_secret = any(line.strip().startswith(name) for line in text.splitlines() for name in secret_names)
+    if holds_secret and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigFileError(f"configuration file {path} holds credentials but is readable by group or others: "
+                              f"chmod 600 it")
+    return Settings(_env_file=path)
