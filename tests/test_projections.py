@@ -86,3 +86,30 @@ async def test_fresh_projector_process_resumes_from_tracking(ledger, clock, proj
     live = snapshot(projector.engine)
     again = ReadModelProjector(orders_app, projector.engine)  # a restarted process: empty cache
     assert again.catch_up() == 0 and snapshot(projector.engine) == live
+
+
+async def test_rebuild_swaps_a_shadow_in_while_the_live_tables_keep_serving(ledger, clock, projector, orders_app):
+    await trade_a_bracket(ledger, clock)
+    projector.catch_up()
+    live = snapshot(projector.engine)
+    seen_during_build = []
+    original = ReadModelProjector.catch_up
+
+    def spying_catch_up(self, progress=None):
+        if self.t is not projector.t:  # the shadow builder: the live tables still answer meanwhile
+            seen_during_build.append(snapshot(projector.engine)["orders"])
+        return original(self, progress)
+
+    ReadModelProjector.catch_up = spying_catch_up
+    try:
+        projector.rebuild()
+    finally:
+        ReadModelProjector.catch_up = original
+    assert seen_during_build and all(rows == live["orders"] for rows in seen_during_build)
+    assert snapshot(projector.engine) == live and projector.position() == ledger.app.recorder.max_notification_id()
+    with projector.engine.connect() as conn:  # no shadow tables are left behind
+        names = set(projector.engine.dialect.get_table_names(conn, schema=None))
+    assert not any(name.endswith("__rebuild") for name in names)
+    other = ReadModelProjector(orders_app, projector.engine)  # a second projector whose cache predates the swap
+    ledger.submit_signal({"signal_id": "after", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"})
+    assert other.catch_up() == 1 and projector.catch_up() == 0

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from application.orders_app import OrdersApp
@@ -29,6 +29,7 @@ from infrastructure.readmodels import tables as t
 from infrastructure.settings import Settings
 
 PROJECTION_NAME = "orders_read_model"
+SHADOW_SUFFIX = "__rebuild"
 
 
 class ProjectionConflict(RuntimeError):
@@ -96,19 +97,24 @@ def _upsert(conn: Connection, table, rows: list[dict]) -> None:
 class ReadModelProjector:
     """Catches the read models up with the Orders log; ``rebuild()`` drops them and replays from the start."""
 
-    def __init__(self, app: OrdersApp, engine: Engine, *, batch_size: int = 500):
+    def __init__(self, app: OrdersApp, engine: Engine, *, batch_size: int = 500, tables: t.TableSet = t.LIVE,
+                 name: str = PROJECTION_NAME):
         self.app = app
         self.engine = engine
         self.batch_size = batch_size
+        self.t = tables
+        self.name = name
         self._orders: dict[UUID, Order] = {}
-        t.metadata.create_all(engine)
+        t.metadata.create_all(engine)  # the live tables and the tracking table; idempotent
+        if tables is not t.LIVE:
+            tables.metadata.create_all(engine)
 
     # --- position -----------------------------------------------------------------------------------------
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(t.projection_tracking.c.position)
-                                .where(t.projection_tracking.c.name == PROJECTION_NAME)).scalar() or 0
+            return conn.execute(select(self.t.projection_tracking.c.position)
+                                .where(self.t.projection_tracking.c.name == self.name)).scalar() or 0
 
     def lag(self) -> int:
         """How many notifications of the log the read models have not processed yet."""
@@ -124,7 +130,13 @@ class ReadModelProjector:
             batch = self.app.recorder.select_notifications(start=start + 1, limit=self.batch_size)
             if not batch:
                 return done
-            self.process(batch, expected_position=start)
+            try:
+                self.process(batch, expected_position=start)
+            except ProjectionConflict:
+                # Someone else moved the position (another projector, or a rebuild swapped tables in):
+                # forget our cache, which may be ahead of the new position, and go on from where the table is.
+                self._orders.clear()
+                continue
             done += len(batch)
             if progress:
                 progress(len(batch))
@@ -159,27 +171,27 @@ class ReadModelProjector:
             moved = self._move_tracking(conn, expected_position, last_id)
             if not moved:
                 raise ProjectionConflict(f"tracking position is no longer {expected_position}: batch not applied")
-            _insert_ignore(conn, t.execution_reports, rows["reports"])
-            _insert_ignore(conn, t.fills, rows["fills"])
-            _insert_ignore(conn, t.decisions, rows["decisions"])
-            _upsert(conn, t.orders, [self._order_row(o) for o in staged.values()])  # one row per order per batch
+            _insert_ignore(conn, self.t.execution_reports, rows["reports"])
+            _insert_ignore(conn, self.t.fills, rows["fills"])
+            _insert_ignore(conn, self.t.decisions, rows["decisions"])
+            _upsert(conn, self.t.orders, [self._order_row(o) for o in staged.values()])  # one row per order per batch
             members: dict[str, list[UUID]] = defaultdict(list)
             if touched_signals:  # the orders table (just upserted) knows every order of a signal
-                for oid, sid in conn.execute(select(t.orders.c.order_id, t.orders.c.signal_id)
-                                             .where(t.orders.c.signal_id.in_(sorted(touched_signals)))):
+                for oid, sid in conn.execute(select(self.t.orders.c.order_id, self.t.orders.c.signal_id)
+                                             .where(self.t.orders.c.signal_id.in_(sorted(touched_signals)))):
                     members[sid].append(UUID(oid))
-            _upsert(conn, t.signals, [self._signal_row(s, members[s], staged) for s in sorted(touched_signals)])
+            _upsert(conn, self.t.signals, [self._signal_row(s, members[s], staged) for s in sorted(touched_signals)])
 
     def _move_tracking(self, conn: Connection, expected: int, new: int) -> bool:
         if expected == 0:
-            exists = conn.execute(select(t.projection_tracking.c.position)
-                                  .where(t.projection_tracking.c.name == PROJECTION_NAME)).first()
+            exists = conn.execute(select(self.t.projection_tracking.c.position)
+                                  .where(self.t.projection_tracking.c.name == self.name)).first()
             if exists is None:
-                conn.execute(insert(t.projection_tracking).values(name=PROJECTION_NAME, position=new))
+                conn.execute(insert(self.t.projection_tracking).values(name=self.name, position=new))
                 return True
-        result = conn.execute(update(t.projection_tracking)
-                              .where(t.projection_tracking.c.name == PROJECTION_NAME,
-                                     t.projection_tracking.c.position == expected)
+        result = conn.execute(update(self.t.projection_tracking)
+                              .where(self.t.projection_tracking.c.name == self.name,
+                                     self.t.projection_tracking.c.position == expected)
                               .values(position=new))
         return result.rowcount == 1
 
@@ -273,11 +285,31 @@ class ReadModelProjector:
     # --- rebuild ----------------------------------------------------------------------------------------
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Drop every read-model row and the tracking position, then replay the whole log."""
+        """Rebuild the read models from the whole log without downtime: a shadow set of tables is filled from the
+        log while the live tables keep serving (and following), then swapped in within one transaction.
+        Returns the number of notifications the shadow processed."""
+        if self.t is not t.LIVE:
+            raise ValueError("only the live read models are rebuilt (the shadow is the rebuild)")
+        shadow = t.TableSet(suffix=SHADOW_SUFFIX)
+        shadow_name = self.name + SHADOW_SUFFIX
+        with self.engine.begin() as conn:  # leftovers of an interrupted rebuild
+            for table in shadow.views:
+                table.drop(conn, checkfirst=True)
+            conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == shadow_name))
+        builder = ReadModelProjector(self.app, self.engine, batch_size=max(self.batch_size, 1000), tables=shadow,
+                                     name=shadow_name)
+        processed = builder.catch_up(progress)
+        processed += builder.catch_up(progress)  # what was written while building: a short second pass
         with self.engine.begin() as conn:
-            for table in t.VIEW_TABLES:
-                conn.execute(delete(table))
-            conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == PROJECTION_NAME))
-        self._orders.clear()
-        return self.catch_up(progress)
-
+            for live, new in zip(t.LIVE.views, shadow.views):
+                live.drop(conn)
+                conn.execute(text(f'ALTER TABLE "{new.name}" RENAME TO "{live.name}"'))
+                for index in new.indexes:
+                    conn.execute(text(f'DROP INDEX "{index.name}"'))
+                for index in live.indexes:
+                    index.create(conn)
+            conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == self.name))
+            conn.execute(update(t.projection_tracking).where(t.projection_tracking.c.name == shadow_name)
+                         .values(name=self.name))
+        self._orders.clear()  # our cache may be ahead of the swapped-in position: reload lazily
+        return processed

@@ -121,3 +121,31 @@ projection_tracking = Table(
 )
 
 VIEW_TABLES = (execution_reports, orders, fills, signals, decisions)
+
+
+class TableSet:
+    """One complete set of read-model tables: the live ones, or a shadow set a rebuild fills before swapping in."""
+
+    def __init__(self, suffix: str = ""):
+        self.suffix = suffix
+        if not suffix:
+            self.metadata = metadata
+            source = {tb.name: tb for tb in VIEW_TABLES}
+        else:
+            self.metadata = MetaData()
+            source = {}
+            for live in VIEW_TABLES:
+                copy = live.to_metadata(self.metadata, name=live.name + suffix)
+                for index in copy.indexes:
+                    index.name = f"{index.name}{suffix}"  # index names are schema-wide: keep them apart
+                source[live.name] = copy
+        self.execution_reports = source["execution_reports"]
+        self.orders = source["orders"]
+        self.fills = source["fills"]
+        self.signals = source["signals"]
+        self.decisions = source["decisions"]
+        self.views = tuple(source[tb.name] for tb in VIEW_TABLES)
+        self.projection_tracking = projection_tracking  # one tracking table; each set has its own row
+
+
+LIVE = TableSet()
