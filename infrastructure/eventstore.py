@@ -93,6 +93,8 @@ def app_env(settings: Settings, app_name: str) -> dict[str, str]:
         # Mandatory even when empty (eventsourcing-notes P9).
         f"{prefix}_POSTGRES_PASSWORD": target.password,
         f"{prefix}_POSTGRES_CONNECT_TIMEOUT": "5",
+        f"{prefix}_POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+        f"{prefix}_POSTGRES_MAX_OVERFLOW": str(settings.db_max_overflow),
     }
     if target.schema:
         env[f"{prefix}_POSTGRES_SCHEMA"] = target.schema

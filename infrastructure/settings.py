@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     kraken_secret_file: Path | None = None
     kraken_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         default="starter", description="Kraken verification tier whose rate limits the adapter models")
+    db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per pool")
+    db_max_overflow: int = Field(default=5, ge=0, le=100, description="extra connections a pool may open under load")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: SecretStr | None = Field(default=None, description="bearer token; required when the API binds beyond loopback")

@@ -39,3 +39,11 @@ def test_settings_never_show_secrets(monkeypatch):
     s = Settings()
     assert "kQH5HW" not in repr(s) and "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
     assert s.backend == "postgres"
+
+
+def test_pool_sizes_reach_the_event_store_env(monkeypatch):
+    from infrastructure import eventstore
+
+    monkeypatch.setattr(eventstore, "prepare_database", lambda target: None)  # no server needed for the mapping
+    env = app_env(Settings(database_url="postgresql://u@127.0.0.1:5432/test", db_pool_size=3, db_max_overflow=2), "Orders")
+    assert (env["ORDERS_POSTGRES_POOL_SIZE"], env["ORDERS_POSTGRES_MAX_OVERFLOW"]) == ("3", "2")

@@ -55,7 +55,7 @@ def readmodel_engine(settings: Settings) -> Engine:
         "postgresql+psycopg://",
         connect_args={"host": target.host, "port": target.port, "dbname": target.dbname, "user": target.user,
                       "password": target.password, **connect_args},
-        pool_size=5, max_overflow=5, pool_pre_ping=True,
+        pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pool_pre_ping=True,
     )
 
 
