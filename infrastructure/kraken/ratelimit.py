@@ -110,15 +110,22 @@ class _WaitingLimiter:
     async def _take(self, counter: DecayingCounter, cost: float, what: str) -> None:
         if cost <= 0:
             return
-        # A cost above the maximum could never fit: let it through once the counter is empty.
-        cost_to_fit = min(cost, counter.limits.maximum)
-        while (wait := counter.wait_for(cost_to_fit)) > 0:
+        await self._wait_for_room(counter, cost, what)
+        counter.add(cost)
+
+    async def _wait_for_room(self, counter: DecayingCounter, cost: float, what: str) -> None:
+        """Sleep until ``cost`` fits (without taking it)."""
+        while (wait := counter.wait_for(_to_fit(counter, cost))) > 0:
             if self.max_wait_s is not None and wait > self.max_wait_s:
                 raise ThrottleWaitTooLong(what, wait)
             log.debug("rate limit: %s waits %.2fs (level %.2f)", what, wait, counter.level)
             self.waited_s += wait
             await self._sleep(wait)
-        counter.add(cost)
+
+
+def _to_fit(counter: DecayingCounter, cost: float) -> float:
+    """A cost above the maximum could never fit: let it through once the counter is empty."""
+    return min(cost, counter.limits.maximum)
 
 
 class RestCallLimiter(_WaitingLimiter):
@@ -132,6 +139,20 @@ class RestCallLimiter(_WaitingLimiter):
     async def acquire(self, method: str) -> None:
         """Wait until ``method`` fits under the counter, then count it."""
         await self._take(self.counter, rest_cost(method), method)
+
+    async def wait_for_room(self, method: str) -> None:
+        """Wait until ``method`` would fit, without counting it (``take_now`` counts it when it is sent)."""
+        if (cost := rest_cost(method)) > 0:
+            await self._wait_for_room(self.counter, cost, method)
+
+    def take_now(self, method: str) -> bool:
+        """Count ``method`` if it fits now; False (nothing counted) if it must wait again."""
+        cost = rest_cost(method)
+        if cost > 0:
+            if self.counter.wait_for(_to_fit(self.counter, cost)) > 0:
+                return False
+            self.counter.add(cost)
+        return True
 
     def on_rate_limited(self) -> None:
         log.warning("Kraken reported the REST rate limit: counter resynchronised to full")

@@ -102,6 +102,8 @@ class KrakenRestClient:
     async def public(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """``GET /0/public/<method>``; returns ``result``."""
         async def send() -> Any:
+            if self.limiter is not None:
+                await self.limiter.acquire(method)
             return await self._request("GET", f"/0/public/{method}", method, write=False, params=params or {})
         return await self._guarded(method, CallKind.READ, send)
 
@@ -135,8 +137,6 @@ class KrakenRestClient:
         breaker = self.breaker
         if breaker is not None and not breaker.allows(kind):
             raise BreakerOpen(method, str(breaker.state))
-        if self.limiter is not None and kind is not CallKind.NEW_ENTRY:
-            await self.limiter.acquire(method)
         try:
             result = await send()
         except KrakenTransportError as exc:
@@ -160,14 +160,23 @@ class KrakenRestClient:
     async def _signed_request(self, method: str, params: dict[str, Any], kind: CallKind) -> Any:
         assert self.credentials is not None and self.nonce is not None
         path = f"/0/private/{method}"
-        async with self._signed:
-            nonce = self.nonce.next()
-            body = urlencode({"nonce": nonce, **params})
-            headers = {"API-Key": self.credentials.key,
-                       "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
-                       "Content-Type": "application/x-www-form-urlencoded"}
-            return await self._request("POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body,
-                                       headers=headers)
+        # Kraken counts a call when it arrives: capacity is waited for outside the lock (so a throttled read never
+        # holds up a cancel, which costs nothing) and taken under it, just before sending. Taken before queueing
+        # for the lock, it would be counted too early and a concurrent burst could pass Kraken's maximum.
+        limiter = self.limiter if kind is not CallKind.NEW_ENTRY else None  # AddOrder: the trading engine counts
+        while True:
+            if limiter is not None:
+                await limiter.wait_for_room(method)
+            async with self._signed:
+                if limiter is not None and not limiter.take_now(method):
+                    continue  # another call took the room meanwhile: wait again, without the lock
+                nonce = self.nonce.next()
+                body = urlencode({"nonce": nonce, **params})
+                headers = {"API-Key": self.credentials.key,
+                           "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
+                           "Content-Type": "application/x-www-form-urlencoded"}
+                return await self._request("POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body,
+                                           headers=headers)
 
     async def _request(self, verb: str, path: str, method: str, *, write: bool, **kwargs: Any) -> Any:
         started = time.monotonic()

@@ -72,6 +72,7 @@ class KrakenExecutionsStream:
         self._last_trade_at = since or datetime.now(timezone.utc) - timedelta(minutes=1)
         self._resync_lock = asyncio.Lock()
         self._resync_due = False
+        self._went_down = asyncio.Event()  # wakes the poller from its long healthy-time sleep
         self.healthy = False
         self.connects = 0
         self.gaps = 0
@@ -124,6 +125,8 @@ class KrakenExecutionsStream:
     def _set_healthy(self, healthy: bool) -> None:
         if healthy != self.healthy:
             log.info("Kraken executions stream %s", "healthy" if healthy else "down: REST polling takes over")
+            if not healthy:
+                self._went_down.set()
         self.healthy = healthy
 
     async def _keep_connected(self) -> None:
@@ -212,9 +215,24 @@ class KrakenExecutionsStream:
             urgent = not self.healthy or self._resync_due
             if urgent:
                 await self._try_resync("stream down" if not self.healthy else "earlier resync failed")
-            await self._sleep(self.poll_when_down_s if urgent else self.poll_when_healthy_s)
-            if not urgent and self.healthy:
+                await self._sleep(self.poll_when_down_s)
+                continue
+            await self._nap_while_healthy()
+            if self.healthy:
                 await self._try_resync("periodic check")
+
+    async def _nap_while_healthy(self) -> None:
+        """The long healthy-time sleep, cut short when the stream goes down: REST takes over at once, not up to
+        ``poll_when_healthy_s`` later."""
+        self._went_down.clear()
+        nap = asyncio.ensure_future(self._sleep(self.poll_when_healthy_s))
+        down = asyncio.ensure_future(self._went_down.wait())
+        try:
+            await asyncio.wait({nap, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            down.cancel()
+            await asyncio.gather(nap, down, return_exceptions=True)
 
     async def _try_resync(self, reason: str) -> None:
         """A resync that fails is due again at the next (short) polling turn; it never tears down the stream."""

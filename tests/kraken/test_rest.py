@@ -1,5 +1,7 @@
 """KrakenRestClient against a stub Kraken on 127.0.0.1: signing, nonce, URL policy, transport failures."""
 
+import asyncio
+
 import pytest
 
 from application.exchange import ErrorClass
@@ -167,3 +169,31 @@ async def test_concurrent_signed_calls_arrive_in_nonce_order(stub, rest):
     await asyncio.gather(*(rest.private("OpenOrders") for _ in range(10)))
     arrived = [int(c.params["nonce"]) for c in stub.calls("OpenOrders")]
     assert len(arrived) == 10 and arrived == sorted(arrived) and len(set(arrived)) == 10
+
+
+async def test_a_concurrent_burst_is_counted_when_sent_so_kraken_never_sees_the_counter_over(
+        stub, credentials, tmp_path, fake_time):
+    """Kraken counts a call when it arrives. Capacity taken before waiting for the signing lock would be counted
+    too early (other calls' waits pass meanwhile), so the venue's counter could pass its maximum."""
+    arrivals = []
+    stub.on("OpenOrders", lambda params: arrivals.append(fake_time.now) or {"error": [], "result": {"open": {}}})
+    limiter = RestCallLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep)
+    async with KrakenRestClient(stub.url, credentials, data_dir=tmp_path, limiter=limiter) as client:
+        await asyncio.gather(*(client.private("OpenOrders") for _ in range(40)))
+    level, at = 0.0, arrivals[0]
+    for arrival in arrivals:  # Kraken's counter for the starter tier: +1 per call, -0.33 per second
+        level = max(0.0, level - (arrival - at) * 0.33) + 1
+        at = arrival
+        assert level <= 15 + 1e-9
+
+
+async def test_a_throttled_burst_of_reads_does_not_hold_up_a_cancel(stub, credentials, tmp_path, fake_time):
+    """Reads waiting for REST capacity wait outside the signing lock: a cancel (no REST cost) goes out first."""
+    stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
+    stub.on("CancelOrder", {"error": [], "result": {"count": 1}})
+    limiter = RestCallLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep)
+    async with KrakenRestClient(stub.url, credentials, data_dir=tmp_path, limiter=limiter) as client:
+        await asyncio.gather(*(client.private("OpenOrders") for _ in range(20)),
+                             client.private("CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}, kind=CallKind.CANCEL))
+    order = [r.method for r in stub.requests]
+    assert order.count("OpenOrders") == 20 and order.index("CancelOrder") < 19

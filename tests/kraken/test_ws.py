@@ -296,3 +296,28 @@ async def test_reconnects_back_off_while_the_venue_keeps_refusing(rest, stub):
     await stream.close()
     reconnect_waits = [w for w in pacing.requested if w != 0.5]
     assert reconnect_waits[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+
+
+async def test_rest_polling_takes_over_as_soon_as_the_stream_drops_not_after_the_healthy_interval(
+        rest, ws_stub, stub):
+    napping = asyncio.Event()
+
+    async def sleep(seconds):  # the healthy-time poll interval really blocks (an hour); short waits take a token pause
+        if seconds >= 3600:
+            napping.set()
+            await asyncio.Event().wait()
+        await asyncio.sleep(0.01)
+
+    stub.on("GetWebSocketsToken", TOKEN, kraken_fixture("rest_error_invalid_key_docs.json"))  # no reconnect
+    stub.on("TradesHistory", NO_TRADES)
+    stub.on("OpenOrders", NO_OPEN)
+    ws_stub.scripts = [([ACK, snapshot(1)], "hold")]  # then silence: the heartbeat watchdog drops it
+    stream = make_stream(rest, ws_stub.url, Pacing(), sleep=sleep, heartbeat_timeout_s=0.2)
+    stream.start()
+    try:
+        await asyncio.wait_for(napping.wait(), 5.0)  # healthy, the poller backed off
+        await until(lambda: stream.connects == 1 and not stream.healthy)
+        polled = len(stub.calls("TradesHistory"))
+        await until(lambda: len(stub.calls("TradesHistory")) > polled, timeout=2.0)
+    finally:
+        await stream.close()

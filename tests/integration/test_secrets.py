@@ -1,0 +1,91 @@
+"""A whole session against the simulator (place, ambiguous place, cancel, queries, dead man's switch, failures that
+raise, the WS stream through a fill and a disconnect) with every logger at DEBUG: neither the API secret nor any
+API-Sign value the client computed appears in a log line, an exception text, a result or a repr."""
+
+import logging
+
+import pytest
+
+from application.exchange import ObservationKind, PlaceStatus
+from infrastructure.kraken import rest as rest_module
+from infrastructure.kraken.auth import decode_secret
+from infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed
+from infrastructure.simulator import FaultKind
+
+from .conftest import BREAKER_THRESHOLD, PAIR, Collector, until
+
+
+@pytest.fixture
+def signatures(monkeypatch):
+    """Every API-Sign header value the client computes."""
+    made = []
+    sign = rest_module.sign
+
+    def recording(*args):
+        made.append(sign(*args))
+        return made[-1]
+
+    monkeypatch.setattr(rest_module, "sign", recording)
+    return made
+
+
+async def full_session(venue) -> list[object]:
+    """Drive every adapter call against the simulator; returns what it produced (results, errors, objects)."""
+    exchange, sim = venue.exchange, venue.sim
+    produced: list[object] = [exchange, exchange.rest, exchange.rest.credentials, exchange.rest.nonce]
+    seen = Collector(exchange.executions())
+    await until(lambda: venue.streams and venue.streams[0].healthy)
+    produced.append(venue.streams[0])
+
+    request = venue.limit_buy()
+    placed = await exchange.place(request)
+    filled = await exchange.place(venue.limit_buy(price="61000"))
+    sim.inject_fault("AddOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
+    ambiguous_request = venue.limit_buy(price="59000")
+    ambiguous = await exchange.place(ambiguous_request)
+    assert ambiguous.status is PlaceStatus.UNKNOWN
+    produced += [placed, filled, ambiguous, await exchange.resolve_place(ambiguous_request, now=venue.at(0))]
+    sim.set_mark_price(PAIR, "60500")  # fills the 61000 buy
+    await until(lambda: seen.of(filled.txid, ObservationKind.FILLED))
+    assert await sim.ws_disconnect() == 1
+    await until(lambda: venue.streams[0].connects == 2 and venue.streams[0].healthy)
+
+    sim.inject_fault("CancelOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
+    produced += [await exchange.cancel(txid=placed.txid), await exchange.query_orders([placed.txid, filled.txid]),
+                 await exchange.find_by_cl_ord_id(request.cl_ord_id), await exchange.open_orders(),
+                 await exchange.trades_since(None), await exchange.cancel_all_after(60),
+                 await exchange.cancel_all(), await exchange.cancel_all_after(0), await exchange.asset_pairs()]
+    for failing in (lambda: exchange.rest.private("NoSuchMethod"), lambda: exchange.query_orders(["bad txid"])):
+        try:
+            await failing()
+        except KrakenCallFailed as exc:
+            produced.append(exc)
+    sim.inject_fault("OpenOrders", FaultKind.HTTP_502_BEFORE_EXECUTE, count=BREAKER_THRESHOLD)
+    with pytest.raises(BreakerOpen) as opened:
+        await exchange.open_orders()
+    produced += [opened.value, await exchange.place(venue.limit_buy())]
+    await seen.close()
+    return produced + seen.seen
+
+
+async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(venue, caplog, signatures):
+    caplog.set_level(logging.DEBUG)
+    produced = await full_session(venue)
+
+    secret_bytes = decode_secret(venue.sim.secret)
+    needles = {venue.sim.secret, secret_bytes.hex(), str(secret_bytes), *signatures}
+    texts = [caplog.text]
+    for record in caplog.records:
+        texts += [record.getMessage(), repr(record.args), record.exc_text or ""]
+    for thing in produced:
+        texts += [repr(thing), str(thing)]
+        if isinstance(thing, BaseException):
+            texts += [repr(a) for a in thing.args]
+            texts += [repr(thing.__cause__), repr(thing.__context__)]
+    haystack = "\n".join(texts)
+
+    assert len(signatures) > 20  # the session really signed its calls (and the check below is not vacuous)
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    assert "Kraken OpenOrders answered" in caplog.text  # the DEBUG lines of the REST client were captured
+    leaked = [needle for needle in needles if needle in haystack]
+    assert leaked == []
