@@ -373,7 +373,6 @@ class ExecutionEngine:
 
     def _apply(self, order: Order, actions: list[Action], *, save: bool = True) -> list[Order]:
         touched: list[Order] = [order]
-        now = self.clock.now()
         for action in actions:
             if isinstance(action, TimeOut):
                 target = self.orders[action.order_id]

@@ -52,7 +52,7 @@ def raw_rate(settings, events: int, batch: int, size: int) -> float:
         conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, originator_id TEXT, version INTEGER, topic TEXT,"
                      " state BLOB, UNIQUE (originator_id, version))")
         started = time.perf_counter()
-        for i in range(0, events, batch):
+        for _ in range(0, events, batch):
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO raw (originator_id, version, topic, state) VALUES (?, 1, 'domain.order:Order.Placed', ?)",
                              [(uuid.uuid4().hex, payload) for _ in range(batch)])
@@ -69,7 +69,7 @@ def raw_rate(settings, events: int, batch: int, size: int) -> float:
                      " state bytea, UNIQUE (originator_id, version))")
         conn.commit()
         started = time.perf_counter()
-        for i in range(0, events, batch):
+        for _ in range(0, events, batch):
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO raw (originator_id, version, topic, state) VALUES (%s, 1, 'domain.order:Order.Placed', %s)",
                                 [(uuid.uuid4(), payload) for _ in range(batch)])

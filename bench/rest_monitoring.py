@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-import time
 from collections import Counter
 
 from common import backend_settings, write_result

@@ -4,7 +4,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from domain.trading_state import TradingMode
-from domain.values import OrderRole
 from infrastructure.api import OPENAPI, ApiContext, create_api, is_loopback, require_token_for
 from infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
 from infrastructure.readmodels.queries import ReportQueries

@@ -11,7 +11,7 @@ from eventsourcing.persistence import StoredEvent
 from application.ledger import ConcurrencyConflict, ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
 from domain.errors import SignalRejected
 from domain.history import EventKind
-from domain.order import Order, State
+from domain.order import State
 from domain.reasons import reason
 from tests.orders import T0
 

@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 from application.exchange import OrderRequest
 from domain.order import State
-from domain.values import OrderRole, OrderType, Side
+from domain.values import OrderType, Side
 from tests.harness import Harness
 
 

@@ -301,7 +301,7 @@ class ReadModelProjector:
         processed = builder.catch_up(progress)
         processed += builder.catch_up(progress)  # what was written while building: a short second pass
         with self.engine.begin() as conn:
-            for live, new in zip(t.LIVE.views, shadow.views):
+            for live, new in zip(t.LIVE.views, shadow.views, strict=True):
                 live.drop(conn)
                 conn.execute(text(f'ALTER TABLE "{new.name}" RENAME TO "{live.name}"'))
                 for index in new.indexes:
