@@ -147,10 +147,12 @@ class KrakenExecutionsStream:
             await self._sleep(min(self.reconnect_delay_s * 2 ** (failures - 1), MAX_RECONNECT_DELAY_S))
 
     async def _connect_once(self) -> None:
-        token = await self.exchange.websocket_token()  # fresh for every connection: old ones go stale
         if self._session is None:
             self._session = aiohttp.ClientSession()
         async with self._session.ws_connect(self.ws_url, autoping=True) as ws:
+            # A fresh token for every connection (old ones go stale), fetched only once the socket is open: an
+            # unreachable endpoint must not spend a REST call per reconnect attempt.
+            token = await self.exchange.websocket_token()
             self.connects += 1
             self._expected_sequence = None
             await ws.send_json({"method": "subscribe", "req_id": self.connects,

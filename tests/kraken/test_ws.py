@@ -234,6 +234,8 @@ async def test_rest_polling_takes_over_while_the_stream_is_down(rest, stub):
     assert partial.order_status is VenueOrderStatus.PARTIALLY_FILLED
     assert len(stub.calls("OpenOrders")) >= 2 and 0.05 in pacing.requested
     assert stream._queue.empty()
+    # An unreachable endpoint costs no token per reconnect attempt: tokens are fetched once a socket is open.
+    assert stream.connects == 0 and stub.calls("GetWebSocketsToken") == []
 
 
 async def test_without_a_ws_url_the_exchange_polls_rest(rest, rest_answers):
