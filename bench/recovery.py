@@ -60,12 +60,13 @@ async def populate(settings, n: int) -> None:
         service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=False))
         for i in range(n):
             lg.engine.submit_signal({"signal_id": f"r{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                     "quantity": "0.001", "limit_price": "30000", "timeout_s": 86400})
-            if (i + 1) % 500 == 0:
+                                     "quantity": "0.0001", "limit_price": "30000", "timeout_s": 86400})
+            if (i + 1) % 500 == 0:  # 3 USD each: 10,000 of them fit the simulator's default 100,000 USD
                 await service.send_pending()
         await service.send_pending()
         await exchange.close()
-        assert sum(1 for o in lg.engine.orders.values() if o.txid) == n
+        placed = sum(1 for o in lg.engine.orders.values() if o.txid)
+        assert placed == n, f"only {placed} of {n} orders were placed: {next((o.last_error for o in lg.engine.orders.values() if o.last_error), '')}"
 
 
 def measure(backend: str, n: int) -> dict:
