@@ -254,8 +254,7 @@ class ExecutionEngine:
             self.apply_venue_order(found, trades, source="reconciliation")
             return self.orders[order_id].state is not State.OUTCOME_UNKNOWN
         now = self.clock.now()
-        limit = (order.deadline or order.submitted_at or now) + timedelta(seconds=self.config.unknown_grace_s)
-        if now < limit:
+        if not self._proven_not_placed(order):
             return False
         order.reject(error="not placed", reason=reason(
             "unknown_resolved_not_placed",
@@ -265,7 +264,31 @@ class ExecutionEngine:
         self._react_and_save(order)
         return True
 
+    def _proven_not_placed(self, order: Order) -> bool:
+        """Not found by cl_ord_id is proof only once the AddOrder deadline plus the grace has passed."""
+        limit = (order.deadline or order.submitted_at or self.clock.now()) + timedelta(seconds=self.config.unknown_grace_s)
+        return self.clock.now() >= limit
+
     # --- cancels -----------------------------------------------------------------------------------------
+
+    def resolve_cancel_without_txid(self, order_id: UUID, found: VenueOrder | None,
+                                    trades: Iterable[VenueTrade] = ()) -> None:
+        """After a cancel by cl_ord_id (an unknown outcome, compensated): what the lookup by cl_ord_id shows is
+        applied (its txid, fills and final state); absent after the AddOrder deadline plus the grace, the order was
+        never placed, so nothing is left to cancel."""
+        order = self.orders[order_id]
+        if order.txid is not None:
+            return
+        if found is not None:
+            self.apply_venue_order(found, trades, source="reconciliation")
+            return
+        if order.state is not State.CANCEL_PENDING or not self._proven_not_placed(order):
+            return
+        order.mark_canceled(reason=reason(
+            "cancel_of_unplaced_order", f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the "
+            f"AddOrder deadline plus {self.config.unknown_grace_s:g}s: it was never placed, nothing is left to cancel",
+            deadline=order.deadline, checked_at=self.clock.now()))
+        self._react_and_save(order)
 
     def pending_cancels(self) -> list[Order]:
         """Orders we decided to cancel whose cancel is not confirmed (re-sent after a restart: cancels are idempotent)."""

@@ -13,7 +13,8 @@ protected. So a position is protected as early as Kraken allows, and the legs al
 OCO (Kraken Spot has none): within one bracket, the quantity still to protect is the bracket's quantity minus
 everything its legs (all generations) have filled. A live leg larger than that is canceled and re-created at the
 right size (shrink); when it reaches zero, the live sibling is canceled. A leg that ends without us asking
-(vanished, expired) is re-created; a stop-loss the venue rejects makes the position exit at market.
+(vanished, expired, or rejected by a rate limit) is re-created; a stop-loss the venue rejects for good makes the
+position exit at market.
 """
 
 from __future__ import annotations
@@ -154,6 +155,12 @@ def bracket_policy(entry: Order, rules: PairRules) -> list[Action]:
     ))]
 
 
+def _cancelable(leg: Order) -> bool:
+    """A live leg we have not asked to cancel yet, and whose AddOrder is not on the wire: a leg still SUBMITTING
+    has no outcome to cancel yet, so it is decided on again once its outcome is recorded."""
+    return not leg.is_terminal and not leg.cancel_requested and leg.state is not State.SUBMITTING
+
+
 def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules: PairRules,
                config: PolicyConfig) -> list[Action]:
     """Keep one bracket's legs one-cancels-the-other and sized to what the bracket still protects."""
@@ -170,21 +177,21 @@ def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules
         if leg is None:
             continue
         if target <= ZERO or exiting:
-            if not leg.is_terminal and not leg.cancel_requested:
+            if _cancelable(leg):
                 why = ("a market exit is closing the position" if exiting else
                        f"the position of {where} is closed ({plain(exited)} exited)")
                 actions.append(CancelOrder(leg.id, reason("oco_cancel_sibling", f"cancel {role.value}: {why}",
                                                           bracket_quantity=bracket.quantity, exited=exited)))
             continue
         if not leg.is_terminal:
-            if not leg.cancel_requested and leg.remaining_quantity > target:
+            if _cancelable(leg) and leg.remaining_quantity > target:
                 actions.append(CancelOrder(leg.id, reason(
                     "oco_shrink", f"{role.value} works {plain(leg.remaining_quantity)} but {where} only has "
                     f"{plain(target)} left to protect: cancel and re-create it at {plain(target)}",
                     leg_remaining=leg.remaining_quantity, target=target, exited=exited)))
             continue
         # The current leg has ended and part of the position is still unprotected by it.
-        if leg.state is State.REJECTED:
+        if leg.state is State.REJECTED and not leg.rejected_transiently:
             if role is OrderRole.STOP_LOSS and not exits:
                 actions.append(PlaceLeg(entry.id, bracket.index, OrderRole.EXIT, OrderType.MARKET, target, None, reason(
                     "stop_rejected_exit_at_market",
@@ -203,7 +210,10 @@ def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules
                 "leg_below_minimum", f"{plain(target)} left in {where} is below the pair's minimums: "
                 f"no new {role.value}", target=target, ordermin=rules.ordermin)))
             continue
-        if leg.cancel_requested:
+        if leg.state is State.REJECTED:  # a rate limit rejects nothing for good: a new leg, not the same one again
+            rule, text = "leg_rejected_transient_recreate", (f"the {role.value} was rejected for now "
+                                                             f"({leg.last_error}): re-create it for {plain(target)}")
+        elif leg.cancel_requested:
             rule, text = "oco_shrink_replace", f"re-create the {role.value} at {plain(target)} after its cancel"
         else:
             rule, text = "leg_vanished_recreate", (f"the {role.value} ended without our asking ({leg.state.value}) "

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from application.engine import ExecutionEngine
-from application.exchange import ExchangePort, PlaceResult, PlaceStatus, VenueOrder
+from application.exchange import ErrorClass, ExchangePort, PlaceResult, PlaceStatus, VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +79,29 @@ class TradingService:
             self.engine.record_place_result(order.id, result)
             sent += 1
         for order in self.engine.pending_cancels():
+            version = order.version
             result = await self.exchange.cancel(txid=order.txid, cl_ord_id=None if order.txid else order.cl_ord_id)
-            if self.engine.record_cancel_result(order.id, result):
+            if self.engine.record_cancel_result(order.id, result) or not order.txid:
                 await self.resync([order.id])
-            sent += 1
+            # Only a cancel that changed something counts: one the venue leaves as it was (pending, or an order
+            # not found yet) is retried at the next wake-up, not in a tight loop.
+            sent += self.engine.orders[order.id].version != version
         return sent
 
     async def resync(self, order_ids) -> None:
-        """Ask the venue for the orders' final state and trades, and apply them."""
-        orders = [self.engine.orders[i] for i in order_ids if self.engine.orders[i].txid]
+        """Ask the venue for the orders' final state and trades, and apply them. An order without a txid (a cancel
+        by cl_ord_id compensating an unknown outcome) is looked up by its cl_ord_id."""
+        orders = [self.engine.orders[i] for i in order_ids]
         if not orders:
             return
-        venue = await self.exchange.query_orders([o.txid for o in orders])
+        with_txid = [o.txid for o in orders if o.txid]
+        venue = await self.exchange.query_orders(with_txid) if with_txid else {}
+        by_cl_ord_id = {o.id: await self.exchange.find_by_cl_ord_id(o.cl_ord_id) for o in orders if not o.txid}
         trades = await self.exchange.trades_since(_before(min((o.submitted_at for o in orders if o.submitted_at), default=None)))
         for order in orders:
+            if order.txid is None:
+                self.engine.resolve_cancel_without_txid(order.id, by_cl_ord_id[order.id], trades)
+                continue
             found = venue.get(order.txid)
             if found is not None:
                 self.engine.apply_venue_order(found, trades)
@@ -153,7 +162,8 @@ class TradingService:
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
         self.engine.load()
-        await self.reconcile()
+        while not await self._tolerating_outage("start-up reconciliation", self.reconcile):
+            await self._sleep(self.config.tick_interval_s)  # the venue is unavailable: recovery waits for it
         self.recovered.set()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -169,12 +179,28 @@ class TradingService:
         except* _Stop:
             pass
 
+    async def _send_all(self) -> None:
+        while await self.send_pending():
+            pass
+
+    async def _tolerating_outage(self, what: str, work: Callable[[], Awaitable[object]]) -> bool:
+        """Run ``work``; a venue call that failed for a passing reason (unavailable, rate limited: the adapter's
+        retries ran out) is logged and tried again at the next turn instead of stopping the service. Anything
+        else (a bug) still propagates. Returns whether ``work`` completed."""
+        try:
+            await work()
+            return True
+        except Exception as exc:
+            if getattr(exc, "error_class", None) not in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+                raise
+            log.warning("%s: the venue is unavailable for now (%s); trying again at the next turn", what, exc)
+            return False
+
     async def _sender(self) -> None:
         while not self._stopping.is_set():
             await self._work.wait()
             self._work.clear()
-            while await self.send_pending():
-                pass
+            await self._tolerating_outage("sending", self._send_all)
 
     async def _stream(self) -> None:
         async for obs in self.exchange.executions():
@@ -187,25 +213,26 @@ class TradingService:
         if order is not None:
             self.stream_seen[order.id] = self.engine.clock.now()
             if needs_resync:
-                await self.resync([order.id])
+                await self._tolerating_outage("resync", lambda: self.resync([order.id]))
         self.wake()
 
     async def _timers(self) -> None:
         while not self._stopping.is_set():
             self.engine.tick()
-            await self.resolve_unknowns()
+            await self._tolerating_outage("resolving unknown outcomes", self.resolve_unknowns)
             self.wake()
             await self._sleep(self.config.tick_interval_s)
 
     async def _reconciler(self) -> None:
         while not self._stopping.is_set():
             await self._sleep(self.config.reconcile_interval_s)
-            await self.reconcile(quiet_s=self.config.reconcile_quiet_s)
+            await self._tolerating_outage("reconciliation", lambda: self.reconcile(quiet_s=self.config.reconcile_quiet_s))
 
     async def _deadman(self) -> None:
         try:
             while not self._stopping.is_set():
-                await self.exchange.cancel_all_after(self.config.deadman_timeout_s)
+                await self._tolerating_outage("dead-man's switch", lambda: self.exchange.cancel_all_after(
+                    self.config.deadman_timeout_s))
                 await self._sleep(self.config.deadman_refresh_s)
         finally:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.

@@ -209,6 +209,7 @@ class Order(Aggregate):
         self.acknowledged_at: datetime | None = None
         self.brackets: list[Bracket] = []
         self.last_error: str | None = None
+        self.rejected_transiently = False  # rejected for a reason that passes (a rate limit), not for what it is
         self.cancel_requested = False  # True once *we* asked to cancel (a venue cancel without it means "vanished")
         self.deferred: set[str] = set()  # keys of recorded "not now" decisions (see defer)
 
@@ -312,6 +313,10 @@ class Order(Aggregate):
     def _rejected(self, error: str, reason: dict) -> None:
         self._move(State.REJECTED)
         self.last_error = error
+        # Not placed for a reason that passes (over a rate counter, or lost on the way and proven never placed),
+        # as opposed to the venue refusing this order for what it is.
+        self.rejected_transiently = (reason.get("error_class") == "rate_limited"
+                                     or reason.get("rule") == "unknown_resolved_not_placed")
 
     def outcome_unknown(self, *, error: str, reason: dict) -> bool:
         """Record that AddOrder's outcome is unknown. Returns False if that is already the recorded state."""

@@ -43,7 +43,8 @@ class Ledger:
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(policy=PolicyConfig(default_timeout_s=settings.default_timeout_s))
+    return EngineConfig(policy=PolicyConfig(default_timeout_s=settings.default_timeout_s),
+                        submit_deadline_s=settings.submit_deadline_s)
 
 
 def open_ledger(settings: Settings, *, clock: Clock | None = None, publish=None) -> Ledger:

@@ -115,8 +115,13 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
         if on_ready:
             on_ready(running)
         try:
-            await stop.wait()
+            # Until stopped, or until a worker fails: a process whose trading (or projection) task died must not
+            # keep answering the API as if it traded. The failure propagates from the gather below.
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
         finally:
+            stop.set()
             if running.service is not None:
                 await running.service.stop()
             if running.follower is not None:

@@ -9,7 +9,7 @@ import pytest
 from application.policies import (
     CancelOrder, Defer, PlaceBracket, PlaceLeg, PolicyConfig, TimeOut, bracket_policy, oco_policy, timeout_policy,
 )
-from domain.order import Order, State
+from domain.order import Order
 from domain.values import OrderRole, OrderType, Side
 from infrastructure.pairs import load_default_pairs
 from tests.orders import R, T0
@@ -133,6 +133,33 @@ class TestOco:
         [place] = self.decide()
         assert isinstance(place, PlaceLeg) and place.role is OrderRole.STOP_LOSS and place.quantity == D("0.75")
         assert place.reason["rule"] == "oco_shrink_replace"
+
+    def test_sibling_still_submitting_is_canceled_once_its_outcome_is_known(self):
+        # Found by the fault suite: the stop filled while the take-profit's AddOrder was still on the wire, and
+        # CancelRequested from SUBMITTING raised InvalidTransition in the stream worker (trading stopped).
+        self.tp = Order.place(order_id=self.tp.id, signal_id="s", role=OrderRole.TAKE_PROFIT, pair="XXBTZUSD",
+                              side=Side.SELL, order_type=OrderType.TAKE_PROFIT, quantity=D("1"), cl_ord_id="t",
+                              parent_id=self.e.id, reason=R)
+        self.tp.submit(at=T0, deadline=None, reason=R)
+        fill(self.sl, "1")
+        assert self.decide() == []
+        self.tp.acknowledge(txid="O9", at=T0, reason=R)
+        [cancel] = self.decide()
+        assert cancel.order_id == self.tp.id and cancel.reason["rule"] == "oco_cancel_sibling"
+
+    @pytest.mark.parametrize("error, why", [("EOrder:Rate limit exceeded", {"error_class": "rate_limited"}),
+                                            ("not placed", {"rule": "unknown_resolved_not_placed"})])
+    def test_leg_not_placed_for_a_passing_reason_is_recreated(self, error, why):
+        # Found by the fault suite: a take-profit rejected by a rate limit, or killed in submission and then proven
+        # never placed, left the position unprotected ("the same order would be rejected again").
+        self.tp = Order.place(order_id=self.tp.id, signal_id="s", role=OrderRole.TAKE_PROFIT, pair="XXBTZUSD",
+                              side=Side.SELL, order_type=OrderType.TAKE_PROFIT, quantity=D("1"), cl_ord_id="t",
+                              parent_id=self.e.id, reason=R)
+        self.tp.submit(at=T0, deadline=None, reason=R)
+        self.tp.reject(error=error, reason={**R, **why})
+        [place] = self.decide()
+        assert isinstance(place, PlaceLeg) and place.role is OrderRole.TAKE_PROFIT and place.quantity == D("1")
+        assert place.reason["rule"] == "leg_rejected_transient_recreate"
 
     def test_vanished_leg_is_recreated(self):
         self.sl.mark_canceled(reason=R, venue_reason="gone")

@@ -113,3 +113,19 @@ async def test_rebuild_swaps_a_shadow_in_while_the_live_tables_keep_serving(ledg
     other = ReadModelProjector(orders_app, projector.engine)  # a second projector whose cache predates the swap
     ledger.submit_signal({"signal_id": "after", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"})
     assert other.catch_up() == 1 and projector.catch_up() == 0
+
+
+async def test_restarted_projector_reading_a_sibling_does_not_run_ahead_of_the_log(ledger, clock, projector, orders_app):
+    # Found by the fault suite: after a restart, a batch touching a signal loaded its other orders at their latest
+    # version into the cache; their next events then failed with OriginatorVersionError and the follower died.
+    h = await trade_a_bracket(ledger, clock)
+    projector.catch_up()
+    entry = ledger.order_for_signal("p1")
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    h.venue.fill(h.txid(sl), "0.5", "90")
+    await h.settle()  # the stop fills; the take-profit is canceled (its events follow the stop's)
+    again = ReadModelProjector(orders_app, projector.engine, batch_size=1)  # a restarted process: empty cache
+    again.catch_up()
+    live = snapshot(projector.engine)
+    again.rebuild()
+    assert snapshot(projector.engine) == live

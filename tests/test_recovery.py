@@ -2,8 +2,12 @@
 
 from decimal import Decimal as D
 
-from application.exchange import OrderRequest
+import asyncio
+
+from application.exchange import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
+from application.service import ServiceConfig
 from domain.order import State
+from domain.trading_state import TradingMode
 from domain.values import OrderType, Side
 from tests.harness import Harness
 
@@ -116,3 +120,66 @@ async def test_periodic_reconcile_skips_orders_the_stream_just_reported(ledger, 
     assert entry.id not in [*report.changed, *report.missing] and report.checked == 2  # only the two new legs
     clock.advance(11)
     assert (await h.service.reconcile(quiet_s=10)).checked == 3
+
+
+def unknown_entry_to_cancel(h: Harness, signal_id: str):
+    """An entry whose AddOrder is about to go out (the caller decides whether it reaches the venue)."""
+    order = h.engine.submit_signal({"signal_id": signal_id, "pair": "XBT/USD", "side": "buy", "order_type": "limit",
+                                    "quantity": "1", "limit_price": "100"}).order
+    request = h.engine.begin_submission(order.id)
+    return order, request
+
+
+async def test_compensating_cancel_of_an_order_never_placed_ends_after_the_deadline(ledger, clock):
+    # Found by the fault suite: CancelOrder by cl_ord_id answered "unknown order", the resync skipped an order
+    # without txid, and the sender re-sent the cancel in a tight loop forever (start-up never finished).
+    h = Harness(ledger, clock)
+    order, _ = unknown_entry_to_cancel(h, "c5")
+    h.engine.record_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
+    h.engine.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
+    assert await h.service.send_pending() == 0  # not found, not proven yet: retried at the next wake-up
+    assert h.engine.orders[order.id].state is State.CANCEL_PENDING
+    clock.advance(36)
+    await h.service.send_pending()
+    order = h.engine.orders[order.id]
+    assert order.state is State.CANCELED and order.txid is None and h.venue.add_order_calls[order.cl_ord_id] == 0
+    assert [e.reason["rule"] for e in ledger.order_history(order.id) if e.reason][-1] == "cancel_of_unplaced_order"
+
+
+async def test_compensating_cancel_by_cl_ord_id_learns_the_txid(ledger, clock):
+    h = Harness(ledger, clock)
+    order, request = unknown_entry_to_cancel(h, "c6")
+    await h.venue.place(request)  # placed; the reply was lost
+    h.venue.drain()  # and the stream missed it
+    h.engine.record_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
+    h.engine.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
+    await h.service.send_pending()
+    order = h.engine.orders[order.id]
+    assert order.state is State.CANCELED and order.txid == h.venue.by_cl_ord_id(order.cl_ord_id).txid
+
+
+class VenueDown(Exception):
+    error_class = ErrorClass.RETRYABLE  # what the adapter raises once its retries ran out
+
+
+async def test_start_up_recovery_waits_out_a_venue_outage_instead_of_crashing(ledger, clock):
+    # Found by the fault suite: a burst of EAPI:Rate limit exceeded on QueryOrders outlasted the adapter's retries
+    # during start-up reconciliation and the service died (exit 1) instead of trying again.
+    h = Harness(ledger, clock)
+    await h.signal(signal_id="c7")
+    h2 = restart(h, ledger, clock)
+    h2.service.config = ServiceConfig(tick_interval_s=0.01, deadman_enabled=False)
+    failures = iter([VenueDown("EAPI:Rate limit exceeded"), VenueDown("EService:Unavailable")])
+    query = h2.venue.query_orders
+
+    async def flaky(txids):
+        if (exc := next(failures, None)) is not None:
+            raise exc
+        return await query(txids)
+
+    h2.venue.query_orders = flaky
+    task = asyncio.create_task(h2.service.run())
+    await asyncio.wait_for(h2.service.recovered.wait(), 5)
+    await h2.service.stop()
+    await asyncio.wait_for(task, 5)
+    assert next(failures, None) is None

@@ -55,3 +55,16 @@ async def test_second_trading_instance_on_the_same_key_refuses_to_start(settings
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+async def test_a_failed_worker_stops_the_service_with_its_error(settings, monkeypatch):
+    # Found by the fault suite: the trading task died (an InvalidTransition) and the process kept serving the API,
+    # accepting signals it would never send, until someone stopped it.
+    from application.service import TradingService
+
+    async def broken(self):
+        raise RuntimeError("worker failed")
+
+    monkeypatch.setattr(TradingService, "run", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        await asyncio.wait_for(run_service(settings, stop=asyncio.Event(), api_port=0), 20)

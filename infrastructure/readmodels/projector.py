@@ -277,9 +277,10 @@ class ReadModelProjector:
 
     def _member(self, order_id: UUID, staged: dict[UUID, Order]) -> Order:
         order = staged.get(order_id) or self._orders.get(order_id)
-        if order is None:  # dropped from the cache after a failed batch: load it as the log has it
+        if order is None:
+            # Not followed by this process yet (a restart, or a failed batch): read it for the signal row, but do
+            # not cache it, since the store may hold events past this batch that _mutate must still apply in order.
             order = self.app.repository.get(order_id)
-            self._orders[order_id] = order
         return order
 
     # --- rebuild ----------------------------------------------------------------------------------------

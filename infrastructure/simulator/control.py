@@ -4,6 +4,7 @@ POST /_sim/price {pair, price}          set the mark          POST /_sim/advance
 POST /_sim/time {seconds}               advance sim time      POST /_sim/faults {path, kind, count?, seconds?}
 GET  /_sim/faults | DELETE /_sim/faults                        GET  /_sim/requests?method=&cl_ord_id=
 GET  /_sim/balances | POST /_sim/balances {asset: amount}      GET  /_sim/orders (book: open orders per pair)
+GET  /_sim/history (every order, open or closed, with its status, executed volume, cost, fee and trade ids)
 POST /_sim/status {status}              SystemStatus          POST /_sim/ws/{disconnect|stall|resume}
 """
 
@@ -100,6 +101,15 @@ async def book(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+async def history(request: web.Request) -> web.Response:
+    return web.json_response([{
+        "txid": o.txid, "cl_ord_id": o.request.cl_ord_id, "pair": o.pair.key, "side": str(o.side),
+        "ordertype": str(o.request.ordertype), "status": o.status, "reason": o.reason,
+        "volume": plain(o.request.volume), "vol_exec": plain(o.vol_exec), "cost": plain(o.cost), "fee": plain(o.fee),
+        "trades": [t.txid for t in o.trades],
+    } for o in _sim(request).orders()])
+
+
 async def system_status(request: web.Request) -> web.Response:
     sim, body = _sim(request), await _body(request)
     try:
@@ -134,5 +144,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_sim/balances", balances)
     r.add_post("/_sim/balances", balances)
     r.add_get("/_sim/orders", book)
+    r.add_get("/_sim/history", history)
     r.add_post("/_sim/status", system_status)
     r.add_post("/_sim/ws/{action}", ws_action)

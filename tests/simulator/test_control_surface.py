@@ -78,3 +78,22 @@ def test_cli_refuses_a_bad_secret_without_echoing_it():
     result = CliRunner().invoke(main, ["simulator", "--port", "0", "--key", "k", "--secret", "not-base64!!"])
     assert result.exit_code == 2
     assert "not-base64!!" not in result.output and "--secret" in result.output
+
+
+async def test_history_lists_every_order_open_or_closed_with_its_fills(sim, wire):
+    limit = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
+                                            "volume": "0.01", "cl_ord_id": "c-limit"}))["txid"][0]
+    market = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
+                                             "volume": "0.01"}))["txid"][0]
+    history = {o["txid"]: o for o in await control(wire, "GET", "history")}
+    assert history[limit]["status"] == "open" and history[limit]["cl_ord_id"] == "c-limit"
+    closed = history[market]
+    assert closed["status"] == "closed" and closed["vol_exec"] == "0.01" and closed["fee"] != "0"
+    assert closed["trades"] == [t.txid for t in sim.trades()]
+
+
+def test_cli_refuses_fill_fractions_that_are_not_decimals():
+    secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+    result = CliRunner().invoke(main, ["simulator", "--port", "0", "--key", "k", "--secret", secret,
+                                       "--fill-fractions", "0.4,half"])
+    assert result.exit_code == 2 and "--fill-fractions" in result.output
