@@ -61,3 +61,28 @@ def write_result(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (also used as a deliberately dead endpoint)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None:
+    """``n`` resting limit buys far below the market (3 USD each), placed through ``exchange``."""
+    from application.service import ServiceConfig, TradingService
+
+    service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False))
+    for i in range(n):
+        engine.submit_signal({"signal_id": f"{prefix}{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
+                              "quantity": "0.0001", "limit_price": "30000", "timeout_s": 86400})
+        if (i + 1) % 500 == 0:
+            await service.send_pending()
+    await service.send_pending()
+    placed = sum(1 for o in engine.orders.values() if o.txid)
+    assert placed == n, f"only {placed} of {n} orders were placed: " + next(
+        (o.last_error for o in engine.orders.values() if o.last_error), "")

@@ -14,27 +14,19 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, backend_settings, write_result
+from common import ROOT, backend_settings, free_port, place_resting_orders, write_result
 
-from application.service import ServiceConfig, TradingService
 from infrastructure.bootstrap import open_ledger
 from infrastructure.kraken.adapter import KrakenExchange
 
 EXECLEDGER = str(Path(sys.executable).with_name("execledger"))
 KEY, SECRET = "bench-key", base64.b64encode(b"bench-secret-bytes-0123456789abcdef").decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> dict | None:
@@ -57,16 +49,8 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 async def populate(settings, n: int) -> None:
     with open_ledger(settings) as lg:
         exchange = KrakenExchange.from_settings(settings, tier=None)
-        service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=False))
-        for i in range(n):
-            lg.engine.submit_signal({"signal_id": f"r{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                     "quantity": "0.0001", "limit_price": "30000", "timeout_s": 86400})
-            if (i + 1) % 500 == 0:  # 3 USD each: 10,000 of them fit the simulator's default 100,000 USD
-                await service.send_pending()
-        await service.send_pending()
+        await place_resting_orders(lg.engine, exchange, n, prefix="r")  # 10,000 fit the simulator's 100,000 USD
         await exchange.close()
-        placed = sum(1 for o in lg.engine.orders.values() if o.txid)
-        assert placed == n, f"only {placed} of {n} orders were placed: {next((o.last_error for o in lg.engine.orders.values() if o.last_error), '')}"
 
 
 def measure(backend: str, n: int) -> dict:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 from collections import Counter
 
-from common import backend_settings, write_result
+from common import backend_settings, free_port, place_resting_orders, write_result
 
 from application.service import ServiceConfig, TradingService
 from infrastructure.bootstrap import open_ledger
@@ -27,24 +26,14 @@ from infrastructure.simulator import KrakenSimulator
 COST = {"TradesHistory": 2, "Ledgers": 2, "QueryLedgers": 2, "AddOrder": 0, "CancelOrder": 0}
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # released again: nothing listens there
-
-
 async def measure(n: int, ws_healthy: bool, window: float) -> dict:
     async with KrakenSimulator(balances={"ZUSD": "10000000"}) as sim:
         with backend_settings("sqlite") as base:
-            ws_url = sim.ws_url if ws_healthy else f"ws://127.0.0.1:{closed_port()}/v2"
+            ws_url = sim.ws_url if ws_healthy else f"ws://127.0.0.1:{free_port()}/v2"
             settings = base.with_exchange(url=sim.rest_url, ws_url=ws_url, key=sim.key, secret=sim.secret)
             with open_ledger(settings) as lg:
                 filler = KrakenExchange.from_settings(settings, tier=None)
-                setup = TradingService(lg.engine, filler, ServiceConfig(deadman_enabled=False))
-                for i in range(n):
-                    lg.engine.submit_signal({"signal_id": f"m{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                             "quantity": "0.001", "limit_price": "30000", "timeout_s": 86400})
-                await setup.send_pending()
+                await place_resting_orders(lg.engine, filler, n, prefix="m")
                 await filler.close()
                 exchange = KrakenExchange.from_settings(settings, tier=Tier.STARTER)
                 service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=True))
