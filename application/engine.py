@@ -389,9 +389,9 @@ class ExecutionEngine:
         if entry is not None:
             touched.append(entry)
             touched += self._apply(entry, bracket_policy(entry, self.rules(entry)), save=False)
-            for bracket in list(entry.brackets):
-                legs = {i: self.orders[i] for i in bracket.all_leg_ids() if i in self.orders}
-                touched += self._apply(entry, oco_policy(entry, bracket, legs, self.rules(entry), self.config.policy), save=False)
+            for bracket in list(entry.brackets):  # every bracket sees every leg: an over-exit elsewhere shrinks it
+                touched += self._apply(entry, oco_policy(entry, bracket, self.orders, self.rules(entry), self.config.policy),
+                                       save=False)
         self._save(touched)
 
     def _apply(self, order: Order, actions: list[Action], *, save: bool = True) -> list[Order]:

@@ -161,12 +161,32 @@ def _cancelable(leg: Order) -> bool:
     return not leg.is_terminal and not leg.cancel_requested and leg.state is not State.SUBMITTING
 
 
+def _exited(bracket: Bracket, legs: Mapping[UUID, Order]) -> Decimal:
+    return sum((legs[i].filled_quantity for i in bracket.all_leg_ids() if i in legs), ZERO)
+
+
+def _overexit_share(entry: Order, legs: Mapping[UUID, Order]) -> dict[int, Decimal]:
+    """How much each bracket must give up because other brackets exited more than they protected."""
+    excess = sum((max(ZERO, _exited(b, legs) - b.quantity) for b in entry.brackets), ZERO)
+    share: dict[int, Decimal] = {}
+    for b in entry.brackets:
+        if excess <= ZERO:
+            break
+        take = min(max(ZERO, b.quantity - _exited(b, legs)), excess)
+        share[b.index] = take
+        excess -= take
+    return share
+
+
 def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules: PairRules,
                config: PolicyConfig) -> list[Action]:
-    """Keep one bracket's legs one-cancels-the-other and sized to what the bracket still protects."""
-    leg_orders = [legs[i] for i in bracket.all_leg_ids() if i in legs]
-    exited = sum((o.filled_quantity for o in leg_orders), ZERO)
-    target = bracket.quantity - exited
+    """Keep one bracket's legs one-cancels-the-other and sized to what the bracket still protects.
+
+    ``legs`` must hold the legs of *every* bracket of the entry: when both legs of one bracket filled (the sibling
+    filled before its cancel landed), the excess was sold out of the position the other brackets protect, so they
+    shrink by it, oldest first."""
+    exited = _exited(bracket, legs)
+    target = bracket.quantity - exited - _overexit_share(entry, legs).get(bracket.index, ZERO)
     exits = [legs[i] for i in bracket.legs.get(OrderRole.EXIT.value, []) if i in legs]
     exiting = any(not o.is_terminal for o in exits)
     actions: list[Action] = []

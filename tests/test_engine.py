@@ -284,3 +284,21 @@ async def test_reports_published_for_every_state_change(h):
     last = mine[-1]
     assert (last.order_status, last.quantity_filled, last.average_fill_price, last.side) == ("FILLED", D("1"), D("100"), "BUY")
     assert len({r.event_id for r in h.reports}) == len(h.reports)
+
+
+async def test_both_legs_filled_race_shrinks_the_other_brackets_to_the_net_position(h):
+    """The sibling filled before its OCO cancel landed (the stream was late): bracket 0 sold twice its quantity,
+    so bracket 1's legs must shrink to what is really still held, not keep protecting a position that is gone."""
+    entry = await h.signal(quantity="1")
+    h.venue.fill(h.txid(entry), "0.5", "100")
+    await h.settle()
+    h.venue.fill(h.txid(entry), "0.5", "100")
+    await h.settle()
+    assert len(h.engine.orders[entry.id].brackets) == 2
+    sl0, tp0 = (h.engine.orders[h.engine.orders[entry.id].brackets[0].current(r)] for r in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT))
+    h.venue.fill(h.txid(tp0), "0.5", "120")
+    h.venue.fill(h.txid(sl0), "0.5", "89")  # both before the engine hears of either: 1.0 sold for a 0.5 bracket
+    await h.settle()
+    assert h.position(entry) == 0
+    assert not h.legs(entry, live_only=True)  # bracket 1 protected 0.5 that was sold by bracket 0's race
+    h.assert_legs_match_position(entry)
