@@ -61,9 +61,11 @@ async def test_standalone_cli_serves_until_interrupted():
         "--port", "0", "--key", "cli-key", "--secret", secret, "--seed", "3",
         stderr=asyncio.subprocess.PIPE,
     )
+    drain = None
     try:
         # Generous bounds: a cold interpreter importing the stack on a loaded 2-core machine can take a while.
         line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+        drain = asyncio.create_task(proc.stderr.read())  # keep the pipe flowing: a full pipe would block the child
         assert secret not in line
         rest_url = re.search(r"REST (http://127\.0\.0\.1:\d+)", line).group(1)
         async with aiohttp.ClientSession() as session:
@@ -76,8 +78,11 @@ async def test_standalone_cli_serves_until_interrupted():
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise AssertionError("the simulator did not stop within 30 s of SIGINT") from None
-    assert proc.returncode == 0
+            rest = (await drain).decode(errors="replace")[-2000:] if drain else ""
+            raise AssertionError(f"the simulator did not stop within 30 s of SIGINT; its stderr:\n{rest}") from None
+    rest = (await drain).decode(errors="replace") if drain else ""
+    assert proc.returncode == 0, rest[-2000:]
+    assert secret not in rest
 
 
 def test_cli_refuses_a_bad_secret_without_echoing_it():
