@@ -105,6 +105,7 @@ def _open_app(settings: Settings):
 def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fractions: str) -> None:
     """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
     import asyncio
+    import signal
     from decimal import Decimal
 
     from infrastructure.kraken.auth import InvalidSecret, decode_secret
@@ -120,15 +121,19 @@ def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fract
         raise click.BadParameter(f"{fill_fractions!r} is not a list of decimals", param_hint="--fill-fractions") from None
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Explicit handlers: a process started from a background job inherits SIGINT as *ignored*, and then
+        # Python's default KeyboardInterrupt never comes (seen in CI); SIGTERM stops it cleanly too.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         async with KrakenSimulator(host=host, port=port, key=key, secret=secret, seed=seed,
                                    fill_fractions=fractions) as sim:
             click.echo(f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True)
-            await asyncio.Event().wait()
+            await stop.wait()
 
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        click.echo("simulator stopped", err=True)
+    asyncio.run(serve())
+    click.echo("simulator stopped", err=True)
 
 
 @main.command()
