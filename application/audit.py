@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from application.ledger import ExecutionLedger, HistoryEntry, OrderNotFound
-from domain.order import Order
+from execledger.application.ledger import ExecutionLedger, HistoryEntry, OrderNotFound
+from execledger.domain.order import Order
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.exchange import (
+from execledger.application.exchange import (
     CancelResult,
     ExecutionObservation,
     ObservationKind,
@@ -29,8 +29,8 @@ from application.exchange import (
     VenueOrderStatus,
     VenueTrade,
 )
-from application.ledger import ExecutionLedger, SubmitResult
-from application.policies import (
+from execledger.application.ledger import ExecutionLedger, SubmitResult
+from execledger.application.policies import (
     Action,
     CancelOrder,
     Defer,
@@ -42,12 +42,12 @@ from application.policies import (
     oco_policy,
     timeout_policy,
 )
-from domain.order import Order, State
-from domain.pairs import PairRules, PriceKind
-from domain.reasons import reason
-from domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
-from domain.trading_state import TRADING_STATE_ID, TradingMode, TradingState
-from domain.values import ZERO, OrderRole, OrderType, plain
+from execledger.domain.order import Order, State
+from execledger.domain.pairs import PairRules, PriceKind
+from execledger.domain.reasons import reason
+from execledger.domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
+from execledger.domain.trading_state import TRADING_STATE_ID, TradingMode, TradingState
+from execledger.domain.values import ZERO, OrderRole, OrderType, plain
 
 log = logging.getLogger(__name__)
 

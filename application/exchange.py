@@ -13,8 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from domain.pairs import PairRegistry
-from domain.values import OrderType, Side
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import OrderType, Side
 
 
 class ErrorClass(StrEnum):

@@ -12,15 +12,15 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from application.orders_app import OrdersApp
-from application.ports import Clock, SystemClock
-from domain.errors import DomainError
-from domain.history import EVENT_KINDS, EventKind
-from domain.order import Order
-from domain.pairs import PairRegistry
-from domain.reasons import reason
-from domain.signal import TradeSignal, parse_signal, plan_entry
-from domain.values import OrderRole, plain
+from execledger.application.orders_app import OrdersApp
+from execledger.application.ports import Clock, SystemClock
+from execledger.domain.errors import DomainError
+from execledger.domain.history import EVENT_KINDS, EventKind
+from execledger.domain.order import Order
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.reasons import reason
+from execledger.domain.signal import TradeSignal, parse_signal, plan_entry
+from execledger.domain.values import OrderRole, plain
 
 # Namespace for ids derived from signal ids, so a signal maps to the same order id on every run and every machine.
 ORDER_ID_NAMESPACE = UUID("8f0c5a52-4c3e-4d0e-9a7e-3f1b2d6c9e10")

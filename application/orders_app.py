@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eventsourcing.application import Application
 
-from domain.order import Order
+from execledger.domain.order import Order
 
 
 class OrdersApp(Application):

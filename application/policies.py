@@ -25,10 +25,10 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from domain.order import Bracket, Order, State
-from domain.pairs import PairRules
-from domain.reasons import reason
-from domain.values import ZERO, OrderRole, OrderType, plain
+from execledger.domain.order import Bracket, Order, State
+from execledger.domain.pairs import PairRules
+from execledger.domain.reasons import reason
+from execledger.domain.values import ZERO, OrderRole, OrderType, plain
 
 # --- actions -----------------------------------------------------------------------------------------------
 

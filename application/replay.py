@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from application.orders_app import OrdersApp
-from application.policies import (
+from execledger.application.orders_app import OrdersApp
+from execledger.application.policies import (
     CancelOrder,
     Defer,
     PlaceBracket,
@@ -26,12 +26,9 @@ from application.policies import (
     oco_policy,
     timeout_policy,
 )
-from domain.order import Order
-from domain.pairs import PairRegistry
-from domain.values import OrderRole, plain
-
-_ORDER_TOPIC_PREFIX = "domain.order:Order."
-
+from execledger.domain.order import Order
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import OrderRole, plain
 
 @dataclass(frozen=True)
 class Difference:
@@ -66,8 +63,9 @@ class PolicyReplay:
             if not batch:
                 return
             for n in batch:
-                if n.topic.startswith(_ORDER_TOPIC_PREFIX):
-                    yield self.app.mapper.to_domain_event(n)
+                domain_event = self.app.mapper.to_domain_event(n)
+                if isinstance(domain_event, Order.Event):
+                    yield domain_event
             start = batch[-1].id + 1
             if progress:
                 progress(len(batch))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.engine import ExecutionEngine
-from application.exchange import ErrorClass, ExchangePort, PlaceResult, PlaceStatus, VenueOrder
+from execledger.application.engine import ExecutionEngine
+from execledger.application.exchange import ErrorClass, ExchangePort, PlaceResult, PlaceStatus, VenueOrder
 
 log = logging.getLogger(__name__)
 

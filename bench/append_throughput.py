@@ -17,10 +17,10 @@ from decimal import Decimal as D
 
 from common import backend_settings, write_result
 
-from domain.order import Order
-from domain.reasons import reason
-from domain.values import OrderRole, OrderType, Side
-from infrastructure.eventstore import open_orders_app, parse_postgres_url
+from execledger.domain.order import Order
+from execledger.domain.reasons import reason
+from execledger.domain.values import OrderRole, OrderType, Side
+from execledger.infrastructure.eventstore import open_orders_app, parse_postgres_url
 
 R = reason("bench", "append")
 

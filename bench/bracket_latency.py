@@ -13,10 +13,10 @@ from decimal import Decimal
 
 from common import backend_settings, summary_ms, write_result
 
-from application.exchange import ExecutionObservation, ObservationKind, PlaceResult, PlaceStatus, VenueOrderStatus
-from application.service import ServiceConfig, TradingService
-from domain.values import OrderRole
-from infrastructure.bootstrap import open_ledger
+from execledger.application.exchange import ExecutionObservation, ObservationKind, PlaceResult, PlaceStatus, VenueOrderStatus
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.values import OrderRole
+from execledger.infrastructure.bootstrap import open_ledger
 
 
 class StampingExchange:

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 PG_URL = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-from infrastructure.eventstore import parse_postgres_url  # noqa: E402
-from infrastructure.settings import Settings  # noqa: E402
+from execledger.infrastructure.eventstore import parse_postgres_url  # noqa: E402
+from execledger.infrastructure.settings import Settings  # noqa: E402
 
 
 @contextmanager
@@ -74,7 +74,7 @@ def free_port() -> int:
 
 async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None:
     """``n`` resting limit buys far below the market (3 USD each), placed through ``exchange``."""
-    from application.service import ServiceConfig, TradingService
+    from execledger.application.service import ServiceConfig, TradingService
 
     service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False))
     for i in range(n):

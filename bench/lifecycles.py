@@ -13,11 +13,11 @@ import time
 
 from common import backend_settings, write_result
 
-from application.service import ServiceConfig, TradingService
-from domain.values import OrderRole
-from infrastructure.bootstrap import open_ledger
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.simulator import KrakenSimulator
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.values import OrderRole
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.simulator import KrakenSimulator
 
 
 async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:

@@ -16,10 +16,10 @@ from decimal import Decimal as D
 
 from common import backend_settings, write_result
 
-from domain.order import Order
-from domain.reasons import reason
-from domain.values import OrderRole, OrderType, Side
-from infrastructure.bootstrap import open_ledger
+from execledger.domain.order import Order
+from execledger.domain.reasons import reason
+from execledger.domain.values import OrderRole, OrderType, Side
+from execledger.infrastructure.bootstrap import open_ledger
 
 R = reason("bench", "synthetic")
 T = datetime(2026, 1, 1, tzinfo=timezone.utc)

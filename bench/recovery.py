@@ -22,8 +22,8 @@ from pathlib import Path
 
 from common import ROOT, backend_settings, free_port, place_resting_orders, write_result
 
-from infrastructure.bootstrap import open_ledger
-from infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.kraken.adapter import KrakenExchange
 
 EXECLEDGER = str(Path(sys.executable).with_name("execledger"))
 KEY, SECRET = "bench-key", base64.b64encode(b"bench-secret-bytes-0123456789abcdef").decode()

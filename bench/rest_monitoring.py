@@ -17,11 +17,11 @@ from collections import Counter
 
 from common import backend_settings, free_port, place_resting_orders, write_result
 
-from application.service import ServiceConfig, TradingService
-from infrastructure.bootstrap import open_ledger
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.kraken.ratelimit import Tier
-from infrastructure.simulator import KrakenSimulator
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.kraken.ratelimit import Tier
+from execledger.infrastructure.simulator import KrakenSimulator
 
 COST = {"TradesHistory": 2, "Ledgers": 2, "QueryLedgers": 2, "AddOrder": 0, "CancelOrder": 0}
 

@@ -15,9 +15,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ConflictingFill, InvalidTransition, Overfill
-from domain.reasons import reason as make_reason
-from domain.values import ZERO, OrderRole, OrderType, Side, plain
+from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
+from execledger.domain.reasons import reason as make_reason
+from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 
 class State(StrEnum):

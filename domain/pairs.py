@@ -16,8 +16,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import FieldError
-from domain.values import ZERO, OrderType, Side, plain, to_decimal
+from execledger.domain.errors import FieldError
+from execledger.domain.values import ZERO, OrderType, Side, plain, to_decimal
 
 
 class PairStatus(StrEnum):

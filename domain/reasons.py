@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from domain.values import plain
+from execledger.domain.values import plain
 
 
 def jsonable(value: Any) -> Any:

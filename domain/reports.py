@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.order import Order
+from execledger.domain.order import Order
 
 EXCHANGE = "kraken"
 

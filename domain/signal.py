@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from domain.errors import FieldError, SignalRejected
-from domain.pairs import PairRegistry, PairRules, PriceKind
-from domain.values import OrderType, Side, plain
+from execledger.domain.errors import FieldError, SignalRejected
+from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
+from execledger.domain.values import OrderType, Side, plain
 
 SignalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]

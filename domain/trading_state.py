@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import DomainError
+from execledger.domain.errors import DomainError
 
 TRADING_STATE_ID = uuid.UUID("2b7f6a7e-5d55-4c39-9f0c-7f5f2d8e1a01")
 

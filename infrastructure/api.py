@@ -14,14 +14,14 @@ from uuid import UUID
 
 from aiohttp import web
 
-from application.engine import ExecutionEngine
-from application.ledger import LedgerError, OrderNotFound, SignalConflict
-from domain.errors import FieldError, SignalRejected
-from domain.trading_state import TradingHalted
-from domain.values import plain
-from infrastructure.readmodels.projector import ReadModelProjector
-from infrastructure.readmodels.queries import BadQuery, ReportQueries, parse_filter
-from infrastructure.net import is_loopback
+from execledger.application.engine import ExecutionEngine
+from execledger.application.ledger import LedgerError, OrderNotFound, SignalConflict
+from execledger.domain.errors import FieldError, SignalRejected
+from execledger.domain.trading_state import TradingHalted
+from execledger.domain.values import plain
+from execledger.infrastructure.readmodels.projector import ReadModelProjector
+from execledger.infrastructure.readmodels.queries import BadQuery, ReportQueries, parse_filter
+from execledger.infrastructure.net import is_loopback
 
 
 def _default(value: Any) -> Any:

@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from application.engine import EngineConfig, ExecutionEngine
-from application.ledger import ExecutionLedger
-from application.orders_app import OrdersApp
-from application.policies import PolicyConfig
-from application.ports import Clock, SystemClock
-from infrastructure.eventstore import open_orders_app
-from infrastructure.pairs import load_default_pairs
-from infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
-from infrastructure.readmodels.queries import ReportQueries
-from infrastructure.settings import Settings
+from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.ledger import ExecutionLedger
+from execledger.application.orders_app import OrdersApp
+from execledger.application.policies import PolicyConfig
+from execledger.application.ports import Clock, SystemClock
+from execledger.infrastructure.eventstore import open_orders_app
+from execledger.infrastructure.pairs import load_default_pairs
+from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
+from execledger.infrastructure.readmodels.queries import ReportQueries
+from execledger.infrastructure.settings import Settings
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from infrastructure.eventstore import StoreConfigError, StoreUnreachable, open_orders_app, parse_postgres_url
-from infrastructure.settings import ConfigFileError, Settings, load_settings
+from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable, open_orders_app, parse_postgres_url
+from execledger.infrastructure.settings import ConfigFileError, Settings, load_settings
 
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
@@ -46,7 +46,7 @@ def main(config_file: str | None) -> None:
 def demo() -> None:
     """The main job: a shipped scenario of signals through every path against the in-process simulator (no keys),
     then the execution-report table, an audit timeline, a projection rebuild and a replay check."""
-    from infrastructure.demo import run_demo
+    from execledger.infrastructure.demo import run_demo
 
     settings = _settings()
     try:
@@ -108,8 +108,8 @@ def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fract
     import signal
     from decimal import Decimal
 
-    from infrastructure.kraken.auth import InvalidSecret, decode_secret
-    from infrastructure.simulator import KrakenSimulator
+    from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret
+    from execledger.infrastructure.simulator import KrakenSimulator
 
     try:
         decode_secret(secret)
@@ -147,8 +147,8 @@ def run(role: str, standby: bool) -> None:
     import asyncio
     import signal
 
-    from infrastructure.runner import Role, run_service
-    from infrastructure.writerlock import WriterLockHeld
+    from execledger.infrastructure.runner import Role, run_service
+    from execledger.infrastructure.writerlock import WriterLockHeld
 
     settings = _settings()
 
@@ -175,7 +175,7 @@ def run(role: str, standby: bool) -> None:
 
 
 def _register_operator_commands() -> None:
-    from infrastructure.commands import register
+    from execledger.infrastructure.commands import register
 
     register(main)
 

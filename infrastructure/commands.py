@@ -16,27 +16,27 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from application.audit import orders_at, signal_timeline
-from application.ledger import OrderNotFound
-from application.replay import PolicyReplay
-from domain.trading_state import TradingMode
-from domain.values import plain
-from infrastructure.bootstrap import Ledger, engine_config, open_ledger
-from infrastructure.readmodels.queries import BadQuery, parse_filter
-from infrastructure.render import reason_text
-from infrastructure.settings import Settings
+from execledger.application.audit import orders_at, signal_timeline
+from execledger.application.ledger import OrderNotFound
+from execledger.application.replay import PolicyReplay
+from execledger.domain.trading_state import TradingMode
+from execledger.domain.values import plain
+from execledger.infrastructure.bootstrap import Ledger, engine_config, open_ledger
+from execledger.infrastructure.readmodels.queries import BadQuery, parse_filter
+from execledger.infrastructure.render import reason_text
+from execledger.infrastructure.settings import Settings
 
 EXIT_INPUT, EXIT_CONFIG, EXIT_DIFFERENCES, EXIT_NOT_FOUND = 2, 3, 4, 5
 
 
 def _settings() -> Settings:
-    from infrastructure.cli import _settings as cli_settings
+    from execledger.infrastructure.cli import _settings as cli_settings
 
     return cli_settings()
 
 
 def _open(settings: Settings) -> Ledger:
-    from infrastructure.eventstore import StoreConfigError, StoreUnreachable
+    from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
 
     try:
         return open_ledger(settings)

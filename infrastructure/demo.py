@@ -18,19 +18,19 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import select
 
-from application.audit import signal_timeline
-from application.ledger import OrderNotFound
-from application.replay import PolicyReplay
-from application.service import ServiceConfig, TradingService
-from domain.errors import SignalRejected
-from domain.order import Order
-from domain.trading_state import TradingHalted, TradingMode
-from domain.values import OrderRole, plain
-from infrastructure.bootstrap import engine_config, open_ledger
-from infrastructure.commands import print_rows, print_timeline
-from infrastructure.readmodels import tables as t
-from infrastructure.readmodels.queries import ListFilter
-from infrastructure.settings import Settings
+from execledger.application.audit import signal_timeline
+from execledger.application.ledger import OrderNotFound
+from execledger.application.replay import PolicyReplay
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.errors import SignalRejected
+from execledger.domain.order import Order
+from execledger.domain.trading_state import TradingHalted, TradingMode
+from execledger.domain.values import OrderRole, plain
+from execledger.infrastructure.bootstrap import engine_config, open_ledger
+from execledger.infrastructure.commands import print_rows, print_timeline
+from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.readmodels.queries import ListFilter
+from execledger.infrastructure.settings import Settings
 
 STEP_TIMEOUT_S = 20.0
 
@@ -62,8 +62,8 @@ class Demo:
         self.console.print(text)
 
     async def run(self) -> None:
-        from infrastructure.kraken.adapter import KrakenExchange
-        from infrastructure.simulator import KrakenSimulator
+        from execledger.infrastructure.kraken.adapter import KrakenExchange
+        from execledger.infrastructure.simulator import KrakenSimulator
 
         async with KrakenSimulator(fill_fractions=(Decimal("0.4"),)) as sim:
             settings = self.settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)

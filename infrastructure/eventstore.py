@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from application.orders_app import OrdersApp
-from infrastructure.settings import Settings
+from execledger.application.orders_app import OrdersApp
+from execledger.infrastructure.settings import Settings
 
 
 class StoreConfigError(ValueError):

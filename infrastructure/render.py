@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.values import plain
+from execledger.domain.values import plain
 
 def _fmt(value: Any) -> str:
     if isinstance(value, Decimal):

@@ -18,12 +18,12 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from application.service import ServiceConfig, TradingService
-from infrastructure.api import ApiContext, create_api, require_token_for
-from infrastructure.bootstrap import Ledger, open_ledger
-from infrastructure.readmodels.follower import ProjectionFollower, notify_channel
-from infrastructure.settings import Settings
-from infrastructure.writerlock import WriterLock, WriterLockHeld
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.infrastructure.api import ApiContext, create_api, require_token_for
+from execledger.infrastructure.bootstrap import Ledger, open_ledger
+from execledger.infrastructure.readmodels.follower import ProjectionFollower, notify_channel
+from execledger.infrastructure.settings import Settings
+from execledger.infrastructure.writerlock import WriterLock, WriterLockHeld
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class RunningService:
 
 
 async def _start_simulator(settings: Settings):
-    from infrastructure.simulator import KrakenSimulator
+    from execledger.infrastructure.simulator import KrakenSimulator
 
     sim = await KrakenSimulator().start()
     settings = settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
@@ -79,9 +79,9 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
         running = RunningService(ledger=ledger, simulator=simulator)
         tasks: list[asyncio.Task] = []
         if trading:
-            from infrastructure.kraken.adapter import KrakenExchange
+            from execledger.infrastructure.kraken.adapter import KrakenExchange
 
-            from infrastructure.kraken.ratelimit import Tier
+            from execledger.infrastructure.kraken.ratelimit import Tier
 
             # The built-in simulator counts nothing by default; a real venue is modelled at the configured tier.
             tier = None if simulator is not None or settings.kraken_tier == "none" else Tier(settings.kraken_tier)

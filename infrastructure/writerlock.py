@@ -14,8 +14,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from infrastructure.eventstore import parse_postgres_url
-from infrastructure.settings import Settings
+from execledger.infrastructure.eventstore import parse_postgres_url
+from execledger.infrastructure.settings import Settings
 
 
 class WriterLockHeld(RuntimeError):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from application.ledger import ExecutionLedger
-from infrastructure.eventstore import open_orders_app, parse_postgres_url
-from infrastructure.pairs import load_default_pairs
-from infrastructure.settings import Settings
+from execledger.application.ledger import ExecutionLedger
+from execledger.infrastructure.eventstore import open_orders_app, parse_postgres_url
+from execledger.infrastructure.pairs import load_default_pairs
+from execledger.infrastructure.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EXECLEDGER_SHARED_DIR", REPO.parent / "shared"))

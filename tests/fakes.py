@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from application.exchange import (
+from execledger.application.exchange import (
     CancelResult,
     ExecutionObservation,
     ObservationKind,
@@ -20,7 +20,7 @@ from application.exchange import (
     VenueOrderStatus,
     VenueTrade,
 )
-from infrastructure.pairs import load_default_pairs
+from execledger.infrastructure.pairs import load_default_pairs
 
 
 class FakeExchange:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from application.engine import EngineConfig, ExecutionEngine
-from application.service import ServiceConfig, TradingService
-from domain.order import Order
-from domain.values import OrderRole
+from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.order import Order
+from execledger.domain.values import OrderRole
 from tests.fakes import FakeExchange
 
 

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal as D
 
-from domain.order import Order, State
-from domain.reasons import reason
-from domain.values import OrderRole, OrderType, Side
+from execledger.domain.order import Order, State
+from execledger.domain.reasons import reason
+from execledger.domain.values import OrderRole, OrderType, Side
 
 R = reason("test", "test step")
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

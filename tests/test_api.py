@@ -3,10 +3,10 @@
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from domain.trading_state import TradingMode
-from infrastructure.api import OPENAPI, ApiContext, create_api, is_loopback, require_token_for
-from infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
-from infrastructure.readmodels.queries import ReportQueries
+from execledger.domain.trading_state import TradingMode
+from execledger.infrastructure.api import OPENAPI, ApiContext, create_api, is_loopback, require_token_for
+from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
+from execledger.infrastructure.readmodels.queries import ReportQueries
 from tests.harness import Harness
 
 SIGNAL = {"signal_id": "api-1", "pair": "XBTUSD", "side": "buy", "order_type": "limit", "quantity": "1",

@@ -17,7 +17,7 @@ def test_import_contracts_hold():
 
 def test_domain_is_imported_without_io_frameworks():
     """Belt and braces: importing the domain in a fresh interpreter loads no I/O framework."""
-    code = ("import sys, domain.order, domain.signal, domain.pairs; "
+    code = ("import sys, execledger.domain.order, execledger.domain.signal, execledger.domain.pairs; "
             "bad = [m for m in ('aiohttp', 'sqlalchemy', 'psycopg', 'sqlite3', 'asyncio') if m in sys.modules]; "
             "print(','.join(bad))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

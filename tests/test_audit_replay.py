@@ -3,12 +3,12 @@
 from dataclasses import replace as dc_replace
 from decimal import Decimal as D
 
-import application.replay as replay_module
-from application.audit import orders_at, signal_timeline
-from application.policies import PolicyConfig, PlaceBracket
-from application.replay import PolicyReplay
-from domain.order import State
-from domain.values import OrderRole
+import execledger.application.replay as replay_module
+from execledger.application.audit import orders_at, signal_timeline
+from execledger.application.policies import PolicyConfig, PlaceBracket
+from execledger.application.replay import PolicyReplay
+from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 from tests.harness import Harness
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from infrastructure.cli import main
+from execledger.infrastructure.cli import main
 
 
 def run_cli(args, data_dir, **env):

@@ -6,10 +6,10 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from domain.values import OrderRole
-from infrastructure.bootstrap import open_ledger
-from infrastructure.cli import main
-from infrastructure.settings import Settings
+from execledger.domain.values import OrderRole
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.cli import main
+from execledger.infrastructure.settings import Settings
 from tests.harness import Harness
 
 

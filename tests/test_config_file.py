@@ -5,8 +5,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from infrastructure.cli import main
-from infrastructure.settings import ConfigFileError, load_settings
+from execledger.infrastructure.cli import main
+from execledger.infrastructure.settings import ConfigFileError, load_settings
 
 
 def test_file_sets_keys_and_environment_wins(tmp_path, monkeypatch):

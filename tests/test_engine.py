@@ -4,12 +4,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from application.engine import EngineConfig
-from application.exchange import PlaceResult, PlaceStatus
-from application.policies import PolicyConfig
-from domain.order import OrderStatus, State
-from domain.trading_state import TradingHalted, TradingMode
-from domain.values import OrderRole, OrderType
+from execledger.application.engine import EngineConfig
+from execledger.application.exchange import PlaceResult, PlaceStatus
+from execledger.application.policies import PolicyConfig
+from execledger.domain.order import OrderStatus, State
+from execledger.domain.trading_state import TradingHalted, TradingMode
+from execledger.domain.values import OrderRole, OrderType
 from tests.harness import Harness
 
 
@@ -258,7 +258,7 @@ async def test_duplicate_and_late_observations(h):
     entry = await h.signal()
     trade = h.venue.fill(h.txid(entry), "0.5", "100")
     await h.settle()
-    from application.exchange import ExecutionObservation, ObservationKind
+    from execledger.application.exchange import ExecutionObservation, ObservationKind
     dup = ExecutionObservation(kind=ObservationKind.TRADE, txid=h.txid(entry), cl_ord_id=None, order_status=None,
                                source="rest", trade_id=trade.trade_id, last_qty=D("0.5"), last_price=D("100"))
     version = h.engine.orders[entry.id].version

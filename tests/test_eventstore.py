@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from infrastructure.eventstore import StoreConfigError, app_env, open_orders_app, parse_postgres_url
-from infrastructure.settings import Settings
+from execledger.infrastructure.eventstore import StoreConfigError, app_env, open_orders_app, parse_postgres_url
+from execledger.infrastructure.settings import Settings
 
 
 def test_sqlite_default_is_one_wal_file_per_app(tmp_path):
@@ -42,7 +42,7 @@ def test_settings_never_show_secrets(monkeypatch):
 
 
 def test_pool_sizes_reach_the_event_store_env(monkeypatch):
-    from infrastructure import eventstore
+    from execledger.infrastructure import eventstore
 
     monkeypatch.setattr(eventstore, "prepare_database", lambda target: None)  # no server needed for the mapping
     env = app_env(Settings(database_url="postgresql://u@127.0.0.1:5432/test", db_pool_size=3, db_max_overflow=2), "Orders")

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from infrastructure.readmodels.follower import ProjectionFollower, notify_channel
-from infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
+from execledger.infrastructure.readmodels.follower import ProjectionFollower, notify_channel
+from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
 
 SIGNAL = {"signal_id": "f-1", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
 

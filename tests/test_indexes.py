@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy import text
 
-from infrastructure.readmodels import tables as t
-from infrastructure.readmodels.projector import readmodel_engine
+from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.readmodels.projector import readmodel_engine
 
 QUERIES = {
     "ix_orders_signal": "SELECT * FROM orders WHERE signal_id = 'x'",

@@ -8,11 +8,11 @@ from decimal import Decimal as D
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from application.ledger import ConcurrencyConflict, ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
-from domain.errors import SignalRejected
-from domain.history import EventKind
-from domain.order import State
-from domain.reasons import reason
+from execledger.application.ledger import ConcurrencyConflict, ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
+from execledger.domain.errors import SignalRejected
+from execledger.domain.history import EventKind
+from execledger.domain.order import State
+from execledger.domain.reasons import reason
 from tests.orders import T0
 
 SIGNAL = {"signal_id": "sig-100", "pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.0125",

@@ -6,9 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from domain.errors import ConflictingFill, InvalidTransition, Overfill
-from domain.order import OrderStatus, State
-from domain.values import OrderRole
+from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
+from execledger.domain.order import OrderStatus, State
+from execledger.domain.values import OrderRole
 from tests.orders import R, new_order, order_in, replayed, run
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import DomainError, InvalidTransition
-from domain.order import TRANSITIONS, OrderStatus, State
+from execledger.domain.errors import DomainError, InvalidTransition
+from execledger.domain.order import TRANSITIONS, OrderStatus, State
 from tests.orders import T0, command_for, new_order, order_in, replayed, run
 
 ALLOWED = sorted(TRANSITIONS, key=lambda e: (e[0].value, e[1].value))

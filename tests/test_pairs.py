@@ -4,8 +4,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from domain.pairs import PairRegistry, PairRules, PairStatus, PriceKind
-from domain.values import OrderType, Side
+from execledger.domain.pairs import PairRegistry, PairRules, PairStatus, PriceKind
+from execledger.domain.values import OrderType, Side
 from tests.conftest import kraken_fixture
 
 ASSET_PAIR_FIXTURES = [

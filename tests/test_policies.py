@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from application.policies import (
+from execledger.application.policies import (
     CancelOrder, Defer, PlaceBracket, PlaceLeg, PolicyConfig, TimeOut, bracket_policy, oco_policy, timeout_policy,
 )
-from domain.order import Order
-from domain.values import OrderRole, OrderType, Side
-from infrastructure.pairs import load_default_pairs
+from execledger.domain.order import Order
+from execledger.domain.values import OrderRole, OrderType, Side
+from execledger.infrastructure.pairs import load_default_pairs
 from tests.orders import R, T0
 
 XBT = load_default_pairs().find("XBT/USD")

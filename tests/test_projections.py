@@ -5,9 +5,9 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
-from domain.values import OrderRole
-from infrastructure.readmodels import tables as t
-from infrastructure.readmodels.projector import ProjectionConflict, ReadModelProjector, readmodel_engine
+from execledger.domain.values import OrderRole
+from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.readmodels.projector import ProjectionConflict, ReadModelProjector, readmodel_engine
 from tests.harness import Harness
 
 

@@ -4,11 +4,11 @@ from decimal import Decimal as D
 
 import asyncio
 
-from application.exchange import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
-from application.service import ServiceConfig
-from domain.order import State
-from domain.trading_state import TradingMode
-from domain.values import OrderType, Side
+from execledger.application.exchange import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
+from execledger.application.service import ServiceConfig
+from execledger.domain.order import State
+from execledger.domain.trading_state import TradingMode
+from execledger.domain.values import OrderType, Side
 from tests.harness import Harness
 
 

@@ -5,9 +5,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from application.service import ServiceConfig
-from infrastructure.runner import Role, run_service
-from infrastructure.writerlock import WriterLockHeld
+from execledger.application.service import ServiceConfig
+from execledger.infrastructure.runner import Role, run_service
+from execledger.infrastructure.writerlock import WriterLockHeld
 
 
 async def start(settings, **kwargs):
@@ -60,7 +60,7 @@ async def test_second_trading_instance_on_the_same_key_refuses_to_start(settings
 async def test_a_failed_worker_stops_the_service_with_its_error(settings, monkeypatch):
     # Found by the fault suite: the trading task died (an InvalidTransition) and the process kept serving the API,
     # accepting signals it would never send, until someone stopped it.
-    from application.service import TradingService
+    from execledger.application.service import TradingService
 
     async def broken(self):
         raise RuntimeError("worker failed")

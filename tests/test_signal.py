@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import SignalRejected
-from domain.signal import parse_signal, plan_entry
-from infrastructure.pairs import load_default_pairs
+from execledger.domain.errors import SignalRejected
+from execledger.domain.signal import parse_signal, plan_entry
+from execledger.infrastructure.pairs import load_default_pairs
 
 PAIRS = load_default_pairs()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from infrastructure.writerlock import WriterLock, WriterLockHeld, key_fingerprint
+from execledger.infrastructure.writerlock import WriterLock, WriterLockHeld, key_fingerprint
 
 
 def test_second_writer_on_the_same_key_refuses_then_can_take_over(settings):

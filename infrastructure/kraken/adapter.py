@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from application.exchange import (
+from execledger.application.exchange import (
     CancelResult,
     ErrorClass,
     ExecutionObservation,
@@ -23,11 +23,11 @@ from application.exchange import (
     VenueOrder,
     VenueTrade,
 )
-from domain.pairs import PairRegistry
-from domain.values import plain
-from infrastructure.kraken.breaker import CallKind, CircuitBreaker
-from infrastructure.kraken.credentials import KrakenCredentials
-from infrastructure.kraken.errors import (
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import plain
+from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
+from execledger.infrastructure.kraken.credentials import KrakenCredentials
+from execledger.infrastructure.kraken.errors import (
     BreakerOpen,
     Hint,
     KrakenCallFailed,
@@ -36,11 +36,11 @@ from infrastructure.kraken.errors import (
     ThrottleWaitTooLong,
     Transport,
 )
-from infrastructure.kraken.parse import TERMINAL, epoch, parse_add_order, parse_orders, parse_trades
-from infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
-from infrastructure.kraken.rest import KrakenRestClient
-from infrastructure.kraken.retry import RetryPolicy
-from infrastructure.settings import Settings
+from execledger.infrastructure.kraken.parse import TERMINAL, epoch, parse_add_order, parse_orders, parse_trades
+from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
+from execledger.infrastructure.kraken.rest import KrakenRestClient
+from execledger.infrastructure.kraken.retry import RetryPolicy
+from execledger.infrastructure.settings import Settings
 
 log = logging.getLogger("execledger.kraken.adapter")
 
@@ -291,7 +291,7 @@ class KrakenExchange:
     def executions(self) -> AsyncIterator[ExecutionObservation]:
         """Execution observations: WS v2 ``executions``, REST polling while the stream is down."""
         if self._stream_factory is None:
-            from infrastructure.kraken.ws import KrakenExecutionsStream
+            from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
 
             self._stream_factory = lambda exchange: KrakenExecutionsStream(exchange, exchange.ws_url)
         return self._stream_factory(self).observations()

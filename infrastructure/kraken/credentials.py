@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from infrastructure.kraken.auth import InvalidSecret, decode_secret
-from infrastructure.settings import Settings
+from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret
+from execledger.infrastructure.settings import Settings
 
 
 class CredentialsError(ValueError):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from application.exchange import ErrorClass
+from execledger.application.exchange import ErrorClass
 
 R, L, P, A, N = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED, ErrorClass.PERMANENT, ErrorClass.AMBIGUOUS,
                  ErrorClass.NOT_FOUND)

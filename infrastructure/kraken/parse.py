@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from application.exchange import (
+from execledger.application.exchange import (
     ExecutionObservation,
     ObservationKind,
     VenueOrder,
     VenueOrderStatus,
     VenueTrade,
 )
-from domain.pairs import PairRegistry
-from domain.values import ZERO, Side, to_decimal
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import ZERO, Side, to_decimal
 
 TRIGGERED_TYPES = frozenset({"stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop",
                              "trailing-stop-limit"})

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from infrastructure.kraken.errors import ThrottleWaitTooLong
+from execledger.infrastructure.kraken.errors import ThrottleWaitTooLong
 
 log = logging.getLogger("execledger.kraken.ratelimit")
 

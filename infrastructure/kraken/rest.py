@@ -19,11 +19,11 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from application.exchange import ErrorClass
-from infrastructure.kraken.auth import sign
-from infrastructure.kraken.breaker import CallKind, CircuitBreaker
-from infrastructure.kraken.credentials import CredentialsError, KrakenCredentials
-from infrastructure.kraken.errors import (
+from execledger.application.exchange import ErrorClass
+from execledger.infrastructure.kraken.auth import sign
+from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
+from execledger.infrastructure.kraken.credentials import CredentialsError, KrakenCredentials
+from execledger.infrastructure.kraken.errors import (
     BreakerOpen,
     Hint,
     KrakenTransportError,
@@ -32,9 +32,9 @@ from infrastructure.kraken.errors import (
     is_warning,
     trips_breaker,
 )
-from infrastructure.kraken.nonce import PersistentNonce, nonce_path
-from infrastructure.kraken.ratelimit import RestCallLimiter
-from infrastructure.net import is_loopback
+from execledger.infrastructure.kraken.nonce import PersistentNonce, nonce_path
+from execledger.infrastructure.kraken.ratelimit import RestCallLimiter
+from execledger.infrastructure.net import is_loopback
 
 log = logging.getLogger("execledger.kraken.rest")
 

@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from application.exchange import ErrorClass
-from infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed, KrakenVenueError, ThrottleWaitTooLong
+from execledger.application.exchange import ErrorClass
+from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed, KrakenVenueError, ThrottleWaitTooLong
 
 log = logging.getLogger("execledger.kraken.retry")
 T = TypeVar("T")

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from application.exchange import ExecutionObservation, VenueOrderStatus
-from infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
-from infrastructure.kraken.parse import TERMINAL, order_observation, parse_executions_message, trade_observation
-from infrastructure.kraken.rest import is_loopback
+from execledger.application.exchange import ExecutionObservation, VenueOrderStatus
+from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
+from execledger.infrastructure.kraken.parse import TERMINAL, order_observation, parse_executions_message, trade_observation
+from execledger.infrastructure.kraken.rest import is_loopback
 
 if TYPE_CHECKING:
-    from infrastructure.kraken.adapter import KrakenExchange
+    from execledger.infrastructure.kraken.adapter import KrakenExchange
 
 log = logging.getLogger("execledger.kraken.ws")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from infrastructure.eventstore import parse_postgres_url
-from infrastructure.readmodels.projector import ReadModelProjector
+from execledger.infrastructure.eventstore import parse_postgres_url
+from execledger.infrastructure.readmodels.projector import ReadModelProjector
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from uuid import UUID
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from application.orders_app import OrdersApp
-from domain.history import EVENT_KINDS, EventKind
-from domain.order import Order
-from domain.reasons import jsonable
-from domain.reports import execution_report
-from domain.values import ZERO, OrderRole, Side, plain
-from infrastructure.eventstore import parse_postgres_url, prepare_database
-from infrastructure.readmodels import tables as t
-from infrastructure.settings import Settings
+from execledger.application.orders_app import OrdersApp
+from execledger.domain.history import EVENT_KINDS, EventKind
+from execledger.domain.order import Order
+from execledger.domain.reasons import jsonable
+from execledger.domain.reports import execution_report
+from execledger.domain.values import ZERO, OrderRole, Side, plain
+from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database
+from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.settings import Settings
 
 PROJECTION_NAME = "orders_read_model"
 SHADOW_SUFFIX = "__rebuild"
@@ -153,7 +153,7 @@ class ReadModelProjector:
         staged: dict[UUID, Order] = {}
         for n in notifications:
             domain_event = self.app.mapper.to_domain_event(n)
-            if not n.topic.startswith("domain.order:Order."):
+            if not isinstance(domain_event, Order.Event):
                 continue
             order = self._mutate(staged, domain_event)
             self._rows(order, domain_event, rows)

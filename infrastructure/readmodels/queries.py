@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Engine, Table, and_, func, select
 
-from domain.errors import FieldError
-from domain.order import OrderStatus
-from domain.pairs import PairRegistry
-from infrastructure.readmodels import tables as t
+from execledger.domain.errors import FieldError
+from execledger.domain.order import OrderStatus
+from execledger.domain.pairs import PairRegistry
+from execledger.infrastructure.readmodels import tables as t
 
 
 class BadQuery(ValueError):

@@ -15,7 +15,7 @@ from .limits import Tier
 
 def default_asset_pairs() -> dict[str, Any]:
     """The captured AssetPairs result shipped in ``infrastructure/data`` (XXBTZUSD, XETHZUSD)."""
-    text = resources.files("infrastructure.data").joinpath("asset_pairs.json").read_text()
+    text = resources.files("execledger.infrastructure.data").joinpath("asset_pairs.json").read_text()
     payload = json.loads(text)
     return payload.get("result", payload)
 

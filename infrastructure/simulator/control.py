@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from domain.values import plain
+from execledger.domain.values import plain
 
 from .appkey import SIMULATOR
 

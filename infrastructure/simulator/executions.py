@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from application.exchange import ObservationKind
-from domain.pairs import PairRules
-from domain.values import ZERO
+from execledger.application.exchange import ObservationKind
+from execledger.domain.pairs import PairRules
+from execledger.domain.values import ZERO
 
 from .clock import rfc3339
 from .engine import Execution, SimOrder, SimTrade

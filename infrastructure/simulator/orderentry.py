@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from domain.pairs import PairRegistry, PairRules
-from domain.values import OrderType, Side
+from execledger.domain.pairs import PairRegistry, PairRules
+from execledger.domain.values import OrderType, Side
 
 from . import errors as E
 from .clock import parse_rfc3339

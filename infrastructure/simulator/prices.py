@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
 
-from domain.values import to_decimal
+from execledger.domain.values import to_decimal
 
 # Shipped trade tapes (time,price,volume), keyed by AssetPairs key.
 SHIPPED_TAPES = {"XXBTZUSD": "xbtusd_trades.csv", "XETHZUSD": "ethusd_trades.csv"}
@@ -21,7 +21,7 @@ def load_trade_tape(source: str | Path) -> list[Decimal]:
     if path.exists():
         text = path.read_text()
     else:
-        text = resources.files("infrastructure.simulator.data").joinpath(str(source)).read_text()
+        text = resources.files("execledger.infrastructure.simulator.data").joinpath(str(source)).read_text()
     rows = csv.DictReader(text.splitlines())
     prices = [to_decimal(row["price"]) for row in rows]
     if not prices:

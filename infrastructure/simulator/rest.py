@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from infrastructure.kraken.auth import verify
+from execledger.infrastructure.kraken.auth import verify
 
 from . import errors as E
 from .appkey import SIMULATOR

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from domain.pairs import PairRegistry, PairRules
-from domain.values import to_decimal
-from infrastructure.kraken.auth import decode_secret
+from execledger.domain.pairs import PairRegistry, PairRules
+from execledger.domain.values import to_decimal
+from execledger.infrastructure.kraken.auth import decode_secret
 
 from . import control, rest, ws
 from .appkey import SIMULATOR

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.values import ZERO
+from execledger.domain.values import ZERO
 
 from .engine import Exchange, SimOrder, SimTrade
 

@@ -12,15 +12,15 @@ from decimal import Decimal
 
 import pytest
 
-from application.engine import EngineConfig, ExecutionEngine
-from application.ledger import ExecutionLedger
-from application.policies import PolicyConfig
-from application.service import ServiceConfig, TradingService
-from domain.order import Order
-from domain.values import OrderRole, Side
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.pairs import load_default_pairs
-from infrastructure.simulator import KrakenSimulator
+from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.ledger import ExecutionLedger
+from execledger.application.policies import PolicyConfig
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.order import Order
+from execledger.domain.values import OrderRole, Side
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.pairs import load_default_pairs
+from execledger.infrastructure.simulator import KrakenSimulator
 from tests.conftest import ManualClock
 
 FROZEN = 1_790_000_000.0
@@ -102,7 +102,7 @@ class SimHarness:
 @pytest.fixture
 async def harness(settings):
     """``h = await harness(fill_fractions=(...), policy=PolicyConfig(...))``: a started SimHarness, closed after."""
-    from infrastructure.eventstore import open_orders_app
+    from execledger.infrastructure.eventstore import open_orders_app
 
     created: list[SimHarness] = []
 

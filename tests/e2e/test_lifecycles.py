@@ -5,12 +5,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from application.policies import PolicyConfig
-from domain.errors import SignalRejected
-from domain.order import OrderStatus, State
-from domain.trading_state import TradingHalted, TradingMode
-from domain.values import OrderRole, OrderType
-from infrastructure.simulator.config import default_asset_pairs
+from execledger.application.policies import PolicyConfig
+from execledger.domain.errors import SignalRejected
+from execledger.domain.order import OrderStatus, State
+from execledger.domain.trading_state import TradingHalted, TradingMode
+from execledger.domain.values import OrderRole, OrderType
+from execledger.infrastructure.simulator.config import default_asset_pairs
 
 XBT = "XBT/USD"  # the simulator starts XBT/USD at 67000.0
 

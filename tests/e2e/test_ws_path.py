@@ -2,9 +2,9 @@
 
 import asyncio
 
-from application.service import ServiceConfig, TradingService
-from domain.order import State
-from domain.values import OrderRole
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 
 
 async def test_stream_drives_fill_bracket_and_oco(harness):

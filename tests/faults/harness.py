@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from domain.order import State
-from domain.values import OrderRole, Side
-from infrastructure.bootstrap import open_ledger
-from infrastructure.eventstore import parse_postgres_url
-from infrastructure.settings import Settings
+from execledger.domain.order import State
+from execledger.domain.values import OrderRole, Side
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.eventstore import parse_postgres_url
+from execledger.infrastructure.settings import Settings
 from tests.test_projections import snapshot as dump_read_models  # every read-model row, by primary key
 
 EXECLEDGER = str(Path(sys.executable).parent / "execledger")

@@ -18,16 +18,16 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from application.exchange import ExecutionObservation, OrderRequest
-from domain.values import OrderType, Side
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.kraken.breaker import BreakerState, CircuitBreaker
-from infrastructure.kraken.credentials import KrakenCredentials
-from infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
-from infrastructure.kraken.rest import KrakenRestClient
-from infrastructure.kraken.retry import RetryPolicy
-from infrastructure.kraken.ws import KrakenExecutionsStream
-from infrastructure.simulator import KrakenSimulator
+from execledger.application.exchange import ExecutionObservation, OrderRequest
+from execledger.domain.values import OrderType, Side
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.kraken.breaker import BreakerState, CircuitBreaker
+from execledger.infrastructure.kraken.credentials import KrakenCredentials
+from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
+from execledger.infrastructure.kraken.rest import KrakenRestClient
+from execledger.infrastructure.kraken.retry import RetryPolicy
+from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
+from execledger.infrastructure.simulator import KrakenSimulator
 
 FROZEN_AT = 1_750_000_000.0
 PAIR = "XXBTZUSD"

@@ -4,10 +4,10 @@ time, injected) half-opens it and a successful probe closes it. The listener see
 
 import pytest
 
-from application.exchange import PlaceStatus
-from infrastructure.kraken.breaker import BreakerState
-from infrastructure.kraken.errors import BreakerOpen
-from infrastructure.simulator import FaultKind
+from execledger.application.exchange import PlaceStatus
+from execledger.infrastructure.kraken.breaker import BreakerState
+from execledger.infrastructure.kraken.errors import BreakerOpen
+from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import BREAKER_RESET_S, BREAKER_THRESHOLD
 

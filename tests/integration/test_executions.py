@@ -4,9 +4,9 @@ stream is down, and deduplicated by trade id when the reconnected stream's snaps
 
 import pytest
 
-from application.exchange import ObservationKind, VenueOrderStatus
-from infrastructure.kraken import ws as ws_module
-from infrastructure.simulator import FaultKind
+from execledger.application.exchange import ObservationKind, VenueOrderStatus
+from execledger.infrastructure.kraken import ws as ws_module
+from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import PAIR, Collector, until
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from application.exchange import ErrorClass, PlaceStatus, VenueOrderStatus
-from infrastructure.simulator import FaultKind
+from execledger.application.exchange import ErrorClass, PlaceStatus, VenueOrderStatus
+from execledger.infrastructure.simulator import FaultKind
 
 GRACE = timedelta(seconds=5)
 

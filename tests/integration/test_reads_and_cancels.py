@@ -6,13 +6,13 @@ import base64
 import pytest
 from pydantic import SecretStr
 
-from application.exchange import VenueOrderStatus
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.kraken.credentials import KrakenCredentials
-from infrastructure.kraken.errors import KrakenVenueError
-from infrastructure.kraken.rest import KrakenRestClient
-from infrastructure.kraken.retry import RetryPolicy
-from infrastructure.simulator import FaultKind
+from execledger.application.exchange import VenueOrderStatus
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.kraken.credentials import KrakenCredentials
+from execledger.infrastructure.kraken.errors import KrakenVenueError
+from execledger.infrastructure.kraken.rest import KrakenRestClient
+from execledger.infrastructure.kraken.retry import RetryPolicy
+from execledger.infrastructure.simulator import FaultKind
 
 TRANSIENT = [FaultKind.SERVICE_UNAVAILABLE, FaultKind.SERVICE_BUSY, FaultKind.HTTP_502_BEFORE_EXECUTE]
 

@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from application.exchange import ObservationKind, PlaceStatus
-from infrastructure.kraken import rest as rest_module
-from infrastructure.kraken.auth import decode_secret
-from infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed
-from infrastructure.simulator import FaultKind
+from execledger.application.exchange import ObservationKind, PlaceStatus
+from execledger.infrastructure.kraken import rest as rest_module
+from execledger.infrastructure.kraken.auth import decode_secret
+from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed
+from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import BREAKER_THRESHOLD, PAIR, Collector, until
 

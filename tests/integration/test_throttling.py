@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from application.exchange import ErrorClass, PlaceStatus
-from infrastructure.kraken.ratelimit import Tier
-from infrastructure.simulator import FaultKind
-from infrastructure.simulator.limits import REST_TIERS, TRADING_TIERS
+from execledger.application.exchange import ErrorClass, PlaceStatus
+from execledger.infrastructure.kraken.ratelimit import Tier
+from execledger.infrastructure.simulator import FaultKind
+from execledger.infrastructure.simulator.limits import REST_TIERS, TRADING_TIERS
 
 API_LIMIT, ORDER_LIMIT = "EAPI:Rate limit exceeded", "EOrder:Rate limit exceeded"
 STARTER_SIM = {"rest_tier": REST_TIERS["starter"], "trading_tier": TRADING_TIERS["starter"]}

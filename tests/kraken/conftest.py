@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from infrastructure.kraken.auth import decode_secret, verify
-from infrastructure.kraken.breaker import CircuitBreaker
-from infrastructure.kraken.credentials import KrakenCredentials
-from infrastructure.kraken.rest import KrakenRestClient
+from execledger.infrastructure.kraken.auth import decode_secret, verify
+from execledger.infrastructure.kraken.breaker import CircuitBreaker
+from execledger.infrastructure.kraken.credentials import KrakenCredentials
+from execledger.infrastructure.kraken.rest import KrakenRestClient
 from pydantic import SecretStr
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from application.exchange import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
-from domain.values import OrderType, Side
-from infrastructure.kraken.adapter import KrakenExchange, add_order_params
-from infrastructure.kraken.breaker import BreakerState
-from infrastructure.kraken.errors import KrakenTransportError, KrakenVenueError
-from infrastructure.kraken.ratelimit import Tier, TradingRateLimiter
-from infrastructure.kraken.retry import RetryPolicy
+from execledger.application.exchange import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
+from execledger.domain.values import OrderType, Side
+from execledger.infrastructure.kraken.adapter import KrakenExchange, add_order_params
+from execledger.infrastructure.kraken.breaker import BreakerState
+from execledger.infrastructure.kraken.errors import KrakenTransportError, KrakenVenueError
+from execledger.infrastructure.kraken.ratelimit import Tier, TradingRateLimiter
+from execledger.infrastructure.kraken.retry import RetryPolicy
 from tests.conftest import kraken_fixture
 from tests.kraken.conftest import SECRET, Drop, Hang, Http
 
@@ -299,7 +299,7 @@ async def test_a_throttle_wait_beyond_the_limit_means_not_sent(stub, rest, fake_
 
 
 def test_from_settings_wires_the_adapter(tmp_path):
-    from infrastructure.settings import Settings
+    from execledger.infrastructure.settings import Settings
     from tests.kraken.conftest import KEY
 
     settings = Settings(kraken_url="http://127.0.0.1:8765", kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path,
@@ -316,7 +316,7 @@ def test_from_settings_wires_the_adapter(tmp_path):
 
 
 def test_the_adapter_satisfies_the_port():
-    from application.exchange import ExchangePort
+    from execledger.application.exchange import ExchangePort
     import inspect
 
     for name, member in inspect.getmembers(ExchangePort, inspect.isfunction):

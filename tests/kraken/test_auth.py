@@ -2,7 +2,7 @@
 
 import pytest
 
-from infrastructure.kraken.auth import InvalidSecret, decode_secret, sign, verify
+from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret, sign, verify
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 NONCE = "1616492376594"

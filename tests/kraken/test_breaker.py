@@ -1,6 +1,6 @@
 """The circuit breaker: opens on consecutive failures, half-opens on a timer, cancels always pass."""
 
-from infrastructure.kraken.breaker import BreakerState, CallKind, CircuitBreaker
+from execledger.infrastructure.kraken.breaker import BreakerState, CallKind, CircuitBreaker
 from tests.kraken.conftest import FakeTime
 
 

@@ -5,8 +5,8 @@ import os
 import pytest
 from pydantic import SecretStr
 
-from infrastructure.kraken.credentials import CredentialsError, KrakenCredentials, read_secret_file
-from infrastructure.settings import Settings
+from execledger.infrastructure.kraken.credentials import CredentialsError, KrakenCredentials, read_secret_file
+from execledger.infrastructure.settings import Settings
 from tests.kraken.conftest import KEY, SECRET
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from application.exchange import ErrorClass
-from infrastructure.kraken.errors import (
+from execledger.application.exchange import ErrorClass
+from execledger.infrastructure.kraken.errors import (
     ERROR_TABLE,
     Hint,
     KrakenTransportError,

@@ -4,7 +4,7 @@ import multiprocessing
 import os
 import stat
 
-from infrastructure.kraken.nonce import PersistentNonce, nonce_path
+from execledger.infrastructure.kraken.nonce import PersistentNonce, nonce_path
 
 
 def test_strictly_increasing_even_with_a_frozen_clock(tmp_path):

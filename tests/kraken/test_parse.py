@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from application.exchange import ObservationKind, VenueOrderStatus
-from domain.pairs import PairRegistry
-from domain.values import Side
-from infrastructure.kraken.parse import (
+from execledger.application.exchange import ObservationKind, VenueOrderStatus
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import Side
+from execledger.infrastructure.kraken.parse import (
     UnparseablePayload,
     parse_add_order,
     parse_execution_report,

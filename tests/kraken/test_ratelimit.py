@@ -2,8 +2,8 @@
 
 import pytest
 
-from infrastructure.kraken.errors import ThrottleWaitTooLong
-from infrastructure.kraken.ratelimit import (
+from execledger.infrastructure.kraken.errors import ThrottleWaitTooLong
+from execledger.infrastructure.kraken.ratelimit import (
     DecayingCounter,
     RestCallLimiter,
     Tier,

@@ -4,12 +4,12 @@ import asyncio
 
 import pytest
 
-from application.exchange import ErrorClass
-from infrastructure.kraken.breaker import BreakerState, CallKind
-from infrastructure.kraken.credentials import CredentialsError
-from infrastructure.kraken.errors import BreakerOpen, KrakenTransportError, KrakenVenueError, Transport
-from infrastructure.kraken.ratelimit import RestCallLimiter, Tier
-from infrastructure.kraken.rest import USER_AGENT, KrakenRestClient, check_base_url
+from execledger.application.exchange import ErrorClass
+from execledger.infrastructure.kraken.breaker import BreakerState, CallKind
+from execledger.infrastructure.kraken.credentials import CredentialsError
+from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenTransportError, KrakenVenueError, Transport
+from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier
+from execledger.infrastructure.kraken.rest import USER_AGENT, KrakenRestClient, check_base_url
 from tests.conftest import kraken_fixture
 from tests.kraken.conftest import KEY, Drop, Hang, Http
 

@@ -9,10 +9,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from application.exchange import ObservationKind, VenueOrderStatus
-from infrastructure.kraken.adapter import KrakenExchange
-from infrastructure.kraken.retry import RetryPolicy
-from infrastructure.kraken.ws import KrakenExecutionsStream
+from execledger.application.exchange import ObservationKind, VenueOrderStatus
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.kraken.retry import RetryPolicy
+from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
 from tests.conftest import kraken_fixture
 
 ACK = kraken_fixture("ws_v2_executions_subscribe_ack_with_warnings_kraken_async_rs.json")

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from infrastructure.kraken.auth import decode_secret, sign
-from infrastructure.simulator import KrakenSimulator
+from execledger.infrastructure.kraken.auth import decode_secret, sign
+from execledger.infrastructure.simulator import KrakenSimulator
 
 FROZEN_AT = 1_750_000_000.0
 

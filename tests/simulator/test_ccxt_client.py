@@ -5,7 +5,7 @@ from __future__ import annotations
 import ccxt.async_support as ccxt
 import pytest
 
-from infrastructure.simulator import FaultKind
+from execledger.infrastructure.simulator import FaultKind
 
 
 @pytest.fixture

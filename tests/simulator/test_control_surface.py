@@ -10,7 +10,7 @@ import sys
 import aiohttp
 from click.testing import CliRunner
 
-from infrastructure.cli import main
+from execledger.infrastructure.cli import main
 
 
 async def control(wire, verb: str, path: str, **body):
@@ -57,7 +57,7 @@ async def test_closed_orders_and_trades_history_page_by_50_newest_first(sim, wir
 async def test_standalone_cli_serves_until_interrupted():
     secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from infrastructure.cli import main; main()", "simulator",
+        sys.executable, "-c", "from execledger.infrastructure.cli import main; main()", "simulator",
         "--port", "0", "--key", "cli-key", "--secret", secret, "--seed", "3",
         stderr=asyncio.subprocess.PIPE,
     )

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from infrastructure.simulator import FaultKind
+from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import FROZEN_AT
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from infrastructure.simulator import KrakenSimulator
-from infrastructure.simulator.errors import KrakenError
-from infrastructure.simulator.orderentry import parse_add_order
+from execledger.infrastructure.simulator import KrakenSimulator
+from execledger.infrastructure.simulator.errors import KrakenError
+from execledger.infrastructure.simulator.orderentry import parse_add_order
 
 from .conftest import FROZEN_AT
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from infrastructure.simulator import KrakenSimulator, Tier
-from infrastructure.simulator.limits import cancel_penalty, rest_cost
+from execledger.infrastructure.simulator import KrakenSimulator, Tier
+from execledger.infrastructure.simulator.limits import cancel_penalty, rest_cost
 
 from .conftest import FROZEN_AT, WireClient
 

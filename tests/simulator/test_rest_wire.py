@@ -7,7 +7,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from infrastructure.simulator import KrakenSimulator
+from execledger.infrastructure.simulator import KrakenSimulator
 from tests.conftest import kraken_fixture
 
 from .conftest import FROZEN_AT, WireClient

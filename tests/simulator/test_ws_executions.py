@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from infrastructure.simulator import KrakenSimulator
+from execledger.infrastructure.simulator import KrakenSimulator
 from tests.conftest import kraken_fixture
 
 from .conftest import WireClient
