@@ -27,7 +27,7 @@ from execledger.domain.order import Order
 from execledger.domain.trading_state import TradingHalted, TradingMode
 from execledger.domain.values import OrderRole, plain
 from execledger.infrastructure.bootstrap import engine_config, open_ledger
-from execledger.infrastructure.commands import print_rows, print_timeline
+from execledger.infrastructure.render import print_rows, print_timeline
 from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.queries import ListFilter
 from execledger.infrastructure.settings import Settings

@@ -1,61 +1,35 @@
-"""Operator commands on an existing ledger: report, audit, state, replay, projections rebuild, halt, resume.
-
-Exit codes (stable, for scripts): 0 ok, 1 unexpected failure, 2 invalid input, 3 configuration or store
-unusable, 4 replay found differences, 5 not found.
-"""
+"""Read commands: report, audit, state, replay and projections rebuild (they read the ledger, never write orders)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from execledger.application.audit import orders_at, signal_timeline
 from execledger.application.ledger import OrderNotFound
 from execledger.application.replay import PolicyReplay
-from execledger.domain.trading_state import TradingMode
 from execledger.domain.values import plain
-from execledger.infrastructure.bootstrap import Ledger, engine_config, open_ledger
+from execledger.infrastructure.bootstrap import engine_config
+from execledger.infrastructure.cli.common import load, open_or_exit, timestamp
+from execledger.infrastructure.cli.exits import Exit, fail
 from execledger.infrastructure.readmodels.queries import BadQuery, parse_filter
-from execledger.infrastructure.render import reason_text
-from execledger.infrastructure.settings import Settings
-
-EXIT_INPUT, EXIT_CONFIG, EXIT_DIFFERENCES, EXIT_NOT_FOUND = 2, 3, 4, 5
-
-
-def _settings() -> Settings:
-    from execledger.infrastructure.cli import _settings as cli_settings
-
-    return cli_settings()
-
-
-def _open(settings: Settings) -> Ledger:
-    from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
-
-    try:
-        return open_ledger(settings)
-    except (StoreConfigError, StoreUnreachable) as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_CONFIG)
+from execledger.infrastructure.render import print_rows, print_timeline
 
 
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False)
-
-
-def _timestamp(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-24T18:00:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 REPORT_COLUMNS = {
@@ -69,17 +43,6 @@ REPORT_COLUMNS = {
                 "position", "realised_pnl", "fees", "open_legs", "legs"],
 }
 
-
-def print_rows(console: Console, title: str, rows: list[dict], columns: list[str]) -> None:
-    console.print(escape(title), soft_wrap=True)
-    if not rows:
-        return
-    table = Table()
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*[escape("" if row.get(c) is None else str(row[c])) for c in columns])
-    console.print(table)
 
 
 def register(main: click.Group) -> None:
@@ -97,12 +60,11 @@ def register(main: click.Group) -> None:
         """Query the read models (caught up first): reports, orders, fills or signals."""
         console = Console()
         params = {k: v for k, v in filters.items() if v is not None}
-        with _open(_settings()) as lg:
+        with open_or_exit(load()) as lg:
             try:
                 f = parse_filter(params, lg.ledger.pairs)
             except BadQuery as exc:
-                console.print(f"[red]invalid query:[/red] {escape(str(exc))}")
-                sys.exit(EXIT_INPUT)
+                fail(Exit.INPUT, f"invalid query: {exc}")
             lg.projector.catch_up()
             query = {"reports": lg.queries.execution_reports, "orders": lg.queries.orders, "fills": lg.queries.fills,
                      "signals": lg.queries.signals}[kind]
@@ -117,12 +79,11 @@ def register(main: click.Group) -> None:
     def audit(ident):
         """The story of an order or a signal (entry and every bracket leg): facts, decisions with reasons, outcomes."""
         console = Console()
-        with _open(_settings()) as lg:
+        with open_or_exit(load()) as lg:
             try:
                 entry, orders, timeline = signal_timeline(lg.ledger, ident)
             except OrderNotFound as exc:
-                console.print(f"[red]{escape(str(exc))}[/red]")
-                sys.exit(EXIT_NOT_FOUND)
+                fail(Exit.NOT_FOUND, str(exc))
         print_timeline(console, entry, orders, timeline)
 
     @main.command()
@@ -130,8 +91,8 @@ def register(main: click.Group) -> None:
     def state(at):
         """Every order as it was at a past moment (folded again from the log)."""
         console = Console()
-        when = _timestamp(at)
-        with _open(_settings()) as lg:
+        when = timestamp(at)
+        with open_or_exit(load()) as lg:
             orders = orders_at(lg.ledger, when)
         rows = [{"order_id": str(o.id), "signal_id": o.signal_id, "role": o.role.value, "pair": o.pair,
                  "side": o.side.value, "quantity": plain(o.quantity), "status": o.status.value,
@@ -142,8 +103,8 @@ def register(main: click.Group) -> None:
     def replay():
         """Re-run the policies over the recorded log; exit 4 if any recorded decision would differ now."""
         console = Console()
-        settings = _settings()
-        with _open(settings) as lg:
+        settings = load()
+        with open_or_exit(settings) as lg:
             total = lg.app.recorder.max_notification_id() or 0
             with _progress(console) as progress:
                 task = progress.add_task("replaying decisions", total=total)
@@ -155,7 +116,7 @@ def register(main: click.Group) -> None:
             console.print(f"  [red]differs[/red] order {d.order_id} v{d.version} {d.event} [{escape(str(d.rule))}]: "
                           f"recorded {escape(d.recorded)!s}; policies now decide {escape(d.replayed)}")
         if not result.ok:
-            sys.exit(EXIT_DIFFERENCES)
+            raise SystemExit(int(Exit.DIFFERENCES))
 
     @main.group()
     def projections():
@@ -165,7 +126,7 @@ def register(main: click.Group) -> None:
     def projections_rebuild():
         """Drop the read-model tables' rows and rebuild them from the log."""
         console = Console()
-        with _open(_settings()) as lg:
+        with open_or_exit(load()) as lg:
             total = lg.app.recorder.max_notification_id() or 0
             started = datetime.now(timezone.utc)
             with _progress(console) as progress:
@@ -174,40 +135,3 @@ def register(main: click.Group) -> None:
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
         console.print(f"rebuilt from {n} events in {seconds:.2f}s; position {total}")
 
-    def _mode(mode: TradingMode, reason: str, by: str, cancel_entries: bool = False) -> None:
-        console = Console()
-        with _open(_settings()) as lg:
-            changed = lg.engine.set_mode(mode, by=by, why=reason, cancel_entries=cancel_entries)
-        console.print(f"trading is {mode.value}" + ("" if changed else " (unchanged)") + f": {escape(reason)} (by {escape(by)})")
-
-    @main.command()
-    @click.option("--reason", required=True, help="why trading stops (recorded)")
-    @click.option("--by", default="cli", show_default=True, help="who halts (recorded)")
-    @click.option("--cancel-entries", is_flag=True, help="also cancel every resting entry order")
-    @click.option("--reducing", is_flag=True, help="REDUCING instead of HALTED: no new entries, resting ones keep working")
-    def halt(reason, by, cancel_entries, reducing):
-        """Stop new entries (exits keep being managed)."""
-        _mode(TradingMode.REDUCING if reducing else TradingMode.HALTED, reason, by, cancel_entries)
-
-    @main.command()
-    @click.option("--reason", default="resumed", show_default=True)
-    @click.option("--by", default="cli", show_default=True)
-    def resume(reason, by):
-        """Accept new entries again."""
-        _mode(TradingMode.RUNNING, reason, by)
-
-
-def print_timeline(console: Console, entry, orders, timeline) -> None:
-    roles = {o.id: o.role.value for o in orders}
-    table = Table(title=escape(f"signal {entry.signal_id}: {len(orders)} orders, {len(timeline)} events"),
-                  title_justify="left")
-    for col in ("at (UTC)", "order", "event", "kind", "reason / details"):
-        table.add_column(col, overflow="fold")
-    for item in timeline:
-        h = item.entry
-        details = reason_text(h.reason) if h.reason else ", ".join(
-            f"{k}={plain(v) if hasattr(v, 'as_tuple') else v}" for k, v in h.data.items()
-            if k in ("txid", "trade_id", "quantity", "price", "fee", "error", "venue_reason") and v not in (None, ""))
-        table.add_row(h.timestamp.strftime("%H:%M:%S.%f")[:-3], f"{roles[item.order_id]} {str(item.order_id)[:8]}",
-                      h.name, h.kind.value, escape(details))
-    console.print(table)

@@ -1,0 +1,56 @@
+"""The HTTP API application: its context, the middleware every route passes, and the route table.
+
+Reads come from the read models; POST /v1/signals writes through the engine. Bound to 127.0.0.1 by default; any
+other bind requires a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from execledger.application.ledger import LedgerError
+from execledger.infrastructure.api import openapi, reports, signals
+from execledger.infrastructure.api.context import CTX, ApiContext
+from execledger.infrastructure.api.jsonio import error_response
+from execledger.infrastructure.net import is_loopback
+from execledger.infrastructure.readmodels.queries import BadQuery
+
+
+@web.middleware
+async def _auth_and_errors(request: web.Request, handler):
+    ctx = request.app[CTX]
+    if ctx.token is not None and request.path != "/v1/health":
+        supplied = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(supplied.encode(), f"Bearer {ctx.token}".encode()):
+            return error_response(401, "missing or wrong bearer token")
+    try:
+        return await handler(request)
+    except BadQuery as exc:
+        return error_response(400, "invalid query", errors=[e.__dict__ for e in exc.errors])
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a clear 500 without internals; the log has the rest
+        request.app.logger.exception("unhandled error on %s", request.path)
+        return error_response(500, f"internal error: {type(exc).__name__}")
+
+
+def create_api(ctx: ApiContext) -> web.Application:
+    app = web.Application(middlewares=[_auth_and_errors], client_max_size=64 * 1024)
+    app[CTX] = ctx
+    app.router.add_post("/v1/signals", signals.post_signal)
+    app.router.add_get("/v1/orders", reports.list_orders)
+    app.router.add_get("/v1/orders/{order_id}", reports.get_order)
+    app.router.add_get("/v1/execution-reports", reports.list_reports)
+    app.router.add_get("/v1/fills", reports.list_fills)
+    app.router.add_get("/v1/health", reports.health)
+    app.router.add_get("/v1/openapi.json", openapi.serve)
+    return app
+
+
+def require_token_for(host: str, token: str | None) -> str | None:
+    """Loopback binds may go without a token; anything else must have one (refuse to start otherwise)."""
+    if not is_loopback(host) and not token:
+        raise LedgerError(f"binding the API to {host} requires EXECLEDGER_API_TOKEN (a bearer token)")
+    return token

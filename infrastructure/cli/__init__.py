@@ -1,0 +1,31 @@
+"""The ``execledger`` command line (click: subcommands, --help everywhere, exit codes from ``exits.Exit``).
+
+Commands live in one module per concern: ``service`` (demo, run, simulator), ``config``, ``reports`` (report,
+audit, state, replay, projections) and ``trading`` (the operator commands that go through the log).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="execledger")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="EXECLEDGER_CONFIG_FILE",
+              help="optional KEY=value file with EXECLEDGER_* settings (the environment wins)")
+def main(config_file: str | None) -> None:
+    """execledger: an event-sourced execution ledger for Kraken Spot."""
+    if config_file:
+        os.environ["EXECLEDGER_CONFIG_FILE"] = config_file  # every command's settings read it
+
+
+def _register() -> None:
+    from execledger.infrastructure.cli import config, reports, service, trading
+
+    for module in (service, config, reports, trading):
+        module.register(main)
+
+
+_register()
