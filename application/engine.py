@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineConfig:
-    policy: PolicyConfig = PolicyConfig()
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     submit_deadline_s: float = 30.0  # AddOrder ``deadline``: after it the engine would reject the request
     unknown_grace_s: float = 5.0  # how long after the deadline "not found" becomes proof of "not placed"
 
@@ -62,8 +62,12 @@ class EngineConfig:
 class ExecutionEngine:
     """The write side's process manager. Not thread-safe: one engine per ledger, driven by one event loop."""
 
-    def __init__(self, ledger: ExecutionLedger, config: EngineConfig | None = None,
-                 publish: Callable[[ExecutionReport], None] | None = None):
+    def __init__(
+        self,
+        ledger: ExecutionLedger,
+        config: EngineConfig | None = None,
+        publish: Callable[[ExecutionReport], None] | None = None,
+    ):
         self.ledger = ledger
         self.pairs = ledger.pairs
         self.clock = ledger.clock
@@ -146,7 +150,7 @@ class ExecutionEngine:
         a repeat of an already recorded signal is answered even while halted (it writes nothing)."""
         try:
             existing = self.ledger.order_for_signal(str(data.get("signal_id", "")))
-        except Exception:  # noqa: BLE001 - not found or not a valid id: validate as new
+        except Exception:
             existing = None
         if existing is None:
             self.trading.check_entry_allowed()
@@ -166,8 +170,9 @@ class ExecutionEngine:
         if cancel_entries:
             for order in self.live_orders():
                 if order.role is OrderRole.ENTRY and not order.cancel_requested:
-                    order.request_cancel(reason=reason("halt_cancel_entries", f"trading halted by {by}: {why}",
-                                                       mode=mode, by=by))
+                    order.request_cancel(
+                        reason=reason("halt_cancel_entries", f"trading halted by {by}: {why}", mode=mode, by=by)
+                    )
                     touched.append(order)
         self._save(touched)
         return changed
@@ -188,15 +193,26 @@ class ExecutionEngine:
             return None
         now = self.clock.now()
         if order.role is OrderRole.ENTRY and self.trading.mode is not TradingMode.RUNNING:
-            order.request_cancel(reason=reason("halt_withdraw_entry",
-                                               f"not sent: trading is {self.trading.mode.value} ({self.trading.why})",
-                                               mode=self.trading.mode, by=self.trading.by))
+            order.request_cancel(
+                reason=reason(
+                    "halt_withdraw_entry",
+                    f"not sent: trading is {self.trading.mode.value} ({self.trading.why})",
+                    mode=self.trading.mode,
+                    by=self.trading.by,
+                )
+            )
             self._save([order])
             return None
         deadline = now + timedelta(seconds=self.config.submit_deadline_s)
-        order.submit(at=now, deadline=deadline, reason=reason(
-            "submit", f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
-            deadline_s=self.config.submit_deadline_s))
+        order.submit(
+            at=now,
+            deadline=deadline,
+            reason=reason(
+                "submit",
+                f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
+                deadline_s=self.config.submit_deadline_s,
+            ),
+        )
         self._save([order])
         if order.order_type is OrderType.LIMIT:
             price, price2 = order.limit_price, None
@@ -204,8 +220,16 @@ class ExecutionEngine:
             price, price2 = order.trigger_price, order.trigger_price  # the limit sits at the trigger
         else:
             price, price2 = order.trigger_price, None
-        return OrderRequest(cl_ord_id=order.cl_ord_id, pair=order.pair, side=order.side, order_type=order.order_type,
-                            volume=order.quantity, price=price, price2=price2, deadline=deadline)
+        return OrderRequest(
+            cl_ord_id=order.cl_ord_id,
+            pair=order.pair,
+            side=order.side,
+            order_type=order.order_type,
+            volume=order.quantity,
+            price=price,
+            price2=price2,
+            deadline=deadline,
+        )
 
     def record_place_result(self, order_id: UUID, result: PlaceResult) -> None:
         order = self.orders[order_id]
@@ -214,17 +238,27 @@ class ExecutionEngine:
             order.acknowledge(txid=result.txid or "", at=now, reason=reason("ack", "AddOrder accepted"))
         elif result.status is PlaceStatus.REJECTED:
             if order.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
-                order.reject(error=result.error or "rejected", reason=reason(
-                    "venue_rejected", f"AddOrder rejected: {result.error}", error_class=result.error_class))
+                order.reject(
+                    error=result.error or "rejected",
+                    reason=reason(
+                        "venue_rejected", f"AddOrder rejected: {result.error}", error_class=result.error_class
+                    ),
+                )
         elif result.status is PlaceStatus.UNKNOWN:
             if order.state is State.SUBMITTING:
-                order.outcome_unknown(error=result.error or "unknown", reason=reason(
-                    "ambiguous_submit", f"AddOrder outcome unknown ({result.error}): resolve by cl_ord_id, never resend",
-                    error_class=result.error_class))
-        elif result.status is PlaceStatus.NOT_SENT:
-            if order.state is State.SUBMITTING:
-                order.not_sent(error=result.error or "not sent", reason=reason(
-                    "not_sent", f"AddOrder never left the process ({result.error}); it will be sent later"))
+                order.outcome_unknown(
+                    error=result.error or "unknown",
+                    reason=reason(
+                        "ambiguous_submit",
+                        f"AddOrder outcome unknown ({result.error}): resolve by cl_ord_id, never resend",
+                        error_class=result.error_class,
+                    ),
+                )
+        elif result.status is PlaceStatus.NOT_SENT and order.state is State.SUBMITTING:
+            order.not_sent(
+                error=result.error or "not sent",
+                reason=reason("not_sent", f"AddOrder never left the process ({result.error}); it will be sent later"),
+            )
         self._react_and_save(order)
 
     def recover_after_restart(self) -> int:
@@ -232,9 +266,14 @@ class ExecutionEngine:
         (and will be resolved by cl_ord_id like any other ambiguous submit, never by resending)."""
         stuck = [o for o in self.orders.values() if o.state is State.SUBMITTING]
         for order in stuck:
-            order.outcome_unknown(error="the process stopped during submission", reason=reason(
-                "restart_submission_unknown", "found SUBMITTING after a restart: AddOrder may have been sent; "
-                "resolve by cl_ord_id", submitted_at=order.submitted_at))
+            order.outcome_unknown(
+                error="the process stopped during submission",
+                reason=reason(
+                    "restart_submission_unknown",
+                    "found SUBMITTING after a restart: AddOrder may have been sent; resolve by cl_ord_id",
+                    submitted_at=order.submitted_at,
+                ),
+            )
         self._save(stuck)
         return len(stuck)
 
@@ -256,23 +295,32 @@ class ExecutionEngine:
         now = self.clock.now()
         if not self._proven_not_placed(order):
             return False
-        order.reject(error="not placed", reason=reason(
-            "unknown_resolved_not_placed",
-            f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline "
-            f"({order.deadline.isoformat() if order.deadline else '-'}) plus {self.config.unknown_grace_s:g}s: "
-            f"the engine can no longer accept it", deadline=order.deadline, checked_at=now))
+        order.reject(
+            error="not placed",
+            reason=reason(
+                "unknown_resolved_not_placed",
+                f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline "
+                f"({order.deadline.isoformat() if order.deadline else '-'}) plus {self.config.unknown_grace_s:g}s: "
+                f"the engine can no longer accept it",
+                deadline=order.deadline,
+                checked_at=now,
+            ),
+        )
         self._react_and_save(order)
         return True
 
     def _proven_not_placed(self, order: Order) -> bool:
         """Not found by cl_ord_id is proof only once the AddOrder deadline plus the grace has passed."""
-        limit = (order.deadline or order.submitted_at or self.clock.now()) + timedelta(seconds=self.config.unknown_grace_s)
+        limit = (order.deadline or order.submitted_at or self.clock.now()) + timedelta(
+            seconds=self.config.unknown_grace_s
+        )
         return self.clock.now() >= limit
 
     # --- cancels -----------------------------------------------------------------------------------------
 
-    def resolve_cancel_without_txid(self, order_id: UUID, found: VenueOrder | None,
-                                    trades: Iterable[VenueTrade] = ()) -> None:
+    def resolve_cancel_without_txid(
+        self, order_id: UUID, found: VenueOrder | None, trades: Iterable[VenueTrade] = ()
+    ) -> None:
         """After a cancel by cl_ord_id (an unknown outcome, compensated): what the lookup by cl_ord_id shows is
         applied (its txid, fills and final state); absent after the AddOrder deadline plus the grace, the order was
         never placed, so nothing is left to cancel."""
@@ -284,14 +332,21 @@ class ExecutionEngine:
             return
         if order.state is not State.CANCEL_PENDING or not self._proven_not_placed(order):
             return
-        order.mark_canceled(reason=reason(
-            "cancel_of_unplaced_order", f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the "
-            f"AddOrder deadline plus {self.config.unknown_grace_s:g}s: it was never placed, nothing is left to cancel",
-            deadline=order.deadline, checked_at=self.clock.now()))
+        order.mark_canceled(
+            reason=reason(
+                "cancel_of_unplaced_order",
+                f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the "
+                f"AddOrder deadline plus {self.config.unknown_grace_s:g}s: it was never placed, "
+                "nothing is left to cancel",
+                deadline=order.deadline,
+                checked_at=self.clock.now(),
+            )
+        )
         self._react_and_save(order)
 
     def pending_cancels(self) -> list[Order]:
-        """Orders we decided to cancel whose cancel is not confirmed (re-sent after a restart: cancels are idempotent)."""
+        """Orders we decided to cancel whose cancel is not confirmed (re-sent after a restart: cancels are
+        idempotent)."""
         return [o for o in self.orders.values() if o.state is State.CANCEL_PENDING]
 
     def record_cancel_result(self, order_id: UUID, result: CancelResult) -> bool:
@@ -300,12 +355,16 @@ class ExecutionEngine:
         if order.state is not State.CANCEL_PENDING:
             return False
         if result.count > 0:
-            order.mark_canceled(reason=reason("cancel_confirmed", f"CancelOrder canceled {result.count} order(s)"),
-                                venue_reason="User requested")
+            order.mark_canceled(
+                reason=reason("cancel_confirmed", f"CancelOrder canceled {result.count} order(s)"),
+                venue_reason="User requested",
+            )
         elif result.not_found:
             return True
         elif result.error:
-            order.cancel_rejected(error=result.error, reason=reason("cancel_failed", f"CancelOrder failed: {result.error}"))
+            order.cancel_rejected(
+                error=result.error, reason=reason("cancel_failed", f"CancelOrder failed: {result.error}")
+            )
         self._react_and_save(order)
         return False
 
@@ -319,21 +378,33 @@ class ExecutionEngine:
             self.unmatched.append(obs)
             return False
         now = self.clock.now()
-        evidence = reason(f"venue_{obs.kind.value}", f"{obs.source} reported {obs.kind.value}", source=obs.source,
-                          sequence=obs.sequence)
+        evidence = reason(
+            f"venue_{obs.kind.value}",
+            f"{obs.source} reported {obs.kind.value}",
+            source=obs.source,
+            sequence=obs.sequence,
+        )
         if obs.txid and order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
             order.acknowledge(txid=obs.txid, at=now, reason=evidence)
         if obs.trade_id and obs.last_qty and obs.last_price:
-            self._fill(order, obs.trade_id, obs.last_qty, obs.last_price, obs.fee or ZERO, obs.fee_asset or "",
-                       obs.timestamp, obs.source)
+            self._fill(
+                order,
+                obs.trade_id,
+                obs.last_qty,
+                obs.last_price,
+                obs.fee or ZERO,
+                obs.fee_asset or "",
+                obs.timestamp,
+                obs.source,
+            )
         needs_resync = obs.cum_qty is not None and obs.cum_qty > order.filled_quantity
         if not needs_resync:
-            if obs.kind is ObservationKind.CANCELED or obs.order_status is VenueOrderStatus.CANCELED:
-                if order.state is not State.FILLED:
-                    order.mark_canceled(reason=evidence, venue_reason=obs.reason)
-            elif obs.kind is ObservationKind.EXPIRED or obs.order_status is VenueOrderStatus.EXPIRED:
-                if order.state is not State.FILLED:
-                    order.mark_expired(reason=evidence)
+            canceled = obs.kind is ObservationKind.CANCELED or obs.order_status is VenueOrderStatus.CANCELED
+            expired = obs.kind is ObservationKind.EXPIRED or obs.order_status is VenueOrderStatus.EXPIRED
+            if canceled and order.state is not State.FILLED:
+                order.mark_canceled(reason=evidence, venue_reason=obs.reason)
+            elif expired and not canceled and order.state is not State.FILLED:
+                order.mark_expired(reason=evidence)
         self._react_and_save(order)
         return needs_resync
 
@@ -343,8 +414,13 @@ class ExecutionEngine:
         if order is None:
             return
         now = self.clock.now()
-        evidence = reason("venue_state", f"{source} shows the order {venue.status.value}", source=source,
-                          venue_status=venue.status, volume_executed=venue.volume_executed)
+        evidence = reason(
+            "venue_state",
+            f"{source} shows the order {venue.status.value}",
+            source=source,
+            venue_status=venue.status,
+            volume_executed=venue.volume_executed,
+        )
         if order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
             order.acknowledge(txid=venue.txid, at=now, reason=evidence)
         for t in sorted((t for t in trades if t.txid == venue.txid), key=lambda t: (t.executed_at, t.trade_id)):
@@ -356,14 +432,27 @@ class ExecutionEngine:
                 order.mark_expired(reason=evidence)
             elif venue.status is VenueOrderStatus.FILLED and venue.volume_executed < order.quantity:
                 # Kraken can close a market order a hair short ("Insignificant volume remaining").
-                order.mark_canceled(reason=reason("venue_closed_short", f"{source} shows the order closed with "
-                                                  f"{plain(venue.volume_executed)} of {plain(order.quantity)} executed",
-                                                  source=source), venue_reason=venue.reason or "closed")
+                order.mark_canceled(
+                    reason=reason(
+                        "venue_closed_short",
+                        f"{source} shows the order closed with "
+                        f"{plain(venue.volume_executed)} of {plain(order.quantity)} executed",
+                        source=source,
+                    ),
+                    venue_reason=venue.reason or "closed",
+                )
         self._react_and_save(order)
 
     def _fill(self, order: Order, trade_id, qty, price, fee, fee_asset, at, source) -> None:
-        order.apply_fill(trade_id=trade_id, quantity=Decimal(qty), price=Decimal(price), fee=Decimal(fee),
-                         fee_asset=fee_asset, executed_at=at, source=source)
+        order.apply_fill(
+            trade_id=trade_id,
+            quantity=Decimal(qty),
+            price=Decimal(price),
+            fee=Decimal(fee),
+            fee_asset=fee_asset,
+            executed_at=at,
+            source=source,
+        )
 
     # --- timers ------------------------------------------------------------------------------------------
 
@@ -375,7 +464,8 @@ class ExecutionEngine:
             if actions:
                 self._apply(order, actions)
         entries = {o.parent_id for o in self.live_orders() if o.parent_id} | {
-            o.id for o in self.orders.values() if o.role is OrderRole.ENTRY and o.filled_quantity > o.bracketed_quantity}
+            o.id for o in self.orders.values() if o.role is OrderRole.ENTRY and o.filled_quantity > o.bracketed_quantity
+        }
         for entry_id in entries:
             if entry_id in self.orders:
                 self._react_and_save(self.orders[entry_id])
@@ -384,14 +474,17 @@ class ExecutionEngine:
 
     def _react_and_save(self, order: Order) -> None:
         """Run bracket/OCO policies on the entry this order belongs to and save everything touched at once."""
-        entry = order if order.role is OrderRole.ENTRY else self.orders.get(order.parent_id) if order.parent_id else None
+        entry = (
+            order if order.role is OrderRole.ENTRY else self.orders.get(order.parent_id) if order.parent_id else None
+        )
         touched: list[Any] = [order]
         if entry is not None:
             touched.append(entry)
             touched += self._apply(entry, bracket_policy(entry, self.rules(entry)), save=False)
             for bracket in list(entry.brackets):  # every bracket sees every leg: an over-exit elsewhere shrinks it
-                touched += self._apply(entry, oco_policy(entry, bracket, self.orders, self.rules(entry), self.config.policy),
-                                       save=False)
+                touched += self._apply(
+                    entry, oco_policy(entry, bracket, self.orders, self.rules(entry), self.config.policy), save=False
+                )
         self._save(touched)
 
     def _apply(self, order: Order, actions: list[Action], *, save: bool = True) -> list[Order]:
@@ -399,8 +492,9 @@ class ExecutionEngine:
         for action in actions:
             if isinstance(action, TimeOut):
                 target = self.orders[action.order_id]
-                target.time_out(age_s=action.age_s, threshold_s=action.threshold_s, rule=action.rule,
-                                observed_at=action.observed_at)
+                target.time_out(
+                    age_s=action.age_s, threshold_s=action.threshold_s, rule=action.rule, observed_at=action.observed_at
+                )
                 touched.append(target)
             elif isinstance(action, Defer):
                 self.orders[action.order_id].defer(key=action.key, reason=action.reason)
@@ -416,15 +510,30 @@ class ExecutionEngine:
             self._save(touched)
         return touched
 
-    def _new_leg(self, entry: Order, role: OrderRole, order_type: OrderType, quantity: Decimal,
-                 trigger: Decimal | None, why: dict, generation: str) -> Order:
+    def _new_leg(
+        self,
+        entry: Order,
+        role: OrderRole,
+        order_type: OrderType,
+        quantity: Decimal,
+        trigger: Decimal | None,
+        why: dict,
+        generation: str,
+    ) -> Order:
         rules = self.rules(entry)
         exit_side = entry.side.opposite
         leg = Order.place(
-            order_id=uuid.uuid5(entry.id, generation), signal_id=entry.signal_id, role=role, pair=entry.pair,
-            side=exit_side, order_type=order_type, quantity=rules.round_volume(quantity),
+            order_id=uuid.uuid5(entry.id, generation),
+            signal_id=entry.signal_id,
+            role=role,
+            pair=entry.pair,
+            side=exit_side,
+            order_type=order_type,
+            quantity=rules.round_volume(quantity),
             trigger_price=rules.round_price(trigger, exit_side, PriceKind.TRIGGER) if trigger is not None else None,
-            cl_ord_id=str(uuid.uuid4()), parent_id=entry.id, reason=why,
+            cl_ord_id=str(uuid.uuid4()),
+            parent_id=entry.id,
+            reason=why,
         )
         self.orders[leg.id] = leg
         return leg
@@ -432,19 +541,53 @@ class ExecutionEngine:
     def _place_bracket(self, entry: Order, action: PlaceBracket) -> list[Order]:
         index = len(entry.brackets)
         cfg = self.config.policy
-        sl = self._new_leg(entry, OrderRole.STOP_LOSS, cfg.stop_order_type, action.quantity, action.sl_price,
-                           action.reason, f"bracket:{index}:stop_loss:0") if action.sl_price is not None else None
-        tp = self._new_leg(entry, OrderRole.TAKE_PROFIT, cfg.take_profit_order_type, action.quantity, action.tp_price,
-                           action.reason, f"bracket:{index}:take_profit:0") if action.tp_price is not None else None
-        entry.record_bracket(quantity=action.quantity, stop_loss_order_id=sl.id if sl else None,
-                             take_profit_order_id=tp.id if tp else None, sl_price=action.sl_price,
-                             tp_price=action.tp_price, reason=action.reason)
+        sl = (
+            self._new_leg(
+                entry,
+                OrderRole.STOP_LOSS,
+                cfg.stop_order_type,
+                action.quantity,
+                action.sl_price,
+                action.reason,
+                f"bracket:{index}:stop_loss:0",
+            )
+            if action.sl_price is not None
+            else None
+        )
+        tp = (
+            self._new_leg(
+                entry,
+                OrderRole.TAKE_PROFIT,
+                cfg.take_profit_order_type,
+                action.quantity,
+                action.tp_price,
+                action.reason,
+                f"bracket:{index}:take_profit:0",
+            )
+            if action.tp_price is not None
+            else None
+        )
+        entry.record_bracket(
+            quantity=action.quantity,
+            stop_loss_order_id=sl.id if sl else None,
+            take_profit_order_id=tp.id if tp else None,
+            sl_price=action.sl_price,
+            tp_price=action.tp_price,
+            reason=action.reason,
+        )
         return [o for o in (sl, tp) if o is not None]
 
     def _place_leg(self, entry: Order, action: PlaceLeg) -> list[Order]:
         bracket = entry.brackets[action.bracket_index]
         generation = len(bracket.legs.get(action.role.value, []))
-        leg = self._new_leg(entry, action.role, action.order_type, action.quantity, action.trigger_price,
-                            action.reason, f"bracket:{action.bracket_index}:{action.role.value}:{generation}")
+        leg = self._new_leg(
+            entry,
+            action.role,
+            action.order_type,
+            action.quantity,
+            action.trigger_price,
+            action.reason,
+            f"bracket:{action.bracket_index}:{action.role.value}:{generation}",
+        )
         entry.add_bracket_leg(index=action.bracket_index, role=action.role, order_id=leg.id, reason=action.reason)
         return [leg]

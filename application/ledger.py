@@ -114,8 +114,12 @@ class ExecutionLedger:
                 "approved_signal",
                 f"approved signal {signal.signal_id}: {signal.side} {plain(plan.quantity)} {plan.rules.wsname} "
                 f"{signal.order_type}" + (f" @ {plain(plan.limit_price)}" if plan.limit_price is not None else ""),
-                pair_rules={"pair_decimals": plan.rules.pair_decimals, "lot_decimals": plan.rules.lot_decimals,
-                            "ordermin": plan.rules.ordermin, "costmin": plan.rules.costmin},
+                pair_rules={
+                    "pair_decimals": plan.rules.pair_decimals,
+                    "lot_decimals": plan.rules.lot_decimals,
+                    "ordermin": plan.rules.ordermin,
+                    "costmin": plan.rules.costmin,
+                },
                 rounded=rounding,
             ),
         )
@@ -163,8 +167,9 @@ class ExecutionLedger:
         for ev in events:
             name = type(ev).__name__
             data = {k: v for k, v in ev.__dict__.items() if k not in _ENVELOPE}
-            history.append(HistoryEntry(ev.originator_version, name, EVENT_KINDS.get(name, EventKind.FACT),
-                                        ev.timestamp, data))
+            history.append(
+                HistoryEntry(ev.originator_version, name, EVENT_KINDS.get(name, EventKind.FACT), ev.timestamp, data)
+            )
         return history
 
     def order_ids(self) -> Iterator[UUID]:
@@ -209,6 +214,13 @@ def _as_uuid(value: UUID | str) -> UUID:
 
 
 __all__ = [
-    "ConcurrencyConflict", "DomainError", "ExecutionLedger", "HistoryEntry", "LedgerError", "OrderNotFound",
-    "SignalConflict", "SubmitResult", "entry_order_id",
+    "ConcurrencyConflict",
+    "DomainError",
+    "ExecutionLedger",
+    "HistoryEntry",
+    "LedgerError",
+    "OrderNotFound",
+    "SignalConflict",
+    "SubmitResult",
+    "entry_order_id",
 ]

@@ -105,19 +105,34 @@ def timeout_policy(order: Order, rules: PairRules, now: datetime, config: Policy
     started = order.acknowledged_at or order.submitted_at
     if started is None:
         return []
-    threshold, rule = (order.timeout_s, "signal.timeout_s") if order.timeout_s else (config.default_timeout_s, "config.default_timeout_s")
+    threshold, rule = (
+        (order.timeout_s, "signal.timeout_s")
+        if order.timeout_s
+        else (config.default_timeout_s, "config.default_timeout_s")
+    )
     age = (now - started).total_seconds()
     if age < threshold:
         return []
     filled = order.filled_quantity
     if filled > ZERO and not meets_minimums(rules, filled, order.average_fill_price):
-        return [Defer(order.id, f"timeout_cancel:{plain(filled)}", reason(
-            "timeout_cancel_refused",
-            f"timed out after {age:g}s (threshold {threshold:g}s, {rule}) but canceling would leave a filled "
-            f"{plain(filled)} below the pair's minimums (ordermin {plain(rules.ordermin)}), which could be neither "
-            f"protected nor sold; the order keeps working",
-            age_s=age, threshold_s=threshold, filled=filled, ordermin=rules.ordermin, costmin=rules.costmin,
-        ))]
+        return [
+            Defer(
+                order.id,
+                f"timeout_cancel:{plain(filled)}",
+                reason(
+                    "timeout_cancel_refused",
+                    f"timed out after {age:g}s (threshold {threshold:g}s, {rule}) but canceling would leave a filled "
+                    f"{plain(filled)} below the pair's minimums (ordermin {plain(rules.ordermin)}), which could be "
+                    f"neither "
+                    f"protected nor sold; the order keeps working",
+                    age_s=age,
+                    threshold_s=threshold,
+                    filled=filled,
+                    ordermin=rules.ordermin,
+                    costmin=rules.costmin,
+                ),
+            )
+        ]
     return [TimeOut(order.id, age, threshold, rule, now)]
 
 
@@ -133,26 +148,52 @@ def bracket_policy(entry: Order, rules: PairRules) -> list[Action]:
         return []
     check_price = entry.sl_price or entry.tp_price
     if meets_minimums(rules, unprotected, check_price):
-        return [PlaceBracket(entry.id, unprotected, entry.sl_price, entry.tp_price, reason(
-            "bracket_per_fill_increment",
-            f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}; protecting the "
-            f"{plain(unprotected)} not yet covered with stop {plain(entry.sl_price) if entry.sl_price else '-'} "
-            f"and take-profit {plain(entry.tp_price) if entry.tp_price else '-'}",
-            filled=entry.filled_quantity, already_bracketed=entry.bracketed_quantity, quantity=unprotected,
-        ))]
+        return [
+            PlaceBracket(
+                entry.id,
+                unprotected,
+                entry.sl_price,
+                entry.tp_price,
+                reason(
+                    "bracket_per_fill_increment",
+                    f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}; protecting the "
+                    f"{plain(unprotected)} not yet covered with stop "
+                    f"{plain(entry.sl_price) if entry.sl_price else '-'} "
+                    f"and take-profit {plain(entry.tp_price) if entry.tp_price else '-'}",
+                    filled=entry.filled_quantity,
+                    already_bracketed=entry.bracketed_quantity,
+                    quantity=unprotected,
+                ),
+            )
+        ]
     if entry.is_terminal:
-        return [Defer(entry.id, f"bracket_dust:{plain(unprotected)}", reason(
-            "bracket_dust_unprotectable",
-            f"the entry ended with {plain(unprotected)} unprotected, below the pair's minimums "
-            f"(ordermin {plain(rules.ordermin)}): Kraken would reject a stop or an exit of that size",
-            quantity=unprotected, ordermin=rules.ordermin, costmin=rules.costmin,
-        ))]
-    return [Defer(entry.id, f"bracket_wait:{plain(unprotected)}", reason(
-        "bracket_below_minimum",
-        f"{plain(unprotected)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
-        f"the bracket waits for more fills",
-        quantity=unprotected, ordermin=rules.ordermin,
-    ))]
+        return [
+            Defer(
+                entry.id,
+                f"bracket_dust:{plain(unprotected)}",
+                reason(
+                    "bracket_dust_unprotectable",
+                    f"the entry ended with {plain(unprotected)} unprotected, below the pair's minimums "
+                    f"(ordermin {plain(rules.ordermin)}): Kraken would reject a stop or an exit of that size",
+                    quantity=unprotected,
+                    ordermin=rules.ordermin,
+                    costmin=rules.costmin,
+                ),
+            )
+        ]
+    return [
+        Defer(
+            entry.id,
+            f"bracket_wait:{plain(unprotected)}",
+            reason(
+                "bracket_below_minimum",
+                f"{plain(unprotected)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
+                f"the bracket waits for more fills",
+                quantity=unprotected,
+                ordermin=rules.ordermin,
+            ),
+        )
+    ]
 
 
 def _cancelable(leg: Order) -> bool:
@@ -178,8 +219,9 @@ def _overexit_share(entry: Order, legs: Mapping[UUID, Order]) -> dict[int, Decim
     return share
 
 
-def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules: PairRules,
-               config: PolicyConfig) -> list[Action]:
+def oco_policy(
+    entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules: PairRules, config: PolicyConfig
+) -> list[Action]:
     """Keep one bracket's legs one-cancels-the-other and sized to what the bracket still protects.
 
     ``legs`` must hold the legs of *every* bracket of the entry: when both legs of one bracket filled (the sibling
@@ -198,46 +240,113 @@ def oco_policy(entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules
             continue
         if target <= ZERO or exiting:
             if _cancelable(leg):
-                why = ("a market exit is closing the position" if exiting else
-                       f"the position of {where} is closed ({plain(exited)} exited)")
-                actions.append(CancelOrder(leg.id, reason("oco_cancel_sibling", f"cancel {role.value}: {why}",
-                                                          bracket_quantity=bracket.quantity, exited=exited)))
+                why = (
+                    "a market exit is closing the position"
+                    if exiting
+                    else f"the position of {where} is closed ({plain(exited)} exited)"
+                )
+                actions.append(
+                    CancelOrder(
+                        leg.id,
+                        reason(
+                            "oco_cancel_sibling",
+                            f"cancel {role.value}: {why}",
+                            bracket_quantity=bracket.quantity,
+                            exited=exited,
+                        ),
+                    )
+                )
             continue
         if not leg.is_terminal:
             if _cancelable(leg) and leg.remaining_quantity > target:
-                actions.append(CancelOrder(leg.id, reason(
-                    "oco_shrink", f"{role.value} works {plain(leg.remaining_quantity)} but {where} only has "
-                    f"{plain(target)} left to protect: cancel and re-create it at {plain(target)}",
-                    leg_remaining=leg.remaining_quantity, target=target, exited=exited)))
+                actions.append(
+                    CancelOrder(
+                        leg.id,
+                        reason(
+                            "oco_shrink",
+                            f"{role.value} works {plain(leg.remaining_quantity)} but {where} only has "
+                            f"{plain(target)} left to protect: cancel and re-create it at {plain(target)}",
+                            leg_remaining=leg.remaining_quantity,
+                            target=target,
+                            exited=exited,
+                        ),
+                    )
+                )
             continue
         # The current leg has ended and part of the position is still unprotected by it.
         if leg.state is State.REJECTED and not leg.rejected_transiently:
             if role is OrderRole.STOP_LOSS and not exits:
-                actions.append(PlaceLeg(entry.id, bracket.index, OrderRole.EXIT, OrderType.MARKET, target, None, reason(
-                    "stop_rejected_exit_at_market",
-                    f"the stop-loss could not be placed ({leg.last_error}); exiting {plain(target)} at market",
-                    error=leg.last_error, quantity=target)))
+                actions.append(
+                    PlaceLeg(
+                        entry.id,
+                        bracket.index,
+                        OrderRole.EXIT,
+                        OrderType.MARKET,
+                        target,
+                        None,
+                        reason(
+                            "stop_rejected_exit_at_market",
+                            f"the stop-loss could not be placed ({leg.last_error}); exiting {plain(target)} at market",
+                            error=leg.last_error,
+                            quantity=target,
+                        ),
+                    )
+                )
             else:
-                actions.append(Defer(entry.id, f"leg_rejected:{bracket.index}:{role.value}:{leg.id}", reason(
-                    "leg_rejected_not_recreated",
-                    f"the {role.value} of {where} was rejected ({leg.last_error}); not re-created, since the same "
-                    f"order would be rejected again", error=leg.last_error)))
+                actions.append(
+                    Defer(
+                        entry.id,
+                        f"leg_rejected:{bracket.index}:{role.value}:{leg.id}",
+                        reason(
+                            "leg_rejected_not_recreated",
+                            f"the {role.value} of {where} was rejected ({leg.last_error}); not re-created, "
+                            f"since the same "
+                            f"order would be rejected again",
+                            error=leg.last_error,
+                        ),
+                    )
+                )
             continue
         price = bracket.sl_price if role is OrderRole.STOP_LOSS else bracket.tp_price
         order_type = config.stop_order_type if role is OrderRole.STOP_LOSS else config.take_profit_order_type
         if not meets_minimums(rules, target, price):
-            actions.append(Defer(entry.id, f"leg_dust:{bracket.index}:{role.value}:{plain(target)}", reason(
-                "leg_below_minimum", f"{plain(target)} left in {where} is below the pair's minimums: "
-                f"no new {role.value}", target=target, ordermin=rules.ordermin)))
+            actions.append(
+                Defer(
+                    entry.id,
+                    f"leg_dust:{bracket.index}:{role.value}:{plain(target)}",
+                    reason(
+                        "leg_below_minimum",
+                        f"{plain(target)} left in {where} is below the pair's minimums: no new {role.value}",
+                        target=target,
+                        ordermin=rules.ordermin,
+                    ),
+                )
+            )
             continue
         if leg.state is State.REJECTED:  # a rate limit rejects nothing for good: a new leg, not the same one again
-            rule, text = "leg_rejected_transient_recreate", (f"the {role.value} was rejected for now "
-                                                             f"({leg.last_error}): re-create it for {plain(target)}")
+            rule, text = (
+                "leg_rejected_transient_recreate",
+                (f"the {role.value} was rejected for now ({leg.last_error}): re-create it for {plain(target)}"),
+            )
         elif leg.cancel_requested:
             rule, text = "oco_shrink_replace", f"re-create the {role.value} at {plain(target)} after its cancel"
         else:
-            rule, text = "leg_vanished_recreate", (f"the {role.value} ended without our asking ({leg.state.value}) "
-                                                   f"while {plain(target)} is still open: re-create it")
-        actions.append(PlaceLeg(entry.id, bracket.index, role, order_type, target, price, reason(
-            rule, text, previous_leg=str(leg.id), previous_state=leg.state.value, target=target)))
+            rule, text = (
+                "leg_vanished_recreate",
+                (
+                    f"the {role.value} ended without our asking ({leg.state.value}) "
+                    f"while {plain(target)} is still open: re-create it"
+                ),
+            )
+        actions.append(
+            PlaceLeg(
+                entry.id,
+                bracket.index,
+                role,
+                order_type,
+                target,
+                price,
+                reason(rule, text, previous_leg=str(leg.id), previous_state=leg.state.value, target=target),
+            )
+        )
     return actions

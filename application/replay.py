@@ -30,6 +30,7 @@ from execledger.domain.order import Order
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.values import OrderRole, plain
 
+
 @dataclass(frozen=True)
 class Difference:
     order_id: UUID
@@ -80,8 +81,16 @@ class PolicyReplay:
                 recorded, replayed = expected
                 if recorded not in replayed:
                     why = getattr(ev, "reason", None) or {}
-                    result.differences.append(Difference(ev.originator_id, ev.originator_version, type(ev).__name__,
-                                                         why.get("rule"), recorded, "; ".join(replayed) or "nothing"))
+                    result.differences.append(
+                        Difference(
+                            ev.originator_id,
+                            ev.originator_version,
+                            type(ev).__name__,
+                            why.get("rule"),
+                            recorded,
+                            "; ".join(replayed) or "nothing",
+                        )
+                    )
             self.orders[ev.originator_id] = ev.mutate(before)
             result.events += 1
         return result
@@ -103,13 +112,17 @@ class PolicyReplay:
             now = started + timedelta(seconds=float(why["age_s"]))
             return f"defer {ev.key}", [_describe(a) for a in timeout_policy(order, rules, now, self.config)]
         if name == "BracketPlaced":
-            return (f"bracket {plain(Decimal(ev.quantity))} sl={_p(ev.sl_price)} tp={_p(ev.tp_price)}",
-                    [_describe(a) for a in bracket_policy(order, rules)])
+            return (
+                f"bracket {plain(Decimal(ev.quantity))} sl={_p(ev.sl_price)} tp={_p(ev.tp_price)}",
+                [_describe(a) for a in bracket_policy(order, rules)],
+            )
         if name == "BracketLegAdded":
             bracket = order.brackets[ev.index]
             leg = self._leg_after(ev.order_id)
-            return (f"leg {ev.role} {plain(leg.quantity) if leg else '?'} in bracket {ev.index}",
-                    [_describe(a) for a in self._oco(order, bracket)])
+            return (
+                f"leg {ev.role} {plain(leg.quantity) if leg else '?'} in bracket {ev.index}",
+                [_describe(a) for a in self._oco(order, bracket)],
+            )
         if name == "CancelRequested" and rule.startswith("oco_") and order.parent_id in self.orders:
             entry = self.orders[order.parent_id]
             bracket = next(b for b in entry.brackets if order.id in b.all_leg_ids())
@@ -123,7 +136,7 @@ class PolicyReplay:
         # A new leg's Placed follows its BracketLegAdded in the same transaction: peek it from the store.
         try:
             return self.app.repository.get(order_id, version=1)
-        except Exception:  # noqa: BLE001 - a missing leg shows up as "?" in the difference
+        except Exception:
             return None
 
 

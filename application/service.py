@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -42,8 +42,13 @@ class ServiceConfig:
 class TradingService:
     """Runs until ``stop()``; ``run_once()`` performs one pass of every worker (used by tests and the demo)."""
 
-    def __init__(self, engine: ExecutionEngine, exchange: ExchangePort, config: ServiceConfig | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        engine: ExecutionEngine,
+        exchange: ExchangePort,
+        config: ServiceConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.engine = engine
         self.exchange = exchange
         self.config = config or ServiceConfig()
@@ -73,7 +78,7 @@ class TradingService:
                 continue
             try:
                 result = await self.exchange.place(request)
-            except Exception as exc:  # noqa: BLE001 - anything after Submitted may have reached the venue
+            except Exception as exc:
                 log.exception("AddOrder for %s raised; outcome unknown", order.cl_ord_id)
                 result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
             self.engine.record_place_result(order.id, result)
@@ -97,7 +102,9 @@ class TradingService:
         with_txid = [o.txid for o in orders if o.txid]
         venue = await self.exchange.query_orders(with_txid) if with_txid else {}
         by_cl_ord_id = {o.id: await self.exchange.find_by_cl_ord_id(o.cl_ord_id) for o in orders if not o.txid}
-        trades = await self.exchange.trades_since(_before(min((o.submitted_at for o in orders if o.submitted_at), default=None)))
+        trades = await self.exchange.trades_since(
+            _before(min((o.submitted_at for o in orders if o.submitted_at), default=None))
+        )
         for order in orders:
             if order.txid is None:
                 self.engine.resolve_cancel_without_txid(order.id, by_cl_ord_id[order.id], trades)
@@ -112,7 +119,7 @@ class TradingService:
             trades = await self.exchange.trades_since(_before(order.submitted_at)) if found is not None else []
             self.engine.resolve_unknown(order.id, found, trades)
 
-    async def reconcile(self, *, quiet_s: float = 0.0) -> "ReconcileReport":
+    async def reconcile(self, *, quiet_s: float = 0.0) -> ReconcileReport:
         """Bring the ledger in line with the venue: stuck submissions, unknown outcomes, every live order (batched
         QueryOrders + trades since the oldest), and orders on the venue this ledger does not know (reported only).
 
@@ -123,19 +130,28 @@ class TradingService:
         report.stuck_submissions = self.engine.recover_after_restart()
         await self.resolve_unknowns()
         now = self.engine.clock.now()
-        live = [o for o in self.engine.live_orders() if o.txid and (
-            o.id not in self.stream_seen or (now - self.stream_seen[o.id]).total_seconds() >= quiet_s)]
+        live = [
+            o
+            for o in self.engine.live_orders()
+            if o.txid and (o.id not in self.stream_seen or (now - self.stream_seen[o.id]).total_seconds() >= quiet_s)
+        ]
         if live:
             versions = {o.id: o.version for o in live}
             venue = await self.exchange.query_orders([o.txid for o in live])
-            trades = await self.exchange.trades_since(_before(min((o.submitted_at for o in live if o.submitted_at), default=None)))
+            trades = await self.exchange.trades_since(
+                _before(min((o.submitted_at for o in live if o.submitted_at), default=None))
+            )
             for order in live:
                 found = venue.get(order.txid)
                 if found is None:
                     self.missing[order.id] += 1
                     report.missing.append(order.id)
-                    log.warning("order %s (%s) not found on the venue (%d times): kept as is until proven",
-                                order.id, order.txid, self.missing[order.id])
+                    log.warning(
+                        "order %s (%s) not found on the venue (%d times): kept as is until proven",
+                        order.id,
+                        order.txid,
+                        self.missing[order.id],
+                    )
                     continue
                 self.missing.pop(order.id, None)
                 self.engine.apply_venue_order(found, trades, source="reconciliation")
@@ -226,13 +242,16 @@ class TradingService:
     async def _reconciler(self) -> None:
         while not self._stopping.is_set():
             await self._sleep(self.config.reconcile_interval_s)
-            await self._tolerating_outage("reconciliation", lambda: self.reconcile(quiet_s=self.config.reconcile_quiet_s))
+            await self._tolerating_outage(
+                "reconciliation", lambda: self.reconcile(quiet_s=self.config.reconcile_quiet_s)
+            )
 
     async def _deadman(self) -> None:
         try:
             while not self._stopping.is_set():
-                await self._tolerating_outage("dead-man's switch", lambda: self.exchange.cancel_all_after(
-                    self.config.deadman_timeout_s))
+                await self._tolerating_outage(
+                    "dead-man's switch", lambda: self.exchange.cancel_all_after(self.config.deadman_timeout_s)
+                )
                 await self._sleep(self.config.deadman_refresh_s)
         finally:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.

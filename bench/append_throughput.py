@@ -26,9 +26,21 @@ R = reason("bench", "append")
 
 
 def orders(n: int) -> list[Order]:
-    return [Order.place(order_id=uuid.uuid4(), signal_id=f"a{i}", role=OrderRole.ENTRY, pair="XXBTZUSD", side=Side.BUY,
-                        order_type=OrderType.LIMIT, quantity=D("0.01"), limit_price=D("60000"), cl_ord_id=str(uuid.uuid4()),
-                        reason=R) for i in range(n)]
+    return [
+        Order.place(
+            order_id=uuid.uuid4(),
+            signal_id=f"a{i}",
+            role=OrderRole.ENTRY,
+            pair="XXBTZUSD",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=D("0.01"),
+            limit_price=D("60000"),
+            cl_ord_id=str(uuid.uuid4()),
+            reason=R,
+        )
+        for i in range(n)
+    ]
 
 
 def ledger_rate(settings, events: int, batch: int) -> tuple[float, int]:
@@ -38,7 +50,7 @@ def ledger_rate(settings, events: int, batch: int) -> tuple[float, int]:
         size = len(app.mapper.to_stored_event(pending[0].pending_events[0]).state)
         started = time.perf_counter()
         for i in range(0, events, batch):
-            app.save(*pending[i:i + batch])
+            app.save(*pending[i : i + batch])
         return events / (time.perf_counter() - started), size
     finally:
         app.close()
@@ -49,13 +61,17 @@ def raw_rate(settings, events: int, batch: int, size: int) -> float:
     if settings.database_url is None:
         conn = sqlite3.connect(settings.data_dir / "raw.sqlite", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, originator_id TEXT, version INTEGER, topic TEXT,"
-                     " state BLOB, UNIQUE (originator_id, version))")
+        conn.execute(
+            "CREATE TABLE raw (id INTEGER PRIMARY KEY, originator_id TEXT, version INTEGER, topic TEXT,"
+            " state BLOB, UNIQUE (originator_id, version))"
+        )
         started = time.perf_counter()
         for _ in range(0, events, batch):
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO raw (originator_id, version, topic, state) VALUES (?, 1, 'domain.order:Order.Placed', ?)",
-                             [(uuid.uuid4().hex, payload) for _ in range(batch)])
+            conn.executemany(
+                "INSERT INTO raw (originator_id, version, topic, state) VALUES (?, 1, 'domain.order:Order.Placed', ?)",
+                [(uuid.uuid4().hex, payload) for _ in range(batch)],
+            )
             conn.execute("COMMIT")
         rate = events / (time.perf_counter() - started)
         conn.close()
@@ -65,14 +81,19 @@ def raw_rate(settings, events: int, batch: int, size: int) -> float:
     t = parse_postgres_url(settings.database_url.get_secret_value())
     with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password) as conn:
         conn.execute(f'SET search_path TO "{t.schema}"')
-        conn.execute("CREATE TABLE raw (id bigserial PRIMARY KEY, originator_id uuid, version int, topic text,"
-                     " state bytea, UNIQUE (originator_id, version))")
+        conn.execute(
+            "CREATE TABLE raw (id bigserial PRIMARY KEY, originator_id uuid, version int, topic text,"
+            " state bytea, UNIQUE (originator_id, version))"
+        )
         conn.commit()
         started = time.perf_counter()
         for _ in range(0, events, batch):
             with conn.cursor() as cur:
-                cur.executemany("INSERT INTO raw (originator_id, version, topic, state) VALUES (%s, 1, 'domain.order:Order.Placed', %s)",
-                                [(uuid.uuid4(), payload) for _ in range(batch)])
+                cur.executemany(
+                    "INSERT INTO raw (originator_id, version, topic, state) "
+                    "VALUES (%s, 1, 'domain.order:Order.Placed', %s)",
+                    [(uuid.uuid4(), payload) for _ in range(batch)],
+                )
             conn.commit()
         return events / (time.perf_counter() - started)
 
@@ -89,10 +110,17 @@ def main() -> None:
             with backend_settings(backend) as settings:
                 ledger, size = ledger_rate(settings, args.events, batch)
                 raw = raw_rate(settings, args.events, batch, size)
-            results[f"{backend}_batch{batch}"] = {"ledger_events_per_s": round(ledger), "raw_rows_per_s": round(raw),
-                                                   "ratio": round(ledger / raw, 3), "event_bytes": size}
+            results[f"{backend}_batch{batch}"] = {
+                "ledger_events_per_s": round(ledger),
+                "raw_rows_per_s": round(raw),
+                "ratio": round(ledger / raw, 3),
+                "event_bytes": size,
+            }
             r = results[f"{backend}_batch{batch}"]
-            print(f"{backend:9s} batch {batch:3d}: ledger {r['ledger_events_per_s']} ev/s, raw {r['raw_rows_per_s']} rows/s, ratio {r['ratio']}")
+            print(
+                f"{backend:9s} batch {batch:3d}: ledger {r['ledger_events_per_s']} ev/s, "
+                f"raw {r['raw_rows_per_s']} rows/s, ratio {r['ratio']}"
+            )
     path = write_result("append_throughput", {"events": args.events, "results": results})
     print(f"written to {path.relative_to(path.parents[2])}")
 

@@ -13,7 +13,13 @@ from decimal import Decimal
 
 from common import backend_settings, summary_ms, write_result
 
-from execledger.application.exchange import ExecutionObservation, ObservationKind, PlaceResult, PlaceStatus, VenueOrderStatus
+from execledger.application.exchange import (
+    ExecutionObservation,
+    ObservationKind,
+    PlaceResult,
+    PlaceStatus,
+    VenueOrderStatus,
+)
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import open_ledger
@@ -38,21 +44,40 @@ async def measure(backend: str, brackets: int) -> dict:
         service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=False))
         entries = []
         for i in range(brackets):
-            result = lg.engine.submit_signal({"signal_id": f"b{i}", "pair": "XBT/USD", "side": "buy",
-                                              "order_type": "limit", "quantity": "0.01", "limit_price": "60000",
-                                              "sl_price": "59000", "tp_price": "61000"})
+            result = lg.engine.submit_signal(
+                {
+                    "signal_id": f"b{i}",
+                    "pair": "XBT/USD",
+                    "side": "buy",
+                    "order_type": "limit",
+                    "quantity": "0.01",
+                    "limit_price": "60000",
+                    "sl_price": "59000",
+                    "tp_price": "61000",
+                }
+            )
             entries.append(result.order.id)
         await service.send_pending()
         samples = []
         for i, entry_id in enumerate(entries):
             entry = lg.engine.orders[entry_id]
-            obs = ExecutionObservation(kind=ObservationKind.TRADE, txid=entry.txid, cl_ord_id=entry.cl_ord_id,
-                                       order_status=VenueOrderStatus.FILLED, source="ws", trade_id=f"T{i:06d}",
-                                       last_qty=Decimal("0.01"), last_price=Decimal("60000"), cum_qty=Decimal("0.01"))
+            obs = ExecutionObservation(
+                kind=ObservationKind.TRADE,
+                txid=entry.txid,
+                cl_ord_id=entry.cl_ord_id,
+                order_status=VenueOrderStatus.FILLED,
+                source="ws",
+                trade_id=f"T{i:06d}",
+                last_qty=Decimal("0.01"),
+                last_price=Decimal("60000"),
+                cum_qty=Decimal("0.01"),
+            )
             started = time.perf_counter()
             await service.apply(obs)
             await service.send_pending()
-            stop = next(o for o in lg.engine.orders.values() if o.parent_id == entry_id and o.role is OrderRole.STOP_LOSS)
+            stop = next(
+                o for o in lg.engine.orders.values() if o.parent_id == entry_id and o.role is OrderRole.STOP_LOSS
+            )
             samples.append(exchange.sent_at[stop.cl_ord_id] - started)
         return summary_ms(samples)
 

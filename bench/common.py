@@ -10,7 +10,7 @@ import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,27 +37,36 @@ def backend_settings(backend: str):
         yield Settings(data_dir=Path(tempfile.mkdtemp()), database_url=f"{PG_URL}{sep}schema={schema}")
     finally:
         t = parse_postgres_url(PG_URL)
-        with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password, autocommit=True
+        ) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary_ms(values: list[float]) -> dict:
     ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 0.50), 3), "p99_ms": round(percentile(ms, 0.99), 3),
-            "mean_ms": round(statistics.fmean(ms), 3), "max_ms": round(max(ms), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 0.50), 3),
+        "p99_ms": round(percentile(ms, 0.99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "max_ms": round(max(ms), 3),
+    }
 
 
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-               **data}
+    payload = {
+        "benchmark": name,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        **data,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path
@@ -78,11 +87,21 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
 
     service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False))
     for i in range(n):
-        engine.submit_signal({"signal_id": f"{prefix}{i}", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                              "quantity": "0.0001", "limit_price": "30000", "timeout_s": 86400})
+        engine.submit_signal(
+            {
+                "signal_id": f"{prefix}{i}",
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "limit",
+                "quantity": "0.0001",
+                "limit_price": "30000",
+                "timeout_s": 86400,
+            }
+        )
         if (i + 1) % 500 == 0:
             await service.send_pending()
     await service.send_pending()
     placed = sum(1 for o in engine.orders.values() if o.txid)
     assert placed == n, f"only {placed} of {n} orders were placed: " + next(
-        (o.last_error for o in engine.orders.values() if o.last_error), "")
+        (o.last_error for o in engine.orders.values() if o.last_error), ""
+    )

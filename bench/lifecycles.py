@@ -34,8 +34,11 @@ async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:
                         changed.notify_all()
 
                 lg.engine.on_saved = lambda: loop.create_task(notify())
-                service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=False, tick_interval_s=0.2,
-                                                                            reconcile_interval_s=3600))
+                service = TradingService(
+                    lg.engine,
+                    exchange,
+                    ServiceConfig(deadman_enabled=False, tick_interval_s=0.2, reconcile_interval_s=3600),
+                )
                 worker = asyncio.create_task(service.run())
 
                 async def until(predicate) -> None:
@@ -43,7 +46,11 @@ async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:
                         await asyncio.wait_for(changed.wait_for(predicate), 60)
 
                 def legs(entry_id, role=None):
-                    return [o for o in lg.engine.orders.values() if o.parent_id == entry_id and (role is None or o.role is role)]
+                    return [
+                        o
+                        for o in lg.engine.orders.values()
+                        if o.parent_id == entry_id and (role is None or o.role is role)
+                    ]
 
                 try:
                     started = time.perf_counter()
@@ -51,14 +58,25 @@ async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:
                     while done < lifecycles:
                         ids = []
                         for _ in range(min(concurrency, lifecycles - done)):
-                            ids.append(lg.engine.submit_signal({
-                                "signal_id": f"lc{done + len(ids)}", "pair": "XBT/USD", "side": "buy",
-                                "order_type": "market", "quantity": "0.01", "sl_price": "60000",
-                                "tp_price": "70000"}).order.id)
+                            ids.append(
+                                lg.engine.submit_signal(
+                                    {
+                                        "signal_id": f"lc{done + len(ids)}",
+                                        "pair": "XBT/USD",
+                                        "side": "buy",
+                                        "order_type": "market",
+                                        "quantity": "0.01",
+                                        "sl_price": "60000",
+                                        "tp_price": "70000",
+                                    }
+                                ).order.id
+                            )
                         service.wake()
-                        await until(lambda: all(len(legs(i)) == 2 and all(o.txid for o in legs(i)) for i in ids))
+                        await until(
+                            lambda ids=ids: all(len(legs(i)) == 2 and all(o.txid for o in legs(i)) for i in ids)
+                        )
                         sim.set_mark_price("XBT/USD", "70010")
-                        await until(lambda: all(all(o.is_terminal for o in legs(i)) for i in ids))
+                        await until(lambda ids=ids: all(all(o.is_terminal for o in legs(i)) for i in ids))
                         sim.set_mark_price("XBT/USD", "67000")
                         done += len(ids)
                     seconds = time.perf_counter() - started
@@ -66,11 +84,20 @@ async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:
                     await service.stop()
                     await worker
                     await exchange.close()
-                closed = sum(1 for o in lg.engine.orders.values() if o.role is OrderRole.TAKE_PROFIT and o.state.value == "filled")
+                closed = sum(
+                    1
+                    for o in lg.engine.orders.values()
+                    if o.role is OrderRole.TAKE_PROFIT and o.state.value == "filled"
+                )
                 assert closed == lifecycles, f"{closed} of {lifecycles} lifecycles closed by their take-profit"
-                return {"lifecycles": lifecycles, "concurrency": concurrency, "seconds": round(seconds, 2),
-                        "lifecycles_per_s": round(lifecycles / seconds, 1),
-                        "add_orders": len(sim.requests("AddOrder")), "cancels": len(sim.requests("CancelOrder"))}
+                return {
+                    "lifecycles": lifecycles,
+                    "concurrency": concurrency,
+                    "seconds": round(seconds, 2),
+                    "lifecycles_per_s": round(lifecycles / seconds, 1),
+                    "add_orders": len(sim.requests("AddOrder")),
+                    "cancels": len(sim.requests("CancelOrder")),
+                }
 
 
 def main() -> None:
@@ -82,8 +109,11 @@ def main() -> None:
     results = {b: asyncio.run(measure(b, args.lifecycles, args.concurrency)) for b in args.backends.split(",")}
     path = write_result("lifecycles", {"results": results})
     for b, r in results.items():
-        print(f"{b:9s} {r['lifecycles']} lifecycles (place, fill, bracket, TP hit, SL canceled), {r['concurrency']} at a time: "
-              f"{r['lifecycles_per_s']}/s ({r['add_orders']} AddOrder, {r['cancels']} CancelOrder)")
+        print(
+            f"{b:9s} {r['lifecycles']} lifecycles (place, fill, bracket, TP hit, SL canceled), "
+            f"{r['concurrency']} at a time: "
+            f"{r['lifecycles_per_s']}/s ({r['add_orders']} AddOrder, {r['cancels']} CancelOrder)"
+        )
     print(f"written to {path.relative_to(path.parents[2])}")
 
 

@@ -55,29 +55,41 @@ async def populate(settings, n: int) -> None:
 
 def measure(backend: str, n: int) -> dict:
     sim_port, api_port = free_port(), free_port()
-    sim = subprocess.Popen([EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env={**os.environ, "EXECLEDGER_DATA_DIR": "/tmp"})
+    sim = subprocess.Popen(
+        [EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "EXECLEDGER_DATA_DIR": "/tmp"},
+    )
     try:
         wait_until(lambda: get_json(f"http://127.0.0.1:{sim_port}/0/public/Time"), 30, "simulator up")
         with backend_settings(backend) as base:
-            settings = base.with_exchange(url=f"http://127.0.0.1:{sim_port}", ws_url=f"ws://127.0.0.1:{sim_port}/v2",
-                                          key=KEY, secret=SECRET)
+            settings = base.with_exchange(
+                url=f"http://127.0.0.1:{sim_port}", ws_url=f"ws://127.0.0.1:{sim_port}/v2", key=KEY, secret=SECRET
+            )
             started = time.perf_counter()
             asyncio.run(populate(settings, n))
             populate_s = time.perf_counter() - started
-            env = {**os.environ, "EXECLEDGER_DATA_DIR": str(settings.data_dir), "EXECLEDGER_KRAKEN_URL": settings.kraken_url,
-                   "EXECLEDGER_KRAKEN_WS_URL": settings.kraken_ws_url, "EXECLEDGER_KRAKEN_KEY": KEY,
-                   "EXECLEDGER_KRAKEN_SECRET": SECRET, "EXECLEDGER_KRAKEN_TIER": "none",
-                   "EXECLEDGER_API_PORT": str(api_port)}
+            env = {
+                **os.environ,
+                "EXECLEDGER_DATA_DIR": str(settings.data_dir),
+                "EXECLEDGER_KRAKEN_URL": settings.kraken_url,
+                "EXECLEDGER_KRAKEN_WS_URL": settings.kraken_ws_url,
+                "EXECLEDGER_KRAKEN_KEY": KEY,
+                "EXECLEDGER_KRAKEN_SECRET": SECRET,
+                "EXECLEDGER_KRAKEN_TIER": "none",
+                "EXECLEDGER_API_PORT": str(api_port),
+            }
             if settings.database_url:
                 env["EXECLEDGER_DATABASE_URL"] = settings.database_url.get_secret_value()
             started = time.perf_counter()
             service = subprocess.Popen([EXECLEDGER, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
+
                 def recovered() -> bool:
                     body = get_json(f"http://127.0.0.1:{api_port}/v1/health")
                     return bool(body and body["trading"].get("recovered"))
+
                 wait_until(recovered, 600, "service recovered")
                 recovery_s = time.perf_counter() - started
             finally:
@@ -99,8 +111,10 @@ def main() -> None:
         for n in (int(x) for x in args.orders.split(",")):
             r = measure(backend, n)
             results[f"{backend}_{n}"] = r
-            print(f"{backend:9s} {n:6d} open orders: process start -> reconciled and accepting signals in "
-                  f"{r['start_to_recovered_s']} s (populating took {r['populate_s']} s)")
+            print(
+                f"{backend:9s} {n:6d} open orders: process start -> reconciled and accepting signals in "
+                f"{r['start_to_recovered_s']} s (populating took {r['populate_s']} s)"
+            )
     path = write_result("recovery", {"results": results})
     print(f"written to {path.relative_to(ROOT)}")
 

@@ -48,8 +48,13 @@ async def measure(n: int, ws_healthy: bool, window: float) -> dict:
     scale = 60.0 / window
     per_minute = {m: round(c * scale, 1) for m, c in sorted(calls.items())}
     points = round(sum(c * COST.get(m, 1) for m, c in calls.items()) * scale, 1)
-    return {"open_orders": n, "ws": "healthy" if ws_healthy else "down", "calls_per_min": round(sum(calls.values()) * scale, 1),
-            "counter_points_per_min": points, "by_method_per_min": per_minute}
+    return {
+        "open_orders": n,
+        "ws": "healthy" if ws_healthy else "down",
+        "calls_per_min": round(sum(calls.values()) * scale, 1),
+        "counter_points_per_min": points,
+        "by_method_per_min": per_minute,
+    }
 
 
 def main() -> None:
@@ -62,8 +67,10 @@ def main() -> None:
         for n in (int(x) for x in args.orders.split(",")):
             r = asyncio.run(measure(n, healthy, args.window))
             results[f"{r['ws']}_{n}"] = r
-            print(f"WS {r['ws']:8s} {n:4d} open orders: {r['calls_per_min']} REST calls/min, "
-                  f"{r['counter_points_per_min']} counter points/min  {r['by_method_per_min']}")
+            print(
+                f"WS {r['ws']:8s} {n:4d} open orders: {r['calls_per_min']} REST calls/min, "
+                f"{r['counter_points_per_min']} counter points/min  {r['by_method_per_min']}"
+            )
     path = write_result("rest_monitoring", {"window_s": args.window, "results": results})
     print(f"written to {path.relative_to(path.parents[2])}")
 

@@ -31,11 +31,22 @@ def main() -> None:
     for script, full, quick in BENCHMARKS:
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *(quick if args.quick else full)], check=True)
-    lines = ["# Benchmark results", "", f"Command: `.venv/bin/python bench/run_all.py{' --quick' if args.quick else ''}`", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `.venv/bin/python bench/run_all.py{' --quick' if args.quick else ''}`",
+        "",
+    ]
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
-        lines += [f"## {data['benchmark']} ({data['measured_at']}, {data['machine']['cpus']} CPUs)", "",
-                  "```json", json.dumps(data.get("results", data), indent=1), "```", ""]
+        lines += [
+            f"## {data['benchmark']} ({data['measured_at']}, {data['machine']['cpus']} CPUs)",
+            "",
+            "```json",
+            json.dumps(data.get("results", data), indent=1),
+            "```",
+            "",
+        ]
     (RESULTS / "SUMMARY.md").write_text("\n".join(lines))
     print(f"summary: {RESULTS / 'SUMMARY.md'}")
 

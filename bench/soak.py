@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from common import PG_URL, write_result  # also puts the repository on sys.path
-from tests.faults.harness import Backend, soak  # noqa: E402
+
+from tests.faults.harness import Backend, soak
 
 
 def main() -> int:
@@ -26,16 +27,26 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--database-url", default=PG_URL, help="PostgreSQL for --backend postgres (a fresh schema per session)")
+    parser.add_argument(
+        "--database-url", default=PG_URL, help="PostgreSQL for --backend postgres (a fresh schema per session)"
+    )
     parser.add_argument("--runs-per-session", type=int, default=5)
     parser.add_argument("--parallel", type=int, default=2, help="sessions run at once")
     parser.add_argument("--name", default="soak", help="the result file: bench/results/NAME.json")
     args = parser.parse_args()
     backend = Backend(args.backend, args.database_url if args.backend == "postgres" else None)
     with tempfile.TemporaryDirectory(prefix="execledger-soak-") as tmp:
-        result = asyncio.run(soak(runs=args.runs, seed=args.seed, work_dir=Path(tmp), backend=backend,
-                                  runs_per_session=args.runs_per_session, parallel=args.parallel,
-                                  on_run=lambda label, problems: problems and print("\n".join(problems), flush=True)))
+        result = asyncio.run(
+            soak(
+                runs=args.runs,
+                seed=args.seed,
+                work_dir=Path(tmp),
+                backend=backend,
+                runs_per_session=args.runs_per_session,
+                parallel=args.parallel,
+                on_run=lambda label, problems: problems and print("\n".join(problems), flush=True),
+            )
+        )
     write_result(args.name, {"command": " ".join(["bench/soak.py", *sys.argv[1:]]), **result.as_json()})
     print(result.summary())
     return 1 if result.violations else 0

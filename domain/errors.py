@@ -34,7 +34,9 @@ class InvalidTransition(DomainError):
 
     def __init__(self, order_id: object, current: str, target: str, command: str):
         self.order_id, self.current, self.target, self.command = order_id, current, target, command
-        super().__init__(f"order {order_id}: {command} would move {current} -> {target}, which is not an allowed transition")
+        super().__init__(
+            f"order {order_id}: {command} would move {current} -> {target}, which is not an allowed transition"
+        )
 
 
 class Overfill(DomainError):

@@ -154,7 +154,7 @@ class Order(Aggregate):
         timeout_s: float | None = None,
         tags: dict | None = None,
         signal_fingerprint: str = "",
-    ) -> "Order":
+    ) -> Order:
         """Record the decision to place an order. Values must already be rounded by the pair's rules."""
         if quantity <= ZERO:
             raise ValueError(f"quantity must be positive, got {quantity}")
@@ -180,8 +180,26 @@ class Order(Aggregate):
         )
 
     @event(Placed)
-    def __init__(self, *, signal_id, role, pair, side, order_type, quantity, limit_price, trigger_price, cl_ord_id,
-                 parent_id, sl_price, tp_price, timeout_s, tags, signal_fingerprint, reason) -> None:
+    def __init__(
+        self,
+        *,
+        signal_id,
+        role,
+        pair,
+        side,
+        order_type,
+        quantity,
+        limit_price,
+        trigger_price,
+        cl_ord_id,
+        parent_id,
+        sl_price,
+        tp_price,
+        timeout_s,
+        tags,
+        signal_fingerprint,
+        reason,
+    ) -> None:
         self.signal_id: str = signal_id
         self.role = OrderRole(role)
         self.pair: str = pair
@@ -279,7 +297,9 @@ class Order(Aggregate):
         if self.txid == txid:
             return False
         if self.txid is not None:
-            raise InvalidTransition(self.id, self.state.value, self.state.value, f"acknowledge with txid {txid} (already {self.txid})")
+            raise InvalidTransition(
+                self.id, self.state.value, self.state.value, f"acknowledge with txid {txid} (already {self.txid})"
+            )
         if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
             self._require(State.OPEN, "acknowledge")
         elif self.state in (State.PENDING_SUBMIT, State.REJECTED):
@@ -315,8 +335,9 @@ class Order(Aggregate):
         self.last_error = error
         # Not placed for a reason that passes (over a rate counter, or lost on the way and proven never placed),
         # as opposed to the venue refusing this order for what it is.
-        self.rejected_transiently = (reason.get("error_class") == "rate_limited"
-                                     or reason.get("rule") == "unknown_resolved_not_placed")
+        self.rejected_transiently = (
+            reason.get("error_class") == "rate_limited" or reason.get("rule") == "unknown_resolved_not_placed"
+        )
 
     def outcome_unknown(self, *, error: str, reason: dict) -> bool:
         """Record that AddOrder's outcome is unknown. Returns False if that is already the recorded state."""
@@ -357,7 +378,8 @@ class Order(Aggregate):
         if known is not None:
             if (known.quantity, known.price) != (quantity, price):
                 raise ConflictingFill(
-                    f"order {self.id}: trade {trade_id} already recorded as {plain(known.quantity)} @ {plain(known.price)},"
+                    f"order {self.id}: trade {trade_id} already recorded as "
+                    f"{plain(known.quantity)} @ {plain(known.price)},"
                     f" now reported as {plain(quantity)} @ {plain(price)}"
                 )
             return False
@@ -366,8 +388,16 @@ class Order(Aggregate):
         cumulative = self.filled_quantity + quantity
         if cumulative > self.quantity:
             raise Overfill(self.id, trade_id, plain(self.filled_quantity), plain(quantity), plain(self.quantity))
-        kwargs = dict(trade_id=trade_id, quantity=quantity, price=price, fee=fee, fee_asset=fee_asset,
-                      executed_at=executed_at, source=source, cumulative_quantity=cumulative)
+        kwargs = {
+            "trade_id": trade_id,
+            "quantity": quantity,
+            "price": price,
+            "fee": fee,
+            "fee_asset": fee_asset,
+            "executed_at": executed_at,
+            "source": source,
+            "cumulative_quantity": cumulative,
+        }
         if cumulative == self.quantity:
             self._require(State.FILLED, f"apply_fill({trade_id})")
             self._filled(**kwargs)
@@ -385,7 +415,9 @@ class Order(Aggregate):
             self.fee_asset = fee_asset
 
     @event("PartiallyFilled")
-    def _partially_filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
+    def _partially_filled(
+        self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity
+    ) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         # A fill proves the order reached the book; after cancel/expiry a late partial fill changes no state.
         if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
@@ -457,10 +489,16 @@ class Order(Aggregate):
             raise ValueError(f"age {age_s}s has not reached the threshold {threshold_s}s")
         self._require(State.CANCEL_PENDING, "time_out")
         self._timed_out(age_s=age_s, threshold_s=threshold_s, rule=rule, observed_at=observed_at)
-        self._cancel_requested(reason=make_reason(
-            "timeout_cancel", f"still {self.status.value} after {age_s:g}s (threshold {threshold_s:g}s)",
-            age_s=age_s, threshold_s=threshold_s, filled=self.filled_quantity, remaining=self.remaining_quantity,
-        ))
+        self._cancel_requested(
+            reason=make_reason(
+                "timeout_cancel",
+                f"still {self.status.value} after {age_s:g}s (threshold {threshold_s:g}s)",
+                age_s=age_s,
+                threshold_s=threshold_s,
+                filled=self.filled_quantity,
+                remaining=self.remaining_quantity,
+            )
+        )
 
     @event("TimedOut")
     def _timed_out(self, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
@@ -481,9 +519,16 @@ class Order(Aggregate):
 
     # --- brackets ---------------------------------------------------------------------------------------
 
-    def record_bracket(self, *, quantity: Decimal, stop_loss_order_id: UUID | None,
-                       take_profit_order_id: UUID | None, sl_price: Decimal | None, tp_price: Decimal | None,
-                       reason: dict) -> Bracket:
+    def record_bracket(
+        self,
+        *,
+        quantity: Decimal,
+        stop_loss_order_id: UUID | None,
+        take_profit_order_id: UUID | None,
+        sl_price: Decimal | None,
+        tp_price: Decimal | None,
+        reason: dict,
+    ) -> Bracket:
         """Record the protective legs planned for ``quantity`` of this entry's filled position."""
         if self.role is not OrderRole.ENTRY:
             raise InvalidTransition(self.id, self.state.value, self.state.value, "record_bracket on a non-entry order")
@@ -494,14 +539,26 @@ class Order(Aggregate):
             )
         if stop_loss_order_id is None and take_profit_order_id is None:
             raise ValueError("a bracket needs at least one leg")
-        self._bracket_placed(index=len(self.brackets), quantity=quantity, stop_loss_order_id=stop_loss_order_id,
-                             take_profit_order_id=take_profit_order_id, sl_price=sl_price, tp_price=tp_price,
-                             reason=reason)
+        self._bracket_placed(
+            index=len(self.brackets),
+            quantity=quantity,
+            stop_loss_order_id=stop_loss_order_id,
+            take_profit_order_id=take_profit_order_id,
+            sl_price=sl_price,
+            tp_price=tp_price,
+            reason=reason,
+        )
         return self.brackets[-1]
 
     @event("BracketPlaced")
-    def _bracket_placed(self, index, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason) -> None:
-        legs: dict[str, list[UUID]] = {OrderRole.STOP_LOSS.value: [], OrderRole.TAKE_PROFIT.value: [], OrderRole.EXIT.value: []}
+    def _bracket_placed(
+        self, index, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason
+    ) -> None:
+        legs: dict[str, list[UUID]] = {
+            OrderRole.STOP_LOSS.value: [],
+            OrderRole.TAKE_PROFIT.value: [],
+            OrderRole.EXIT.value: [],
+        }
         if stop_loss_order_id is not None:
             legs[OrderRole.STOP_LOSS.value].append(stop_loss_order_id)
         if take_profit_order_id is not None:

@@ -51,7 +51,7 @@ class PairRules:
     status: PairStatus
 
     @classmethod
-    def from_kraken(cls, key: str, info: Mapping[str, Any]) -> "PairRules":
+    def from_kraken(cls, key: str, info: Mapping[str, Any]) -> PairRules:
         """Build from one ``result`` entry of ``GET /0/public/AssetPairs`` (strings stay exact)."""
         try:
             pair_decimals = int(info["pair_decimals"])
@@ -89,10 +89,7 @@ class PairRules:
     def round_price(self, price: Decimal, side: Side, kind: PriceKind = PriceKind.LIMIT) -> Decimal:
         """Round a price onto the pair's price grid (see the module docstring for the direction)."""
         step = self._price_step()
-        if kind is PriceKind.TRIGGER:
-            rounding = ROUND_HALF_UP
-        else:
-            rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+        rounding = ROUND_HALF_UP if kind is PriceKind.TRIGGER else ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
         units = (price / step).quantize(Decimal(1), rounding=rounding)
         return (units * step).quantize(Decimal(1).scaleb(-self.pair_decimals))
 
@@ -120,23 +117,51 @@ class PairRules:
         """
         errors: list[FieldError] = []
         if self.status is PairStatus.CANCEL_ONLY:
-            errors.append(FieldError("pair", "pair_cancel_only", f"{self.wsname} is in cancel_only mode: no new orders"))
+            errors.append(
+                FieldError("pair", "pair_cancel_only", f"{self.wsname} is in cancel_only mode: no new orders")
+            )
         elif self.status is PairStatus.POST_ONLY and not (order_type is OrderType.LIMIT and post_only):
-            errors.append(FieldError("pair", "pair_post_only", f"{self.wsname} is in post_only mode: only post-only limit orders"))
+            errors.append(
+                FieldError("pair", "pair_post_only", f"{self.wsname} is in post_only mode: only post-only limit orders")
+            )
         elif self.status is PairStatus.LIMIT_ONLY and order_type is OrderType.MARKET:
-            errors.append(FieldError("order_type", "pair_limit_only", f"{self.wsname} is in limit_only mode: no market orders"))
+            errors.append(
+                FieldError("order_type", "pair_limit_only", f"{self.wsname} is in limit_only mode: no market orders")
+            )
         elif self.status is PairStatus.REDUCE_ONLY and not reduce_only:
-            errors.append(FieldError("pair", "pair_reduce_only", f"{self.wsname} is in reduce_only mode: only position-reducing orders"))
+            errors.append(
+                FieldError(
+                    "pair", "pair_reduce_only", f"{self.wsname} is in reduce_only mode: only position-reducing orders"
+                )
+            )
         if volume <= ZERO:
-            errors.append(FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals"))
+            errors.append(
+                FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals")
+            )
         elif volume < self.ordermin:
-            errors.append(FieldError(volume_field, "ordermin", f"{plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}"))
+            errors.append(
+                FieldError(
+                    volume_field,
+                    "ordermin",
+                    f"{plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}",
+                )
+            )
         if price is not None:
             if price <= ZERO:
-                errors.append(FieldError(price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals"))
+                errors.append(
+                    FieldError(
+                        price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals"
+                    )
+                )
             elif self.costmin is not None and volume > ZERO and volume * price < self.costmin:
                 cost = plain(volume * price)
-                errors.append(FieldError(volume_field, "costmin", f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}"))
+                errors.append(
+                    FieldError(
+                        volume_field,
+                        "costmin",
+                        f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}",
+                    )
+                )
         return errors
 
 
@@ -157,7 +182,7 @@ class PairRegistry:
                 self._by_name[_norm(name)] = rules
 
     @classmethod
-    def from_asset_pairs(cls, payload: Mapping[str, Any]) -> "PairRegistry":
+    def from_asset_pairs(cls, payload: Mapping[str, Any]) -> PairRegistry:
         """Build from a whole AssetPairs response (``{"error": [], "result": {...}}``) or its ``result``."""
         result = payload.get("result", payload)
         return cls(PairRules.from_kraken(key, info) for key, info in result.items())

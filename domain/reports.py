@@ -18,10 +18,22 @@ from execledger.domain.order import Order
 EXCHANGE = "kraken"
 
 # Events that change what a report shows (decisions that change nothing visible, e.g. Deferred, add no report).
-REPORTED_EVENTS = frozenset({
-    "Placed", "Submitted", "Acknowledged", "Rejected", "SubmissionOutcomeUnknown", "NotSent", "PartiallyFilled",
-    "Filled", "CancelRequested", "CancelRejected", "Canceled", "Expired",
-})
+REPORTED_EVENTS = frozenset(
+    {
+        "Placed",
+        "Submitted",
+        "Acknowledged",
+        "Rejected",
+        "SubmissionOutcomeUnknown",
+        "NotSent",
+        "PartiallyFilled",
+        "Filled",
+        "CancelRequested",
+        "CancelRejected",
+        "Canceled",
+        "Expired",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from execledger.domain.errors import FieldError, SignalRejected
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
 from execledger.domain.values import OrderType, Side, plain
 
-SignalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+SignalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -33,8 +35,8 @@ class TradeSignal(BaseModel):
     sl_price: PositiveDecimal | None = None
     tp_price: PositiveDecimal | None = None
     timeout_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
-    tags: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=256)]] = Field(
-        default_factory=dict, max_length=32
+    tags: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=256)]] = (
+        Field(default_factory=dict, max_length=32)
     )
 
     def fingerprint(self) -> str:
@@ -50,20 +52,36 @@ def _cross_field_errors(s: TradeSignal) -> list[FieldError]:
     if s.order_type == "market" and s.limit_price is not None:
         errors.append(FieldError("limit_price", "not_allowed_for_market", "a market order takes no limit_price"))
     if s.order_type == "market" and s.timeout_s is not None:
-        errors.append(FieldError("timeout_s", "not_allowed_for_market", "a market order does not rest, so it takes no timeout"))
+        errors.append(
+            FieldError("timeout_s", "not_allowed_for_market", "a market order does not rest, so it takes no timeout")
+        )
     entry = s.limit_price
     # For a buy the stop is below and the target above the entry; for a sell, mirrored.
     below, above = ("sl_price", "tp_price") if s.side is Side.BUY else ("tp_price", "sl_price")
     lo, hi = getattr(s, below), getattr(s, above)
     if entry is not None:
         if lo is not None and lo >= entry:
-            errors.append(FieldError(below, f"{below.split('_')[0]}_not_below_entry_for_{s.side}",
-                                     f"{plain(lo)} must be below the entry {plain(entry)} for a {s.side}"))
+            errors.append(
+                FieldError(
+                    below,
+                    f"{below.split('_')[0]}_not_below_entry_for_{s.side}",
+                    f"{plain(lo)} must be below the entry {plain(entry)} for a {s.side}",
+                )
+            )
         if hi is not None and hi <= entry:
-            errors.append(FieldError(above, f"{above.split('_')[0]}_not_above_entry_for_{s.side}",
-                                     f"{plain(hi)} must be above the entry {plain(entry)} for a {s.side}"))
+            errors.append(
+                FieldError(
+                    above,
+                    f"{above.split('_')[0]}_not_above_entry_for_{s.side}",
+                    f"{plain(hi)} must be above the entry {plain(entry)} for a {s.side}",
+                )
+            )
     elif lo is not None and hi is not None and lo >= hi:
-        errors.append(FieldError(above, "bracket_inverted", f"{above} {plain(hi)} must be above {below} {plain(lo)} for a {s.side}"))
+        errors.append(
+            FieldError(
+                above, "bracket_inverted", f"{above} {plain(hi)} must be above {below} {plain(lo)} for a {s.side}"
+            )
+        )
     return errors
 
 
@@ -75,10 +93,12 @@ def parse_signal(data: Mapping[str, Any] | TradeSignal) -> TradeSignal:
         try:
             signal = TradeSignal.model_validate(data)
         except ValidationError as exc:
-            raise SignalRejected([
-                FieldError(".".join(str(p) for p in err["loc"]) or "signal", err["type"], err["msg"])
-                for err in exc.errors()
-            ]) from None
+            raise SignalRejected(
+                [
+                    FieldError(".".join(str(p) for p in err["loc"]) or "signal", err["type"], err["msg"])
+                    for err in exc.errors()
+                ]
+            ) from None
     errors = _cross_field_errors(signal)
     if errors:
         raise SignalRejected(errors)
@@ -115,7 +135,9 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
     rules = pairs.find(signal.pair)
     if rules is None:
         known = ", ".join(sorted(r.wsname for r in pairs))
-        raise SignalRejected([FieldError("pair", "unknown_pair", f"{signal.pair!r} is not a known pair (known: {known})")])
+        raise SignalRejected(
+            [FieldError("pair", "unknown_pair", f"{signal.pair!r} is not a known pair (known: {known})")]
+        )
     side = signal.side
     quantity = rules.round_volume(signal.quantity)
     limit_price = rules.round_price(signal.limit_price, side) if signal.limit_price is not None else None
@@ -125,7 +147,9 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
     errors = rules.check_new_order(order_type=OrderType(signal.order_type), volume=quantity, price=limit_price)
     for field, price in (("sl_price", sl), ("tp_price", tp)):
         if price is not None and price <= 0:
-            errors.append(FieldError(field, "price_rounds_to_zero", f"rounds to 0 at {rules.pair_decimals} price decimals"))
+            errors.append(
+                FieldError(field, "price_rounds_to_zero", f"rounds to 0 at {rules.pair_decimals} price decimals")
+            )
     if errors:
         raise SignalRejected(errors)
     return EntryPlan(signal=signal, rules=rules, quantity=quantity, limit_price=limit_price, sl_price=sl, tp_price=tp)

@@ -22,7 +22,7 @@ class TradingMode(StrEnum):
 class TradingHalted(DomainError):
     """A new entry was refused because trading is not RUNNING."""
 
-    def __init__(self, mode: "TradingMode", by: str, why: str):
+    def __init__(self, mode: TradingMode, by: str, why: str):
         self.mode, self.by, self.why = mode, by, why
         super().__init__(f"trading is {mode.value} (set by {by}: {why}); new entries are refused")
 

@@ -14,7 +14,7 @@ class Side(StrEnum):
     SELL = "sell"
 
     @property
-    def opposite(self) -> "Side":
+    def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
@@ -42,7 +42,7 @@ def to_decimal(value: Any) -> Decimal:
     """Convert an exact textual or integral number to Decimal. Floats are refused: they are not exact."""
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError(f"{value!r} is not an exact number; pass it as a string")
     try:
         d = Decimal(str(value).strip()) if isinstance(value, (str, int)) else Decimal(value)

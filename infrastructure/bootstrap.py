@@ -35,7 +35,7 @@ class Ledger:
         self.db.dispose()
         self.app.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -43,8 +43,9 @@ class Ledger:
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(policy=PolicyConfig(default_timeout_s=settings.default_timeout_s),
-                        submit_deadline_s=settings.submit_deadline_s)
+    return EngineConfig(
+        policy=PolicyConfig(default_timeout_s=settings.default_timeout_s), submit_deadline_s=settings.submit_deadline_s
+    )
 
 
 def open_ledger(settings: Settings, *, clock: Clock | None = None, publish=None) -> Ledger:

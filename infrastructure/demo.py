@@ -3,7 +3,8 @@
 Stories: a market entry whose take-profit is hit (stop canceled), one whose stop is hit (take-profit canceled),
 a limit entry that fills in part and times out (rest canceled, the filled part bracketed, then closed by its
 take-profit), a HALT that refuses a new entry, and signals rejected for a field. Every position is closed at the
-end, so a re-run against the same data directory (and a fresh simulator) finds nothing left open. Then: the execution-report table, one audit timeline, a rebuild of
+end, so a re-run against the same data directory (and a fresh simulator) finds nothing left open. Then: the
+execution-report table, one audit timeline, a rebuild of
 the read models compared with the live tables, and a replay of every recorded decision.
 """
 
@@ -27,9 +28,9 @@ from execledger.domain.order import Order
 from execledger.domain.trading_state import TradingHalted, TradingMode
 from execledger.domain.values import OrderRole, plain
 from execledger.infrastructure.bootstrap import engine_config, open_ledger
-from execledger.infrastructure.render import print_rows, print_timeline
 from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.queries import ListFilter
+from execledger.infrastructure.render import print_rows, print_timeline
 from execledger.infrastructure.settings import Settings
 
 STEP_TIMEOUT_S = 20.0
@@ -50,9 +51,11 @@ class Demo:
 
     async def until(self, what: str, predicate: Callable[[], bool]) -> None:
         """Wait until the ledger shows ``predicate`` (woken by every save, no polling)."""
+
         async def reached() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)
+
         try:
             await asyncio.wait_for(reached(), STEP_TIMEOUT_S)
         except TimeoutError:
@@ -77,8 +80,10 @@ class Demo:
                 self.service = service
                 worker = asyncio.create_task(service.run())
                 try:
-                    self.say(f"[bold]execledger demo[/bold] run {self.run_id}: simulator {sim.rest_url}, "
-                             f"ledger {'PostgreSQL' if settings.database_url else settings.data_dir.resolve()}")
+                    self.say(
+                        f"[bold]execledger demo[/bold] run {self.run_id}: simulator {sim.rest_url}, "
+                        f"ledger {'PostgreSQL' if settings.database_url else settings.data_dir.resolve()}"
+                    )
                     await self.story_take_profit()
                     await self.story_stop_loss()
                     await self.story_partial_timeout()
@@ -109,33 +114,50 @@ class Demo:
 
     async def story_take_profit(self) -> None:
         self.say("\n[1/5] market entry, then the take-profit is hit")
-        entry = self.signal("tp", pair="XBT/USD", side="buy", order_type="market", quantity="0.01",
-                            sl_price="64000", tp_price="68000")
+        entry = self.signal(
+            "tp", pair="XBT/USD", side="buy", order_type="market", quantity="0.01", sl_price="64000", tp_price="68000"
+        )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
-        self.say(f"      entry filled {plain(self.o(entry).filled_quantity)} @ {plain(self.o(entry).average_fill_price)}; "
-                 f"stop 64000 and take-profit 68000 working")
+        self.say(
+            f"      entry filled {plain(self.o(entry).filled_quantity)} @ {plain(self.o(entry).average_fill_price)}; "
+            f"stop 64000 and take-profit 68000 working"
+        )
         self.sim.set_mark_price("XBT/USD", "68010")
         [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
-        await self.until("take-profit filled, stop canceled",
-                         lambda: self.o(tp).state.value == "filled" and self.o(sl).state.value == "canceled")
+        await self.until(
+            "take-profit filled, stop canceled",
+            lambda: self.o(tp).state.value == "filled" and self.o(sl).state.value == "canceled",
+        )
         self.say(f"      take-profit filled @ {plain(self.o(tp).average_fill_price)}; the stop was canceled (OCO)")
 
     async def story_stop_loss(self) -> None:
         self.say("\n[2/5] market entry, then the stop-loss is hit")
-        entry = self.signal("sl", pair="ETH/USD", side="buy", order_type="market", quantity="0.5",
-                            sl_price="3400", tp_price="3700")
+        entry = self.signal(
+            "sl", pair="ETH/USD", side="buy", order_type="market", quantity="0.5", sl_price="3400", tp_price="3700"
+        )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
         self.sim.set_mark_price("ETH/USD", "3390")
         [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
-        await self.until("stop filled, take-profit canceled",
-                         lambda: self.o(sl).state.value == "filled" and self.o(tp).state.value == "canceled")
+        await self.until(
+            "stop filled, take-profit canceled",
+            lambda: self.o(sl).state.value == "filled" and self.o(tp).state.value == "canceled",
+        )
         self.say(f"      stop filled @ {plain(self.o(sl).average_fill_price)}; the take-profit was canceled (OCO)")
 
     async def story_partial_timeout(self) -> None:
         self.say("\n[3/5] limit entry fills in part, then times out")
         self.sim.set_mark_price("XBT/USD", "68000")
-        entry = self.signal("partial", pair="XBT/USD", side="buy", order_type="limit", quantity="0.02",
-                            limit_price="67500", sl_price="66000", tp_price="70000", timeout_s=2)
+        entry = self.signal(
+            "partial",
+            pair="XBT/USD",
+            side="buy",
+            order_type="limit",
+            quantity="0.02",
+            limit_price="67500",
+            sl_price="66000",
+            tp_price="70000",
+            timeout_s=2,
+        )
         self.partial_signal = self.sid("partial")
         await self.until("entry resting", lambda: self.o(entry).txid is not None)
         self.sim.set_mark_price("XBT/USD", "67490")  # crosses once: 40% fills
@@ -144,13 +166,17 @@ class Demo:
         self.say(f"      filled {plain(self.o(entry).filled_quantity)} of 0.02; legs protect that part")
         await self.until("timed out and canceled", lambda: self.o(entry).state.value == "canceled")
         legs = [o for o in self.engine.orders.values() if o.parent_id == entry.id and not o.is_terminal]
-        self.say(f"      timed out after 2 s: the rest was canceled; {len(legs)} legs still protect "
-                 f"{plain(self.o(entry).filled_quantity)}")
+        self.say(
+            f"      timed out after 2 s: the rest was canceled; {len(legs)} legs still protect "
+            f"{plain(self.o(entry).filled_quantity)}"
+        )
         self.sim.set_mark_price("XBT/USD", "70010")  # the take-profit closes what was filled; nothing is left open
         [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
         await self.until("position closed", lambda: self.o(tp).state.value == "filled" and self.o(sl).is_terminal)
-        self.say(f"      take-profit filled {plain(self.o(tp).filled_quantity)} @ {plain(self.o(tp).average_fill_price)}; "
-                 f"stop canceled; position closed")
+        self.say(
+            f"      take-profit filled {plain(self.o(tp).filled_quantity)} @ {plain(self.o(tp).average_fill_price)}; "
+            f"stop canceled; position closed"
+        )
 
     async def story_halt(self) -> None:
         self.say("\n[4/5] HALT refuses a new entry")
@@ -164,8 +190,10 @@ class Demo:
 
     def story_rejections(self) -> None:
         self.say("\n[5/5] invalid signals are rejected, naming the field (nothing written)")
-        for name, fields in (("bad-sl", dict(limit_price="60000", sl_price="61000", order_type="limit")),
-                             ("tiny", dict(order_type="market", quantity="0.00001"))):
+        for name, fields in (
+            ("bad-sl", {"limit_price": "60000", "sl_price": "61000", "order_type": "limit"}),
+            ("tiny", {"order_type": "market", "quantity": "0.00001"}),
+        ):
             try:
                 self.signal(name, **{"pair": "XBT/USD", "side": "buy", "quantity": "0.01", **fields})
             except SignalRejected as exc:
@@ -179,9 +207,24 @@ class Demo:
         page = lg.queries.execution_reports(ListFilter(limit=1000))
         mine = [r for r in page.items if str(r["signal_id"]).startswith(f"demo-{self.run_id}-")]
         self.say("")
-        print_rows(self.console, f"execution reports of this run: {len(mine)}", mine,
-                   ["timestamp", "signal_id", "role", "event", "side", "order_type", "order_status", "quantity_ordered",
-                    "quantity_filled", "average_fill_price", "commission"])
+        print_rows(
+            self.console,
+            f"execution reports of this run: {len(mine)}",
+            mine,
+            [
+                "timestamp",
+                "signal_id",
+                "role",
+                "event",
+                "side",
+                "order_type",
+                "order_status",
+                "quantity_ordered",
+                "quantity_filled",
+                "average_fill_price",
+                "commission",
+            ],
+        )
         try:
             entry, orders, timeline = signal_timeline(lg.ledger, self.partial_signal)
             self.say("")
@@ -191,13 +234,19 @@ class Demo:
         live = _snapshot(lg)
         events = lg.projector.rebuild()
         same = _snapshot(lg) == live
-        self.say(f"\nprojections rebuilt from {events} events: "
-                 + ("[green]identical to the live tables[/green]" if same else "[red]DIFFERENT from the live tables[/red]"))
+        self.say(
+            f"\nprojections rebuilt from {events} events: "
+            + ("[green]identical to the live tables[/green]" if same else "[red]DIFFERENT from the live tables[/red]")
+        )
         result = PolicyReplay(lg.app, lg.ledger.pairs, engine_config(self.settings).policy).run()
-        self.say(f"replay: {result.decisions_checked} recorded decisions re-derived from {result.events} events, "
-                 + ("[green]0 differ[/green]" if result.ok else f"[red]{len(result.differences)} differ[/red]"))
-        self.say(f"\nthe ledger stays in {escape(str(self.settings.data_dir))}: try `execledger report signals`, "
-                 f"`execledger audit {self.partial_signal}`, `execledger replay`")
+        self.say(
+            f"replay: {result.decisions_checked} recorded decisions re-derived from {result.events} events, "
+            + ("[green]0 differ[/green]" if result.ok else f"[red]{len(result.differences)} differ[/red]")
+        )
+        self.say(
+            f"\nthe ledger stays in {escape(str(self.settings.data_dir))}: try `execledger report signals`, "
+            f"`execledger audit {self.partial_signal}`, `execledger replay`"
+        )
         if not same or not result.ok:
             raise RuntimeError("the demo's read-side checks failed")
 
@@ -212,4 +261,3 @@ def _snapshot(lg) -> dict:
 
 def run_demo(settings: Settings, console: Console | None = None) -> None:
     asyncio.run(Demo(settings, console or Console()).run())
-

@@ -36,7 +36,9 @@ def parse_postgres_url(url: str) -> PostgresTarget:
         raise StoreConfigError(f"EXECLEDGER_DATABASE_URL must start with postgresql://, got scheme {parts.scheme!r}")
     dbname = parts.path.lstrip("/")
     if not dbname:
-        raise StoreConfigError("EXECLEDGER_DATABASE_URL names no database (expected postgresql://user@host:port/dbname)")
+        raise StoreConfigError(
+            "EXECLEDGER_DATABASE_URL names no database (expected postgresql://user@host:port/dbname)"
+        )
     schema = parse_qs(parts.query).get("schema", [""])[0]
     if schema and not schema.replace("_", "").isalnum():
         raise StoreConfigError(f"schema {schema!r} must be letters, digits and underscores")
@@ -61,8 +63,15 @@ def prepare_database(target: PostgresTarget) -> None:
     from psycopg import sql
 
     try:
-        with psycopg.connect(host=target.host, port=target.port, dbname=target.dbname, user=target.user,
-                             password=target.password, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            host=target.host,
+            port=target.port,
+            dbname=target.dbname,
+            user=target.user,
+            password=target.password,
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
             if target.schema:
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
     except psycopg.OperationalError as exc:

@@ -56,9 +56,16 @@ async def _start_simulator(settings: Settings):
     return sim, settings
 
 
-async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asyncio.Event,
-                      on_ready: Callable[[RunningService], None] | None = None, standby: bool = False,
-                      service_config: ServiceConfig | None = None, api_port: int | None = None) -> None:
+async def run_service(
+    settings: Settings,
+    *,
+    role: Role = Role.ALL,
+    stop: asyncio.Event,
+    on_ready: Callable[[RunningService], None] | None = None,
+    standby: bool = False,
+    service_config: ServiceConfig | None = None,
+    api_port: int | None = None,
+) -> None:
     """Run the given role(s) until ``stop`` is set. Raises WriterLockHeld if another process trades on the key
     (unless ``standby``: then wait for the lock and take over when the holder dies)."""
     async with contextlib.AsyncExitStack() as stack:
@@ -80,7 +87,6 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
         tasks: list[asyncio.Task] = []
         if trading:
             from execledger.infrastructure.kraken.adapter import KrakenExchange
-
             from execledger.infrastructure.kraken.ratelimit import Tier
 
             # The built-in simulator counts nothing by default; a real venue is modelled at the configured tier.
@@ -92,16 +98,24 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
             tasks.append(asyncio.create_task(running.service.run(), name="trading"))
         if role in (Role.ALL, Role.PROJECTIONS, Role.API):
             db_url = settings.database_url.get_secret_value() if settings.database_url else None
-            running.follower = ProjectionFollower(ledger.projector, poll_interval_s=1.0, database_url=db_url,
-                                                  channel=notify_channel(ledger.app))
+            running.follower = ProjectionFollower(
+                ledger.projector, poll_interval_s=1.0, database_url=db_url, channel=notify_channel(ledger.app)
+            )
             if role is not Role.API:
                 tasks.append(asyncio.create_task(running.follower.run(stop), name="projections"))
         if role in (Role.ALL, Role.API):
-            token = require_token_for(settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None)
+            token = require_token_for(
+                settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None
+            )
             wake = (lambda: (running.service.wake(), running.follower.nudge())) if running.service else None
-            ctx = ApiContext(engine=ledger.engine, queries=ledger.queries, projector=ledger.projector, token=token,
-                             on_signal=wake,
-                             recovered=running.service.recovered.is_set if running.service else None)
+            ctx = ApiContext(
+                engine=ledger.engine,
+                queries=ledger.queries,
+                projector=ledger.projector,
+                token=token,
+                on_signal=wake,
+                recovered=running.service.recovered.is_set if running.service else None,
+            )
             runner = web.AppRunner(create_api(ctx))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -129,8 +143,9 @@ async def run_service(settings: Settings, *, role: Role = Role.ALL, stop: asynci
             await asyncio.gather(*tasks)
 
 
-async def _acquire_writer_lock(settings: Settings, key: str | None, *, standby: bool, stop: asyncio.Event,
-                               poll_s: float = 1.0) -> WriterLock | None:
+async def _acquire_writer_lock(
+    settings: Settings, key: str | None, *, standby: bool, stop: asyncio.Event, poll_s: float = 1.0
+) -> WriterLock | None:
     while True:
         try:
             return WriterLock(settings, key).acquire()

@@ -24,24 +24,39 @@ class Settings(BaseSettings):
     kraken_secret: SecretStr | None = None
     kraken_secret_file: Path | None = None
     kraken_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
-        default="starter", description="Kraken verification tier whose rate limits the adapter models")
+        default="starter", description="Kraken verification tier whose rate limits the adapter models"
+    )
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per pool")
     db_max_overflow: int = Field(default=5, ge=0, le=100, description="extra connections a pool may open under load")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
-    api_token: SecretStr | None = Field(default=None, description="bearer token; required when the API binds beyond loopback")
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token; required when the API binds beyond loopback"
+    )
     default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
-    submit_deadline_s: float = Field(default=30.0, gt=0, description="AddOrder deadline; an unknown outcome not found "
-                                     "on the venue after it (plus a grace) is proof the order was never placed")
+    submit_deadline_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="AddOrder deadline; an unknown outcome not found "
+        "on the venue after it (plus a grace) is proof the order was never placed",
+    )
 
     @property
     def backend(self) -> str:
         return "postgres" if self.database_url is not None else "sqlite"
 
-    def with_exchange(self, *, url: str, ws_url: str | None, key: str, secret: str) -> "Settings":
+    def with_exchange(self, *, url: str, ws_url: str | None, key: str, secret: str) -> Settings:
         """A validated copy pointing at another Kraken endpoint (e.g. the built-in simulator)."""
-        return Settings.model_validate({**self.model_dump(), "kraken_url": url, "kraken_ws_url": ws_url,
-                                        "kraken_key": key, "kraken_secret": secret, "kraken_secret_file": None})
+        return Settings.model_validate(
+            {
+                **self.model_dump(),
+                "kraken_url": url,
+                "kraken_ws_url": ws_url,
+                "kraken_key": key,
+                "kraken_secret": secret,
+                "kraken_secret_file": None,
+            }
+        )
 
 
 def load_settings(config_file: Path | str | None = None) -> Settings:
@@ -57,9 +72,15 @@ def load_settings(config_file: Path | str | None = None) -> Settings:
     if not path.is_file():
         raise ConfigFileError(f"configuration file {path} does not exist")
     text = path.read_text()
-    secret_names = ("EXECLEDGER_KRAKEN_SECRET", "EXECLEDGER_KRAKEN_KEY", "EXECLEDGER_DATABASE_URL", "EXECLEDGER_API_TOKEN")
+    secret_names = (
+        "EXECLEDGER_KRAKEN_SECRET",
+        "EXECLEDGER_KRAKEN_KEY",
+        "EXECLEDGER_DATABASE_URL",
+        "EXECLEDGER_API_TOKEN",
+    )
     holds_secret = any(line.strip().startswith(name) for line in text.splitlines() for name in secret_names)
     if holds_secret and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigFileError(f"configuration file {path} holds credentials but is readable by group or others: "
-                              f"chmod 600 it")
+        raise ConfigFileError(
+            f"configuration file {path} holds credentials but is readable by group or others: chmod 600 it"
+        )
     return Settings(_env_file=path)

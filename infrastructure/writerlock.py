@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from execledger.infrastructure.eventstore import parse_postgres_url
@@ -34,8 +34,8 @@ class WriterLock:
         self._fd: int | None = None
         self._conn = None
 
-    def acquire(self) -> "WriterLock":
-        holder = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+    def acquire(self) -> WriterLock:
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
         if self.settings.database_url is None:
             self._acquire_file(holder)
         else:
@@ -51,8 +51,10 @@ class WriterLock:
         except BlockingIOError:
             other = path.read_text().strip() or "another process"
             os.close(fd)
-            raise WriterLockHeld(f"another execledger instance ({other}) is trading with this API key on "
-                                 f"{self.settings.data_dir}; refusing to start a second writer") from None
+            raise WriterLockHeld(
+                f"another execledger instance ({other}) is trading with this API key on "
+                f"{self.settings.data_dir}; refusing to start a second writer"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, holder.encode())
         self._fd = fd
@@ -61,18 +63,30 @@ class WriterLock:
         import psycopg
 
         t = parse_postgres_url(self.settings.database_url.get_secret_value())
-        conn = psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                               autocommit=True, connect_timeout=5, application_name=self.name)
+        conn = psycopg.connect(
+            host=t.host,
+            port=t.port,
+            dbname=t.dbname,
+            user=t.user,
+            password=t.password,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=self.name,
+        )
         lock_id = int.from_bytes(hashlib.sha256(f"{t.schema}:{self.name}".encode()).digest()[:8], "big", signed=True)
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()[0]:
             holder = conn.execute(
                 "SELECT a.client_addr, a.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                "WHERE l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint) = %s::bigint & x'FFFFFFFFFFFFFFFF'::bigint",
-                (lock_id,)).fetchone()
+                "WHERE l.locktype = 'advisory' "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s::bigint & x'FFFFFFFFFFFFFFFF'::bigint",
+                (lock_id,),
+            ).fetchone()
             conn.close()
             who = f"backend pid {holder[1]} since {holder[2]:%Y-%m-%dT%H:%M:%SZ}" if holder else "another session"
-            raise WriterLockHeld(f"another execledger instance ({who}) holds the writer lock for this API key in "
-                                 f"the database; refusing to start a second writer")
+            raise WriterLockHeld(
+                f"another execledger instance ({who}) holds the writer lock for this API key in "
+                f"the database; refusing to start a second writer"
+            )
         self._conn = conn
 
     def release(self) -> None:
@@ -84,7 +98,7 @@ class WriterLock:
             self._conn.close()  # ending the session releases the advisory lock
             self._conn = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

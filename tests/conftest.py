@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ class ManualClock:
     """A clock that moves only when told to."""
 
     def __init__(self, start: datetime | None = None):
-        self._now = start or datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -49,10 +49,11 @@ def _postgres_reachable() -> str | None:
 
     t = parse_postgres_url(TEST_DATABASE_URL)
     try:
-        with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                             connect_timeout=3):
+        with psycopg.connect(
+            host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password, connect_timeout=3
+        ):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" here
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()
 
 
@@ -77,8 +78,9 @@ def _drop_schema(schema: str) -> None:
     from psycopg import sql
 
     t = parse_postgres_url(TEST_DATABASE_URL)
-    with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password, autocommit=True
+    ) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

@@ -48,10 +48,22 @@ class FakeExchange:
         txid = f"O{next(self._ids):05d}-FAKE-ORDER"
         self.requests[txid] = request
         self.orders[txid] = VenueOrder(
-            txid=txid, cl_ord_id=request.cl_ord_id, pair=request.pair, side=request.side,
-            order_type=request.order_type.value, status=VenueOrderStatus.OPEN, volume=request.volume,
-            volume_executed=Decimal(0), average_price=None, cost=Decimal(0), fee=Decimal(0),
-            limit_price=request.price, stop_price=None, opened_at=self.clock.now(), closed_at=None)
+            txid=txid,
+            cl_ord_id=request.cl_ord_id,
+            pair=request.pair,
+            side=request.side,
+            order_type=request.order_type.value,
+            status=VenueOrderStatus.OPEN,
+            volume=request.volume,
+            volume_executed=Decimal(0),
+            average_price=None,
+            cost=Decimal(0),
+            fee=Decimal(0),
+            limit_price=request.price,
+            stop_price=None,
+            opened_at=self.clock.now(),
+            closed_at=None,
+        )
         if scripted == "ack_but_unknown":
             return PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502 after execute")
         return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=txid)
@@ -59,7 +71,11 @@ class FakeExchange:
     async def cancel(self, *, txid=None, cl_ord_id=None) -> CancelResult:
         order = self.orders.get(txid) if txid else self.by_cl_ord_id(cl_ord_id)
         self.cancel_calls[txid or cl_ord_id] += 1
-        if order is None or order.status in (VenueOrderStatus.FILLED, VenueOrderStatus.CANCELED, VenueOrderStatus.EXPIRED):
+        if order is None or order.status in (
+            VenueOrderStatus.FILLED,
+            VenueOrderStatus.CANCELED,
+            VenueOrderStatus.EXPIRED,
+        ):
             return CancelResult(count=0, not_found=True, error="EOrder:Unknown order")
         self._set(order.txid, status=VenueOrderStatus.CANCELED, reason="User requested")
         return CancelResult(count=1)
@@ -78,7 +94,9 @@ class FakeExchange:
         return self.by_cl_ord_id(cl_ord_id)
 
     async def open_orders(self):
-        return [o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)]
+        return [
+            o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
+        ]
 
     async def trades_since(self, since):
         return [t for t in self.trades if since is None or t.executed_at >= since]
@@ -96,16 +114,29 @@ class FakeExchange:
         return next((o for o in self.orders.values() if o.cl_ord_id == cl_ord_id), None)
 
     def live(self) -> list[VenueOrder]:
-        return [o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)]
+        return [
+            o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
+        ]
 
     def _set(self, txid, **changes) -> VenueOrder:
         order = replace(self.orders[txid], **changes)
         self.orders[txid] = order
-        kind = {VenueOrderStatus.CANCELED: ObservationKind.CANCELED, VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED}.get(order.status)
+        kind = {
+            VenueOrderStatus.CANCELED: ObservationKind.CANCELED,
+            VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED,
+        }.get(order.status)
         if kind:
-            self.queue.put_nowait(ExecutionObservation(kind=kind, txid=txid, cl_ord_id=order.cl_ord_id,
-                                                       order_status=order.status, source="ws",
-                                                       cum_qty=order.volume_executed, reason=order.reason))
+            self.queue.put_nowait(
+                ExecutionObservation(
+                    kind=kind,
+                    txid=txid,
+                    cl_ord_id=order.cl_ord_id,
+                    order_status=order.status,
+                    source="ws",
+                    cum_qty=order.volume_executed,
+                    reason=order.reason,
+                )
+            )
         return order
 
     def fill(self, txid: str, qty: str | Decimal, price: str | Decimal, fee: str = "0") -> VenueTrade:
@@ -113,18 +144,46 @@ class FakeExchange:
         qty, price = Decimal(qty), Decimal(price)
         executed = order.volume_executed + qty
         assert executed <= order.volume, "the fake venue never overfills"
-        trade = VenueTrade(trade_id=f"T{next(self._ids):05d}-FAKE-TRADE", txid=txid, pair=order.pair, side=order.side,
-                           price=price, volume=qty, cost=qty * price, fee=Decimal(fee), fee_asset="ZUSD",
-                           executed_at=self.clock.now())
+        trade = VenueTrade(
+            trade_id=f"T{next(self._ids):05d}-FAKE-TRADE",
+            txid=txid,
+            pair=order.pair,
+            side=order.side,
+            price=price,
+            volume=qty,
+            cost=qty * price,
+            fee=Decimal(fee),
+            fee_asset="ZUSD",
+            executed_at=self.clock.now(),
+        )
         self.trades.append(trade)
         status = VenueOrderStatus.FILLED if executed == order.volume else VenueOrderStatus.PARTIALLY_FILLED
         cost = order.cost + qty * price
-        self.orders[txid] = replace(order, volume_executed=executed, cost=cost, average_price=cost / executed,
-                                    fee=order.fee + Decimal(fee), status=status, trade_ids=order.trade_ids + (trade.trade_id,))
-        self.queue.put_nowait(ExecutionObservation(
-            kind=ObservationKind.TRADE, txid=txid, cl_ord_id=order.cl_ord_id, order_status=status, source="ws",
-            timestamp=trade.executed_at, trade_id=trade.trade_id, last_qty=qty, last_price=price, fee=Decimal(fee),
-            fee_asset="ZUSD", cum_qty=executed))
+        self.orders[txid] = replace(
+            order,
+            volume_executed=executed,
+            cost=cost,
+            average_price=cost / executed,
+            fee=order.fee + Decimal(fee),
+            status=status,
+            trade_ids=(*order.trade_ids, trade.trade_id),
+        )
+        self.queue.put_nowait(
+            ExecutionObservation(
+                kind=ObservationKind.TRADE,
+                txid=txid,
+                cl_ord_id=order.cl_ord_id,
+                order_status=status,
+                source="ws",
+                timestamp=trade.executed_at,
+                trade_id=trade.trade_id,
+                last_qty=qty,
+                last_price=price,
+                fee=Decimal(fee),
+                fee_asset="ZUSD",
+                cum_qty=executed,
+            )
+        )
         return trade
 
     def vanish(self, txid: str) -> None:

@@ -33,9 +33,19 @@ class Harness:
         raise AssertionError("the harness did not settle")
 
     async def signal(self, **fields) -> Order:
-        result = self.engine.submit_signal({"signal_id": "sig", "pair": "XBT/USD", "side": "buy",
-                                            "order_type": "limit", "quantity": "1", "limit_price": "100",
-                                            "sl_price": "90", "tp_price": "120", **fields})
+        result = self.engine.submit_signal(
+            {
+                "signal_id": "sig",
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "limit",
+                "quantity": "1",
+                "limit_price": "100",
+                "sl_price": "90",
+                "tp_price": "120",
+                **fields,
+            }
+        )
         await self.settle()
         return self.engine.orders[result.order.id]
 
@@ -60,4 +70,6 @@ class Harness:
         venue_live = {o.cl_ord_id for o in self.venue.live()}
         for leg in self.legs(entry):
             if leg.is_terminal:
-                assert leg.cl_ord_id not in venue_live, f"{leg.role.value} {leg.id} is terminal here but live on the venue"
+                assert leg.cl_ord_id not in venue_live, (
+                    f"{leg.role.value} {leg.id} is terminal here but live on the venue"
+                )

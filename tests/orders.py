@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 from execledger.domain.order import Order, State
@@ -11,17 +11,29 @@ from execledger.domain.reasons import reason
 from execledger.domain.values import OrderRole, OrderType, Side
 
 R = reason("test", "test step")
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def new_order(quantity: str = "1.0", role: OrderRole = OrderRole.ENTRY) -> Order:
-    return Order.place(order_id=uuid.uuid4(), signal_id="sig-1", role=role, pair="XXBTZUSD", side=Side.BUY,
-                       order_type=OrderType.LIMIT, quantity=D(quantity), limit_price=D("100"),
-                       cl_ord_id=str(uuid.uuid4()), reason=R, timeout_s=60.0)
+    return Order.place(
+        order_id=uuid.uuid4(),
+        signal_id="sig-1",
+        role=role,
+        pair="XXBTZUSD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=D(quantity),
+        limit_price=D("100"),
+        cl_ord_id=str(uuid.uuid4()),
+        reason=R,
+        timeout_s=60.0,
+    )
 
 
 def full_fill(order: Order, trade_id: str = "T-full") -> None:
-    order.apply_fill(trade_id=trade_id, quantity=order.remaining_quantity, price=D("100"), fee=D("0.1"), fee_asset="ZUSD")
+    order.apply_fill(
+        trade_id=trade_id, quantity=order.remaining_quantity, price=D("100"), fee=D("0.1"), fee_asset="ZUSD"
+    )
 
 
 # Commands that reach each state from a fresh order.
@@ -78,10 +90,19 @@ def command_for(source: State, target: State) -> str:
     if target is State.PENDING_SUBMIT:
         return "not_sent"
     if target is State.OPEN:
-        return "cancel_rejected" if source is State.CANCEL_PENDING else ("ack_other" if source in (State.FILLED, State.CANCELED, State.EXPIRED) else "ack")
+        return (
+            "cancel_rejected"
+            if source is State.CANCEL_PENDING
+            else ("ack_other" if source in (State.FILLED, State.CANCELED, State.EXPIRED) else "ack")
+        )
     return {
-        State.SUBMITTING: "submit", State.OUTCOME_UNKNOWN: "unknown", State.CANCEL_PENDING: "cancel",
-        State.FILLED: "fill", State.CANCELED: "canceled", State.EXPIRED: "expired", State.REJECTED: "reject",
+        State.SUBMITTING: "submit",
+        State.OUTCOME_UNKNOWN: "unknown",
+        State.CANCEL_PENDING: "cancel",
+        State.FILLED: "fill",
+        State.CANCELED: "canceled",
+        State.EXPIRED: "expired",
+        State.REJECTED: "reject",
     }[target]
 
 

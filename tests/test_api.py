@@ -9,8 +9,16 @@ from execledger.infrastructure.readmodels.projector import ReadModelProjector, r
 from execledger.infrastructure.readmodels.queries import ReportQueries
 from tests.harness import Harness
 
-SIGNAL = {"signal_id": "api-1", "pair": "XBTUSD", "side": "buy", "order_type": "limit", "quantity": "1",
-          "limit_price": "100", "sl_price": "90", "tp_price": "120"}
+SIGNAL = {
+    "signal_id": "api-1",
+    "pair": "XBTUSD",
+    "side": "buy",
+    "order_type": "limit",
+    "quantity": "1",
+    "limit_price": "100",
+    "sl_price": "90",
+    "tp_price": "120",
+}
 
 
 @pytest.fixture
@@ -19,7 +27,9 @@ async def env(ledger, clock, settings, orders_app):
     engine = readmodel_engine(settings)
     projector = ReadModelProjector(orders_app, engine)
     woke = []
-    ctx = ApiContext(engine=h.engine, queries=ReportQueries(engine), projector=projector, on_signal=lambda: woke.append(1))
+    ctx = ApiContext(
+        engine=h.engine, queries=ReportQueries(engine), projector=projector, on_signal=lambda: woke.append(1)
+    )
     client = TestClient(TestServer(create_api(ctx)))
     await client.start_server()
     yield h, client, projector, ctx, woke
@@ -28,7 +38,7 @@ async def env(ledger, clock, settings, orders_app):
 
 
 async def test_post_signal_created_then_idempotent(env):
-    h, client, projector, ctx, woke = env
+    _h, client, _projector, _ctx, woke = env
     r = await client.post("/v1/signals", json=SIGNAL)
     assert r.status == 201 and (await r.json())["created"] is True and woke == [1]
     again = await client.post("/v1/signals", json=SIGNAL)
@@ -38,7 +48,7 @@ async def test_post_signal_created_then_idempotent(env):
 
 
 async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
-    h, client, projector, ctx, woke = env
+    h, client, _projector, _ctx, _woke = env
     r = await client.post("/v1/signals", json={**SIGNAL, "quantity": "-1", "sl_price": "150"})
     body = await r.json()
     assert r.status == 422 and {e["field"] for e in body["errors"]} == {"quantity"}
@@ -50,7 +60,7 @@ async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
 
 
 async def test_halted_refuses_with_423_and_reason(env):
-    h, client, projector, ctx, woke = env
+    h, client, _projector, _ctx, _woke = env
     h.engine.set_mode(TradingMode.HALTED, by="ops", why="maintenance")
     r = await client.post("/v1/signals", json=SIGNAL)
     body = await r.json()
@@ -58,7 +68,7 @@ async def test_halted_refuses_with_423_and_reason(env):
 
 
 async def test_lists_filters_pagination_and_order_detail(env):
-    h, client, projector, ctx, woke = env
+    h, client, projector, _ctx, _woke = env
     for i in range(3):
         await client.post("/v1/signals", json={**SIGNAL, "signal_id": f"api-{i}"})
     await h.settle()
@@ -75,31 +85,44 @@ async def test_lists_filters_pagination_and_order_detail(env):
     assert sorted(o["role"] for o in legs["items"]) == ["stop_loss", "take_profit"]
     fills = await (await client.get("/v1/fills", params={"signal_id": "api-0"})).json()
     assert [f["quantity"] for f in fills["items"]] == ["1"]
-    reports = await (await client.get("/v1/execution-reports", params={"signal_id": "api-0", "status": "filled"})).json()
+    reports = await (
+        await client.get("/v1/execution-reports", params={"signal_id": "api-0", "status": "filled"})
+    ).json()
     assert [x["event"] for x in reports["items"]] == ["Filled"]
     detail = await (await client.get(f"/v1/orders/{entry.id}")).json()
-    assert detail["order"]["status"] == "filled" and [e["event"] for e in detail["history"]][:3] == ["Placed", "Submitted", "Acknowledged"]
+    assert detail["order"]["status"] == "filled" and [e["event"] for e in detail["history"]][:3] == [
+        "Placed",
+        "Submitted",
+        "Acknowledged",
+    ]
     assert any(e["event"] == "BracketPlaced" for e in detail["history"])
 
 
-@pytest.mark.parametrize("params,field", [({"pair": "DOGE/USD"}, "pair"), ({"status": "weird"}, "status"),
-                                          ({"limit": "0"}, "limit"), ({"since": "yesterday"}, "since"),
-                                          ({"bogus": "1"}, "bogus"),
-                                          ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since")])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"pair": "DOGE/USD"}, "pair"),
+        ({"status": "weird"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"bogus": "1"}, "bogus"),
+        ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
+    ],
+)
 async def test_bad_queries_are_400_naming_the_field(env, params, field):
-    h, client, projector, ctx, woke = env
+    _h, client, _projector, _ctx, _woke = env
     r = await client.get("/v1/orders", params=params)
     assert r.status == 400 and field in {e["field"] for e in (await r.json())["errors"]}
 
 
 async def test_order_detail_errors(env):
-    h, client, projector, ctx, woke = env
+    _h, client, _projector, _ctx, _woke = env
     assert (await client.get("/v1/orders/not-a-uuid")).status == 400
     assert (await client.get("/v1/orders/00000000-0000-0000-0000-000000000000")).status == 404
 
 
 async def test_health_reports_projection_lag(env):
-    h, client, projector, ctx, woke = env
+    _h, client, projector, _ctx, _woke = env
     await client.post("/v1/signals", json=SIGNAL)
     assert (await (await client.get("/v1/health")).json())["projection_lag"] == 1
     projector.catch_up()
@@ -108,14 +131,21 @@ async def test_health_reports_projection_lag(env):
 
 
 async def test_openapi_document_lists_every_route(env):
-    h, client, projector, ctx, woke = env
+    _h, client, _projector, _ctx, _woke = env
     doc = await (await client.get("/v1/openapi.json")).json()
-    assert doc == OPENAPI and {"/v1/signals", "/v1/orders", "/v1/orders/{order_id}", "/v1/execution-reports",
-                                "/v1/fills", "/v1/health", "/v1/openapi.json"} == set(doc["paths"])
+    assert doc == OPENAPI and {
+        "/v1/signals",
+        "/v1/orders",
+        "/v1/orders/{order_id}",
+        "/v1/execution-reports",
+        "/v1/fills",
+        "/v1/health",
+        "/v1/openapi.json",
+    } == set(doc["paths"])
 
 
 async def test_bearer_token_required_when_configured(env):
-    h, client, projector, ctx, woke = env
+    _h, client, _projector, ctx, _woke = env
     ctx.token = "s3cret-token"
     assert (await client.get("/v1/orders")).status == 401
     assert (await client.get("/v1/orders", headers={"Authorization": "Bearer wrong"})).status == 401

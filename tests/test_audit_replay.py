@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import execledger.application.replay as replay_module
 from execledger.application.audit import orders_at, signal_timeline
-from execledger.application.policies import PolicyConfig, PlaceBracket
+from execledger.application.policies import PlaceBracket, PolicyConfig
 from execledger.application.replay import PolicyReplay
 from execledger.domain.order import State
 from execledger.domain.values import OrderRole
@@ -74,8 +74,9 @@ async def test_replay_detects_a_changed_bracket_policy(ledger, clock, pairs, mon
     await bracketed_story(ledger, clock)
 
     def half_brackets(entry, rules):  # a deliberately changed policy: protect only half
-        return [dc_replace(a, quantity=a.quantity / 2) if isinstance(a, PlaceBracket) else a
-                for a in original(entry, rules)]
+        return [
+            dc_replace(a, quantity=a.quantity / 2) if isinstance(a, PlaceBracket) else a for a in original(entry, rules)
+        ]
 
     original = replay_module.bracket_policy
     monkeypatch.setattr(replay_module, "bracket_policy", half_brackets)

@@ -21,12 +21,17 @@ def test_demo_runs_every_path_and_leaves_its_ledger(tmp_path):
     result = run_cli(["demo"], tmp_path / "data")
     assert result.exit_code == 0, result.output
     out = result.output
-    for text in ("take-profit filled @ 68010; the stop was canceled (OCO)",
-                 "stop filled @ 3390; the take-profit was canceled (OCO)",
-                 "filled 0.008 of 0.02", "timed out after 2 s: the rest was canceled",
-                 "refused: trading is halted (set by demo: scheduled maintenance)",
-                 "sl_not_below_entry_for_buy", "[ordermin]",
-                 "identical to the live tables", "0 differ"):
+    for text in (
+        "take-profit filled @ 68010; the stop was canceled (OCO)",
+        "stop filled @ 3390; the take-profit was canceled (OCO)",
+        "filled 0.008 of 0.02",
+        "timed out after 2 s: the rest was canceled",
+        "refused: trading is halted (set by demo: scheduled maintenance)",
+        "sl_not_below_entry_for_buy",
+        "[ordermin]",
+        "identical to the live tables",
+        "0 differ",
+    ):
         assert text in out, text
     report = run_cli(["report", "signals", "--json"], tmp_path / "data")
     signals = json.loads(report.output)["items"]
@@ -39,8 +44,9 @@ def test_demo_runs_every_path_and_leaves_its_ledger(tmp_path):
 def test_config_check_redacts_and_reports_unreachable_store(tmp_path):
     ok = run_cli(["config", "check"], tmp_path / "data", EXECLEDGER_KRAKEN_SECRET="topsecretvalue")
     assert ok.exit_code == 0 and "topsecretvalue" not in ok.output and "***" in ok.output
-    down = run_cli(["config", "check"], tmp_path / "data",
-                   EXECLEDGER_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/db")
+    down = run_cli(
+        ["config", "check"], tmp_path / "data", EXECLEDGER_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/db"
+    )
     assert down.exit_code == 3 and "hunter2" not in down.output
 
 

@@ -33,7 +33,7 @@ async def traded(tmp_path, clock):
 
 
 async def test_report_tables_and_json(traded):
-    data, entry = traded
+    data, _entry = traded
     r = cli(["report", "signals", "--json"], data)
     assert r.exit_code == 0, r.output
     [sig] = json.loads(r.output)["items"]
@@ -44,7 +44,7 @@ async def test_report_tables_and_json(traded):
 
 
 async def test_audit_by_signal_and_not_found(traded):
-    data, entry = traded
+    data, _entry = traded
     r = cli(["audit", "cmd-1"], data)
     assert r.exit_code == 0, r.output
     for text in ("Placed", "BracketPlaced", "oco_cancel_sibling", "stop_loss", "take_profit"):
@@ -53,7 +53,7 @@ async def test_audit_by_signal_and_not_found(traded):
 
 
 async def test_state_at_and_bad_time(traded):
-    data, entry = traded
+    data, _entry = traded
     r = cli(["state", "--at", "2000-01-01T00:00:00Z"], data)
     assert r.exit_code == 0 and "orders as of 2000-01-01T00:00:00+00:00: 0" in r.output
     r = cli(["state", "--at", "2999-01-01T00:00:00Z"], data)
@@ -62,7 +62,7 @@ async def test_state_at_and_bad_time(traded):
 
 
 async def test_replay_ok_and_rebuild(traded):
-    data, entry = traded
+    data, _entry = traded
     r = cli(["replay"], data)
     assert r.exit_code == 0 and "0 differ" in r.output, r.output
     r = cli(["projections", "rebuild"], data)
@@ -70,7 +70,7 @@ async def test_replay_ok_and_rebuild(traded):
 
 
 async def test_halt_and_resume_are_recorded(traded):
-    data, entry = traded
+    data, _entry = traded
     r = cli(["halt", "--reason", "incident 42", "--by", "alice"], data)
     assert r.exit_code == 0 and "halted" in r.output
     assert "(unchanged)" in cli(["halt", "--reason", "again", "--by", "alice"], data).output

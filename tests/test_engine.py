@@ -46,7 +46,11 @@ async def test_partial_fill_then_timeout_cancels_rest_and_brackets_the_filled_pa
     assert entry.state is State.CANCELED and entry.filled_quantity == D("0.4")
     history = h.engine.ledger.order_history(entry.id)
     timed_out = next(e for e in history if e.name == "TimedOut")
-    assert (timed_out.data["age_s"], timed_out.data["threshold_s"], timed_out.data["rule"]) == (60.0, 60.0, "signal.timeout_s")
+    assert (timed_out.data["age_s"], timed_out.data["threshold_s"], timed_out.data["rule"]) == (
+        60.0,
+        60.0,
+        "signal.timeout_s",
+    )
     h.assert_legs_match_position(entry)
 
 
@@ -56,7 +60,10 @@ async def test_default_timeout_from_config_when_signal_has_none(h):
     await h.settle()
     entry = h.engine.orders[entry.id]
     assert entry.state is State.CANCELED
-    assert next(e for e in h.engine.ledger.order_history(entry.id) if e.name == "TimedOut").data["rule"] == "config.default_timeout_s"
+    assert (
+        next(e for e in h.engine.ledger.order_history(entry.id) if e.name == "TimedOut").data["rule"]
+        == "config.default_timeout_s"
+    )
 
 
 async def test_timeout_cancel_refused_when_filled_part_is_below_minimum(h):
@@ -98,7 +105,9 @@ async def test_increments_below_minimum_accumulate_until_they_can_be_protected(h
     await h.settle()
     entry = h.engine.orders[entry.id]
     assert entry.state is State.FILLED and len(entry.brackets) == 1
-    assert "bracket_dust_unprotectable" in [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
+    assert "bracket_dust_unprotectable" in [
+        e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"
+    ]
 
 
 async def test_stop_hit_cancels_take_profit(h):
@@ -195,13 +204,34 @@ async def test_halt_refuses_entries_withdraws_pending_and_keeps_managing_exits(h
     entry = await h.signal(signal_id="a")
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
-    h.engine.submit_signal({"signal_id": "b", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                            "quantity": "1", "limit_price": "100"})  # recorded, not yet sent
+    h.engine.submit_signal(
+        {
+            "signal_id": "b",
+            "pair": "XBT/USD",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": "1",
+            "limit_price": "100",
+        }
+    )  # recorded, not yet sent
     h.engine.set_mode(TradingMode.HALTED, by="ops:alice", why="exchange incident", cancel_entries=True)
-    with pytest.raises(TradingHalted, match="halted.*ops:alice.*exchange incident"):
-        h.engine.submit_signal({"signal_id": "c", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "1"})
-    assert h.engine.submit_signal({"signal_id": "b", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                   "quantity": "1", "limit_price": "100"}).created is False  # a repeat is answered
+    with pytest.raises(TradingHalted, match=r"halted.*ops:alice.*exchange incident"):
+        h.engine.submit_signal(
+            {"signal_id": "c", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "1"}
+        )
+    assert (
+        h.engine.submit_signal(
+            {
+                "signal_id": "b",
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "limit",
+                "quantity": "1",
+                "limit_price": "100",
+            }
+        ).created
+        is False
+    )  # a repeat is answered
     await h.settle()
     b = h.engine.ledger.order_for_signal("b")
     assert b.state is State.CANCELED and h.venue.add_order_calls[b.cl_ord_id] == 0
@@ -259,15 +289,32 @@ async def test_duplicate_and_late_observations(h):
     trade = h.venue.fill(h.txid(entry), "0.5", "100")
     await h.settle()
     from execledger.application.exchange import ExecutionObservation, ObservationKind
-    dup = ExecutionObservation(kind=ObservationKind.TRADE, txid=h.txid(entry), cl_ord_id=None, order_status=None,
-                               source="rest", trade_id=trade.trade_id, last_qty=D("0.5"), last_price=D("100"))
+
+    dup = ExecutionObservation(
+        kind=ObservationKind.TRADE,
+        txid=h.txid(entry),
+        cl_ord_id=None,
+        order_status=None,
+        source="rest",
+        trade_id=trade.trade_id,
+        last_qty=D("0.5"),
+        last_price=D("100"),
+    )
     version = h.engine.orders[entry.id].version
     h.engine.apply_observation(dup)
     assert h.engine.orders[entry.id].version == version  # nothing written
     h.clock.advance(300)
     await h.settle()  # timed out and canceled
-    late = ExecutionObservation(kind=ObservationKind.TRADE, txid=h.txid(entry), cl_ord_id=None, order_status=None,
-                                source="ws", trade_id="TLATE-RACED-CANCEL", last_qty=D("0.2"), last_price=D("100"))
+    late = ExecutionObservation(
+        kind=ObservationKind.TRADE,
+        txid=h.txid(entry),
+        cl_ord_id=None,
+        order_status=None,
+        source="ws",
+        trade_id="TLATE-RACED-CANCEL",
+        last_qty=D("0.2"),
+        last_price=D("100"),
+    )
     h.engine.apply_observation(late)
     await h.settle()
     entry = h.engine.orders[entry.id]
@@ -282,7 +329,12 @@ async def test_reports_published_for_every_state_change(h):
     mine = [r for r in h.reports if r.order_id == entry.id]
     assert [r.event for r in mine] == ["Placed", "Submitted", "Acknowledged", "Filled"]
     last = mine[-1]
-    assert (last.order_status, last.quantity_filled, last.average_fill_price, last.side) == ("FILLED", D("1"), D("100"), "BUY")
+    assert (last.order_status, last.quantity_filled, last.average_fill_price, last.side) == (
+        "FILLED",
+        D("1"),
+        D("100"),
+        "BUY",
+    )
     assert len({r.event_id for r in h.reports}) == len(h.reports)
 
 
@@ -295,7 +347,10 @@ async def test_both_legs_filled_race_shrinks_the_other_brackets_to_the_net_posit
     h.venue.fill(h.txid(entry), "0.5", "100")
     await h.settle()
     assert len(h.engine.orders[entry.id].brackets) == 2
-    sl0, tp0 = (h.engine.orders[h.engine.orders[entry.id].brackets[0].current(r)] for r in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT))
+    sl0, tp0 = (
+        h.engine.orders[h.engine.orders[entry.id].brackets[0].current(r)]
+        for r in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+    )
     h.venue.fill(h.txid(tp0), "0.5", "120")
     h.venue.fill(h.txid(sl0), "0.5", "89")  # both before the engine hears of either: 1.0 sold for a 0.5 bracket
     await h.settle()

@@ -40,8 +40,9 @@ async def test_listen_notify_wakes_the_follower_on_postgres(ledger, projector, s
     if settings.database_url is None:
         assert channel is None  # SQLite has no NOTIFY: its follower polls (and is nudged in-process)
         return
-    follower = ProjectionFollower(projector, poll_interval_s=3600, database_url=settings.database_url.get_secret_value(),
-                                  channel=channel)
+    follower = ProjectionFollower(
+        projector, poll_interval_s=3600, database_url=settings.database_url.get_secret_value(), channel=channel
+    )
     stop, task = await run_follower(follower)
     await asyncio.wait_for(follower.listening.wait(), 10)  # set once the LISTEN is in place
     ledger.submit_signal(SIGNAL)  # another writer: no nudge, only the database's NOTIFY

@@ -9,7 +9,8 @@ from execledger.infrastructure.readmodels.projector import readmodel_engine
 QUERIES = {
     "ix_orders_signal": "SELECT * FROM orders WHERE signal_id = 'x'",
     "ix_orders_pair_status": "SELECT * FROM orders WHERE pair = 'XXBTZUSD' AND status = 'open'",
-    "ix_reports_pair_time": "SELECT * FROM execution_reports WHERE trading_pair = 'XXBTZUSD' AND timestamp >= '2026-01-01' ORDER BY timestamp",
+    "ix_reports_pair_time": "SELECT * FROM execution_reports WHERE trading_pair = 'XXBTZUSD' "
+    "AND timestamp >= '2026-01-01' ORDER BY timestamp",
     "ix_reports_signal": "SELECT * FROM execution_reports WHERE signal_id = 'x'",
     "ix_fills_signal": "SELECT * FROM fills WHERE signal_id = 'x'",
     "ix_decisions_signal": "SELECT * FROM decisions WHERE signal_id = 'x'",
@@ -25,7 +26,7 @@ def db(settings):
     engine.dispose()
 
 
-@pytest.mark.parametrize("index,query", sorted(QUERIES.items()))
+@pytest.mark.parametrize(("index", "query"), sorted(QUERIES.items()))
 def test_main_queries_can_use_their_index(db, index, query):
     with db.connect() as conn:
         if db.dialect.name == "postgresql":

@@ -8,15 +8,31 @@ from decimal import Decimal as D
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from execledger.application.ledger import ConcurrencyConflict, ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
+from execledger.application.ledger import (
+    ConcurrencyConflict,
+    ExecutionLedger,
+    OrderNotFound,
+    SignalConflict,
+    entry_order_id,
+)
 from execledger.domain.errors import SignalRejected
 from execledger.domain.history import EventKind
 from execledger.domain.order import State
 from execledger.domain.reasons import reason
 from tests.orders import T0
 
-SIGNAL = {"signal_id": "sig-100", "pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.0125",
-          "limit_price": "64250.07", "sl_price": "62000", "tp_price": "68000", "timeout_s": 90, "tags": {"s": "x"}}
+SIGNAL = {
+    "signal_id": "sig-100",
+    "pair": "XBT/USD",
+    "side": "buy",
+    "order_type": "limit",
+    "quantity": "0.0125",
+    "limit_price": "64250.07",
+    "sl_price": "62000",
+    "tp_price": "68000",
+    "timeout_s": 90,
+    "tags": {"s": "x"},
+}
 
 
 def max_id(ledger: ExecutionLedger) -> int:
@@ -46,13 +62,20 @@ def test_same_signal_again_returns_same_order_and_writes_nothing(ledger):
 def test_same_signal_id_with_other_content_is_refused(ledger):
     ledger.submit_signal(SIGNAL)
     position = max_id(ledger)
-    with pytest.raises(SignalConflict, match="sig-100.*different content"):
+    with pytest.raises(SignalConflict, match=r"sig-100.*different content"):
         ledger.submit_signal({**SIGNAL, "quantity": "0.02"})
     assert max_id(ledger) == position
 
 
-@pytest.mark.parametrize("change,field", [({"quantity": "-1"}, "quantity"), ({"pair": "DOGE/USD"}, "pair"),
-                                          ({"sl_price": "70000"}, "sl_price"), ({"quantity": "0.00001"}, "quantity")])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"quantity": "-1"}, "quantity"),
+        ({"pair": "DOGE/USD"}, "pair"),
+        ({"sl_price": "70000"}, "sl_price"),
+        ({"quantity": "0.00001"}, "quantity"),
+    ],
+)
 def test_invalid_signal_names_field_and_writes_nothing(ledger, change, field):
     with pytest.raises(SignalRejected) as info:
         ledger.submit_signal({**SIGNAL, **change})
@@ -67,9 +90,17 @@ def test_replay_equality_save_reload_same_state_and_version(ledger):
     order = ledger.submit_signal(SIGNAL).order
     order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
     order.acknowledge(txid="OQCLML-BW3P3-BUCMWZ", at=T0, reason=reason("ack", "AddOrder ok"))
-    order.apply_fill(trade_id="TCCCTY-WE2O6-P3NB37", quantity=D("0.005"), price=D("64250.0"), fee=D("0.08"), fee_asset="ZUSD")
-    order.record_bracket(quantity=D("0.005"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=uuid.uuid4(),
-                         sl_price=D("62000"), tp_price=D("68000"), reason=reason("bracket", "per fill"))
+    order.apply_fill(
+        trade_id="TCCCTY-WE2O6-P3NB37", quantity=D("0.005"), price=D("64250.0"), fee=D("0.08"), fee_asset="ZUSD"
+    )
+    order.record_bracket(
+        quantity=D("0.005"),
+        stop_loss_order_id=uuid.uuid4(),
+        take_profit_order_id=uuid.uuid4(),
+        sl_price=D("62000"),
+        tp_price=D("68000"),
+        reason=reason("bracket", "per fill"),
+    )
     ledger.save(order)
     loaded = ledger.get_order(order.id)
     assert loaded.version == order.version == 5
@@ -96,8 +127,11 @@ def test_history_lists_every_event_with_kind_and_reason(ledger):
     order.outcome_unknown(error="HTTP 502", reason=reason("ambiguous_submit", "502 after send", http_status=502))
     ledger.save(order)
     history = ledger.order_history(order.id)
-    assert [(h.name, h.kind) for h in history] == [("Placed", EventKind.DECISION), ("Submitted", EventKind.DECISION),
-                                                   ("SubmissionOutcomeUnknown", EventKind.OUTCOME)]
+    assert [(h.name, h.kind) for h in history] == [
+        ("Placed", EventKind.DECISION),
+        ("Submitted", EventKind.DECISION),
+        ("SubmissionOutcomeUnknown", EventKind.OUTCOME),
+    ]
     assert history[2].reason == {"rule": "ambiguous_submit", "text": "502 after send", "http_status": 502}
     assert history[2].data["error"] == "HTTP 502"
 
@@ -120,14 +154,27 @@ def test_old_placed_v1_event_still_loads_through_the_upcast(ledger):
     v1_state = {
         "timestamp": {"_type_": "datetime_iso", "_data_": "2025-06-01T12:00:00+00:00"},
         "originator_topic": "domain.order:Order",
-        "signal_id": "legacy-1", "role": "entry", "pair": "XXBTZUSD", "side": "buy", "order_type": "limit",
+        "signal_id": "legacy-1",
+        "role": "entry",
+        "pair": "XXBTZUSD",
+        "side": "buy",
+        "order_type": "limit",
         "quantity": {"_type_": "decimal_str", "_data_": "0.5"},
-        "limit_price": {"_type_": "decimal_str", "_data_": "30000.0"}, "trigger_price": None,
-        "cl_ord_id": "2f0e8a4e-3f55-4f0e-a4f6-2f2ab0e1d3c1", "parent_id": None, "sl_price": None, "tp_price": None,
-        "signal_fingerprint": "", "reason": {"rule": "approved_signal", "text": "legacy"},
+        "limit_price": {"_type_": "decimal_str", "_data_": "30000.0"},
+        "trigger_price": None,
+        "cl_ord_id": "2f0e8a4e-3f55-4f0e-a4f6-2f2ab0e1d3c1",
+        "parent_id": None,
+        "sl_price": None,
+        "tp_price": None,
+        "signal_fingerprint": "",
+        "reason": {"rule": "approved_signal", "text": "legacy"},
     }  # no "class_version" key: that is how version 1 events were stored
-    stored = StoredEvent(originator_id=order_id, originator_version=1, topic="domain.order:Order.Placed",
-                         state=json.dumps(v1_state).encode())
+    stored = StoredEvent(
+        originator_id=order_id,
+        originator_version=1,
+        topic="domain.order:Order.Placed",
+        state=json.dumps(v1_state).encode(),
+    )
     ledger.app.recorder.insert_events([stored])
     order = ledger.get_order(order_id)
     assert order.tags == {} and order.timeout_s is None and order.quantity == D("0.5")

@@ -1,7 +1,7 @@
 """Fills keyed by trade id: duplicates are no-ops, overfills and contradictions are clear errors, money is exact."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -69,7 +69,7 @@ def test_no_fills_on_orders_never_sent_or_rejected():
             order.apply_fill(trade_id="T", quantity=D("0.1"), price=D("100"))
 
 
-@pytest.mark.parametrize("qty,price,fee", [("0", "1", "0"), ("1", "0", "0"), ("0.1", "1", "-0.01")])
+@pytest.mark.parametrize(("qty", "price", "fee"), [("0", "1", "0"), ("1", "0", "0"), ("0.1", "1", "-0.01")])
 def test_nonsense_fill_values_rejected(qty, price, fee):
     with pytest.raises(ValueError):
         order_in(State.OPEN).apply_fill(trade_id="T", quantity=D(qty), price=D(price), fee=D(fee))
@@ -77,7 +77,7 @@ def test_nonsense_fill_values_rejected(qty, price, fee):
 
 def test_fill_events_carry_cumulative_quantity_and_exchange_time():
     order = order_in(State.OPEN)
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     order.apply_fill(trade_id="T1", quantity=D("0.25"), price=D("100"), executed_at=at, source="ws")
     ev = order.pending_events[-1]
     assert (ev.cumulative_quantity, ev.executed_at, ev.source) == (D("0.25"), at, "ws")
@@ -86,16 +86,34 @@ def test_fill_events_carry_cumulative_quantity_and_exchange_time():
 def test_bracket_cannot_cover_more_than_filled():
     order = order_in(State.OPEN)
     order.apply_fill(trade_id="T1", quantity=D("0.4"), price=D("100"))
-    order.record_bracket(quantity=D("0.4"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=None,
-                         sl_price=D("90"), tp_price=None, reason=R)
+    order.record_bracket(
+        quantity=D("0.4"),
+        stop_loss_order_id=uuid.uuid4(),
+        take_profit_order_id=None,
+        sl_price=D("90"),
+        tp_price=None,
+        reason=R,
+    )
     assert order.bracketed_quantity == D("0.4")
     with pytest.raises(ValueError, match="unprotected"):
-        order.record_bracket(quantity=D("0.1"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=None,
-                             sl_price=D("90"), tp_price=None, reason=R)
+        order.record_bracket(
+            quantity=D("0.1"),
+            stop_loss_order_id=uuid.uuid4(),
+            take_profit_order_id=None,
+            sl_price=D("90"),
+            tp_price=None,
+            reason=R,
+        )
     leg = new_order(role=OrderRole.STOP_LOSS)
     with pytest.raises(InvalidTransition):
-        leg.record_bracket(quantity=D("0.1"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=None,
-                           sl_price=None, tp_price=None, reason=R)
+        leg.record_bracket(
+            quantity=D("0.1"),
+            stop_loss_order_id=uuid.uuid4(),
+            take_profit_order_id=None,
+            sl_price=None,
+            tp_price=None,
+            reason=R,
+        )
     assert replayed(order).brackets == order.brackets and order.brackets[0].current(OrderRole.STOP_LOSS) is not None
 
 

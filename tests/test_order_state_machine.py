@@ -1,5 +1,6 @@
 """The Order transition table: every allowed edge is reachable by its command, forbidden ones write nothing."""
 
+from datetime import UTC
 from decimal import Decimal as D
 from itertools import product
 
@@ -15,7 +16,7 @@ ALLOWED = sorted(TRANSITIONS, key=lambda e: (e[0].value, e[1].value))
 FORBIDDEN = [(a, b) for a, b in product(State, State) if a is not b and (a, b) not in TRANSITIONS]
 
 
-@pytest.mark.parametrize("source,target", ALLOWED, ids=[f"{a.value}->{b.value}" for a, b in ALLOWED])
+@pytest.mark.parametrize(("source", "target"), ALLOWED, ids=[f"{a.value}->{b.value}" for a, b in ALLOWED])
 def test_every_allowed_transition_is_taken_by_its_command(source, target):
     order = order_in(source)
     before = len(order.pending_events)
@@ -25,7 +26,7 @@ def test_every_allowed_transition_is_taken_by_its_command(source, target):
     assert replayed(order).state is target  # the stored events replay to the same state
 
 
-@pytest.mark.parametrize("source,target", FORBIDDEN, ids=[f"{a.value}->{b.value}" for a, b in FORBIDDEN])
+@pytest.mark.parametrize(("source", "target"), FORBIDDEN, ids=[f"{a.value}->{b.value}" for a, b in FORBIDDEN])
 def test_forbidden_transitions_raise_and_write_nothing(source, target):
     order = order_in(source)
     before = len(order.pending_events)
@@ -83,19 +84,32 @@ def test_duplicate_observations_write_nothing():
 def test_timeout_records_decision_then_cancel_request():
     order = order_in(State.OPEN)
     order.apply_fill(trade_id="T1", quantity=D("0.25"), price=D("100"))
-    from datetime import datetime, timezone
-    order.time_out(age_s=61.0, threshold_s=60.0, rule="signal.timeout_s", observed_at=datetime.now(timezone.utc))
+    from datetime import datetime
+
+    order.time_out(age_s=61.0, threshold_s=60.0, rule="signal.timeout_s", observed_at=datetime.now(UTC))
     timed_out, cancel = order.pending_events[-2:]
     assert type(timed_out).__name__ == "TimedOut" and timed_out.age_s == 61.0 and timed_out.threshold_s == 60.0
     assert type(cancel).__name__ == "CancelRequested"
     assert cancel.reason["rule"] == "timeout_cancel" and cancel.reason["remaining"] == "0.75"
     assert order.state is State.CANCEL_PENDING
     with pytest.raises(ValueError, match="threshold"):
-        order_in(State.OPEN).time_out(age_s=10, threshold_s=60, rule="x", observed_at=datetime.now(timezone.utc))
+        order_in(State.OPEN).time_out(age_s=10, threshold_s=60, rule="x", observed_at=datetime.now(UTC))
 
 
-COMMANDS = ["submit", "not_sent", "ack", "unknown", "cancel", "cancel_rejected", "canceled", "expired", "reject",
-            "fill_part", "fill_dup", "fill_rest"]
+COMMANDS = [
+    "submit",
+    "not_sent",
+    "ack",
+    "unknown",
+    "cancel",
+    "cancel_rejected",
+    "canceled",
+    "expired",
+    "reject",
+    "fill_part",
+    "fill_dup",
+    "fill_rest",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,7 +124,9 @@ def test_any_command_sequence_keeps_the_machine_consistent(steps):
         try:
             if step == "fill_part":
                 part += 1
-                order.apply_fill(trade_id=f"P{part}", quantity=min(D("0.3"), order.remaining_quantity) or D("0.3"), price=D("100"))
+                order.apply_fill(
+                    trade_id=f"P{part}", quantity=min(D("0.3"), order.remaining_quantity) or D("0.3"), price=D("100")
+                )
             elif step == "fill_dup":
                 if part:
                     order.apply_fill(trade_id="P1", quantity=D("0.3"), price=D("100"))
@@ -125,4 +141,9 @@ def test_any_command_sequence_keeps_the_machine_consistent(steps):
             assert (before_state, order.state) in TRANSITIONS
         assert D(0) <= order.filled_quantity <= order.quantity
     copy = replayed(order)
-    assert (copy.state, copy.version, copy.filled_quantity, copy.fills) == (order.state, order.version, order.filled_quantity, order.fills)
+    assert (copy.state, copy.version, copy.filled_quantity, copy.fills) == (
+        order.state,
+        order.version,
+        order.filled_quantity,
+        order.fills,
+    )

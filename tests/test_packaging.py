@@ -13,8 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _build_wheel(out: Path) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                           "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel,) = out.glob("execledger-*.whl")
     return wheel
@@ -30,23 +34,33 @@ def test_the_wheel_installs_one_package_beside_a_users_domain_package(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        text=True).strip())
+    site = Path(
+        subprocess.check_output(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    )
     # The user's own project, with one of the very common names the design card's folders have.
     (site / "domain").mkdir()
     (site / "domain" / "__init__.py").write_text("WHOSE = 'the user'\n")
     # Dependencies come from the test's own environment; only the wheel is installed into the fresh one.
     (site / "zz_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    version = subprocess.run([str(env_dir / "bin" / "execledger"), "--version"], capture_output=True, text=True,
-                             timeout=60, cwd=tmp_path)
+    version = subprocess.run(
+        [str(env_dir / "bin" / "execledger"), "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert version.returncode == 0, version.stderr
     assert "execledger, version" in version.stdout
-    code = ("import domain, execledger.domain.order, execledger.application.engine, execledger.infrastructure.cli;"
-            "print(domain.WHOSE); print(execledger.domain.order.__file__)")
+    code = (
+        "import domain, execledger.domain.order, execledger.application.engine, execledger.infrastructure.cli;"
+        "print(domain.WHOSE); print(execledger.domain.order.__file__)"
+    )
     imported = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     whose, where = imported.stdout.splitlines()

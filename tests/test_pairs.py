@@ -51,7 +51,7 @@ def test_volume_rounds_down_to_lot_decimals(captured):
 
 
 @pytest.mark.parametrize(
-    "side,kind,price,expected",
+    ("side", "kind", "price", "expected"),
     [
         (Side.BUY, PriceKind.LIMIT, "64250.07", "64250.0"),  # buy limit rounds down: never pays more than asked
         (Side.SELL, PriceKind.LIMIT, "64250.01", "64250.1"),  # sell limit rounds up: never sells for less
@@ -65,22 +65,37 @@ def test_price_rounding_direction(captured, side, kind, price, expected):
 
 
 def test_price_follows_tick_size_coarser_than_decimals():
-    rules = PairRules.from_kraken("XTEST", {"altname": "TEST", "base": "T", "quote": "ZUSD", "pair_decimals": 2,
-                                            "lot_decimals": 8, "ordermin": "1", "tick_size": "0.05"})
+    rules = PairRules.from_kraken(
+        "XTEST",
+        {
+            "altname": "TEST",
+            "base": "T",
+            "quote": "ZUSD",
+            "pair_decimals": 2,
+            "lot_decimals": 8,
+            "ordermin": "1",
+            "tick_size": "0.05",
+        },
+    )
     assert rules.round_price(D("10.07"), Side.BUY) == D("10.05")
     assert rules.round_price(D("10.07"), Side.SELL) == D("10.10")
 
 
 def test_below_ordermin_rejected_as_kraken_would(captured):
     # Kraken: EOrder:Order minimum not met (fixture rest_error_order_minimum_not_met_ccxt_issue_7362.json)
-    assert kraken_fixture("rest_error_order_minimum_not_met_ccxt_issue_7362.json")["error"] == ["EOrder:Order minimum not met"]
+    assert kraken_fixture("rest_error_order_minimum_not_met_ccxt_issue_7362.json")["error"] == [
+        "EOrder:Order minimum not met"
+    ]
     errors = captured.find("XBT/USD").check_new_order(order_type=OrderType.LIMIT, volume=D("0.00004"), price=D("60000"))
     assert [(e.field, e.rule) for e in errors] == [("quantity", "ordermin")]
     assert "0.00005" in errors[0].message
 
 
 def test_at_ordermin_accepted(captured):
-    assert captured.find("XBT/USD").check_new_order(order_type=OrderType.LIMIT, volume=D("0.00005"), price=D("60000")) == []
+    assert (
+        captured.find("XBT/USD").check_new_order(order_type=OrderType.LIMIT, volume=D("0.00005"), price=D("60000"))
+        == []
+    )
 
 
 def test_below_costmin_rejected(captured):
@@ -96,7 +111,7 @@ def test_volume_rounding_to_zero_rejected(captured):
 
 
 @pytest.mark.parametrize(
-    "status,order_type,post_only,reduce_only,rule",
+    ("status", "order_type", "post_only", "reduce_only", "rule"),
     [
         ("cancel_only", OrderType.LIMIT, False, False, "pair_cancel_only"),
         ("post_only", OrderType.LIMIT, False, False, "pair_post_only"),
@@ -111,11 +126,12 @@ def test_pair_status_modes(status, order_type, post_only, reduce_only, rule):
     info = dict(kraken_fixture("rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD.json")["result"]["XXBTZUSD"])
     info["status"] = status
     rules = PairRules.from_kraken("XXBTZUSD", info)
-    errors = rules.check_new_order(order_type=order_type, volume=D("0.01"), price=D("60000"),
-                                   post_only=post_only, reduce_only=reduce_only)
+    errors = rules.check_new_order(
+        order_type=order_type, volume=D("0.01"), price=D("60000"), post_only=post_only, reduce_only=reduce_only
+    )
     assert [e.rule for e in errors] == ([rule] if rule else [])
 
 
 def test_unusable_entry_is_a_clear_error():
-    with pytest.raises(ValueError, match="XBAD.*pair_decimals"):
+    with pytest.raises(ValueError, match=r"XBAD.*pair_decimals"):
         PairRules.from_kraken("XBAD", {"altname": "BAD", "base": "B", "quote": "Q", "lot_decimals": 8})

@@ -1,36 +1,66 @@
 """The policies alone: orders and a time in, actions out. No store, no network, no sleeps."""
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal as D
-import uuid
 
 import pytest
 
 from execledger.application.policies import (
-    CancelOrder, Defer, PlaceBracket, PlaceLeg, PolicyConfig, TimeOut, bracket_policy, oco_policy, timeout_policy,
+    CancelOrder,
+    Defer,
+    PlaceBracket,
+    PlaceLeg,
+    PolicyConfig,
+    TimeOut,
+    bracket_policy,
+    oco_policy,
+    timeout_policy,
 )
 from execledger.domain.order import Order
 from execledger.domain.values import OrderRole, OrderType, Side
 from execledger.infrastructure.pairs import load_default_pairs
-from tests.orders import R, T0
+from tests.orders import T0, R
 
 XBT = load_default_pairs().find("XBT/USD")
 CFG = PolicyConfig(default_timeout_s=300)
 
 
 def entry(quantity="1", timeout_s=None, sl="90", tp="120", order_type=OrderType.LIMIT) -> Order:
-    o = Order.place(order_id=uuid.uuid4(), signal_id="s", role=OrderRole.ENTRY, pair="XXBTZUSD", side=Side.BUY,
-                    order_type=order_type, quantity=D(quantity), limit_price=D("100"), cl_ord_id="c",
-                    sl_price=D(sl) if sl else None, tp_price=D(tp) if tp else None, timeout_s=timeout_s, reason=R)
+    o = Order.place(
+        order_id=uuid.uuid4(),
+        signal_id="s",
+        role=OrderRole.ENTRY,
+        pair="XXBTZUSD",
+        side=Side.BUY,
+        order_type=order_type,
+        quantity=D(quantity),
+        limit_price=D("100"),
+        cl_ord_id="c",
+        sl_price=D(sl) if sl else None,
+        tp_price=D(tp) if tp else None,
+        timeout_s=timeout_s,
+        reason=R,
+    )
     o.submit(at=T0, deadline=None, reason=R)
     o.acknowledge(txid="O1", at=T0 + timedelta(seconds=1), reason=R)
     return o
 
 
 def leg(parent: Order, role: OrderRole, quantity: str) -> Order:
-    o = Order.place(order_id=uuid.uuid4(), signal_id="s", role=role, pair="XXBTZUSD", side=Side.SELL,
-                    order_type=OrderType.STOP_LOSS, quantity=D(quantity), trigger_price=D("90"), cl_ord_id=str(uuid.uuid4()),
-                    parent_id=parent.id, reason=R)
+    o = Order.place(
+        order_id=uuid.uuid4(),
+        signal_id="s",
+        role=role,
+        pair="XXBTZUSD",
+        side=Side.SELL,
+        order_type=OrderType.STOP_LOSS,
+        quantity=D(quantity),
+        trigger_price=D("90"),
+        cl_ord_id=str(uuid.uuid4()),
+        parent_id=parent.id,
+        reason=R,
+    )
     o.submit(at=T0, deadline=None, reason=R)
     o.acknowledge(txid=str(uuid.uuid4()), at=T0, reason=R)
     return o
@@ -81,8 +111,14 @@ class TestBracket:
         fill(o, "0.3")
         [plan] = bracket_policy(o, XBT)
         assert isinstance(plan, PlaceBracket) and plan.quantity == D("0.3") and plan.sl_price == D("90")
-        o.record_bracket(quantity=D("0.3"), stop_loss_order_id=uuid.uuid4(), take_profit_order_id=uuid.uuid4(),
-                         sl_price=D("90"), tp_price=D("120"), reason=R)
+        o.record_bracket(
+            quantity=D("0.3"),
+            stop_loss_order_id=uuid.uuid4(),
+            take_profit_order_id=uuid.uuid4(),
+            sl_price=D("90"),
+            tp_price=D("120"),
+            reason=R,
+        )
         assert bracket_policy(o, XBT) == []
         fill(o, "0.2")
         assert bracket_policy(o, XBT)[0].quantity == D("0.2")
@@ -108,8 +144,14 @@ class TestOco:
         self.e = entry()
         fill(self.e, "1")
         self.sl, self.tp = leg(self.e, OrderRole.STOP_LOSS, "1"), leg(self.e, OrderRole.TAKE_PROFIT, "1")
-        self.b = self.e.record_bracket(quantity=D("1"), stop_loss_order_id=self.sl.id, take_profit_order_id=self.tp.id,
-                                       sl_price=D("90"), tp_price=D("120"), reason=R)
+        self.b = self.e.record_bracket(
+            quantity=D("1"),
+            stop_loss_order_id=self.sl.id,
+            take_profit_order_id=self.tp.id,
+            sl_price=D("90"),
+            tp_price=D("120"),
+            reason=R,
+        )
 
     def decide(self):
         legs = {o.id: o for o in (self.sl, self.tp, *getattr(self, "extra", []))}
@@ -137,9 +179,18 @@ class TestOco:
     def test_sibling_still_submitting_is_canceled_once_its_outcome_is_known(self):
         # Found by the fault suite: the stop filled while the take-profit's AddOrder was still on the wire, and
         # CancelRequested from SUBMITTING raised InvalidTransition in the stream worker (trading stopped).
-        self.tp = Order.place(order_id=self.tp.id, signal_id="s", role=OrderRole.TAKE_PROFIT, pair="XXBTZUSD",
-                              side=Side.SELL, order_type=OrderType.TAKE_PROFIT, quantity=D("1"), cl_ord_id="t",
-                              parent_id=self.e.id, reason=R)
+        self.tp = Order.place(
+            order_id=self.tp.id,
+            signal_id="s",
+            role=OrderRole.TAKE_PROFIT,
+            pair="XXBTZUSD",
+            side=Side.SELL,
+            order_type=OrderType.TAKE_PROFIT,
+            quantity=D("1"),
+            cl_ord_id="t",
+            parent_id=self.e.id,
+            reason=R,
+        )
         self.tp.submit(at=T0, deadline=None, reason=R)
         fill(self.sl, "1")
         assert self.decide() == []
@@ -147,14 +198,28 @@ class TestOco:
         [cancel] = self.decide()
         assert cancel.order_id == self.tp.id and cancel.reason["rule"] == "oco_cancel_sibling"
 
-    @pytest.mark.parametrize("error, why", [("EOrder:Rate limit exceeded", {"error_class": "rate_limited"}),
-                                            ("not placed", {"rule": "unknown_resolved_not_placed"})])
+    @pytest.mark.parametrize(
+        ("error", "why"),
+        [
+            ("EOrder:Rate limit exceeded", {"error_class": "rate_limited"}),
+            ("not placed", {"rule": "unknown_resolved_not_placed"}),
+        ],
+    )
     def test_leg_not_placed_for_a_passing_reason_is_recreated(self, error, why):
         # Found by the fault suite: a take-profit rejected by a rate limit, or killed in submission and then proven
         # never placed, left the position unprotected ("the same order would be rejected again").
-        self.tp = Order.place(order_id=self.tp.id, signal_id="s", role=OrderRole.TAKE_PROFIT, pair="XXBTZUSD",
-                              side=Side.SELL, order_type=OrderType.TAKE_PROFIT, quantity=D("1"), cl_ord_id="t",
-                              parent_id=self.e.id, reason=R)
+        self.tp = Order.place(
+            order_id=self.tp.id,
+            signal_id="s",
+            role=OrderRole.TAKE_PROFIT,
+            pair="XXBTZUSD",
+            side=Side.SELL,
+            order_type=OrderType.TAKE_PROFIT,
+            quantity=D("1"),
+            cl_ord_id="t",
+            parent_id=self.e.id,
+            reason=R,
+        )
         self.tp.submit(at=T0, deadline=None, reason=R)
         self.tp.reject(error=error, reason={**R, **why})
         [place] = self.decide()
@@ -168,9 +233,18 @@ class TestOco:
         assert place.order_type is OrderType.STOP_LOSS and place.trigger_price == D("90")
 
     def test_rejected_stop_exits_at_market_once(self):
-        self.sl = Order.place(order_id=self.sl.id, signal_id="s", role=OrderRole.STOP_LOSS, pair="XXBTZUSD",
-                              side=Side.SELL, order_type=OrderType.STOP_LOSS, quantity=D("1"), cl_ord_id="x",
-                              parent_id=self.e.id, reason=R)
+        self.sl = Order.place(
+            order_id=self.sl.id,
+            signal_id="s",
+            role=OrderRole.STOP_LOSS,
+            pair="XXBTZUSD",
+            side=Side.SELL,
+            order_type=OrderType.STOP_LOSS,
+            quantity=D("1"),
+            cl_ord_id="x",
+            parent_id=self.e.id,
+            reason=R,
+        )
         self.sl.submit(at=T0, deadline=None, reason=R)
         self.sl.reject(error="EOrder:Insufficient funds", reason=R)
         [exit_] = self.decide()

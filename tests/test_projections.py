@@ -22,7 +22,7 @@ def snapshot(engine) -> dict:
     out = {}
     with engine.connect() as conn:
         for table in t.VIEW_TABLES:
-            keys = [c for c in table.primary_key.columns]
+            keys = list(table.primary_key.columns)
             out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*keys))]
     return out
 
@@ -36,8 +36,15 @@ async def trade_a_bracket(ledger, clock) -> Harness:
     tp = h.legs(entry, OrderRole.TAKE_PROFIT)
     h.venue.fill(h.txid(tp[0]), "0.5", "120", fee="0.1")
     await h.settle()
-    await h.signal(signal_id="p2", side="sell", order_type="market", limit_price=None, quantity="0.1",
-                   sl_price="130", tp_price="80")
+    await h.signal(
+        signal_id="p2",
+        side="sell",
+        order_type="market",
+        limit_price=None,
+        quantity="0.1",
+        sl_price="130",
+        tp_price="80",
+    )
     return h
 
 
@@ -111,11 +118,15 @@ async def test_rebuild_swaps_a_shadow_in_while_the_live_tables_keep_serving(ledg
         names = set(projector.engine.dialect.get_table_names(conn, schema=None))
     assert not any(name.endswith("__rebuild") for name in names)
     other = ReadModelProjector(orders_app, projector.engine)  # a second projector whose cache predates the swap
-    ledger.submit_signal({"signal_id": "after", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"})
+    ledger.submit_signal(
+        {"signal_id": "after", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
+    )
     assert other.catch_up() == 1 and projector.catch_up() == 0
 
 
-async def test_restarted_projector_reading_a_sibling_does_not_run_ahead_of_the_log(ledger, clock, projector, orders_app):
+async def test_restarted_projector_reading_a_sibling_does_not_run_ahead_of_the_log(
+    ledger, clock, projector, orders_app
+):
     # Found by the fault suite: after a restart, a batch touching a signal loaded its other orders at their latest
     # version into the cache; their next events then failed with OriginatorVersionError and the follower died.
     h = await trade_a_bracket(ledger, clock)

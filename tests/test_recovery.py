@@ -1,8 +1,7 @@
 """Restart recovery against the in-memory exchange: nothing lost, nothing sent twice, nothing foreign touched."""
 
-from decimal import Decimal as D
-
 import asyncio
+from decimal import Decimal as D
 
 from execledger.application.exchange import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
 from execledger.application.service import ServiceConfig
@@ -23,8 +22,16 @@ def restart(h: Harness, ledger, clock) -> Harness:
 
 async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.submit_signal({"signal_id": "c1", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                    "quantity": "1", "limit_price": "100"}).order
+    order = h.engine.submit_signal(
+        {
+            "signal_id": "c1",
+            "pair": "XBT/USD",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": "1",
+            "limit_price": "100",
+        }
+    ).order
     request = h.engine.begin_submission(order.id)
     await h.venue.place(request)  # reached the venue; the process dies before recording the outcome
     h2 = restart(h, ledger, clock)
@@ -38,8 +45,16 @@ async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(led
 
 async def test_crash_before_the_request_left_is_proven_not_placed_after_the_deadline(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.submit_signal({"signal_id": "c2", "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                    "quantity": "1", "limit_price": "100"}).order
+    order = h.engine.submit_signal(
+        {
+            "signal_id": "c2",
+            "pair": "XBT/USD",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": "1",
+            "limit_price": "100",
+        }
+    ).order
     h.engine.begin_submission(order.id)  # dies before sending
     h2 = restart(h, ledger, clock)
     await h2.service.reconcile()
@@ -93,8 +108,16 @@ async def test_pending_cancel_is_resent_after_restart(ledger, clock):
 async def test_foreign_orders_are_reported_not_touched(ledger, clock):
     h = Harness(ledger, clock)
     await h.signal(signal_id="c6")
-    await h.venue.place(OrderRequest(cl_ord_id="someone-else", pair="XXBTZUSD", side=Side.SELL,
-                                     order_type=OrderType.LIMIT, volume=D("2"), price=D("200")))
+    await h.venue.place(
+        OrderRequest(
+            cl_ord_id="someone-else",
+            pair="XXBTZUSD",
+            side=Side.SELL,
+            order_type=OrderType.LIMIT,
+            volume=D("2"),
+            price=D("200"),
+        )
+    )
     report = await restart(h, ledger, clock).service.reconcile()
     assert [o.cl_ord_id for o in report.foreign] == ["someone-else"]
     assert not h.venue.cancel_calls
@@ -124,8 +147,16 @@ async def test_periodic_reconcile_skips_orders_the_stream_just_reported(ledger, 
 
 def unknown_entry_to_cancel(h: Harness, signal_id: str):
     """An entry whose AddOrder is about to go out (the caller decides whether it reaches the venue)."""
-    order = h.engine.submit_signal({"signal_id": signal_id, "pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                    "quantity": "1", "limit_price": "100"}).order
+    order = h.engine.submit_signal(
+        {
+            "signal_id": signal_id,
+            "pair": "XBT/USD",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": "1",
+            "limit_price": "100",
+        }
+    ).order
     request = h.engine.begin_submission(order.id)
     return order, request
 

@@ -12,8 +12,16 @@ from execledger.infrastructure.writerlock import WriterLockHeld
 
 async def start(settings, **kwargs):
     stop, ready = asyncio.Event(), asyncio.Queue()
-    task = asyncio.create_task(run_service(settings, stop=stop, on_ready=ready.put_nowait, api_port=0,
-                                           service_config=ServiceConfig(tick_interval_s=0.05), **kwargs))
+    task = asyncio.create_task(
+        run_service(
+            settings,
+            stop=stop,
+            on_ready=ready.put_nowait,
+            api_port=0,
+            service_config=ServiceConfig(tick_interval_s=0.05),
+            **kwargs,
+        )
+    )
     getter = asyncio.create_task(ready.get())
     done, _ = await asyncio.wait({task, getter}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -27,11 +35,22 @@ async def test_all_roles_over_the_builtin_simulator(settings):
     try:
         assert running.simulator is not None and running.api_url.startswith("http://127.0.0.1:")
         filled = asyncio.Event()
-        running.ledger.engine.publish = lambda r: filled.set() if r.role == "take_profit" and r.order_status == "OPEN" else None
+        running.ledger.engine.publish = lambda r: (
+            filled.set() if r.role == "take_profit" and r.order_status == "OPEN" else None
+        )
         async with aiohttp.ClientSession() as http:
-            r = await http.post(f"{running.api_url}/v1/signals", json={
-                "signal_id": "run-1", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01",
-                "sl_price": "60000", "tp_price": "70000"})
+            r = await http.post(
+                f"{running.api_url}/v1/signals",
+                json={
+                    "signal_id": "run-1",
+                    "pair": "XBT/USD",
+                    "side": "buy",
+                    "order_type": "market",
+                    "quantity": "0.01",
+                    "sl_price": "60000",
+                    "tp_price": "70000",
+                },
+            )
             assert r.status == 201
             await asyncio.wait_for(filled.wait(), 20)  # fill on the stream -> bracket -> legs acknowledged
             await running.follower.wait_for(running.ledger.app.recorder.max_notification_id(), 20)
@@ -47,8 +66,12 @@ async def test_all_roles_over_the_builtin_simulator(settings):
 async def test_second_trading_instance_on_the_same_key_refuses_to_start(settings):
     stop, task, running = await start(settings, role=Role.TRADING)
     try:
-        second = settings.with_exchange(url=running.simulator.rest_url, ws_url=running.simulator.ws_url,
-                                        key=running.simulator.key, secret=running.simulator.secret)
+        second = settings.with_exchange(
+            url=running.simulator.rest_url,
+            ws_url=running.simulator.ws_url,
+            key=running.simulator.key,
+            secret=running.simulator.secret,
+        )
         first_key = running.exchange  # noqa: F841 - keep the first instance alive
         with pytest.raises(WriterLockHeld):
             await run_service(second, role=Role.TRADING, stop=asyncio.Event())

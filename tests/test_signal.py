@@ -12,8 +12,16 @@ from execledger.infrastructure.pairs import load_default_pairs
 
 PAIRS = load_default_pairs()
 
-GOOD = {"signal_id": "s-1", "pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.01",
-        "limit_price": "60000", "sl_price": "58000", "tp_price": "65000"}
+GOOD = {
+    "signal_id": "s-1",
+    "pair": "XBT/USD",
+    "side": "buy",
+    "order_type": "limit",
+    "quantity": "0.01",
+    "limit_price": "60000",
+    "sl_price": "58000",
+    "tp_price": "65000",
+}
 
 
 def rejected(data) -> set[tuple[str, str]]:
@@ -28,7 +36,7 @@ def test_good_signal_parses_to_exact_decimals():
 
 
 @pytest.mark.parametrize(
-    "change,expected",
+    ("change", "expected"),
     [
         ({"quantity": "0"}, ("quantity", "greater_than")),
         ({"quantity": "-1"}, ("quantity", "greater_than")),
@@ -74,13 +82,27 @@ def test_unknown_pair_named(pairs):
 
 
 def test_plan_rounds_once_and_reports_what_changed(pairs):
-    plan = plan_entry(parse_signal({**GOOD, "pair": "ETHUSD", "quantity": "0.123456789", "limit_price": "3401.239",
-                                    "sl_price": "3300.005", "tp_price": "3550"}), pairs)
+    plan = plan_entry(
+        parse_signal(
+            {
+                **GOOD,
+                "pair": "ETHUSD",
+                "quantity": "0.123456789",
+                "limit_price": "3401.239",
+                "sl_price": "3300.005",
+                "tp_price": "3550",
+            }
+        ),
+        pairs,
+    )
     assert plan.rules.key == "XETHZUSD"
     assert plan.quantity == D("0.12345678") and plan.limit_price == D("3401.23")
     assert plan.sl_price == D("3300.01")
-    assert plan.rounding() == {"quantity": "0.123456789 -> 0.12345678", "limit_price": "3401.239 -> 3401.23",
-                               "sl_price": "3300.005 -> 3300.01"}
+    assert plan.rounding() == {
+        "quantity": "0.123456789 -> 0.12345678",
+        "limit_price": "3401.239 -> 3401.23",
+        "sl_price": "3300.005 -> 3300.01",
+    }
 
 
 def test_plan_rejects_below_minimum(pairs):

@@ -31,7 +31,7 @@ async def _auth_and_errors(request: web.Request, handler):
         return error_response(400, "invalid query", errors=[e.__dict__ for e in exc.errors])
     except web.HTTPException:
         raise
-    except Exception as exc:  # noqa: BLE001 - a clear 500 without internals; the log has the rest
+    except Exception as exc:
         request.app.logger.exception("unhandled error on %s", request.path)
         return error_response(500, f"internal error: {type(exc).__name__}")
 

@@ -14,8 +14,13 @@ from execledger.infrastructure.readmodels.queries import BadQuery, parse_filter
 
 
 def _page(page) -> dict:
-    return {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset,
-            "next_offset": page.next_offset}
+    return {
+        "items": page.items,
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "next_offset": page.next_offset,
+    }
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -48,17 +53,28 @@ async def get_order(request: web.Request) -> web.Response:
         history = ctx.engine.ledger.order_history(order_id)
     except OrderNotFound:
         return error_response(404, f"no order {order_id}")
-    return json_response({"order": state, "projected": state is not None,
-                  "history": [{"version": h.version, "event": h.name, "kind": h.kind.value,
-                               "timestamp": h.timestamp, "data": h.data} for h in history]})
+    return json_response(
+        {
+            "order": state,
+            "projected": state is not None,
+            "history": [
+                {"version": h.version, "event": h.name, "kind": h.kind.value, "timestamp": h.timestamp, "data": h.data}
+                for h in history
+            ],
+        }
+    )
 
 
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     lag = ctx.projector.lag()
     trading = ctx.engine.trading
-    body = {"status": "ok", "projection_lag": lag, "projection_position": ctx.projector.position(),
-            "trading": {"mode": trading.mode.value, "by": trading.by, "why": trading.why}}
+    body = {
+        "status": "ok",
+        "projection_lag": lag,
+        "projection_position": ctx.projector.position(),
+        "trading": {"mode": trading.mode.value, "by": trading.by, "why": trading.why},
+    }
     if ctx.recovered is not None:
         body["trading"]["recovered"] = ctx.recovered()
     return json_response(body)

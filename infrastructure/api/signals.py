@@ -20,8 +20,11 @@ async def post_signal(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return error_response(400, "the body must be a JSON object")
     if not isinstance(body, dict):
-        return error_response(422, "invalid signal", errors=[{"field": "signal", "rule": "object_required",
-                                                       "message": "the body must be a JSON object"}])
+        return error_response(
+            422,
+            "invalid signal",
+            errors=[{"field": "signal", "rule": "object_required", "message": "the body must be a JSON object"}],
+        )
     try:
         result = ctx.engine.submit_signal(body)
     except SignalRejected as exc:
@@ -33,5 +36,13 @@ async def post_signal(request: web.Request) -> web.Response:
     if result.created and ctx.on_signal:
         ctx.on_signal()
     order = result.order
-    return json_response({"order_id": str(order.id), "signal_id": order.signal_id, "status": order.status.value,
-                  "cl_ord_id": order.cl_ord_id, "created": result.created}, 201 if result.created else 200)
+    return json_response(
+        {
+            "order_id": str(order.id),
+            "signal_id": order.signal_id,
+            "status": order.status.value,
+            "cl_ord_id": order.cl_ord_id,
+            "created": result.created,
+        },
+        201 if result.created else 200,
+    )

@@ -13,8 +13,13 @@ import click
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="execledger")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="EXECLEDGER_CONFIG_FILE",
-              help="optional KEY=value file with EXECLEDGER_* settings (the environment wins)")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="EXECLEDGER_CONFIG_FILE",
+    help="optional KEY=value file with EXECLEDGER_* settings (the environment wins)",
+)
 def main(config_file: str | None) -> None:
     """execledger: an event-sourced execution ledger for Kraken Spot."""
     if config_file:

@@ -49,5 +49,3 @@ def _open_app(settings: Settings):
         fail(Exit.CONFIG, str(exc))
     except Exception as exc:  # the driver's own error: say what failed without echoing credentials
         fail(Exit.CONFIG, f"cannot open the event store ({settings.backend}): {type(exc).__name__}: {exc}")
-
-

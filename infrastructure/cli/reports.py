@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from rich.console import Console
@@ -28,21 +28,65 @@ from execledger.infrastructure.render import print_rows, print_timeline
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 REPORT_COLUMNS = {
-    "reports": ["timestamp", "signal_id", "role", "event", "trading_pair", "side", "order_type", "order_status",
-                "quantity_ordered", "quantity_filled", "average_fill_price", "commission", "exchange_order_id",
-                "error_message"],
-    "orders": ["created_at", "signal_id", "role", "pair", "side", "order_type", "quantity", "limit_price",
-               "trigger_price", "status", "filled_quantity", "average_fill_price", "fees", "txid"],
+    "reports": [
+        "timestamp",
+        "signal_id",
+        "role",
+        "event",
+        "trading_pair",
+        "side",
+        "order_type",
+        "order_status",
+        "quantity_ordered",
+        "quantity_filled",
+        "average_fill_price",
+        "commission",
+        "exchange_order_id",
+        "error_message",
+    ],
+    "orders": [
+        "created_at",
+        "signal_id",
+        "role",
+        "pair",
+        "side",
+        "order_type",
+        "quantity",
+        "limit_price",
+        "trigger_price",
+        "status",
+        "filled_quantity",
+        "average_fill_price",
+        "fees",
+        "txid",
+    ],
     "fills": ["recorded_at", "signal_id", "role", "pair", "side", "quantity", "price", "fee", "fee_asset", "trade_id"],
-    "signals": ["signal_id", "pair", "side", "entry_status", "entry_filled", "entry_average_price", "exit_filled",
-                "position", "realised_pnl", "fees", "open_legs", "legs"],
+    "signals": [
+        "signal_id",
+        "pair",
+        "side",
+        "entry_status",
+        "entry_filled",
+        "entry_average_price",
+        "exit_filled",
+        "position",
+        "realised_pnl",
+        "fees",
+        "open_legs",
+        "legs",
+    ],
 }
-
 
 
 def register(main: click.Group) -> None:
@@ -66,11 +110,17 @@ def register(main: click.Group) -> None:
             except BadQuery as exc:
                 fail(Exit.INPUT, f"invalid query: {exc}")
             lg.projector.catch_up()
-            query = {"reports": lg.queries.execution_reports, "orders": lg.queries.orders, "fills": lg.queries.fills,
-                     "signals": lg.queries.signals}[kind]
+            query = {
+                "reports": lg.queries.execution_reports,
+                "orders": lg.queries.orders,
+                "fills": lg.queries.fills,
+                "signals": lg.queries.signals,
+            }[kind]
             page = query(f)
         if as_json:
-            click.echo(json.dumps({"items": page.items, "total": page.total, "next_offset": page.next_offset}, default=str))
+            click.echo(
+                json.dumps({"items": page.items, "total": page.total, "next_offset": page.next_offset}, default=str)
+            )
             return
         print_rows(console, f"{kind}: {len(page.items)} of {page.total}", page.items, REPORT_COLUMNS[kind])
 
@@ -94,10 +144,23 @@ def register(main: click.Group) -> None:
         when = timestamp(at)
         with open_or_exit(load()) as lg:
             orders = orders_at(lg.ledger, when)
-        rows = [{"order_id": str(o.id), "signal_id": o.signal_id, "role": o.role.value, "pair": o.pair,
-                 "side": o.side.value, "quantity": plain(o.quantity), "status": o.status.value,
-                 "filled": plain(o.filled_quantity), "version": o.version} for o in orders]
-        print_rows(console, f"orders as of {when.isoformat()}: {len(rows)}", rows, list(rows[0]) if rows else ["order_id"])
+        rows = [
+            {
+                "order_id": str(o.id),
+                "signal_id": o.signal_id,
+                "role": o.role.value,
+                "pair": o.pair,
+                "side": o.side.value,
+                "quantity": plain(o.quantity),
+                "status": o.status.value,
+                "filled": plain(o.filled_quantity),
+                "version": o.version,
+            }
+            for o in orders
+        ]
+        print_rows(
+            console, f"orders as of {when.isoformat()}: {len(rows)}", rows, list(rows[0]) if rows else ["order_id"]
+        )
 
     @main.command()
     def replay():
@@ -109,12 +172,17 @@ def register(main: click.Group) -> None:
             with _progress(console) as progress:
                 task = progress.add_task("replaying decisions", total=total)
                 result = PolicyReplay(lg.app, lg.ledger.pairs, engine_config(settings).policy).run(
-                    progress=lambda n: progress.advance(task, n))
-        console.print(f"replayed {result.events} events, checked {result.decisions_checked} decisions: "
-                      f"{len(result.differences)} differ")
+                    progress=lambda n: progress.advance(task, n)
+                )
+        console.print(
+            f"replayed {result.events} events, checked {result.decisions_checked} decisions: "
+            f"{len(result.differences)} differ"
+        )
         for d in result.differences:
-            console.print(f"  [red]differs[/red] order {d.order_id} v{d.version} {d.event} [{escape(str(d.rule))}]: "
-                          f"recorded {escape(d.recorded)!s}; policies now decide {escape(d.replayed)}")
+            console.print(
+                f"  [red]differs[/red] order {d.order_id} v{d.version} {d.event} [{escape(str(d.rule))}]: "
+                f"recorded {escape(d.recorded)!s}; policies now decide {escape(d.replayed)}"
+            )
         if not result.ok:
             raise SystemExit(int(Exit.DIFFERENCES))
 
@@ -128,10 +196,9 @@ def register(main: click.Group) -> None:
         console = Console()
         with open_or_exit(load()) as lg:
             total = lg.app.recorder.max_notification_id() or 0
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             with _progress(console) as progress:
                 task = progress.add_task("rebuilding read models", total=total)
                 n = lg.projector.rebuild(progress=lambda k: progress.advance(task, k))
-            seconds = (datetime.now(timezone.utc) - started).total_seconds()
+            seconds = (datetime.now(UTC) - started).total_seconds()
         console.print(f"rebuilt from {n} events in {seconds:.2f}s; position {total}")
-

@@ -28,8 +28,12 @@ def register(main: click.Group) -> None:
     @click.option("--key", required=True, help="The API key clients must send.")
     @click.option("--secret", required=True, help="The base64 API secret clients sign with (never printed).")
     @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the price path and the ids.")
-    @click.option("--fill-fractions", default="", help="Successive partial fills of a resting limit order, as "
-                  "fractions of it (e.g. 0.4,0.3); empty: each fills at once.")
+    @click.option(
+        "--fill-fractions",
+        default="",
+        help="Successive partial fills of a resting limit order, as "
+        "fractions of it (e.g. 0.4,0.3); empty: each fills at once.",
+    )
     def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fractions: str) -> None:
         """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
         import asyncio
@@ -46,7 +50,9 @@ def register(main: click.Group) -> None:
         try:
             fractions = tuple(Decimal(f) for f in fill_fractions.split(",") if f.strip())
         except ArithmeticError:
-            raise click.BadParameter(f"{fill_fractions!r} is not a list of decimals", param_hint="--fill-fractions") from None
+            raise click.BadParameter(
+                f"{fill_fractions!r} is not a list of decimals", param_hint="--fill-fractions"
+            ) from None
 
         async def serve() -> None:
             stop = asyncio.Event()
@@ -55,18 +61,28 @@ def register(main: click.Group) -> None:
             # Python's default KeyboardInterrupt never comes (seen in CI); SIGTERM stops it cleanly too.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with KrakenSimulator(host=host, port=port, key=key, secret=secret, seed=seed,
-                                       fill_fractions=fractions) as sim:
-                click.echo(f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True)
+            async with KrakenSimulator(
+                host=host, port=port, key=key, secret=secret, seed=seed, fill_fractions=fractions
+            ) as sim:
+                click.echo(
+                    f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True
+                )
                 await stop.wait()
 
         asyncio.run(serve())
         click.echo("simulator stopped", err=True)
 
     @main.command()
-    @click.option("--role", type=click.Choice(["all", "trading", "projections", "api"]), default="all", show_default=True,
-                  help="which part of the service this process runs")
-    @click.option("--standby", is_flag=True, help="trading: wait for the writer lock and take over when its holder dies")
+    @click.option(
+        "--role",
+        type=click.Choice(["all", "trading", "projections", "api"]),
+        default="all",
+        show_default=True,
+        help="which part of the service this process runs",
+    )
+    @click.option(
+        "--standby", is_flag=True, help="trading: wait for the writer lock and take over when its holder dies"
+    )
     def run(role: str, standby: bool) -> None:
         """Run the service (trading workers, read-model follower, HTTP API) until SIGINT/SIGTERM.
 

@@ -15,13 +15,17 @@ def register(main: click.Group) -> None:
         console = Console()
         with open_or_exit(load()) as lg:
             changed = lg.engine.set_mode(mode, by=by, why=reason, cancel_entries=cancel_entries)
-        console.print(f"trading is {mode.value}" + ("" if changed else " (unchanged)") + f": {escape(reason)} (by {escape(by)})")
+        console.print(
+            f"trading is {mode.value}" + ("" if changed else " (unchanged)") + f": {escape(reason)} (by {escape(by)})"
+        )
 
     @main.command()
     @click.option("--reason", required=True, help="why trading stops (recorded)")
     @click.option("--by", default="cli", show_default=True, help="who halts (recorded)")
     @click.option("--cancel-entries", is_flag=True, help="also cancel every resting entry order")
-    @click.option("--reducing", is_flag=True, help="REDUCING instead of HALTED: no new entries, resting ones keep working")
+    @click.option(
+        "--reducing", is_flag=True, help="REDUCING instead of HALTED: no new entries, resting ones keep working"
+    )
     def halt(reason, by, cancel_entries, reducing):
         """Stop new entries (exits keep being managed)."""
         _mode(TradingMode.REDUCING if reducing else TradingMode.HALTED, reason, by, cancel_entries)

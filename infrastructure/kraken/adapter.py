@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,18 @@ QUERY_BATCH = 50  # QueryOrders takes up to 50 txids per call
 
 
 def rfc3339_utc(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def add_order_params(request: OrderRequest) -> dict[str, str]:
     """The AddOrder body of one request (decimals rendered without exponent, ``deadline`` when it has one)."""
-    params = {"pair": request.pair, "type": str(request.side), "ordertype": str(request.order_type),
-              "volume": plain(request.volume), "cl_ord_id": request.cl_ord_id}
+    params = {
+        "pair": request.pair,
+        "type": str(request.side),
+        "ordertype": str(request.order_type),
+        "volume": plain(request.volume),
+        "cl_ord_id": request.cl_ord_id,
+    }
     if request.price is not None:
         params["price"] = plain(request.price)
     if request.price2 is not None:
@@ -73,9 +78,16 @@ def add_order_params(request: OrderRequest) -> dict[str, str]:
 class KrakenExchange:
     """Implements ``application.exchange.ExchangePort`` for Kraken Spot."""
 
-    def __init__(self, rest: KrakenRestClient, *, pairs: PairRegistry | None = None,
-                 retry: RetryPolicy | None = None, trading_limiter: TradingRateLimiter | None = None,
-                 ws_url: str | None = None, stream_factory: Callable[["KrakenExchange"], Any] | None = None):
+    def __init__(
+        self,
+        rest: KrakenRestClient,
+        *,
+        pairs: PairRegistry | None = None,
+        retry: RetryPolicy | None = None,
+        trading_limiter: TradingRateLimiter | None = None,
+        ws_url: str | None = None,
+        stream_factory: Callable[[KrakenExchange], Any] | None = None,
+    ):
         self.rest = rest
         self.pairs = pairs
         self.retry = retry or RetryPolicy()
@@ -85,18 +97,29 @@ class KrakenExchange:
         self._orders: dict[str, tuple[str, str | None]] = {}  # txid or cl_ord_id -> (pair, txid)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, tier: Tier | None = Tier.STARTER,
-                      breaker: CircuitBreaker | None = None, pairs: PairRegistry | None = None) -> "KrakenExchange":
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        tier: Tier | None = Tier.STARTER,
+        breaker: CircuitBreaker | None = None,
+        pairs: PairRegistry | None = None,
+    ) -> KrakenExchange:
         """Wire the adapter from ``EXECLEDGER_KRAKEN_*`` (credentials checked for format here; call
         ``rest.validate_credentials()`` at start for the authenticated check). ``tier=None`` models no rate
         limits (for a venue that has none, such as the built-in simulator's default)."""
         if not settings.kraken_url:
             raise ValueError("EXECLEDGER_KRAKEN_URL is not set")
-        rest = KrakenRestClient(settings.kraken_url, KrakenCredentials.from_settings(settings),
-                                data_dir=Path(settings.data_dir), limiter=RestCallLimiter(tier) if tier else None,
-                                breaker=breaker or CircuitBreaker())
-        return cls(rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier) if tier else None,
-                   ws_url=settings.kraken_ws_url)
+        rest = KrakenRestClient(
+            settings.kraken_url,
+            KrakenCredentials.from_settings(settings),
+            data_dir=Path(settings.data_dir),
+            limiter=RestCallLimiter(tier) if tier else None,
+            breaker=breaker or CircuitBreaker(),
+        )
+        return cls(
+            rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier) if tier else None, ws_url=settings.kraken_ws_url
+        )
 
     async def close(self) -> None:
         await self.rest.close()
@@ -116,7 +139,7 @@ class KrakenExchange:
         if order.cl_ord_id:
             self._orders[order.cl_ord_id] = (order.pair, order.txid)
         if self.trading is not None and order.opened_at is not None and self.trading.age_of(order.txid) is None:
-            age = (datetime.now(timezone.utc) - order.opened_at).total_seconds()
+            age = (datetime.now(UTC) - order.opened_at).total_seconds()
             self.trading.order_placed(order.txid, max(0.0, age))
 
     def _parse_orders(self, result: dict[str, Any]) -> dict[str, VenueOrder]:
@@ -136,8 +159,11 @@ class KrakenExchange:
         ``find_by_cl_ord_id``/``resolve_place``, never by resending)."""
         breaker = self.rest.breaker
         if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
-            return PlaceResult(PlaceStatus.NOT_SENT, error=f"not sent, circuit breaker {breaker.state}",
-                               error_class=ErrorClass.RETRYABLE)
+            return PlaceResult(
+                PlaceStatus.NOT_SENT,
+                error=f"not sent, circuit breaker {breaker.state}",
+                error_class=ErrorClass.RETRYABLE,
+            )
         try:
             if self.trading is not None:
                 await self.trading.acquire_add(request.pair)
@@ -157,27 +183,38 @@ class KrakenExchange:
         return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=txid)
 
     def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:
-        if (isinstance(exc, KrakenVenueError) and exc.error_class is ErrorClass.RATE_LIMITED
-                and exc.rule.prefix.startswith("EOrder:") and self.trading is not None):
+        if (
+            isinstance(exc, KrakenVenueError)
+            and exc.error_class is ErrorClass.RATE_LIMITED
+            and exc.rule.prefix.startswith("EOrder:")
+            and self.trading is not None
+        ):
             self.trading.on_rate_limited(request.pair)
         if exc.error_class is ErrorClass.AMBIGUOUS:
-            log.warning("AddOrder %s: outcome unknown (%s); resolve by cl_ord_id, not by resending",
-                        request.cl_ord_id, exc.description)
+            log.warning(
+                "AddOrder %s: outcome unknown (%s); resolve by cl_ord_id, not by resending",
+                request.cl_ord_id,
+                exc.description,
+            )
             return PlaceResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
         if isinstance(exc, KrakenTransportError) and exc.kind is Transport.CONNECT_FAILED:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
         return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
 
-    async def resolve_place(self, request: OrderRequest, *, now: datetime,
-                            grace: timedelta = timedelta(seconds=5)) -> PlaceResult:
+    async def resolve_place(
+        self, request: OrderRequest, *, now: datetime, grace: timedelta = timedelta(seconds=5)
+    ) -> PlaceResult:
         """Resolve an UNKNOWN placement by evidence: found by cl_ord_id -> ACKNOWLEDGED; not found once the
         request's ``deadline`` (+ grace) has passed -> REJECTED; otherwise still UNKNOWN (ask again later)."""
         order = await self.find_by_cl_ord_id(request.cl_ord_id)
         if order is not None:
             return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=order.txid)
         if request.deadline is not None and now > request.deadline + grace:
-            return PlaceResult(PlaceStatus.REJECTED, error="not found after its deadline: never placed",
-                               error_class=ErrorClass.PERMANENT)
+            return PlaceResult(
+                PlaceStatus.REJECTED,
+                error="not found after its deadline: never placed",
+                error_class=ErrorClass.PERMANENT,
+            )
         return PlaceResult(PlaceStatus.UNKNOWN, error="not found yet", error_class=ErrorClass.AMBIGUOUS)
 
     async def cancel(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> CancelResult:
@@ -230,7 +267,7 @@ class KrakenExchange:
         unique = list(dict.fromkeys(txids))
         found: dict[str, VenueOrder] = {}
         for start in range(0, len(unique), QUERY_BATCH):
-            found.update(await self._query_batch(unique[start:start + QUERY_BATCH]))
+            found.update(await self._query_batch(unique[start : start + QUERY_BATCH]))
         return found
 
     async def _query_batch(self, txids: list[str]) -> dict[str, VenueOrder]:
@@ -254,7 +291,7 @@ class KrakenExchange:
             orders = self._parse_orders(await self._read(method, {"cl_ord_id": cl_ord_id, "trades": "true"}))
             matching = [o for o in orders.values() if o.cl_ord_id == cl_ord_id]
             if matching:
-                return max(matching, key=lambda o: o.opened_at or datetime.min.replace(tzinfo=timezone.utc))
+                return max(matching, key=lambda o: o.opened_at or datetime.min.replace(tzinfo=UTC))
         return None
 
     async def open_orders(self) -> list[VenueOrder]:
@@ -295,4 +332,3 @@ class KrakenExchange:
 
             self._stream_factory = lambda exchange: KrakenExecutionsStream(exchange, exchange.ws_url)
         return self._stream_factory(self).observations()
-

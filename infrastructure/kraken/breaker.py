@@ -36,8 +36,9 @@ Listener = Callable[[BreakerState, BreakerState, str], None]
 class CircuitBreaker:
     """Every state change is logged and passed to each listener as ``(old, new, reason)``."""
 
-    def __init__(self, failure_threshold: int = 5, reset_timeout_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, failure_threshold: int = 5, reset_timeout_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.failure_threshold = failure_threshold
         self.reset_timeout_s = reset_timeout_s
         self._clock = clock
@@ -74,8 +75,9 @@ class CircuitBreaker:
     def record_failure(self, reason: str) -> None:
         self._failures += 1
         state = self.state
-        if state is BreakerState.HALF_OPEN or (state is BreakerState.CLOSED
-                                               and self._failures >= self.failure_threshold):
+        if state is BreakerState.HALF_OPEN or (
+            state is BreakerState.CLOSED and self._failures >= self.failure_threshold
+        ):
             self._opened_at = self._clock()
             self._change(BreakerState.OPEN, f"{self._failures} consecutive failures, last: {reason}")
 
@@ -85,5 +87,5 @@ class CircuitBreaker:
         for listener in list(self.listeners):
             try:
                 listener(old, new, reason)
-            except Exception:  # noqa: BLE001 - a broken listener must not break the venue path
+            except Exception:
                 log.exception("circuit breaker listener failed")

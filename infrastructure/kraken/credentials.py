@@ -30,7 +30,8 @@ def read_secret_file(path: Path) -> SecretStr:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise CredentialsError(
             f"Kraken secret file {path} is accessible by group or others (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}")
+            f"run: chmod 600 {path}"
+        )
     return SecretStr(path.read_text().strip())
 
 
@@ -50,7 +51,7 @@ class KrakenCredentials:
             raise CredentialsError(f"{exc} (check EXECLEDGER_KRAKEN_SECRET / EXECLEDGER_KRAKEN_SECRET_FILE)") from None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KrakenCredentials":
+    def from_settings(cls, settings: Settings) -> KrakenCredentials:
         """From ``EXECLEDGER_KRAKEN_KEY`` and ``EXECLEDGER_KRAKEN_SECRET`` or ``EXECLEDGER_KRAKEN_SECRET_FILE``."""
         if settings.kraken_key is None:
             raise CredentialsError("EXECLEDGER_KRAKEN_KEY is not set")

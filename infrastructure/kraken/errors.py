@@ -13,8 +13,13 @@ from enum import StrEnum
 
 from execledger.application.exchange import ErrorClass
 
-R, L, P, A, N = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED, ErrorClass.PERMANENT, ErrorClass.AMBIGUOUS,
-                 ErrorClass.NOT_FOUND)
+R, L, P, A, N = (
+    ErrorClass.RETRYABLE,
+    ErrorClass.RATE_LIMITED,
+    ErrorClass.PERMANENT,
+    ErrorClass.AMBIGUOUS,
+    ErrorClass.NOT_FOUND,
+)
 
 
 class Hint(StrEnum):

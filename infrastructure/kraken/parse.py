@@ -8,7 +8,7 @@ adapter sees one. Decimals stay exact: REST sends strings; WS v2 sends JSON numb
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +22,9 @@ from execledger.application.exchange import (
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.values import ZERO, Side, to_decimal
 
-TRIGGERED_TYPES = frozenset({"stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop",
-                             "trailing-stop-limit"})
+TRIGGERED_TYPES = frozenset(
+    {"stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop", "trailing-stop-limit"}
+)
 TERMINAL = frozenset({VenueOrderStatus.FILLED, VenueOrderStatus.CANCELED, VenueOrderStatus.EXPIRED})
 WS_ORDER_STATUS = {
     "pending_new": VenueOrderStatus.PENDING,
@@ -62,7 +63,7 @@ def epoch(value: Any) -> datetime | None:
     if value in (None, "", 0, "0"):
         return None
     seconds = number(value)
-    return datetime.fromtimestamp(float(seconds), tz=timezone.utc) if seconds else None
+    return datetime.fromtimestamp(float(seconds), tz=UTC) if seconds else None
 
 
 def rfc3339(value: Any) -> datetime | None:
@@ -134,7 +135,7 @@ def parse_order_info(txid: str, info: Mapping[str, Any], pairs: PairRegistry | N
 
 def parse_orders(result: Mapping[str, Any], pairs: PairRegistry | None = None) -> dict[str, VenueOrder]:
     """A QueryOrders ``result`` (txid -> info) or an Open/ClosedOrders ``result`` (``open``/``closed`` wrapper)."""
-    body = result["open"] if "open" in result else result["closed"] if "closed" in result else result
+    body = result["open"] if "open" in result else result.get("closed", result)
     return {txid: parse_order_info(txid, info, pairs) for txid, info in body.items()}
 
 
@@ -154,7 +155,7 @@ def parse_trade(trade_txid: str, info: Mapping[str, Any], pairs: PairRegistry | 
             cost=number(info["cost"]),
             fee=number(info["fee"]),
             fee_asset=rules.quote if rules is not None else "",
-            executed_at=epoch(info["time"]) or datetime.fromtimestamp(0, tz=timezone.utc),
+            executed_at=epoch(info["time"]) or datetime.fromtimestamp(0, tz=UTC),
             maker=info.get("maker"),
         )
     except (KeyError, ValueError) as exc:
@@ -183,8 +184,7 @@ def _kind(exec_type: str) -> ObservationKind:
         return ObservationKind.STATUS  # e.g. iceberg_refill: no change of fills or life-cycle
 
 
-def parse_execution_report(record: Mapping[str, Any], sequence: int | None, source: str = "ws"
-                           ) -> ExecutionObservation:
+def parse_execution_report(record: Mapping[str, Any], sequence: int | None, source: str = "ws") -> ExecutionObservation:
     """One WS v2 ``executions`` record. Records are sparse: only exec_type, order_id, timestamp and order_status
     are reliably present; everything else is None when absent."""
     try:
@@ -199,9 +199,22 @@ def parse_execution_report(record: Mapping[str, Any], sequence: int | None, sour
     def dec(name: str) -> Decimal | None:
         return number(record[name]) if record.get(name) is not None else None
 
-    extra = {k: str(record[k]) for k in ("symbol", "side", "order_type", "order_qty", "limit_price", "cost",
-                                         "liquidity_ind", "trade_id", "order_userref", "cum_cost")
-             if record.get(k) is not None}
+    extra = {
+        k: str(record[k])
+        for k in (
+            "symbol",
+            "side",
+            "order_type",
+            "order_qty",
+            "limit_price",
+            "cost",
+            "liquidity_ind",
+            "trade_id",
+            "order_userref",
+            "cum_cost",
+        )
+        if record.get(k) is not None
+    }
     if exec_type != _kind(exec_type).value:
         extra["exec_type"] = exec_type
     return ExecutionObservation(
@@ -232,17 +245,37 @@ def parse_executions_message(message: Mapping[str, Any]) -> list[ExecutionObserv
 
 def order_observation(order: VenueOrder, source: str = "rest") -> ExecutionObservation:
     """What REST polling learned about an order's life-cycle, as an observation (fills come from trades)."""
-    kinds = {VenueOrderStatus.PENDING: ObservationKind.PENDING_NEW, VenueOrderStatus.CANCELED: ObservationKind.CANCELED,
-             VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED, VenueOrderStatus.FILLED: ObservationKind.FILLED}
+    kinds = {
+        VenueOrderStatus.PENDING: ObservationKind.PENDING_NEW,
+        VenueOrderStatus.CANCELED: ObservationKind.CANCELED,
+        VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED,
+        VenueOrderStatus.FILLED: ObservationKind.FILLED,
+    }
     return ExecutionObservation(
-        kind=kinds.get(order.status, ObservationKind.STATUS), txid=order.txid, cl_ord_id=order.cl_ord_id,
-        order_status=order.status, source=source, timestamp=order.closed_at or order.opened_at,
-        cum_qty=order.volume_executed, avg_price=order.average_price, reason=order.reason)
+        kind=kinds.get(order.status, ObservationKind.STATUS),
+        txid=order.txid,
+        cl_ord_id=order.cl_ord_id,
+        order_status=order.status,
+        source=source,
+        timestamp=order.closed_at or order.opened_at,
+        cum_qty=order.volume_executed,
+        avg_price=order.average_price,
+        reason=order.reason,
+    )
 
 
 def trade_observation(trade: VenueTrade, source: str = "rest") -> ExecutionObservation:
     """A fill learned by REST polling, in the same shape as a WS ``trade`` record (same trade_id)."""
     return ExecutionObservation(
-        kind=ObservationKind.TRADE, txid=trade.txid, cl_ord_id=None, order_status=None, source=source,
-        timestamp=trade.executed_at, trade_id=trade.trade_id, last_qty=trade.volume, last_price=trade.price,
-        fee=trade.fee, fee_asset=trade.fee_asset or None)
+        kind=ObservationKind.TRADE,
+        txid=trade.txid,
+        cl_ord_id=None,
+        order_status=None,
+        source=source,
+        timestamp=trade.executed_at,
+        trade_id=trade.trade_id,
+        last_qty=trade.volume,
+        last_price=trade.price,
+        fee=trade.fee,
+        fee_asset=trade.fee_asset or None,
+    )

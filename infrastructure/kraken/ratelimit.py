@@ -37,14 +37,21 @@ class CounterLimits:
     decay_per_s: float
 
 
-REST_LIMITS = {Tier.STARTER: CounterLimits(15, 0.33), Tier.INTERMEDIATE: CounterLimits(20, 0.5),
-               Tier.PRO: CounterLimits(20, 1.0)}
-TRADING_LIMITS = {Tier.STARTER: CounterLimits(60, 1.0), Tier.INTERMEDIATE: CounterLimits(125, 2.34),
-                  Tier.PRO: CounterLimits(180, 3.75)}
+REST_LIMITS = {
+    Tier.STARTER: CounterLimits(15, 0.33),
+    Tier.INTERMEDIATE: CounterLimits(20, 0.5),
+    Tier.PRO: CounterLimits(20, 1.0),
+}
+TRADING_LIMITS = {
+    Tier.STARTER: CounterLimits(60, 1.0),
+    Tier.INTERMEDIATE: CounterLimits(125, 2.34),
+    Tier.PRO: CounterLimits(180, 3.75),
+}
 
 # Methods counted by the trading engine (per pair), not by the REST counter.
-TRADING_ENGINE_METHODS = frozenset({"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder",
-                                    "AmendOrder"})
+TRADING_ENGINE_METHODS = frozenset(
+    {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder", "AmendOrder"}
+)
 DOUBLE_COST_METHODS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory"})
 
 # Cancel penalty by order age (seconds since placed or amended): (age below, cost). 300 s and older cost nothing.
@@ -131,8 +138,14 @@ def _to_fit(counter: DecayingCounter, cost: float) -> float:
 class RestCallLimiter(_WaitingLimiter):
     """The REST call counter of one API key."""
 
-    def __init__(self, tier: Tier = Tier.STARTER, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 max_wait_s: float | None = None):
+    def __init__(
+        self,
+        tier: Tier = Tier.STARTER,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        max_wait_s: float | None = None,
+    ):
         super().__init__(clock, sleep, max_wait_s)
         self.counter = DecayingCounter(REST_LIMITS[tier], clock)
 
@@ -162,8 +175,14 @@ class RestCallLimiter(_WaitingLimiter):
 class TradingRateLimiter(_WaitingLimiter):
     """The per-pair trading-engine counters, with the age-based cancel penalty."""
 
-    def __init__(self, tier: Tier = Tier.STARTER, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 max_wait_s: float | None = None):
+    def __init__(
+        self,
+        tier: Tier = Tier.STARTER,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        max_wait_s: float | None = None,
+    ):
         super().__init__(clock, sleep, max_wait_s)
         self.limits = TRADING_LIMITS[tier]
         self._counters: dict[str, DecayingCounter] = {}

@@ -58,11 +58,19 @@ class KrakenRestClient:
     """Kraken Spot REST. Signed calls of one key are serialised (nonce order is arrival order); TLS certificates
     are always verified; every request has a timeout and a User-Agent."""
 
-    def __init__(self, base_url: str, credentials: KrakenCredentials | None = None, *,
-                 data_dir: Path | None = None, nonce: PersistentNonce | None = None,
-                 limiter: RestCallLimiter | None = None, breaker: CircuitBreaker | None = None,
-                 timeout_s: float = 10.0, user_agent: str = USER_AGENT,
-                 session: aiohttp.ClientSession | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        credentials: KrakenCredentials | None = None,
+        *,
+        data_dir: Path | None = None,
+        nonce: PersistentNonce | None = None,
+        limiter: RestCallLimiter | None = None,
+        breaker: CircuitBreaker | None = None,
+        timeout_s: float = 10.0,
+        user_agent: str = USER_AGENT,
+        session: aiohttp.ClientSession | None = None,
+    ):
         self.base_url = check_base_url(base_url)
         self.credentials = credentials
         if credentials is not None and nonce is None:
@@ -81,7 +89,7 @@ class KrakenRestClient:
     def __repr__(self) -> str:
         return f"KrakenRestClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
 
-    async def __aenter__(self) -> "KrakenRestClient":
+    async def __aenter__(self) -> KrakenRestClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -101,14 +109,17 @@ class KrakenRestClient:
 
     async def public(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """``GET /0/public/<method>``; returns ``result``."""
+
         async def send() -> Any:
             if self.limiter is not None:
                 await self.limiter.acquire(method)
             return await self._request("GET", f"/0/public/{method}", method, write=False, params=params or {})
+
         return await self._guarded(method, CallKind.READ, send)
 
-    async def private(self, method: str, params: dict[str, Any] | None = None, *,
-                      kind: CallKind = CallKind.READ) -> Any:
+    async def private(
+        self, method: str, params: dict[str, Any] | None = None, *, kind: CallKind = CallKind.READ
+    ) -> Any:
         """``POST /0/private/<method>`` signed; returns ``result``. ``kind`` NEW_ENTRY marks a write whose
         failures after sending are AMBIGUOUS; only READs get the fresh-nonce retry."""
         if self.credentials is None or self.nonce is None:
@@ -129,8 +140,10 @@ class KrakenRestClient:
             await self.private("Balance")
         except KrakenVenueError as exc:
             if exc.error_class is ErrorClass.PERMANENT:
-                raise CredentialsError(f"Kraken refused the API credentials ({exc.description}); check "
-                                       "EXECLEDGER_KRAKEN_KEY and the secret, and the key's permissions") from None
+                raise CredentialsError(
+                    f"Kraken refused the API credentials ({exc.description}); check "
+                    "EXECLEDGER_KRAKEN_KEY and the secret, and the key's permissions"
+                ) from None
             raise
 
     async def _guarded(self, method: str, kind: CallKind, send) -> Any:
@@ -149,8 +162,11 @@ class KrakenRestClient:
                     breaker.record_failure(exc.description)
                 else:
                     breaker.record_success()  # the venue answered sensibly: it is up
-            if (self.limiter is not None and exc.error_class is ErrorClass.RATE_LIMITED
-                    and not exc.rule.prefix.startswith("EOrder:")):
+            if (
+                self.limiter is not None
+                and exc.error_class is ErrorClass.RATE_LIMITED
+                and not exc.rule.prefix.startswith("EOrder:")
+            ):
                 self.limiter.on_rate_limited()
             raise
         if breaker is not None:
@@ -172,11 +188,14 @@ class KrakenRestClient:
                     continue  # another call took the room meanwhile: wait again, without the lock
                 nonce = self.nonce.next()
                 body = urlencode({"nonce": nonce, **params})
-                headers = {"API-Key": self.credentials.key,
-                           "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
-                           "Content-Type": "application/x-www-form-urlencoded"}
-                return await self._request("POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body,
-                                           headers=headers)
+                headers = {
+                    "API-Key": self.credentials.key,
+                    "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
+                return await self._request(
+                    "POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body, headers=headers
+                )
 
     async def _request(self, verb: str, path: str, method: str, *, write: bool, **kwargs: Any) -> Any:
         started = time.monotonic()
@@ -204,8 +223,9 @@ class KrakenRestClient:
         if not isinstance(payload, dict) or not isinstance(payload.get("error"), list):
             raise fail(Transport.BAD_BODY, "body is not Kraken's {error, result} envelope")
         errors = [str(e) for e in payload["error"] if not is_warning(str(e))]
-        log.debug("Kraken %s answered in %.3fs%s", method, time.monotonic() - started,
-                  f" with {errors}" if errors else "")
+        log.debug(
+            "Kraken %s answered in %.3fs%s", method, time.monotonic() - started, f" with {errors}" if errors else ""
+        )
         if errors:
             raise KrakenVenueError(method, errors, write=write)
         return payload.get("result")

@@ -52,13 +52,20 @@ class RetryPolicy:
 
     async def run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` until it succeeds, fails permanently, or the attempts are used up (then re-raise)."""
+
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.info("Kraken %s attempt %d failed (%s); retrying", what, state.attempt_number, exc)
 
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=self._wait,
-                                 retry=retry_if_exception(is_retryable), sleep=self.sleep, reraise=True,
-                                 before_sleep=before_sleep)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(is_retryable),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=before_sleep,
+        )
+
         async def attempt() -> T:  # tenacity awaits only real coroutine functions, not lambdas returning one
             return await call()
 

@@ -14,7 +14,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,7 +23,12 @@ import aiohttp
 
 from execledger.application.exchange import ExecutionObservation, VenueOrderStatus
 from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
-from execledger.infrastructure.kraken.parse import TERMINAL, order_observation, parse_executions_message, trade_observation
+from execledger.infrastructure.kraken.parse import (
+    TERMINAL,
+    order_observation,
+    parse_executions_message,
+    trade_observation,
+)
 from execledger.infrastructure.kraken.rest import is_loopback
 
 if TYPE_CHECKING:
@@ -51,10 +56,19 @@ class StreamInterrupted(Exception):
 class KrakenExecutionsStream:
     """Yields ``ExecutionObservation``s from ``observations()`` until closed."""
 
-    def __init__(self, exchange: "KrakenExchange", ws_url: str | None, *, heartbeat_timeout_s: float = 10.0,
-                 reconnect_delay_s: float = 1.0, poll_when_down_s: float = 2.0, poll_when_healthy_s: float = 60.0,
-                 since: datetime | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 session: aiohttp.ClientSession | None = None):
+    def __init__(
+        self,
+        exchange: KrakenExchange,
+        ws_url: str | None,
+        *,
+        heartbeat_timeout_s: float = 10.0,
+        reconnect_delay_s: float = 1.0,
+        poll_when_down_s: float = 2.0,
+        poll_when_healthy_s: float = 60.0,
+        since: datetime | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        session: aiohttp.ClientSession | None = None,
+    ):
         self.exchange = exchange
         self.ws_url = check_ws_url(ws_url) if ws_url else None
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -69,7 +83,7 @@ class KrakenExecutionsStream:
         self._expected_sequence: int | None = None  # the last sequence seen
         self._seen_trades: OrderedDict[str, None] = OrderedDict()
         self._order_state: dict[str, tuple[VenueOrderStatus | None, Decimal | None]] = {}
-        self._last_trade_at = since or datetime.now(timezone.utc) - timedelta(minutes=1)
+        self._last_trade_at = since or datetime.now(UTC) - timedelta(minutes=1)
         self._resync_lock = asyncio.Lock()
         self._resync_due = False
         self._went_down = asyncio.Event()  # wakes the poller from its long healthy-time sleep
@@ -138,7 +152,7 @@ class KrakenExecutionsStream:
                 raise
             except (aiohttp.ClientError, KrakenCallFailed, StreamInterrupted, TimeoutError, ValueError) as exc:
                 log.warning("Kraken executions stream interrupted: %s", exc)
-            except Exception:  # noqa: BLE001 - a bug in one frame must not end the stream for good
+            except Exception:
                 log.exception("Kraken executions stream failed unexpectedly")
             failures = 1 if self.healthy else failures + 1
             self._set_healthy(False)
@@ -155,16 +169,26 @@ class KrakenExecutionsStream:
             token = await self.exchange.websocket_token()
             self.connects += 1
             self._expected_sequence = None
-            await ws.send_json({"method": "subscribe", "req_id": self.connects,
-                                "params": {"channel": "executions", "token": token,
-                                           "snap_orders": True, "snap_trades": True}})
+            await ws.send_json(
+                {
+                    "method": "subscribe",
+                    "req_id": self.connects,
+                    "params": {"channel": "executions", "token": token, "snap_orders": True, "snap_trades": True},
+                }
+            )
             while True:
                 try:
                     frame = await ws.receive(timeout=self.heartbeat_timeout_s)
                 except TimeoutError:
-                    raise StreamInterrupted(f"no frame for {self.heartbeat_timeout_s:g}s (heartbeat watchdog)")
-                if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                                  aiohttp.WSMsgType.ERROR):
+                    raise StreamInterrupted(
+                        f"no frame for {self.heartbeat_timeout_s:g}s (heartbeat watchdog)"
+                    ) from None
+                if frame.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.ERROR,
+                ):
                     raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
                 if frame.type is aiohttp.WSMsgType.TEXT:
                     await self._on_text(frame.data)
@@ -189,14 +213,19 @@ class KrakenExecutionsStream:
             return
         error = str(message.get("error", "unknown error"))
         hint = rule_for(error).hint
-        raise StreamInterrupted(f"subscribe refused: {error}" + (" (fresh token next)" if hint is
-                                                                 Hint.REFRESH_TOKEN else ""))
+        raise StreamInterrupted(
+            f"subscribe refused: {error}" + (" (fresh token next)" if hint is Hint.REFRESH_TOKEN else "")
+        )
 
     async def _on_executions(self, message: dict[str, Any]) -> None:
         sequence = message.get("sequence")
         last = self._expected_sequence
-        gap = (message.get("type") != "snapshot" and last is not None
-               and isinstance(sequence, int) and sequence != last + 1)
+        gap = (
+            message.get("type") != "snapshot"
+            and last is not None
+            and isinstance(sequence, int)
+            and sequence != last + 1
+        )
         if isinstance(sequence, int):
             self._expected_sequence = sequence
         for observation in parse_executions_message(message):
@@ -254,9 +283,11 @@ class KrakenExecutionsStream:
             for trade in await self.exchange.trades_since(self._last_trade_at - timedelta(seconds=5)):
                 self._emit(trade_observation(trade))
             open_now = {order.txid: order for order in await self.exchange.open_orders()}
-            was_open = [txid for txid, (status, _) in self._order_state.items()
-                        if txid not in open_now and status not in TERMINAL]
+            was_open = [
+                txid
+                for txid, (status, _) in self._order_state.items()
+                if txid not in open_now and status not in TERMINAL
+            ]
             closed = await self.exchange.query_orders(was_open) if was_open else {}
             for order in [*open_now.values(), *closed.values()]:
                 self._emit(order_observation(order))
-

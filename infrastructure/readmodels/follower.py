@@ -4,6 +4,7 @@ insert), by in-process writers, or by a polling timer as the fallback (and the o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from execledger.infrastructure.eventstore import parse_postgres_url
@@ -13,8 +14,14 @@ log = logging.getLogger(__name__)
 
 
 class ProjectionFollower:
-    def __init__(self, projector: ReadModelProjector, *, poll_interval_s: float = 1.0, database_url: str | None = None,
-                 channel: str | None = None):
+    def __init__(
+        self,
+        projector: ReadModelProjector,
+        *,
+        poll_interval_s: float = 1.0,
+        database_url: str | None = None,
+        channel: str | None = None,
+    ):
         self.projector = projector
         self.poll_interval_s = poll_interval_s
         self.database_url = database_url
@@ -29,9 +36,11 @@ class ProjectionFollower:
 
     async def wait_for(self, position: int, timeout: float) -> None:
         """Return once the read models have processed the log up to ``position`` (TimeoutError otherwise)."""
+
         async def reached() -> None:
             async with self._progress:
                 await self._progress.wait_for(lambda: self.projector.position() >= position)
+
         await asyncio.wait_for(reached(), timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -41,10 +50,8 @@ class ProjectionFollower:
                 await asyncio.to_thread(self.projector.catch_up)
                 async with self._progress:
                     self._progress.notify_all()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
         finally:
             if listener is not None:
@@ -59,8 +66,14 @@ class ProjectionFollower:
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
-                        host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                        autocommit=True, connect_timeout=5) as conn:
+                    host=t.host,
+                    port=t.port,
+                    dbname=t.dbname,
+                    user=t.user,
+                    password=t.password,
+                    autocommit=True,
+                    connect_timeout=5,
+                ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
                     self._wake.set()  # anything written before LISTEN took effect is caught up now
@@ -68,10 +81,14 @@ class ProjectionFollower:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - fall back to polling and try again
+            except Exception as exc:
                 self.listening.clear()
-                log.warning("LISTEN on %s failed (%s); polling every %.1fs meanwhile", self.channel,
-                            type(exc).__name__, self.poll_interval_s)
+                log.warning(
+                    "LISTEN on %s failed (%s); polling every %.1fs meanwhile",
+                    self.channel,
+                    type(exc).__name__,
+                    self.poll_interval_s,
+                )
                 await asyncio.sleep(min(5.0, self.poll_interval_s))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -53,16 +53,24 @@ def readmodel_engine(settings: Settings) -> Engine:
     connect_args = {"options": f"-csearch_path={target.schema}"} if target.schema else {}
     return create_engine(
         "postgresql+psycopg://",
-        connect_args={"host": target.host, "port": target.port, "dbname": target.dbname, "user": target.user,
-                      "password": target.password, **connect_args},
-        pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pool_pre_ping=True,
+        connect_args={
+            "host": target.host,
+            "port": target.port,
+            "dbname": target.dbname,
+            "user": target.user,
+            "password": target.password,
+            **connect_args,
+        },
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
     )
 
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _d(value: Decimal | None) -> str | None:
@@ -74,9 +82,11 @@ def _insert_ignore(conn: Connection, table, rows: list[dict]) -> None:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
 
@@ -89,16 +99,24 @@ def _upsert(conn: Connection, table, rows: list[dict]) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     stmt = dialect_insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    )
     conn.execute(stmt, rows)
 
 
 class ReadModelProjector:
     """Catches the read models up with the Orders log; ``rebuild()`` drops them and replays from the start."""
 
-    def __init__(self, app: OrdersApp, engine: Engine, *, batch_size: int = 500, tables: t.TableSet = t.LIVE,
-                 name: str = PROJECTION_NAME):
+    def __init__(
+        self,
+        app: OrdersApp,
+        engine: Engine,
+        *,
+        batch_size: int = 500,
+        tables: t.TableSet = t.LIVE,
+        name: str = PROJECTION_NAME,
+    ):
         self.app = app
         self.engine = engine
         self.batch_size = batch_size
@@ -113,8 +131,12 @@ class ReadModelProjector:
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(self.t.projection_tracking.c.position)
-                                .where(self.t.projection_tracking.c.name == self.name)).scalar() or 0
+            return (
+                conn.execute(
+                    select(self.t.projection_tracking.c.position).where(self.t.projection_tracking.c.name == self.name)
+                ).scalar()
+                or 0
+            )
 
     def lag(self) -> int:
         """How many notifications of the log the read models have not processed yet."""
@@ -177,22 +199,27 @@ class ReadModelProjector:
             _upsert(conn, self.t.orders, [self._order_row(o) for o in staged.values()])  # one row per order per batch
             members: dict[str, list[UUID]] = defaultdict(list)
             if touched_signals:  # the orders table (just upserted) knows every order of a signal
-                for oid, sid in conn.execute(select(self.t.orders.c.order_id, self.t.orders.c.signal_id)
-                                             .where(self.t.orders.c.signal_id.in_(sorted(touched_signals)))):
+                for oid, sid in conn.execute(
+                    select(self.t.orders.c.order_id, self.t.orders.c.signal_id).where(
+                        self.t.orders.c.signal_id.in_(sorted(touched_signals))
+                    )
+                ):
                     members[sid].append(UUID(oid))
             _upsert(conn, self.t.signals, [self._signal_row(s, members[s], staged) for s in sorted(touched_signals)])
 
     def _move_tracking(self, conn: Connection, expected: int, new: int) -> bool:
         if expected == 0:
-            exists = conn.execute(select(self.t.projection_tracking.c.position)
-                                  .where(self.t.projection_tracking.c.name == self.name)).first()
+            exists = conn.execute(
+                select(self.t.projection_tracking.c.position).where(self.t.projection_tracking.c.name == self.name)
+            ).first()
             if exists is None:
                 conn.execute(insert(self.t.projection_tracking).values(name=self.name, position=new))
                 return True
-        result = conn.execute(update(self.t.projection_tracking)
-                              .where(self.t.projection_tracking.c.name == self.name,
-                                     self.t.projection_tracking.c.position == expected)
-                              .values(position=new))
+        result = conn.execute(
+            update(self.t.projection_tracking)
+            .where(self.t.projection_tracking.c.name == self.name, self.t.projection_tracking.c.position == expected)
+            .values(position=new)
+        )
         return result.rowcount == 1
 
     def _mutate(self, staged: dict[UUID, Order], domain_event: Any) -> Order:
@@ -216,39 +243,85 @@ class ReadModelProjector:
         report = execution_report(order, ev)
         if report is not None:
             r = dict(vars(report))  # shallow: dataclasses.asdict deep-copies and cost 40% of a rebuild
-            rows["reports"].append({
-                **r, "event_id": str(r["event_id"]), "order_id": str(r["order_id"]), "timestamp": _utc(r["timestamp"]),
-                "timestamp_exchange": _utc(r["timestamp_exchange"]),
-                **{k: _d(r[k]) for k in ("quantity_ordered", "quantity_filled", "limit_price", "trigger_price",
-                                         "average_fill_price", "commission")},
-            })
+            rows["reports"].append(
+                {
+                    **r,
+                    "event_id": str(r["event_id"]),
+                    "order_id": str(r["order_id"]),
+                    "timestamp": _utc(r["timestamp"]),
+                    "timestamp_exchange": _utc(r["timestamp_exchange"]),
+                    **{
+                        k: _d(r[k])
+                        for k in (
+                            "quantity_ordered",
+                            "quantity_filled",
+                            "limit_price",
+                            "trigger_price",
+                            "average_fill_price",
+                            "commission",
+                        )
+                    },
+                }
+            )
         if name in ("PartiallyFilled", "Filled"):
-            rows["fills"].append({
-                "order_id": str(order.id), "trade_id": ev.trade_id, "signal_id": order.signal_id,
-                "role": order.role.value, "pair": order.pair, "side": order.side.value, "quantity": _d(Decimal(ev.quantity)),
-                "price": _d(Decimal(ev.price)), "fee": _d(Decimal(ev.fee)), "fee_asset": ev.fee_asset or None,
-                "executed_at": _utc(ev.executed_at), "recorded_at": _utc(ev.timestamp), "source": ev.source,
-            })
+            rows["fills"].append(
+                {
+                    "order_id": str(order.id),
+                    "trade_id": ev.trade_id,
+                    "signal_id": order.signal_id,
+                    "role": order.role.value,
+                    "pair": order.pair,
+                    "side": order.side.value,
+                    "quantity": _d(Decimal(ev.quantity)),
+                    "price": _d(Decimal(ev.price)),
+                    "fee": _d(Decimal(ev.fee)),
+                    "fee_asset": ev.fee_asset or None,
+                    "executed_at": _utc(ev.executed_at),
+                    "recorded_at": _utc(ev.timestamp),
+                    "source": ev.source,
+                }
+            )
         kind = EVENT_KINDS.get(name, EventKind.FACT)
         why = getattr(ev, "reason", None)
         if kind is EventKind.DECISION or why:
-            rows["decisions"].append({
-                "order_id": str(order.id), "version": ev.originator_version, "signal_id": order.signal_id,
-                "event": name, "kind": kind.value, "rule": (why or {}).get("rule"), "text": (why or {}).get("text"),
-                "reason_json": json.dumps(jsonable(why or {}), sort_keys=True), "recorded_at": _utc(ev.timestamp),
-            })
+            rows["decisions"].append(
+                {
+                    "order_id": str(order.id),
+                    "version": ev.originator_version,
+                    "signal_id": order.signal_id,
+                    "event": name,
+                    "kind": kind.value,
+                    "rule": (why or {}).get("rule"),
+                    "text": (why or {}).get("text"),
+                    "reason_json": json.dumps(jsonable(why or {}), sort_keys=True),
+                    "recorded_at": _utc(ev.timestamp),
+                }
+            )
 
     @staticmethod
     def _order_row(order: Order) -> dict:
         return {
-            "order_id": str(order.id), "signal_id": order.signal_id, "role": order.role.value,
-            "parent_id": str(order.parent_id) if order.parent_id else None, "pair": order.pair,
-            "side": order.side.value, "order_type": order.order_type.value, "quantity": _d(order.quantity),
-            "limit_price": _d(order.limit_price), "trigger_price": _d(order.trigger_price),
-            "status": order.status.value, "filled_quantity": _d(order.filled_quantity),
-            "average_fill_price": _d(order.average_fill_price), "fees": _d(order.fees), "fee_asset": order.fee_asset,
-            "txid": order.txid, "cl_ord_id": order.cl_ord_id, "last_error": order.last_error,
-            "created_at": _utc(order.created_on), "updated_at": _utc(order.modified_on), "version": order.version,
+            "order_id": str(order.id),
+            "signal_id": order.signal_id,
+            "role": order.role.value,
+            "parent_id": str(order.parent_id) if order.parent_id else None,
+            "pair": order.pair,
+            "side": order.side.value,
+            "order_type": order.order_type.value,
+            "quantity": _d(order.quantity),
+            "limit_price": _d(order.limit_price),
+            "trigger_price": _d(order.trigger_price),
+            "status": order.status.value,
+            "filled_quantity": _d(order.filled_quantity),
+            "average_fill_price": _d(order.average_fill_price),
+            "fees": _d(order.fees),
+            "fee_asset": order.fee_asset,
+            "txid": order.txid,
+            "cl_ord_id": order.cl_ord_id,
+            "last_error": order.last_error,
+            "created_at": _utc(order.created_on),
+            "updated_at": _utc(order.modified_on),
+            "version": order.version,
         }
 
     def _signal_row(self, signal_id: str, member_ids: list[UUID], staged: dict[UUID, Order]) -> dict:
@@ -263,15 +336,20 @@ class ReadModelProjector:
             sign = 1 if entry.side is Side.BUY else -1
             pnl = sign * (exit_cost - exit_qty * entry.average_fill_price)
         return {
-            "signal_id": signal_id, "entry_order_id": str(entry.id) if entry else None,
-            "pair": entry.pair if entry else None, "side": entry.side.value if entry else None,
+            "signal_id": signal_id,
+            "entry_order_id": str(entry.id) if entry else None,
+            "pair": entry.pair if entry else None,
+            "side": entry.side.value if entry else None,
             "entry_status": entry.status.value if entry else None,
             "entry_filled": _d(entry.filled_quantity) if entry else None,
             "entry_average_price": _d(entry.average_fill_price) if entry else None,
-            "exit_filled": _d(exit_qty), "exit_average_price": _d(exit_cost / exit_qty) if exit_qty else None,
+            "exit_filled": _d(exit_qty),
+            "exit_average_price": _d(exit_cost / exit_qty) if exit_qty else None,
             "position": _d((entry.filled_quantity if entry else ZERO) - exit_qty),
-            "realised_pnl": _d(pnl) if pnl is not None else None, "fees": _d(fees),
-            "open_legs": sum(1 for o in exits if not o.is_terminal), "legs": len(exits),
+            "realised_pnl": _d(pnl) if pnl is not None else None,
+            "fees": _d(fees),
+            "open_legs": sum(1 for o in exits if not o.is_terminal),
+            "legs": len(exits),
             "updated_at": _utc(max((o.modified_on for o in members), default=None)),
         }
 
@@ -297,8 +375,9 @@ class ReadModelProjector:
             for table in shadow.views:
                 table.drop(conn, checkfirst=True)
             conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == shadow_name))
-        builder = ReadModelProjector(self.app, self.engine, batch_size=max(self.batch_size, 1000), tables=shadow,
-                                     name=shadow_name)
+        builder = ReadModelProjector(
+            self.app, self.engine, batch_size=max(self.batch_size, 1000), tables=shadow, name=shadow_name
+        )
         processed = builder.catch_up(progress)
         processed += builder.catch_up(progress)  # what was written while building: a short second pass
         with self.engine.begin() as conn:
@@ -310,7 +389,8 @@ class ReadModelProjector:
                 for index in live.indexes:
                     index.create(conn)
             conn.execute(delete(t.projection_tracking).where(t.projection_tracking.c.name == self.name))
-            conn.execute(update(t.projection_tracking).where(t.projection_tracking.c.name == shadow_name)
-                         .values(name=self.name))
+            conn.execute(
+                update(t.projection_tracking).where(t.projection_tracking.c.name == shadow_name).values(name=self.name)
+            )
         self._orders.clear()  # our cache may be ahead of the swapped-in position: reload lazily
         return processed

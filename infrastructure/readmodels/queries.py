@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,7 +41,7 @@ class ListFilter(BaseModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def parse_filter(params: dict[str, Any], pairs: PairRegistry) -> ListFilter:
@@ -49,8 +49,9 @@ def parse_filter(params: dict[str, Any], pairs: PairRegistry) -> ListFilter:
     try:
         f = ListFilter.model_validate(params)
     except ValidationError as exc:
-        raise BadQuery([FieldError(".".join(map(str, e["loc"])) or "query", e["type"], e["msg"])
-                        for e in exc.errors()]) from None
+        raise BadQuery(
+            [FieldError(".".join(map(str, e["loc"])) or "query", e["type"], e["msg"]) for e in exc.errors()]
+        ) from None
     errors = []
     if f.pair is not None:
         rules = pairs.find(f.pair)
@@ -78,15 +79,24 @@ class Page:
 
 
 def _row(mapping) -> dict[str, Any]:
-    return {k: (v.replace(tzinfo=timezone.utc).isoformat() if isinstance(v, datetime) else v) for k, v in mapping.items()}
+    return {k: (v.replace(tzinfo=UTC).isoformat() if isinstance(v, datetime) else v) for k, v in mapping.items()}
 
 
 class ReportQueries:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def _page(self, table: Table, f: ListFilter, *, pair_col: str, status_col: str | None, time_col: str,
-              order_by: tuple, status_upper: bool = False) -> Page:
+    def _page(
+        self,
+        table: Table,
+        f: ListFilter,
+        *,
+        pair_col: str,
+        status_col: str | None,
+        time_col: str,
+        order_by: tuple,
+        status_upper: bool = False,
+    ) -> Page:
         conds = []
         c = table.c
         if f.signal_id is not None:
@@ -108,22 +118,45 @@ class ReportQueries:
         return Page([_row(r) for r in rows], total, f.limit, f.offset)
 
     def orders(self, f: ListFilter) -> Page:
-        return self._page(t.orders, f, pair_col="pair", status_col="status", time_col="created_at",
-                          order_by=(t.orders.c.created_at, t.orders.c.order_id))
+        return self._page(
+            t.orders,
+            f,
+            pair_col="pair",
+            status_col="status",
+            time_col="created_at",
+            order_by=(t.orders.c.created_at, t.orders.c.order_id),
+        )
 
     def execution_reports(self, f: ListFilter) -> Page:
-        return self._page(t.execution_reports, f, pair_col="trading_pair", status_col="order_status",
-                          time_col="timestamp", status_upper=True,
-                          order_by=(t.execution_reports.c.timestamp, t.execution_reports.c.order_id,
-                                    t.execution_reports.c.version))
+        return self._page(
+            t.execution_reports,
+            f,
+            pair_col="trading_pair",
+            status_col="order_status",
+            time_col="timestamp",
+            status_upper=True,
+            order_by=(t.execution_reports.c.timestamp, t.execution_reports.c.order_id, t.execution_reports.c.version),
+        )
 
     def fills(self, f: ListFilter) -> Page:
-        return self._page(t.fills, f, pair_col="pair", status_col=None, time_col="recorded_at",
-                          order_by=(t.fills.c.recorded_at, t.fills.c.trade_id))
+        return self._page(
+            t.fills,
+            f,
+            pair_col="pair",
+            status_col=None,
+            time_col="recorded_at",
+            order_by=(t.fills.c.recorded_at, t.fills.c.trade_id),
+        )
 
     def signals(self, f: ListFilter) -> Page:
-        return self._page(t.signals, f, pair_col="pair", status_col=None, time_col="updated_at",
-                          order_by=(t.signals.c.updated_at, t.signals.c.signal_id))
+        return self._page(
+            t.signals,
+            f,
+            pair_col="pair",
+            status_col=None,
+            time_col="updated_at",
+            order_by=(t.signals.c.updated_at, t.signals.c.signal_id),
+        )
 
     def order(self, order_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -132,6 +165,13 @@ class ReportQueries:
 
     def decisions(self, signal_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.decisions).where(t.decisions.c.signal_id == signal_id)
-                                .order_by(t.decisions.c.recorded_at, t.decisions.c.version)).mappings().all()
+            rows = (
+                conn.execute(
+                    select(t.decisions)
+                    .where(t.decisions.c.signal_id == signal_id)
+                    .order_by(t.decisions.c.recorded_at, t.decisions.c.version)
+                )
+                .mappings()
+                .all()
+            )
         return [_row(r) for r in rows]

@@ -9,7 +9,8 @@ metadata = MetaData()
 _dec = lambda name, **kw: Column(name, String(64), **kw)  # noqa: E731 - exact decimal text
 
 execution_reports = Table(
-    "execution_reports", metadata,
+    "execution_reports",
+    metadata,
     Column("event_id", String(36), primary_key=True),
     Column("order_id", String(36), nullable=False),
     Column("version", Integer, nullable=False),
@@ -26,7 +27,9 @@ execution_reports = Table(
     Column("side", String(4), nullable=False),
     _dec("quantity_ordered", nullable=False),
     _dec("quantity_filled", nullable=False),
-    _dec("limit_price"), _dec("trigger_price"), _dec("average_fill_price"),
+    _dec("limit_price"),
+    _dec("trigger_price"),
+    _dec("average_fill_price"),
     _dec("commission", nullable=False),
     Column("commission_asset", String(16)),
     Column("timestamp_exchange", DateTime),
@@ -37,7 +40,8 @@ execution_reports = Table(
 )
 
 orders = Table(
-    "orders", metadata,
+    "orders",
+    metadata,
     Column("order_id", String(36), primary_key=True),
     Column("signal_id", String(64), nullable=False),
     Column("role", String(20), nullable=False),
@@ -46,7 +50,8 @@ orders = Table(
     Column("side", String(4), nullable=False),
     Column("order_type", String(24), nullable=False),
     _dec("quantity", nullable=False),
-    _dec("limit_price"), _dec("trigger_price"),
+    _dec("limit_price"),
+    _dec("trigger_price"),
     Column("status", String(20), nullable=False),
     _dec("filled_quantity", nullable=False),
     _dec("average_fill_price"),
@@ -64,7 +69,8 @@ orders = Table(
 )
 
 fills = Table(
-    "fills", metadata,
+    "fills",
+    metadata,
     Column("order_id", String(36), primary_key=True),
     Column("trade_id", String(64), primary_key=True),
     Column("signal_id", String(64), nullable=False),
@@ -83,14 +89,17 @@ fills = Table(
 )
 
 signals = Table(
-    "signals", metadata,
+    "signals",
+    metadata,
     Column("signal_id", String(64), primary_key=True),
     Column("entry_order_id", String(36)),
     Column("pair", String(20)),
     Column("side", String(4)),
     Column("entry_status", String(20)),
-    _dec("entry_filled"), _dec("entry_average_price"),
-    _dec("exit_filled"), _dec("exit_average_price"),
+    _dec("entry_filled"),
+    _dec("entry_average_price"),
+    _dec("exit_filled"),
+    _dec("exit_average_price"),
     _dec("position"),
     _dec("realised_pnl"),
     _dec("fees"),
@@ -100,7 +109,8 @@ signals = Table(
 )
 
 decisions = Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     Column("order_id", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("signal_id", String(64), nullable=False),
@@ -115,7 +125,8 @@ decisions = Table(
 )
 
 projection_tracking = Table(
-    "projection_tracking", metadata,
+    "projection_tracking",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("position", Integer, nullable=False),
 )

@@ -16,4 +16,4 @@ from .faults import FaultKind
 from .limits import REST_TIERS, TRADING_TIERS, Tier
 from .server import KrakenSimulator
 
-__all__ = ["KrakenSimulator", "SimulatorConfig", "FaultKind", "Tier", "REST_TIERS", "TRADING_TIERS"]
+__all__ = ["REST_TIERS", "TRADING_TIERS", "FaultKind", "KrakenSimulator", "SimulatorConfig", "Tier"]

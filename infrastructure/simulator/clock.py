@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class SimClock:
@@ -31,7 +31,7 @@ class SimClock:
 
 def rfc3339(ts: float, micros: bool = False) -> str:
     """``2023-03-24T17:41:56Z`` (REST) or with microseconds ``...56.123456Z`` (WS v2)."""
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts, tz=UTC)
     if micros:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -39,7 +39,7 @@ def rfc3339(ts: float, micros: bool = False) -> str:
 
 def rfc1123(ts: float) -> str:
     """The ``Time`` endpoint's format, e.g. ``Thu, 06 Jul 23 18:50:48 +0000``."""
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%a, %d %b %y %H:%M:%S +0000")
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%a, %d %b %y %H:%M:%S +0000")
 
 
 def parse_rfc3339(text: str) -> float:

@@ -27,9 +27,7 @@ class SimulatorConfig:
     seed: int = 1
     key: str = "execledger-simulator-key"
     secret: str | None = None  # base64; derived from the seed when not given
-    balances: dict[str, Decimal | str] = field(
-        default_factory=lambda: {"ZUSD": "100000", "XXBT": "2", "XETH": "20"}
-    )
+    balances: dict[str, Decimal | str] = field(default_factory=lambda: {"ZUSD": "100000", "XXBT": "2", "XETH": "20"})
     start_prices: dict[str, Decimal | str] = field(
         default_factory=lambda: {"XXBTZUSD": "67000.0", "XETHZUSD": "3500.00"}
     )

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .server import KrakenSimulator
 
 
-def _sim(request: web.Request) -> "KrakenSimulator":
+def _sim(request: web.Request) -> KrakenSimulator:
     return request.app[SIMULATOR]  # type: ignore[return-value]
 
 
@@ -35,7 +35,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _marks(sim: "KrakenSimulator") -> dict[str, str]:
+def _marks(sim: KrakenSimulator) -> dict[str, str]:
     return {p.key: plain(sim.engine.mark(p)) for p in sim.pairs}
 
 
@@ -59,7 +59,9 @@ async def advance_time(request: web.Request) -> web.Response:
 async def inject_fault(request: web.Request) -> web.Response:
     sim, body = _sim(request), await _body(request)
     try:
-        fault = sim.inject_fault(str(body["path"]), str(body["kind"]), int(body.get("count", 1)), float(body.get("seconds", 0)))
+        fault = sim.inject_fault(
+            str(body["path"]), str(body["kind"]), int(body.get("count", 1)), float(body.get("seconds", 0))
+        )
     except (KeyError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"bad fault: {exc}") from None
     return web.json_response(fault.as_json())
@@ -93,21 +95,40 @@ async def book(request: web.Request) -> web.Response:
     result: dict[str, Any] = {p.key: {"mark": plain(sim.engine.mark(p)), "open": []} for p in sim.pairs}
     for order in sim.orders():
         if order.is_open:
-            result[order.pair.key]["open"].append({
-                "txid": order.txid, "cl_ord_id": order.request.cl_ord_id, "side": str(order.side),
-                "ordertype": str(order.request.ordertype), "volume": plain(order.request.volume),
-                "vol_exec": plain(order.vol_exec), "price": plain(order.request.price) if order.request.price else None,
-            })
+            result[order.pair.key]["open"].append(
+                {
+                    "txid": order.txid,
+                    "cl_ord_id": order.request.cl_ord_id,
+                    "side": str(order.side),
+                    "ordertype": str(order.request.ordertype),
+                    "volume": plain(order.request.volume),
+                    "vol_exec": plain(order.vol_exec),
+                    "price": plain(order.request.price) if order.request.price else None,
+                }
+            )
     return web.json_response(result)
 
 
 async def history(request: web.Request) -> web.Response:
-    return web.json_response([{
-        "txid": o.txid, "cl_ord_id": o.request.cl_ord_id, "pair": o.pair.key, "side": str(o.side),
-        "ordertype": str(o.request.ordertype), "status": o.status, "reason": o.reason,
-        "volume": plain(o.request.volume), "vol_exec": plain(o.vol_exec), "cost": plain(o.cost), "fee": plain(o.fee),
-        "trades": [t.txid for t in o.trades],
-    } for o in _sim(request).orders()])
+    return web.json_response(
+        [
+            {
+                "txid": o.txid,
+                "cl_ord_id": o.request.cl_ord_id,
+                "pair": o.pair.key,
+                "side": str(o.side),
+                "ordertype": str(o.request.ordertype),
+                "status": o.status,
+                "reason": o.reason,
+                "volume": plain(o.request.volume),
+                "vol_exec": plain(o.vol_exec),
+                "cost": plain(o.cost),
+                "fee": plain(o.fee),
+                "trades": [t.txid for t in o.trades],
+            }
+            for o in _sim(request).orders()
+        ]
+    )
 
 
 async def system_status(request: web.Request) -> web.Response:

@@ -24,9 +24,10 @@ from .ids import IdFactory
 from .orderentry import TRIGGERED_TYPES, OrderRequest
 from .prices import PricePath
 
-
 CLOSING_KINDS = {
-    "closed": ObservationKind.FILLED, "canceled": ObservationKind.CANCELED, "expired": ObservationKind.EXPIRED,
+    "closed": ObservationKind.FILLED,
+    "canceled": ObservationKind.CANCELED,
+    "expired": ObservationKind.EXPIRED,
 }
 
 
@@ -184,9 +185,9 @@ class Exchange:
         account = self.accounts[key]
         if req.cl_ord_id and any(o.is_open and o.request.cl_ord_id == req.cl_ord_id for o in account.orders.values()):
             raise KrakenError(E.DUPLICATE_CL_ORD_ID)
-        if req.ordertype is OrderType.MARKET and req.pair.costmin is not None:
-            if req.volume * self.mark(req.pair) < req.pair.costmin:
-                raise KrakenError(E.COST_MINIMUM)
+        costmin = req.pair.costmin
+        if req.ordertype is OrderType.MARKET and costmin is not None and req.volume * self.mark(req.pair) < costmin:
+            raise KrakenError(E.COST_MINIMUM)
         asset, need = self._hold(req, req.volume)
         if need > self.available(key, asset):
             raise KrakenError(E.INSUFFICIENT_FUNDS)
@@ -360,8 +361,18 @@ class Exchange:
         balances[pair.base] = balances.get(pair.base, ZERO) + sign * volume
         balances[pair.quote] = balances.get(pair.quote, ZERO) - sign * cost - fee
         trade = SimTrade(
-            self.ids.trade_txid(), self.ids.trade_number(), order.txid, pair, now, order.side,
-            order.request.ordertype, price, volume, cost, fee, maker,
+            self.ids.trade_txid(),
+            self.ids.trade_number(),
+            order.txid,
+            pair,
+            now,
+            order.side,
+            order.request.ordertype,
+            price,
+            volume,
+            cost,
+            fee,
+            maker,
         )
         order.vol_exec += volume
         order.cost += cost

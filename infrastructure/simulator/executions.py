@@ -54,7 +54,9 @@ def _order_detail(order: SimOrder) -> dict[str, Any]:
         detail |= {"limit_price": _n(req.limit_price), "limit_price_type": "static"}
     if req.trigger_price is not None:
         detail["triggers"] = {
-            "reference": req.trigger, "price": _n(req.trigger_price), "price_type": "static",
+            "reference": req.trigger,
+            "price": _n(req.trigger_price),
+            "price_type": "static",
             "status": "triggered" if order.triggered else "untriggered",
         }
     return detail
@@ -62,8 +64,10 @@ def _order_detail(order: SimOrder) -> dict[str, Any]:
 
 def _totals(order: SimOrder) -> dict[str, Any]:
     return {
-        "cum_qty": _n(order.vol_exec), "cum_cost": _n(order.cost),
-        "avg_price": _n(order.avg_price), "fee_usd_equiv": _n(order.fee),
+        "cum_qty": _n(order.vol_exec),
+        "cum_cost": _n(order.cost),
+        "avg_price": _n(order.avg_price),
+        "fee_usd_equiv": _n(order.fee),
     }
 
 

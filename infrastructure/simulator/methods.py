@@ -30,7 +30,7 @@ def _ids(value: Any) -> list[str]:
 # -- public -----------------------------------------------------------------------------------------------------
 
 
-def _pairs_selected(sim: "KrakenSimulator", params: Params):
+def _pairs_selected(sim: KrakenSimulator, params: Params):
     names = _ids(params.get("pair"))
     if not names:
         return list(sim.pairs)
@@ -40,28 +40,28 @@ def _pairs_selected(sim: "KrakenSimulator", params: Params):
     return found
 
 
-def public_time(sim: "KrakenSimulator", params: Params) -> Any:
+def public_time(sim: KrakenSimulator, params: Params) -> Any:
     """Time: server time as unixtime and RFC 1123."""
     now = sim.clock.now()
     return {"unixtime": int(now), "rfc1123": rfc1123(now)}
 
 
-def public_system_status(sim: "KrakenSimulator", params: Params) -> Any:
+def public_system_status(sim: KrakenSimulator, params: Params) -> Any:
     """SystemStatus: online / maintenance / cancel_only / post_only."""
     return {"status": sim.engine.system_status, "timestamp": rfc3339(sim.clock.now())}
 
 
-def public_asset_pairs(sim: "KrakenSimulator", params: Params) -> Any:
+def public_asset_pairs(sim: KrakenSimulator, params: Params) -> Any:
     """AssetPairs, with the ``pair=`` filter by key, altname or wsname."""
     return {p.key: sim.asset_pairs[p.key] for p in _pairs_selected(sim, params)}
 
 
-def public_ticker(sim: "KrakenSimulator", params: Params) -> Any:
+def public_ticker(sim: KrakenSimulator, params: Params) -> Any:
     """Ticker rows keyed by AssetPairs key."""
     return {p.key: ticker_entry(sim.engine.mark(p), p.pair_decimals) for p in _pairs_selected(sim, params)}
 
 
-def public_assets(sim: "KrakenSimulator", params: Params) -> Any:
+def public_assets(sim: KrakenSimulator, params: Params) -> Any:
     """Assets, with the ``asset=`` filter."""
     assets = sorted({a for p in sim.pairs for a in (p.base, p.quote)})
     wanted = _ids(params.get("asset"))
@@ -73,7 +73,7 @@ def public_assets(sim: "KrakenSimulator", params: Params) -> Any:
     return {a: asset_entry(a) for a in assets}
 
 
-PUBLIC: dict[str, Callable[["KrakenSimulator", Params], Any]] = {
+PUBLIC: dict[str, Callable[[KrakenSimulator, Params], Any]] = {
     "Time": public_time,
     "SystemStatus": public_system_status,
     "AssetPairs": public_asset_pairs,
@@ -85,13 +85,13 @@ PUBLIC: dict[str, Callable[["KrakenSimulator", Params], Any]] = {
 # -- private ----------------------------------------------------------------------------------------------------
 
 
-def balance(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def balance(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """Balance: asset -> amount string."""
     balances = sim.engine.account(key).balances
     return {asset: fixed(amount, asset_decimals(asset)) for asset, amount in sorted(balances.items())}
 
 
-def balance_ex(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def balance_ex(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """BalanceEx: asset -> balance and what open orders hold."""
     balances = sim.engine.account(key).balances
     return {
@@ -103,7 +103,7 @@ def balance_ex(sim: "KrakenSimulator", key: str, params: Params) -> Any:
     }
 
 
-def add_order(sim: "KrakenSimulator", key: str, params: Params, delay_acceptance: float | None = None) -> Any:
+def add_order(sim: KrakenSimulator, key: str, params: Params, delay_acceptance: float | None = None) -> Any:
     """AddOrder: validate, then place (or only describe with ``validate``, or accept later under the fault)."""
     now = sim.clock.now()
     pair = sim.pairs.find(str(params.get("pair") or ""))
@@ -121,7 +121,7 @@ def add_order(sim: "KrakenSimulator", key: str, params: Params, delay_acceptance
     return {"descr": descr, "txid": [order.txid]}
 
 
-def cancel_order(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def cancel_order(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """CancelOrder by txid, userref or cl_ord_id; the trading counter charges by order age first."""
     txid = params.get("txid")
     cl_ord_id = params.get("cl_ord_id")
@@ -135,12 +135,12 @@ def cancel_order(sim: "KrakenSimulator", key: str, params: Params) -> Any:
     return {"count": len(sim.engine.cancel(targets))}
 
 
-def cancel_all(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def cancel_all(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """CancelAll: every open order of the key."""
     return {"count": len(sim.engine.cancel_all(key))}
 
 
-def cancel_all_orders_after(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def cancel_all_orders_after(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """CancelAllOrdersAfter: arm (timeout > 0) or disarm (0) the dead man's switch."""
     try:
         timeout = int(str(params.get("timeout")))
@@ -165,7 +165,7 @@ def _matches(order, params: Params) -> bool:
     )
 
 
-def query_orders(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def query_orders(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """QueryOrders: up to 50 comma-separated txids; an unknown one is ``EOrder:Invalid order``."""
     txids = _ids(params.get("txid"))
     if not txids or len(txids) > 50:
@@ -181,7 +181,7 @@ def _newest_first(orders):
     return sorted(orders, key=lambda o: o.seq, reverse=True)
 
 
-def open_orders(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def open_orders(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """OpenOrders, newest first, with ``userref`` / ``cl_ord_id`` filters."""
     with_trades = is_true(params.get("trades"))
     orders = [o for o in sim.engine.account(key).orders.values() if o.is_open and _matches(o, params)]
@@ -204,7 +204,7 @@ def _window(items: list, params: Params, time_of, txid_time) -> tuple[list, int]
     return selected[ofs : ofs + PAGE_SIZE], len(selected)
 
 
-def closed_orders(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def closed_orders(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """ClosedOrders, newest first, paged by 50 with ``start``/``end``/``ofs``; ``count`` is the total."""
     account = sim.engine.account(key)
     closed = [o for o in _newest_first(account.orders.values()) if not o.is_open and _matches(o, params)]
@@ -213,7 +213,7 @@ def closed_orders(sim: "KrakenSimulator", key: str, params: Params) -> Any:
     return {"closed": {o.txid: order_info(sim.engine, o, with_trades) for o in page}, "count": total}
 
 
-def trades_history(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def trades_history(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """TradesHistory, newest first, paged by 50; ``count`` is the total."""
     account = sim.engine.account(key)
     trades = sorted(account.trades.values(), key=lambda t: t.trade_id, reverse=True)
@@ -221,7 +221,7 @@ def trades_history(sim: "KrakenSimulator", key: str, params: Params) -> Any:
     return {"trades": {t.txid: trade_info(t) for t in page}, "count": total}
 
 
-def query_trades(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def query_trades(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """QueryTrades: up to 20 trade txids."""
     txids = _ids(params.get("txid"))
     trades = sim.engine.account(key).trades
@@ -230,12 +230,12 @@ def query_trades(sim: "KrakenSimulator", key: str, params: Params) -> Any:
     return {t: trade_info(trades[t]) for t in txids}
 
 
-def get_websockets_token(sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def get_websockets_token(sim: KrakenSimulator, key: str, params: Params) -> Any:
     """GetWebSocketsToken: a token the WS endpoint maps back to this key."""
     return {"token": sim.issue_ws_token(key), "expires": 900}
 
 
-PRIVATE: dict[str, Callable[["KrakenSimulator", str, Params], Any]] = {
+PRIVATE: dict[str, Callable[[KrakenSimulator, str, Params], Any]] = {
     "Balance": balance,
     "BalanceEx": balance_ex,
     "AddOrder": add_order,

@@ -157,8 +157,18 @@ def parse_add_order(params: Mapping[str, Any], pairs: PairRegistry, now: float) 
     if trigger not in ("last", "index"):
         raise KrakenError(E.invalid_arguments("trigger"))
     return OrderRequest(
-        pair=pair, side=side, ordertype=ordertype, volume=volume, price=price, price2=price2,
-        userref=userref, cl_ord_id=cl_ord_id, post_only=post_only, trigger=trigger,
-        reduce_only=is_true(params.get("reduce_only")), validate=is_true(params.get("validate")),
-        deadline=deadline, expiretm=_expiretm(params.get("expiretm"), now),
+        pair=pair,
+        side=side,
+        ordertype=ordertype,
+        volume=volume,
+        price=price,
+        price2=price2,
+        userref=userref,
+        cl_ord_id=cl_ord_id,
+        post_only=post_only,
+        trigger=trigger,
+        reduce_only=is_true(params.get("reduce_only")),
+        validate=is_true(params.get("validate")),
+        deadline=deadline,
+        expiretm=_expiretm(params.get("expiretm"), now),
     )

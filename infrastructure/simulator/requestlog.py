@@ -25,8 +25,14 @@ class RequestRecord:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "time": self.time, "path": self.path, "method": self.method, "params": self.params,
-            "status": self.status, "error": self.error, "fault": self.fault, "result": self.result,
+            "time": self.time,
+            "path": self.path,
+            "method": self.method,
+            "params": self.params,
+            "status": self.status,
+            "error": self.error,
+            "fault": self.fault,
+            "result": self.result,
         }
 
 
@@ -44,7 +50,8 @@ class RequestLog:
     def calls(self, method: str | None = None, cl_ord_id: str | None = None) -> list[RequestRecord]:
         """Records filtered by method name (``AddOrder``) and/or the ``cl_ord_id`` parameter."""
         return [
-            r for r in self.records
+            r
+            for r in self.records
             if (method is None or r.method == method_name(method))
             and (cl_ord_id is None or str(r.params.get("cl_ord_id")) == cl_ord_id)
         ]

@@ -99,7 +99,7 @@ def _pre_execute_fault(record, fault: Fault) -> web.Response:
     return bad_gateway()
 
 
-def authenticate(sim: "KrakenSimulator", request: web.Request, path: str, body: str, params: Params) -> str:
+def authenticate(sim: KrakenSimulator, request: web.Request, path: str, body: str, params: Params) -> str:
     """API-Key, API-Sign and a nonce strictly above the key's last accepted one; returns the key."""
     key = request.headers.get("API-Key", "")
     secret = sim.secrets.get(key)
@@ -159,7 +159,7 @@ async def handle_private(request: web.Request) -> web.Response:
     return response
 
 
-def _run(handler, sim: "KrakenSimulator", key: str, params: Params) -> Any:
+def _run(handler, sim: KrakenSimulator, key: str, params: Params) -> Any:
     try:
         return handler(sim, key, params)
     except (ValueError, KeyError, TypeError):
@@ -172,6 +172,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("GET", "/0/public/{method}", handle_public)
     app.router.add_route("POST", "/0/public/{method}", handle_public)
     app.router.add_route("POST", "/0/private/{method}", handle_private)
-
-
-

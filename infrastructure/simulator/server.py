@@ -1,8 +1,8 @@
 """``KrakenSimulator``: the matching core behind Kraken's REST and WS v2 wire protocol, on one aiohttp server.
 
-    async with KrakenSimulator(seed=1) as sim:
-        sim.rest_url, sim.ws_url, sim.key, sim.secret   # point a Kraken client here
-        sim.set_mark_price("XBT/USD", "65000")          # control methods (also under /_sim/...)
+async with KrakenSimulator(seed=1) as sim:
+    sim.rest_url, sim.ws_url, sim.key, sim.secret   # point a Kraken client here
+    sim.set_mark_price("XBT/USD", "65000")          # control methods (also under /_sim/...)
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def _build_exchange(config: SimulatorConfig, pairs: PairRegistry, clock: SimCloc
         paths[pair.key] = PricePath(start, pair.pair_decimals, rng, config.volatility, tape)
         info = config.asset_pairs[pair.key]
         fees[pair.key] = Fees(
-            maker_pct=config.maker_fee_pct if config.maker_fee_pct is not None else Decimal(str(info["fees_maker"][0][1])),
+            maker_pct=config.maker_fee_pct
+            if config.maker_fee_pct is not None
+            else Decimal(str(info["fees_maker"][0][1])),
             taker_pct=config.taker_fee_pct if config.taker_fee_pct is not None else Decimal(str(info["fees"][0][1])),
         )
     exchange = Exchange(pairs, paths, fees, IdFactory(config.seed), clock.now, tuple(config.fill_fractions))
@@ -89,7 +91,7 @@ class KrakenSimulator:
         control.add_routes(app)
         return app
 
-    async def start(self) -> "KrakenSimulator":
+    async def start(self) -> KrakenSimulator:
         """Bind (port 0 picks a free port) and serve in the running event loop."""
         self._runner = web.AppRunner(self.make_app(), shutdown_timeout=0.5)
         await self._runner.setup()
@@ -109,7 +111,7 @@ class KrakenSimulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "KrakenSimulator":
+    async def __aenter__(self) -> KrakenSimulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -231,4 +233,3 @@ class KrakenSimulator:
         """End a ``ws_stall``: messages flow again (those sent meanwhile stay lost)."""
         for conn in self.ws_connections:
             conn.stalled = False
-

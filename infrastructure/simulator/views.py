@@ -96,14 +96,24 @@ def ticker_entry(mark: Decimal, pair_decimals: int) -> dict[str, Any]:
     """A Ticker row around the mark (the simulator has no book depth, so bid = ask = last)."""
     p = fixed(mark, pair_decimals)
     return {
-        "a": [p, "1", "1.000"], "b": [p, "1", "1.000"], "c": [p, "0.00100000"],
-        "v": ["0.00000000", "0.00000000"], "p": [p, p], "t": [0, 0], "l": [p, p], "h": [p, p], "o": p,
+        "a": [p, "1", "1.000"],
+        "b": [p, "1", "1.000"],
+        "c": [p, "0.00100000"],
+        "v": ["0.00000000", "0.00000000"],
+        "p": [p, p],
+        "t": [0, 0],
+        "l": [p, p],
+        "h": [p, p],
+        "o": p,
     }
 
 
 def asset_entry(asset: str) -> dict[str, Any]:
     decimals = asset_decimals(asset)
     return {
-        "aclass": "currency", "altname": asset_altname(asset), "decimals": decimals,
-        "display_decimals": 2 if decimals == 4 else 5, "status": "enabled",
+        "aclass": "currency",
+        "altname": asset_altname(asset),
+        "decimals": decimals,
+        "display_decimals": 2 if decimals == 4 else 5,
+        "status": "enabled",
     }

@@ -23,7 +23,7 @@ SNAPSHOT_TRADES = 50
 class ExecutionsConnection:
     """One WS client: its own ``sequence``, its subscription, an outbox drained by a writer task."""
 
-    def __init__(self, sim: "KrakenSimulator", ws: web.WebSocketResponse):
+    def __init__(self, sim: KrakenSimulator, ws: web.WebSocketResponse):
         self.sim = sim
         self.ws = ws
         self.key: str | None = None  # the account whose executions this connection streams
@@ -73,7 +73,9 @@ class ExecutionsConnection:
         params = request.get("params") or {}
         if method == "ping":
             if "params" in request:
-                self._reply(request, time_in, success=False, error="Unsupported field: 'params' for the given msg type: ping")
+                self._reply(
+                    request, time_in, success=False, error="Unsupported field: 'params' for the given msg type: ping"
+                )
             else:
                 self._reply({**request, "method": "pong"}, time_in)
             return
@@ -90,8 +92,12 @@ class ExecutionsConnection:
             return
         snap_orders = params.get("snap_orders", True) is not False
         snap_trades = params.get("snap_trades", False) is True
-        result = {"channel": "executions", "maxratecount": self.sim.max_rate_count,
-                  "snap_orders": snap_orders, "snap_trades": snap_trades}
+        result = {
+            "channel": "executions",
+            "maxratecount": self.sim.max_rate_count,
+            "snap_orders": snap_orders,
+            "snap_trades": snap_trades,
+        }
         self._reply(request, time_in, result=result, success=True)
         self.key = key
         self.send_executions("snapshot", self._snapshot(key, snap_orders, snap_trades))
@@ -119,8 +125,20 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     sim.engine.listeners.append(conn.on_execution)
     writer = asyncio.create_task(conn.writer())
     heartbeat = asyncio.create_task(conn.heartbeat(sim.heartbeat_interval))
-    conn.send({"channel": "status", "type": "update", "data": [
-        {"api_version": "v2", "connection_id": id(conn), "system": sim.engine.system_status, "version": "2.0.10"}]})
+    conn.send(
+        {
+            "channel": "status",
+            "type": "update",
+            "data": [
+                {
+                    "api_version": "v2",
+                    "connection_id": id(conn),
+                    "system": sim.engine.system_status,
+                    "version": "2.0.10",
+                }
+            ],
+        }
+    )
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT or conn.stalled:

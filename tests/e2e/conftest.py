@@ -7,7 +7,7 @@ deterministic; the WS path has its own test that awaits reports from the stream.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -27,8 +27,14 @@ FROZEN = 1_790_000_000.0
 
 
 class SimHarness:
-    def __init__(self, sim: KrakenSimulator, exchange: KrakenExchange, ledger: ExecutionLedger, clock: ManualClock,
-                 policy: PolicyConfig):
+    def __init__(
+        self,
+        sim: KrakenSimulator,
+        exchange: KrakenExchange,
+        ledger: ExecutionLedger,
+        clock: ManualClock,
+        policy: PolicyConfig,
+    ):
         self.sim, self.exchange, self.clock = sim, exchange, clock
         self.reports = []
         self.engine = ExecutionEngine(ledger, EngineConfig(policy=policy), publish=self.reports.append)
@@ -46,8 +52,9 @@ class SimHarness:
         raise AssertionError("the ledger did not settle")
 
     async def signal(self, **fields) -> Order:
-        result = self.engine.submit_signal({"pair": "XBT/USD", "side": "buy", "order_type": "limit",
-                                            "quantity": "0.01", **fields})
+        result = self.engine.submit_signal(
+            {"pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.01", **fields}
+        )
         await self.settle()
         return self.engine.orders[result.order.id]
 
@@ -77,26 +84,36 @@ class SimHarness:
         assert set(venue) == set(ours), "orders known to one side only"
         for txid, order in ours.items():
             v = venue[txid]
-            assert v.vol_exec == order.filled_quantity, f"{order.role.value} {txid}: venue {v.vol_exec} vs ledger {order.filled_quantity}"
-            assert v.is_open == (not order.is_terminal), f"{order.role.value} {txid}: venue {v.status} vs ledger {order.state.value}"
+            assert v.vol_exec == order.filled_quantity, (
+                f"{order.role.value} {txid}: venue {v.vol_exec} vs ledger {order.filled_quantity}"
+            )
+            assert v.is_open == (not order.is_terminal), (
+                f"{order.role.value} {txid}: venue {v.status} vs ledger {order.state.value}"
+            )
         expected = dict(self.initial_balances)
         for order in self.engine.orders.values():
             rules = self.engine.rules(order)
             for fill in order.fills.values():
                 sign = 1 if order.side is Side.BUY else -1
                 expected[rules.base] = expected.get(rules.base, Decimal(0)) + sign * fill.quantity
-                expected[rules.quote] = expected.get(rules.quote, Decimal(0)) - sign * fill.quantity * fill.price - fill.fee
+                expected[rules.quote] = (
+                    expected.get(rules.quote, Decimal(0)) - sign * fill.quantity * fill.price - fill.fee
+                )
         actual = self.sim.balances()
         for asset, amount in expected.items():
             assert actual.get(asset, Decimal(0)) == amount, f"{asset}: venue {actual.get(asset)} vs ledger {amount}"
         for entry in (o for o in self.engine.orders.values() if o.role is OrderRole.ENTRY):
             pos = self.position(entry)
-            planned = [r for r, price in ((OrderRole.STOP_LOSS, entry.sl_price), (OrderRole.TAKE_PROFIT, entry.tp_price))
-                       if price is not None and entry.brackets]
+            planned = [
+                r
+                for r, price in ((OrderRole.STOP_LOSS, entry.sl_price), (OrderRole.TAKE_PROFIT, entry.tp_price))
+                if price is not None and entry.brackets
+            ]
             for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
                 working = sum((o.remaining_quantity for o in self.legs(entry, role, live=True)), Decimal(0))
                 assert working == (pos if role in planned else 0), (
-                    f"signal {entry.signal_id}: {role.value} legs work {working}, position {pos}")
+                    f"signal {entry.signal_id}: {role.value} legs work {working}, position {pos}"
+                )
 
 
 @pytest.fixture
@@ -109,7 +126,7 @@ async def harness(settings):
     async def make(policy: PolicyConfig | None = None, **sim_fields) -> SimHarness:
         sim = await KrakenSimulator(seed=7, clock_start=FROZEN, **sim_fields).start()
         s = settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
-        clock = ManualClock(datetime.fromtimestamp(FROZEN, timezone.utc))
+        clock = ManualClock(datetime.fromtimestamp(FROZEN, UTC))
         ledger = ExecutionLedger(open_orders_app(s), load_default_pairs(), clock)
         exchange = KrakenExchange.from_settings(s, tier=None)  # the simulator models no rate limits here
         h = SimHarness(sim, exchange, ledger, clock, policy or PolicyConfig())

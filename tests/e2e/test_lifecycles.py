@@ -66,8 +66,9 @@ async def test_take_profit_hit_cancels_stop(harness):
 
 
 async def test_take_profit_partially_filled_shrinks_the_stop(harness):
-    h = await harness(fill_fractions=(D("0.5"),),
-                      policy=PolicyConfig(take_profit_order_type=OrderType.TAKE_PROFIT_LIMIT))
+    h = await harness(
+        fill_fractions=(D("0.5"),), policy=PolicyConfig(take_profit_order_type=OrderType.TAKE_PROFIT_LIMIT)
+    )
     entry = await h.signal(signal_id="tpp", order_type="market", sl_price="64000", tp_price="69000")
     await h.price(XBT, "69010")  # triggers the take-profit-limit: half fills
     [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
@@ -97,7 +98,9 @@ async def test_halt_mid_flight(harness):
     resting = await h.signal(signal_id="resting", limit_price="60000")
     h.engine.set_mode(TradingMode.HALTED, by="ops", why="venue incident", cancel_entries=True)
     with pytest.raises(TradingHalted):
-        h.engine.submit_signal({"signal_id": "late", "pair": XBT, "side": "buy", "order_type": "market", "quantity": "0.01"})
+        h.engine.submit_signal(
+            {"signal_id": "late", "pair": XBT, "side": "buy", "order_type": "market", "quantity": "0.01"}
+        )
     await h.settle()
     assert h.order(resting).state is State.CANCELED
     await h.price(XBT, "63990")  # exits keep working while halted

@@ -9,8 +9,9 @@ from execledger.domain.values import OrderRole
 
 async def test_stream_drives_fill_bracket_and_oco(harness):
     h = await harness()
-    service = TradingService(h.engine, h.exchange, ServiceConfig(deadman_enabled=False, tick_interval_s=0.05,
-                                                                 reconcile_interval_s=3600))
+    service = TradingService(
+        h.engine, h.exchange, ServiceConfig(deadman_enabled=False, tick_interval_s=0.05, reconcile_interval_s=3600)
+    )
     legs_open, closed = asyncio.Event(), asyncio.Event()
     open_legs: set[str] = set()
 
@@ -25,8 +26,17 @@ async def test_stream_drives_fill_bracket_and_oco(harness):
     h.engine.publish = on_report
     running = asyncio.create_task(service.run())
     try:
-        entry = h.engine.submit_signal({"signal_id": "ws", "pair": "XBT/USD", "side": "buy", "order_type": "market",
-                                        "quantity": "0.01", "sl_price": "64000", "tp_price": "69000"}).order
+        entry = h.engine.submit_signal(
+            {
+                "signal_id": "ws",
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "market",
+                "quantity": "0.01",
+                "sl_price": "64000",
+                "tp_price": "69000",
+            }
+        ).order
         service.wake()
         await asyncio.wait_for(legs_open.wait(), 10)
         h.sim.set_mark_price("XBT/USD", "63990")  # the stop triggers at the venue; only the stream tells us

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from execledger.domain.order import State
 from execledger.domain.values import OrderRole, Side
 from execledger.infrastructure.bootstrap import open_ledger
@@ -67,12 +68,21 @@ def pick_fault(rng: random.Random) -> tuple[str, str, int, float]:
     within the adapter's retries for reads and cancels (4 attempts)."""
     roll = rng.random()
     if roll < 0.5:
-        kind = rng.choice(("delay_reply", "http_502_after_execute", "http_502_before_execute", "service_unavailable",
-                           "order_rate_limit", "api_rate_limit", "delayed_acceptance"))
+        kind = rng.choice(
+            (
+                "delay_reply",
+                "http_502_after_execute",
+                "http_502_before_execute",
+                "service_unavailable",
+                "order_rate_limit",
+                "api_rate_limit",
+                "delayed_acceptance",
+            )
+        )
         seconds = round(rng.uniform(0.2, 1.2), 2) if kind in ("delay_reply", "delayed_acceptance") else 0.0
         return "AddOrder", kind, 1, seconds
     method = "CancelOrder" if roll < 0.7 else "GetWebSocketsToken" if roll < 0.75 else rng.choice(READS)
-    kind = rng.choice(REST_FAULTS + ("api_rate_limit",))
+    kind = rng.choice((*REST_FAULTS, "api_rate_limit"))
     return method, kind, rng.randint(1, 2), round(rng.uniform(0.2, 1.0), 2) if kind == "delay_reply" else 0.0
 
 
@@ -90,8 +100,14 @@ class Process:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     @property
     def alive(self) -> bool:
@@ -128,8 +144,9 @@ async def wait_until(probe, *, timeout: float, interval: float = 0.05, what: str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.alive:
-            raise RuntimeError(f"{process.name} exited ({process.proc.returncode}) while waiting for {what}:\n"
-                               f"{process.tail()}")
+            raise RuntimeError(
+                f"{process.name} exited ({process.proc.returncode}) while waiting for {what}:\n{process.tail()}"
+            )
         with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError):
             value = await probe()
             if value:
@@ -149,7 +166,7 @@ class Backend:
     database_url: str | None = None
 
     @classmethod
-    def from_env(cls) -> "Backend":
+    def from_env(cls) -> Backend:
         """``EXECLEDGER_FAULT_BACKEND=postgres`` (URL from ``EXECLEDGER_TEST_DATABASE_URL``) selects PostgreSQL."""
         name = os.environ.get("EXECLEDGER_FAULT_BACKEND", "sqlite")
         url = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -170,8 +187,15 @@ class Backend:
         from psycopg import sql
 
         t = parse_postgres_url(self.database_url)
-        with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password,
-                             autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            host=t.host,
+            port=t.port,
+            dbname=t.dbname,
+            user=t.user,
+            password=t.password,
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
@@ -209,24 +233,35 @@ class SoakResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "seed": self.seed, "backend": self.backend, "runs": self.runs, "sessions": self.sessions,
-            "kills": self.kills, "recovery_kills": self.recovery_kills,
+            "seed": self.seed,
+            "backend": self.backend,
+            "runs": self.runs,
+            "sessions": self.sessions,
+            "kills": self.kills,
+            "recovery_kills": self.recovery_kills,
             "kill_phases": dict(sorted(self.kill_phases.items())),
-            "faults_injected": sum(self.faults.values()), "faults_by_kind": dict(sorted(self.faults.items())),
+            "faults_injected": sum(self.faults.values()),
+            "faults_by_kind": dict(sorted(self.faults.items())),
             "faults_by_method": dict(sorted(self.faults_by_method.items())),
-            "ws_actions": dict(sorted(self.ws_actions.items())), "signals": self.signals,
-            "orders_checked": self.orders_checked, "venue_moves_while_service_down": self.venue_moves_while_down,
-            "settle_timeouts": self.settle_timeouts, "oco_races_both_legs_filled": len(self.oco_races),
+            "ws_actions": dict(sorted(self.ws_actions.items())),
+            "signals": self.signals,
+            "orders_checked": self.orders_checked,
+            "venue_moves_while_service_down": self.venue_moves_while_down,
+            "settle_timeouts": self.settle_timeouts,
+            "oco_races_both_legs_filled": len(self.oco_races),
             "oco_races": sorted(self.oco_races)[:20],
             "violations_found": len(self.violations),
-            "violations": self.violations[:50], "seconds": round(self.seconds, 1),
+            "violations": self.violations[:50],
+            "seconds": round(self.seconds, 1),
             "phase_seconds": {k: round(v, 1) for k, v in sorted(self.phase_seconds.items())},
         }
 
     def summary(self) -> str:
-        return (f"soak seed={self.seed} backend={self.backend}: {self.runs} runs, {self.kills} kills "
-                f"({self.recovery_kills} during recovery), {sum(self.faults.values())} faults, {self.signals} signals, "
-                f"{self.orders_checked} order checks, {len(self.violations)} violations in {self.seconds:.0f}s")
+        return (
+            f"soak seed={self.seed} backend={self.backend}: {self.runs} runs, {self.kills} kills "
+            f"({self.recovery_kills} during recovery), {sum(self.faults.values())} faults, {self.signals} signals, "
+            f"{self.orders_checked} order checks, {len(self.violations)} violations in {self.seconds:.0f}s"
+        )
 
 
 # --- one session -------------------------------------------------------------------------------------------------
@@ -242,10 +277,27 @@ class Session:
         self.secret = base64.b64encode(random.Random(seed).randbytes(64)).decode()
         self.sim_port = free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
-        self.sim = Process("simulator", [EXECLEDGER, "simulator", "--host", "127.0.0.1", "--port", str(self.sim_port),
-                                         "--key", self.key, "--secret", self.secret, "--seed", str(seed),
-                                         "--fill-fractions", FILL_FRACTIONS],
-                           self._env(), work_dir / "simulator.log")
+        self.sim = Process(
+            "simulator",
+            [
+                EXECLEDGER,
+                "simulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.sim_port),
+                "--key",
+                self.key,
+                "--secret",
+                self.secret,
+                "--seed",
+                str(seed),
+                "--fill-fractions",
+                FILL_FRACTIONS,
+            ],
+            self._env(),
+            work_dir / "simulator.log",
+        )
         self.service: Process | None = None
         self.api_url = ""
         self.http: aiohttp.ClientSession | None = None
@@ -261,21 +313,31 @@ class Session:
         return {**env, **extra}
 
     def _service_env(self, port: int) -> dict[str, str]:
-        extra = {"EXECLEDGER_DATA_DIR": str(self.settings.data_dir), "EXECLEDGER_KRAKEN_URL": self.sim_url,
-                 "EXECLEDGER_KRAKEN_WS_URL": f"ws://127.0.0.1:{self.sim_port}/v2", "EXECLEDGER_KRAKEN_KEY": self.key,
-                 "EXECLEDGER_KRAKEN_SECRET": self.secret, "EXECLEDGER_KRAKEN_TIER": "none",
-                 "EXECLEDGER_API_PORT": str(port), "EXECLEDGER_SUBMIT_DEADLINE_S": str(SUBMIT_DEADLINE_S)}
+        extra = {
+            "EXECLEDGER_DATA_DIR": str(self.settings.data_dir),
+            "EXECLEDGER_KRAKEN_URL": self.sim_url,
+            "EXECLEDGER_KRAKEN_WS_URL": f"ws://127.0.0.1:{self.sim_port}/v2",
+            "EXECLEDGER_KRAKEN_KEY": self.key,
+            "EXECLEDGER_KRAKEN_SECRET": self.secret,
+            "EXECLEDGER_KRAKEN_TIER": "none",
+            "EXECLEDGER_API_PORT": str(port),
+            "EXECLEDGER_SUBMIT_DEADLINE_S": str(SUBMIT_DEADLINE_S),
+        }
         if self.settings.database_url is not None:
             extra["EXECLEDGER_DATABASE_URL"] = self.settings.database_url.get_secret_value()
         return self._env(**extra)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "Session":
+    async def __aenter__(self) -> Session:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.sim.start()
-        await wait_until(lambda: self._get(f"{self.sim_url}/_sim/faults", ok_only=True), timeout=30,
-                         what="simulator ready", process=self.sim)
+        await wait_until(
+            lambda: self._get(f"{self.sim_url}/_sim/faults", ok_only=True),
+            timeout=30,
+            what="simulator ready",
+            process=self.sim,
+        )
         self.initial_balances = {a: Decimal(v) for a, v in (await self.sim_get("balances")).items()}
         await self.start_service()
         self.result.sessions += 1
@@ -347,14 +409,22 @@ class Session:
         self.signal_no += 1
         side = rng.choice(("buy", "sell"))
         up = 1 if side == "buy" else -1
-        body: dict[str, Any] = {"signal_id": f"s{self.seed}-{self.signal_no}", "pair": PAIR, "side": side,
-                                "quantity": rng.choice(("0.002", "0.004", "0.01"))}
+        body: dict[str, Any] = {
+            "signal_id": f"s{self.seed}-{self.signal_no}",
+            "pair": PAIR,
+            "side": side,
+            "quantity": rng.choice(("0.002", "0.004", "0.01")),
+        }
         if rng.random() < 0.4:
             body["order_type"], ref = "market", self.mark
         else:
             offset = Decimal(str(round(rng.uniform(-0.004, 0.002), 5)))
             ref = self.mark * (1 - up * offset)
-            body |= {"order_type": "limit", "limit_price": self._price(ref), "timeout_s": round(rng.uniform(0.5, 2.5), 2)}
+            body |= {
+                "order_type": "limit",
+                "limit_price": self._price(ref),
+                "timeout_s": round(rng.uniform(0.5, 2.5), 2),
+            }
             ref = Decimal(body["limit_price"])
         legs = rng.random()
         if legs < 0.8:
@@ -405,7 +475,7 @@ class Session:
                     await self.inject_fault(rng)
                 else:
                     await self.ws_fault(rng)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if not self.service.killed:
                     raise
             await asyncio.sleep(rng.uniform(0.02, 0.25))  # scenario pacing, not synchronisation
@@ -433,7 +503,11 @@ class Session:
                     tags.add("outcome_unknown")
                 elif o.state is State.CANCEL_PENDING:
                     tags.add("cancel")
-                if o.role is OrderRole.ENTRY and (o.sl_price or o.tp_price) and o.filled_quantity > o.bracketed_quantity:
+                if (
+                    o.role is OrderRole.ENTRY
+                    and (o.sl_price or o.tp_price)
+                    and o.filled_quantity > o.bracketed_quantity
+                ):
                     tags.add("fill_before_bracket")
                 v = venue.get(o.cl_ord_id)
                 if v is not None and (Decimal(v["vol_exec"]) > o.filled_quantity or o.txid is None):
@@ -545,16 +619,27 @@ class Session:
                 if o.txid != v["txid"]:
                     bad(1, f"{what}: ledger txid {o.txid}")
                 if o.filled_quantity != Decimal(v["vol_exec"]) or set(o.fills) != set(v["trades"]):
-                    bad(2, f"{what}: filled {o.filled_quantity} ({len(o.fills)} fills) vs venue {v['vol_exec']} "
-                           f"({len(v['trades'])} trades)")
+                    bad(
+                        2,
+                        f"{what}: filled {o.filled_quantity} ({len(o.fills)} fills) vs venue {v['vol_exec']} "
+                        f"({len(v['trades'])} trades)",
+                    )
                 if o.fees != Decimal(v["fee"]):
                     bad(2, f"{what}: fees {o.fees} vs venue {v['fee']}")
-                expected = {"pending": None, "open": None, "closed": State.FILLED, "canceled": State.CANCELED,
-                            "expired": State.EXPIRED}[v["status"]]
+                expected = {
+                    "pending": None,
+                    "open": None,
+                    "closed": State.FILLED,
+                    "canceled": State.CANCELED,
+                    "expired": State.EXPIRED,
+                }[v["status"]]
                 if expected is None and o.is_terminal:
                     bad(2, f"{what}: ledger {o.state.value}, venue {v['status']}")
-                elif expected is not None and o.state is not expected and not (
-                        v["status"] == "closed" and o.state is State.CANCELED and o.filled_quantity < o.quantity):
+                elif (
+                    expected is not None
+                    and o.state is not expected
+                    and not (v["status"] == "closed" and o.state is State.CANCELED and o.filled_quantity < o.quantity)
+                ):
                     bad(6, f"{what}: ledger {o.state.value}, venue {v['status']}")
             known = {v["cl_ord_id"] for v in venue}
             for o in orders:
@@ -573,7 +658,9 @@ class Session:
             sign = 1 if order.side is Side.BUY else -1
             for fill in order.fills.values():
                 expected[rules.base] = expected.get(rules.base, Decimal(0)) + sign * fill.quantity
-                expected[rules.quote] = expected.get(rules.quote, Decimal(0)) - sign * fill.quantity * fill.price - fill.fee
+                expected[rules.quote] = (
+                    expected.get(rules.quote, Decimal(0)) - sign * fill.quantity * fill.price - fill.fee
+                )
         for asset, amount in expected.items():
             if balances.get(asset, Decimal(0)) != amount:
                 bad(2, f"balance {asset}: venue {balances.get(asset)} vs ledger fills {amount}")
@@ -592,11 +679,16 @@ class Session:
                 members = [by_id[i] for i in bracket.all_leg_ids() if i in by_id]
                 excess = sum((o.filled_quantity for o in members), Decimal(0)) - bracket.quantity
                 if excess > 0 and any(o.state is State.FILLED and o.cancel_requested for o in members):
-                    self.result.oco_races.add(f"signal {entry.signal_id} bracket {bracket.index}: exited {excess} "
-                                                 f"more than its {bracket.quantity}")
+                    self.result.oco_races.add(
+                        f"signal {entry.signal_id} bracket {bracket.index}: exited {excess} "
+                        f"more than its {bracket.quantity}"
+                    )
                     raced += excess
                 elif excess > 0:
-                    bad(4, f"signal {entry.signal_id} bracket {bracket.index}: legs exited {excess} more than it protects")
+                    bad(
+                        4,
+                        f"signal {entry.signal_id} bracket {bracket.index}: legs exited {excess} more than it protects",
+                    )
             position += raced
             for role, price in planned.items():
                 working = sum((o.remaining_quantity for o in legs if o.role is role and not o.is_terminal), Decimal(0))
@@ -611,9 +703,12 @@ class Session:
         rebuilt = dump_read_models(lg.db)
         for name in live:
             if live[name] != rebuilt[name]:
-                diff = next((a, b) for a, b in zip(live[name] + [None], rebuilt[name] + [None]) if a != b)
-                bad(5, f"read model {name} differs from a rebuild ({len(live[name])} vs {len(rebuilt[name])} rows; "
-                       f"first difference {diff})")
+                diff = next((a, b) for a, b in zip(live[name] + [None], rebuilt[name] + [None], strict=False) if a != b)
+                bad(
+                    5,
+                    f"read model {name} differs from a rebuild ({len(live[name])} vs {len(rebuilt[name])} rows; "
+                    f"first difference {diff})",
+                )
 
     # -- a run --------------------------------------------------------------------------------------------------
 
@@ -647,8 +742,16 @@ class Session:
         return problems
 
 
-async def soak(*, runs: int, seed: int, work_dir: Path, backend: Backend | None = None, runs_per_session: int = 5,
-               parallel: int = 2, on_run=None) -> SoakResult:
+async def soak(
+    *,
+    runs: int,
+    seed: int,
+    work_dir: Path,
+    backend: Backend | None = None,
+    runs_per_session: int = 5,
+    parallel: int = 2,
+    on_run=None,
+) -> SoakResult:
     """``runs`` kill/restart runs in sessions of ``runs_per_session``, ``parallel`` sessions at a time (each session
     is its own simulator, store and service; their seeds do not depend on the scheduling). Every violation is
     collected; none stops the soak."""
@@ -671,10 +774,12 @@ async def soak(*, runs: int, seed: int, work_dir: Path, backend: Backend | None 
                 rng = random.Random(f"{seed}:{session_no}:{i}")
                 try:
                     problems = await session.run(rng, label, last=i == n - 1)
-                except Exception as exc:  # noqa: BLE001 - a harness or process failure is a finding too
+                except Exception as exc:
                     result.runs += 1
-                    result.violations.append(f"[{label}] run failed: {type(exc).__name__}: {exc}\n"
-                                             f"{session.service.tail() if session.service else ''}")
+                    result.violations.append(
+                        f"[{label}] run failed: {type(exc).__name__}: {exc}\n"
+                        f"{session.service.tail() if session.service else ''}"
+                    )
                     return  # the session's processes are in an unknown state: the next session starts fresh
                 result.violations += problems
                 if on_run is not None:

@@ -26,6 +26,7 @@ async def test_standby_takes_over_when_the_holder_is_killed(tmp_path):
         standby = Process("standby", [EXECLEDGER, "run", "--standby"], s._service_env(port), tmp_path / "standby.log")
         standby.start()
         try:
+
             async def standby_health():
                 try:
                     return await s._get(f"http://127.0.0.1:{port}/v1/health")

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -63,14 +63,20 @@ class Venue:
 
     def at(self, seconds_from_now: float) -> datetime:
         """A datetime ``seconds_from_now`` of simulator time ahead."""
-        return datetime.fromtimestamp(self.sim.clock.now(), tz=timezone.utc) + timedelta(seconds=seconds_from_now)
+        return datetime.fromtimestamp(self.sim.clock.now(), tz=UTC) + timedelta(seconds=seconds_from_now)
 
     def limit_buy(self, price: str = "60000", volume: str = "0.01", deadline_in: float | None = 30.0) -> OrderRequest:
         """A resting limit buy (below the 67000 mark) with a fresh cl_ord_id and a deadline in simulator time."""
         self._ids += 1
-        return OrderRequest(cl_ord_id=str(uuid.UUID(int=self._ids)), pair=PAIR, side=Side.BUY,
-                            order_type=OrderType.LIMIT, volume=Decimal(volume), price=Decimal(price),
-                            deadline=None if deadline_in is None else self.at(deadline_in))
+        return OrderRequest(
+            cl_ord_id=str(uuid.UUID(int=self._ids)),
+            pair=PAIR,
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            volume=Decimal(volume),
+            price=Decimal(price),
+            deadline=None if deadline_in is None else self.at(deadline_in),
+        )
 
     def add_orders(self, cl_ord_id: str) -> list:
         """The AddOrder calls the simulator received for this cl_ord_id."""
@@ -78,9 +84,14 @@ class Venue:
 
     def stream(self, **options) -> KrakenExecutionsStream:
         """An executions stream on the simulator's WS, reading REST from the simulator's start."""
-        values = dict(heartbeat_timeout_s=0.25, reconnect_delay_s=0.01, poll_when_down_s=0.05,
-                      poll_when_healthy_s=HEALTHY_POLL_S, sleep=pace,
-                      since=datetime.fromtimestamp(FROZEN_AT - 60, tz=timezone.utc))
+        values = {
+            "heartbeat_timeout_s": 0.25,
+            "reconnect_delay_s": 0.01,
+            "poll_when_down_s": 0.05,
+            "poll_when_healthy_s": HEALTHY_POLL_S,
+            "sleep": pace,
+            "since": datetime.fromtimestamp(FROZEN_AT - 60, tz=UTC),
+        }
         values.update(options)
         return KrakenExecutionsStream(self.exchange, self.sim.ws_url, **values)
 
@@ -99,9 +110,11 @@ async def pace(seconds: float) -> None:
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """Await a condition that other tasks bring about (checked every loop turn; the timeout only bounds a bug)."""
+
     async def check() -> None:
         while not condition():
             await asyncio.sleep(0)
+
     await asyncio.wait_for(check(), timeout)
 
 
@@ -138,7 +151,7 @@ def venue_options() -> dict:
 
 @pytest.fixture
 async def sim(sim_options):
-    options = dict(seed=1, clock_start=FROZEN_AT, heartbeat_interval=0.05)
+    options = {"seed": 1, "clock_start": FROZEN_AT, "heartbeat_interval": 0.05}
     options.update(sim_options)
     async with KrakenSimulator(**options) as simulator:
         yield simulator
@@ -146,24 +159,37 @@ async def sim(sim_options):
 
 @pytest.fixture
 async def venue(sim, venue_options, tmp_path):
-    options = dict(rest_tier=None, trading_tier=Tier.PRO, timeout_s=2.0, attempts=4)
+    options = {"rest_tier": None, "trading_tier": Tier.PRO, "timeout_s": 2.0, "attempts": 4}
     options.update(venue_options)
     time = SimTime(sim)
     breaker = CircuitBreaker(failure_threshold=BREAKER_THRESHOLD, reset_timeout_s=BREAKER_RESET_S, clock=time.now)
-    limiter = (RestCallLimiter(options["rest_tier"], clock=time.now, sleep=time.sleep)
-               if options["rest_tier"] else None)
-    rest = KrakenRestClient(sim.rest_url, KrakenCredentials(key=sim.key, secret=SecretStr(sim.secret)),
-                            data_dir=tmp_path, breaker=breaker, limiter=limiter, timeout_s=options["timeout_s"])
-    trading = (TradingRateLimiter(options["trading_tier"], clock=time.now, sleep=time.sleep)
-               if options["trading_tier"] else None)
+    limiter = RestCallLimiter(options["rest_tier"], clock=time.now, sleep=time.sleep) if options["rest_tier"] else None
+    rest = KrakenRestClient(
+        sim.rest_url,
+        KrakenCredentials(key=sim.key, secret=SecretStr(sim.secret)),
+        data_dir=tmp_path,
+        breaker=breaker,
+        limiter=limiter,
+        timeout_s=options["timeout_s"],
+    )
+    trading = (
+        TradingRateLimiter(options["trading_tier"], clock=time.now, sleep=time.sleep)
+        if options["trading_tier"]
+        else None
+    )
 
     def stream_factory(exchange: KrakenExchange) -> KrakenExecutionsStream:
         venue.streams.append(venue.stream())
         return venue.streams[-1]
 
     exchange = KrakenExchange(
-        rest, pairs=sim.pairs, ws_url=sim.ws_url, trading_limiter=trading, stream_factory=stream_factory,
-        retry=RetryPolicy(attempts=options["attempts"], sleep=time.sleep, wall_clock=time.now))
+        rest,
+        pairs=sim.pairs,
+        ws_url=sim.ws_url,
+        trading_limiter=trading,
+        stream_factory=stream_factory,
+        retry=RetryPolicy(attempts=options["attempts"], sleep=time.sleep, wall_clock=time.now),
+    )
     venue = Venue(sim, exchange, breaker, time)
     breaker.add_listener(lambda old, new, reason: venue.transitions.append((old, new, time.now())))
     yield venue

@@ -36,8 +36,9 @@ async def assert_new_entry_not_sent(venue):
     assert len(venue.sim.requests("AddOrder")) == before  # nothing reached the wire
 
 
-@pytest.mark.parametrize("fault", [FaultKind.HTTP_502_BEFORE_EXECUTE, FaultKind.SERVICE_UNAVAILABLE,
-                                   FaultKind.SERVICE_BUSY])
+@pytest.mark.parametrize(
+    "fault", [FaultKind.HTTP_502_BEFORE_EXECUTE, FaultKind.SERVICE_UNAVAILABLE, FaultKind.SERVICE_BUSY]
+)
 async def test_consecutive_failures_open_the_breaker_and_new_entries_are_not_sent(venue, fault):
     await open_by_failed_reads(venue, fault)
     await assert_new_entry_not_sent(venue)

@@ -10,8 +10,12 @@ from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import PAIR, Collector, until
 
-PENDING_NEW, NEW, TRADE, FILLED = (ObservationKind.PENDING_NEW, ObservationKind.NEW, ObservationKind.TRADE,
-                                   ObservationKind.FILLED)
+PENDING_NEW, NEW, TRADE, FILLED = (
+    ObservationKind.PENDING_NEW,
+    ObservationKind.NEW,
+    ObservationKind.TRADE,
+    ObservationKind.FILLED,
+)
 FILLING_MARK = "59000"  # below the 60000 limit of venue.limit_buy(): the resting buy fills
 
 
@@ -83,7 +87,8 @@ async def take_the_stream_down(venue, how):
 
 @pytest.mark.parametrize("how", ["disconnect", "stall"])
 async def test_a_fill_while_the_stream_is_down_is_seen_once_by_rest_and_not_again_after_the_resync(
-        venue, seen, trades_on_the_wire, trades_by_rest, how):
+    venue, seen, trades_on_the_wire, trades_by_rest, how
+):
     placed = await venue.exchange.place(venue.limit_buy())
     await until(lambda: seen.of(placed.txid, NEW))
     # Keep the stream from reconnecting until the fill is in (its token call is refused; a rate-limit answer

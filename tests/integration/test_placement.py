@@ -36,12 +36,16 @@ async def place_unknown(venue, request):
     return result
 
 
-@pytest.mark.parametrize("fault,seconds,venue_options", [
-    # The simulator executes, then holds its reply 0.3 s of wall time; the client gives up after 0.1 s. Both are
-    # real time because aiohttp's request timeout is; this is the only real wait in these tests.
-    (FaultKind.DELAY_REPLY, 0.3, {"timeout_s": 0.1}),
-    (FaultKind.HTTP_502_AFTER_EXECUTE, 0.0, {}),
-], ids=["delay_reply", "http_502_after_execute"])
+@pytest.mark.parametrize(
+    ("fault", "seconds", "venue_options"),
+    [
+        # The simulator executes, then holds its reply 0.3 s of wall time; the client gives up after 0.1 s. Both are
+        # real time because aiohttp's request timeout is; this is the only real wait in these tests.
+        (FaultKind.DELAY_REPLY, 0.3, {"timeout_s": 0.1}),
+        (FaultKind.HTTP_502_AFTER_EXECUTE, 0.0, {}),
+    ],
+    ids=["delay_reply", "http_502_after_execute"],
+)
 async def test_an_add_order_that_executed_behind_a_failed_reply_resolves_to_its_order(venue, fault, seconds):
     request = venue.limit_buy()
     venue.sim.inject_fault("AddOrder", fault, seconds=seconds)
@@ -116,8 +120,7 @@ async def test_ambiguous_outcomes_in_one_session_never_resend(venue):
     """Three ambiguous outcomes one after another (a lookup after each keeps the breaker closed): three cl_ord_ids,
     three AddOrders, and each lookup tells the placed ones from the one that never reached the engine."""
     found = {}
-    for fault in (FaultKind.HTTP_502_AFTER_EXECUTE, FaultKind.HTTP_502_BEFORE_EXECUTE,
-                  FaultKind.DELAYED_ACCEPTANCE):
+    for fault in (FaultKind.HTTP_502_AFTER_EXECUTE, FaultKind.HTTP_502_BEFORE_EXECUTE, FaultKind.DELAYED_ACCEPTANCE):
         request = venue.limit_buy()
         venue.sim.inject_fault("AddOrder", fault, seconds=1)
         await place_unknown(venue, request)

@@ -50,8 +50,10 @@ async def test_query_orders_is_retried_through_transient_faults(venue, fault, fa
 
 async def test_a_permanent_error_on_a_read_is_not_retried(venue, tmp_path):
     wrong = KrakenCredentials(key=venue.sim.key, secret=SecretStr(base64.b64encode(b"w" * 64).decode()))
-    exchange = KrakenExchange(KrakenRestClient(venue.sim.rest_url, wrong, data_dir=tmp_path / "wrong"),
-                              retry=RetryPolicy(attempts=4, sleep=venue.time.sleep))
+    exchange = KrakenExchange(
+        KrakenRestClient(venue.sim.rest_url, wrong, data_dir=tmp_path / "wrong"),
+        retry=RetryPolicy(attempts=4, sleep=venue.time.sleep),
+    )
     try:
         with pytest.raises(KrakenVenueError, match="EAPI:Invalid signature"):
             await exchange.open_orders()

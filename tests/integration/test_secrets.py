@@ -51,10 +51,17 @@ async def full_session(venue) -> list[object]:
     await until(lambda: venue.streams[0].connects == 2 and venue.streams[0].healthy)
 
     sim.inject_fault("CancelOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
-    produced += [await exchange.cancel(txid=placed.txid), await exchange.query_orders([placed.txid, filled.txid]),
-                 await exchange.find_by_cl_ord_id(request.cl_ord_id), await exchange.open_orders(),
-                 await exchange.trades_since(None), await exchange.cancel_all_after(60),
-                 await exchange.cancel_all(), await exchange.cancel_all_after(0), await exchange.asset_pairs()]
+    produced += [
+        await exchange.cancel(txid=placed.txid),
+        await exchange.query_orders([placed.txid, filled.txid]),
+        await exchange.find_by_cl_ord_id(request.cl_ord_id),
+        await exchange.open_orders(),
+        await exchange.trades_since(None),
+        await exchange.cancel_all_after(60),
+        await exchange.cancel_all(),
+        await exchange.cancel_all_after(0),
+        await exchange.asset_pairs(),
+    ]
     for failing in (lambda: exchange.rest.private("NoSuchMethod"), lambda: exchange.query_orders(["bad txid"])):
         try:
             await failing()

@@ -26,12 +26,15 @@ async def read_burst(venue, rounds: int):
     placed = await venue.exchange.place(venue.limit_buy())
     calls = []
     for _ in range(rounds):
-        calls += [venue.exchange.open_orders(), venue.exchange.query_orders([placed.txid]),
-                  venue.exchange.trades_since(None)]
+        calls += [
+            venue.exchange.open_orders(),
+            venue.exchange.query_orders([placed.txid]),
+            venue.exchange.trades_since(None),
+        ]
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
-@pytest.mark.parametrize("sim_options,venue_options", [(STARTER_SIM, STARTER_ADAPTER)])
+@pytest.mark.parametrize(("sim_options", "venue_options"), [(STARTER_SIM, STARTER_ADAPTER)])
 async def test_a_burst_of_reads_waits_for_the_rest_counter_instead_of_being_refused(venue):
     started = venue.time.now()
     results = await read_burst(venue, rounds=10)
@@ -43,7 +46,7 @@ async def test_a_burst_of_reads_waits_for_the_rest_counter_instead_of_being_refu
     assert venue.time.now() - started >= (40 - 15) / 0.33 - 1
 
 
-@pytest.mark.parametrize("sim_options,venue_options", [(STARTER_SIM, NO_ADAPTER_LIMITS)])
+@pytest.mark.parametrize(("sim_options", "venue_options"), [(STARTER_SIM, NO_ADAPTER_LIMITS)])
 async def test_without_the_adapter_limiter_the_same_burst_is_refused(venue):
     await read_burst(venue, rounds=10)
     assert len(refusals(venue, API_LIMIT)) > 0
@@ -51,12 +54,13 @@ async def test_without_the_adapter_limiter_the_same_burst_is_refused(venue):
 
 async def place_and_cancel_burst(venue, count: int):
     placed = await asyncio.gather(*(venue.exchange.place(venue.limit_buy(volume="0.001")) for _ in range(count)))
-    canceled = await asyncio.gather(*(venue.exchange.cancel(txid=p.txid) for p in placed if p.txid),
-                                    return_exceptions=True)
+    canceled = await asyncio.gather(
+        *(venue.exchange.cancel(txid=p.txid) for p in placed if p.txid), return_exceptions=True
+    )
     return placed, canceled
 
 
-@pytest.mark.parametrize("sim_options,venue_options", [(STARTER_SIM, STARTER_ADAPTER)])
+@pytest.mark.parametrize(("sim_options", "venue_options"), [(STARTER_SIM, STARTER_ADAPTER)])
 async def test_a_burst_of_orders_and_young_cancels_keeps_under_the_pair_counter(venue):
     placed, canceled = await place_and_cancel_burst(venue, 20)
     assert [p.status for p in placed] == [PlaceStatus.ACKNOWLEDGED] * 20
@@ -69,7 +73,7 @@ async def test_a_burst_of_orders_and_young_cancels_keeps_under_the_pair_counter(
     assert venue.exchange.trading.waited_s > 0
 
 
-@pytest.mark.parametrize("sim_options,venue_options", [(STARTER_SIM, NO_ADAPTER_LIMITS)])
+@pytest.mark.parametrize(("sim_options", "venue_options"), [(STARTER_SIM, NO_ADAPTER_LIMITS)])
 async def test_without_the_trading_limiter_the_same_burst_is_refused(venue):
     await place_and_cancel_burst(venue, 20)
     assert len(refusals(venue, ORDER_LIMIT)) > 0
@@ -94,8 +98,11 @@ async def test_an_injected_order_rate_limit_on_add_order_is_rejected_and_the_nex
     first = venue.limit_buy()
     venue.sim.inject_fault("AddOrder", FaultKind.ORDER_RATE_LIMIT)
     result = await venue.exchange.place(first)
-    assert (result.status, result.error_class, result.error) == (PlaceStatus.REJECTED, ErrorClass.RATE_LIMITED,
-                                                                 ORDER_LIMIT)
+    assert (result.status, result.error_class, result.error) == (
+        PlaceStatus.REJECTED,
+        ErrorClass.RATE_LIMITED,
+        ORDER_LIMIT,
+    )
     assert venue.sim.orders() == []  # nothing done: a definitive answer, safe to place again with a new id
     second = venue.limit_buy()
     assert (await venue.exchange.place(second)).status is PlaceStatus.ACKNOWLEDGED

@@ -16,12 +16,12 @@ from urllib.parse import parse_qsl
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from execledger.infrastructure.kraken.auth import decode_secret, verify
 from execledger.infrastructure.kraken.breaker import CircuitBreaker
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
 from execledger.infrastructure.kraken.rest import KrakenRestClient
-from pydantic import SecretStr
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 KEY = "TESTKEY-abcdefghijklmnop"
@@ -80,9 +80,9 @@ class StubKraken:
         body = await request.text()
         params = dict(parse_qsl(body)) if request.method == "POST" else dict(request.query)
         headers = dict(request.headers)
-        if request.path.startswith("/0/private/"):
-            if not verify(request.path, params.get("nonce", ""), body, self.secret, headers.get("API-Sign", "")):
-                return web.json_response({"error": ["EAPI:Invalid signature"]})
+        signed = verify(request.path, params.get("nonce", ""), body, self.secret, headers.get("API-Sign", ""))
+        if request.path.startswith("/0/private/") and not signed:
+            return web.json_response({"error": ["EAPI:Invalid signature"]})
         self.requests.append(Recorded(method, params, headers, body))
         answer = self._next(method)
         if callable(answer):
@@ -116,7 +116,7 @@ def credentials() -> KrakenCredentials:
 
 
 @pytest.fixture
-def fake_time() -> "FakeTime":
+def fake_time() -> FakeTime:
     return FakeTime()
 
 

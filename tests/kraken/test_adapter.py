@@ -2,7 +2,7 @@
 batching, retries, breaker, and that no secret or signature ever shows."""
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,18 +19,27 @@ from tests.kraken.conftest import SECRET, Drop, Hang, Http
 
 CL_ORD_ID = "6d1b345e-2821-40e2-ad83-4ecb18a06876"
 TXID = "OU22CG-KLAF2-FWUDD7"
-DEADLINE = datetime(2026, 1, 2, 3, 4, 35, tzinfo=timezone.utc)
+DEADLINE = datetime(2026, 1, 2, 3, 4, 35, tzinfo=UTC)
 
 
 def order_request(**changes) -> OrderRequest:
-    values = dict(cl_ord_id=CL_ORD_ID, pair="XXBTZUSD", side=Side.BUY, order_type=OrderType.LIMIT,
-                  volume=Decimal("1.25"), price=Decimal("37500.0"), deadline=DEADLINE)
+    values = {
+        "cl_ord_id": CL_ORD_ID,
+        "pair": "XXBTZUSD",
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "volume": Decimal("1.25"),
+        "price": Decimal("37500.0"),
+        "deadline": DEADLINE,
+    }
     values.update(changes)
     return OrderRequest(**values)
 
 
 def open_order_info(cl_ord_id=CL_ORD_ID):
-    info = dict(kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"])
+    info = dict(
+        kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"]
+    )
     info["cl_ord_id"] = cl_ord_id
     return info
 
@@ -44,11 +53,19 @@ def exchange(rest, fake_time):
 
 def test_add_order_params_render_plain_decimals_and_the_deadline():
     params = add_order_params(order_request(volume=Decimal("1E-5"), price=Decimal("3.75E+4"), post_only=True))
-    assert params == {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.00001",
-                      "price": "37500", "cl_ord_id": CL_ORD_ID, "oflags": "post",
-                      "deadline": "2026-01-02T03:04:35.000Z"}
-    stop = add_order_params(order_request(order_type=OrderType.STOP_LOSS_LIMIT, price2=Decimal("37000"),
-                                          deadline=None, validate=True))
+    assert params == {
+        "pair": "XXBTZUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.00001",
+        "price": "37500",
+        "cl_ord_id": CL_ORD_ID,
+        "oflags": "post",
+        "deadline": "2026-01-02T03:04:35.000Z",
+    }
+    stop = add_order_params(
+        order_request(order_type=OrderType.STOP_LOSS_LIMIT, price2=Decimal("37000"), deadline=None, validate=True)
+    )
     assert stop["price2"] == "37000" and stop["validate"] == "true" and "deadline" not in stop
 
 
@@ -83,8 +100,10 @@ async def test_unknown_placement_resolves_to_the_open_order_by_cl_ord_id(stub, e
 async def test_lookup_falls_through_to_closed_orders(stub, exchange):
     closed = kraken_fixture("rest_query_orders_closed_market_filled_ccxt_static.json")["result"]["OGMZCL-KC6MC-ZRBGM6"]
     stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
-    stub.on("ClosedOrders", {"error": [], "result": {"closed": {"OGMZCL-KC6MC-ZRBGM6": {**closed, "cl_ord_id": CL_ORD_ID}},
-                                                     "count": 1}})
+    stub.on(
+        "ClosedOrders",
+        {"error": [], "result": {"closed": {"OGMZCL-KC6MC-ZRBGM6": {**closed, "cl_ord_id": CL_ORD_ID}}, "count": 1}},
+    )
     order = await exchange.find_by_cl_ord_id(CL_ORD_ID)
     assert order.txid == "OGMZCL-KC6MC-ZRBGM6" and order.status is VenueOrderStatus.FILLED
     assert [r.method for r in stub.requests] == ["OpenOrders", "ClosedOrders"]
@@ -108,12 +127,15 @@ async def test_not_found_is_unknown_before_the_deadline_and_rejected_after(stub,
     assert no_deadline.status is PlaceStatus.UNKNOWN
 
 
-@pytest.mark.parametrize("fixture,error_class", [
-    ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", ErrorClass.PERMANENT),
-    ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.PERMANENT),
-    ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.PERMANENT),
-    ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.RATE_LIMITED),
-])
+@pytest.mark.parametrize(
+    ("fixture", "error_class"),
+    [
+        ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", ErrorClass.PERMANENT),
+        ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.PERMANENT),
+        ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.PERMANENT),
+        ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.RATE_LIMITED),
+    ],
+)
 async def test_definitive_rejections(stub, exchange, fixture, error_class):
     stub.on("AddOrder", kraken_fixture(fixture))
     result = await exchange.place(order_request())
@@ -152,8 +174,10 @@ async def test_a_retried_cancel_that_had_worked_reports_not_found(stub, exchange
     stub.on("CancelOrder", Drop(), kraken_fixture("rest_error_eorder_unknown_order_ccxt_issue_7338.json"))
     result = await exchange.cancel(cl_ord_id=CL_ORD_ID)
     assert result.not_found and result.count == 0
-    assert stub.calls("CancelOrder")[0].params == {"nonce": stub.calls("CancelOrder")[0].params["nonce"],
-                                                   "cl_ord_id": CL_ORD_ID}
+    assert stub.calls("CancelOrder")[0].params == {
+        "nonce": stub.calls("CancelOrder")[0].params["nonce"],
+        "cl_ord_id": CL_ORD_ID,
+    }
 
 
 async def test_cancel_pending_and_permanent(stub, exchange):
@@ -190,7 +214,7 @@ async def test_query_orders_is_batched_by_50(stub, exchange):
     template = open_order_info()
 
     def answer(params):
-        return {"error": [], "result": {t: template for t in params["txid"].split(",")}}
+        return {"error": [], "result": dict.fromkeys(params["txid"].split(","), template)}
 
     stub.on("QueryOrders", answer)
     txids = [f"O{i:05d}-AAAAA-BBBBBB" for i in range(120)]
@@ -207,7 +231,7 @@ async def test_query_orders_isolates_an_unknown_txid(stub, exchange):
         txids = params["txid"].split(",")
         if "OBAD" in txids:
             return {"error": ["EOrder:Invalid order"]}
-        return {"error": [], "result": {t: template for t in txids}}
+        return {"error": [], "result": dict.fromkeys(txids, template)}
 
     stub.on("QueryOrders", answer)
     orders = await exchange.query_orders(["O1", "O2", "OBAD", "O3"])
@@ -235,9 +259,12 @@ async def test_throttled_waits_until_the_time_kraken_names(stub, exchange, fake_
 async def test_trades_since_reads_every_page(stub, exchange):
     trades = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
     (first_id, first), (second_id, second) = trades.items()
-    stub.on("TradesHistory", {"error": [], "result": {"trades": {first_id: first}, "count": 2}},
-            {"error": [], "result": {"trades": {second_id: second}, "count": 2}})
-    since = datetime(2023, 7, 1, tzinfo=timezone.utc)
+    stub.on(
+        "TradesHistory",
+        {"error": [], "result": {"trades": {first_id: first}, "count": 2}},
+        {"error": [], "result": {"trades": {second_id: second}, "count": 2}},
+    )
+    since = datetime(2023, 7, 1, tzinfo=UTC)
     got = await exchange.trades_since(since)
     assert [t.trade_id for t in got] == [second_id, first_id]  # oldest first
     calls = stub.calls("TradesHistory")
@@ -247,7 +274,7 @@ async def test_trades_since_reads_every_page(stub, exchange):
 
 async def test_dead_mans_switch(stub, exchange):
     stub.on("CancelAllOrdersAfter", kraken_fixture("rest_cancel_all_orders_after_official_example.json"))
-    assert await exchange.cancel_all_after(60) == datetime(2023, 3, 24, 17, 42, 56, tzinfo=timezone.utc)
+    assert await exchange.cancel_all_after(60) == datetime(2023, 3, 24, 17, 42, 56, tzinfo=UTC)
     stub.scripts["CancelAllOrdersAfter"] = [{"error": [], "result": {"currentTime": "x", "triggerTime": "0"}}]
     assert await exchange.cancel_all_after(0) is None
     assert stub.calls("CancelAllOrdersAfter")[-1].params["timeout"] == "0"
@@ -267,8 +294,12 @@ async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(stub, 
     """Drive every path that logs or raises, with DEBUG logging on, and look for the secret and each API-Sign."""
     caplog.set_level(logging.DEBUG)
     shown: list[str] = [repr(exchange), str(exchange), repr(exchange.rest), repr(exchange.rest.credentials)]
-    stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"), Http(502),
-            {"error": ["EAPI:Invalid signature"]})
+    stub.on(
+        "AddOrder",
+        kraken_fixture("rest_add_order_official_schema_example.json"),
+        Http(502),
+        {"error": ["EAPI:Invalid signature"]},
+    )
     stub.on("OpenOrders", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"), Hang())
     stub.on("Balance", kraken_fixture("rest_error_invalid_key_docs.json"))
     for _ in range(3):
@@ -276,7 +307,7 @@ async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(stub, 
     for call in (exchange.open_orders(), exchange.rest.validate_credentials()):
         try:
             await call
-        except Exception as exc:  # noqa: BLE001 - we inspect whatever is raised
+        except Exception as exc:
             shown += [str(exc), repr(exc), repr(exc.__cause__), repr(exc.__context__)]
     shown += [record.getMessage() for record in caplog.records]
     shown += [repr(record.args) for record in caplog.records]
@@ -302,22 +333,29 @@ def test_from_settings_wires_the_adapter(tmp_path):
     from execledger.infrastructure.settings import Settings
     from tests.kraken.conftest import KEY
 
-    settings = Settings(kraken_url="http://127.0.0.1:8765", kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path,
-                        kraken_ws_url="ws://127.0.0.1:8765/v2")
+    settings = Settings(
+        kraken_url="http://127.0.0.1:8765",
+        kraken_key=KEY,
+        kraken_secret=SECRET,
+        data_dir=tmp_path,
+        kraken_ws_url="ws://127.0.0.1:8765/v2",
+    )
     exchange = KrakenExchange.from_settings(settings)
     assert exchange.rest.base_url == "http://127.0.0.1:8765" and exchange.ws_url == "ws://127.0.0.1:8765/v2"
     assert exchange.rest.breaker is not None and exchange.rest.limiter is not None and exchange.trading is not None
     assert SECRET not in repr(exchange)
     with pytest.raises(ValueError, match="https"):
-        KrakenExchange.from_settings(Settings(kraken_url="http://api.kraken.com", kraken_key=KEY,
-                                              kraken_secret=SECRET, data_dir=tmp_path))
+        KrakenExchange.from_settings(
+            Settings(kraken_url="http://api.kraken.com", kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path)
+        )
     with pytest.raises(ValueError, match="EXECLEDGER_KRAKEN_URL"):
         KrakenExchange.from_settings(Settings(kraken_key=KEY, kraken_secret=SECRET, data_dir=tmp_path))
 
 
 def test_the_adapter_satisfies_the_port():
-    from execledger.application.exchange import ExchangePort
     import inspect
+
+    from execledger.application.exchange import ExchangePort
 
     for name, member in inspect.getmembers(ExchangePort, inspect.isfunction):
         if not name.startswith("_"):

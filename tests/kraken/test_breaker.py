@@ -18,7 +18,7 @@ def trip(breaker):
 
 
 def test_opens_after_consecutive_failures_only():
-    t, breaker, changes = make()
+    _t, breaker, changes = make()
     breaker.record_failure("502")
     breaker.record_failure("502")
     breaker.record_success()  # resets the run
@@ -31,7 +31,7 @@ def test_opens_after_consecutive_failures_only():
 
 
 def test_open_blocks_new_entries_and_reads_but_not_cancels():
-    t, breaker, _ = make()
+    _t, breaker, _ = make()
     trip(breaker)
     assert not breaker.allows(CallKind.NEW_ENTRY)
     assert not breaker.allows(CallKind.READ)
@@ -52,7 +52,7 @@ def test_half_opens_on_the_timer_reads_probe_and_success_closes():
 
 
 def test_a_failed_probe_reopens_and_restarts_the_timer():
-    t, breaker, changes = make()
+    t, breaker, _changes = make()
     trip(breaker)
     t.now += 30
     assert breaker.state is BreakerState.HALF_OPEN
@@ -63,7 +63,7 @@ def test_a_failed_probe_reopens_and_restarts_the_timer():
 
 
 def test_state_changes_are_logged_and_a_broken_listener_does_not_break_it(caplog):
-    t, breaker, changes = make()
+    _t, breaker, changes = make()
     breaker.add_listener(lambda *a: 1 / 0)
     with caplog.at_level("WARNING", logger="execledger.kraken.breaker"):
         trip(breaker)

@@ -17,8 +17,13 @@ from execledger.infrastructure.kraken.errors import (
 )
 from tests.conftest import kraken_fixture
 
-R, L, P, A, N = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED, ErrorClass.PERMANENT, ErrorClass.AMBIGUOUS,
-                 ErrorClass.NOT_FOUND)
+R, L, P, A, N = (
+    ErrorClass.RETRYABLE,
+    ErrorClass.RATE_LIMITED,
+    ErrorClass.PERMANENT,
+    ErrorClass.AMBIGUOUS,
+    ErrorClass.NOT_FOUND,
+)
 
 # Every REST error fixture in ../shared/kraken/fixtures: (file, class for a read/cancel, class for an AddOrder).
 REST_ERROR_FIXTURES = [
@@ -47,7 +52,7 @@ WS_ERROR_FIXTURES = [
 ]
 
 
-@pytest.mark.parametrize("name,read,write", REST_ERROR_FIXTURES)
+@pytest.mark.parametrize(("name", "read", "write"), REST_ERROR_FIXTURES)
 def test_every_rest_error_fixture_is_classified(name, read, write):
     payload = kraken_fixture(name)
     assert payload["error"], "an error fixture carries a non-empty error array"
@@ -59,7 +64,7 @@ def test_every_rest_error_fixture_is_classified(name, read, write):
     assert error.error_class is write and message in str(error)
 
 
-@pytest.mark.parametrize("name,read,write", WS_ERROR_FIXTURES)
+@pytest.mark.parametrize(("name", "read", "write"), WS_ERROR_FIXTURES)
 def test_ws_error_acks_are_classified(name, read, write):
     payload = kraken_fixture(name)
     assert payload["success"] is False
@@ -68,34 +73,40 @@ def test_ws_error_acks_are_classified(name, read, write):
 
 
 def test_success_fixtures_carry_no_error():
-    for name in ("rest_add_order_official_schema_example.json", "rest_cancel_order_official_example.json",
-                 "rest_query_orders_official_example_closed_filled.json"):
+    for name in (
+        "rest_add_order_official_schema_example.json",
+        "rest_cancel_order_official_example.json",
+        "rest_query_orders_official_example_closed_filled.json",
+    ):
         assert kraken_fixture(name)["error"] == []
 
 
-@pytest.mark.parametrize("message,read,write,hint", [
-    ("EOrder:Invalid price:XXBTZEUR price can only be specified up to 1 decimals.", P, P, Hint.NONE),
-    ("EService:Throttled: 1700000000", L, L, Hint.RETRY_AT),
-    ("EService: Throttled: 1700000000", L, L, Hint.RETRY_AT),  # the docs' spelling, with spaces
-    ("EService:Unavailable", R, A, Hint.VENUE_DOWN),
-    ("EService:Busy", R, A, Hint.VENUE_DOWN),
-    ("EGeneral:Internal error", R, A, Hint.NONE),
-    ("EDatabase:Internal error", R, A, Hint.NONE),
-    ("EService:Deadline elapsed", P, P, Hint.NONE),
-    ("EOrder:Invalid order", N, N, Hint.NONE),
-    ("EOrder:Cancel pending", P, P, Hint.CANCEL_PENDING),
-    ("EAPI:Invalid nonce", P, P, Hint.FRESH_NONCE),
-    ("EAPI:Rate limit exceeded", L, L, Hint.NONE),
-    ("EOrder:Domain rate limit exceeded", L, L, Hint.NONE),
-    ("EQuery:Unknown asset", P, P, Hint.NONE),
-    ("EQuery:Unknown asset pair", P, P, Hint.NONE),
-    ("EGeneral:Temporary lockout", P, P, Hint.NONE),
-    ("ESession:Invalid session", R, R, Hint.REFRESH_TOKEN),
-    # Strings no row knows: reads refuse, a write is resolved by lookup; EService means the venue is unwell.
-    ("EFoo:Something new", P, A, Hint.NONE),
-    ("EService:Something new", R, A, Hint.VENUE_DOWN),
-    ("EOrder:Something new", P, P, Hint.NONE),
-])
+@pytest.mark.parametrize(
+    ("message", "read", "write", "hint"),
+    [
+        ("EOrder:Invalid price:XXBTZEUR price can only be specified up to 1 decimals.", P, P, Hint.NONE),
+        ("EService:Throttled: 1700000000", L, L, Hint.RETRY_AT),
+        ("EService: Throttled: 1700000000", L, L, Hint.RETRY_AT),  # the docs' spelling, with spaces
+        ("EService:Unavailable", R, A, Hint.VENUE_DOWN),
+        ("EService:Busy", R, A, Hint.VENUE_DOWN),
+        ("EGeneral:Internal error", R, A, Hint.NONE),
+        ("EDatabase:Internal error", R, A, Hint.NONE),
+        ("EService:Deadline elapsed", P, P, Hint.NONE),
+        ("EOrder:Invalid order", N, N, Hint.NONE),
+        ("EOrder:Cancel pending", P, P, Hint.CANCEL_PENDING),
+        ("EAPI:Invalid nonce", P, P, Hint.FRESH_NONCE),
+        ("EAPI:Rate limit exceeded", L, L, Hint.NONE),
+        ("EOrder:Domain rate limit exceeded", L, L, Hint.NONE),
+        ("EQuery:Unknown asset", P, P, Hint.NONE),
+        ("EQuery:Unknown asset pair", P, P, Hint.NONE),
+        ("EGeneral:Temporary lockout", P, P, Hint.NONE),
+        ("ESession:Invalid session", R, R, Hint.REFRESH_TOKEN),
+        # Strings no row knows: reads refuse, a write is resolved by lookup; EService means the venue is unwell.
+        ("EFoo:Something new", P, A, Hint.NONE),
+        ("EService:Something new", R, A, Hint.VENUE_DOWN),
+        ("EOrder:Something new", P, P, Hint.NONE),
+    ],
+)
 def test_table_rows(message, read, write, hint):
     assert classify_error(message, write=False) is read
     assert classify_error(message, write=True) is write
@@ -119,21 +130,24 @@ def test_throttled_retry_time_is_parsed():
     assert KrakenVenueError("OpenOrders", ["EAPI:Rate limit exceeded"], write=False).retry_at is None
 
 
-@pytest.mark.parametrize("kind,status,read,write", [
-    (Transport.CONNECT_FAILED, None, R, R),  # never connected: an AddOrder certainly did not leave
-    (Transport.TIMEOUT, None, R, A),
-    (Transport.CONNECTION_LOST, None, R, A),
-    (Transport.BAD_BODY, None, R, A),  # a Cloudflare HTML page with status 200
-    (Transport.HTTP_STATUS, 502, R, A),
-    (Transport.HTTP_STATUS, 503, R, A),
-    (Transport.HTTP_STATUS, 520, R, A),
-    (Transport.HTTP_STATUS, 522, R, A),
-    (Transport.HTTP_STATUS, 408, R, A),
-    (Transport.HTTP_STATUS, 425, R, A),
-    (Transport.HTTP_STATUS, 429, L, A),
-    (Transport.HTTP_STATUS, 403, P, P),
-    (Transport.HTTP_STATUS, 404, P, P),
-])
+@pytest.mark.parametrize(
+    ("kind", "status", "read", "write"),
+    [
+        (Transport.CONNECT_FAILED, None, R, R),  # never connected: an AddOrder certainly did not leave
+        (Transport.TIMEOUT, None, R, A),
+        (Transport.CONNECTION_LOST, None, R, A),
+        (Transport.BAD_BODY, None, R, A),  # a Cloudflare HTML page with status 200
+        (Transport.HTTP_STATUS, 502, R, A),
+        (Transport.HTTP_STATUS, 503, R, A),
+        (Transport.HTTP_STATUS, 520, R, A),
+        (Transport.HTTP_STATUS, 522, R, A),
+        (Transport.HTTP_STATUS, 408, R, A),
+        (Transport.HTTP_STATUS, 425, R, A),
+        (Transport.HTTP_STATUS, 429, L, A),
+        (Transport.HTTP_STATUS, 403, P, P),
+        (Transport.HTTP_STATUS, 404, P, P),
+    ],
+)
 def test_transport_failures(kind, status, read, write):
     assert classify_transport(kind, write=False, status=status) is read
     assert classify_transport(kind, write=True, status=status) is write

@@ -1,5 +1,6 @@
 """The persistent nonce: strictly increasing across calls, restarts, a clock set back, and processes."""
 
+import itertools
 import multiprocessing
 import os
 import stat
@@ -58,4 +59,4 @@ def test_two_processes_never_issue_the_same_nonce(tmp_path):
         w.join(timeout=20)
     issued = results[0] + results[1]
     assert len(set(issued)) == 400
-    assert all(b > a for r in results for a, b in zip(r, r[1:]))  # each process sees its own values grow
+    assert all(b > a for r in results for a, b in itertools.pairwise(r))  # each process sees its own values grow

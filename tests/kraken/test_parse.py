@@ -1,6 +1,6 @@
 """Contract tests: every relevant fixture of ../shared/kraken/fixtures goes through the parsers."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -51,28 +51,49 @@ ADD_ORDER_FIXTURES = {
 }
 # Used by the adapter and stream tests (answers the stub server gives), or by PairRegistry (tested there).
 USED_ELSEWHERE = {
-    "rest_cancel_order_official_example.json", "rest_cancel_all_orders_after_official_example.json",
-    "rest_get_websockets_token_official_example.json", "rest_time_official_example.json",
+    "rest_cancel_order_official_example.json",
+    "rest_cancel_all_orders_after_official_example.json",
+    "rest_get_websockets_token_official_example.json",
+    "rest_time_official_example.json",
     "rest_asset_pairs_official_example_XXBTZUSD_XETHXXBT.json",
-    "rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD.json", "rest_asset_pairs_XBTUSDT_nautilus_capture.json",
-    "ws_v2_executions_subscribe_ack_docs.json", "ws_v2_executions_subscribe_ack_with_warnings_kraken_async_rs.json",
-    "ws_v2_executions_subscribe_request_docs.json", "ws_v2_heartbeat_docs.json", "ws_v2_status_update_kraken_async_rs.json",
-    "ws_v2_pong_kraken_async_rs.json", "ws_v2_ping_request_docs.json",
+    "rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD.json",
+    "rest_asset_pairs_XBTUSDT_nautilus_capture.json",
+    "ws_v2_executions_subscribe_ack_docs.json",
+    "ws_v2_executions_subscribe_ack_with_warnings_kraken_async_rs.json",
+    "ws_v2_executions_subscribe_request_docs.json",
+    "ws_v2_heartbeat_docs.json",
+    "ws_v2_status_update_kraken_async_rs.json",
+    "ws_v2_pong_kraken_async_rs.json",
+    "ws_v2_ping_request_docs.json",
 }
 # Not relevant: the adapter does not use these methods (batch add/cancel, amend, edit, WS order entry, status).
 NOT_USED = {
-    "rest_add_order_batch_official_schema_example.json", "rest_amend_order_official_schema_example.json",
-    "rest_cancel_order_batch_official_example.json", "rest_edit_order_official_example.json",
-    "rest_order_amends_official_example.json", "rest_system_status_official_example.json",
+    "rest_add_order_batch_official_schema_example.json",
+    "rest_amend_order_official_schema_example.json",
+    "rest_cancel_order_batch_official_example.json",
+    "rest_edit_order_official_example.json",
+    "rest_order_amends_official_example.json",
+    "rest_system_status_official_example.json",
 }
 
 
 def test_every_fixture_is_accounted_for():
     """A new fixture in ../shared must be fed to a parser or listed as unused, with its reason, here."""
-    covered = (set(ORDER_FIXTURES) | set(TRADE_FIXTURES) | set(EXECUTION_FIXTURES) | set(ADD_ORDER_FIXTURES)
-               | USED_ELSEWHERE | NOT_USED | {n for n, *_ in REST_ERROR_FIXTURES} | {n for n, *_ in WS_ERROR_FIXTURES})
-    ws_order_entry = {p.name for p in FIXTURES.glob("ws_v2_*.json")
-                      if p.name.split("_")[2] in ("add", "amend", "batch", "cancel", "edit", "error")}
+    covered = (
+        set(ORDER_FIXTURES)
+        | set(TRADE_FIXTURES)
+        | set(EXECUTION_FIXTURES)
+        | set(ADD_ORDER_FIXTURES)
+        | USED_ELSEWHERE
+        | NOT_USED
+        | {n for n, *_ in REST_ERROR_FIXTURES}
+        | {n for n, *_ in WS_ERROR_FIXTURES}
+    )
+    ws_order_entry = {
+        p.name
+        for p in FIXTURES.glob("ws_v2_*.json")
+        if p.name.split("_")[2] in ("add", "amend", "batch", "cancel", "edit", "error")
+    }
     unaccounted = {p.name for p in FIXTURES.glob("*.json")} - covered - ws_order_entry
     assert not unaccounted
 
@@ -104,7 +125,7 @@ def test_closed_with_volume_executed_is_filled_and_price_is_the_average():
     assert market.status is VenueOrderStatus.FILLED
     assert market.average_price == Decimal("30000.0")
     assert market.cost == Decimal("7500.0") and market.fee == Decimal("7.5")
-    assert market.closed_at == datetime.fromtimestamp(1688592012.2335, tz=timezone.utc)
+    assert market.closed_at == datetime.fromtimestamp(1688592012.2335, tz=UTC)
     assert market.trade_ids == ("TJUW2K-FLX2N-AR2FLU",)
     stop = orders["OBCMZD-JIEE7-77TH3F"]
     assert stop.order_type == "stop-loss-limit" and stop.stop_price == Decimal("27500.0")
@@ -149,7 +170,9 @@ def test_pair_names_become_assetpairs_keys_when_known():
 
 
 def test_cl_ord_id_is_carried():
-    info = dict(kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"])
+    info = dict(
+        kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"]
+    )
     info["cl_ord_id"] = "6d1b345e-2821-40e2-ad83-4ecb18a06876"
     assert parse_order_info("OR6EGN-KQSEG-AMI6CL", info).cl_ord_id == "6d1b345e-2821-40e2-ad83-4ecb18a06876"
 
@@ -174,12 +197,16 @@ def test_trade_values():
     trades = parse_trades(kraken_fixture("rest_trades_history_official_example.json")["result"])
     last = trades[-1]
     assert (last.trade_id, last.txid, last.pair) == ("THVRQM-33VKH-UCI7BS", "OQCLML-BW3P3-BUCMWZ", "XXBTZUSD")
-    assert (last.price, last.volume, last.cost, last.fee) == (Decimal("30010.00000"), Decimal("0.02"),
-                                                             Decimal("600.2"), Decimal("0"))
+    assert (last.price, last.volume, last.cost, last.fee) == (
+        Decimal("30010.00000"),
+        Decimal("0.02"),
+        Decimal("600.2"),
+        Decimal("0"),
+    )
     assert last.side is Side.BUY
 
 
-@pytest.mark.parametrize("name,txid", ADD_ORDER_FIXTURES.items())
+@pytest.mark.parametrize(("name", "txid"), ADD_ORDER_FIXTURES.items())
 def test_add_order_answers(name, txid):
     assert parse_add_order(kraken_fixture(name)["result"]) == txid
 
@@ -193,7 +220,7 @@ def test_every_execution_fixture_parses(name):
     message = kraken_fixture(name)
     observations = parse_executions_message(message)
     assert len(observations) == len(message["data"])
-    for obs, record in zip(observations, message["data"]):
+    for obs, record in zip(observations, message["data"], strict=False):
         assert obs.txid == record["order_id"] and obs.source == "ws"
         assert obs.sequence == message["sequence"]
         assert obs.timestamp is not None and obs.timestamp.tzinfo is not None

@@ -21,8 +21,26 @@ def test_rest_costs():
     assert rest_cost("AddOrder") == 0 and rest_cost("CancelOrder") == 0
 
 
-@pytest.mark.parametrize("age,cost", [(None, 8), (0, 8), (4.9, 8), (5, 6), (9.9, 6), (10, 5), (14, 5), (15, 4),
-                                      (44, 4), (45, 2), (89, 2), (90, 1), (299, 1), (300, 0), (3600, 0)])
+@pytest.mark.parametrize(
+    ("age", "cost"),
+    [
+        (None, 8),
+        (0, 8),
+        (4.9, 8),
+        (5, 6),
+        (9.9, 6),
+        (10, 5),
+        (14, 5),
+        (15, 4),
+        (44, 4),
+        (45, 2),
+        (89, 2),
+        (90, 1),
+        (299, 1),
+        (300, 0),
+        (3600, 0),
+    ],
+)
 def test_cancel_penalty_by_age(age, cost):
     assert cancel_penalty(age) == cost
 

@@ -14,19 +14,24 @@ from tests.conftest import kraken_fixture
 from tests.kraken.conftest import KEY, Drop, Hang, Http
 
 
-@pytest.mark.parametrize("url,origin", [
-    ("https://api.kraken.com", "https://api.kraken.com"),
-    ("https://api.kraken.com/", "https://api.kraken.com"),
-    ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
-    ("http://localhost:8765", "http://localhost:8765"),
-    ("http://[::1]:8765", "http://[::1]:8765"),
-])
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://api.kraken.com", "https://api.kraken.com"),
+        ("https://api.kraken.com/", "https://api.kraken.com"),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("http://localhost:8765", "http://localhost:8765"),
+        ("http://[::1]:8765", "http://[::1]:8765"),
+    ],
+)
 def test_accepted_base_urls(url, origin):
     assert check_base_url(url) == origin
 
 
-@pytest.mark.parametrize("url", ["http://api.kraken.com", "http://10.0.0.5:8765", "ftp://127.0.0.1",
-                                 "https://api.kraken.com/0", "api.kraken.com"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.kraken.com", "http://10.0.0.5:8765", "ftp://127.0.0.1", "https://api.kraken.com/0", "api.kraken.com"],
+)
 def test_refused_base_urls(url):
     with pytest.raises(ValueError):
         KrakenRestClient(url)
@@ -57,8 +62,11 @@ async def test_public_call(stub, rest):
 
 
 async def test_invalid_nonce_gets_one_fresh_nonce_retry_for_reads(stub, rest):
-    stub.on("OpenOrders", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"),
-            {"error": [], "result": {"open": {}}})
+    stub.on(
+        "OpenOrders",
+        kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"),
+        {"error": [], "result": {"open": {}}},
+    )
     assert await rest.private("OpenOrders") == {"open": {}}
     first, second = stub.calls("OpenOrders")
     assert int(second.params["nonce"]) > int(first.params["nonce"])
@@ -79,14 +87,17 @@ async def test_invalid_nonce_on_add_order_is_not_resent(stub, rest):
     assert len(stub.calls("AddOrder")) == 1
 
 
-@pytest.mark.parametrize("answer,kind", [
-    (Http(502), Transport.HTTP_STATUS),
-    (Http(520, "<html>Cloudflare: web server is returning an unknown error</html>"), Transport.HTTP_STATUS),
-    (Http(200, "<html>Attention required | Cloudflare</html>"), Transport.BAD_BODY),
-    (Http(200, '{"result": {}}', "application/json"), Transport.BAD_BODY),
-    (Drop(), Transport.CONNECTION_LOST),
-    (Hang(), Transport.TIMEOUT),
-])
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (Http(502), Transport.HTTP_STATUS),
+        (Http(520, "<html>Cloudflare: web server is returning an unknown error</html>"), Transport.HTTP_STATUS),
+        (Http(200, "<html>Attention required | Cloudflare</html>"), Transport.BAD_BODY),
+        (Http(200, '{"result": {}}', "application/json"), Transport.BAD_BODY),
+        (Drop(), Transport.CONNECTION_LOST),
+        (Hang(), Transport.TIMEOUT),
+    ],
+)
 async def test_transport_failures_are_classified_read_vs_write(stub, rest, answer, kind):
     stub.on("OpenOrders", answer)
     stub.on("AddOrder", answer)
@@ -100,6 +111,7 @@ async def test_transport_failures_are_classified_read_vs_write(stub, rest, answe
 
 async def test_connection_refused_is_connect_failed(credentials, tmp_path):
     import socket
+
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -172,7 +184,8 @@ async def test_concurrent_signed_calls_arrive_in_nonce_order(stub, rest):
 
 
 async def test_a_concurrent_burst_is_counted_when_sent_so_kraken_never_sees_the_counter_over(
-        stub, credentials, tmp_path, fake_time):
+    stub, credentials, tmp_path, fake_time
+):
     """Kraken counts a call when it arrives. Capacity taken before waiting for the signing lock would be counted
     too early (other calls' waits pass meanwhile), so the venue's counter could pass its maximum."""
     arrivals = []
@@ -193,7 +206,9 @@ async def test_a_throttled_burst_of_reads_does_not_hold_up_a_cancel(stub, creden
     stub.on("CancelOrder", {"error": [], "result": {"count": 1}})
     limiter = RestCallLimiter(Tier.STARTER, clock=fake_time.monotonic, sleep=fake_time.sleep)
     async with KrakenRestClient(stub.url, credentials, data_dir=tmp_path, limiter=limiter) as client:
-        await asyncio.gather(*(client.private("OpenOrders") for _ in range(20)),
-                             client.private("CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}, kind=CallKind.CANCEL))
+        await asyncio.gather(
+            *(client.private("OpenOrders") for _ in range(20)),
+            client.private("CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}, kind=CallKind.CANCEL),
+        )
     order = [r.method for r in stub.requests]
     assert order.count("OpenOrders") == 20 and order.index("CancelOrder") < 19

@@ -4,6 +4,7 @@ token per connection, heartbeat watchdog, sequence gaps -> REST resync, REST pol
 import asyncio
 import copy
 import socket
+from datetime import UTC
 
 import pytest
 from aiohttp import web
@@ -79,28 +80,37 @@ class Pacing:
 
 def make_stream(rest, url, pacing, **kw):
     exchange = KrakenExchange(rest, retry=RetryPolicy(attempts=1))
-    options = dict(heartbeat_timeout_s=0.3, reconnect_delay_s=0.01, poll_when_down_s=0.05,
-                   poll_when_healthy_s=3600, sleep=pacing)
+    options = {
+        "heartbeat_timeout_s": 0.3,
+        "reconnect_delay_s": 0.01,
+        "poll_when_down_s": 0.05,
+        "poll_when_healthy_s": 3600,
+        "sleep": pacing,
+    }
     options.update(kw)
     return KrakenExecutionsStream(exchange, url, **options)
 
 
 async def take(stream_iter, count, timeout=5.0):
     got = []
+
     async def collect():
         async for obs in stream_iter:
             got.append(obs)
             if len(got) == count:
                 return
+
     await asyncio.wait_for(collect(), timeout)
     return got
 
 
 async def until(condition, timeout=5.0):
     """Wait for a condition another task brings about (checked on every loop turn, bounded)."""
+
     async def check():
         while not condition():
             await asyncio.sleep(0)
+
     await asyncio.wait_for(check(), timeout)
 
 
@@ -114,10 +124,19 @@ def rest_answers(stub):
 
 
 async def test_snapshot_and_updates_become_observations(rest, ws_stub, rest_answers):
-    ws_stub.scripts = [([ACK, message("ws_v2_executions_snapshot_trades_kraken_async_rs.json", 1), HEARTBEAT,
-                         message("ws_v2_executions_update_pending_new_docs.json", 2),
-                         message("ws_v2_executions_update_new_docs.json", 3),
-                         message("ws_v2_executions_update_trade_docs.json", 4)], "hold")]
+    ws_stub.scripts = [
+        (
+            [
+                ACK,
+                message("ws_v2_executions_snapshot_trades_kraken_async_rs.json", 1),
+                HEARTBEAT,
+                message("ws_v2_executions_update_pending_new_docs.json", 2),
+                message("ws_v2_executions_update_new_docs.json", 3),
+                message("ws_v2_executions_update_trade_docs.json", 4),
+            ],
+            "hold",
+        )
+    ]
     pacing = Pacing()
     stream = make_stream(rest, ws_stub.url, pacing)
     observations = stream.observations()
@@ -128,23 +147,32 @@ async def test_snapshot_and_updates_become_observations(rest, ws_stub, rest_answ
     assert all(o.source == "ws" for o in got) and got[-1].sequence == 4
     (subscribe,) = ws_stub.subscribes
     assert subscribe["method"] == "subscribe"
-    assert subscribe["params"] == {"channel": "executions", "token": TOKEN["result"]["token"],
-                                   "snap_orders": True, "snap_trades": True}
+    assert subscribe["params"] == {
+        "channel": "executions",
+        "token": TOKEN["result"]["token"],
+        "snap_orders": True,
+        "snap_trades": True,
+    }
     assert stream.healthy and stream.gaps == 0
     assert 3600 in pacing.requested  # healthy: polling backed off
 
 
-async def test_drop_reconnects_with_a_fresh_token_and_rest_resync_recovers_the_missed_fill(
-        rest, ws_stub, stub):
+async def test_drop_reconnects_with_a_fresh_token_and_rest_resync_recovers_the_missed_fill(rest, ws_stub, stub):
     tokens = [{"error": [], "result": {"token": f"token-{i}", "expires": 900}} for i in range(1, 4)]
     stub.on("GetWebSocketsToken", *tokens)
     stub.on("OpenOrders", NO_OPEN)
     missed = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
     missed_id, missed_trade = next(iter(missed.items()))
-    stub.on("TradesHistory", NO_TRADES, NO_TRADES, {"error": [], "result": {"trades": {missed_id: missed_trade},
-                                                                            "count": 1}})
-    ws_stub.scripts = [([ACK, snapshot(1), message("ws_v2_executions_update_new_docs.json", 2)], "close"),
-                       ([ACK, snapshot(1)], "hold")]
+    stub.on(
+        "TradesHistory",
+        NO_TRADES,
+        NO_TRADES,
+        {"error": [], "result": {"trades": {missed_id: missed_trade}, "count": 1}},
+    )
+    ws_stub.scripts = [
+        ([ACK, snapshot(1), message("ws_v2_executions_update_new_docs.json", 2)], "close"),
+        ([ACK, snapshot(1)], "hold"),
+    ]
     stream = make_stream(rest, ws_stub.url, Pacing(), since=missed_trade_time(missed_trade))
     observations = stream.observations()
     got = await take(observations, 2)
@@ -156,15 +184,25 @@ async def test_drop_reconnects_with_a_fresh_token_and_rest_resync_recovers_the_m
 
 
 def missed_trade_time(trade):
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(trade["time"] - 60, tz=timezone.utc)
+    from datetime import datetime
+
+    return datetime.fromtimestamp(trade["time"] - 60, tz=UTC)
 
 
 async def run_with_a_gap(rest, ws_stub, first, after_gap):
     """new (first), canceled (after_gap), new (after_gap + 1): one gap. Returns the stream and what it saw."""
-    ws_stub.scripts = [([ACK, snapshot(1), message("ws_v2_executions_update_new_docs.json", first),
-                         message("ws_v2_executions_update_canceled_kraken_async_rs.json", after_gap),
-                         message("ws_v2_executions_update_new_kraken_async_rs.json", after_gap + 1)], "hold")]
+    ws_stub.scripts = [
+        (
+            [
+                ACK,
+                snapshot(1),
+                message("ws_v2_executions_update_new_docs.json", first),
+                message("ws_v2_executions_update_canceled_kraken_async_rs.json", after_gap),
+                message("ws_v2_executions_update_new_kraken_async_rs.json", after_gap + 1),
+            ],
+            "hold",
+        )
+    ]
     stream = make_stream(rest, ws_stub.url, Pacing())
     observations = stream.observations()
     got = await take(observations, 3)
@@ -192,12 +230,17 @@ async def test_heartbeat_watchdog_reconnects_a_silent_stream(rest, ws_stub, rest
 
 
 async def test_invalid_session_gets_a_fresh_token(rest, ws_stub, stub):
-    stub.on("GetWebSocketsToken", {"error": [], "result": {"token": "stale", "expires": 900}},
-            {"error": [], "result": {"token": "fresh", "expires": 900}})
+    stub.on(
+        "GetWebSocketsToken",
+        {"error": [], "result": {"token": "stale", "expires": 900}},
+        {"error": [], "result": {"token": "fresh", "expires": 900}},
+    )
     stub.on("TradesHistory", NO_TRADES)
     stub.on("OpenOrders", NO_OPEN)
-    ws_stub.scripts = [([kraken_fixture("ws_v2_error_subscribe_invalid_session_kraken_async_rs.json")], "hold"),
-                       ([ACK, message("ws_v2_executions_snapshot_trades_kraken_async_rs.json", 1)], "hold")]
+    ws_stub.scripts = [
+        ([kraken_fixture("ws_v2_error_subscribe_invalid_session_kraken_async_rs.json")], "hold"),
+        ([ACK, message("ws_v2_executions_snapshot_trades_kraken_async_rs.json", 1)], "hold"),
+    ]
     stream = make_stream(rest, ws_stub.url, Pacing())
     observations = stream.observations()
     await take(observations, 4)
@@ -206,8 +249,10 @@ async def test_invalid_session_gets_a_fresh_token(rest, ws_stub, stub):
 
 
 async def test_cloudflare_text_frame_causes_a_reconnect(rest, ws_stub, rest_answers):
-    ws_stub.scripts = [([ACK, snapshot(1), "CloudFlare WebSocket proxy restarting"], "hold"),
-                       ([ACK, snapshot(1, kraken_fixture("ws_v2_executions_update_new_docs.json")["data"])], "hold")]
+    ws_stub.scripts = [
+        ([ACK, snapshot(1), "CloudFlare WebSocket proxy restarting"], "hold"),
+        ([ACK, snapshot(1, kraken_fixture("ws_v2_executions_update_new_docs.json")["data"])], "hold"),
+    ]
     stream = make_stream(rest, ws_stub.url, Pacing())
     observations = stream.observations()
     (obs,) = await take(observations, 1)
@@ -254,9 +299,16 @@ async def test_a_failing_resync_does_not_tear_down_the_stream(rest, ws_stub, stu
     assert stream.connects == 1 and stream.gaps == 1 and state["due"]
 
 
-@pytest.mark.parametrize("url,ok", [("wss://ws-auth.kraken.com/v2", True), ("ws://127.0.0.1:8765/v2", True),
-                                    ("http://localhost:1/v2", True), ("ws://ws-auth.kraken.com/v2", False),
-                                    ("ftp://127.0.0.1/v2", False)])
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("wss://ws-auth.kraken.com/v2", True),
+        ("ws://127.0.0.1:8765/v2", True),
+        ("http://localhost:1/v2", True),
+        ("ws://ws-auth.kraken.com/v2", False),
+        ("ftp://127.0.0.1/v2", False),
+    ],
+)
 def test_ws_url_policy(rest, url, ok):
     if ok:
         assert make_stream(rest, url, Pacing()).ws_url == url
@@ -268,14 +320,27 @@ def test_ws_url_policy(rest, url, ok):
 async def test_a_fill_seen_on_the_stream_and_by_rest_is_reported_once(rest, ws_stub, stub):
     trade_msg = message("ws_v2_executions_update_trade_docs.json", 2)
     exec_id = trade_msg["data"][0]["exec_id"]
-    rest_trade = dict(next(iter(kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
-                                .values())), ordertxid=trade_msg["data"][0]["order_id"], time=1695378785.7)
+    rest_trade = dict(
+        next(iter(kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"].values())),
+        ordertxid=trade_msg["data"][0]["order_id"],
+        time=1695378785.7,
+    )
     stub.on("GetWebSocketsToken", TOKEN)
     stub.on("OpenOrders", NO_OPEN)
     stub.on("QueryOrders", {"error": [], "result": {}})
     stub.on("TradesHistory", {"error": [], "result": {"trades": {exec_id: rest_trade}, "count": 1}})
-    ws_stub.scripts = [([ACK, snapshot(1), trade_msg, message("ws_v2_executions_update_new_docs.json", 5),
-                         message("ws_v2_executions_update_new_kraken_async_rs.json", 6)], "hold")]
+    ws_stub.scripts = [
+        (
+            [
+                ACK,
+                snapshot(1),
+                trade_msg,
+                message("ws_v2_executions_update_new_docs.json", 5),
+                message("ws_v2_executions_update_new_kraken_async_rs.json", 6),
+            ],
+            "hold",
+        )
+    ]
     stream = make_stream(rest, ws_stub.url, Pacing(), since=missed_trade_time({"time": 1695378785.7}))
     observations = stream.observations()
     got = await take(observations, 3)  # the gap at 5 resyncs: REST returns the same fill again
@@ -300,8 +365,7 @@ async def test_reconnects_back_off_while_the_venue_keeps_refusing(rest, stub):
     assert reconnect_waits[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
 
 
-async def test_rest_polling_takes_over_as_soon_as_the_stream_drops_not_after_the_healthy_interval(
-        rest, ws_stub, stub):
+async def test_rest_polling_takes_over_as_soon_as_the_stream_drops_not_after_the_healthy_interval(rest, ws_stub, stub):
     napping = asyncio.Event()
 
     async def sleep(seconds):  # the healthy-time poll interval really blocks (an hour); short waits take a token pause

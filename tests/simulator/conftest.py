@@ -19,15 +19,25 @@ FROZEN_AT = 1_750_000_000.0
 class WireClient:
     """Signs private calls exactly as Kraken documents (form or JSON body) and returns the raw response."""
 
-    def __init__(self, session: aiohttp.ClientSession, sim: KrakenSimulator, key: str | None = None, secret: str | None = None):
+    def __init__(
+        self, session: aiohttp.ClientSession, sim: KrakenSimulator, key: str | None = None, secret: str | None = None
+    ):
         self.session = session
         self.base = sim.rest_url
         self.key = key or sim.key
         self.secret = decode_secret(secret or sim.secret)
         self._nonces = itertools.count(1_000_000)
 
-    async def raw(self, method: str, params: dict[str, Any] | None = None, *, as_json: bool = False,
-                  nonce: int | None = None, signature: str | None = None, timeout: float | None = None):
+    async def raw(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        as_json: bool = False,
+        nonce: int | None = None,
+        signature: str | None = None,
+        timeout: float | None = None,
+    ):
         nonce = next(self._nonces) if nonce is None else nonce
         data = {"nonce": str(nonce), **(params or {})}
         body = json.dumps(data) if as_json else urlencode(data)
@@ -37,8 +47,9 @@ class WireClient:
             "API-Sign": signature or sign(path, nonce, body, self.secret),
             "Content-Type": "application/json" if as_json else "application/x-www-form-urlencoded",
         }
-        return await self.session.post(self.base + path, data=body, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=timeout))
+        return await self.session.post(
+            self.base + path, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        )
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         """The parsed envelope of a private call that must come back HTTP 200."""

@@ -29,7 +29,12 @@ async def test_markets_balance_and_ticker(sim, exchange):
 async def test_place_query_fill_and_trades_history(sim, exchange):
     placed = await exchange.create_order("BTC/USD", "limit", "buy", 0.05, 66000, {"cl_ord_id": "ccxt-1"})
     fetched = await exchange.fetch_order(placed["id"])
-    assert (fetched["status"], fetched["clientOrderId"], fetched["filled"], fetched["price"]) == ("open", "ccxt-1", 0.0, 66000.0)
+    assert (fetched["status"], fetched["clientOrderId"], fetched["filled"], fetched["price"]) == (
+        "open",
+        "ccxt-1",
+        0.0,
+        66000.0,
+    )
     assert [o["id"] for o in await exchange.fetch_open_orders("BTC/USD")] == [placed["id"]]
     sim.set_mark_price("XBTUSD", "65990")
     filled = await exchange.fetch_order(placed["id"])
@@ -37,7 +42,12 @@ async def test_place_query_fill_and_trades_history(sim, exchange):
     trades = await exchange.fetch_my_trades("BTC/USD")
     assert len(trades) == 1
     trade = trades[0]
-    assert (trade["order"], trade["price"], trade["amount"], trade["takerOrMaker"]) == (placed["id"], 66000.0, 0.05, "maker")
+    assert (trade["order"], trade["price"], trade["amount"], trade["takerOrMaker"]) == (
+        placed["id"],
+        66000.0,
+        0.05,
+        "maker",
+    )
     assert trade["fee"] == {"currency": "USD", "cost": 8.25}
     closed = await exchange.fetch_closed_orders("BTC/USD")
     assert [o["id"] for o in closed] == [placed["id"]]

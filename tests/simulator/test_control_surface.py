@@ -26,10 +26,14 @@ async def test_price_time_balances_book_and_status(sim, wire):
     assert (await control(wire, "POST", "time", seconds=30))["now"] == sim.clock.now()
     assert (await control(wire, "POST", "balances", ZUSD="5", XXBT="0"))["ZUSD"] == "5"
     assert await wire.call("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"}) == {
-        "error": ["EOrder:Insufficient funds"]}
+        "error": ["EOrder:Insufficient funds"]
+    }
     await control(wire, "POST", "balances", ZUSD="100000")
-    txid = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                           "price": "50000", "volume": "0.01"}))["txid"][0]
+    txid = (
+        await wire.result(
+            "AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000", "volume": "0.01"}
+        )
+    )["txid"][0]
     book = await control(wire, "GET", "orders")
     assert [o["txid"] for o in book["XXBTZUSD"]["open"]] == [txid] and book["XETHZUSD"]["open"] == []
     assert (await control(wire, "POST", "status", status="maintenance")) == {"status": "maintenance"}
@@ -57,8 +61,18 @@ async def test_closed_orders_and_trades_history_page_by_50_newest_first(sim, wir
 async def test_standalone_cli_serves_until_interrupted():
     secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from execledger.infrastructure.cli import main; main()", "simulator",
-        "--port", "0", "--key", "cli-key", "--secret", secret, "--seed", "3",
+        sys.executable,
+        "-c",
+        "from execledger.infrastructure.cli import main; main()",
+        "simulator",
+        "--port",
+        "0",
+        "--key",
+        "cli-key",
+        "--secret",
+        secret,
+        "--seed",
+        "3",
         stderr=asyncio.subprocess.PIPE,
     )
     drain = None
@@ -68,9 +82,8 @@ async def test_standalone_cli_serves_until_interrupted():
         drain = asyncio.create_task(proc.stderr.read())  # keep the pipe flowing: a full pipe would block the child
         assert secret not in line
         rest_url = re.search(r"REST (http://127\.0\.0\.1:\d+)", line).group(1)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(rest_url + "/0/public/Time") as response:
-                assert (await response.json())["error"] == []
+        async with aiohttp.ClientSession() as session, session.get(rest_url + "/0/public/Time") as response:
+            assert (await response.json())["error"] == []
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -92,10 +105,22 @@ def test_cli_refuses_a_bad_secret_without_echoing_it():
 
 
 async def test_history_lists_every_order_open_or_closed_with_its_fills(sim, wire):
-    limit = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
-                                            "volume": "0.01", "cl_ord_id": "c-limit"}))["txid"][0]
-    market = (await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                                             "volume": "0.01"}))["txid"][0]
+    limit = (
+        await wire.result(
+            "AddOrder",
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "price": "50000",
+                "volume": "0.01",
+                "cl_ord_id": "c-limit",
+            },
+        )
+    )["txid"][0]
+    market = (
+        await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"})
+    )["txid"][0]
     history = {o["txid"]: o for o in await control(wire, "GET", "history")}
     assert history[limit]["status"] == "open" and history[limit]["cl_ord_id"] == "c-limit"
     closed = history[market]
@@ -105,6 +130,7 @@ async def test_history_lists_every_order_open_or_closed_with_its_fills(sim, wire
 
 def test_cli_refuses_fill_fractions_that_are_not_decimals():
     secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
-    result = CliRunner().invoke(main, ["simulator", "--port", "0", "--key", "k", "--secret", secret,
-                                       "--fill-fractions", "0.4,half"])
+    result = CliRunner().invoke(
+        main, ["simulator", "--port", "0", "--key", "k", "--secret", secret, "--fill-fractions", "0.4,half"]
+    )
     assert result.exit_code == 2 and "--fill-fractions" in result.output

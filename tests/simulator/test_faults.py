@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -38,7 +38,7 @@ async def test_http_502_before_execute_places_nothing(sim, wire):
 
 
 @pytest.mark.parametrize(
-    "kind, error",
+    ("kind", "error"),
     [
         (FaultKind.SERVICE_UNAVAILABLE, "EService:Unavailable"),
         (FaultKind.SERVICE_BUSY, "EService:Busy"),
@@ -80,7 +80,7 @@ async def test_delayed_acceptance_order_appears_only_after_sim_time_passes(sim, 
 
 
 async def test_delayed_acceptance_past_the_deadline_is_never_placed(sim, wire):
-    deadline = datetime.fromtimestamp(FROZEN_AT + 10, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deadline = datetime.fromtimestamp(FROZEN_AT + 10, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     sim.inject_fault("AddOrder", FaultKind.DELAYED_ACCEPTANCE, seconds=30)
     assert (await wire.raw("AddOrder", ORDER | {"cl_ord_id": "late-2", "deadline": deadline})).status == 502
     sim.advance_time(60)

@@ -80,7 +80,7 @@ def test_partial_fill_fractions_fill_a_limit_order_step_by_step():
 
 
 @pytest.mark.parametrize(
-    "side, ordertype, trigger, untouched, touching",
+    ("side", "ordertype", "trigger", "untouched", "touching"),
     [
         ("sell", "stop-loss", "58000.0", "59000", "57900"),
         ("buy", "stop-loss", "62000.0", "61000", "62100"),

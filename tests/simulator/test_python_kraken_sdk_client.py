@@ -29,8 +29,14 @@ class SdkFeed:
     def __init__(self, sim):
         self.messages: asyncio.Queue[dict] = asyncio.Queue()
         # The SDK appends "/v2" to auth_ws_url itself, so it is given the origin with a ws:// scheme.
-        self.client = SpotWSClient(key=sim.key, secret=sim.secret, callback=self._on_message, no_public=True,
-                                   rest_url=sim.rest_url, auth_ws_url=sim.ws_url.removesuffix("/v2"))
+        self.client = SpotWSClient(
+            key=sim.key,
+            secret=sim.secret,
+            callback=self._on_message,
+            no_public=True,
+            rest_url=sim.rest_url,
+            auth_ws_url=sim.ws_url.removesuffix("/v2"),
+        )
 
     async def _on_message(self, message: dict) -> None:
         self.messages.put_nowait(message)
@@ -42,7 +48,7 @@ class SdkFeed:
             if all(message.get(k) == v for k, v in match.items()):
                 return message
 
-    async def __aenter__(self) -> "SdkFeed":
+    async def __aenter__(self) -> SdkFeed:
         await self.client.start()
         await self.client.subscribe(params={"channel": "executions", "snap_orders": True, "snap_trades": True})
         return self
@@ -67,8 +73,15 @@ async def test_public_market_data(sim):
 
 async def test_place_query_fill_cancel_and_history(sim, clients):
     trade, user = clients
-    placed = await call(trade.create_order, ordertype="limit", side="sell", pair="XBTUSD", volume="0.3",
-                        price="68000", cl_ord_id="pks-1")
+    placed = await call(
+        trade.create_order,
+        ordertype="limit",
+        side="sell",
+        pair="XBTUSD",
+        volume="0.3",
+        price="68000",
+        cl_ord_id="pks-1",
+    )
     txid = placed["txid"][0]
     assert placed["descr"]["order"] == "sell 0.30000000 XBTUSD @ limit 68000.0"
     assert txid in (await call(user.get_open_orders, cl_ord_id="pks-1"))["open"]
@@ -79,8 +92,17 @@ async def test_place_query_fill_cancel_and_history(sim, clients):
     assert history["count"] == 1 and next(iter(history["trades"].values()))["ordertxid"] == txid
     assert (await call(user.get_account_balance))["XXBT"] == "1.7000000000"
 
-    resting = (await call(trade.create_order, ordertype="take-profit-limit", side="sell", pair="XBTUSD",
-                          volume="0.1", price="75000", price2="74900"))["txid"][0]
+    resting = (
+        await call(
+            trade.create_order,
+            ordertype="take-profit-limit",
+            side="sell",
+            pair="XBTUSD",
+            volume="0.1",
+            price="75000",
+            price2="74900",
+        )
+    )["txid"][0]
     assert (await call(trade.cancel_order, txid=resting)) == {"count": 1}
     closed = await call(user.get_closed_orders)
     assert {txid, resting} == set(closed["closed"]) and closed["closed"][resting]["status"] == "canceled"
@@ -109,8 +131,15 @@ async def test_websocket_client_streams_executions(sim, clients):
     async with SdkFeed(sim) as feed:
         snapshot = await feed.next(channel="executions")
         assert (snapshot["type"], snapshot["sequence"], snapshot["data"]) == ("snapshot", 1, [])
-        placed = await call(trade.create_order, ordertype="limit", side="buy", pair="XBTUSD", volume="0.2",
-                            price="66000", cl_ord_id="pks-ws")
+        placed = await call(
+            trade.create_order,
+            ordertype="limit",
+            side="buy",
+            pair="XBTUSD",
+            volume="0.2",
+            price="66000",
+            cl_ord_id="pks-ws",
+        )
         sim.set_mark_price("XBTUSD", "65000")
         updates = [await feed.next(channel="executions") for _ in range(4)]
         assert [u["sequence"] for u in updates] == [2, 3, 4, 5]
@@ -128,7 +157,9 @@ async def test_websocket_client_recovers_from_a_disconnect_fault(sim, clients):
         assert (await feed.next(type="snapshot"))["data"] == []
         tokens_before = len(sim.ws_tokens)
         assert await sim.ws_disconnect() == 1
-        placed = await call(trade.create_order, ordertype="limit", side="buy", pair="XBTUSD", volume="0.2", price="60000")
+        placed = await call(
+            trade.create_order, ordertype="limit", side="buy", pair="XBTUSD", volume="0.2", price="60000"
+        )
         snapshot = await feed.next(type="snapshot")
         assert snapshot["sequence"] == 1  # a new connection starts its own sequence
         assert [r["order_id"] for r in snapshot["data"]] == placed["txid"]

@@ -14,15 +14,23 @@ ORDER = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "60000"
 
 
 def test_costs_follow_the_reference():
-    assert [rest_cost(m) for m in ("Balance", "TradesHistory", "AddOrder", "CancelOrder", "CancelAll")] == [1, 2, 0, 0, 1]
+    assert [rest_cost(m) for m in ("Balance", "TradesHistory", "AddOrder", "CancelOrder", "CancelAll")] == [
+        1,
+        2,
+        0,
+        0,
+        1,
+    ]
     assert [cancel_penalty(a) for a in (0, 4.9, 5, 9, 14, 44, 89, 299, 300)] == [8, 8, 6, 6, 5, 4, 2, 1, 0]
 
 
 @pytest.fixture
 async def limited():
-    async with KrakenSimulator(seed=1, clock_start=FROZEN_AT, rest_tier=Tier(4, 1.0), trading_tier=Tier(10, 1.0)) as sim:
-        async with aiohttp.ClientSession() as session:
-            yield sim, WireClient(session, sim)
+    async with (
+        KrakenSimulator(seed=1, clock_start=FROZEN_AT, rest_tier=Tier(4, 1.0), trading_tier=Tier(10, 1.0)) as sim,
+        aiohttp.ClientSession() as session,
+    ):
+        yield sim, WireClient(session, sim)
 
 
 async def test_rest_counter_trips_and_decays(limited):

@@ -22,8 +22,11 @@ VECTOR_SIGN = "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRf
 async def test_the_published_test_vector_is_accepted_byte_for_byte():
     async with KrakenSimulator(key="vector-key", secret=VECTOR_SECRET, clock_start=FROZEN_AT) as sim:
         async with aiohttp.ClientSession() as session:
-            headers = {"API-Key": "vector-key", "API-Sign": VECTOR_SIGN,
-                       "Content-Type": "application/x-www-form-urlencoded"}
+            headers = {
+                "API-Key": "vector-key",
+                "API-Sign": VECTOR_SIGN,
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
             async with session.post(sim.rest_url + "/0/private/AddOrder", data=VECTOR_BODY, headers=headers) as r:
                 body = await r.json()
             assert body["error"] == []
@@ -69,7 +72,7 @@ async def test_public_endpoints_match_the_fixture_shapes(sim, wire):
 
 
 @pytest.mark.parametrize(
-    "params, error",
+    ("params", "error"),
     [
         ({"price": "50000.05"}, "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals."),
         ({"volume": "0.00001"}, "EOrder:Order minimum not met"),
@@ -94,15 +97,34 @@ async def test_cost_minimum_on_eth(wire):
 
 
 async def test_validate_only_describes_and_places_nothing(sim, wire):
-    result = await wire.result("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "take-profit-limit",
-                                            "price": "70000", "price2": "69900", "volume": "0.1", "validate": "true"})
+    result = await wire.result(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "take-profit-limit",
+            "price": "70000",
+            "price2": "69900",
+            "volume": "0.1",
+            "validate": "true",
+        },
+    )
     assert result == {"descr": {"order": "sell 0.10000000 XBTUSD @ take profit 70000.0 -> limit 69900.0"}}
     assert sim.orders() == []
 
 
 async def test_order_lifecycle_shapes_match_the_fixtures(sim, wire):
-    placed = await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                            "price": "66000", "volume": "1.25", "cl_ord_id": "entry-1"})
+    placed = await wire.result(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": "66000",
+            "volume": "1.25",
+            "cl_ord_id": "entry-1",
+        },
+    )
     txid = placed["txid"][0]
     open_ = (await wire.result("OpenOrders", {"cl_ord_id": "entry-1"}))["open"]
     official = kraken_fixture("rest_open_orders_official_example_incl_partial_fill.json")["result"]["open"]
@@ -116,17 +138,29 @@ async def test_order_lifecycle_shapes_match_the_fixtures(sim, wire):
     sim.set_mark_price("XBTUSD", "65900")
     queried = await wire.result("QueryOrders", {"txid": txid, "trades": "true"})
     info = queried[txid]
-    assert (info["status"], info["vol_exec"], info["price"], info["reason"]) == ("closed", "1.25000000", "66000.0", None)
+    assert (info["status"], info["vol_exec"], info["price"], info["reason"]) == (
+        "closed",
+        "1.25000000",
+        "66000.0",
+        None,
+    )
     closed_example = kraken_fixture("rest_query_orders_official_example_closed_filled.json")["result"]
     assert set(closed_example["OMMDB2-FSB6Z-7W3HPO"]) <= set(info)
     trade_id = info["trades"][0]
     trades = await wire.result("TradesHistory")
     assert trades["count"] == 1
     trade = trades["trades"][trade_id]
-    example_trade = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]["THVRQM-33VKH-UCI7BS"]
+    example_trade = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"][
+        "THVRQM-33VKH-UCI7BS"
+    ]
     assert set(trade) == set(example_trade)
     assert (trade["pair"], trade["price"], trade["vol"], trade["cost"], trade["maker"]) == (
-        "XXBTZUSD", "66000.00000", "1.25000000", "82500.00000", True)
+        "XXBTZUSD",
+        "66000.00000",
+        "1.25000000",
+        "82500.00000",
+        True,
+    )
     assert isinstance(trade["trade_id"], int) and isinstance(trade["time"], float)
     assert await wire.result("QueryTrades", {"txid": trade_id}) == {trade_id: trade}
     closed = await wire.result("ClosedOrders", {"cl_ord_id": "entry-1"})
@@ -153,7 +187,9 @@ async def test_cancel_by_txid_cl_ord_id_and_userref_and_unknown_order(sim, wire)
 
 
 async def test_cancel_all_orders_after_arms_fires_and_disarms(sim, wire):
-    await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "60000", "volume": "0.01"})
+    await wire.result(
+        "AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "60000", "volume": "0.01"}
+    )
     armed = await wire.result("CancelAllOrdersAfter", {"timeout": "60"})
     assert armed == {"currentTime": "2025-06-15T15:06:40Z", "triggerTime": "2025-06-15T15:07:40Z"}
     sim.advance_time(60)
@@ -168,7 +204,9 @@ async def test_balance_and_balance_ex_move_with_fills(sim, wire):
     await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.1"})
     after = await wire.result("Balance")
     assert after["XXBT"] == "2.1000000000" and after["ZUSD"] == "93273.2000"  # 6700 + 0.4% fee
-    await wire.result("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "price": "70000", "volume": "0.5"})
+    await wire.result(
+        "AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "price": "70000", "volume": "0.5"}
+    )
     ex = await wire.result("BalanceEx")
     assert ex["XXBT"] == {"balance": "2.1000000000", "hold_trade": "0.5000000000"}
 
@@ -201,8 +239,16 @@ async def _wire_fill_story(seed: int) -> list[tuple]:
             wire = WireClient(session, sim)
             mark = sim.mark_price("XBTUSD")
             for side, offset in (("buy", -50), ("sell", 50), ("buy", -120)):
-                await wire.result("AddOrder", {"pair": "XBTUSD", "type": side, "ordertype": "limit",
-                                               "price": str(mark + offset), "volume": "0.3"})
+                await wire.result(
+                    "AddOrder",
+                    {
+                        "pair": "XBTUSD",
+                        "type": side,
+                        "ordertype": "limit",
+                        "price": str(mark + offset),
+                        "volume": "0.3",
+                    },
+                )
             await wire.result("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.1"})
             for _ in range(40):
                 async with session.post(sim.rest_url + "/_sim/advance", json={"pair": "XBTUSD"}) as r:

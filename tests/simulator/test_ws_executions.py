@@ -38,7 +38,9 @@ async def subscribe(wire, sim, **params) -> tuple[Feed, dict, dict]:
     feed = Feed(ws)
     status = await feed.next()
     assert status["channel"] == "status" and status["data"][0]["api_version"] == "v2"
-    await ws.send_json({"method": "subscribe", "params": {"channel": "executions", "token": token, **params}, "req_id": 42})
+    await ws.send_json(
+        {"method": "subscribe", "params": {"channel": "executions", "token": token, **params}, "req_id": 42}
+    )
     ack = await feed.next()
     snapshot = await feed.next()
     return feed, ack, snapshot
@@ -74,7 +76,10 @@ async def test_pending_new_new_trade_filled_with_increasing_sequence(sim, wire):
     trade_shape = kraken_fixture("ws_v2_executions_update_trade_docs.json")["data"][0]
     assert set(trade_shape) <= set(records[2])
     assert (records[2]["last_price"], records[2]["liquidity_ind"], records[2]["fees"]) == (
-        60000.0, "m", [{"asset": "USD", "qty": 30.0}])
+        60000.0,
+        "m",
+        [{"asset": "USD", "qty": 30.0}],
+    )
     assert (records[3]["order_status"], records[3]["cum_qty"], records[3]["avg_price"]) == ("filled", 0.2, 60000.0)
     await feed.ws.close()
 
@@ -111,7 +116,8 @@ async def test_unknown_token_is_an_invalid_session(sim, wire):
     await feed.next()
     await ws.send_json({"method": "subscribe", "params": {"channel": "executions", "token": "stale"}, "req_id": 42})
     assert await feed.next() | {"time_in": "", "time_out": ""} == kraken_fixture(
-        "ws_v2_error_subscribe_invalid_session_kraken_async_rs.json") | {"time_in": "", "time_out": ""}
+        "ws_v2_error_subscribe_invalid_session_kraken_async_rs.json"
+    ) | {"time_in": "", "time_out": ""}
     await ws.close()
 
 
