@@ -230,6 +230,8 @@ class Order(Aggregate):
         self.rejected_transiently = False  # rejected for a reason that passes (a rate limit), not for what it is
         self.cancel_requested = False  # True once *we* asked to cancel (a venue cancel without it means "vanished")
         self.deferred: set[str] = set()  # keys of recorded "not now" decisions (see defer)
+        self.closing: dict | None = None  # entries: the operator's close request (who, why), once recorded
+        self.position_exits: list[UUID] = []  # entries: market exits that close the whole position
 
     # --- derived views ----------------------------------------------------------------------------------
 
@@ -576,6 +578,45 @@ class Order(Aggregate):
     @event("BracketLegAdded")
     def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
         self.brackets[index].legs[role].append(order_id)
+
+    def note_operator_resolution(self, *, reason: dict) -> None:
+        """An operator resolves an order the venue lost (marks it canceled or filled by hand): who and why are
+        recorded as a decision before the fact they assert."""
+        self._operator_resolved(reason=reason)
+
+    @event("OperatorResolved")
+    def _operator_resolved(self, reason: dict) -> None:
+        pass
+
+    # --- closing the position ---------------------------------------------------------------------------
+
+    def request_close(self, *, reason: dict) -> bool:
+        """The operator asks to close this entry's position: cancel what works, then exit what is held at market.
+        Returns False (writes nothing) if a close was already recorded."""
+        if self.role is not OrderRole.ENTRY:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "request_close on a non-entry order")
+        if self.closing is not None:
+            return False
+        self._close_requested(reason=reason)
+        return True
+
+    @event("CloseRequested")
+    def _close_requested(self, reason: dict) -> None:
+        self.closing = dict(reason)
+
+    def add_position_exit(self, *, order_id: UUID, quantity: Decimal, reason: dict) -> None:
+        """Record a market exit for the whole position (after a close request), beside the brackets' own legs."""
+        if self.role is not OrderRole.ENTRY:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "add_position_exit on a non-entry")
+        self._position_exit_added(order_id=order_id, quantity=quantity, reason=reason)
+
+    @event("PositionExitAdded")
+    def _position_exit_added(self, order_id: UUID, quantity: Decimal, reason: dict) -> None:
+        self.position_exits.append(order_id)
+
+    def exit_order_ids(self) -> list[UUID]:
+        """Every order that sells (buys back) this entry's position: all leg generations and position exits."""
+        return [i for b in self.brackets for i in b.all_leg_ids()] + list(self.position_exits)
 
 
 @dataclass

@@ -1,0 +1,191 @@
+"""Operator commands as values, recorded as events by whichever process receives them.
+
+Any process (the api role, the CLI, a console button, the trading system's client) records a ``Command`` in the
+commands log; the one trading process follows that log, carries each command out exactly once and records a
+``CommandReceipt`` (applied, unchanged or refused, and why) in the same transaction as the decisions it caused.
+A command names who asked (``by``) and why: both are required, and both end up in the reasons of its decisions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from eventsourcing.domain import Aggregate, event
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from execledger.domain.errors import FieldError
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class CommandKind(StrEnum):
+    SUBMIT_SIGNAL = "submit_signal"  # an approved trade signal: becomes an entry order
+    HALT = "halt"  # no new entries (HALTED, or REDUCING: resting entries keep working); optionally cancel entries
+    RESUME = "resume"  # accept new entries again
+    CANCEL_ORDER = "cancel_order"  # cancel one working order (an entry or an exit; protective legs refuse)
+    CLOSE_POSITION = "close_position"  # cancel a signal's entry and legs, then exit what is held at market
+    RESOLVE_ORDER = "resolve_order"  # the venue lost an order: mark it canceled or filled by hand
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubmitSignal(_Payload):
+    signal: dict[str, Any]  # validated by domain.signal.parse_signal when carried out (and when received)
+
+
+class Halt(_Payload):
+    reducing: bool = False  # REDUCING instead of HALTED
+    cancel_entries: bool = False  # also cancel every resting entry order
+
+
+class Resume(_Payload):
+    pass
+
+
+class CancelOrder(_Payload):
+    order: Ref  # an order id, a Kraken txid or a cl_ord_id
+
+
+class ClosePosition(_Payload):
+    signal_id: Ref
+
+
+class ResolveOrder(_Payload):
+    order: Ref  # an order id, a Kraken txid or a cl_ord_id
+    resolution: Literal["canceled", "filled"]
+    price: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: at this price
+    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: this much (default: all)
+
+
+PAYLOADS: dict[CommandKind, type[_Payload]] = {
+    CommandKind.SUBMIT_SIGNAL: SubmitSignal,
+    CommandKind.HALT: Halt,
+    CommandKind.RESUME: Resume,
+    CommandKind.CANCEL_ORDER: CancelOrder,
+    CommandKind.CLOSE_POSITION: ClosePosition,
+    CommandKind.RESOLVE_ORDER: ResolveOrder,
+}
+
+
+class InvalidCommand(ValueError):
+    """A command that cannot be recorded; ``errors`` name each field."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("invalid command: " + "; ".join(str(e) for e in errors))
+
+
+def parse_payload(kind: CommandKind | str, payload: dict[str, Any]) -> _Payload:
+    """Validate a command's payload; InvalidCommand names every bad field."""
+    try:
+        model = PAYLOADS[CommandKind(kind)]
+    except ValueError:
+        raise InvalidCommand([FieldError("kind", "unknown_command", f"{kind!r} is not a command")]) from None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidCommand(
+            [FieldError(".".join(str(p) for p in e["loc"]) or "payload", e["type"], e["msg"]) for e in exc.errors()]
+        ) from None
+
+
+class Command(Aggregate):
+    """One command as its issuer recorded it (in the commands log, never in the orders log)."""
+
+    class Issued(Aggregate.Created):
+        kind: str
+        payload: dict
+        by: str
+        why: str
+        origin: str  # which process recorded it, e.g. "api pid 4242 on host-1"
+
+    @classmethod
+    def issue(cls, *, kind: CommandKind, payload: dict[str, Any], by: str, why: str, origin: str) -> Command:
+        """Validate and record a command. ``by`` (who) and ``why`` are required: they become part of its reasons."""
+        errors = []
+        if not str(by).strip():
+            errors.append(FieldError("by", "required", "who issues the command"))
+        if not str(why).strip():
+            errors.append(FieldError("why", "required", "why the command is issued"))
+        if errors:
+            raise InvalidCommand(errors)
+        parsed = parse_payload(kind, payload)
+        return cls._create(
+            cls.Issued,
+            id=uuid.uuid4(),
+            kind=CommandKind(kind).value,
+            payload=parsed.model_dump(mode="json", exclude_none=True),
+            by=str(by).strip()[:200],
+            why=str(why).strip()[:500],
+            origin=origin,
+        )
+
+    @event(Issued)
+    def __init__(self, *, kind: str, payload: dict, by: str, why: str, origin: str) -> None:
+        self.kind = CommandKind(kind)
+        self.payload = dict(payload)
+        self.by = by
+        self.why = why
+        self.origin = origin
+
+    def parsed(self) -> _Payload:
+        return parse_payload(self.kind, self.payload)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # carried out: its decisions are recorded with this receipt
+    UNCHANGED = "unchanged"  # valid, but there was nothing to do (already halted, same signal again)
+    REFUSED = "refused"  # not carried out; ``detail["refusal"]`` says which kind of refusal and why
+
+
+class Refusal(StrEnum):
+    """Why a command was not carried out; the HTTP API maps each to a status code."""
+
+    INVALID = "invalid"  # fields are wrong (422)
+    CONFLICT = "conflict"  # the signal id was used for another signal (409)
+    HALTED = "halted"  # new entries are refused while trading is not running (423)
+    NOT_FOUND = "not_found"  # no such order or signal (404)
+    NOT_ALLOWED = "not_allowed"  # the order's state forbids it (409)
+    STALE = "stale"  # older than its maximum age when the trading process read it (409)
+    BUSY = "busy"  # too many entries wait to be sent, or the venue is unavailable (503)
+
+
+class CommandReceipt(Aggregate):
+    """What the trading process did with one command. Its id is the command's id; written exactly once."""
+
+    class Recorded(Aggregate.Created):
+        kind: str
+        outcome: str
+        detail: dict
+        process: str  # the trading process that carried it out
+
+    @classmethod
+    def record(
+        cls, *, command_id: uuid.UUID, kind: CommandKind, outcome: Outcome, detail: dict[str, Any], process: str
+    ) -> CommandReceipt:
+        return cls._create(
+            cls.Recorded,
+            id=command_id,
+            kind=CommandKind(kind).value,
+            outcome=Outcome(outcome).value,
+            detail=detail,
+            process=process,
+        )
+
+    @event(Recorded)
+    def __init__(self, *, kind: str, outcome: str, detail: dict, process: str) -> None:
+        self.kind = CommandKind(kind)
+        self.outcome = Outcome(outcome)
+        self.detail = dict(detail)
+        self.process = process
+
+    @property
+    def refusal(self) -> Refusal | None:
+        value = self.detail.get("refusal")
+        return Refusal(value) if value else None

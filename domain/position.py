@@ -1,0 +1,83 @@
+"""The one position rule: what a signal holds, and what its protective legs must cover.
+
+A signal's position is its entry's filled quantity minus everything its exit orders filled (every generation of
+every stop-loss and take-profit leg, and the market exits of a close). Protection holds when, for each protective
+role the signal planned (a stop-loss price, a take-profit price), the live legs of that role work exactly the net
+position. While a close is under way no leg is required: the close cancels them and exits at market. The policies,
+the projector, the demo and every test harness use this module, so they cannot disagree about a position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from execledger.domain.order import Order
+from execledger.domain.values import ZERO, OrderRole, Side
+
+PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+
+
+@dataclass(frozen=True)
+class Position:
+    """A signal's position in the base asset (always a non-negative size on the entry's side when correct)."""
+
+    side: Side  # the entry's side: a buy entry holds base, a sell entry is short base
+    entered: Decimal  # the entry's filled quantity
+    exited: Decimal  # what all exit orders filled
+
+    @property
+    def net(self) -> Decimal:
+        """What is still held (negative: more was exited than entered, an over-exit)."""
+        return self.entered - self.exited
+
+    @property
+    def is_flat(self) -> bool:
+        return self.net == ZERO
+
+
+def exits_of(entry: Order, orders: Mapping[UUID, Order]) -> list[Order]:
+    """The entry's exit orders that ``orders`` holds, oldest first."""
+    return [orders[i] for i in entry.exit_order_ids() if i in orders]
+
+
+def position_of(entry: Order, orders: Mapping[UUID, Order]) -> Position:
+    """The signal's position; ``orders`` must hold every exit order of the entry."""
+    exited = sum((o.filled_quantity for o in exits_of(entry, orders)), ZERO)
+    return Position(entry.side, entry.filled_quantity, exited)
+
+
+def working(exits: list[Order], role: OrderRole) -> Decimal:
+    """What the live orders of one role still work (their remaining quantity)."""
+    return sum((o.remaining_quantity for o in exits if o.role is role and not o.is_terminal), ZERO)
+
+
+def planned_roles(entry: Order) -> tuple[OrderRole, ...]:
+    """The protective roles the signal asked for."""
+    planned = {OrderRole.STOP_LOSS: entry.sl_price, OrderRole.TAKE_PROFIT: entry.tp_price}
+    return tuple(role for role, price in planned.items() if price is not None)
+
+
+def required_cover(entry: Order, orders: Mapping[UUID, Order]) -> dict[OrderRole, Decimal]:
+    """What the live legs of each planned role must work: the net position (nothing while a close is under way,
+    or before any bracket was placed, e.g. while the filled quantity is still below the pair's minimums)."""
+    position = position_of(entry, orders)
+    if entry.closing is not None or not entry.brackets:
+        return dict.fromkeys(planned_roles(entry), ZERO)
+    return dict.fromkeys(planned_roles(entry), max(ZERO, position.net))
+
+
+def protection_gaps(entry: Order, orders: Mapping[UUID, Order]) -> list[str]:
+    """Every way the live legs differ from what the position requires; empty when protection holds."""
+    exits = exits_of(entry, orders)
+    gaps = []
+    position = position_of(entry, orders)
+    if position.net < ZERO:
+        gaps.append(f"signal {entry.signal_id}: over-exited by {-position.net}")
+    for role, want in required_cover(entry, orders).items():
+        have = working(exits, role)
+        if have != want:
+            gaps.append(f"signal {entry.signal_id}: {role.value} legs work {have}, position needs {want}")
+    return gaps
