@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from execledger.application.orders_app import OrdersApp
 from execledger.application.ports import Clock, SystemClock
@@ -36,10 +35,6 @@ class SignalConflict(LedgerError):
 
 class OrderNotFound(LedgerError):
     pass
-
-
-class ConcurrencyConflict(LedgerError):
-    """Another writer saved the same aggregate first (optimistic concurrency); reload and decide again."""
 
 
 def entry_order_id(signal_id: str) -> UUID:
@@ -71,88 +66,77 @@ class HistoryEntry:
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "class_version"}
 
 
+def entry_for_signal(
+    data: Mapping[str, Any] | TradeSignal, pairs: PairRegistry, existing: Order | None
+) -> SubmitResult:
+    """Validate an approved signal into its entry order (Placed), not yet saved.
+
+    Idempotent by ``signal_id``: ``existing`` is the entry already recorded for that id (if any); the same signal
+    again returns it (``created=False``), the same id with other content raises SignalConflict. Invalid input raises
+    SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``)."""
+    signal = parse_signal(data)
+    fingerprint = signal.fingerprint()
+    if existing is not None:
+        return SubmitResult(_same_signal(existing, signal, fingerprint), created=False)
+    plan = plan_entry(signal, pairs)
+    order = Order.place(
+        order_id=entry_order_id(signal.signal_id),
+        signal_id=signal.signal_id,
+        role=OrderRole.ENTRY,
+        pair=plan.rules.key,
+        side=signal.side,
+        order_type=plan.order_type,
+        quantity=plan.quantity,
+        limit_price=plan.limit_price,
+        cl_ord_id=str(uuid.uuid4()),
+        sl_price=plan.sl_price,
+        tp_price=plan.tp_price,
+        timeout_s=signal.timeout_s,
+        tags=signal.tags,
+        signal_fingerprint=fingerprint,
+        reason=reason(
+            "approved_signal",
+            f"approved signal {signal.signal_id}: {signal.side} {plain(plan.quantity)} {plan.rules.wsname} "
+            f"{signal.order_type}" + (f" @ {plain(plan.limit_price)}" if plan.limit_price is not None else ""),
+            pair_rules={
+                "pair_decimals": plan.rules.pair_decimals,
+                "lot_decimals": plan.rules.lot_decimals,
+                "ordermin": plan.rules.ordermin,
+                "costmin": plan.rules.costmin,
+            },
+            rounded=plan.rounding(),
+        ),
+    )
+    return SubmitResult(order, created=True)
+
+
+def _same_signal(order: Order, signal: TradeSignal, fingerprint: str) -> Order:
+    if order.signal_fingerprint != fingerprint:
+        raise SignalConflict(
+            f"signal_id {signal.signal_id!r} was already recorded with different content "
+            f"(order {order.id}); a new signal needs a new signal_id"
+        )
+    return order
+
+
 class ExecutionLedger:
-    """The write side's entry point: submit signals, read orders and their histories."""
+    """Reads of the write side: orders and their histories, straight from the log (reports use the read models)."""
 
     def __init__(self, app: OrdersApp, pairs: PairRegistry, clock: Clock | None = None):
         self.app = app
         self.pairs = pairs
         self.clock = clock or SystemClock()
 
-    # --- commands ---------------------------------------------------------------------------------------
-
-    def submit_signal(self, data: Mapping[str, Any] | TradeSignal) -> SubmitResult:
-        """Validate an approved signal and record its entry order (Placed).
-
-        Idempotent by ``signal_id``: the same signal again returns the recorded order and writes nothing; the same
-        id with other content raises SignalConflict. Invalid input raises SignalRejected and writes nothing.
-        """
-        signal = parse_signal(data)
-        fingerprint = signal.fingerprint()
-        order_id = entry_order_id(signal.signal_id)
-        existing = self._find(order_id)
-        if existing is not None:
-            return SubmitResult(self._same_signal(existing, signal, fingerprint), created=False)
-        plan = plan_entry(signal, self.pairs)
-        rounding = plan.rounding()
-        order = Order.place(
-            order_id=order_id,
-            signal_id=signal.signal_id,
-            role=OrderRole.ENTRY,
-            pair=plan.rules.key,
-            side=signal.side,
-            order_type=plan.order_type,
-            quantity=plan.quantity,
-            limit_price=plan.limit_price,
-            cl_ord_id=str(uuid.uuid4()),
-            sl_price=plan.sl_price,
-            tp_price=plan.tp_price,
-            timeout_s=signal.timeout_s,
-            tags=signal.tags,
-            signal_fingerprint=fingerprint,
-            reason=reason(
-                "approved_signal",
-                f"approved signal {signal.signal_id}: {signal.side} {plain(plan.quantity)} {plan.rules.wsname} "
-                f"{signal.order_type}" + (f" @ {plain(plan.limit_price)}" if plan.limit_price is not None else ""),
-                pair_rules={
-                    "pair_decimals": plan.rules.pair_decimals,
-                    "lot_decimals": plan.rules.lot_decimals,
-                    "ordermin": plan.rules.ordermin,
-                    "costmin": plan.rules.costmin,
-                },
-                rounded=rounding,
-            ),
-        )
-        try:
-            self.save(order)
-        except ConcurrencyConflict:
-            # Another writer recorded this signal between our read and our write: answer as the duplicate it is.
-            winner = self._find(order_id)
-            if winner is None:
-                raise
-            return SubmitResult(self._same_signal(winner, signal, fingerprint), created=False)
-        return SubmitResult(order, created=True)
-
-    def save(self, *orders: Order) -> None:
-        """Save all pending events of these orders in one transaction; a version clash is a ConcurrencyConflict."""
-        try:
-            self.app.save(*orders)
-        except IntegrityError as exc:
-            ids = ", ".join(str(o.id) for o in orders)
-            raise ConcurrencyConflict(
-                f"another writer changed order(s) {ids} since they were read; nothing was saved: reload and retry"
-            ) from exc
-
     # --- queries ----------------------------------------------------------------------------------------
 
     def get_order(self, order_id: UUID | str) -> Order:
-        found = self._find(_as_uuid(order_id))
+        found = self.find(_as_uuid(order_id))
         if found is None:
             raise OrderNotFound(f"no order with id {order_id}")
         return found
 
     def order_for_signal(self, signal_id: str) -> Order:
-        found = self._find(entry_order_id(signal_id))
+        found = self.find(entry_order_id(signal_id))
         if found is None:
             raise OrderNotFound(f"no order for signal {signal_id!r}")
         return found
@@ -176,7 +160,7 @@ class ExecutionLedger:
         """Ids of all orders in the order they were placed (reads the log; reports use the read models)."""
         start = 1
         while True:
-            batch = self.app.recorder.select_notifications(start=start, limit=1000, topics=(_PLACED_TOPIC,))
+            batch = self.app.recorder.select_notifications(start=start, limit=1000, topics=_PLACED_TOPICS)
             if not batch:
                 return
             for n in batch:
@@ -185,23 +169,16 @@ class ExecutionLedger:
 
     # --- helpers ----------------------------------------------------------------------------------------
 
-    def _find(self, order_id: UUID) -> Order | None:
+    def find(self, order_id: UUID) -> Order | None:
+        """The order as the log has it, or None."""
         try:
             return self.app.repository.get(order_id)
         except AggregateNotFoundError:
             return None
 
-    @staticmethod
-    def _same_signal(order: Order, signal: TradeSignal, fingerprint: str) -> Order:
-        if order.signal_fingerprint != fingerprint:
-            raise SignalConflict(
-                f"signal_id {signal.signal_id!r} was already recorded with different content "
-                f"(order {order.id}); a new signal needs a new signal_id"
-            )
-        return order
 
-
-_PLACED_TOPIC = f"{Order.Placed.__module__}:{Order.Placed.__qualname__}"
+# Placed events stored before the package was installed as ``execledger`` carry the old module path.
+_PLACED_TOPICS = (f"{Order.Placed.__module__}:{Order.Placed.__qualname__}", "domain.order:Order.Placed")
 
 
 def _as_uuid(value: UUID | str) -> UUID:
@@ -214,7 +191,6 @@ def _as_uuid(value: UUID | str) -> UUID:
 
 
 __all__ = [
-    "ConcurrencyConflict",
     "DomainError",
     "ExecutionLedger",
     "HistoryEntry",
@@ -222,5 +198,6 @@ __all__ = [
     "OrderNotFound",
     "SignalConflict",
     "SubmitResult",
+    "entry_for_signal",
     "entry_order_id",
 ]

@@ -77,7 +77,16 @@ class PlaceLeg:
     reason: dict
 
 
-Action = TimeOut | Defer | CancelOrder | PlaceBracket | PlaceLeg
+@dataclass(frozen=True)
+class ExitPosition:
+    """A market exit for the whole position of an entry whose close was requested."""
+
+    entry_id: UUID
+    quantity: Decimal
+    reason: dict
+
+
+Action = TimeOut | Defer | CancelOrder | PlaceBracket | PlaceLeg | ExitPosition
 
 
 @dataclass(frozen=True)
@@ -350,3 +359,49 @@ def oco_policy(
             )
         )
     return actions
+
+
+# --- close (operator command) ------------------------------------------------------------------------------
+
+
+def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Action]:
+    """An entry whose close was requested: cancel the entry if it still works and every live exit leg; once nothing
+    that could still fill is left, exit what is held at market. Brackets and OCO do not run for a closing entry."""
+    actions: list[Action] = []
+    why = entry.closing or {}
+    who = f"close requested by {why.get('by', '?')}: {why.get('why', '')}"
+    if _cancelable(entry):
+        actions.append(CancelOrder(entry.id, reason("close_cancel_entry", f"cancel the entry ({who})")))
+    legs = [o for o in exits if o.id not in entry.position_exits]
+    for leg in legs:
+        if _cancelable(leg):
+            actions.append(CancelOrder(leg.id, reason("close_cancel_leg", f"cancel the {leg.role.value} ({who})")))
+    if actions or any(not o.is_terminal for o in exits):
+        return actions  # wait until nothing can fill any more: then the position is known exactly
+    if entry.state in (State.PENDING_SUBMIT, State.SUBMITTING, State.OUTCOME_UNKNOWN):
+        return actions
+    held = entry.filled_quantity - sum((o.filled_quantity for o in exits), ZERO)
+    if held <= ZERO:
+        return actions
+    reference = entry.average_fill_price
+    if not meets_minimums(rules, rules.round_volume(held), reference):
+        return [
+            Defer(
+                entry.id,
+                f"close_dust:{plain(held)}",
+                reason(
+                    "close_dust_unsellable",
+                    f"{plain(held)} is held but is below the pair's minimums (ordermin {plain(rules.ordermin)}): "
+                    f"Kraken would reject an exit of that size",
+                    quantity=held,
+                    ordermin=rules.ordermin,
+                ),
+            )
+        ]
+    return [
+        ExitPosition(
+            entry.id,
+            held,
+            reason("close_exit_at_market", f"exit the {plain(held)} held at market ({who})", quantity=held),
+        )
+    ]

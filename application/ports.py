@@ -1,9 +1,24 @@
-"""Ports the application layer needs from the outside world."""
+"""Ports the application layer needs from the outside world: the clock and the venue, in domain-shaped values.
+
+Venue facts enter as two report types (NautilusTrader's vocabulary): an ``OrderStatusReport`` (an order's
+life-cycle state as the venue sees it) and a ``FillReport`` (one trade). The Kraken adapter
+(``infrastructure/kraken``) produces them from REST and WS v2; the built-in simulator speaks Kraken's wire
+protocol, so the same adapter talks to both. Policy and engine tests use an in-memory fake (``tests/fakes.py``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
+
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.values import OrderType, Side
+
+# --- time ----------------------------------------------------------------------------------------------------
 
 
 class Clock(Protocol):
@@ -17,3 +32,224 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+# --- outcomes of our calls ------------------------------------------------------------------------------------
+
+
+class ErrorClass(StrEnum):
+    """How one venue error or transport failure is to be treated (the adapter's one policy table decides)."""
+
+    RETRYABLE = "retryable"  # transient: retry reads and cancels with backoff
+    RATE_LIMITED = "rate_limited"  # over a counter: wait for decay, then retry reads and cancels
+    PERMANENT = "permanent"  # the request is wrong or not allowed: do not retry
+    AMBIGUOUS = "ambiguous"  # a write may or may not have taken effect: resolve by evidence, never resend
+    NOT_FOUND = "not_found"  # the order is not open (any more): query to learn its final state
+
+
+class PlaceStatus(StrEnum):
+    ACKNOWLEDGED = "acknowledged"  # venue_order_id known: the order was accepted
+    REJECTED = "rejected"  # definitive: not placed
+    UNKNOWN = "unknown"  # may or may not be placed: resolve by client_order_id lookup / deadline
+    NOT_SENT = "not_sent"  # certainly never left this process (breaker open, throttle wait exceeded)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One new order for the venue. Values must already be rounded by the pair's rules (``domain/pairs.py``).
+
+    ``limit_price`` is the limit of a limit order (or of a ``*-limit`` triggered order); ``trigger_price`` the
+    trigger of a stop-loss / take-profit. The adapter maps them onto Kraken's ``price``/``price2``
+    (REFERENCE.md 3.2)."""
+
+    client_order_id: str
+    pair: str  # AssetPairs key, e.g. XXBTZUSD
+    side: Side
+    order_type: OrderType
+    quantity: Decimal  # base currency
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    deadline: datetime | None = None  # AddOrder ``deadline``: the venue refuses the request after it
+    post_only: bool = False
+    reduce_only: bool = False
+    validate: bool = False
+
+
+@dataclass(frozen=True)
+class PlaceResult:
+    status: PlaceStatus
+    venue_order_id: str | None = None
+    error: str | None = None  # the venue's error string or a transport description (never secrets)
+    error_class: ErrorClass | None = None
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    count: int  # orders canceled by this call
+    pending: bool = False  # the venue says the cancel is still pending
+    not_found: bool = False  # the order is not open (filled, canceled, or unknown): query its final state
+    error: str | None = None
+
+
+# --- venue facts -------------------------------------------------------------------------------------------------
+
+
+class VenueOrderStatus(StrEnum):
+    """Kraken's order statuses (REST ``status`` and WS ``order_status`` mapped onto one vocabulary)."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"  # REST "closed" with vol_exec > 0
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+VENUE_TERMINAL = frozenset({VenueOrderStatus.FILLED, VenueOrderStatus.CANCELED, VenueOrderStatus.EXPIRED})
+
+
+@dataclass(frozen=True)
+class FillReport:
+    """One trade of one of our orders. ``trade_id`` is Kraken's trade txid (WS v2 ``exec_id``), so a fill seen on
+    the stream and by REST has one id (REFERENCE.md 3.8, 6.2). ``commission_asset`` is the asset the fee was
+    charged in (the quote by default, the base with ``oflags=fcib``)."""
+
+    trade_id: str
+    venue_order_id: str
+    last_qty: Decimal
+    last_px: Decimal
+    commission: Decimal
+    commission_asset: str
+    ts_event: datetime
+    pair: str | None = None  # AssetPairs key
+    side: Side | None = None
+    source: str = "rest"  # "ws" | "rest" | "reconciliation"
+    client_order_id: str | None = None
+    liquidity_maker: bool | None = None
+
+
+@dataclass(frozen=True)
+class OrderStatusReport:
+    """An order's state as the venue reports it (REST QueryOrders/OpenOrders/ClosedOrders, or a WS v2 execution
+    record). WS records are sparse: ``quantity``, ``filled_qty`` and the prices are None when the record omits them.
+    """
+
+    venue_order_id: str
+    client_order_id: str | None
+    status: VenueOrderStatus
+    source: str = "rest"  # "ws" | "rest" | "reconciliation"
+    pair: str | None = None  # AssetPairs key
+    side: Side | None = None
+    order_type: str | None = None
+    quantity: Decimal | None = None
+    filled_qty: Decimal | None = None  # cumulative
+    avg_px: Decimal | None = None
+    commission: Decimal | None = None  # cumulative, in the fee asset
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    ts_accepted: datetime | None = None  # Kraken ``opentm``
+    ts_last: datetime | None = None  # ``closetm``, or the WS record's timestamp
+    reason: str | None = None  # Kraken's cancel/expiry reason
+    trade_ids: tuple[str, ...] = ()
+    sequence: int | None = None  # WS v2 message sequence
+
+    @property
+    def leaves_qty(self) -> Decimal | None:
+        if self.quantity is None or self.filled_qty is None:
+            return None
+        return self.quantity - self.filled_qty
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in VENUE_TERMINAL
+
+
+class StreamState(StrEnum):
+    CONNECTED = "connected"  # subscribed and snapshotted: the stream reports everything from now on
+    DISCONNECTED = "disconnected"  # reports may be missed until the next CONNECTED: poll REST meanwhile
+    GAP = "gap"  # a sequence gap: something was missed, resync over REST
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A change of the execution stream's health, yielded between reports so the consumer can resync."""
+
+    state: StreamState
+    detail: str = ""
+
+
+VenueReport = FillReport | OrderStatusReport | StreamEvent
+
+
+@dataclass(frozen=True)
+class EntryBlock:
+    """Why AddOrder cannot be sent now (the venue is unavailable: the circuit breaker is open), and when to ask
+    again. ``since`` identifies the outage, so a decision not to send is recorded once per order per outage."""
+
+    reason: str
+    since: datetime
+    retry_in_s: float
+
+
+class ExchangePort(Protocol):
+    """Everything the process managers and recovery need from the venue."""
+
+    async def place(self, request: OrderRequest) -> PlaceResult:
+        """Send one AddOrder exactly once. Never resent: an ambiguous outcome is reported as UNKNOWN."""
+        ...
+
+    async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:
+        """Cancel one order (retried with backoff: cancels are idempotent in effect)."""
+        ...
+
+    async def cancel_all(self) -> int: ...
+
+    async def cancel_all_after(self, timeout_s: int) -> datetime | None:
+        """Arm (or with 0 disarm) the dead-man's switch; returns the trigger time, None when disarmed."""
+        ...
+
+    async def query_orders(self, venue_order_ids: Sequence[str]) -> dict[str, OrderStatusReport]:
+        """Orders by venue order id, batched (up to 50 per call) so the cost does not grow with the number."""
+        ...
+
+    async def find_by_client_order_id(self, client_order_id: str) -> OrderStatusReport | None:
+        """Look in open orders, then closed orders: None means not found (yet)."""
+        ...
+
+    async def open_orders(self) -> list[OrderStatusReport]: ...
+
+    async def fills_since(self, since: datetime | None) -> list[FillReport]:
+        """Own trades after ``since`` (exclusive), oldest first."""
+        ...
+
+    async def asset_pairs(self) -> PairRegistry: ...
+
+    def entry_block(self) -> EntryBlock | None:
+        """None when AddOrder may be sent now; otherwise why not and when to ask again (cancels are never
+        blocked)."""
+        ...
+
+    def executions(self) -> AsyncIterator[VenueReport]:
+        """The live execution stream (WS v2 ``executions``): reports, and StreamEvents when its health changes.
+        It only streams; REST fallback while it is down is the trading service's job."""
+        ...
+
+
+__all__ = [
+    "VENUE_TERMINAL",
+    "CancelResult",
+    "Clock",
+    "EntryBlock",
+    "ErrorClass",
+    "ExchangePort",
+    "FillReport",
+    "OrderRequest",
+    "OrderStatusReport",
+    "PlaceResult",
+    "PlaceStatus",
+    "StreamEvent",
+    "StreamState",
+    "SystemClock",
+    "VenueOrderStatus",
+    "VenueReport",
+]

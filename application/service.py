@@ -1,7 +1,10 @@
 """TradingService: the async workers around the ExecutionEngine. Every task is owned and awaited (no
-fire-and-forget): submissions, cancels, the execution stream, timers and the dead-man's switch.
+fire-and-forget), and every loop waits on something (a wake-up, a retry time, its interval) before it runs again.
 
-Exchange calls happen only here; their outcomes go back into the engine, which records them.
+Workers: the sender (AddOrder and CancelOrder for what was decided), the execution stream (WS v2 reports in,
+REST polling while it is down or after a gap), the timers (timeouts, unknown outcomes), the reconciler, the
+dead-man's switch and the command follower (operator commands from the log). Venue calls happen only here; their
+outcomes go back into the engine, which records them.
 """
 
 from __future__ import annotations
@@ -10,14 +13,26 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from execledger.application.commands import CommandInbox
 from execledger.application.engine import ExecutionEngine
-from execledger.application.exchange import ErrorClass, ExchangePort, PlaceResult, PlaceStatus, VenueOrder
+from execledger.application.ports import (
+    ErrorClass,
+    ExchangePort,
+    FillReport,
+    OrderStatusReport,
+    PlaceResult,
+    PlaceStatus,
+    StreamEvent,
+    StreamState,
+    VenueReport,
+)
+from execledger.domain.order import Order, State
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("execledger.service")
 
 
 @dataclass
@@ -26,7 +41,7 @@ class ReconcileReport:
     checked: int = 0
     changed: list[UUID] = field(default_factory=list)
     missing: list[UUID] = field(default_factory=list)
-    foreign: list[VenueOrder] = field(default_factory=list)
+    foreign: list[OrderStatusReport] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -36,114 +51,183 @@ class ServiceConfig:
     deadman_refresh_s: float = 20.0
     deadman_enabled: bool = True
     reconcile_interval_s: float = 60.0  # continuous reconciliation while running
-    reconcile_quiet_s: float = 10.0  # skip orders the stream touched this recently
+    reconcile_quiet_s: float = 10.0  # missing-order strikes skip orders the stream touched this recently
+    poll_when_stream_down_s: float = 2.0  # REST polling cycle while the execution stream is down
+    commands_poll_s: float = 0.25  # how often the command log is read when no wake-up arrives
+    retry_min_s: float = 0.5  # first wait before sending again what was not sent (the venue unavailable)
+    retry_max_s: float = 30.0
 
 
 class TradingService:
-    """Runs until ``stop()``; ``run_once()`` performs one pass of every worker (used by tests and the demo)."""
+    """Runs until ``stop()``; one pass of each worker is callable on its own (tests, the demo)."""
 
     def __init__(
         self,
         engine: ExecutionEngine,
         exchange: ExchangePort,
         config: ServiceConfig | None = None,
+        *,
+        inbox: CommandInbox | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.engine = engine
         self.exchange = exchange
         self.config = config or ServiceConfig()
+        self.inbox = inbox
         self._sleep = sleep
         self._work = asyncio.Event()
+        self._commands = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._poll_now = asyncio.Event()
         self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
         self.missing: Counter[UUID] = Counter()  # lost-order strikes: never terminal until the venue proves it
         self.stream_seen: dict[UUID, datetime] = {}  # when the live stream last reported on an order
+        self.stream_healthy = False
+        self.last_reconciliation: datetime | None = None
+        self.deadman_expires_at: datetime | None = None
+        self._last_fill_at: datetime | None = None
+        self._retry_at: dict[UUID, float] = {}  # order id -> loop time before which it is not sent again
+        self._retries: Counter[UUID] = Counter()
+        engine.uow.add_listener(self._after_commit)
+
+    # --- wake-ups ------------------------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Something may need sending: run the submission/cancel worker now."""
+        """Something may need sending: run the sender now."""
+        self._work.set()
+
+    def commands_waiting(self) -> None:
+        """A command was recorded (in this process, or a notification said so): read the command log now."""
+        self._commands.set()
+
+    def _after_commit(self, committed) -> None:
         self._work.set()
 
     async def stop(self) -> None:
         self._stopping.set()
         self._work.set()
+        self._commands.set()
+        self._poll_now.set()
 
-    # --- one pass of each worker -----------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # --- one pass of each worker ---------------------------------------------------------------------------------
 
     async def send_pending(self) -> int:
-        """Send every pending AddOrder (never twice: Submitted is recorded first) and every pending cancel."""
+        """One pass: send every pending AddOrder that is due (never twice: Submitted is recorded first) and every
+        pending cancel. Returns how many calls were made that changed something; an AddOrder that could not be
+        sent waits until its retry time instead of being tried again in this pass."""
         sent = 0
+        now = _loop_time()
+        block = self.exchange.entry_block()
+        if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
+            self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
         for order in self.engine.pending_submissions():
-            request = self.engine.begin_submission(order.id)
+            if block is not None:
+                self.engine.execution.defer_submission(order.id, block)
+                continue
+            if self._retry_at.get(order.id, 0.0) > now:
+                continue
+            request = self.engine.execution.begin_submission(order.id)
             if request is None:
                 continue
             try:
                 result = await self.exchange.place(request)
-            except Exception as exc:
+            except Exception as exc:  # anything after Submitted may have reached the venue
                 log.exception("AddOrder for %s raised; outcome unknown", order.cl_ord_id)
                 result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
-            self.engine.record_place_result(order.id, result)
+            self.engine.execution.on_place_result(order.id, result)
             sent += 1
+            if result.status is PlaceStatus.NOT_SENT:
+                self._retry_later(order.id)
+            else:
+                self._retry_at.pop(order.id, None)
+                self._retries.pop(order.id, None)
         for order in self.engine.pending_cancels():
             version = order.version
-            result = await self.exchange.cancel(txid=order.txid, cl_ord_id=None if order.txid else order.cl_ord_id)
-            if self.engine.record_cancel_result(order.id, result) or not order.txid:
+            result = await self.exchange.cancel(
+                venue_order_id=order.txid, client_order_id=None if order.txid else order.cl_ord_id
+            )
+            if self.engine.execution.on_cancel_result(order.id, result) or not order.txid:
                 await self.resync([order.id])
             # Only a cancel that changed something counts: one the venue leaves as it was (pending, or an order
             # not found yet) is retried at the next wake-up, not in a tight loop.
             sent += self.engine.orders[order.id].version != version
         return sent
 
+    def _retry_later(self, order_id: UUID) -> None:
+        self._retries[order_id] += 1
+        wait = min(self.config.retry_max_s, self.config.retry_min_s * 2 ** (self._retries[order_id] - 1))
+        self._retry_at[order_id] = _loop_time() + wait
+
+    def next_retry_in(self) -> float | None:
+        """Seconds until the earliest postponed AddOrder is due (None when nothing is postponed)."""
+        pending = {o.id for o in self.engine.pending_submissions()}
+        if not pending:
+            return None
+        block = self.exchange.entry_block()
+        if block is not None:
+            return max(0.05, block.retry_in_s)
+        due = [t for oid, t in self._retry_at.items() if oid in pending]
+        return max(0.0, min(due) - _loop_time()) if due else None
+
     async def resync(self, order_ids) -> None:
-        """Ask the venue for the orders' final state and trades, and apply them. An order without a txid (a cancel
-        by cl_ord_id compensating an unknown outcome) is looked up by its cl_ord_id."""
+        """Ask the venue for the orders' final state and fills, and apply them. An order without a venue order id
+        (a cancel by cl_ord_id compensating an unknown outcome) is looked up by its cl_ord_id."""
         orders = [self.engine.orders[i] for i in order_ids]
         if not orders:
             return
         with_txid = [o.txid for o in orders if o.txid]
         venue = await self.exchange.query_orders(with_txid) if with_txid else {}
-        by_cl_ord_id = {o.id: await self.exchange.find_by_cl_ord_id(o.cl_ord_id) for o in orders if not o.txid}
-        trades = await self.exchange.trades_since(
-            _before(min((o.submitted_at for o in orders if o.submitted_at), default=None))
-        )
+        by_client_id = {o.id: await self.exchange.find_by_client_order_id(o.cl_ord_id) for o in orders if not o.txid}
+        fills = await self.exchange.fills_since(_before(_oldest_submission(orders)))
         for order in orders:
             if order.txid is None:
-                self.engine.resolve_cancel_without_txid(order.id, by_cl_ord_id[order.id], trades)
+                self.engine.execution.resolve_cancel_without_venue_id(order.id, by_client_id[order.id], fills)
                 continue
             found = venue.get(order.txid)
             if found is not None:
-                self.engine.apply_venue_order(found, trades)
+                self.engine.execution.on_status_report(found, fills)
 
     async def resolve_unknowns(self) -> None:
         for order in self.engine.unknown_outcomes():
-            found = await self.exchange.find_by_cl_ord_id(order.cl_ord_id)
-            trades = await self.exchange.trades_since(_before(order.submitted_at)) if found is not None else []
-            self.engine.resolve_unknown(order.id, found, trades)
+            found = await self.exchange.find_by_client_order_id(order.cl_ord_id)
+            fills = await self.exchange.fills_since(_before(order.submitted_at)) if found is not None else []
+            self.engine.execution.resolve_unknown(order.id, found, fills)
 
-    async def reconcile(self, *, quiet_s: float = 0.0) -> ReconcileReport:
-        """Bring the ledger in line with the venue: stuck submissions, unknown outcomes, every live order (batched
-        QueryOrders + trades since the oldest), and orders on the venue this ledger does not know (reported only).
-
-        ``quiet_s`` skips orders the live stream touched that recently, so periodic runs do not fight the stream.
-        What it learns becomes ordinary events whose reasons say ``source=reconciliation``; applying the same
-        evidence twice writes nothing (fills are keyed by trade id, state changes are idempotent)."""
-        report = ReconcileReport()
-        report.stuck_submissions = self.engine.recover_after_restart()
-        await self.resolve_unknowns()
+    async def poll_once(
+        self, *, quiet_s: float = 0.0, report: ReconcileReport | None = None, source: str = "rest"
+    ) -> ReconcileReport:
+        """One REST look at the venue, flat in the number of open orders: one OpenOrders call; then, only for
+        orders whose fills or state changed, their fills and (for those that left the book) a batched QueryOrders.
+        Orders on the venue this ledger does not know are reported, never touched."""
+        report = report or ReconcileReport()
+        open_now = {o.venue_order_id: o for o in await self.exchange.open_orders()}
+        for venue_order in open_now.values():
+            if (
+                self.engine.orders.find(
+                    venue_order_id=venue_order.venue_order_id, client_order_id=venue_order.client_order_id
+                )
+                is None
+            ):
+                report.foreign.append(venue_order)
+        live = [o for o in self.engine.live_orders() if o.txid]
+        report.checked = len(live)
+        changed = [o for o in live if o.txid not in open_now or (open_now[o.txid].filled_qty or 0) > o.filled_quantity]
+        if not changed:
+            return report
+        fills = await self.exchange.fills_since(_before(self._last_fill_at or _oldest_submission(changed)))
+        left = [o.txid for o in changed if o.txid not in open_now]
+        closed = await self.exchange.query_orders(left) if left else {}
         now = self.engine.clock.now()
-        live = [
-            o
-            for o in self.engine.live_orders()
-            if o.txid and (o.id not in self.stream_seen or (now - self.stream_seen[o.id]).total_seconds() >= quiet_s)
-        ]
-        if live:
-            versions = {o.id: o.version for o in live}
-            venue = await self.exchange.query_orders([o.txid for o in live])
-            trades = await self.exchange.trades_since(
-                _before(min((o.submitted_at for o in live if o.submitted_at), default=None))
-            )
-            for order in live:
-                found = venue.get(order.txid)
-                if found is None:
+        for order in changed:
+            version = order.version
+            found = open_now.get(order.txid) or closed.get(order.txid)
+            if found is None:
+                seen = self.stream_seen.get(order.id)
+                if seen is None or (now - seen).total_seconds() >= quiet_s:
                     self.missing[order.id] += 1
                     report.missing.append(order.id)
                     log.warning(
@@ -152,52 +236,112 @@ class TradingService:
                         order.txid,
                         self.missing[order.id],
                     )
-                    continue
-                self.missing.pop(order.id, None)
-                self.engine.apply_venue_order(found, trades, source="reconciliation")
-                if self.engine.orders[order.id].version != versions[order.id]:
-                    report.changed.append(order.id)
-            report.checked = len(live)
-        for venue_order in await self.exchange.open_orders():
-            if self.engine.find(txid=venue_order.txid, cl_ord_id=venue_order.cl_ord_id) is None:
-                report.foreign.append(venue_order)
-                log.warning("open order %s on the venue is not in this ledger: reported, not touched", venue_order.txid)
-        while await self.send_pending():
-            pass
+                continue
+            self.missing.pop(order.id, None)
+            self.engine.execution.on_status_report(replace(found, source=source), fills)
+            if self.engine.orders[order.id].version != version:
+                report.changed.append(order.id)
+        self._note_fills(fills)
+        return report
+
+    async def reconcile(self, *, quiet_s: float = 0.0) -> ReconcileReport:
+        """Bring the ledger in line with the venue: stuck submissions, unknown outcomes, every live order, and
+        orders on the venue this ledger does not know (reported only). What it learns becomes ordinary events whose
+        reasons say ``source=reconciliation``; applying the same evidence twice writes nothing."""
+        report = ReconcileReport()
+        report.stuck_submissions = self.engine.execution.recover_after_restart()
+        await self.resolve_unknowns()
+        await self.poll_once(quiet_s=quiet_s, report=report, source="reconciliation")
+        for venue_order in report.foreign:
+            log.warning(
+                "open order %s on the venue is not in this ledger: reported, not touched", venue_order.venue_order_id
+            )
+        self.last_reconciliation = self.engine.clock.now()
+        await self.send_pending()
         return report
 
     async def run_once(self) -> None:
-        """One pass: timers, unknown outcomes, then everything those decided to send (until nothing is left)."""
+        """One pass: commands, timers, unknown outcomes, then what those decided to send."""
+        self.pull_commands()
         self.engine.tick()
         await self.resolve_unknowns()
-        while await self.send_pending():
-            pass
+        await self.send_pending()
 
-    # --- the long-running loops ------------------------------------------------------------------------
+    def pull_commands(self) -> int:
+        """Carry out every command recorded in the log since the last one (exactly once each)."""
+        return self.inbox.pull() if self.inbox is not None else 0
+
+    # --- venue reports -------------------------------------------------------------------------------------------
+
+    async def apply(self, report: VenueReport) -> None:
+        """Apply one report from the execution stream (resyncing the order over REST if it reveals missed
+        fills), or react to a change of the stream's health."""
+        if isinstance(report, StreamEvent):
+            self._on_stream_event(report)
+            return
+        order = self.engine.orders.find(venue_order_id=report.venue_order_id, client_order_id=report.client_order_id)
+        if isinstance(report, FillReport):
+            self.engine.execution.on_fill_report(report)
+            self._note_fills([report])
+            needs_resync = False
+        else:
+            needs_resync = self.engine.execution.on_status_report(report)
+        order = order or self.engine.orders.find(venue_order_id=report.venue_order_id)
+        if order is not None:
+            self.stream_seen[order.id] = self.engine.clock.now()
+            if needs_resync:
+                await self._tolerating_outage("resync", lambda: self.resync([order.id]))
+        self.wake()
+
+    def _on_stream_event(self, event: StreamEvent) -> None:
+        was = self.stream_healthy
+        self.stream_healthy = event.state is StreamState.CONNECTED
+        if event.state is not StreamState.CONNECTED or not was:
+            # Down: REST takes over now. A gap or a (re)connect: what happened meanwhile is read once over REST.
+            self._poll_now.set()
+
+    def _note_fills(self, fills) -> None:
+        latest = max((f.ts_event for f in fills), default=None)
+        if latest is not None and (self._last_fill_at is None or latest > self._last_fill_at):
+            self._last_fill_at = latest
+
+    # --- the long-running loops ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
         self.engine.load()
-        while not await self._tolerating_outage("start-up reconciliation", self.reconcile):
-            await self._sleep(self.config.tick_interval_s)  # the venue is unavailable: recovery waits for it
+        self.pull_commands()  # a halt recorded while no trading process ran applies before anything is sent
+        while not self.stopping and not await self._tolerating_outage("start-up reconciliation", self.reconcile):
+            await self._wait(None, self.config.tick_interval_s)  # the venue is unavailable: recovery waits for it
+        if self.stopping:
+            return
         self.recovered.set()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._sender())
-                tg.create_task(self._stream())
-                tg.create_task(self._timers())
-                tg.create_task(self._reconciler())
+                tg.create_task(self._sender(), name="sender")
+                tg.create_task(self._stream(), name="stream")
+                tg.create_task(self._poller(), name="rest-poller")
+                tg.create_task(self._timers(), name="timers")
+                tg.create_task(self._reconciler(), name="reconciler")
+                tg.create_task(self._command_follower(), name="commands")
                 if self.config.deadman_enabled:
-                    tg.create_task(self._deadman())
+                    tg.create_task(self._deadman(), name="deadman")
                 self.wake()
                 await self._stopping.wait()
                 raise _Stop
         except* _Stop:
             pass
 
-    async def _send_all(self) -> None:
-        while await self.send_pending():
-            pass
+    async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
+        """Wait for ``event`` (or stop) at most ``timeout`` seconds; returns early when stopping."""
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if event is not None:
+            waiters.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
 
     async def _tolerating_outage(self, what: str, work: Callable[[], Awaitable[object]]) -> bool:
         """Run ``work``; a venue call that failed for a passing reason (unavailable, rate limited: the adapter's
@@ -213,59 +357,80 @@ class TradingService:
             return False
 
     async def _sender(self) -> None:
-        while not self._stopping.is_set():
-            await self._work.wait()
+        while not self.stopping:
             self._work.clear()
-            await self._tolerating_outage("sending", self._send_all)
+            await self._tolerating_outage("sending", self.send_pending)
+            await self._wait(self._work, self.next_retry_in())
 
     async def _stream(self) -> None:
-        async for obs in self.exchange.executions():
-            await self.apply(obs)
+        async for report in self.exchange.executions():
+            await self.apply(report)
+            if self.stopping:
+                return
 
-    async def apply(self, obs) -> None:
-        """Apply one execution observation (resyncing the order over REST if it reveals missed trades)."""
-        needs_resync = self.engine.apply_observation(obs)
-        order = self.engine.find(txid=obs.txid, cl_ord_id=obs.cl_ord_id)
-        if order is not None:
-            self.stream_seen[order.id] = self.engine.clock.now()
-            if needs_resync:
-                await self._tolerating_outage("resync", lambda: self.resync([order.id]))
-        self.wake()
+    async def _poller(self) -> None:
+        """REST in place of the stream: a cycle every ``poll_when_stream_down_s`` while it is down, and one right
+        after a gap or a reconnect (what happened meanwhile); nothing while it is healthy."""
+        while not self.stopping:
+            await self._wait(self._poll_now, None if self.stream_healthy else self.config.poll_when_stream_down_s)
+            self._poll_now.clear()
+            if self.stopping:
+                return
+            await self._tolerating_outage("REST polling", self.poll_once)
 
     async def _timers(self) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping:
             self.engine.tick()
             await self._tolerating_outage("resolving unknown outcomes", self.resolve_unknowns)
-            self.wake()
-            await self._sleep(self.config.tick_interval_s)
+            await self._wait(None, self.config.tick_interval_s)
 
     async def _reconciler(self) -> None:
-        while not self._stopping.is_set():
-            await self._sleep(self.config.reconcile_interval_s)
+        while not self.stopping:
+            await self._wait(None, self.config.reconcile_interval_s)
+            if self.stopping:
+                return
             await self._tolerating_outage(
                 "reconciliation", lambda: self.reconcile(quiet_s=self.config.reconcile_quiet_s)
             )
 
+    async def _command_follower(self) -> None:
+        while not self.stopping:
+            self._commands.clear()
+            self.pull_commands()
+            await self._wait(self._commands, self.config.commands_poll_s)
+
     async def _deadman(self) -> None:
         try:
-            while not self._stopping.is_set():
-                await self._tolerating_outage(
-                    "dead-man's switch", lambda: self.exchange.cancel_all_after(self.config.deadman_timeout_s)
-                )
-                await self._sleep(self.config.deadman_refresh_s)
+            while not self.stopping:
+                await self._tolerating_outage("dead-man's switch", self._arm_deadman)
+                await self._wait(None, self.config.deadman_refresh_s)
         finally:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.
-            if self._stopping.is_set():
-                await self.exchange.cancel_all_after(0)
+            if self.stopping:
+                try:
+                    await asyncio.wait_for(self.exchange.cancel_all_after(0), 5.0)
+                except Exception as exc:
+                    log.warning("could not disarm the dead-man's switch at shutdown (%s): it fires by itself", exc)
+
+    async def _arm_deadman(self) -> None:
+        self.deadman_expires_at = await self.exchange.cancel_all_after(self.config.deadman_timeout_s)
 
 
 # TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission
-# (trades are matched to orders by txid, so extra ones cost only bandwidth).
-TRADES_MARGIN = timedelta(seconds=60)
+# (fills are matched to orders by venue order id, so extra ones cost only bandwidth).
+FILLS_MARGIN = timedelta(seconds=60)
 
 
 def _before(at: datetime | None) -> datetime | None:
-    return None if at is None else at - TRADES_MARGIN
+    return None if at is None else at - FILLS_MARGIN
+
+
+def _oldest_submission(orders: list[Order]) -> datetime | None:
+    return min((o.submitted_at for o in orders if o.submitted_at), default=None)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class _Stop(Exception):

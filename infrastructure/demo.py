@@ -14,7 +14,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from uuid import UUID
 
+import aiohttp
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import select
@@ -22,10 +24,8 @@ from sqlalchemy import select
 from execledger.application.audit import signal_timeline
 from execledger.application.ledger import OrderNotFound
 from execledger.application.replay import PolicyReplay
-from execledger.application.service import ServiceConfig, TradingService
-from execledger.domain.errors import SignalRejected
+from execledger.application.service import ServiceConfig
 from execledger.domain.order import Order
-from execledger.domain.trading_state import TradingHalted, TradingMode
 from execledger.domain.values import OrderRole, plain
 from execledger.infrastructure.bootstrap import engine_config, open_ledger
 from execledger.infrastructure.readmodels import tables as t
@@ -65,42 +65,54 @@ class Demo:
         self.console.print(text)
 
     async def run(self) -> None:
-        from execledger.infrastructure.kraken.adapter import KrakenExchange
+        from execledger.infrastructure.runner import Role, run_service
         from execledger.infrastructure.simulator import KrakenSimulator
 
         async with KrakenSimulator(fill_fractions=(Decimal("0.4"),)) as sim:
             settings = self.settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
             self.sim = sim
-            with open_ledger(settings) as lg:
-                exchange = KrakenExchange.from_settings(settings, tier=None)
+            stop = asyncio.Event()
+            ready: asyncio.Future = asyncio.get_running_loop().create_future()
+            config = ServiceConfig(tick_interval_s=0.1, deadman_timeout_s=60)
+            service = asyncio.create_task(
+                run_service(
+                    settings, role=Role.ALL, stop=stop, on_ready=ready.set_result, service_config=config, api_port=0
+                )
+            )
+            try:
+                running = await asyncio.wait_for(asyncio.shield(ready), STEP_TIMEOUT_S)
+                self.lg, self.engine, self.api = running.ledger, running.ledger.engine, running.api_url
                 loop = asyncio.get_running_loop()
-                lg.engine.on_saved = lambda: loop.create_task(self._saved())
-                self.lg, self.engine = lg, lg.engine
-                service = TradingService(lg.engine, exchange, ServiceConfig(tick_interval_s=0.1, deadman_timeout_s=60))
-                self.service = service
-                worker = asyncio.create_task(service.run())
-                try:
+                self.engine.uow.add_listener(lambda committed: loop.create_task(self._saved()))
+                async with aiohttp.ClientSession() as self.http:
                     self.say(
-                        f"[bold]execledger demo[/bold] run {self.run_id}: simulator {sim.rest_url}, "
+                        f"[bold]execledger demo[/bold] run {self.run_id}: simulator {sim.rest_url}, API {self.api}, "
                         f"ledger {'PostgreSQL' if settings.database_url else settings.data_dir.resolve()}"
                     )
                     await self.story_take_profit()
                     await self.story_stop_loss()
                     await self.story_partial_timeout()
                     await self.story_halt()
-                    self.story_rejections()
-                finally:
-                    await service.stop()
-                    await worker
-                    await exchange.close()
+                    await self.story_rejections()
+            finally:
+                stop.set()
+                await service
+            with open_ledger(settings) as lg:
+                self.lg = lg
                 self.read_side()
 
     # --- stories --------------------------------------------------------------------------------------------
 
-    def signal(self, name: str, **fields) -> Order:
-        result = self.engine.submit_signal({"signal_id": self.sid(name), **fields})
-        self.service.wake()
-        return result.order
+    async def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """POST to the service's HTTP API, as a trading system or an operator would."""
+        async with self.http.post(self.api + path, json=body) as resp:
+            return resp.status, await resp.json()
+
+    async def signal(self, name: str, **fields) -> Order:
+        status, body = await self.post("/v1/signals", {"signal_id": self.sid(name), **fields})
+        if status != 201:
+            raise RuntimeError(f"signal {name} was not placed: HTTP {status} {body}")
+        return self.engine.orders[UUID(body["order_id"])]
 
     def o(self, order: Order) -> Order:
         return self.engine.orders[order.id]
@@ -114,7 +126,7 @@ class Demo:
 
     async def story_take_profit(self) -> None:
         self.say("\n[1/5] market entry, then the take-profit is hit")
-        entry = self.signal(
+        entry = await self.signal(
             "tp", pair="XBT/USD", side="buy", order_type="market", quantity="0.01", sl_price="64000", tp_price="68000"
         )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
@@ -132,7 +144,7 @@ class Demo:
 
     async def story_stop_loss(self) -> None:
         self.say("\n[2/5] market entry, then the stop-loss is hit")
-        entry = self.signal(
+        entry = await self.signal(
             "sl", pair="ETH/USD", side="buy", order_type="market", quantity="0.5", sl_price="3400", tp_price="3700"
         )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
@@ -147,7 +159,7 @@ class Demo:
     async def story_partial_timeout(self) -> None:
         self.say("\n[3/5] limit entry fills in part, then times out")
         self.sim.set_mark_price("XBT/USD", "68000")
-        entry = self.signal(
+        entry = await self.signal(
             "partial",
             pair="XBT/USD",
             side="buy",
@@ -180,24 +192,32 @@ class Demo:
 
     async def story_halt(self) -> None:
         self.say("\n[4/5] HALT refuses a new entry")
-        self.engine.set_mode(TradingMode.HALTED, by="demo", why="scheduled maintenance")
-        try:
-            self.signal("halted", pair="XBT/USD", side="buy", order_type="market", quantity="0.01")
-        except TradingHalted as exc:
-            self.say(f"      refused: {escape(str(exc))}")
-        self.engine.set_mode(TradingMode.RUNNING, by="demo", why="maintenance over")
-        self.say("      resumed")
+        status, body = await self.post("/v1/trading/halt", {"by": "demo", "reason": "scheduled maintenance"})
+        self.say(f"      POST /v1/trading/halt: {status} {body['outcome']} by {body['applied_by']}")
+        status, body = await self.post(
+            "/v1/signals",
+            {
+                "signal_id": self.sid("halted"),
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "market",
+                "quantity": "0.01",
+            },
+        )
+        self.say(f"      POST /v1/signals: {status} {escape(body['error'])}")
+        status, body = await self.post("/v1/trading/resume", {"by": "demo", "reason": "maintenance over"})
+        self.say(f"      POST /v1/trading/resume: {status} {body['outcome']}")
 
-    def story_rejections(self) -> None:
+    async def story_rejections(self) -> None:
         self.say("\n[5/5] invalid signals are rejected, naming the field (nothing written)")
         for name, fields in (
             ("bad-sl", {"limit_price": "60000", "sl_price": "61000", "order_type": "limit"}),
             ("tiny", {"order_type": "market", "quantity": "0.00001"}),
         ):
-            try:
-                self.signal(name, **{"pair": "XBT/USD", "side": "buy", "quantity": "0.01", **fields})
-            except SignalRejected as exc:
-                self.say("      " + escape("; ".join(str(e) for e in exc.errors)))
+            body = {"signal_id": self.sid(name), "pair": "XBT/USD", "side": "buy", "quantity": "0.01", **fields}
+            status, answer = await self.post("/v1/signals", body)
+            errors = "; ".join(f"{e['field']}: {e['message']} [{e['rule']}]" for e in answer.get("errors", []))
+            self.say(f"      {status}: " + escape(errors))
 
     # --- the read side ------------------------------------------------------------------------------------
 

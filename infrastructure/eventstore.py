@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from execledger.application.orders_app import OrdersApp
+from execledger.application.orders_app import CommandsApp, OrdersApp
 from execledger.infrastructure.settings import Settings
 
 
@@ -113,3 +113,8 @@ def app_env(settings: Settings, app_name: str) -> dict[str, str]:
 def open_orders_app(settings: Settings) -> OrdersApp:
     """The Orders event store as the settings select it. Close it with ``app.close()``."""
     return OrdersApp(env=app_env(settings, OrdersApp.name))
+
+
+def open_commands_app(settings: Settings) -> CommandsApp:
+    """The Commands log (the inbox every process writes operator commands to). Close it with ``app.close()``."""
+    return CommandsApp(env=app_env(settings, CommandsApp.name))

@@ -1,8 +1,8 @@
 """``execledger run``: the service by role over one ledger. ``all`` (the default) runs every role in one process.
 
-- trading: the single writer for one API key (writer lock), the engine, its workers and the Kraken adapter;
+- trading: the one writer of the ledger (writer lock), the engine, its workers, the command inbox and the adapter;
 - projections: the read-model follower (LISTEN/NOTIFY on PostgreSQL, polling on SQLite);
-- api: the reporting and signal HTTP API.
+- api: the reporting, signal and operator-command HTTP API; commands go through the log to the trading process.
 
 With no ``EXECLEDGER_KRAKEN_URL`` the built-in simulator is started in-process and traded against (paper trading).
 """
@@ -15,13 +15,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
 
+from execledger.application.ports import ExchangePort
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.infrastructure.api import ApiContext, create_api, require_token_for
-from execledger.infrastructure.bootstrap import Ledger, open_ledger
-from execledger.infrastructure.readmodels.follower import ProjectionFollower, notify_channel
+from execledger.infrastructure.bootstrap import Ledger, build_trading, open_ledger, process_name
+from execledger.infrastructure.commandbus import CommandBus
+from execledger.infrastructure.pgnotify import listen, notify_channel
+from execledger.infrastructure.readmodels.follower import ProjectionFollower
 from execledger.infrastructure.settings import Settings
 from execledger.infrastructure.writerlock import WriterLock, WriterLockHeld
 
@@ -42,9 +46,10 @@ class RunningService:
     ledger: Ledger
     service: TradingService | None = None
     follower: ProjectionFollower | None = None
+    bus: CommandBus | None = None
     api_url: str | None = None
-    simulator: object | None = None
-    exchange: object | None = None
+    simulator: Any = None
+    exchange: Any = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -56,6 +61,15 @@ async def _start_simulator(settings: Settings):
     return sim, settings
 
 
+def _adapter(settings: Settings, simulator: Any) -> ExchangePort:
+    from execledger.infrastructure.kraken.adapter import KrakenExchange
+    from execledger.infrastructure.kraken.ratelimit import Tier
+
+    # The built-in simulator counts nothing by default; a real venue is modelled at the configured tier.
+    tier = None if simulator is not None or settings.kraken_tier == "none" else Tier(settings.kraken_tier)
+    return KrakenExchange.from_settings(settings, tier=tier)
+
+
 async def run_service(
     settings: Settings,
     *,
@@ -65,39 +79,43 @@ async def run_service(
     standby: bool = False,
     service_config: ServiceConfig | None = None,
     api_port: int | None = None,
+    exchange: ExchangePort | None = None,
 ) -> None:
-    """Run the given role(s) until ``stop`` is set. Raises WriterLockHeld if another process trades on the key
-    (unless ``standby``: then wait for the lock and take over when the holder dies)."""
+    """Run the given role(s) until ``stop`` is set. Raises WriterLockHeld if another trading process writes the
+    ledger (unless ``standby``: then wait for the lock and take over when the holder dies). ``exchange`` replaces
+    the Kraken adapter (tests)."""
     async with contextlib.AsyncExitStack() as stack:
-        simulator = None
         trading = role in (Role.ALL, Role.TRADING)
-        if trading and not settings.kraken_url:
-            simulator, settings = await _start_simulator(settings)
-            stack.push_async_callback(simulator.stop)
-        lock = None
         if trading:
-            key = settings.kraken_key.get_secret_value() if settings.kraken_key else None
-            lock = await _acquire_writer_lock(settings, key, standby=standby, stop=stop)
+            lock = await _acquire_writer_lock(settings, standby=standby, stop=stop)
             if lock is None:
                 return
             stack.callback(lock.release)
-        ledger = open_ledger(settings)
+        simulator = None
+        if trading and exchange is None and not settings.kraken_url:
+            simulator, settings = await _start_simulator(settings)
+            stack.push_async_callback(simulator.stop)
+        ledger = open_ledger(settings, process=process_name(role.value))
         stack.callback(ledger.close)
         running = RunningService(ledger=ledger, simulator=simulator)
         tasks: list[asyncio.Task] = []
+        helpers: list[asyncio.Task] = []  # wake-up sources: canceled at stop
+        db_url = settings.database_url.get_secret_value() if settings.database_url else None
         if trading:
-            from execledger.infrastructure.kraken.adapter import KrakenExchange
-            from execledger.infrastructure.kraken.ratelimit import Tier
-
-            # The built-in simulator counts nothing by default; a real venue is modelled at the configured tier.
-            tier = None if simulator is not None or settings.kraken_tier == "none" else Tier(settings.kraken_tier)
-            exchange = KrakenExchange.from_settings(settings, tier=tier)
-            stack.push_async_callback(exchange.close)
+            if exchange is None:
+                exchange = _adapter(settings, simulator)
+                stack.push_async_callback(exchange.close)
             running.exchange = exchange
-            running.service = TradingService(ledger.engine, exchange, service_config or ServiceConfig())
-            tasks.append(asyncio.create_task(running.service.run(), name="trading"))
+            parts = build_trading(ledger, exchange, service_config)
+            running.service = parts.service
+            tasks.append(asyncio.create_task(parts.service.run(), name="trading"))
+            channel = notify_channel(ledger.commands)
+            if db_url and channel:  # commands recorded by other processes wake the inbox at once
+                helpers.append(
+                    asyncio.create_task(listen(db_url, channel, parts.service.commands_waiting, stop), name="listen")
+                )
+        running.bus = CommandBus(ledger, role=role.value, local_trading=running.service)
         if role in (Role.ALL, Role.PROJECTIONS, Role.API):
-            db_url = settings.database_url.get_secret_value() if settings.database_url else None
             running.follower = ProjectionFollower(
                 ledger.projector, poll_interval_s=1.0, database_url=db_url, channel=notify_channel(ledger.app)
             )
@@ -107,15 +125,7 @@ async def run_service(
             token = require_token_for(
                 settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None
             )
-            wake = (lambda: (running.service.wake(), running.follower.nudge())) if running.service else None
-            ctx = ApiContext(
-                engine=ledger.engine,
-                queries=ledger.queries,
-                projector=ledger.projector,
-                token=token,
-                on_signal=wake,
-                recovered=running.service.recovered.is_set if running.service else None,
-            )
+            ctx = ApiContext(ledger=ledger, bus=running.bus, token=token, service=running.service)
             runner = web.AppRunner(create_api(ctx))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -123,8 +133,9 @@ async def run_service(
             await site.start()
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             running.api_url = f"http://{host}:{port}"
-        if role in (Role.ALL, Role.TRADING) and running.follower is not None:
-            ledger.engine.on_saved = running.follower.nudge  # the read models follow each save at once
+        if trading and running.follower is not None:
+            follower = running.follower
+            ledger.engine.uow.add_listener(lambda committed: follower.nudge())  # read models follow each commit
         running.ready.set()
         if on_ready:
             on_ready(running)
@@ -140,19 +151,22 @@ async def run_service(
                 await running.service.stop()
             if running.follower is not None:
                 running.follower.nudge()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             await asyncio.gather(*tasks)
 
 
 async def _acquire_writer_lock(
-    settings: Settings, key: str | None, *, standby: bool, stop: asyncio.Event, poll_s: float = 1.0
+    settings: Settings, *, standby: bool, stop: asyncio.Event, poll_s: float = 1.0
 ) -> WriterLock | None:
     while True:
         try:
-            return WriterLock(settings, key).acquire()
+            return WriterLock(settings).acquire()
         except WriterLockHeld:
             if not standby:
                 raise
-            log.info("standby: another instance holds the writer lock; waiting to take over")
+            log.info("standby: another trading process holds the writer lock; waiting to take over")
             try:
                 await asyncio.wait_for(stop.wait(), poll_s)
                 return None

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         default=None, description="bearer token; required when the API binds beyond loopback"
     )
     default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
+    signal_max_age_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a signal not sent within this many seconds of its arrival (the trading process busy or down, "
+        "the venue unavailable) is not placed, and the refusal is recorded",
+    )
     submit_deadline_s: float = Field(
         default=30.0,
         gt=0,

@@ -9,75 +9,72 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from execledger.application.exchange import (
+from execledger.application.ports import (
     CancelResult,
-    ExecutionObservation,
-    ObservationKind,
+    EntryBlock,
+    FillReport,
     OrderRequest,
+    OrderStatusReport,
     PlaceResult,
     PlaceStatus,
-    VenueOrder,
     VenueOrderStatus,
-    VenueTrade,
+    VenueReport,
 )
 from execledger.infrastructure.pairs import load_default_pairs
 
+LIVE = (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
+
 
 class FakeExchange:
-    """Orders rest until the test fills, cancels or vanishes them; each move queues an execution observation."""
+    """Orders rest until the test fills, cancels or vanishes them; each move queues the venue's reports."""
 
     def __init__(self, clock):
         self.clock = clock
-        self.orders: dict[str, VenueOrder] = {}
+        self.orders: dict[str, OrderStatusReport] = {}
         self.requests: dict[str, OrderRequest] = {}
-        self.trades: list[VenueTrade] = []
+        self.trades: list[FillReport] = []
         self.add_order_calls: Counter[str] = Counter()  # per cl_ord_id: the "never twice" check
         self.cancel_calls: Counter[str] = Counter()
         self.script: list[PlaceResult | str] = []  # next place() outcomes: a PlaceResult, or "ack_but_unknown"
-        self.queue: asyncio.Queue[ExecutionObservation] = asyncio.Queue()
+        self.queue: asyncio.Queue[VenueReport] = asyncio.Queue()
         self.deadman: list[int] = []
+        self.block: EntryBlock | None = None  # set to make the venue refuse new orders (breaker open)
         self._ids = itertools.count(1)
 
     # --- ExchangePort --------------------------------------------------------------------------------------
 
     async def place(self, request: OrderRequest) -> PlaceResult:
-        self.add_order_calls[request.cl_ord_id] += 1
+        self.add_order_calls[request.client_order_id] += 1
         scripted = self.script.pop(0) if self.script else None
         if isinstance(scripted, PlaceResult):
             return scripted
         txid = f"O{next(self._ids):05d}-FAKE-ORDER"
         self.requests[txid] = request
-        self.orders[txid] = VenueOrder(
-            txid=txid,
-            cl_ord_id=request.cl_ord_id,
+        self.orders[txid] = OrderStatusReport(
+            venue_order_id=txid,
+            client_order_id=request.client_order_id,
+            status=VenueOrderStatus.OPEN,
+            source="rest",
             pair=request.pair,
             side=request.side,
             order_type=request.order_type.value,
-            status=VenueOrderStatus.OPEN,
-            volume=request.volume,
-            volume_executed=Decimal(0),
-            average_price=None,
-            cost=Decimal(0),
-            fee=Decimal(0),
-            limit_price=request.price,
-            stop_price=None,
-            opened_at=self.clock.now(),
-            closed_at=None,
+            quantity=request.quantity,
+            filled_qty=Decimal(0),
+            commission=Decimal(0),
+            limit_price=request.limit_price,
+            trigger_price=request.trigger_price,
+            ts_accepted=self.clock.now(),
         )
         if scripted == "ack_but_unknown":
             return PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502 after execute")
-        return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=txid)
+        return PlaceResult(PlaceStatus.ACKNOWLEDGED, venue_order_id=txid)
 
-    async def cancel(self, *, txid=None, cl_ord_id=None) -> CancelResult:
-        order = self.orders.get(txid) if txid else self.by_cl_ord_id(cl_ord_id)
-        self.cancel_calls[txid or cl_ord_id] += 1
-        if order is None or order.status in (
-            VenueOrderStatus.FILLED,
-            VenueOrderStatus.CANCELED,
-            VenueOrderStatus.EXPIRED,
-        ):
+    async def cancel(self, *, venue_order_id=None, client_order_id=None) -> CancelResult:
+        order = self.orders.get(venue_order_id) if venue_order_id else self.by_client_id(client_order_id)
+        self.cancel_calls[venue_order_id or client_order_id] += 1
+        if order is None or order.status not in LIVE:
             return CancelResult(count=0, not_found=True, error="EOrder:Unknown order")
-        self._set(order.txid, status=VenueOrderStatus.CANCELED, reason="User requested")
+        self._set(order.venue_order_id, status=VenueOrderStatus.CANCELED, reason="User requested")
         return CancelResult(count=1)
 
     async def cancel_all(self) -> int:
@@ -87,22 +84,23 @@ class FakeExchange:
         self.deadman.append(timeout_s)
         return None
 
-    async def query_orders(self, txids):
-        return {t: self.orders[t] for t in txids if t in self.orders}
+    async def query_orders(self, venue_order_ids):
+        return {t: self.orders[t] for t in venue_order_ids if t in self.orders}
 
-    async def find_by_cl_ord_id(self, cl_ord_id):
-        return self.by_cl_ord_id(cl_ord_id)
+    async def find_by_client_order_id(self, client_order_id):
+        return self.by_client_id(client_order_id)
 
     async def open_orders(self):
-        return [
-            o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
-        ]
+        return [o for o in self.orders.values() if o.status in LIVE]
 
-    async def trades_since(self, since):
-        return [t for t in self.trades if since is None or t.executed_at >= since]
+    async def fills_since(self, since):
+        return [t for t in self.trades if since is None or t.ts_event >= since]
 
     async def asset_pairs(self):
         return load_default_pairs()
+
+    def entry_block(self) -> EntryBlock | None:
+        return self.block
 
     async def executions(self):
         while True:
@@ -110,87 +108,57 @@ class FakeExchange:
 
     # --- venue moves (test controls) -----------------------------------------------------------------------
 
-    def by_cl_ord_id(self, cl_ord_id):
-        return next((o for o in self.orders.values() if o.cl_ord_id == cl_ord_id), None)
+    def by_client_id(self, client_order_id):
+        return next((o for o in self.orders.values() if o.client_order_id == client_order_id), None)
 
-    def live(self) -> list[VenueOrder]:
-        return [
-            o for o in self.orders.values() if o.status in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
-        ]
+    def live(self) -> list[OrderStatusReport]:
+        return [o for o in self.orders.values() if o.status in LIVE]
 
-    def _set(self, txid, **changes) -> VenueOrder:
+    def _set(self, txid, **changes) -> OrderStatusReport:
         order = replace(self.orders[txid], **changes)
         self.orders[txid] = order
-        kind = {
-            VenueOrderStatus.CANCELED: ObservationKind.CANCELED,
-            VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED,
-        }.get(order.status)
-        if kind:
-            self.queue.put_nowait(
-                ExecutionObservation(
-                    kind=kind,
-                    txid=txid,
-                    cl_ord_id=order.cl_ord_id,
-                    order_status=order.status,
-                    source="ws",
-                    cum_qty=order.volume_executed,
-                    reason=order.reason,
-                )
-            )
+        if order.status in (VenueOrderStatus.CANCELED, VenueOrderStatus.EXPIRED):
+            self.queue.put_nowait(replace(order, source="ws", ts_last=self.clock.now()))
         return order
 
-    def fill(self, txid: str, qty: str | Decimal, price: str | Decimal, fee: str = "0") -> VenueTrade:
+    def fill(self, txid: str, qty: str | Decimal, price: str | Decimal, fee: str = "0") -> FillReport:
         order = self.orders[txid]
         qty, price = Decimal(qty), Decimal(price)
-        executed = order.volume_executed + qty
-        assert executed <= order.volume, "the fake venue never overfills"
-        trade = VenueTrade(
+        executed = order.filled_qty + qty
+        assert executed <= order.quantity, "the fake venue never overfills"
+        trade = FillReport(
             trade_id=f"T{next(self._ids):05d}-FAKE-TRADE",
-            txid=txid,
+            venue_order_id=txid,
+            last_qty=qty,
+            last_px=price,
+            commission=Decimal(fee),
+            commission_asset="ZUSD",
+            ts_event=self.clock.now(),
             pair=order.pair,
             side=order.side,
-            price=price,
-            volume=qty,
-            cost=qty * price,
-            fee=Decimal(fee),
-            fee_asset="ZUSD",
-            executed_at=self.clock.now(),
+            source="rest",
+            client_order_id=order.client_order_id,
         )
         self.trades.append(trade)
-        status = VenueOrderStatus.FILLED if executed == order.volume else VenueOrderStatus.PARTIALLY_FILLED
-        cost = order.cost + qty * price
+        status = VenueOrderStatus.FILLED if executed == order.quantity else VenueOrderStatus.PARTIALLY_FILLED
+        cost = (order.avg_px or Decimal(0)) * order.filled_qty + qty * price
         self.orders[txid] = replace(
             order,
-            volume_executed=executed,
-            cost=cost,
-            average_price=cost / executed,
-            fee=order.fee + Decimal(fee),
+            filled_qty=executed,
+            avg_px=cost / executed,
+            commission=order.commission + Decimal(fee),
             status=status,
             trade_ids=(*order.trade_ids, trade.trade_id),
         )
-        self.queue.put_nowait(
-            ExecutionObservation(
-                kind=ObservationKind.TRADE,
-                txid=txid,
-                cl_ord_id=order.cl_ord_id,
-                order_status=status,
-                source="ws",
-                timestamp=trade.executed_at,
-                trade_id=trade.trade_id,
-                last_qty=qty,
-                last_price=price,
-                fee=Decimal(fee),
-                fee_asset="ZUSD",
-                cum_qty=executed,
-            )
-        )
+        self.queue.put_nowait(replace(trade, source="ws"))
+        self.queue.put_nowait(replace(self.orders[txid], source="ws", ts_last=self.clock.now()))
         return trade
 
     def vanish(self, txid: str) -> None:
         """The venue cancels an order nobody asked it to cancel (e.g. a stop lost in an incident)."""
         self._set(txid, status=VenueOrderStatus.CANCELED, reason="Order vanished")
 
-    def drain(self) -> list[ExecutionObservation]:
+    def drain(self) -> list[VenueReport]:
         out = []
         while not self.queue.empty():
             out.append(self.queue.get_nowait())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.engine import EngineConfig, ExecutionEngine, ReportPublisher
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import Order
+from execledger.domain.position import exits_of, position_of, protection_gaps
 from execledger.domain.values import OrderRole
 from tests.fakes import FakeExchange
 
@@ -15,25 +16,25 @@ class Harness:
     def __init__(self, ledger, clock, config: EngineConfig | None = None):
         self.clock = clock
         self.reports = []
-        self.engine = ExecutionEngine(ledger, config, publish=self.reports.append)
+        self.engine = ExecutionEngine(ledger, config, listeners=[ReportPublisher(ledger, self.reports.append)])
         self.venue = FakeExchange(clock)
-        self.service = TradingService(self.engine, self.venue, ServiceConfig(deadman_enabled=False))
+        self.service = TradingService(self.engine, self.venue, ServiceConfig(deadman_enabled=False, retry_min_s=0.0))
 
     async def settle(self, rounds: int = 20) -> None:
-        """Deliver every queued venue observation and run the workers until nothing is left to do."""
+        """Deliver every queued venue report and run the workers until nothing is left to do."""
         for _ in range(rounds):
-            observations = self.venue.drain()
-            for obs in observations:
-                await self.service.apply(obs)
+            reports = self.venue.drain()
+            for report in reports:
+                await self.service.apply(report)
             self.engine.tick()
             await self.service.resolve_unknowns()
             sent = await self.service.send_pending()
-            if not observations and not sent and self.venue.queue.empty():
+            if not reports and not sent and self.venue.queue.empty():
                 return
         raise AssertionError("the harness did not settle")
 
     async def signal(self, **fields) -> Order:
-        result = self.engine.submit_signal(
+        result = self.engine.control.submit_signal(
             {
                 "signal_id": "sig",
                 "pair": "XBT/USD",
@@ -53,21 +54,19 @@ class Harness:
         return self.engine.orders[order.id].txid
 
     def legs(self, entry: Order, role: OrderRole | None = None, live_only: bool = False) -> list[Order]:
-        legs = [o for o in self.engine.orders.values() if o.parent_id == entry.id and (role is None or o.role is role)]
+        entry = self.engine.orders[entry.id]
+        legs = [o for o in exits_of(entry, self.engine.orders) if role is None or o.role is role]
         return [o for o in legs if not o.is_terminal] if live_only else legs
 
     def position(self, entry: Order) -> Decimal:
-        """Entry fills minus exit fills: what is still held."""
-        entry = self.engine.orders[entry.id]
-        return entry.filled_quantity - sum((o.filled_quantity for o in self.legs(entry)), Decimal(0))
+        """What is still held (the one position rule, ``domain/position.py``)."""
+        return position_of(self.engine.orders[entry.id], self.engine.orders).net
 
     def assert_legs_match_position(self, entry: Order) -> None:
         """Every live stop and take-profit together cover exactly the open position (never more, never a gap)."""
-        pos = self.position(entry)
-        for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-            working = sum((o.remaining_quantity for o in self.legs(entry, role, live_only=True)), Decimal(0))
-            assert working == pos, f"{role.value} legs work {working} but the position is {pos}"
-        venue_live = {o.cl_ord_id for o in self.venue.live()}
+        entry = self.engine.orders[entry.id]
+        assert protection_gaps(entry, self.engine.orders) == []
+        venue_live = {o.client_order_id for o in self.venue.live()}
         for leg in self.legs(entry):
             if leg.is_terminal:
                 assert leg.cl_ord_id not in venue_live, (

@@ -1,13 +1,17 @@
 """The HTTP API: signals in (201/200/409/422/423), reports out with filters, pagination and clear 4xx."""
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from execledger.application.service import ServiceConfig
+from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
 from execledger.infrastructure.api import OPENAPI, ApiContext, create_api, is_loopback, require_token_for
-from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
-from execledger.infrastructure.readmodels.queries import ReportQueries
-from tests.harness import Harness
+from execledger.infrastructure.bootstrap import build_trading, open_ledger
+from execledger.infrastructure.commandbus import CommandBus
+from tests.fakes import FakeExchange
 
 SIGNAL = {
     "signal_id": "api-1",
@@ -21,34 +25,64 @@ SIGNAL = {
 }
 
 
+class Env:
+    """The API of an all-in-one process over a FakeExchange: the trading service runs in the background and
+    carries out what the API records; ``until`` waits for a condition, woken by every commit."""
+
+    def __init__(self, lg, client, trading, venue):
+        self.lg, self.client, self.trading, self.venue = lg, client, trading, venue
+        self.engine, self.projector = lg.engine, lg.projector
+        self._changed = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        lg.engine.uow.add_listener(lambda committed: loop.create_task(self._notify()))
+
+    async def _notify(self):
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def until(self, predicate, timeout: float = 10.0):
+        async def reached():
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(reached(), timeout)
+
+
 @pytest.fixture
-async def env(ledger, clock, settings, orders_app):
-    h = Harness(ledger, clock)
-    engine = readmodel_engine(settings)
-    projector = ReadModelProjector(orders_app, engine)
-    woke = []
-    ctx = ApiContext(
-        engine=h.engine, queries=ReportQueries(engine), projector=projector, on_signal=lambda: woke.append(1)
-    )
+async def env(settings, clock):
+    lg = open_ledger(settings, clock=clock)
+    venue = FakeExchange(clock)
+    trading = build_trading(lg, venue, ServiceConfig(deadman_enabled=False, tick_interval_s=0.05))
+    task = asyncio.create_task(trading.service.run())
+    await asyncio.wait_for(trading.service.recovered.wait(), 10)
+    ctx = ApiContext(ledger=lg, bus=CommandBus(lg, role="test", local_trading=trading.service), service=trading.service)
     client = TestClient(TestServer(create_api(ctx)))
     await client.start_server()
-    yield h, client, projector, ctx, woke
+    e = Env(lg, client, trading, venue)
+    e.ctx = ctx
+    yield e
     await client.close()
-    engine.dispose()
+    await trading.service.stop()
+    await asyncio.wait_for(task, 10)
+    lg.close()
 
 
 async def test_post_signal_created_then_idempotent(env):
-    _h, client, _projector, _ctx, woke = env
+    client = env.client
     r = await client.post("/v1/signals", json=SIGNAL)
-    assert r.status == 201 and (await r.json())["created"] is True and woke == [1]
+    body = await r.json()
+    assert r.status == 201 and body["created"] is True and body["applied_by"] == env.engine.control.process
+    commands = env.lg.commands.recorder.max_notification_id()
     again = await client.post("/v1/signals", json=SIGNAL)
-    assert again.status == 200 and (await again.json())["order_id"] == (await r.json())["order_id"] and woke == [1]
+    assert again.status == 200 and (await again.json())["order_id"] == body["order_id"]
     conflict = await client.post("/v1/signals", json={**SIGNAL, "quantity": "2"})
     assert conflict.status == 409
+    assert env.lg.commands.recorder.max_notification_id() == commands  # repeats are answered from the log
+    await env.until(lambda: env.venue.add_order_calls[body["cl_ord_id"]] == 1)  # the trading process sent it
 
 
 async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
-    h, client, _projector, _ctx, _woke = env
+    client = env.client
     r = await client.post("/v1/signals", json={**SIGNAL, "quantity": "-1", "sl_price": "150"})
     body = await r.json()
     assert r.status == 422 and {e["field"] for e in body["errors"]} == {"quantity"}
@@ -56,25 +90,32 @@ async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
     assert r.status == 422 and (await r.json())["errors"][0]["rule"] == "sl_not_below_entry_for_buy"
     assert (await client.post("/v1/signals", data="{nope")).status == 400
     assert (await client.post("/v1/signals", json=[1, 2])).status == 422
-    assert h.engine.ledger.app.recorder.max_notification_id() in (None, 0)
+    assert env.lg.app.recorder.max_notification_id() in (None, 0)
+    assert env.lg.commands.recorder.max_notification_id() in (None, 0)
 
 
 async def test_halted_refuses_with_423_and_reason(env):
-    h, client, _projector, _ctx, _woke = env
-    h.engine.set_mode(TradingMode.HALTED, by="ops", why="maintenance")
+    client = env.client
+    env.engine.control.set_mode(TradingMode.HALTED, by="ops", why="maintenance")
     r = await client.post("/v1/signals", json=SIGNAL)
     body = await r.json()
     assert r.status == 423 and body["mode"] == "halted" and body["why"] == "maintenance"
 
 
 async def test_lists_filters_pagination_and_order_detail(env):
-    h, client, projector, _ctx, _woke = env
+    client, projector, engine = env.client, env.projector, env.engine
     for i in range(3):
-        await client.post("/v1/signals", json={**SIGNAL, "signal_id": f"api-{i}"})
-    await h.settle()
-    entry = h.engine.ledger.order_for_signal("api-0")
-    h.venue.fill(h.txid(entry), "1", "100")
-    await h.settle()
+        assert (await client.post("/v1/signals", json={**SIGNAL, "signal_id": f"api-{i}"})).status == 201
+    entry = engine.orders.entry_of_signal("api-0")
+    await env.until(lambda: entry.txid is not None)
+    env.venue.fill(entry.txid, "1", "100")
+    await env.until(
+        lambda: (
+            entry.state is State.FILLED
+            and all(o.txid for o in engine.orders.values() if o.parent_id == entry.id)
+            and len([o for o in engine.orders.values() if o.parent_id == entry.id]) == 2
+        )
+    )
     projector.catch_up()
     r = await client.get("/v1/orders", params={"pair": "XBT/USD", "limit": "2"})
     page = await r.json()
@@ -110,28 +151,28 @@ async def test_lists_filters_pagination_and_order_detail(env):
     ],
 )
 async def test_bad_queries_are_400_naming_the_field(env, params, field):
-    _h, client, _projector, _ctx, _woke = env
-    r = await client.get("/v1/orders", params=params)
+    r = await env.client.get("/v1/orders", params=params)
     assert r.status == 400 and field in {e["field"] for e in (await r.json())["errors"]}
 
 
 async def test_order_detail_errors(env):
-    _h, client, _projector, _ctx, _woke = env
+    client = env.client
     assert (await client.get("/v1/orders/not-a-uuid")).status == 400
     assert (await client.get("/v1/orders/00000000-0000-0000-0000-000000000000")).status == 404
 
 
 async def test_health_reports_projection_lag(env):
-    _h, client, projector, _ctx, _woke = env
+    client, projector = env.client, env.projector
+    projector.catch_up()
     await client.post("/v1/signals", json=SIGNAL)
-    assert (await (await client.get("/v1/health")).json())["projection_lag"] == 1
+    assert (await (await client.get("/v1/health")).json())["projection_lag"] >= 1
     projector.catch_up()
     body = await (await client.get("/v1/health")).json()
     assert body["projection_lag"] == 0 and body["trading"]["mode"] == "running"
 
 
 async def test_openapi_document_lists_every_route(env):
-    _h, client, _projector, _ctx, _woke = env
+    client = env.client
     doc = await (await client.get("/v1/openapi.json")).json()
     assert doc == OPENAPI and {
         "/v1/signals",
@@ -145,7 +186,7 @@ async def test_openapi_document_lists_every_route(env):
 
 
 async def test_bearer_token_required_when_configured(env):
-    _h, client, _projector, ctx, _woke = env
+    client, ctx = env.client, env.ctx
     ctx.token = "s3cret-token"
     assert (await client.get("/v1/orders")).status == 401
     assert (await client.get("/v1/orders", headers={"Authorization": "Bearer wrong"})).status == 401

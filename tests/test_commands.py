@@ -7,9 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from execledger.domain.values import OrderRole
-from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.bootstrap import build_trading, open_ledger
 from execledger.infrastructure.cli import main
 from execledger.infrastructure.settings import Settings
+from tests.fakes import FakeExchange
 from tests.harness import Harness
 
 
@@ -69,14 +70,21 @@ async def test_replay_ok_and_rebuild(traded):
     assert r.exit_code == 0 and "rebuilt from" in r.output
 
 
-async def test_halt_and_resume_are_recorded(traded):
+def carry_out_recorded_commands(data, clock):
+    """What a trading process does first when it starts: carry out the commands recorded while none ran."""
+    with open_ledger(Settings(data_dir=data), clock=clock) as lg:
+        trading = build_trading(lg, FakeExchange(clock))
+        done = trading.service.pull_commands()
+        return done, lg.engine.control.state
+
+
+async def test_halt_and_resume_without_a_running_trading_process_take_effect_at_its_start(traded, clock):
     data, _entry = traded
     r = cli(["halt", "--reason", "incident 42", "--by", "alice"], data)
-    assert r.exit_code == 0 and "halted" in r.output
-    assert "(unchanged)" in cli(["halt", "--reason", "again", "--by", "alice"], data).output
-    with open_ledger(Settings(data_dir=data)) as lg:
-        assert lg.engine.trading.mode.value == "halted" and lg.engine.trading.why == "incident 42"
+    assert r.exit_code == 0 and "no trading process is running: it takes effect when one starts" in r.output
+    done, state = carry_out_recorded_commands(data, clock)
+    assert done == 1 and state.mode.value == "halted" and (state.by, state.why) == ("alice", "incident 42")
+    assert carry_out_recorded_commands(data, clock)[0] == 0  # exactly once: the tracking position moved on
     assert cli(["resume"], data).exit_code == 0
-    with open_ledger(Settings(data_dir=data)) as lg:
-        assert lg.engine.trading.mode.value == "running"
+    assert carry_out_recorded_commands(data, clock)[1].mode.value == "running"
     assert cli(["halt"], data).exit_code == 2  # --reason is required

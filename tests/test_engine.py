@@ -5,8 +5,8 @@ from decimal import Decimal as D
 import pytest
 
 from execledger.application.engine import EngineConfig
-from execledger.application.exchange import PlaceResult, PlaceStatus
 from execledger.application.policies import PolicyConfig
+from execledger.application.ports import PlaceResult, PlaceStatus
 from execledger.domain.order import OrderStatus, State
 from execledger.domain.trading_state import TradingHalted, TradingMode
 from execledger.domain.values import OrderRole, OrderType
@@ -204,7 +204,7 @@ async def test_halt_refuses_entries_withdraws_pending_and_keeps_managing_exits(h
     entry = await h.signal(signal_id="a")
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
-    h.engine.submit_signal(
+    h.engine.control.submit_signal(
         {
             "signal_id": "b",
             "pair": "XBT/USD",
@@ -214,13 +214,13 @@ async def test_halt_refuses_entries_withdraws_pending_and_keeps_managing_exits(h
             "limit_price": "100",
         }
     )  # recorded, not yet sent
-    h.engine.set_mode(TradingMode.HALTED, by="ops:alice", why="exchange incident", cancel_entries=True)
+    h.engine.control.set_mode(TradingMode.HALTED, by="ops:alice", why="exchange incident", cancel_entries=True)
     with pytest.raises(TradingHalted, match=r"halted.*ops:alice.*exchange incident"):
-        h.engine.submit_signal(
+        h.engine.control.submit_signal(
             {"signal_id": "c", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "1"}
         )
     assert (
-        h.engine.submit_signal(
+        h.engine.control.submit_signal(
             {
                 "signal_id": "b",
                 "pair": "XBT/USD",
@@ -288,34 +288,16 @@ async def test_duplicate_and_late_observations(h):
     entry = await h.signal()
     trade = h.venue.fill(h.txid(entry), "0.5", "100")
     await h.settle()
-    from execledger.application.exchange import ExecutionObservation, ObservationKind
+    from dataclasses import replace
 
-    dup = ExecutionObservation(
-        kind=ObservationKind.TRADE,
-        txid=h.txid(entry),
-        cl_ord_id=None,
-        order_status=None,
-        source="rest",
-        trade_id=trade.trade_id,
-        last_qty=D("0.5"),
-        last_price=D("100"),
-    )
+    dup = replace(trade, source="rest")
     version = h.engine.orders[entry.id].version
-    h.engine.apply_observation(dup)
+    h.engine.execution.on_fill_report(dup)
     assert h.engine.orders[entry.id].version == version  # nothing written
     h.clock.advance(300)
     await h.settle()  # timed out and canceled
-    late = ExecutionObservation(
-        kind=ObservationKind.TRADE,
-        txid=h.txid(entry),
-        cl_ord_id=None,
-        order_status=None,
-        source="ws",
-        trade_id="TLATE-RACED-CANCEL",
-        last_qty=D("0.2"),
-        last_price=D("100"),
-    )
-    h.engine.apply_observation(late)
+    late = replace(trade, trade_id="TLATE-RACED-CANCEL", last_qty=D("0.2"), source="ws")
+    h.engine.execution.on_fill_report(late)
     await h.settle()
     entry = h.engine.orders[entry.id]
     assert entry.state is State.CANCELED and entry.filled_quantity == D("0.7")

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from execledger.application.engine import ExecutionEngine
 from execledger.infrastructure.readmodels.follower import ProjectionFollower, notify_channel
 from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
 
@@ -26,7 +27,7 @@ async def run_follower(follower):
 async def test_nudge_catches_up_without_waiting_for_the_poll(ledger, projector):
     follower = ProjectionFollower(projector, poll_interval_s=3600)  # polling would never come in time
     stop, task = await run_follower(follower)
-    ledger.submit_signal(SIGNAL)
+    ExecutionEngine(ledger).control.submit_signal(SIGNAL)
     follower.nudge()
     await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
     assert projector.lag() == 0
@@ -45,7 +46,7 @@ async def test_listen_notify_wakes_the_follower_on_postgres(ledger, projector, s
     )
     stop, task = await run_follower(follower)
     await asyncio.wait_for(follower.listening.wait(), 10)  # set once the LISTEN is in place
-    ledger.submit_signal(SIGNAL)  # another writer: no nudge, only the database's NOTIFY
+    ExecutionEngine(ledger).control.submit_signal(SIGNAL)  # another writer: no nudge, only the database's NOTIFY
     await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
     stop.set()
     follower.nudge()
@@ -55,7 +56,7 @@ async def test_listen_notify_wakes_the_follower_on_postgres(ledger, projector, s
 async def test_polling_fallback(ledger, projector):
     follower = ProjectionFollower(projector, poll_interval_s=0.05)
     stop, task = await run_follower(follower)
-    ledger.submit_signal(SIGNAL)
+    ExecutionEngine(ledger).control.submit_signal(SIGNAL)
     await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
     stop.set()
     await task

@@ -1,5 +1,5 @@
-"""ExecutionLedger on both event-store backends: idempotent submission, nothing written on bad input,
-replay equality, concurrency conflicts, history with reasons, and the Placed v1 -> v2 upcast."""
+"""Recording signals and reading orders on both event-store backends: idempotent submission, nothing written on
+bad input, replay equality, concurrency conflicts, history with reasons, and the Placed v1 -> v2 upcast."""
 
 import json
 import uuid
@@ -8,13 +8,9 @@ from decimal import Decimal as D
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from execledger.application.ledger import (
-    ConcurrencyConflict,
-    ExecutionLedger,
-    OrderNotFound,
-    SignalConflict,
-    entry_order_id,
-)
+from execledger.application.engine import ExecutionEngine
+from execledger.application.ledger import ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
+from execledger.application.unit_of_work import ConcurrencyConflict
 from execledger.domain.errors import SignalRejected
 from execledger.domain.history import EventKind
 from execledger.domain.order import State
@@ -39,8 +35,17 @@ def max_id(ledger: ExecutionLedger) -> int:
     return ledger.app.recorder.max_notification_id() or 0
 
 
-def test_submit_records_a_placed_order_with_rounded_values_and_reason(ledger):
-    result = ledger.submit_signal(SIGNAL)
+@pytest.fixture
+def engine(ledger) -> ExecutionEngine:
+    return ExecutionEngine(ledger)
+
+
+def submit(engine, data):
+    return engine.control.submit_signal(data)
+
+
+def test_submit_records_a_placed_order_with_rounded_values_and_reason(ledger, engine):
+    result = submit(engine, SIGNAL)
     assert result.created
     order = ledger.get_order(result.order.id)
     assert order.id == entry_order_id("sig-100") and order.state is State.PENDING_SUBMIT
@@ -51,19 +56,19 @@ def test_submit_records_a_placed_order_with_rounded_values_and_reason(ledger):
     assert placed.reason["rounded"] == {"limit_price": "64250.07 -> 64250"}
 
 
-def test_same_signal_again_returns_same_order_and_writes_nothing(ledger):
-    first = ledger.submit_signal(SIGNAL)
+def test_same_signal_again_returns_same_order_and_writes_nothing(ledger, engine):
+    first = submit(engine, SIGNAL)
     position = max_id(ledger)
-    again = ledger.submit_signal(dict(SIGNAL))
+    again = submit(engine, dict(SIGNAL))
     assert not again.created and again.order.id == first.order.id and again.order.cl_ord_id == first.order.cl_ord_id
     assert max_id(ledger) == position
 
 
-def test_same_signal_id_with_other_content_is_refused(ledger):
-    ledger.submit_signal(SIGNAL)
+def test_same_signal_id_with_other_content_is_refused(ledger, engine):
+    submit(engine, SIGNAL)
     position = max_id(ledger)
     with pytest.raises(SignalConflict, match=r"sig-100.*different content"):
-        ledger.submit_signal({**SIGNAL, "quantity": "0.02"})
+        submit(engine, {**SIGNAL, "quantity": "0.02"})
     assert max_id(ledger) == position
 
 
@@ -76,9 +81,9 @@ def test_same_signal_id_with_other_content_is_refused(ledger):
         ({"quantity": "0.00001"}, "quantity"),
     ],
 )
-def test_invalid_signal_names_field_and_writes_nothing(ledger, change, field):
+def test_invalid_signal_names_field_and_writes_nothing(ledger, change, field, engine):
     with pytest.raises(SignalRejected) as info:
-        ledger.submit_signal({**SIGNAL, **change})
+        submit(engine, {**SIGNAL, **change})
     assert field in {e.field for e in info.value.errors}
     assert field in str(info.value)
     assert max_id(ledger) == 0
@@ -86,8 +91,8 @@ def test_invalid_signal_names_field_and_writes_nothing(ledger, change, field):
         ledger.order_for_signal("sig-100")
 
 
-def test_replay_equality_save_reload_same_state_and_version(ledger):
-    order = ledger.submit_signal(SIGNAL).order
+def test_replay_equality_save_reload_same_state_and_version(ledger, engine):
+    order = submit(engine, SIGNAL).order
     order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
     order.acknowledge(txid="OQCLML-BW3P3-BUCMWZ", at=T0, reason=reason("ack", "AddOrder ok"))
     order.apply_fill(
@@ -101,7 +106,7 @@ def test_replay_equality_save_reload_same_state_and_version(ledger):
         tp_price=D("68000"),
         reason=reason("bracket", "per fill"),
     )
-    ledger.save(order)
+    engine.uow.commit(order)
     loaded = ledger.get_order(order.id)
     assert loaded.version == order.version == 5
     keep = lambda o: {k: v for k, v in o.__dict__.items() if k != "_pending_events"}  # noqa: E731
@@ -109,23 +114,23 @@ def test_replay_equality_save_reload_same_state_and_version(ledger):
     assert loaded.status.value == "partially_filled" and loaded.average_fill_price == D("64250.0")
 
 
-def test_optimistic_concurrency_conflict_is_a_clear_error(ledger):
-    order_id = ledger.submit_signal(SIGNAL).order.id
+def test_optimistic_concurrency_conflict_is_a_clear_error(ledger, engine):
+    order_id = submit(engine, SIGNAL).order.id
     a, b = ledger.get_order(order_id), ledger.get_order(order_id)
     a.submit(at=T0, deadline=None, reason=reason("submit", "writer a"))
-    ledger.save(a)
+    engine.uow.commit(a)
     b.submit(at=T0, deadline=None, reason=reason("submit", "writer b"))
-    with pytest.raises(ConcurrencyConflict, match="another writer"):
-        ledger.save(b)
+    with pytest.raises(ConcurrencyConflict, match="the store refused"):
+        engine.uow.commit(b)
     assert [h.name for h in ledger.order_history(order_id)] == ["Placed", "Submitted"]
     assert ledger.order_history(order_id)[1].reason["text"] == "writer a"
 
 
-def test_history_lists_every_event_with_kind_and_reason(ledger):
-    order = ledger.submit_signal(SIGNAL).order
+def test_history_lists_every_event_with_kind_and_reason(ledger, engine):
+    order = submit(engine, SIGNAL).order
     order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
     order.outcome_unknown(error="HTTP 502", reason=reason("ambiguous_submit", "502 after send", http_status=502))
-    ledger.save(order)
+    engine.uow.commit(order)
     history = ledger.order_history(order.id)
     assert [(h.name, h.kind) for h in history] == [
         ("Placed", EventKind.DECISION),
@@ -136,8 +141,8 @@ def test_history_lists_every_event_with_kind_and_reason(ledger):
     assert history[2].data["error"] == "HTTP 502"
 
 
-def test_order_ids_lists_placed_orders_in_order(ledger):
-    ids = [ledger.submit_signal({**SIGNAL, "signal_id": f"sig-{i}"}).order.id for i in range(3)]
+def test_order_ids_lists_placed_orders_in_order(ledger, engine):
+    ids = [submit(engine, {**SIGNAL, "signal_id": f"sig-{i}"}).order.id for i in range(3)]
     assert list(ledger.order_ids()) == ids
 
 
@@ -148,7 +153,7 @@ def test_unknown_ids(ledger):
         ledger.order_history("nonsense")
 
 
-def test_old_placed_v1_event_still_loads_through_the_upcast(ledger):
+def test_old_placed_v1_event_still_loads_through_the_upcast(ledger, engine):
     """A Placed event stored before tags/timeout_s existed (class_version 1) loads with their defaults."""
     order_id = uuid.uuid4()
     v1_state = {
@@ -181,11 +186,11 @@ def test_old_placed_v1_event_still_loads_through_the_upcast(ledger):
     assert order.signal_id == "legacy-1" and order.version == 1
     # and it carries on as a normal v2 order
     order.submit(at=T0, deadline=None, reason=reason("submit", "send"))
-    ledger.save(order)
+    engine.uow.commit(order)
     assert ledger.get_order(order_id).state is State.SUBMITTING
 
 
-def test_current_placed_events_are_stored_as_version_2(ledger):
-    ledger.submit_signal(SIGNAL)
+def test_current_placed_events_are_stored_as_version_2(ledger, engine):
+    submit(engine, SIGNAL)
     [n] = ledger.app.recorder.select_notifications(start=1, limit=1)
     assert json.loads(n.state)["class_version"] == 2

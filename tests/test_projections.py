@@ -5,6 +5,7 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
+from execledger.application.engine import ExecutionEngine
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.projector import ProjectionConflict, ReadModelProjector, readmodel_engine
@@ -118,7 +119,7 @@ async def test_rebuild_swaps_a_shadow_in_while_the_live_tables_keep_serving(ledg
         names = set(projector.engine.dialect.get_table_names(conn, schema=None))
     assert not any(name.endswith("__rebuild") for name in names)
     other = ReadModelProjector(orders_app, projector.engine)  # a second projector whose cache predates the swap
-    ledger.submit_signal(
+    ExecutionEngine(ledger).control.submit_signal(
         {"signal_id": "after", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
     )
     assert other.catch_up() == 1 and projector.catch_up() == 0

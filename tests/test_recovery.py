@@ -3,7 +3,7 @@
 import asyncio
 from decimal import Decimal as D
 
-from execledger.application.exchange import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
+from execledger.application.ports import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
 from execledger.application.service import ServiceConfig
 from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
@@ -22,7 +22,7 @@ def restart(h: Harness, ledger, clock) -> Harness:
 
 async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.submit_signal(
+    order = h.engine.control.submit_signal(
         {
             "signal_id": "c1",
             "pair": "XBT/USD",
@@ -32,7 +32,7 @@ async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(led
             "limit_price": "100",
         }
     ).order
-    request = h.engine.begin_submission(order.id)
+    request = h.engine.execution.begin_submission(order.id)
     await h.venue.place(request)  # reached the venue; the process dies before recording the outcome
     h2 = restart(h, ledger, clock)
     report = await h2.service.reconcile()
@@ -45,7 +45,7 @@ async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(led
 
 async def test_crash_before_the_request_left_is_proven_not_placed_after_the_deadline(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.submit_signal(
+    order = h.engine.control.submit_signal(
         {
             "signal_id": "c2",
             "pair": "XBT/USD",
@@ -55,7 +55,7 @@ async def test_crash_before_the_request_left_is_proven_not_placed_after_the_dead
             "limit_price": "100",
         }
     ).order
-    h.engine.begin_submission(order.id)  # dies before sending
+    h.engine.execution.begin_submission(order.id)  # dies before sending
     h2 = restart(h, ledger, clock)
     await h2.service.reconcile()
     assert h2.engine.orders[order.id].state is State.OUTCOME_UNKNOWN
@@ -110,16 +110,16 @@ async def test_foreign_orders_are_reported_not_touched(ledger, clock):
     await h.signal(signal_id="c6")
     await h.venue.place(
         OrderRequest(
-            cl_ord_id="someone-else",
+            client_order_id="someone-else",
             pair="XXBTZUSD",
             side=Side.SELL,
             order_type=OrderType.LIMIT,
-            volume=D("2"),
-            price=D("200"),
+            quantity=D("2"),
+            limit_price=D("200"),
         )
     )
     report = await restart(h, ledger, clock).service.reconcile()
-    assert [o.cl_ord_id for o in report.foreign] == ["someone-else"]
+    assert [o.client_order_id for o in report.foreign] == ["someone-else"]
     assert not h.venue.cancel_calls
 
 
@@ -134,20 +134,20 @@ async def test_order_missing_on_the_venue_is_never_made_terminal_by_absence(ledg
     assert h2.engine.orders[entry.id].state is State.OPEN
 
 
-async def test_periodic_reconcile_skips_orders_the_stream_just_reported(ledger, clock):
+async def test_periodic_reconcile_after_the_stream_writes_nothing(ledger, clock):
     h = Harness(ledger, clock)
     entry = await h.signal(signal_id="c8")
     h.venue.fill(h.txid(entry), "0.5", "100")
     await h.settle()  # the stream delivered it
+    before = ledger.app.recorder.max_notification_id()
     report = await h.service.reconcile(quiet_s=10)
-    assert entry.id not in [*report.changed, *report.missing] and report.checked == 2  # only the two new legs
-    clock.advance(11)
-    assert (await h.service.reconcile(quiet_s=10)).checked == 3
+    assert report.changed == [] and report.missing == [] and report.checked == 3  # the entry and its two legs
+    assert ledger.app.recorder.max_notification_id() == before
 
 
 def unknown_entry_to_cancel(h: Harness, signal_id: str):
     """An entry whose AddOrder is about to go out (the caller decides whether it reaches the venue)."""
-    order = h.engine.submit_signal(
+    order = h.engine.control.submit_signal(
         {
             "signal_id": signal_id,
             "pair": "XBT/USD",
@@ -157,7 +157,7 @@ def unknown_entry_to_cancel(h: Harness, signal_id: str):
             "limit_price": "100",
         }
     ).order
-    request = h.engine.begin_submission(order.id)
+    request = h.engine.execution.begin_submission(order.id)
     return order, request
 
 
@@ -166,8 +166,8 @@ async def test_compensating_cancel_of_an_order_never_placed_ends_after_the_deadl
     # without txid, and the sender re-sent the cancel in a tight loop forever (start-up never finished).
     h = Harness(ledger, clock)
     order, _ = unknown_entry_to_cancel(h, "c5")
-    h.engine.record_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
-    h.engine.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
+    h.engine.execution.on_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
+    h.engine.control.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
     assert await h.service.send_pending() == 0  # not found, not proven yet: retried at the next wake-up
     assert h.engine.orders[order.id].state is State.CANCEL_PENDING
     clock.advance(36)
@@ -182,11 +182,11 @@ async def test_compensating_cancel_by_cl_ord_id_learns_the_txid(ledger, clock):
     order, request = unknown_entry_to_cancel(h, "c6")
     await h.venue.place(request)  # placed; the reply was lost
     h.venue.drain()  # and the stream missed it
-    h.engine.record_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
-    h.engine.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
+    h.engine.execution.on_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
+    h.engine.control.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
     await h.service.send_pending()
     order = h.engine.orders[order.id]
-    assert order.state is State.CANCELED and order.txid == h.venue.by_cl_ord_id(order.cl_ord_id).txid
+    assert order.state is State.CANCELED and order.txid == h.venue.by_client_id(order.cl_ord_id).venue_order_id
 
 
 class VenueDown(Exception):
@@ -194,21 +194,21 @@ class VenueDown(Exception):
 
 
 async def test_start_up_recovery_waits_out_a_venue_outage_instead_of_crashing(ledger, clock):
-    # Found by the fault suite: a burst of EAPI:Rate limit exceeded on QueryOrders outlasted the adapter's retries
-    # during start-up reconciliation and the service died (exit 1) instead of trying again.
+    # Found by the fault suite: a burst of EAPI:Rate limit exceeded on the reconciliation's reads outlasted the
+    # adapter's retries during start-up reconciliation and the service died (exit 1) instead of trying again.
     h = Harness(ledger, clock)
     await h.signal(signal_id="c7")
     h2 = restart(h, ledger, clock)
     h2.service.config = ServiceConfig(tick_interval_s=0.01, deadman_enabled=False)
     failures = iter([VenueDown("EAPI:Rate limit exceeded"), VenueDown("EService:Unavailable")])
-    query = h2.venue.query_orders
+    query = h2.venue.open_orders
 
-    async def flaky(txids):
+    async def flaky():
         if (exc := next(failures, None)) is not None:
             raise exc
-        return await query(txids)
+        return await query()
 
-    h2.venue.query_orders = flaky
+    h2.venue.open_orders = flaky
     task = asyncio.create_task(h2.service.run())
     await asyncio.wait_for(h2.service.recovered.wait(), 5)
     await h2.service.stop()

@@ -5,6 +5,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from execledger.application.engine import ReportPublisher
 from execledger.application.service import ServiceConfig
 from execledger.infrastructure.runner import Role, run_service
 from execledger.infrastructure.writerlock import WriterLockHeld
@@ -35,8 +36,11 @@ async def test_all_roles_over_the_builtin_simulator(settings):
     try:
         assert running.simulator is not None and running.api_url.startswith("http://127.0.0.1:")
         filled = asyncio.Event()
-        running.ledger.engine.publish = lambda r: (
-            filled.set() if r.role == "take_profit" and r.order_status == "OPEN" else None
+        running.ledger.engine.uow.add_listener(
+            ReportPublisher(
+                running.ledger.ledger,
+                lambda r: filled.set() if r.role == "take_profit" and r.order_status == "OPEN" else None,
+            )
         )
         async with aiohttp.ClientSession() as http:
             r = await http.post(
@@ -63,7 +67,7 @@ async def test_all_roles_over_the_builtin_simulator(settings):
         await asyncio.wait_for(task, 20)
 
 
-async def test_second_trading_instance_on_the_same_key_refuses_to_start(settings):
+async def test_second_trading_instance_on_the_same_ledger_refuses_to_start_whatever_its_key(settings):
     stop, task, running = await start(settings, role=Role.TRADING)
     try:
         second = settings.with_exchange(
@@ -72,9 +76,13 @@ async def test_second_trading_instance_on_the_same_key_refuses_to_start(settings
             key=running.simulator.key,
             secret=running.simulator.secret,
         )
-        first_key = running.exchange  # noqa: F841 - keep the first instance alive
-        with pytest.raises(WriterLockHeld):
+        with pytest.raises(WriterLockHeld, match="refusing to start a second writer"):
             await run_service(second, role=Role.TRADING, stop=asyncio.Event())
+        other_key = settings.with_exchange(
+            url=running.simulator.rest_url, ws_url=None, key="ANOTHERKEY", secret=running.simulator.secret
+        )
+        with pytest.raises(WriterLockHeld, match="refusing to start a second writer"):
+            await run_service(other_key, role=Role.TRADING, stop=asyncio.Event())
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)

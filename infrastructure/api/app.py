@@ -11,7 +11,7 @@ import hmac
 from aiohttp import web
 
 from execledger.application.ledger import LedgerError
-from execledger.infrastructure.api import openapi, reports, signals
+from execledger.infrastructure.api import openapi, reports, signals, trading
 from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.jsonio import error_response
 from execledger.infrastructure.net import is_loopback
@@ -46,6 +46,11 @@ def create_api(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/fills", reports.list_fills)
     app.router.add_get("/v1/health", reports.health)
     app.router.add_get("/v1/openapi.json", openapi.serve)
+    app.router.add_post("/v1/trading/halt", trading.halt)
+    app.router.add_post("/v1/trading/resume", trading.resume)
+    app.router.add_post("/v1/orders/{order_id}/cancel", trading.cancel_order)
+    app.router.add_post("/v1/orders/{order_id}/resolve", trading.resolve_order)
+    app.router.add_post("/v1/signals/{signal_id}/close", trading.close_signal)
     return app
 
 

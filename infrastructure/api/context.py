@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from eventsourcing.application import AggregateNotFoundError
 
-from execledger.application.engine import ExecutionEngine
-from execledger.infrastructure.readmodels.projector import ReadModelProjector
-from execledger.infrastructure.readmodels.queries import ReportQueries
+from execledger.domain.pairs import PairRegistry
+from execledger.domain.trading_state import TRADING_STATE_ID, TradingState
+
+if TYPE_CHECKING:
+    from execledger.infrastructure.bootstrap import Ledger
+    from execledger.infrastructure.commandbus import CommandBus
+    from execledger.infrastructure.readmodels.projector import ReadModelProjector
+    from execledger.infrastructure.readmodels.queries import ReportQueries
 
 
 @dataclass
 class ApiContext:
-    engine: ExecutionEngine
-    queries: ReportQueries
-    projector: ReadModelProjector
+    ledger: Ledger  # the stores (read) and the read models
+    bus: CommandBus  # commands to the trading process
     token: str | None = None
-    on_signal: Callable[[], None] | None = None  # wakes the submission worker
-    recovered: Callable[[], bool] | None = None  # trading role in this process: start-up reconciliation done?
+    service: Any = None  # the TradingService when this process runs the trading role (health)
+    receipt_timeout_s: float = 5.0  # how long a POST waits for the trading process to carry its command out
+
+    @property
+    def queries(self) -> ReportQueries:
+        return self.ledger.queries
+
+    @property
+    def projector(self) -> ReadModelProjector:
+        return self.ledger.projector
+
+    @property
+    def pairs(self) -> PairRegistry:
+        return self.ledger.pairs
+
+    def trading_state(self) -> TradingState:
+        """The trading state as the log has it now (never a copy read once at start)."""
+        try:
+            return self.ledger.app.repository.get(TRADING_STATE_ID)
+        except AggregateNotFoundError:
+            return TradingState()
 
 
 CTX = web.AppKey("ctx", ApiContext)

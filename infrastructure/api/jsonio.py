@@ -25,8 +25,10 @@ def default(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=default), status=status, content_type="application/json")
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=default), status=status, content_type="application/json", headers=headers
+    )
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:

@@ -25,12 +25,12 @@ def _page(page) -> dict:
 
 async def list_orders(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    return json_response(_page(ctx.queries.orders(parse_filter(dict(request.query), ctx.engine.pairs))))
+    return json_response(_page(ctx.queries.orders(parse_filter(dict(request.query), ctx.pairs))))
 
 
 async def list_reports(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    return json_response(_page(ctx.queries.execution_reports(parse_filter(dict(request.query), ctx.engine.pairs))))
+    return json_response(_page(ctx.queries.execution_reports(parse_filter(dict(request.query), ctx.pairs))))
 
 
 async def list_fills(request: web.Request) -> web.Response:
@@ -38,7 +38,7 @@ async def list_fills(request: web.Request) -> web.Response:
     query = dict(request.query)
     if "status" in query:
         raise BadQuery([FieldError("status", "not_a_fill_filter", "fills have no status")])
-    return json_response(_page(ctx.queries.fills(parse_filter(query, ctx.engine.pairs))))
+    return json_response(_page(ctx.queries.fills(parse_filter(query, ctx.pairs))))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -50,7 +50,7 @@ async def get_order(request: web.Request) -> web.Response:
         return error_response(400, f"{raw!r} is not an order id (a UUID)")
     state = ctx.queries.order(order_id)
     try:
-        history = ctx.engine.ledger.order_history(order_id)
+        history = ctx.ledger.ledger.order_history(order_id)
     except OrderNotFound:
         return error_response(404, f"no order {order_id}")
     return json_response(
@@ -68,13 +68,18 @@ async def get_order(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     lag = ctx.projector.lag()
-    trading = ctx.engine.trading
+    trading = ctx.trading_state()
     body = {
         "status": "ok",
         "projection_lag": lag,
         "projection_position": ctx.projector.position(),
-        "trading": {"mode": trading.mode.value, "by": trading.by, "why": trading.why},
+        "trading": {
+            "mode": trading.mode.value,
+            "by": trading.by,
+            "why": trading.why,
+            "process": ctx.bus.trading_process(),
+        },
     }
-    if ctx.recovered is not None:
-        body["trading"]["recovered"] = ctx.recovered()
+    if ctx.service is not None:
+        body["trading"]["recovered"] = ctx.service.recovered.is_set()
     return json_response(body)

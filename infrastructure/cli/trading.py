@@ -1,24 +1,65 @@
-"""Operator commands on the trading state: halt and resume."""
+"""Operator commands: halt, resume, cancel, close and resolve.
+
+Each records a command in the ledger's commands log and waits (``--wait``, default 10 s) for the running trading
+process to carry it out, then prints what it did and which process did it. When no trading process runs, the
+command stays recorded and takes effect when one starts; the CLI says so and exits 0. A refusal (no such order,
+not allowed in its state, ...) exits 5 (not found) or 2 (refused); no confirmation within the wait exits 1.
+"""
 
 from __future__ import annotations
 
-import click
-from rich.console import Console
-from rich.markup import escape
+import asyncio
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from execledger.domain.trading_state import TradingMode
+import click
+
+from execledger.domain.commands import CommandKind, InvalidCommand, Outcome, Refusal
 from execledger.infrastructure.cli.common import load, open_or_exit
+from execledger.infrastructure.cli.exits import Exit, fail
+from execledger.infrastructure.commandbus import CommandBus
+
+
+def _issue(kind: CommandKind, payload: dict[str, Any], *, by: str, why: str, wait: float) -> None:
+    with open_or_exit(load()) as lg:
+        bus = CommandBus(lg, role="cli")
+        try:
+            command = bus.issue(kind, payload, by=by, why=why)
+        except InvalidCommand as exc:
+            fail(Exit.INPUT, str(exc))
+        trading = bus.trading_process()
+        if trading is None:
+            click.echo(
+                f"{kind.value} recorded (command {command.id}); no trading process is running: it takes effect when "
+                f"one starts"
+            )
+            return
+        receipt = asyncio.run(bus.receipt(command.id, wait))
+    if receipt is None:
+        fail(
+            Exit.FAILURE,
+            f"{kind.value} recorded (command {command.id}) but the trading process ({trading}) did not confirm it "
+            f"within {wait:g}s; it is carried out when the process reads the log",
+        )
+    detail = {k: v for k, v in receipt.detail.items() if k not in ("by", "why", "refusal", "message")}
+    shown = ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+    if receipt.outcome is Outcome.REFUSED:
+        code = Exit.NOT_FOUND if receipt.refusal is Refusal.NOT_FOUND else Exit.INPUT
+        fail(code, f"{kind.value} refused by {receipt.process}: {receipt.detail.get('message')}")
+    click.echo(f"{kind.value} {receipt.outcome.value} by {receipt.process}" + (f": {shown}" if shown else ""))
+
+
+def _wait_option(f):
+    return click.option(
+        "--wait",
+        default=10.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="seconds to wait for the trading process to confirm",
+    )(f)
 
 
 def register(main: click.Group) -> None:
-    def _mode(mode: TradingMode, reason: str, by: str, cancel_entries: bool = False) -> None:
-        console = Console()
-        with open_or_exit(load()) as lg:
-            changed = lg.engine.set_mode(mode, by=by, why=reason, cancel_entries=cancel_entries)
-        console.print(
-            f"trading is {mode.value}" + ("" if changed else " (unchanged)") + f": {escape(reason)} (by {escape(by)})"
-        )
-
     @main.command()
     @click.option("--reason", required=True, help="why trading stops (recorded)")
     @click.option("--by", default="cli", show_default=True, help="who halts (recorded)")
@@ -26,13 +67,55 @@ def register(main: click.Group) -> None:
     @click.option(
         "--reducing", is_flag=True, help="REDUCING instead of HALTED: no new entries, resting ones keep working"
     )
-    def halt(reason, by, cancel_entries, reducing):
+    @_wait_option
+    def halt(reason: str, by: str, cancel_entries: bool, reducing: bool, wait: float) -> None:
         """Stop new entries (exits keep being managed)."""
-        _mode(TradingMode.REDUCING if reducing else TradingMode.HALTED, reason, by, cancel_entries)
+        _issue(CommandKind.HALT, {"reducing": reducing, "cancel_entries": cancel_entries}, by=by, why=reason, wait=wait)
 
     @main.command()
     @click.option("--reason", default="resumed", show_default=True)
     @click.option("--by", default="cli", show_default=True)
-    def resume(reason, by):
+    @_wait_option
+    def resume(reason: str, by: str, wait: float) -> None:
         """Accept new entries again."""
-        _mode(TradingMode.RUNNING, reason, by)
+        _issue(CommandKind.RESUME, {}, by=by, why=reason, wait=wait)
+
+    @main.command()
+    @click.argument("order")
+    @click.option("--reason", required=True, help="why (recorded)")
+    @click.option("--by", default="cli", show_default=True)
+    @_wait_option
+    def cancel(order: str, reason: str, by: str, wait: float) -> None:
+        """Cancel one working order (by order id, Kraken txid or cl_ord_id). Protective legs of an open position
+        are refused: close the position instead."""
+        _issue(CommandKind.CANCEL_ORDER, {"order": order}, by=by, why=reason, wait=wait)
+
+    @main.command()
+    @click.argument("signal")
+    @click.option("--reason", required=True, help="why (recorded)")
+    @click.option("--by", default="cli", show_default=True)
+    @_wait_option
+    def close(signal: str, reason: str, by: str, wait: float) -> None:
+        """Close a signal's position: cancel its entry and legs, then exit what is held at market."""
+        _issue(CommandKind.CLOSE_POSITION, {"signal_id": signal}, by=by, why=reason, wait=wait)
+
+    @main.command()
+    @click.argument("order")
+    @click.option("--as", "resolution", type=click.Choice(["canceled", "filled"]), required=True)
+    @click.option("--price", help="filled: the price it filled at (default: its limit or trigger price)")
+    @click.option("--quantity", help="filled: how much (default: all that is left)")
+    @click.option("--reason", required=True, help="why (recorded)")
+    @click.option("--by", default="cli", show_default=True)
+    @_wait_option
+    def resolve(
+        order: str, resolution: str, price: str | None, quantity: str | None, reason: str, by: str, wait: float
+    ) -> None:
+        """Resolve an order the venue has lost: mark it canceled or filled by hand (who and why are recorded)."""
+        payload: dict[str, Any] = {"order": order, "resolution": resolution}
+        for name, value in (("price", price), ("quantity", quantity)):
+            if value is not None:
+                try:
+                    payload[name] = str(Decimal(value))
+                except InvalidOperation:
+                    raise click.BadParameter(f"{value!r} is not a decimal number", param_hint=f"--{name}") from None
+        _issue(CommandKind.RESOLVE_ORDER, payload, by=by, why=reason, wait=wait)

@@ -1,7 +1,7 @@
 """``KrakenExchange``: the ``ExchangePort`` on Kraken Spot REST (and the WS v2 executions stream).
 
 Policies in one place (REFERENCE.md 4.3): AddOrder is sent exactly once; an outcome that may have reached the
-engine is ``PlaceStatus.UNKNOWN`` and is resolved only by evidence (``find_by_cl_ord_id``, the ``deadline``).
+engine is ``PlaceStatus.UNKNOWN`` and is resolved only by evidence (``find_by_client_order_id``, the ``deadline``).
 Reads and cancels are retried with jittered backoff. Trading-counter capacity is awaited before sending.
 """
 
@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from execledger.application.exchange import (
+from execledger.application.ports import (
     CancelResult,
+    EntryBlock,
     ErrorClass,
-    ExecutionObservation,
+    FillReport,
     OrderRequest,
+    OrderStatusReport,
     PlaceResult,
     PlaceStatus,
-    VenueOrder,
-    VenueTrade,
+    VenueReport,
 )
 from execledger.domain.pairs import PairRegistry
-from execledger.domain.values import plain
+from execledger.domain.values import OrderType, plain
 from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
 from execledger.infrastructure.kraken.errors import (
@@ -36,7 +37,7 @@ from execledger.infrastructure.kraken.errors import (
     ThrottleWaitTooLong,
     Transport,
 )
-from execledger.infrastructure.kraken.parse import TERMINAL, epoch, parse_add_order, parse_orders, parse_trades
+from execledger.infrastructure.kraken.parse import epoch, parse_add_order, parse_orders, parse_trades
 from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
 from execledger.infrastructure.kraken.rest import KrakenRestClient
 from execledger.infrastructure.kraken.retry import RetryPolicy
@@ -51,19 +52,30 @@ def rfc3339_utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# Kraken's ``price`` is the trigger of a triggered order and ``price2`` its limit (REFERENCE.md 3.2).
+_TRIGGERED = frozenset(
+    {OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT}
+)
+
+
 def add_order_params(request: OrderRequest) -> dict[str, str]:
     """The AddOrder body of one request (decimals rendered without exponent, ``deadline`` when it has one)."""
     params = {
         "pair": request.pair,
         "type": str(request.side),
         "ordertype": str(request.order_type),
-        "volume": plain(request.volume),
-        "cl_ord_id": request.cl_ord_id,
+        "volume": plain(request.quantity),
+        "cl_ord_id": request.client_order_id,
     }
-    if request.price is not None:
-        params["price"] = plain(request.price)
-    if request.price2 is not None:
-        params["price2"] = plain(request.price2)
+    price, price2 = (
+        (request.trigger_price, request.limit_price)
+        if request.order_type in _TRIGGERED
+        else (request.limit_price, None)
+    )
+    if price is not None:
+        params["price"] = plain(price)
+    if price2 is not None:
+        params["price2"] = plain(price2)
     if request.post_only:
         params["oflags"] = "post"
     if request.reduce_only:
@@ -76,7 +88,7 @@ def add_order_params(request: OrderRequest) -> dict[str, str]:
 
 
 class KrakenExchange:
-    """Implements ``application.exchange.ExchangePort`` for Kraken Spot."""
+    """Implements ``application.ports.ExchangePort`` for Kraken Spot."""
 
     def __init__(
         self,
@@ -95,6 +107,7 @@ class KrakenExchange:
         self.ws_url = ws_url
         self._stream_factory = stream_factory
         self._orders: dict[str, tuple[str, str | None]] = {}  # txid or cl_ord_id -> (pair, txid)
+        self.stream: Any = None  # the executions stream once started (its health is reported)
 
     @classmethod
     def from_settings(
@@ -129,20 +142,21 @@ class KrakenExchange:
 
     # -- memory of orders, for the trading counter (pair and age of what we cancel) --------------------------
 
-    def _remember(self, order: VenueOrder) -> None:
-        if order.status in TERMINAL:
-            self._orders.pop(order.txid, None)
+    def _remember(self, order: OrderStatusReport) -> None:
+        txid = order.venue_order_id
+        if order.is_terminal:
+            self._orders.pop(txid, None)
             if self.trading is not None:
-                self.trading.order_closed(order.txid)
+                self.trading.order_closed(txid)
             return
-        self._orders[order.txid] = (order.pair, order.txid)
-        if order.cl_ord_id:
-            self._orders[order.cl_ord_id] = (order.pair, order.txid)
-        if self.trading is not None and order.opened_at is not None and self.trading.age_of(order.txid) is None:
-            age = (datetime.now(UTC) - order.opened_at).total_seconds()
-            self.trading.order_placed(order.txid, max(0.0, age))
+        self._orders[txid] = (order.pair or "", txid)
+        if order.client_order_id:
+            self._orders[order.client_order_id] = (order.pair or "", txid)
+        if self.trading is not None and order.ts_accepted is not None and self.trading.age_of(txid) is None:
+            age = (datetime.now(UTC) - order.ts_accepted).total_seconds()
+            self.trading.order_placed(txid, max(0.0, age))
 
-    def _parse_orders(self, result: dict[str, Any]) -> dict[str, VenueOrder]:
+    def _parse_orders(self, result: dict[str, Any]) -> dict[str, OrderStatusReport]:
         orders = parse_orders(result or {}, self.pairs)
         for order in orders.values():
             self._remember(order)
@@ -151,12 +165,24 @@ class KrakenExchange:
     async def _read(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.READ))
 
+    def entry_block(self) -> EntryBlock | None:
+        """None while the circuit breaker lets AddOrder through; otherwise why not and when to ask again. In
+        HALF_OPEN AddOrder still waits: a read must succeed first (an order is never the probe)."""
+        breaker = self.rest.breaker
+        if breaker is None or breaker.allows(CallKind.NEW_ENTRY):
+            return None
+        return EntryBlock(
+            reason=f"the venue is unavailable (circuit breaker {breaker.state}: {breaker.last_reason})",
+            since=breaker.opened_wall or datetime.now(UTC),
+            retry_in_s=max(0.5, breaker.seconds_until_half_open()),
+        )
+
     # -- writes ----------------------------------------------------------------------------------------------
 
     async def place(self, request: OrderRequest) -> PlaceResult:
         """Send one AddOrder, exactly once. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open,
         throttle wait too long, no connection made) or UNKNOWN (may have reached the engine: resolve by
-        ``find_by_cl_ord_id``/``resolve_place``, never by resending)."""
+        ``find_by_client_order_id``, never by resending)."""
         breaker = self.rest.breaker
         if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
             return PlaceResult(
@@ -174,13 +200,13 @@ class KrakenExchange:
             return self._place_failed(request, exc)
         txid = parse_add_order(result or {})
         if txid is None and not request.validate:
-            log.warning("AddOrder %s: answer without txid; outcome unknown", request.cl_ord_id)
+            log.warning("AddOrder %s: answer without txid; outcome unknown", request.client_order_id)
             return PlaceResult(PlaceStatus.UNKNOWN, error="answer without txid", error_class=ErrorClass.AMBIGUOUS)
         if txid is not None:
-            self._orders[txid] = self._orders[request.cl_ord_id] = (request.pair, txid)
+            self._orders[txid] = self._orders[request.client_order_id] = (request.pair, txid)
             if self.trading is not None:
                 self.trading.order_placed(txid)
-        return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=txid)
+        return PlaceResult(PlaceStatus.ACKNOWLEDGED, venue_order_id=txid)
 
     def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:
         if (
@@ -193,7 +219,7 @@ class KrakenExchange:
         if exc.error_class is ErrorClass.AMBIGUOUS:
             log.warning(
                 "AddOrder %s: outcome unknown (%s); resolve by cl_ord_id, not by resending",
-                request.cl_ord_id,
+                request.client_order_id,
                 exc.description,
             )
             return PlaceResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
@@ -201,25 +227,10 @@ class KrakenExchange:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
         return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
 
-    async def resolve_place(
-        self, request: OrderRequest, *, now: datetime, grace: timedelta = timedelta(seconds=5)
-    ) -> PlaceResult:
-        """Resolve an UNKNOWN placement by evidence: found by cl_ord_id -> ACKNOWLEDGED; not found once the
-        request's ``deadline`` (+ grace) has passed -> REJECTED; otherwise still UNKNOWN (ask again later)."""
-        order = await self.find_by_cl_ord_id(request.cl_ord_id)
-        if order is not None:
-            return PlaceResult(PlaceStatus.ACKNOWLEDGED, txid=order.txid)
-        if request.deadline is not None and now > request.deadline + grace:
-            return PlaceResult(
-                PlaceStatus.REJECTED,
-                error="not found after its deadline: never placed",
-                error_class=ErrorClass.PERMANENT,
-            )
-        return PlaceResult(PlaceStatus.UNKNOWN, error="not found yet", error_class=ErrorClass.AMBIGUOUS)
-
-    async def cancel(self, *, txid: str | None = None, cl_ord_id: str | None = None) -> CancelResult:
+    async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:
         """Cancel one order by txid or cl_ord_id, retried (a cancel is idempotent in effect). An order that is
         no longer open gives ``not_found`` (query it for its final state); exhausted retries raise."""
+        txid, cl_ord_id = venue_order_id, client_order_id
         if (txid is None) == (cl_ord_id is None):
             raise ValueError("cancel by exactly one of txid or cl_ord_id")
         ref = txid or cl_ord_id
@@ -261,16 +272,16 @@ class KrakenExchange:
 
     # -- reads -----------------------------------------------------------------------------------------------
 
-    async def query_orders(self, txids: Sequence[str]) -> dict[str, VenueOrder]:
+    async def query_orders(self, venue_order_ids: Sequence[str]) -> dict[str, OrderStatusReport]:
         """Orders by txid, 50 per QueryOrders call. A txid Kraken does not know is left out (a batch refused
         for one unknown txid is split until the unknown one is isolated)."""
-        unique = list(dict.fromkeys(txids))
-        found: dict[str, VenueOrder] = {}
+        unique = list(dict.fromkeys(venue_order_ids))
+        found: dict[str, OrderStatusReport] = {}
         for start in range(0, len(unique), QUERY_BATCH):
             found.update(await self._query_batch(unique[start : start + QUERY_BATCH]))
         return found
 
-    async def _query_batch(self, txids: list[str]) -> dict[str, VenueOrder]:
+    async def _query_batch(self, txids: list[str]) -> dict[str, OrderStatusReport]:
         if not txids:
             return {}
         try:
@@ -284,21 +295,22 @@ class KrakenExchange:
             return {**await self._query_batch(txids[:half]), **await self._query_batch(txids[half:])}
         return self._parse_orders(result)
 
-    async def find_by_cl_ord_id(self, cl_ord_id: str) -> VenueOrder | None:
+    async def find_by_client_order_id(self, client_order_id: str) -> OrderStatusReport | None:
         """OpenOrders then ClosedOrders filtered by ``cl_ord_id``; None = not found (yet). Kraken keeps cl_ord_id
         unique among open orders only, so among closed ones the most recently opened wins."""
         for method in ("OpenOrders", "ClosedOrders"):
-            orders = self._parse_orders(await self._read(method, {"cl_ord_id": cl_ord_id, "trades": "true"}))
-            matching = [o for o in orders.values() if o.cl_ord_id == cl_ord_id]
+            params = {"cl_ord_id": client_order_id, "trades": "true"}
+            orders = self._parse_orders(await self._read(method, params))
+            matching = [o for o in orders.values() if o.client_order_id == client_order_id]
             if matching:
-                return max(matching, key=lambda o: o.opened_at or datetime.min.replace(tzinfo=UTC))
+                return max(matching, key=lambda o: o.ts_accepted or datetime.min.replace(tzinfo=UTC))
         return None
 
-    async def open_orders(self) -> list[VenueOrder]:
+    async def open_orders(self) -> list[OrderStatusReport]:
         """Every open order of the account."""
         return list(self._parse_orders(await self._read("OpenOrders", {"trades": "true"})).values())
 
-    async def trades_since(self, since: datetime | None) -> list[VenueTrade]:
+    async def fills_since(self, since: datetime | None) -> list[FillReport]:
         """Own trades after ``since`` (exclusive), oldest first, all pages of TradesHistory (50 per page)."""
         params: dict[str, Any] = {"start": f"{since.timestamp():.6f}"} if since is not None else {}
         collected: dict[str, Any] = {}
@@ -325,10 +337,11 @@ class KrakenExchange:
         result = await self.retry.run("Time", lambda: self.rest.public("Time"))
         return epoch((result or {}).get("unixtime"))
 
-    def executions(self) -> AsyncIterator[ExecutionObservation]:
-        """Execution observations: WS v2 ``executions``, REST polling while the stream is down."""
+    def executions(self) -> AsyncIterator[VenueReport]:
+        """The WS v2 ``executions`` stream as reports and stream events (it only streams: no REST here)."""
         if self._stream_factory is None:
             from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
 
             self._stream_factory = lambda exchange: KrakenExecutionsStream(exchange, exchange.ws_url)
-        return self._stream_factory(self).observations()
+        self.stream = self._stream_factory(self)
+        return self.stream.reports()

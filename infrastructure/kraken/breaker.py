@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 
 log = logging.getLogger("execledger.kraken.breaker")
@@ -45,6 +46,8 @@ class CircuitBreaker:
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
+        self.opened_wall: datetime | None = None  # when the current outage began (names it in decisions)
+        self.last_reason = ""
         self.listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -55,6 +58,12 @@ class CircuitBreaker:
         if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_timeout_s:
             self._change(BreakerState.HALF_OPEN, f"{self.reset_timeout_s:g}s since opening")
         return self._state
+
+    def seconds_until_half_open(self) -> float:
+        """0 unless OPEN; then how long until reads may probe the venue again."""
+        if self.state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self.reset_timeout_s - (self._clock() - self._opened_at))
 
     @property
     def consecutive_failures(self) -> int:
@@ -79,6 +88,9 @@ class CircuitBreaker:
             state is BreakerState.CLOSED and self._failures >= self.failure_threshold
         ):
             self._opened_at = self._clock()
+            if state is BreakerState.CLOSED:
+                self.opened_wall = datetime.now(UTC)
+            self.last_reason = reason
             self._change(BreakerState.OPEN, f"{self._failures} consecutive failures, last: {reason}")
 
     def _change(self, new: BreakerState, reason: str) -> None:

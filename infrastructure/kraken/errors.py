@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 
 R, L, P, A, N = (
     ErrorClass.RETRYABLE,

@@ -1,4 +1,4 @@
-"""Kraken wire payloads -> the port's values (``VenueOrder``, ``VenueTrade``, ``ExecutionObservation``).
+"""Kraken wire payloads -> the port's values: ``OrderStatusReport`` and ``FillReport``.
 
 REFERENCE.md 3.7 (order info), 3.8 (trades), 6.2 (WS v2 executions). Kraken dicts stop here: nothing past the
 adapter sees one. Decimals stay exact: REST sends strings; WS v2 sends JSON numbers, which the stream decodes with
@@ -12,20 +12,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from execledger.application.exchange import (
-    ExecutionObservation,
-    ObservationKind,
-    VenueOrder,
-    VenueOrderStatus,
-    VenueTrade,
-)
+from execledger.application.ports import VENUE_TERMINAL, FillReport, OrderStatusReport, VenueOrderStatus
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.values import ZERO, Side, to_decimal
+from execledger.infrastructure.kraken.wire import ExecType
 
 TRIGGERED_TYPES = frozenset(
     {"stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop", "trailing-stop-limit"}
 )
-TERMINAL = frozenset({VenueOrderStatus.FILLED, VenueOrderStatus.CANCELED, VenueOrderStatus.EXPIRED})
+TERMINAL = VENUE_TERMINAL
 WS_ORDER_STATUS = {
     "pending_new": VenueOrderStatus.PENDING,
     "new": VenueOrderStatus.OPEN,
@@ -94,7 +89,9 @@ def _rest_status(raw: str, volume: Decimal, executed: Decimal) -> VenueOrderStat
     raise UnparseablePayload(f"unknown order status {raw!r}")
 
 
-def parse_order_info(txid: str, info: Mapping[str, Any], pairs: PairRegistry | None = None) -> VenueOrder:
+def parse_order_info(
+    txid: str, info: Mapping[str, Any], pairs: PairRegistry | None = None, source: str = "rest"
+) -> OrderStatusReport:
     """One order-info object of QueryOrders / OpenOrders / ClosedOrders. ``price`` there is the average fill
     price; the limit and trigger prices come from ``descr`` (or ``stopprice``/``limitprice`` once known)."""
     try:
@@ -112,61 +109,63 @@ def parse_order_info(txid: str, info: Mapping[str, Any], pairs: PairRegistry | N
     else:
         stop_price = None
         limit_price = optional_price(descr.get("price"))
-    return VenueOrder(
-        txid=txid,
-        cl_ord_id=info.get("cl_ord_id") or None,
+    return OrderStatusReport(
+        venue_order_id=txid,
+        client_order_id=info.get("cl_ord_id") or None,
+        status=status,
+        source=source,
         pair=_pair_key(str(descr.get("pair", "")), pairs),
         side=side,
         order_type=order_type,
-        status=status,
-        volume=volume,
-        volume_executed=executed,
-        average_price=optional_price(info.get("price")) if executed > ZERO else None,
-        cost=number(info.get("cost", "0")),
-        fee=number(info.get("fee", "0")),
+        quantity=volume,
+        filled_qty=executed,
+        avg_px=optional_price(info.get("price")) if executed > ZERO else None,
+        commission=number(info.get("fee", "0")),
         limit_price=limit_price,
-        stop_price=stop_price,
-        opened_at=epoch(info.get("opentm")),
-        closed_at=epoch(info.get("closetm")),
+        trigger_price=stop_price,
+        ts_accepted=epoch(info.get("opentm")),
+        ts_last=epoch(info.get("closetm")),
         reason=info.get("reason") or None,
         trade_ids=tuple(info.get("trades") or ()),
     )
 
 
-def parse_orders(result: Mapping[str, Any], pairs: PairRegistry | None = None) -> dict[str, VenueOrder]:
+def parse_orders(
+    result: Mapping[str, Any], pairs: PairRegistry | None = None, source: str = "rest"
+) -> dict[str, OrderStatusReport]:
     """A QueryOrders ``result`` (txid -> info) or an Open/ClosedOrders ``result`` (``open``/``closed`` wrapper)."""
     body = result["open"] if "open" in result else result.get("closed", result)
-    return {txid: parse_order_info(txid, info, pairs) for txid, info in body.items()}
+    return {txid: parse_order_info(txid, info, pairs, source) for txid, info in body.items()}
 
 
-def parse_trade(trade_txid: str, info: Mapping[str, Any], pairs: PairRegistry | None = None) -> VenueTrade:
+def parse_trade(trade_txid: str, info: Mapping[str, Any], pairs: PairRegistry | None = None) -> FillReport:
     """One TradesHistory / QueryTrades entry. ``trade_id`` is the trade txid (what WS v2 calls ``exec_id``), so a
     fill seen by the stream and by REST has one id. REST gives no fee asset: it is the quote by default (fciq)."""
     try:
         pair = _pair_key(str(info["pair"]), pairs)
         rules = pairs.find(pair) if pairs is not None else None
-        return VenueTrade(
+        return FillReport(
             trade_id=trade_txid,
-            txid=str(info["ordertxid"]),
+            venue_order_id=str(info["ordertxid"]),
+            last_qty=number(info["vol"]),
+            last_px=number(info["price"]),
+            commission=number(info["fee"]),
+            commission_asset=rules.quote if rules is not None else "",
+            ts_event=epoch(info["time"]) or datetime.fromtimestamp(0, tz=UTC),
             pair=pair,
             side=Side(info["type"]),
-            price=number(info["price"]),
-            volume=number(info["vol"]),
-            cost=number(info["cost"]),
-            fee=number(info["fee"]),
-            fee_asset=rules.quote if rules is not None else "",
-            executed_at=epoch(info["time"]) or datetime.fromtimestamp(0, tz=UTC),
-            maker=info.get("maker"),
+            source="rest",
+            liquidity_maker=info.get("maker"),
         )
     except (KeyError, ValueError) as exc:
         raise UnparseablePayload(f"trade {trade_txid}: missing or bad field {exc}") from None
 
 
-def parse_trades(result: Mapping[str, Any], pairs: PairRegistry | None = None) -> list[VenueTrade]:
+def parse_trades(result: Mapping[str, Any], pairs: PairRegistry | None = None) -> list[FillReport]:
     """TradesHistory (``{"trades": {...}, "count": n}``) or QueryTrades (txid -> trade) ``result``, oldest first."""
     body = result["trades"] if "trades" in result and isinstance(result["trades"], Mapping) else result
     trades = [parse_trade(txid, info, pairs) for txid, info in body.items()]
-    return sorted(trades, key=lambda t: t.executed_at)
+    return sorted(trades, key=lambda t: t.ts_event)
 
 
 def parse_add_order(result: Mapping[str, Any]) -> str | None:
@@ -177,105 +176,97 @@ def parse_add_order(result: Mapping[str, Any]) -> str | None:
     return str(txids[0]) if txids else None
 
 
-def _kind(exec_type: str) -> ObservationKind:
-    try:
-        return ObservationKind(exec_type)
-    except ValueError:
-        return ObservationKind.STATUS  # e.g. iceberg_refill: no change of fills or life-cycle
+# The status an execution record implies when it carries no ``order_status`` (records are sparse).
+_STATUS_OF_EXEC_TYPE = {
+    ExecType.PENDING_NEW: VenueOrderStatus.PENDING,
+    ExecType.NEW: VenueOrderStatus.OPEN,
+    ExecType.FILLED: VenueOrderStatus.FILLED,
+    ExecType.CANCELED: VenueOrderStatus.CANCELED,
+    ExecType.EXPIRED: VenueOrderStatus.EXPIRED,
+}
 
 
-def parse_execution_report(record: Mapping[str, Any], sequence: int | None, source: str = "ws") -> ExecutionObservation:
-    """One WS v2 ``executions`` record. Records are sparse: only exec_type, order_id, timestamp and order_status
-    are reliably present; everything else is None when absent."""
+def parse_execution_report(
+    record: Mapping[str, Any], sequence: int | None, pairs: PairRegistry | None = None
+) -> list[FillReport | OrderStatusReport]:
+    """One WS v2 ``executions`` record: a trade gives a FillReport and the OrderStatusReport after it; any other
+    record an OrderStatusReport. Records are sparse: only exec_type, order_id, timestamp and (mostly) order_status
+    are reliably present; everything else is None when absent. A record that says nothing about the order's
+    status (e.g. ``iceberg_refill`` without ``order_status``) gives nothing."""
     try:
         exec_type = str(record["exec_type"])
         txid = str(record["order_id"])
     except KeyError as exc:
         raise UnparseablePayload(f"execution report without {exc}") from None
-    fees = record.get("fees") or []
-    fee = sum((number(f["qty"]) for f in fees), ZERO) if fees else None
-    status = record.get("order_status")
 
     def dec(name: str) -> Decimal | None:
         return number(record[name]) if record.get(name) is not None else None
 
-    extra = {
-        k: str(record[k])
-        for k in (
-            "symbol",
-            "side",
-            "order_type",
-            "order_qty",
-            "limit_price",
-            "cost",
-            "liquidity_ind",
-            "trade_id",
-            "order_userref",
-            "cum_cost",
+    raw_status = record.get("order_status")
+    status = WS_ORDER_STATUS.get(raw_status) if raw_status else None
+    if status is None and exec_type in _STATUS_OF_EXEC_TYPE:
+        status = _STATUS_OF_EXEC_TYPE[ExecType(exec_type)]
+    timestamp = rfc3339(record.get("timestamp"))
+    symbol = record.get("symbol")
+    pair = _pair_key(str(symbol), pairs) if symbol else None
+    side = Side(record["side"]) if record.get("side") in ("buy", "sell") else None
+    cl_ord_id = record.get("cl_ord_id") or None
+    reports: list[FillReport | OrderStatusReport] = []
+    if exec_type == ExecType.TRADE and record.get("exec_id"):
+        fees = record.get("fees") or []
+        try:
+            reports.append(
+                FillReport(
+                    trade_id=str(record["exec_id"]),
+                    venue_order_id=txid,
+                    last_qty=number(record["last_qty"]),
+                    last_px=number(record["last_price"]),
+                    commission=sum((number(f["qty"]) for f in fees), ZERO),
+                    commission_asset=str(fees[0]["asset"]) if fees else "",
+                    ts_event=timestamp or datetime.fromtimestamp(0, tz=UTC),
+                    pair=pair,
+                    side=side,
+                    source="ws",
+                    client_order_id=cl_ord_id,
+                    liquidity_maker=(record["liquidity_ind"] == "m") if record.get("liquidity_ind") else None,
+                )
+            )
+        except (KeyError, ValueError) as exc:
+            raise UnparseablePayload(f"trade {record.get('exec_id')}: missing or bad field {exc}") from None
+    if status is None:
+        return reports
+    reports.append(
+        OrderStatusReport(
+            venue_order_id=txid,
+            client_order_id=cl_ord_id,
+            status=status,
+            source="ws",
+            pair=pair,
+            side=side,
+            order_type=record.get("order_type"),
+            quantity=dec("order_qty"),
+            filled_qty=dec("cum_qty"),
+            avg_px=dec("avg_price") or None,
+            limit_price=dec("limit_price") or None,
+            trigger_price=_ws_trigger(record),
+            ts_last=timestamp,
+            reason=record.get("reason") or record.get("cancel_reason") or None,
+            sequence=sequence,
         )
-        if record.get(k) is not None
-    }
-    if exec_type != _kind(exec_type).value:
-        extra["exec_type"] = exec_type
-    return ExecutionObservation(
-        kind=_kind(exec_type),
-        txid=txid,
-        cl_ord_id=record.get("cl_ord_id") or None,
-        order_status=WS_ORDER_STATUS.get(status) if status else None,
-        source=source,
-        timestamp=rfc3339(record.get("timestamp")),
-        trade_id=str(record["exec_id"]) if record.get("exec_id") else None,
-        last_qty=dec("last_qty"),
-        last_price=dec("last_price"),
-        fee=fee,
-        fee_asset=str(fees[0]["asset"]) if fees else None,
-        cum_qty=dec("cum_qty"),
-        avg_price=dec("avg_price"),
-        reason=record.get("reason") or record.get("cancel_reason") or None,
-        sequence=sequence,
-        extra=extra,
     )
+    return reports
 
 
-def parse_executions_message(message: Mapping[str, Any]) -> list[ExecutionObservation]:
+def _ws_trigger(record: Mapping[str, Any]) -> Decimal | None:
+    triggers = record.get("triggers")
+    if isinstance(triggers, Mapping) and triggers.get("price") is not None:
+        return number(triggers["price"]) or None
+    return optional_price(record.get("stop_price"))
+
+
+def parse_executions_message(
+    message: Mapping[str, Any], pairs: PairRegistry | None = None
+) -> list[FillReport | OrderStatusReport]:
     """A whole ``{"channel":"executions","type":"snapshot"|"update","data":[...],"sequence":n}`` message."""
     sequence = message.get("sequence")
-    return [parse_execution_report(r, sequence) for r in message.get("data") or ()]
-
-
-def order_observation(order: VenueOrder, source: str = "rest") -> ExecutionObservation:
-    """What REST polling learned about an order's life-cycle, as an observation (fills come from trades)."""
-    kinds = {
-        VenueOrderStatus.PENDING: ObservationKind.PENDING_NEW,
-        VenueOrderStatus.CANCELED: ObservationKind.CANCELED,
-        VenueOrderStatus.EXPIRED: ObservationKind.EXPIRED,
-        VenueOrderStatus.FILLED: ObservationKind.FILLED,
-    }
-    return ExecutionObservation(
-        kind=kinds.get(order.status, ObservationKind.STATUS),
-        txid=order.txid,
-        cl_ord_id=order.cl_ord_id,
-        order_status=order.status,
-        source=source,
-        timestamp=order.closed_at or order.opened_at,
-        cum_qty=order.volume_executed,
-        avg_price=order.average_price,
-        reason=order.reason,
-    )
-
-
-def trade_observation(trade: VenueTrade, source: str = "rest") -> ExecutionObservation:
-    """A fill learned by REST polling, in the same shape as a WS ``trade`` record (same trade_id)."""
-    return ExecutionObservation(
-        kind=ObservationKind.TRADE,
-        txid=trade.txid,
-        cl_ord_id=None,
-        order_status=None,
-        source=source,
-        timestamp=trade.executed_at,
-        trade_id=trade.trade_id,
-        last_qty=trade.volume,
-        last_price=trade.price,
-        fee=trade.fee,
-        fee_asset=trade.fee_asset or None,
-    )
+    return [report for r in message.get("data") or () for report in parse_execution_report(r, sequence, pairs)]

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 from execledger.infrastructure.kraken.auth import sign
 from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
 from execledger.infrastructure.kraken.credentials import CredentialsError, KrakenCredentials

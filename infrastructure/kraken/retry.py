@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed, KrakenVenueError, ThrottleWaitTooLong
 
 log = logging.getLogger("execledger.kraken.retry")

@@ -1,10 +1,11 @@
-"""``KrakenExecutionsStream``: WS v2 ``executions`` as venue observations, with REST polling as the safety net.
+"""``KrakenExecutionsStream``: WS v2 ``executions`` as venue reports, and nothing else.
 
 REFERENCE.md 6.2 and 6.4. One task keeps the WebSocket up: fresh GetWebSocketsToken on every (re)connect,
 subscribe with ``snap_orders`` and ``snap_trades``, a heartbeat watchdog (no frame for ``heartbeat_timeout_s`` ->
-reconnect), and a REST resync after every reconnect and every ``sequence`` gap. A second task polls REST: often
-while the stream is down, rarely (backed off) while it is healthy. Fills are deduplicated by trade id across both
-sources, so the consumer sees each fill once (and the Order aggregate ignores repeats anyway).
+reconnect) and a sequence check. It only streams: every change of its health is yielded as a ``StreamEvent``
+(CONNECTED once a snapshot arrived, DISCONNECTED when the socket is lost, GAP when a sequence number was skipped),
+and the trading service decides what to read over REST meanwhile. Fills already yielded are not yielded again
+(a snapshot after a reconnect repeats recent trades); the Order aggregate ignores repeats anyway.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from execledger.application.exchange import ExecutionObservation, VenueOrderStatus
+from execledger.application.ports import FillReport, StreamEvent, StreamState, VenueReport
 from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
-from execledger.infrastructure.kraken.parse import (
-    TERMINAL,
-    order_observation,
-    parse_executions_message,
-    trade_observation,
-)
-from execledger.infrastructure.kraken.rest import is_loopback
+from execledger.infrastructure.kraken.parse import parse_executions_message
+from execledger.infrastructure.net import is_loopback
 
 if TYPE_CHECKING:
     from execledger.infrastructure.kraken.adapter import KrakenExchange
@@ -54,7 +49,8 @@ class StreamInterrupted(Exception):
 
 
 class KrakenExecutionsStream:
-    """Yields ``ExecutionObservation``s from ``observations()`` until closed."""
+    """Yields ``VenueReport``s from ``reports()`` until closed. Without a WS URL it yields one DISCONNECTED event
+    and then nothing: the consumer polls REST."""
 
     def __init__(
         self,
@@ -63,9 +59,6 @@ class KrakenExecutionsStream:
         *,
         heartbeat_timeout_s: float = 10.0,
         reconnect_delay_s: float = 1.0,
-        poll_when_down_s: float = 2.0,
-        poll_when_healthy_s: float = 60.0,
-        since: datetime | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         session: aiohttp.ClientSession | None = None,
     ):
@@ -73,29 +66,22 @@ class KrakenExecutionsStream:
         self.ws_url = check_ws_url(ws_url) if ws_url else None
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.reconnect_delay_s = reconnect_delay_s
-        self.poll_when_down_s = poll_when_down_s
-        self.poll_when_healthy_s = poll_when_healthy_s
         self._sleep = sleep
         self._session = session
         self._owns_session = session is None
-        self._queue: asyncio.Queue[ExecutionObservation] = asyncio.Queue()
-        self._tasks: list[asyncio.Task] = []
+        self._queue: asyncio.Queue[VenueReport] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
         self._expected_sequence: int | None = None  # the last sequence seen
         self._seen_trades: OrderedDict[str, None] = OrderedDict()
-        self._order_state: dict[str, tuple[VenueOrderStatus | None, Decimal | None]] = {}
-        self._last_trade_at = since or datetime.now(UTC) - timedelta(minutes=1)
-        self._resync_lock = asyncio.Lock()
-        self._resync_due = False
-        self._went_down = asyncio.Event()  # wakes the poller from its long healthy-time sleep
         self.healthy = False
         self.connects = 0
         self.gaps = 0
-        self.resyncs = 0
+        self.last_message_at: float | None = None  # loop time of the last frame (health reporting)
 
     # -- consumer side ---------------------------------------------------------------------------------------
 
-    async def observations(self) -> AsyncIterator[ExecutionObservation]:
-        """Start the stream and the poller; yield observations until the consumer stops iterating."""
+    async def reports(self) -> AsyncIterator[VenueReport]:
+        """Start the stream; yield reports and stream events until the consumer stops iterating."""
         self.start()
         try:
             while True:
@@ -104,43 +90,36 @@ class KrakenExecutionsStream:
             await self.close()
 
     def start(self) -> None:
-        if not self._tasks:
+        if self._task is None:
             if self.ws_url:
-                self._tasks.append(asyncio.create_task(self._keep_connected(), name="kraken-ws"))
-            self._tasks.append(asyncio.create_task(self._poll(), name="kraken-rest-poll"))
+                self._task = asyncio.create_task(self._keep_connected(), name="kraken-ws")
+            else:
+                self._queue.put_nowait(StreamEvent(StreamState.DISCONNECTED, "no WebSocket URL configured"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
 
-    def _emit(self, observation: ExecutionObservation) -> None:
-        if observation.trade_id is not None:
-            if observation.trade_id in self._seen_trades:
+    def _emit(self, report: VenueReport) -> None:
+        if isinstance(report, FillReport):
+            if report.trade_id in self._seen_trades:
                 return
-            self._seen_trades[observation.trade_id] = None
+            self._seen_trades[report.trade_id] = None
             if len(self._seen_trades) > 10_000:
                 self._seen_trades.popitem(last=False)
-            if observation.timestamp is not None:
-                self._last_trade_at = max(self._last_trade_at, observation.timestamp)
-        else:
-            state = (observation.order_status, observation.cum_qty)
-            if observation.source != "ws" and self._order_state.get(observation.txid) == state:
-                return  # polling saw nothing new about this order
-            self._order_state[observation.txid] = state
-        self._queue.put_nowait(observation)
+        self._queue.put_nowait(report)
 
     # -- WebSocket ---------------------------------------------------------------------------------------------
 
-    def _set_healthy(self, healthy: bool) -> None:
+    def _set_healthy(self, healthy: bool, detail: str = "") -> None:
         if healthy != self.healthy:
-            log.info("Kraken executions stream %s", "healthy" if healthy else "down: REST polling takes over")
-            if not healthy:
-                self._went_down.set()
+            log.info("Kraken executions stream %s", "healthy" if healthy else f"down ({detail})")
+            self._emit(StreamEvent(StreamState.CONNECTED if healthy else StreamState.DISCONNECTED, detail))
         self.healthy = healthy
 
     async def _keep_connected(self) -> None:
@@ -155,7 +134,7 @@ class KrakenExecutionsStream:
             except Exception:
                 log.exception("Kraken executions stream failed unexpectedly")
             failures = 1 if self.healthy else failures + 1
-            self._set_healthy(False)
+            self._set_healthy(False, "connection lost")
             # Reconnect at once after a random drop, slower when it keeps failing: Cloudflare bans IPs that
             # reconnect more than ~150 times in 10 minutes (REFERENCE.md 5.4).
             await self._sleep(min(self.reconnect_delay_s * 2 ** (failures - 1), MAX_RECONNECT_DELAY_S))
@@ -194,6 +173,7 @@ class KrakenExecutionsStream:
                     await self._on_text(frame.data)
 
     async def _on_text(self, text: str) -> None:
+        self.last_message_at = asyncio.get_running_loop().time()
         try:
             message = json.loads(text, parse_float=Decimal)  # exact decimals from WS numbers
         except ValueError:
@@ -228,66 +208,11 @@ class KrakenExecutionsStream:
         )
         if isinstance(sequence, int):
             self._expected_sequence = sequence
-        for observation in parse_executions_message(message):
-            self._emit(observation)
+        for report in parse_executions_message(message, self.exchange.pairs):
+            self._emit(report)
         if message.get("type") == "snapshot":
-            self._set_healthy(True)
-            if self.connects > 1:
-                await self._try_resync("reconnected")  # fills during the outage may predate the snapshot
+            self._set_healthy(True, f"connection {self.connects}")
         elif gap:
             self.gaps += 1
-            log.warning("Kraken executions sequence gap (expected %s, got %s): REST resync", (last or 0) + 1, sequence)
-            await self._try_resync("sequence gap")
-
-    # -- REST --------------------------------------------------------------------------------------------------
-
-    async def _poll(self) -> None:
-        while True:
-            urgent = not self.healthy or self._resync_due
-            if urgent:
-                await self._try_resync("stream down" if not self.healthy else "earlier resync failed")
-                await self._sleep(self.poll_when_down_s)
-                continue
-            await self._nap_while_healthy()
-            if self.healthy:
-                await self._try_resync("periodic check")
-
-    async def _nap_while_healthy(self) -> None:
-        """The long healthy-time sleep, cut short when the stream goes down: REST takes over at once, not up to
-        ``poll_when_healthy_s`` later."""
-        self._went_down.clear()
-        nap = asyncio.ensure_future(self._sleep(self.poll_when_healthy_s))
-        down = asyncio.ensure_future(self._went_down.wait())
-        try:
-            await asyncio.wait({nap, down}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
-            down.cancel()
-            await asyncio.gather(nap, down, return_exceptions=True)
-
-    async def _try_resync(self, reason: str) -> None:
-        """A resync that fails is due again at the next (short) polling turn; it never tears down the stream."""
-        try:
-            await self._resync(reason)
-            self._resync_due = False
-        except KrakenCallFailed as exc:
-            self._resync_due = True
-            log.warning("Kraken REST resync (%s) failed: %s", reason, exc)
-
-    async def _resync(self, reason: str) -> None:
-        """Fills since the last one seen (with a small overlap, deduplicated) and the status of every order that
-        is open or was open when last looked at."""
-        async with self._resync_lock:
-            self.resyncs += 1
-            log.info("Kraken REST resync (%s)", reason)
-            for trade in await self.exchange.trades_since(self._last_trade_at - timedelta(seconds=5)):
-                self._emit(trade_observation(trade))
-            open_now = {order.txid: order for order in await self.exchange.open_orders()}
-            was_open = [
-                txid
-                for txid, (status, _) in self._order_state.items()
-                if txid not in open_now and status not in TERMINAL
-            ]
-            closed = await self.exchange.query_orders(was_open) if was_open else {}
-            for order in [*open_now.values(), *closed.values()]:
-                self._emit(order_observation(order))
+            log.warning("Kraken executions sequence gap (expected %s, got %s)", (last or 0) + 1, sequence)
+            self._emit(StreamEvent(StreamState.GAP, f"expected sequence {(last or 0) + 1}, got {sequence}"))

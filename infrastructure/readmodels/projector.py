@@ -105,6 +105,20 @@ def _upsert(conn: Connection, table, rows: list[dict]) -> None:
     conn.execute(stmt, rows)
 
 
+def create_tables(engine: Engine, metadata, attempts: int = 5) -> None:
+    """Create missing tables; several processes starting at once (the split deployment) may race to create the
+    same table, and the loser sees "already exists": it checks again instead of failing."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if ("already exists" not in str(exc) and "duplicate key" not in str(exc)) or attempt == attempts - 1:
+                raise
+
+
 class ReadModelProjector:
     """Catches the read models up with the Orders log; ``rebuild()`` drops them and replays from the start."""
 
@@ -123,9 +137,9 @@ class ReadModelProjector:
         self.t = tables
         self.name = name
         self._orders: dict[UUID, Order] = {}
-        t.metadata.create_all(engine)  # the live tables and the tracking table; idempotent
+        create_tables(engine, t.metadata)  # the live tables and the tracking table; idempotent
         if tables is not t.LIVE:
-            tables.metadata.create_all(engine)
+            create_tables(engine, tables.metadata)
 
     # --- position -----------------------------------------------------------------------------------------
 

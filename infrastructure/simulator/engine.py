@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from execledger.application.exchange import ObservationKind  # the WS v2 exec_type values
 from execledger.domain.pairs import PairRegistry, PairRules
 from execledger.domain.values import ZERO, OrderType, Side
+from execledger.infrastructure.kraken.wire import ExecType as ObservationKind  # the WS v2 exec_type values
 
 from . import errors as E
 from .errors import KrakenError

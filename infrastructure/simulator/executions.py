@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from execledger.application.exchange import ObservationKind
 from execledger.domain.pairs import PairRules
 from execledger.domain.values import ZERO
+from execledger.infrastructure.kraken.wire import ExecType as ObservationKind
 
 from .clock import rfc3339
 from .engine import Execution, SimOrder, SimTrade

@@ -12,11 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.engine import EngineConfig, ExecutionEngine, ReportPublisher
 from execledger.application.ledger import ExecutionLedger
 from execledger.application.policies import PolicyConfig
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import Order
+from execledger.domain.position import exits_of, position_of, protection_gaps
 from execledger.domain.values import OrderRole, Side
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 from execledger.infrastructure.pairs import load_default_pairs
@@ -37,7 +38,9 @@ class SimHarness:
     ):
         self.sim, self.exchange, self.clock = sim, exchange, clock
         self.reports = []
-        self.engine = ExecutionEngine(ledger, EngineConfig(policy=policy), publish=self.reports.append)
+        self.engine = ExecutionEngine(
+            ledger, EngineConfig(policy=policy), listeners=[ReportPublisher(ledger, self.reports.append)]
+        )
         self.service = TradingService(self.engine, exchange, ServiceConfig(deadman_enabled=False))
         self.initial_balances = dict(sim.balances())
 
@@ -52,7 +55,7 @@ class SimHarness:
         raise AssertionError("the ledger did not settle")
 
     async def signal(self, **fields) -> Order:
-        result = self.engine.submit_signal(
+        result = self.engine.control.submit_signal(
             {"pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity": "0.01", **fields}
         )
         await self.settle()
@@ -71,11 +74,12 @@ class SimHarness:
         return self.engine.orders[order.id]
 
     def legs(self, entry: Order, role: OrderRole | None = None, live: bool = False) -> list[Order]:
-        found = [o for o in self.engine.orders.values() if o.parent_id == entry.id and (role is None or o.role is role)]
+        found = [o for o in exits_of(self.order(entry), self.engine.orders) if role is None or o.role is role]
         return [o for o in found if not o.is_terminal] if live else found
 
     def position(self, entry: Order) -> Decimal:
-        return self.order(entry).filled_quantity - sum((o.filled_quantity for o in self.legs(entry)), Decimal(0))
+        """What is still held (the one position rule, ``domain/position.py``)."""
+        return position_of(self.order(entry), self.engine.orders).net
 
     def assert_consistent(self) -> None:
         """The venue's books and balances agree with the ledger, and no leg outlives its position."""
@@ -92,7 +96,7 @@ class SimHarness:
             )
         expected = dict(self.initial_balances)
         for order in self.engine.orders.values():
-            rules = self.engine.rules(order)
+            rules = self.engine.contingencies.rules(order)
             for fill in order.fills.values():
                 sign = 1 if order.side is Side.BUY else -1
                 expected[rules.base] = expected.get(rules.base, Decimal(0)) + sign * fill.quantity
@@ -103,17 +107,7 @@ class SimHarness:
         for asset, amount in expected.items():
             assert actual.get(asset, Decimal(0)) == amount, f"{asset}: venue {actual.get(asset)} vs ledger {amount}"
         for entry in (o for o in self.engine.orders.values() if o.role is OrderRole.ENTRY):
-            pos = self.position(entry)
-            planned = [
-                r
-                for r, price in ((OrderRole.STOP_LOSS, entry.sl_price), (OrderRole.TAKE_PROFIT, entry.tp_price))
-                if price is not None and entry.brackets
-            ]
-            for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-                working = sum((o.remaining_quantity for o in self.legs(entry, role, live=True)), Decimal(0))
-                assert working == (pos if role in planned else 0), (
-                    f"signal {entry.signal_id}: {role.value} legs work {working}, position {pos}"
-                )
+            assert protection_gaps(entry, self.engine.orders) == []
 
 
 @pytest.fixture

@@ -96,9 +96,9 @@ async def test_halt_mid_flight(harness):
     h = await harness()
     held = await h.signal(signal_id="held", order_type="market", sl_price="64000", tp_price="69000")
     resting = await h.signal(signal_id="resting", limit_price="60000")
-    h.engine.set_mode(TradingMode.HALTED, by="ops", why="venue incident", cancel_entries=True)
+    h.engine.control.set_mode(TradingMode.HALTED, by="ops", why="venue incident", cancel_entries=True)
     with pytest.raises(TradingHalted):
-        h.engine.submit_signal(
+        h.engine.control.submit_signal(
             {"signal_id": "late", "pair": XBT, "side": "buy", "order_type": "market", "quantity": "0.01"}
         )
     await h.settle()

@@ -2,6 +2,7 @@
 
 import asyncio
 
+from execledger.application.engine import ReportPublisher
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import State
 from execledger.domain.values import OrderRole
@@ -23,10 +24,10 @@ async def test_stream_drives_fill_bracket_and_oco(harness):
         if report.role == "take_profit" and report.order_status == "CANCELED":
             closed.set()
 
-    h.engine.publish = on_report
+    h.engine.uow.add_listener(ReportPublisher(h.engine.ledger, on_report))
     running = asyncio.create_task(service.run())
     try:
-        entry = h.engine.submit_signal(
+        entry = h.engine.control.submit_signal(
             {
                 "signal_id": "ws",
                 "pair": "XBT/USD",

@@ -9,9 +9,12 @@ recovery), settles with no faults, is stopped with SIGTERM, and the invariants o
 1. every order the venue knows is in the ledger and vice versa (cl_ord_id and txid);
 2. filled quantities, trade ids, fees and statuses agree (and the venue's balances follow from the ledger's fills);
 3. at most one AddOrder per cl_ord_id in the simulator's request log;
-4. every open position has exactly its protective legs (live stop and take-profit quantities equal the position);
+4. every open position has exactly its protective legs (live stop and take-profit quantities equal the position,
+   by the one position rule of ``domain/position.py``);
 5. the read models equal a rebuild from the log;
-6. nothing is non-terminal (or in flight) in the ledger that the venue shows terminal.
+6. nothing is non-terminal (or in flight) in the ledger that the venue shows terminal;
+7. no entry was sent while trading was halted or reducing (operator commands are issued at random moments: halt,
+   resume, cancel an order, close a signal's position); exits and cancels always are.
 
 A *session* is one simulator and one fresh store (SQLite data dir, or a PostgreSQL schema); runs accumulate state
 within it. The seed fixes every random choice (scenario, faults, kill delays); process timing is real, so a seed
@@ -40,6 +43,8 @@ from typing import Any
 import aiohttp
 
 from execledger.domain.order import State
+from execledger.domain.position import exits_of, position_of, protection_gaps
+from execledger.domain.trading_state import TRADING_STATE_ID
 from execledger.domain.values import OrderRole, Side
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.eventstore import parse_postgres_url
@@ -214,6 +219,7 @@ class SoakResult:
     faults: Counter = field(default_factory=Counter)
     faults_by_method: Counter = field(default_factory=Counter)
     ws_actions: Counter = field(default_factory=Counter)
+    commands: Counter = field(default_factory=Counter)  # operator commands issued, by kind and HTTP status
     signals: int = 0
     orders_checked: int = 0
     venue_moves_while_down: int = 0
@@ -244,6 +250,7 @@ class SoakResult:
             "faults_by_kind": dict(sorted(self.faults.items())),
             "faults_by_method": dict(sorted(self.faults_by_method.items())),
             "ws_actions": dict(sorted(self.ws_actions.items())),
+            "operator_commands": dict(sorted(self.commands.items())),
             "signals": self.signals,
             "orders_checked": self.orders_checked,
             "venue_moves_while_service_down": self.venue_moves_while_down,
@@ -260,6 +267,7 @@ class SoakResult:
         return (
             f"soak seed={self.seed} backend={self.backend}: {self.runs} runs, {self.kills} kills "
             f"({self.recovery_kills} during recovery), {sum(self.faults.values())} faults, {self.signals} signals, "
+            f"{sum(self.commands.values())} operator commands, "
             f"{self.orders_checked} order checks, {len(self.violations)} violations in {self.seconds:.0f}s"
         )
 
@@ -434,12 +442,50 @@ class Session:
         return body
 
     async def post_signal(self, body: dict) -> None:
+        """POST a signal as the trading system would: 201/200 placed; 423 refused while halted (not an error); 202
+        or 503 (the trading process did not confirm: it died meanwhile) keep it for a retry at settling."""
         self.unanswered[body["signal_id"]] = body
         async with self.http.post(f"{self.api_url}/v1/signals", json=body) as r:
-            if r.status not in (200, 201):
+            if r.status in (202, 503):
+                return
+            if r.status not in (200, 201, 423):
                 raise AssertionError(f"POST /v1/signals {body['signal_id']}: {r.status} {await r.text()}")
         self.unanswered.pop(body["signal_id"])
-        self.result.signals += 1
+        self.result.signals += r.status != 423
+
+    async def operator_command(self, rng: random.Random) -> None:
+        """An operator's command at a random moment: halt (sometimes canceling entries, sometimes reduce-only),
+        resume, cancel a working entry, or close a signal's position."""
+        roll = rng.random()
+        if roll < 0.3:
+            path, body = (
+                "/v1/trading/halt",
+                {
+                    "reason": "fault suite",
+                    "by": "ops",
+                    "cancel_entries": rng.random() < 0.5,
+                    "reducing": rng.random() < 0.3,
+                },
+            )
+        elif roll < 0.6:
+            path, body = "/v1/trading/resume", {"reason": "fault suite", "by": "ops"}
+        else:
+            orders = await self.api_orders()
+            if roll < 0.8:
+                working = [o for o in orders if o["role"] == "entry" and o["status"] in ("open", "partially_filled")]
+                if not working:
+                    return
+                path = f"/v1/orders/{rng.choice(working)['order_id']}/cancel"
+            else:
+                held = [o for o in orders if o["role"] == "entry" and o["filled_quantity"] not in ("0", None)]
+                if not held:
+                    return
+                path = f"/v1/signals/{rng.choice(held)['signal_id']}/close"
+            body = {"reason": "fault suite", "by": "ops"}
+        async with self.http.post(f"{self.api_url}{path}", json=body) as r:
+            if r.status >= 500 and r.status != 503:
+                raise AssertionError(f"POST {path}: {r.status} {await r.text()}")
+            self.result.commands[f"{path.rsplit('/', 1)[-1]} {r.status}"] += 1
 
     async def move_price(self, rng: random.Random) -> None:
         if rng.random() < 0.3:
@@ -467,14 +513,16 @@ class Session:
         while time.monotonic() < end and self.service.alive and not self.service.killed:
             roll = rng.random()
             try:
-                if roll < 0.35:
+                if roll < 0.32:
                     await self.post_signal(self.new_signal(rng))
-                elif roll < 0.6:
+                elif roll < 0.55:
                     await self.move_price(rng)
-                elif roll < 0.9:
+                elif roll < 0.82:
                     await self.inject_fault(rng)
-                else:
+                elif roll < 0.92:
                     await self.ws_fault(rng)
+                else:
+                    await self.operator_command(rng)
             except (TimeoutError, aiohttp.ClientError):
                 if not self.service.killed:
                     raise
@@ -573,6 +621,7 @@ class Session:
             self.stalled = False
         for body in list(self.unanswered.values()):
             await self.post_signal(body)  # the trading system retries what got no answer (idempotent by id)
+        self.unanswered.clear()  # still unconfirmed now: the trading process is down, the check tells the rest
         previous = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -649,12 +698,13 @@ class Session:
                     bad(6, f"{o.role.value} {o.signal_id} ({o.cl_ord_id}) still {o.state.value} after settling")
             self._check_balances(engine, balances, bad)
             self._check_legs(engine, orders, bad)
+            self._check_halts(lg, orders, bad)
             self._check_projections(lg, bad)
 
     def _check_balances(self, engine, balances: dict[str, Decimal], bad) -> None:
         expected = dict(self.initial_balances)
         for order in engine.orders.values():
-            rules = engine.rules(order)
+            rules = engine.contingencies.rules(order)
             sign = 1 if order.side is Side.BUY else -1
             for fill in order.fills.values():
                 expected[rules.base] = expected.get(rules.base, Decimal(0)) + sign * fill.quantity
@@ -666,35 +716,35 @@ class Session:
                 bad(2, f"balance {asset}: venue {balances.get(asset)} vs ledger fills {amount}")
 
     def _check_legs(self, engine, orders, bad) -> None:
+        by_id = {o.id: o for o in orders}
         for entry in (o for o in orders if o.role is OrderRole.ENTRY):
-            legs = [o for o in orders if o.parent_id == entry.id]
-            position = entry.filled_quantity - sum((o.filled_quantity for o in legs), Decimal(0))
-            planned = {OrderRole.STOP_LOSS: entry.sl_price, OrderRole.TAKE_PROFIT: entry.tp_price}
-            # A bracket whose legs exited more than it protects: the venue filled a sibling before its OCO cancel
-            # reached it (the service was down, or the cancel was failing). A venue fact the ledger must record,
-            # counted as a race; the other brackets keep working their own quantity. Any other excess is an error.
-            by_id = {o.id: o for o in legs}
-            raced = Decimal(0)
-            for bracket in entry.brackets:
-                members = [by_id[i] for i in bracket.all_leg_ids() if i in by_id]
-                excess = sum((o.filled_quantity for o in members), Decimal(0)) - bracket.quantity
-                if excess > 0 and any(o.state is State.FILLED and o.cancel_requested for o in members):
-                    self.result.oco_races.add(
-                        f"signal {entry.signal_id} bracket {bracket.index}: exited {excess} "
-                        f"more than its {bracket.quantity}"
-                    )
-                    raced += excess
-                elif excess > 0:
-                    bad(
-                        4,
-                        f"signal {entry.signal_id} bracket {bracket.index}: legs exited {excess} more than it protects",
-                    )
-            position += raced
-            for role, price in planned.items():
-                working = sum((o.remaining_quantity for o in legs if o.role is role and not o.is_terminal), Decimal(0))
-                want = position if price is not None and entry.brackets else Decimal(0)
-                if working != want:
-                    bad(4, f"signal {entry.signal_id}: {role.value} legs work {working}, position {position}")
+            position = position_of(entry, by_id)
+            raced = position.net < 0 and any(
+                o.state is State.FILLED and o.cancel_requested for o in exits_of(entry, by_id)
+            )
+            if raced:
+                # Both legs filled before the sibling's cancel reached the venue (the service was down, or the
+                # cancel was failing): a venue fact the ledger must record, counted as a race, not a violation.
+                self.result.oco_races.add(f"signal {entry.signal_id}: over-exited by {-position.net}")
+                continue
+            for gap in protection_gaps(entry, by_id):
+                bad(4, gap)
+
+    def _check_halts(self, lg, orders, bad) -> None:
+        """Invariant 7: no entry's AddOrder was decided (Submitted) while trading was halted or reducing."""
+        changes = [
+            (ev.at, ev.mode) for ev in lg.app.repository.event_store.get(TRADING_STATE_ID) if hasattr(ev, "mode")
+        ]
+        if not changes:
+            return
+        for order in (o for o in orders if o.role is OrderRole.ENTRY):
+            for h in lg.ledger.order_history(order.id):
+                if h.name != "Submitted":
+                    continue
+                at = h.data["at"]
+                mode = next((m for when, m in reversed(changes) if when <= at), "running")
+                if mode != "running":
+                    bad(7, f"entry {order.signal_id} was sent at {at.isoformat()} while trading was {mode}")
 
     def _check_projections(self, lg, bad) -> None:
         lg.projector.catch_up()  # what the follower would do next; the tail it missed at the stop is no error

@@ -1,0 +1,362 @@
+"""ExecutionHandler: venue facts and the outcomes of our own calls, applied to orders.
+
+Venue facts enter through exactly two handlers, ``on_fill_report`` and ``on_status_report``, whichever path
+delivered them (the WS stream, REST polling, reconciliation). Our calls' outcomes enter through
+``on_place_result`` and ``on_cancel_result``. Each change is committed together with what the contingency manager
+decides about it (brackets, OCO, close) in one transaction of the unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from execledger.application.contingencies import ContingencyManager
+from execledger.application.order_index import OrderIndex
+from execledger.application.ports import (
+    CancelResult,
+    Clock,
+    EntryBlock,
+    FillReport,
+    OrderRequest,
+    OrderStatusReport,
+    PlaceResult,
+    PlaceStatus,
+    VenueOrderStatus,
+)
+from execledger.application.unit_of_work import UnitOfWork
+from execledger.domain.order import Order, State
+from execledger.domain.reasons import reason
+from execledger.domain.trading_state import TradingMode, TradingState
+from execledger.domain.values import OrderRole, OrderType, plain
+
+log = logging.getLogger("execledger.execution")
+
+
+class ExecutionHandler:
+    def __init__(
+        self,
+        index: OrderIndex,
+        uow: UnitOfWork,
+        contingencies: ContingencyManager,
+        clock: Clock,
+        *,
+        trading_state: Callable[[], TradingState],
+        submit_deadline_s: float,
+        unknown_grace_s: float,
+        entry_max_age_s: float,
+    ):
+        self.index = index
+        self.uow = uow
+        self.contingencies = contingencies
+        self.clock = clock
+        self.trading_state = trading_state
+        self.submit_deadline_s = submit_deadline_s
+        self.unknown_grace_s = unknown_grace_s
+        self.entry_max_age_s = entry_max_age_s
+        self.unmatched: deque[Any] = deque(maxlen=1000)  # venue reports about orders this ledger does not know
+
+    def _react_and_commit(self, order: Order) -> None:
+        self.uow.commit(*self.contingencies.react(order))
+
+    # --- submission ------------------------------------------------------------------------------------------
+
+    def begin_submission(self, order_id: UUID) -> OrderRequest | None:
+        """Record Submitted (the intent, before the call) and return the AddOrder to send; None if the order is no
+        longer pending. An entry while trading is not RUNNING is withdrawn instead, with the reason."""
+        order = self.index[order_id]
+        if order.state is not State.PENDING_SUBMIT:
+            return None
+        now = self.clock.now()
+        trading = self.trading_state()
+        if order.role is OrderRole.ENTRY and trading.mode is not TradingMode.RUNNING:
+            order.request_cancel(
+                reason=reason(
+                    "halt_withdraw_entry",
+                    f"not sent: trading is {trading.mode.value} ({trading.why})",
+                    mode=trading.mode,
+                    by=trading.by,
+                )
+            )
+            self.uow.commit(order)
+            return None
+        age = (now - order.created_on).total_seconds()
+        if order.role is OrderRole.ENTRY and age > self.entry_max_age_s:
+            order.request_cancel(
+                reason=reason(
+                    "entry_max_age_exceeded",
+                    f"not sent: the signal is {age:.1f}s old, more than its maximum age {self.entry_max_age_s:g}s "
+                    f"(the venue could not take it in time)",
+                    age_s=round(age, 3),
+                    max_age_s=self.entry_max_age_s,
+                )
+            )
+            self.uow.commit(order)
+            return None
+        deadline = now + timedelta(seconds=self.submit_deadline_s)
+        order.submit(
+            at=now,
+            deadline=deadline,
+            reason=reason(
+                "submit",
+                f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
+                deadline_s=self.submit_deadline_s,
+            ),
+        )
+        self.uow.commit(order)
+        limit = order.limit_price
+        if order.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            limit = order.trigger_price  # the limit sits at the trigger
+        return OrderRequest(
+            client_order_id=order.cl_ord_id,
+            pair=order.pair,
+            side=order.side,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            limit_price=limit,
+            trigger_price=order.trigger_price,
+            deadline=deadline,
+        )
+
+    def defer_submission(self, order_id: UUID, block: EntryBlock) -> None:
+        """The venue cannot take orders now: record that the order waits, once per order per outage."""
+        order = self.index[order_id]
+        recorded = order.defer(
+            key=f"entry_blocked:{block.since.isoformat()}",
+            reason=reason(
+                "send_deferred_venue_unavailable",
+                f"not sent now: {block.reason}; sent when the venue takes orders again",
+                since=block.since,
+            ),
+        )
+        if recorded:
+            self.uow.commit(order)
+
+    def on_place_result(self, order_id: UUID, result: PlaceResult) -> None:
+        order = self.index[order_id]
+        now = self.clock.now()
+        if result.status is PlaceStatus.ACKNOWLEDGED:
+            order.acknowledge(txid=result.venue_order_id or "", at=now, reason=reason("ack", "AddOrder accepted"))
+        elif result.status is PlaceStatus.REJECTED:
+            if order.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+                order.reject(
+                    error=result.error or "rejected",
+                    reason=reason(
+                        "venue_rejected", f"AddOrder rejected: {result.error}", error_class=result.error_class
+                    ),
+                )
+        elif result.status is PlaceStatus.UNKNOWN:
+            if order.state is State.SUBMITTING:
+                order.outcome_unknown(
+                    error=result.error or "unknown",
+                    reason=reason(
+                        "ambiguous_submit",
+                        f"AddOrder outcome unknown ({result.error}): resolve by cl_ord_id, never resend",
+                        error_class=result.error_class,
+                    ),
+                )
+        elif result.status is PlaceStatus.NOT_SENT and order.state is State.SUBMITTING:
+            order.not_sent(
+                error=result.error or "not sent",
+                reason=reason("not_sent", f"AddOrder never left the process ({result.error}); it will be sent later"),
+            )
+        trading = self.trading_state()
+        if (
+            order.role is OrderRole.ENTRY
+            and trading.cancel_entries
+            and trading.mode is not TradingMode.RUNNING
+            and order.state in (State.OPEN, State.OUTCOME_UNKNOWN)
+            and not order.cancel_requested
+        ):
+            # Halted with cancel-entries while this AddOrder was on the wire: cancel what it placed.
+            order.request_cancel(
+                reason=reason("halt_cancel_entries", f"trading halted by {trading.by}: {trading.why}", by=trading.by)
+            )
+        self._react_and_commit(order)
+
+    def recover_after_restart(self) -> int:
+        """An order still SUBMITTING after a restart may or may not have reached the venue: its outcome is unknown
+        (and will be resolved by cl_ord_id like any other ambiguous submit, never by resending)."""
+        stuck = self.index.in_state(State.SUBMITTING)
+        for order in stuck:
+            order.outcome_unknown(
+                error="the process stopped during submission",
+                reason=reason(
+                    "restart_submission_unknown",
+                    "found SUBMITTING after a restart: AddOrder may have been sent; resolve by cl_ord_id",
+                    submitted_at=order.submitted_at,
+                ),
+            )
+        self.uow.commit(*stuck)
+        return len(stuck)
+
+    # --- unknown outcomes ------------------------------------------------------------------------------------
+
+    def resolve_unknown(
+        self, order_id: UUID, found: OrderStatusReport | None, fills: Iterable[FillReport] = ()
+    ) -> bool:
+        """Apply the evidence of a cl_ord_id lookup. Found: the order was placed (its fills and state follow).
+        Not found: proof of "not placed" only once the AddOrder deadline (plus a grace) has passed. Returns True
+        when the outcome is no longer unknown."""
+        order = self.index[order_id]
+        if order.state is not State.OUTCOME_UNKNOWN:
+            return True
+        if found is not None:
+            self.on_status_report(_as_reconciliation(found), fills)
+            return self.index[order_id].state is not State.OUTCOME_UNKNOWN
+        now = self.clock.now()
+        if not self._proven_not_placed(order):
+            return False
+        order.reject(
+            error="not placed",
+            reason=reason(
+                "unknown_resolved_not_placed",
+                f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline "
+                f"({order.deadline.isoformat() if order.deadline else '-'}) plus {self.unknown_grace_s:g}s: "
+                f"the engine can no longer accept it",
+                deadline=order.deadline,
+                checked_at=now,
+            ),
+        )
+        self._react_and_commit(order)
+        return True
+
+    def _proven_not_placed(self, order: Order) -> bool:
+        """Not found by cl_ord_id is proof only once the AddOrder deadline plus the grace has passed."""
+        limit = (order.deadline or order.submitted_at or self.clock.now()) + timedelta(seconds=self.unknown_grace_s)
+        return self.clock.now() >= limit
+
+    # --- cancels ---------------------------------------------------------------------------------------------
+
+    def resolve_cancel_without_venue_id(
+        self, order_id: UUID, found: OrderStatusReport | None, fills: Iterable[FillReport] = ()
+    ) -> None:
+        """After a cancel by cl_ord_id (an unknown outcome, compensated): what the lookup by cl_ord_id shows is
+        applied (its txid, fills and final state); absent after the AddOrder deadline plus the grace, the order was
+        never placed, so nothing is left to cancel."""
+        order = self.index[order_id]
+        if order.txid is not None:
+            return
+        if found is not None:
+            self.on_status_report(_as_reconciliation(found), fills)
+            return
+        if order.state is not State.CANCEL_PENDING or not self._proven_not_placed(order):
+            return
+        order.mark_canceled(
+            reason=reason(
+                "cancel_of_unplaced_order",
+                f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline plus "
+                f"{self.unknown_grace_s:g}s: it was never placed, nothing is left to cancel",
+                deadline=order.deadline,
+                checked_at=self.clock.now(),
+            )
+        )
+        self._react_and_commit(order)
+
+    def on_cancel_result(self, order_id: UUID, result: CancelResult) -> bool:
+        """Returns True when the order's final state must be queried (the venue says it is not open any more)."""
+        order = self.index[order_id]
+        if order.state is not State.CANCEL_PENDING:
+            return False
+        if result.count > 0:
+            order.mark_canceled(
+                reason=reason("cancel_confirmed", f"CancelOrder canceled {result.count} order(s)"),
+                venue_reason="User requested",
+            )
+        elif result.not_found:
+            return True
+        elif result.error:
+            order.cancel_rejected(
+                error=result.error, reason=reason("cancel_failed", f"CancelOrder failed: {result.error}")
+            )
+        self._react_and_commit(order)
+        return False
+
+    # --- venue facts -----------------------------------------------------------------------------------------
+
+    def on_fill_report(self, fill: FillReport) -> None:
+        """One trade of one of our orders (a repeat of a known trade id changes nothing)."""
+        order = self.index.find(venue_order_id=fill.venue_order_id, client_order_id=fill.client_order_id)
+        if order is None:
+            self.unmatched.append(fill)
+            return
+        if order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
+            order.acknowledge(
+                txid=fill.venue_order_id,
+                at=self.clock.now(),
+                reason=reason("venue_fill", f"{fill.source} reported a fill", source=fill.source),
+            )
+        self._apply_fill(order, fill)
+        self._react_and_commit(order)
+
+    def on_status_report(self, report: OrderStatusReport, fills: Iterable[FillReport] = ()) -> bool:
+        """An order's state as the venue reports it, with the order's fills that came with it (REST queries) applied
+        first. Returns True when the venue reports more filled than the fills we hold (a gap: resync over REST)."""
+        order = self.index.find(venue_order_id=report.venue_order_id, client_order_id=report.client_order_id)
+        if order is None:
+            self.unmatched.append(report)
+            return False
+        source = report.source
+        evidence = reason(
+            f"venue_{report.status.value}",
+            f"{source} shows the order {report.status.value}",
+            source=source,
+            venue_status=report.status,
+            filled_qty=report.filled_qty,
+            sequence=report.sequence,
+        )
+        if order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
+            order.acknowledge(txid=report.venue_order_id, at=self.clock.now(), reason=evidence)
+        for fill in sorted(
+            (f for f in fills if f.venue_order_id == report.venue_order_id), key=lambda f: (f.ts_event, f.trade_id)
+        ):
+            self._apply_fill(order, fill, source=source)
+        missing_fills = report.filled_qty is not None and report.filled_qty > order.filled_quantity
+        if not missing_fills and order.state is not State.FILLED:
+            self._apply_status(order, report, evidence)
+        self._react_and_commit(order)
+        return missing_fills
+
+    def _apply_status(self, order: Order, report: OrderStatusReport, evidence: dict) -> None:
+        if report.status is VenueOrderStatus.CANCELED:
+            order.mark_canceled(reason=evidence, venue_reason=report.reason)
+        elif report.status is VenueOrderStatus.EXPIRED:
+            order.mark_expired(reason=evidence)
+        elif (
+            report.status is VenueOrderStatus.FILLED
+            and report.filled_qty is not None
+            and report.filled_qty < order.quantity
+        ):
+            # Kraken can close a market order a hair short ("Insignificant volume remaining").
+            order.mark_canceled(
+                reason=reason(
+                    "venue_closed_short",
+                    f"{report.source} shows the order closed with {plain(report.filled_qty)} of "
+                    f"{plain(order.quantity)} executed",
+                    source=report.source,
+                ),
+                venue_reason=report.reason or "closed",
+            )
+
+    @staticmethod
+    def _apply_fill(order: Order, fill: FillReport, source: str | None = None) -> None:
+        order.apply_fill(
+            trade_id=fill.trade_id,
+            quantity=Decimal(fill.last_qty),
+            price=Decimal(fill.last_px),
+            fee=Decimal(fill.commission),
+            fee_asset=fill.commission_asset,
+            executed_at=fill.ts_event,
+            source=source or fill.source,
+        )
+
+
+def _as_reconciliation(report: OrderStatusReport) -> OrderStatusReport:
+    from dataclasses import replace
+
+    return replace(report, source="reconciliation")

@@ -1,0 +1,354 @@
+"""TradingControl: the trading state and the operator's commands, carried out by the one trading process.
+
+Signals, halt/resume (or reduce-only), cancel an order, close a signal's position and resolve an order the venue
+has lost arrive as ``Command``s from the commands log (``handle``) or, inside the trading process itself, as
+direct calls (tests, the demo, benchmarks). Either way the decisions they cause are committed in one transaction
+through the unit of work; a command from the log is committed together with its ``CommandReceipt`` and its
+tracking position, so it is carried out exactly once even across crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import Tracking
+
+from execledger.application.contingencies import ContingencyManager
+from execledger.application.ledger import (
+    ExecutionLedger,
+    SignalConflict,
+    SubmitResult,
+    entry_for_signal,
+    entry_order_id,
+)
+from execledger.application.order_index import OrderIndex
+from execledger.application.ports import Clock
+from execledger.application.unit_of_work import UnitOfWork
+from execledger.domain.commands import (
+    CancelOrder,
+    ClosePosition,
+    Command,
+    CommandKind,
+    CommandReceipt,
+    Halt,
+    InvalidCommand,
+    Outcome,
+    Refusal,
+    ResolveOrder,
+    SubmitSignal,
+)
+from execledger.domain.errors import SignalRejected
+from execledger.domain.order import FILLABLE, Order, State
+from execledger.domain.position import position_of
+from execledger.domain.reasons import jsonable, reason
+from execledger.domain.trading_state import TRADING_STATE_ID, TradingHalted, TradingMode, TradingState
+from execledger.domain.values import OrderRole, plain
+
+log = logging.getLogger("execledger.trading_control")
+
+
+@dataclass
+class Decision:
+    """What one command decided: its outcome, the receipt's detail, and the aggregates to commit."""
+
+    outcome: Outcome
+    detail: dict[str, Any] = field(default_factory=dict)
+    touched: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def refused(cls, refusal: Refusal, message: str, **detail: Any) -> Decision:
+        return cls(Outcome.REFUSED, {"refusal": refusal.value, "message": message, **detail})
+
+
+class CommandRefused(Exception):
+    """A direct (in-process) command was refused; ``decision`` says why."""
+
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        super().__init__(decision.detail.get("message", "refused"))
+
+
+class TradingControl:
+    def __init__(
+        self,
+        ledger: ExecutionLedger,
+        index: OrderIndex,
+        uow: UnitOfWork,
+        contingencies: ContingencyManager,
+        clock: Clock,
+        *,
+        process: str,
+        signal_max_age_s: float,
+    ):
+        self.ledger = ledger
+        self.index = index
+        self.uow = uow
+        self.contingencies = contingencies
+        self.clock = clock
+        self.process = process
+        self.signal_max_age_s = signal_max_age_s
+        self.state = self._load_state()
+
+    def _load_state(self) -> TradingState:
+        try:
+            return self.ledger.app.repository.get(TRADING_STATE_ID)
+        except AggregateNotFoundError:
+            return TradingState()
+
+    def reload_state(self) -> None:
+        self.state = self._load_state()
+
+    # --- in-process use cases (each commits) --------------------------------------------------------------------
+
+    def submit_signal(self, data: Mapping[str, Any]) -> SubmitResult:
+        """Record an approved signal as an entry order. Refused (TradingHalted) unless trading is RUNNING; a repeat
+        of an already recorded signal is answered even while halted (it writes nothing). Raises SignalRejected,
+        SignalConflict."""
+        result = self._signal(data)
+        self.uow.commit(result.order)
+        return result
+
+    def set_mode(self, mode: TradingMode, *, by: str, why: str, cancel_entries: bool = False) -> bool:
+        """RUNNING / REDUCING / HALTED. Halting with ``cancel_entries`` also decides to cancel every resting entry
+        (in the same transaction). Exits are never blocked. Returns whether the mode changed."""
+        decision = self._mode(mode, by=by, why=why, cancel_entries=cancel_entries)
+        self._commit(decision)
+        return decision.outcome is Outcome.APPLIED
+
+    def cancel_order(self, ref: str, *, by: str, why: str) -> Decision:
+        return self._direct(self._cancel(CancelOrder(order=ref), by=by, why=why))
+
+    def close_position(self, signal_id: str, *, by: str, why: str) -> Decision:
+        return self._direct(self._close(ClosePosition(signal_id=signal_id), by=by, why=why))
+
+    def resolve_order(
+        self,
+        ref: str,
+        resolution: str,
+        *,
+        by: str,
+        why: str,
+        price: Decimal | None = None,
+        quantity: Decimal | None = None,
+    ) -> Decision:
+        payload = ResolveOrder(order=ref, resolution=resolution, price=price, quantity=quantity)  # type: ignore[arg-type]
+        return self._direct(self._resolve(payload, by=by, why=why, trade_id=None))
+
+    def _direct(self, decision: Decision) -> Decision:
+        if decision.outcome is Outcome.REFUSED:
+            raise CommandRefused(decision)
+        self._commit(decision)
+        return decision
+
+    def _commit(self, decision: Decision, *extra: Any, tracking: Tracking | None = None) -> None:
+        try:
+            self.uow.commit(*decision.touched, *extra, tracking=tracking)
+        except BaseException:
+            self.reload_state()
+            raise
+
+    # --- commands from the log ----------------------------------------------------------------------------------
+
+    def handle(self, command: Command, tracking: Tracking) -> CommandReceipt:
+        """Carry out one command from the log: its decisions, its receipt and its tracking position are committed
+        in one transaction. A command that cannot be carried out is refused (with the reason on the receipt), never
+        left unprocessed: the log moves on."""
+        try:
+            decision = self._decide(command)
+        except Exception as exc:  # a bug, not the operator's fault: refuse it visibly and keep following the log
+            log.exception("command %s (%s) failed", command.id, command.kind.value)
+            self._discard_uncommitted()
+            decision = Decision.refused(Refusal.INVALID, f"could not be carried out: {type(exc).__name__}: {exc}")
+        receipt = CommandReceipt.record(
+            command_id=command.id,
+            kind=command.kind,
+            outcome=decision.outcome,
+            detail=_jsonable({**decision.detail, "by": command.by, "why": command.why}),
+            process=self.process,
+        )
+        self._commit(decision, receipt, tracking=tracking)
+        return receipt
+
+    def _decide(self, command: Command) -> Decision:
+        try:
+            payload = command.parsed()
+        except InvalidCommand as exc:
+            return Decision.refused(Refusal.INVALID, str(exc), errors=[e.__dict__ for e in exc.errors])
+        by, why = command.by, command.why
+        if isinstance(payload, SubmitSignal):
+            age = (self.clock.now() - command.created_on).total_seconds()
+            if age > self.signal_max_age_s:
+                return Decision.refused(
+                    Refusal.STALE,
+                    f"the signal waited {age:.1f}s for the trading process, more than its maximum age "
+                    f"{self.signal_max_age_s:g}s: not placed",
+                    age_s=round(age, 3),
+                )
+            return self._signal_decision(payload.signal)
+        if isinstance(payload, Halt):
+            mode = TradingMode.REDUCING if payload.reducing else TradingMode.HALTED
+            return self._mode(mode, by=by, why=why, cancel_entries=payload.cancel_entries)
+        if command.kind is CommandKind.RESUME:
+            return self._mode(TradingMode.RUNNING, by=by, why=why)
+        if isinstance(payload, CancelOrder):
+            return self._cancel(payload, by=by, why=why)
+        if isinstance(payload, ClosePosition):
+            return self._close(payload, by=by, why=why)
+        if isinstance(payload, ResolveOrder):
+            return self._resolve(payload, by=by, why=why, trade_id=f"manual-{command.id}")
+        return Decision.refused(Refusal.INVALID, f"{command.kind.value} is not carried out by this version")
+
+    def _discard_uncommitted(self) -> None:
+        """After a failed decision: forget every in-memory change that was not committed."""
+        for order in [o for o in self.index.values() if o.pending_events]:
+            self.uow._rollback([order])
+        self.reload_state()
+
+    # --- decisions ----------------------------------------------------------------------------------------------
+
+    def _existing_entry(self, signal_id: str) -> Order | None:
+        order_id = entry_order_id(signal_id)
+        return self.index.get(order_id) or self.ledger.find(order_id)
+
+    def _signal(self, data: Mapping[str, Any]) -> SubmitResult:
+        signal_id = str(data.get("signal_id", "")) if isinstance(data, Mapping) else ""
+        existing = None
+        try:
+            existing = self._existing_entry(signal_id) if signal_id else None
+        except ValueError:
+            existing = None
+        if existing is None:
+            self.state.check_entry_allowed()
+        result = entry_for_signal(data, self.ledger.pairs, existing)
+        if result.created:
+            self.index.put(result.order)
+        return result
+
+    def _signal_decision(self, data: Mapping[str, Any]) -> Decision:
+        try:
+            result = self._signal(data)
+        except SignalRejected as exc:
+            return Decision.refused(Refusal.INVALID, str(exc), errors=[e.__dict__ for e in exc.errors])
+        except SignalConflict as exc:
+            return Decision.refused(Refusal.CONFLICT, str(exc))
+        except TradingHalted as exc:
+            return Decision.refused(Refusal.HALTED, str(exc), mode=exc.mode.value, halted_by=exc.by, halted_why=exc.why)
+        order = result.order
+        detail = {
+            "order_id": str(order.id),
+            "signal_id": order.signal_id,
+            "cl_ord_id": order.cl_ord_id,
+            "status": order.status.value,
+            "created": result.created,
+        }
+        if not result.created:
+            return Decision(Outcome.UNCHANGED, detail)
+        return Decision(Outcome.APPLIED, detail, [order])
+
+    def _mode(self, mode: TradingMode, *, by: str, why: str, cancel_entries: bool = False) -> Decision:
+        changed = self.state.change(mode=mode, by=by, why=why, at=self.clock.now(), cancel_entries=cancel_entries)
+        touched: list[Any] = [self.state]
+        canceled = []
+        if cancel_entries:
+            for order in self.index.live():
+                if order.role is OrderRole.ENTRY and not order.cancel_requested and order.state is not State.SUBMITTING:
+                    order.request_cancel(
+                        reason=reason("halt_cancel_entries", f"trading halted by {by}: {why}", mode=mode, by=by)
+                    )
+                    touched += self.contingencies.react(order)
+                    canceled.append(str(order.id))
+        detail = {"mode": mode.value, "cancel_entries": cancel_entries, "canceled": canceled}
+        return Decision(Outcome.APPLIED if changed else Outcome.UNCHANGED, detail, touched)
+
+    def _cancel(self, payload: CancelOrder, *, by: str, why: str) -> Decision:
+        order = self.index.resolve(payload.order)
+        if order is None:
+            return Decision.refused(Refusal.NOT_FOUND, f"no order {payload.order!r} in this ledger")
+        detail = {"order_id": str(order.id), "signal_id": order.signal_id, "status": order.status.value}
+        if order.is_terminal:
+            return Decision.refused(Refusal.NOT_ALLOWED, f"the order is already {order.state.value}", **detail)
+        if order.cancel_requested:
+            return Decision(Outcome.UNCHANGED, detail)
+        entry = self.index.entry_of(order)
+        if order.role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT) and entry is not None and entry.closing is None:
+            return Decision.refused(
+                Refusal.NOT_ALLOWED,
+                f"the {order.role.value} protects the open position of signal {order.signal_id}: close the "
+                f"position instead (execledger close {order.signal_id})",
+                **detail,
+            )
+        if order.state is State.SUBMITTING:
+            return Decision.refused(Refusal.NOT_ALLOWED, "AddOrder is on the wire: ask again in a moment", **detail)
+        order.request_cancel(reason=reason("operator_cancel", f"canceled by {by}: {why}", by=by))
+        return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
+
+    def _close(self, payload: ClosePosition, *, by: str, why: str) -> Decision:
+        entry = self.index.entry_of_signal(payload.signal_id)
+        if entry is None:
+            found = self.index.resolve(payload.signal_id)
+            entry = self.index.entry_of(found) if found is not None else None
+        if entry is None:
+            return Decision.refused(Refusal.NOT_FOUND, f"no signal {payload.signal_id!r} in this ledger")
+        position = position_of(entry, self.index)
+        detail = {"signal_id": entry.signal_id, "entry_order_id": str(entry.id), "held": plain(position.net)}
+        if entry.closing is not None:
+            return Decision(Outcome.UNCHANGED, detail)
+        working = [o for o in [entry, *(self.index.get(i) for i in entry.exit_order_ids())] if o and not o.is_terminal]
+        if position.is_flat and not working:
+            return Decision(Outcome.UNCHANGED, {**detail, "message": "nothing is held or working"})
+        entry.request_close(reason=reason("operator_close", f"close requested by {by}: {why}", by=by, why=why))
+        return Decision(Outcome.APPLIED, detail, self.contingencies.react(entry))
+
+    def _resolve(self, payload: ResolveOrder, *, by: str, why: str, trade_id: str | None) -> Decision:
+        order = self.index.resolve(payload.order)
+        if order is None:
+            return Decision.refused(Refusal.NOT_FOUND, f"no order {payload.order!r} in this ledger")
+        detail = {"order_id": str(order.id), "signal_id": order.signal_id, "previous_status": order.status.value}
+        if order.is_terminal:
+            return Decision.refused(Refusal.NOT_ALLOWED, f"the order is already {order.state.value}", **detail)
+        why_reason = reason(
+            "operator_resolved",
+            f"resolved as {payload.resolution} by {by}: {why}",
+            by=by,
+            why=why,
+            resolution=payload.resolution,
+        )
+        order.note_operator_resolution(reason=why_reason)
+        if payload.resolution == "canceled":
+            order.mark_canceled(reason=why_reason, venue_reason=None)
+        else:
+            if order.state not in FILLABLE:
+                return Decision.refused(
+                    Refusal.NOT_ALLOWED, f"a {order.state.value} order was never sent: it cannot have filled", **detail
+                )
+            price = payload.price or order.limit_price or order.trigger_price
+            if price is None:
+                return Decision.refused(Refusal.INVALID, "a market order resolved as filled needs a price", **detail)
+            quantity = payload.quantity or order.remaining_quantity
+            if quantity > order.remaining_quantity:
+                return Decision.refused(
+                    Refusal.INVALID,
+                    f"{plain(quantity)} is more than the {plain(order.remaining_quantity)} the order has left",
+                    **detail,
+                )
+            order.apply_fill(
+                trade_id=trade_id or f"manual-{uuid5(order.id, str(order.version))}",
+                quantity=quantity,
+                price=price,
+                executed_at=self.clock.now(),
+                source="operator",
+            )
+        return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
+
+
+def _jsonable(value: Any) -> Any:
+    return jsonable(value)
+
+
+__all__ = ["CommandRefused", "Decision", "TradingControl"]

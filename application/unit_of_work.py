@@ -1,0 +1,81 @@
+"""UnitOfWork: the trading process's one commit path.
+
+A decision and the fact that caused it, several orders touched by one reaction, or a command's decisions together
+with its tracking position: each goes to the store in **one** transaction. After the commit the order index is
+brought up to date and the listeners (execution reports, read-model wake-ups, the sender, command waiters, logs,
+metrics) are told, in the order given at construction. When the store refuses the transaction nothing of it is
+kept in memory either: the touched aggregates are reloaded from the log (new ones are forgotten).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from execledger.application.order_index import OrderIndex
+from execledger.application.orders_app import OrdersApp
+from execledger.domain.order import Order
+
+log = logging.getLogger("execledger.unit_of_work")
+
+Committed = list[tuple[Any, list[Any]]]  # (aggregate as it is after its events, the events just committed)
+Listener = Callable[[Committed], None]
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer saved the same aggregate first, or the command at this tracking position was already
+    carried out; nothing of this transaction was kept."""
+
+
+class UnitOfWork:
+    def __init__(self, app: OrdersApp, index: OrderIndex, listeners: Sequence[Listener] = ()):
+        self.app = app
+        self.index = index
+        self.listeners: list[Listener] = list(listeners)
+        self.commits = 0
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def commit(self, *aggregates: Any, tracking: Tracking | None = None) -> Committed:
+        """Record the pending events of ``aggregates`` (duplicates and None ignored), with ``tracking`` when a
+        command is carried out. Returns what was committed. Raises ConcurrencyConflict (and keeps nothing) when
+        the store refuses the transaction."""
+        unique = list({a.id: a for a in aggregates if a is not None}.values())
+        committed: Committed = [(a, list(a.pending_events)) for a in unique if a.pending_events]
+        if not committed and tracking is None:
+            return []
+        processing = ProcessingEvent(tracking=tracking)
+        processing.collect_events(*(a for a, _ in committed))
+        try:
+            self.app.events.put(processing.events, tracking=tracking)
+        except IntegrityError as exc:
+            self._rollback(a for a, _ in committed)
+            raise ConcurrencyConflict(f"the store refused the transaction ({exc}); nothing was kept") from exc
+        except BaseException:
+            self._rollback(a for a, _ in committed)
+            raise
+        self.commits += 1
+        for aggregate, _ in committed:
+            if isinstance(aggregate, Order):
+                self.index.put(aggregate)
+        for listener in self.listeners:
+            try:
+                listener(committed)
+            except Exception:  # a broken listener must not break trading: the decision is already recorded
+                log.exception("listener %r failed after a commit", listener)
+        return committed
+
+    def _rollback(self, aggregates: Iterable[Any]) -> None:
+        """Forget in-memory changes that never reached the store: reload from the log, or forget new aggregates."""
+        for aggregate in aggregates:
+            if not isinstance(aggregate, Order):
+                continue
+            try:
+                self.index.put(self.app.repository.get(aggregate.id))
+            except AggregateNotFoundError:
+                self.index.remove(aggregate.id)
