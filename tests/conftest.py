@@ -42,6 +42,9 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
 
+    def set(self, at: datetime) -> None:
+        self._now = at
+
 
 def _postgres_reachable() -> str | None:
     """None if PostgreSQL answers, else the reason it does not."""
