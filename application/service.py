@@ -294,11 +294,13 @@ class TradingService:
         self.wake()
 
     def _on_stream_event(self, event: StreamEvent) -> None:
-        was = self.stream_healthy
-        self.stream_healthy = event.state is StreamState.CONNECTED
-        if event.state is not StreamState.CONNECTED or not was:
-            # Down: REST takes over now. A gap or a (re)connect: what happened meanwhile is read once over REST.
-            self._poll_now.set()
+        # Down: REST takes over now (and polls every cycle until the stream is back). A gap or a (re)connect:
+        # what happened meanwhile is read once over REST; the connection itself is as healthy as it was.
+        if event.state is StreamState.CONNECTED:
+            self.stream_healthy = True
+        elif event.state is StreamState.DISCONNECTED:
+            self.stream_healthy = False
+        self._poll_now.set()
 
     def _note_fills(self, fills) -> None:
         latest = max((f.ts_event for f in fills), default=None)
@@ -370,13 +372,16 @@ class TradingService:
 
     async def _poller(self) -> None:
         """REST in place of the stream: a cycle every ``poll_when_stream_down_s`` while it is down, and one right
-        after a gap or a reconnect (what happened meanwhile); nothing while it is healthy."""
+        after a gap or a reconnect (what happened meanwhile), repeated at that interval until it succeeds; nothing
+        while the stream is healthy."""
+        failed = False
         while not self.stopping:
-            await self._wait(self._poll_now, None if self.stream_healthy else self.config.poll_when_stream_down_s)
+            idle = self.stream_healthy and not failed
+            await self._wait(self._poll_now, None if idle else self.config.poll_when_stream_down_s)
             self._poll_now.clear()
             if self.stopping:
                 return
-            await self._tolerating_outage("REST polling", self.poll_once)
+            failed = not await self._tolerating_outage("REST polling", self.poll_once)
 
     async def _timers(self) -> None:
         while not self.stopping:

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from common import backend_settings, summary_ms, write_result
 
-from execledger.application.exchange import (
+from execledger.application.ports import (
     ExecutionObservation,
     ObservationKind,
     PlaceResult,

@@ -222,7 +222,7 @@ def parse_execution_report(
                     last_qty=number(record["last_qty"]),
                     last_px=number(record["last_price"]),
                     commission=sum((number(f["qty"]) for f in fees), ZERO),
-                    commission_asset=str(fees[0]["asset"]) if fees else "",
+                    commission_asset=_asset_key(str(fees[0]["asset"]), symbol, pairs) if fees else "",
                     ts_event=timestamp or datetime.fromtimestamp(0, tz=UTC),
                     pair=pair,
                     side=side,
@@ -255,6 +255,17 @@ def parse_execution_report(
         )
     )
     return reports
+
+
+def _asset_key(asset: str, symbol: Any, pairs: PairRegistry | None) -> str:
+    """WS v2 names fee assets as it names symbols (``USD``, ``BTC``); REST names them by their Assets key (``ZUSD``,
+    ``XXBT``). A fill carries the same asset whichever path delivered it: the key of the pair's base or quote."""
+    rules = pairs.find(str(symbol)) if pairs is not None and symbol else None
+    if rules is None:
+        return asset
+    base, _, quote = rules.wsname.upper().partition("/")
+    name = "XBT" if asset.upper() == "BTC" else asset.upper()
+    return rules.base if name == base else rules.quote if name == quote else asset
 
 
 def _ws_trigger(record: Mapping[str, Any]) -> Decimal | None:

@@ -4,7 +4,8 @@ time, injected) half-opens it and a successful probe closes it. The listener see
 
 import pytest
 
-from execledger.application.exchange import PlaceStatus
+from execledger.application.ports import PlaceStatus
+from execledger.domain.order import State
 from execledger.infrastructure.kraken.breaker import BreakerState
 from execledger.infrastructure.kraken.errors import BreakerOpen
 from execledger.infrastructure.simulator import FaultKind
@@ -30,9 +31,11 @@ async def open_by_failed_reads(venue, fault=FaultKind.HTTP_502_BEFORE_EXECUTE):
 
 
 async def assert_new_entry_not_sent(venue):
+    block = venue.exchange.entry_block()  # what the trading service asks before it sends an AddOrder
+    assert block is not None and block.retry_in_s > 0 and str(venue.breaker.state) in block.reason
     before = len(venue.sim.requests("AddOrder"))
     result = await venue.exchange.place(venue.limit_buy())
-    assert result.status is PlaceStatus.NOT_SENT and result.txid is None
+    assert result.status is PlaceStatus.NOT_SENT and result.venue_order_id is None
     assert len(venue.sim.requests("AddOrder")) == before  # nothing reached the wire
 
 
@@ -65,10 +68,10 @@ async def test_rate_limit_answers_are_not_failures_of_the_venue_and_do_not_open_
 async def test_cancels_go_through_an_open_breaker(venue):
     placed = await venue.exchange.place(venue.limit_buy())
     await open_by_failed_reads(venue)
-    result = await venue.exchange.cancel(txid=placed.txid)
+    result = await venue.exchange.cancel(venue_order_id=placed.venue_order_id)
     assert result.count == 1
     (call,) = venue.sim.requests("CancelOrder")
-    assert call.params["txid"] == placed.txid and call.error is None
+    assert call.params["txid"] == placed.venue_order_id and call.error is None
     assert venue.sim.orders()[0].status == "canceled"
     # The venue answered the cancel: the breaker counts that as proof it is up (and the listener saw it).
     assert venue.breaker.state is CLOSED and changes(venue) == [(CLOSED, OPEN), (OPEN, CLOSED)]
@@ -85,10 +88,11 @@ async def test_the_breaker_half_opens_on_its_timer_and_a_successful_probe_closes
     assert venue.breaker.state is HALF_OPEN and changes(venue) == [(CLOSED, OPEN), (OPEN, HALF_OPEN)]
     await assert_new_entry_not_sent(venue)  # a probe is a read, never an order whose failure would be ambiguous
 
-    assert [o.txid for o in await venue.exchange.open_orders()] == [placed.txid]  # the probe
+    assert [o.venue_order_id for o in await venue.exchange.open_orders()] == [placed.venue_order_id]  # the probe
     assert venue.breaker.state is CLOSED
     assert changes(venue) == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
     assert [t for _, _, t in venue.transitions][1] == pytest.approx(opened_at + BREAKER_RESET_S)
+    assert venue.exchange.entry_block() is None
     assert (await venue.exchange.place(venue.limit_buy())).status is PlaceStatus.ACKNOWLEDGED
     assert len(venue.sim.requests("AddOrder")) == 2  # the first order and this one; none while not closed
 
@@ -108,3 +112,29 @@ async def test_a_failed_probe_opens_it_again_for_another_full_timeout(venue):
     assert venue.breaker.state is OPEN
     await venue.time.sleep(0.5)
     assert venue.breaker.state is HALF_OPEN
+
+
+async def test_the_service_defers_an_entry_while_the_breaker_is_open_and_sends_it_once_after_a_read_closes_it(
+    venue, trading
+):
+    """The trading service on the real adapter, one worker pass at a time: while the breaker is open the entry is
+    not sent (the decision is recorded once per outage), half-open still not (an order is never the probe); the
+    service's REST poll is the probe that closes it, and then the entry goes out exactly once."""
+    opened_at = await open_by_failed_reads(venue)
+    order_id = trading.buy()
+    for _ in range(2):
+        assert await trading.service.send_pending() == 0
+    assert trading.history(order_id).count("Deferred") == 1
+    assert trading.order(order_id).state is State.PENDING_SUBMIT and venue.sim.requests("AddOrder") == []
+
+    await venue.time.sleep(opened_at + BREAKER_RESET_S - venue.time.now())
+    assert venue.breaker.state is HALF_OPEN
+    assert await trading.service.send_pending() == 0 and venue.sim.requests("AddOrder") == []
+    await trading.service.poll_once()  # the poller's read (the sender wakes it while entries wait) is the probe
+    assert venue.breaker.state is CLOSED
+
+    assert await trading.service.send_pending() == 1
+    order = trading.order(order_id)
+    assert order.state is State.OPEN and order.txid is not None
+    assert [r.params["cl_ord_id"] for r in venue.sim.requests("AddOrder")] == [order.cl_ord_id]
+    assert trading.history(order_id).count("Deferred") == 1  # one outage, one recorded decision

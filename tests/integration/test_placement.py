@@ -1,16 +1,18 @@
-"""AddOrder's ambiguous outcomes against the simulator: ``place`` says UNKNOWN, never resends, and the outcome is
-resolved by evidence (the order found by cl_ord_id, or "never placed" once its deadline and the grace are past).
-The simulator's request log proves one AddOrder per cl_ord_id in every case."""
+"""AddOrder's ambiguous outcomes against the simulator, through the trading service on the real adapter: ``place``
+says UNKNOWN, the service never resends, and the engine resolves the outcome by evidence (the order found by
+cl_ord_id, or "never placed" once its AddOrder deadline and the grace are past). Each test runs the service's own
+worker passes (``send_pending``, ``resolve_unknowns``) in simulator time. The simulator's request log proves one
+AddOrder per cl_ord_id in every case."""
 
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 
-from execledger.application.exchange import ErrorClass, PlaceStatus, VenueOrderStatus
+from execledger.application.ports import ErrorClass, PlaceStatus, VenueOrderStatus
+from execledger.domain.order import State
 from execledger.infrastructure.simulator import FaultKind
 
-GRACE = timedelta(seconds=5)
+from .conftest import DEADLINE_S, GRACE_S, PAIR
 
 
 def assert_one_add_order_per_cl_ord_id(venue):
@@ -18,22 +20,42 @@ def assert_one_add_order_per_cl_ord_id(venue):
     assert counts and set(counts.values()) == {1}, counts
 
 
-async def resolve(venue, request):
-    """``resolve_place`` at the simulator's current time."""
-    return await venue.exchange.resolve_place(request, now=venue.at(0), grace=GRACE)
-
-
-def assert_sent_once(venue, request, status, fault):
-    """The one AddOrder of this request, and no cl_ord_id sent twice in the whole log."""
-    (call,) = venue.add_orders(request.cl_ord_id)
+def assert_sent_once(venue, order, status, fault):
+    """The one AddOrder of this order, and no cl_ord_id sent twice in the whole log."""
+    (call,) = venue.add_orders(order.cl_ord_id)
     assert (call.status, call.fault) == (status, str(fault))
     assert_one_add_order_per_cl_ord_id(venue)
 
 
-async def place_unknown(venue, request):
-    result = await venue.exchange.place(request)
-    assert (result.status, result.txid, result.error_class) == (PlaceStatus.UNKNOWN, None, ErrorClass.AMBIGUOUS)
-    return result
+async def send_unknown(trading, fault, seconds=0.0):
+    """Record a limit-buy signal, inject ``fault`` on the next AddOrder and run the sender: the outcome is unknown,
+    recorded as such (never as a rejection), and the order has no venue id yet."""
+    order_id = trading.buy()
+    trading.venue.sim.inject_fault("AddOrder", fault, seconds=seconds)
+    assert await trading.service.send_pending() == 1
+    order = trading.order(order_id)
+    assert (order.state, order.txid) == (State.OUTCOME_UNKNOWN, None)
+    unknown = trading.ledger.ledger.order_history(order_id)[-1]
+    assert unknown.name == "SubmissionOutcomeUnknown"
+    assert unknown.data["reason"]["error_class"] == ErrorClass.AMBIGUOUS.value
+    return order
+
+
+async def resolve(trading, order):
+    """One pass of the service's unknown-outcome worker; the order as it is afterwards."""
+    await trading.service.resolve_unknowns()
+    return trading.order(order.id)
+
+
+async def test_place_reports_an_ambiguous_outcome_as_unknown_without_a_venue_id(venue):
+    venue.sim.inject_fault("AddOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
+    result = await venue.exchange.place(venue.limit_buy())
+    assert (result.status, result.venue_order_id, result.error_class) == (
+        PlaceStatus.UNKNOWN,
+        None,
+        ErrorClass.AMBIGUOUS,
+    )
+    assert_one_add_order_per_cl_ord_id(venue)
 
 
 @pytest.mark.parametrize(
@@ -46,88 +68,91 @@ async def place_unknown(venue, request):
     ],
     ids=["delay_reply", "http_502_after_execute"],
 )
-async def test_an_add_order_that_executed_behind_a_failed_reply_resolves_to_its_order(venue, fault, seconds):
-    request = venue.limit_buy()
-    venue.sim.inject_fault("AddOrder", fault, seconds=seconds)
-    await place_unknown(venue, request)
-    (order,) = venue.sim.orders()
-    assert (order.request.cl_ord_id, order.status) == (request.cl_ord_id, "open")
+async def test_an_add_order_that_executed_behind_a_failed_reply_resolves_to_its_order(venue, trading, fault, seconds):
+    order = await send_unknown(trading, fault, seconds)
+    (placed,) = venue.sim.orders()
+    assert (placed.request.cl_ord_id, placed.status) == (order.cl_ord_id, "open")
 
-    found = await venue.exchange.find_by_cl_ord_id(request.cl_ord_id)
-    assert (found.txid, found.status, found.volume) == (order.txid, VenueOrderStatus.OPEN, request.volume)
-    resolved = await resolve(venue, request)
-    assert (resolved.status, resolved.txid) == (PlaceStatus.ACKNOWLEDGED, order.txid)
-    assert_sent_once(venue, request, 502 if fault is FaultKind.HTTP_502_AFTER_EXECUTE else 200, fault)
+    found = await venue.exchange.find_by_client_order_id(order.cl_ord_id)  # the evidence the engine is given
+    assert (found.venue_order_id, found.status, found.quantity) == (placed.txid, VenueOrderStatus.OPEN, order.quantity)
+    resolved = await resolve(trading, order)
+    assert (resolved.state, resolved.txid) == (State.OPEN, placed.txid)
+    assert await trading.service.send_pending() == 0  # nothing left to send: resolved, not resent
+    assert_sent_once(venue, order, 502 if fault is FaultKind.HTTP_502_AFTER_EXECUTE else 200, fault)
 
 
-async def test_an_add_order_that_executed_then_filled_is_found_among_closed_orders(venue):
-    request = venue.limit_buy()
-    venue.sim.inject_fault("AddOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
-    await place_unknown(venue, request)
-    venue.sim.set_mark_price("XXBTZUSD", "59000")  # fills it: no longer open
-    resolved = await resolve(venue, request)
-    (order,) = venue.sim.orders()
-    assert order.status == "closed"
-    assert (resolved.status, resolved.txid) == (PlaceStatus.ACKNOWLEDGED, order.txid)
-    assert [r.method for r in venue.sim.requests()] == ["AddOrder", "OpenOrders", "ClosedOrders"]
+async def test_an_add_order_that_executed_then_filled_is_found_among_closed_orders_with_its_fill(venue, trading):
+    order = await send_unknown(trading, FaultKind.HTTP_502_AFTER_EXECUTE)
+    venue.sim.set_mark_price(PAIR, "59000")  # fills it: no longer open
+    resolved = await resolve(trading, order)
+    (placed,) = venue.sim.orders()
+    (trade,) = venue.sim.trades()
+    assert placed.status == "closed"
+    assert (resolved.state, resolved.txid, resolved.filled_quantity) == (State.FILLED, placed.txid, trade.vol)
+    (fill,) = trading.fills(order.id)
+    assert (fill.data["trade_id"], fill.data["source"]) == (trade.txid, "reconciliation")
+    assert [r.method for r in venue.sim.requests()] == ["AddOrder", "OpenOrders", "ClosedOrders", "TradesHistory"]
     assert_one_add_order_per_cl_ord_id(venue)
 
 
-async def test_an_add_order_refused_by_a_502_before_the_engine_is_proven_not_placed_after_its_deadline(venue):
-    request = venue.limit_buy(deadline_in=10)
-    venue.sim.inject_fault("AddOrder", FaultKind.HTTP_502_BEFORE_EXECUTE)
-    await place_unknown(venue, request)
+async def test_an_add_order_refused_by_a_502_before_the_engine_is_proven_not_placed_after_its_deadline(venue, trading):
+    order = await send_unknown(trading, FaultKind.HTTP_502_BEFORE_EXECUTE)
     assert venue.sim.orders() == []
+    assert order.deadline == venue.at(DEADLINE_S)  # the AddOrder deadline, in simulator time
 
-    early = await resolve(venue, request)
-    assert early.status is PlaceStatus.UNKNOWN  # not found yet is no proof before the deadline
-    await venue.time.sleep(10 + GRACE.total_seconds())
-    assert (await resolve(venue, request)).status is PlaceStatus.UNKNOWN
-    await venue.time.sleep(0.5)
-    late = await resolve(venue, request)
-    assert (late.status, late.error_class) == (PlaceStatus.REJECTED, ErrorClass.PERMANENT)
+    early = await resolve(trading, order)
+    assert early.state is State.OUTCOME_UNKNOWN  # not found yet is no proof before the deadline
+    await venue.time.sleep(DEADLINE_S + GRACE_S - 0.5)
+    assert (await resolve(trading, order)).state is State.OUTCOME_UNKNOWN  # nor within the grace after it
+    await venue.time.sleep(1.0)
+    late = await resolve(trading, order)
+    assert late.state is State.REJECTED
+    assert trading.ledger.ledger.order_history(order.id)[-1].data["reason"]["rule"] == "unknown_resolved_not_placed"
+    assert await trading.service.send_pending() == 0
     assert venue.sim.orders() == []
-    assert_sent_once(venue, request, 502, FaultKind.HTTP_502_BEFORE_EXECUTE)
+    assert_sent_once(venue, order, 502, FaultKind.HTTP_502_BEFORE_EXECUTE)
 
 
-async def test_a_delayed_acceptance_resolves_once_the_order_enters_the_book(venue):
-    request = venue.limit_buy(deadline_in=30)
-    venue.sim.inject_fault("AddOrder", FaultKind.DELAYED_ACCEPTANCE, seconds=5)
-    await place_unknown(venue, request)
-    assert (await resolve(venue, request)).status is PlaceStatus.UNKNOWN
+async def test_a_delayed_acceptance_resolves_once_the_order_enters_the_book(venue, trading):
+    order = await send_unknown(trading, FaultKind.DELAYED_ACCEPTANCE, seconds=5)
+    assert (await resolve(trading, order)).state is State.OUTCOME_UNKNOWN
     assert venue.sim.orders() == []
 
     venue.sim.advance_time(5)
-    resolved = await resolve(venue, request)
-    (order,) = venue.sim.orders()
-    assert (resolved.status, resolved.txid) == (PlaceStatus.ACKNOWLEDGED, order.txid)
-    assert_sent_once(venue, request, 502, FaultKind.DELAYED_ACCEPTANCE)
+    resolved = await resolve(trading, order)
+    (placed,) = venue.sim.orders()
+    assert (resolved.state, resolved.txid) == (State.OPEN, placed.txid)
+    assert_sent_once(venue, order, 502, FaultKind.DELAYED_ACCEPTANCE)
 
 
-async def test_a_delayed_acceptance_past_the_deadline_is_proven_not_placed(venue):
-    request = venue.limit_buy(deadline_in=10)
-    venue.sim.inject_fault("AddOrder", FaultKind.DELAYED_ACCEPTANCE, seconds=60)
-    await place_unknown(venue, request)
+async def test_a_delayed_acceptance_past_the_deadline_is_proven_not_placed(venue, trading):
+    order = await send_unknown(trading, FaultKind.DELAYED_ACCEPTANCE, seconds=60)
     venue.sim.advance_time(60)  # the engine gets it only now, after its deadline: dropped
-    assert [r.cl_ord_id for r in venue.sim.engine.dropped_late] == [request.cl_ord_id]
-    resolved = await resolve(venue, request)
-    assert resolved.status is PlaceStatus.REJECTED
+    assert [r.cl_ord_id for r in venue.sim.engine.dropped_late] == [order.cl_ord_id]
+    resolved = await resolve(trading, order)
+    assert resolved.state is State.REJECTED
     assert venue.sim.orders() == []
-    assert_sent_once(venue, request, 502, FaultKind.DELAYED_ACCEPTANCE)
+    assert_sent_once(venue, order, 502, FaultKind.DELAYED_ACCEPTANCE)
 
 
-async def test_ambiguous_outcomes_in_one_session_never_resend(venue):
-    """Three ambiguous outcomes one after another (a lookup after each keeps the breaker closed): three cl_ord_ids,
-    three AddOrders, and each lookup tells the placed ones from the one that never reached the engine."""
-    found = {}
+async def test_ambiguous_outcomes_in_one_session_never_resend(venue, trading):
+    """Three ambiguous outcomes one after another (the lookups after each keep the breaker closed): three
+    cl_ord_ids, three AddOrders, and the evidence tells the placed ones from the one that never reached the engine."""
+    orders = {}
     for fault in (FaultKind.HTTP_502_AFTER_EXECUTE, FaultKind.HTTP_502_BEFORE_EXECUTE, FaultKind.DELAYED_ACCEPTANCE):
-        request = venue.limit_buy()
-        venue.sim.inject_fault("AddOrder", fault, seconds=1)
-        await place_unknown(venue, request)
+        orders[fault] = await send_unknown(trading, fault, seconds=1)
         venue.sim.advance_time(1)
-        found[fault] = await venue.exchange.find_by_cl_ord_id(request.cl_ord_id)
-    assert found[FaultKind.HTTP_502_BEFORE_EXECUTE] is None
+        await trading.service.resolve_unknowns()
+    await trading.service.send_pending()
+    await trading.service.resolve_unknowns()
+
+    states = {fault: trading.order(order.id).state for fault, order in orders.items()}
+    assert states == {
+        FaultKind.HTTP_502_AFTER_EXECUTE: State.OPEN,
+        FaultKind.HTTP_502_BEFORE_EXECUTE: State.OUTCOME_UNKNOWN,  # before its deadline: still no proof
+        FaultKind.DELAYED_ACCEPTANCE: State.OPEN,
+    }
     placed = {o.txid for o in venue.sim.orders()}
-    assert {found[FaultKind.HTTP_502_AFTER_EXECUTE].txid, found[FaultKind.DELAYED_ACCEPTANCE].txid} == placed
+    assert {trading.order(o.id).txid for o in orders.values()} - {None} == placed and len(placed) == 2
     assert len(venue.sim.requests("AddOrder")) == 3
     assert_one_add_order_per_cl_ord_id(venue)

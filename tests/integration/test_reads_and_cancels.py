@@ -6,7 +6,7 @@ import base64
 import pytest
 from pydantic import SecretStr
 
-from execledger.application.exchange import VenueOrderStatus
+from execledger.application.ports import VenueOrderStatus
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
 from execledger.infrastructure.kraken.errors import KrakenVenueError
@@ -30,7 +30,7 @@ async def test_open_orders_is_retried_through_transient_faults(venue, fault, fai
     placed = await venue.exchange.place(venue.limit_buy())
     venue.sim.inject_fault("OpenOrders", fault, count=failures)
     orders = await venue.exchange.open_orders()
-    assert [(o.txid, o.status) for o in orders] == [(placed.txid, VenueOrderStatus.OPEN)]
+    assert [(o.venue_order_id, o.status) for o in orders] == [(placed.venue_order_id, VenueOrderStatus.OPEN)]
     assert_failed_then_answered(venue.sim.requests("OpenOrders"), fault, failures)
     assert len(venue.time.slept) == failures  # one backoff wait per retry, in simulator time
 
@@ -39,13 +39,13 @@ async def test_open_orders_is_retried_through_transient_faults(venue, fault, fai
 @pytest.mark.parametrize("fault", TRANSIENT)
 async def test_query_orders_is_retried_through_transient_faults(venue, fault, failures):
     placed = await venue.exchange.place(venue.limit_buy())
-    await venue.exchange.cancel(txid=placed.txid)
+    await venue.exchange.cancel(venue_order_id=placed.venue_order_id)
     venue.sim.inject_fault("QueryOrders", fault, count=failures)
-    found = await venue.exchange.query_orders([placed.txid])
-    assert list(found) == [placed.txid] and found[placed.txid].status is VenueOrderStatus.CANCELED
+    found = await venue.exchange.query_orders([placed.venue_order_id])
+    assert list(found) == [placed.venue_order_id] and found[placed.venue_order_id].status is VenueOrderStatus.CANCELED
     calls = venue.sim.requests("QueryOrders")
     assert_failed_then_answered(calls, fault, failures)
-    assert all(c.params["txid"] == placed.txid for c in calls)
+    assert all(c.params["txid"] == placed.venue_order_id for c in calls)
 
 
 async def test_a_permanent_error_on_a_read_is_not_retried(venue, tmp_path):
@@ -66,8 +66,8 @@ async def test_a_permanent_error_on_a_read_is_not_retried(venue, tmp_path):
 
 async def test_an_unknown_txid_is_not_retried_and_is_left_out(venue):
     placed = await venue.exchange.place(venue.limit_buy())
-    found = await venue.exchange.query_orders([placed.txid, "OAAAAA-BBBBB-CCCCCC"])
-    assert list(found) == [placed.txid]
+    found = await venue.exchange.query_orders([placed.venue_order_id, "OAAAAA-BBBBB-CCCCCC"])
+    assert list(found) == [placed.venue_order_id]
     errors = [c.error for c in venue.sim.requests("QueryOrders")]
     assert errors[0] is not None and errors.count(None) == 1  # the batch, then each half once (no retries)
     assert len(errors) == 3 and venue.time.slept == []
@@ -78,10 +78,11 @@ async def cancel_through(venue, by, fault):
     request = venue.limit_buy()
     placed = await venue.exchange.place(request)
     venue.sim.inject_fault("CancelOrder", fault)
-    ref = {"txid": placed.txid} if by == "txid" else {"cl_ord_id": request.cl_ord_id}
-    result = await venue.exchange.cancel(**ref)
+    ref = placed.venue_order_id if by == "txid" else request.client_order_id
+    keyword = {"txid": "venue_order_id", "cl_ord_id": "client_order_id"}[by]
+    result = await venue.exchange.cancel(**{keyword: ref})
     first, second = venue.sim.requests("CancelOrder")
-    assert first.status == 502 and first.fault == str(fault) and second.params[by] == ref[by]
+    assert first.status == 502 and first.fault == str(fault) and second.params[by] == ref
     return placed, result, first, second
 
 
@@ -98,8 +99,8 @@ async def test_a_cancel_that_worked_behind_a_502_reports_not_found_and_the_order
     placed, result, first, second = await cancel_through(venue, by, FaultKind.HTTP_502_AFTER_EXECUTE)
     assert (result.count, result.not_found) == (0, True)
     assert first.result == {"count": 1} and second.error == "EOrder:Unknown order"
-    found = await venue.exchange.query_orders([placed.txid])
-    assert found[placed.txid].status is VenueOrderStatus.CANCELED
+    found = await venue.exchange.query_orders([placed.venue_order_id])
+    assert found[placed.venue_order_id].status is VenueOrderStatus.CANCELED
 
 
 @pytest.mark.parametrize("venue_options", [{"timeout_s": 0.1}])
@@ -109,6 +110,6 @@ async def test_a_read_whose_reply_is_held_past_the_client_timeout_is_retried(ven
     # real time: the one unavoidable real wait of this test).
     venue.sim.inject_fault("OpenOrders", FaultKind.DELAY_REPLY, seconds=0.3)
     orders = await venue.exchange.open_orders()
-    assert [o.txid for o in orders] == [placed.txid]
+    assert [o.venue_order_id for o in orders] == [placed.venue_order_id]
     held, answered = venue.sim.requests("OpenOrders")
     assert (held.fault, answered.fault, answered.error) == ("delay_reply", None, None)

@@ -1,12 +1,13 @@
 """A whole session against the simulator (place, ambiguous place, cancel, queries, dead man's switch, failures that
-raise, the WS stream through a fill and a disconnect) with every logger at DEBUG: neither the API secret nor any
-API-Sign value the client computed appears in a log line, an exception text, a result or a repr."""
+raise, the WS stream through a fill and a disconnect, the trading service's REST reconciliation) with every logger at
+DEBUG: neither the API secret nor any API-Sign value the client computed appears in a log line, an exception text, a
+result or a repr."""
 
 import logging
 
 import pytest
 
-from execledger.application.exchange import ObservationKind, PlaceStatus
+from execledger.application.ports import PlaceStatus, StreamState, VenueOrderStatus
 from execledger.infrastructure.kraken import rest as rest_module
 from execledger.infrastructure.kraken.auth import decode_secret
 from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenCallFailed
@@ -29,12 +30,12 @@ def signatures(monkeypatch):
     return made
 
 
-async def full_session(venue) -> list[object]:
+async def full_session(venue, trading) -> list[object]:
     """Drive every adapter call against the simulator; returns what it produced (results, errors, objects)."""
     exchange, sim = venue.exchange, venue.sim
     produced: list[object] = [exchange, exchange.rest, exchange.rest.credentials, exchange.rest.nonce]
     seen = Collector(exchange.executions())
-    await until(lambda: venue.streams and venue.streams[0].healthy)
+    await until(lambda: seen.events(StreamState.CONNECTED))
     produced.append(venue.streams[0])
 
     request = venue.limit_buy()
@@ -44,19 +45,22 @@ async def full_session(venue) -> list[object]:
     ambiguous_request = venue.limit_buy(price="59000")
     ambiguous = await exchange.place(ambiguous_request)
     assert ambiguous.status is PlaceStatus.UNKNOWN
-    produced += [placed, filled, ambiguous, await exchange.resolve_place(ambiguous_request, now=venue.at(0))]
+    produced += [placed, filled, ambiguous, await exchange.find_by_client_order_id(ambiguous_request.client_order_id)]
     sim.set_mark_price(PAIR, "60500")  # fills the 61000 buy
-    await until(lambda: seen.of(filled.txid, ObservationKind.FILLED))
+    await until(lambda: seen.statuses(filled.venue_order_id, VenueOrderStatus.FILLED))
     assert await sim.ws_disconnect() == 1
-    await until(lambda: venue.streams[0].connects == 2 and venue.streams[0].healthy)
+    await until(lambda: venue.streams[0].connects == 2 and len(seen.events(StreamState.CONNECTED)) == 2)
+    reconciled = await trading.service.reconcile()  # the service's REST polling: it logs orders foreign to it
+    assert placed.venue_order_id in {o.venue_order_id for o in reconciled.foreign}
+    produced.append(reconciled)
 
     sim.inject_fault("CancelOrder", FaultKind.HTTP_502_AFTER_EXECUTE)
     produced += [
-        await exchange.cancel(txid=placed.txid),
-        await exchange.query_orders([placed.txid, filled.txid]),
-        await exchange.find_by_cl_ord_id(request.cl_ord_id),
+        await exchange.cancel(venue_order_id=placed.venue_order_id),
+        await exchange.query_orders([placed.venue_order_id, filled.venue_order_id]),
+        await exchange.find_by_client_order_id(request.client_order_id),
         await exchange.open_orders(),
-        await exchange.trades_since(None),
+        await exchange.fills_since(None),
         await exchange.cancel_all_after(60),
         await exchange.cancel_all(),
         await exchange.cancel_all_after(0),
@@ -70,14 +74,14 @@ async def full_session(venue) -> list[object]:
     sim.inject_fault("OpenOrders", FaultKind.HTTP_502_BEFORE_EXECUTE, count=BREAKER_THRESHOLD)
     with pytest.raises(BreakerOpen) as opened:
         await exchange.open_orders()
-    produced += [opened.value, await exchange.place(venue.limit_buy())]
+    produced += [opened.value, exchange.entry_block(), await exchange.place(venue.limit_buy())]
     await seen.close()
     return produced + seen.seen
 
 
-async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(venue, caplog, signatures):
+async def test_no_secret_or_signature_in_logs_exceptions_results_or_reprs(venue, trading, caplog, signatures):
     caplog.set_level(logging.DEBUG)
-    produced = await full_session(venue)
+    produced = await full_session(venue, trading)
 
     secret_bytes = decode_secret(venue.sim.secret)
     needles = {venue.sim.secret, secret_bytes.hex(), str(secret_bytes), *signatures}

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from execledger.application.exchange import ErrorClass, PlaceStatus
+from execledger.application.ports import ErrorClass, PlaceStatus
 from execledger.infrastructure.kraken.ratelimit import Tier
 from execledger.infrastructure.simulator import FaultKind
 from execledger.infrastructure.simulator.limits import REST_TIERS, TRADING_TIERS
@@ -28,8 +28,8 @@ async def read_burst(venue, rounds: int):
     for _ in range(rounds):
         calls += [
             venue.exchange.open_orders(),
-            venue.exchange.query_orders([placed.txid]),
-            venue.exchange.trades_since(None),
+            venue.exchange.query_orders([placed.venue_order_id]),
+            venue.exchange.fills_since(None),
         ]
     return await asyncio.gather(*calls, return_exceptions=True)
 
@@ -53,9 +53,10 @@ async def test_without_the_adapter_limiter_the_same_burst_is_refused(venue):
 
 
 async def place_and_cancel_burst(venue, count: int):
-    placed = await asyncio.gather(*(venue.exchange.place(venue.limit_buy(volume="0.001")) for _ in range(count)))
+    placed = await asyncio.gather(*(venue.exchange.place(venue.limit_buy(quantity="0.001")) for _ in range(count)))
     canceled = await asyncio.gather(
-        *(venue.exchange.cancel(txid=p.txid) for p in placed if p.txid), return_exceptions=True
+        *(venue.exchange.cancel(venue_order_id=p.venue_order_id) for p in placed if p.venue_order_id),
+        return_exceptions=True,
     )
     return placed, canceled
 
@@ -84,7 +85,7 @@ async def test_an_injected_rest_rate_limit_answer_on_a_read_is_waited_out_and_re
     placed = await venue.exchange.place(venue.limit_buy())
     venue.sim.inject_fault("OpenOrders", FaultKind.API_RATE_LIMIT)
     orders = await venue.exchange.open_orders()
-    assert [o.txid for o in orders] == [placed.txid]
+    assert [o.venue_order_id for o in orders] == [placed.venue_order_id]
     refused, answered = venue.sim.requests("OpenOrders")
     assert (refused.error, answered.error) == (API_LIMIT, None)
     # The answer means our model was behind: the counter is taken as full (15), and one more point needs
@@ -107,12 +108,12 @@ async def test_an_injected_order_rate_limit_on_add_order_is_rejected_and_the_nex
     second = venue.limit_buy()
     assert (await venue.exchange.place(second)).status is PlaceStatus.ACKNOWLEDGED
     assert venue.exchange.trading.waited_s >= 1.0  # the pair counter was taken as full (60): one point of decay
-    assert [len(venue.add_orders(r.cl_ord_id)) for r in (first, second)] == [1, 1]
+    assert [len(venue.add_orders(r.client_order_id)) for r in (first, second)] == [1, 1]
 
 
 @pytest.mark.parametrize("venue_options", [STARTER_ADAPTER])
 async def test_an_injected_order_rate_limit_on_a_cancel_is_retried(venue):
     placed = await venue.exchange.place(venue.limit_buy())
     venue.sim.inject_fault("CancelOrder", FaultKind.ORDER_RATE_LIMIT)
-    assert (await venue.exchange.cancel(txid=placed.txid)).count == 1
+    assert (await venue.exchange.cancel(venue_order_id=placed.venue_order_id)).count == 1
     assert [c.error for c in venue.sim.requests("CancelOrder")] == [ORDER_LIMIT, None]

@@ -2,12 +2,12 @@
 batching, retries, breaker, and that no secret or signature ever shows."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from execledger.application.exchange import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
+from execledger.application.ports import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
 from execledger.domain.values import OrderType, Side
 from execledger.infrastructure.kraken.adapter import KrakenExchange, add_order_params
 from execledger.infrastructure.kraken.breaker import BreakerState
@@ -24,12 +24,12 @@ DEADLINE = datetime(2026, 1, 2, 3, 4, 35, tzinfo=UTC)
 
 def order_request(**changes) -> OrderRequest:
     values = {
-        "cl_ord_id": CL_ORD_ID,
+        "client_order_id": CL_ORD_ID,
         "pair": "XXBTZUSD",
         "side": Side.BUY,
         "order_type": OrderType.LIMIT,
-        "volume": Decimal("1.25"),
-        "price": Decimal("37500.0"),
+        "quantity": Decimal("1.25"),
+        "limit_price": Decimal("37500.0"),
         "deadline": DEADLINE,
     }
     values.update(changes)
@@ -52,7 +52,7 @@ def exchange(rest, fake_time):
 
 
 def test_add_order_params_render_plain_decimals_and_the_deadline():
-    params = add_order_params(order_request(volume=Decimal("1E-5"), price=Decimal("3.75E+4"), post_only=True))
+    params = add_order_params(order_request(quantity=Decimal("1E-5"), limit_price=Decimal("3.75E+4"), post_only=True))
     assert params == {
         "pair": "XXBTZUSD",
         "type": "buy",
@@ -63,16 +63,31 @@ def test_add_order_params_render_plain_decimals_and_the_deadline():
         "oflags": "post",
         "deadline": "2026-01-02T03:04:35.000Z",
     }
+    # A triggered order: Kraken's price is the trigger and price2 the limit (REFERENCE.md 3.2).
     stop = add_order_params(
-        order_request(order_type=OrderType.STOP_LOSS_LIMIT, price2=Decimal("37000"), deadline=None, validate=True)
+        order_request(
+            order_type=OrderType.STOP_LOSS_LIMIT,
+            trigger_price=Decimal("37000"),
+            limit_price=Decimal("36900.0"),
+            deadline=None,
+            validate=True,
+            reduce_only=True,
+        )
     )
-    assert stop["price2"] == "37000" and stop["validate"] == "true" and "deadline" not in stop
+    assert (stop["ordertype"], stop["price"], stop["price2"]) == ("stop-loss-limit", "37000", "36900")
+    assert stop["validate"] == "true" and stop["reduce_only"] == "true" and "deadline" not in stop
+    plain_stop = add_order_params(
+        order_request(order_type=OrderType.STOP_LOSS, trigger_price=Decimal("37000"), limit_price=None)
+    )
+    assert plain_stop["price"] == "37000" and "price2" not in plain_stop
+    market = add_order_params(order_request(order_type=OrderType.MARKET, limit_price=None))
+    assert "price" not in market and "price2" not in market
 
 
 async def test_place_acknowledged(stub, exchange):
     stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"))
     result = await exchange.place(order_request())
-    assert (result.status, result.txid) == (PlaceStatus.ACKNOWLEDGED, TXID)
+    assert (result.status, result.venue_order_id) == (PlaceStatus.ACKNOWLEDGED, TXID)
     (call,) = stub.calls("AddOrder")
     assert call.params["cl_ord_id"] == CL_ORD_ID and call.params["deadline"] == "2026-01-02T03:04:35.000Z"
     assert exchange.trading.counter("XXBTZUSD").level == pytest.approx(1)
@@ -86,14 +101,21 @@ async def test_ambiguous_add_order_is_unknown_and_never_resent(stub, exchange, f
     assert len(stub.calls("AddOrder")) == 1
 
 
-async def test_unknown_placement_resolves_to_the_open_order_by_cl_ord_id(stub, exchange):
+async def test_an_unknown_placement_is_found_open_by_its_cl_ord_id_and_not_resent(stub, exchange):
+    """The evidence an UNKNOWN placement is resolved by (the engine decides with it: tests/integration)."""
     stub.on("AddOrder", Http(502))
     stub.on("OpenOrders", {"error": [], "result": {"open": {"OR6EGN-KQSEG-AMI6CL": open_order_info()}}})
     request = order_request()
     assert (await exchange.place(request)).status is PlaceStatus.UNKNOWN
-    resolved = await exchange.resolve_place(request, now=DEADLINE)
-    assert (resolved.status, resolved.txid) == (PlaceStatus.ACKNOWLEDGED, "OR6EGN-KQSEG-AMI6CL")
-    assert stub.calls("OpenOrders")[0].params["cl_ord_id"] == CL_ORD_ID
+    found = await exchange.find_by_client_order_id(request.client_order_id)
+    assert (found.venue_order_id, found.client_order_id, found.status) == (
+        "OR6EGN-KQSEG-AMI6CL",
+        CL_ORD_ID,
+        VenueOrderStatus.OPEN,
+    )
+    (lookup,) = stub.calls("OpenOrders")
+    assert (lookup.params["cl_ord_id"], lookup.params["trades"]) == (CL_ORD_ID, "true")
+    assert not stub.calls("ClosedOrders")  # found open: closed orders are not read
     assert len(stub.calls("AddOrder")) == 1
 
 
@@ -104,27 +126,27 @@ async def test_lookup_falls_through_to_closed_orders(stub, exchange):
         "ClosedOrders",
         {"error": [], "result": {"closed": {"OGMZCL-KC6MC-ZRBGM6": {**closed, "cl_ord_id": CL_ORD_ID}}, "count": 1}},
     )
-    order = await exchange.find_by_cl_ord_id(CL_ORD_ID)
-    assert order.txid == "OGMZCL-KC6MC-ZRBGM6" and order.status is VenueOrderStatus.FILLED
+    order = await exchange.find_by_client_order_id(CL_ORD_ID)
+    assert order.venue_order_id == "OGMZCL-KC6MC-ZRBGM6" and order.status is VenueOrderStatus.FILLED
     assert [r.method for r in stub.requests] == ["OpenOrders", "ClosedOrders"]
 
 
 async def test_an_order_with_another_cl_ord_id_is_not_taken_for_ours(stub, exchange):
     stub.on("OpenOrders", {"error": [], "result": {"open": {"OR6EGN-KQSEG-AMI6CL": open_order_info("other")}}})
     stub.on("ClosedOrders", {"error": [], "result": {"closed": {}, "count": 0}})
-    assert await exchange.find_by_cl_ord_id(CL_ORD_ID) is None
+    assert await exchange.find_by_client_order_id(CL_ORD_ID) is None
 
 
-async def test_not_found_is_unknown_before_the_deadline_and_rejected_after(stub, exchange):
+async def test_not_found_means_in_neither_open_nor_closed_orders(stub, exchange):
+    """None only after both lists were asked with the cl_ord_id filter. Whether "not found" proves "not placed"
+    (only after the AddOrder deadline plus a grace) is the engine's judgement: tests/integration/test_placement.py."""
     stub.on("OpenOrders", {"error": [], "result": {"open": {}}})
     stub.on("ClosedOrders", {"error": [], "result": {"closed": {}, "count": 0}})
-    request = order_request()
-    early = await exchange.resolve_place(request, now=DEADLINE)
-    assert early.status is PlaceStatus.UNKNOWN
-    late = await exchange.resolve_place(request, now=DEADLINE + timedelta(seconds=6))
-    assert late.status is PlaceStatus.REJECTED
-    no_deadline = await exchange.resolve_place(order_request(deadline=None), now=DEADLINE + timedelta(days=1))
-    assert no_deadline.status is PlaceStatus.UNKNOWN
+    assert await exchange.find_by_client_order_id(CL_ORD_ID) is None
+    assert [(r.method, r.params["cl_ord_id"]) for r in stub.requests] == [
+        ("OpenOrders", CL_ORD_ID),
+        ("ClosedOrders", CL_ORD_ID),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -156,8 +178,11 @@ async def test_engine_error_on_add_order_is_unknown(stub, exchange):
 
 
 async def test_breaker_open_means_not_sent(stub, exchange, breaker):
+    assert exchange.entry_block() is None
     for _ in range(3):
         breaker.record_failure("502")
+    block = exchange.entry_block()
+    assert block is not None and "502" in block.reason and block.retry_in_s >= 0.5
     result = await exchange.place(order_request())
     assert result.status is PlaceStatus.NOT_SENT and not stub.calls("AddOrder")
     assert exchange.trading.counter("XXBTZUSD").level == 0  # nothing sent, nothing counted
@@ -165,14 +190,14 @@ async def test_breaker_open_means_not_sent(stub, exchange, breaker):
 
 async def test_cancel_survives_a_502(stub, exchange, fake_time):
     stub.on("CancelOrder", Http(502), kraken_fixture("rest_cancel_order_official_example.json"))
-    result = await exchange.cancel(txid="O1")
+    result = await exchange.cancel(venue_order_id="O1")
     assert result.count == 1 and not result.not_found
     assert len(stub.calls("CancelOrder")) == 2 and len(fake_time.slept) == 1
 
 
 async def test_a_retried_cancel_that_had_worked_reports_not_found(stub, exchange):
     stub.on("CancelOrder", Drop(), kraken_fixture("rest_error_eorder_unknown_order_ccxt_issue_7338.json"))
-    result = await exchange.cancel(cl_ord_id=CL_ORD_ID)
+    result = await exchange.cancel(client_order_id=CL_ORD_ID)
     assert result.not_found and result.count == 0
     assert stub.calls("CancelOrder")[0].params == {
         "nonce": stub.calls("CancelOrder")[0].params["nonce"],
@@ -182,9 +207,9 @@ async def test_a_retried_cancel_that_had_worked_reports_not_found(stub, exchange
 
 async def test_cancel_pending_and_permanent(stub, exchange):
     stub.on("CancelOrder", {"error": ["EOrder:Cancel pending"]})
-    assert (await exchange.cancel(txid="O1")).pending
+    assert (await exchange.cancel(venue_order_id="O1")).pending
     stub.scripts["CancelOrder"] = [{"error": ["EGeneral:Permission denied"]}]
-    result = await exchange.cancel(txid="O1")
+    result = await exchange.cancel(venue_order_id="O1")
     assert result.error == "EGeneral:Permission denied" and not result.not_found
 
 
@@ -192,13 +217,13 @@ async def test_cancel_goes_through_an_open_breaker(stub, exchange, breaker):
     for _ in range(3):
         breaker.record_failure("502")
     stub.on("CancelOrder", kraken_fixture("rest_cancel_order_official_example.json"))
-    assert (await exchange.cancel(txid="O1")).count == 1
+    assert (await exchange.cancel(venue_order_id="O1")).count == 1
 
 
 async def test_cancel_retries_are_bounded_then_raise(stub, exchange):
     stub.on("CancelOrder", Http(503))
     with pytest.raises(KrakenTransportError):
-        await exchange.cancel(txid="O1")
+        await exchange.cancel(venue_order_id="O1")
     assert len(stub.calls("CancelOrder")) == 4
 
 
@@ -206,7 +231,7 @@ async def test_cancel_of_a_young_order_waits_on_the_pair_counter(stub, exchange)
     stub.on("AddOrder", kraken_fixture("rest_add_order_official_schema_example.json"))
     stub.on("CancelOrder", kraken_fixture("rest_cancel_order_official_example.json"))
     await exchange.place(order_request())
-    await exchange.cancel(txid=TXID)
+    await exchange.cancel(venue_order_id=TXID)
     assert exchange.trading.counter("XXBTZUSD").level == pytest.approx(9)  # add +1, cancel at age 0 +8
 
 
@@ -256,7 +281,7 @@ async def test_throttled_waits_until_the_time_kraken_names(stub, exchange, fake_
     assert fake_time.slept == [pytest.approx(30.0)]
 
 
-async def test_trades_since_reads_every_page(stub, exchange):
+async def test_fills_since_reads_every_page(stub, exchange):
     trades = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
     (first_id, first), (second_id, second) = trades.items()
     stub.on(
@@ -265,7 +290,7 @@ async def test_trades_since_reads_every_page(stub, exchange):
         {"error": [], "result": {"trades": {second_id: second}, "count": 2}},
     )
     since = datetime(2023, 7, 1, tzinfo=UTC)
-    got = await exchange.trades_since(since)
+    got = await exchange.fills_since(since)
     assert [t.trade_id for t in got] == [second_id, first_id]  # oldest first
     calls = stub.calls("TradesHistory")
     assert [c.params["ofs"] for c in calls] == ["0", "1"]
@@ -355,7 +380,7 @@ def test_from_settings_wires_the_adapter(tmp_path):
 def test_the_adapter_satisfies_the_port():
     import inspect
 
-    from execledger.application.exchange import ExchangePort
+    from execledger.application.ports import ExchangePort
 
     for name, member in inspect.getmembers(ExchangePort, inspect.isfunction):
         if not name.startswith("_"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 from execledger.infrastructure.kraken.errors import (
     ERROR_TABLE,
     Hint,

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from execledger.application.exchange import ObservationKind, VenueOrderStatus
+from execledger.application.ports import FillReport, OrderStatusReport, VenueOrderStatus
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.values import Side
 from execledger.infrastructure.kraken.parse import (
@@ -102,41 +102,48 @@ def _orders_of(name):
     return parse_orders(kraken_fixture(name)["result"], pairs=None)
 
 
+def _asset_pairs():
+    return PairRegistry.from_asset_pairs(kraken_fixture("rest_asset_pairs_official_example_XXBTZUSD_XETHXXBT.json"))
+
+
 @pytest.mark.parametrize("name", ORDER_FIXTURES)
 def test_every_order_fixture_parses(name):
     result = kraken_fixture(name)["result"]
     orders = parse_orders(result)
     assert orders
     for txid, order in orders.items():
-        assert order.txid == txid
+        assert isinstance(order, OrderStatusReport)
+        assert order.venue_order_id == txid and order.source == "rest"
         assert order.side in (Side.BUY, Side.SELL)
-        assert isinstance(order.volume, Decimal) and order.volume > 0
-        assert order.volume_executed <= order.volume
-        assert order.opened_at is not None and order.opened_at.tzinfo is not None
+        assert isinstance(order.quantity, Decimal) and order.quantity > 0
+        assert order.filled_qty <= order.quantity and order.leaves_qty == order.quantity - order.filled_qty
+        assert order.ts_accepted is not None and order.ts_accepted.tzinfo is not None
+        assert order.is_terminal == (order.status not in (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED))
         if order.status is VenueOrderStatus.FILLED:
-            assert order.volume_executed > 0 and order.average_price is not None and order.closed_at is not None
-        if order.volume_executed == 0:
-            assert order.average_price is None
+            assert order.filled_qty > 0 and order.avg_px is not None and order.ts_last is not None
+        if order.filled_qty == 0:
+            assert order.avg_px is None
 
 
 def test_closed_with_volume_executed_is_filled_and_price_is_the_average():
     orders = _orders_of("rest_query_orders_official_example_closed_filled.json")
     market = orders["OMMDB2-FSB6Z-7W3HPO"]
-    assert market.status is VenueOrderStatus.FILLED
-    assert market.average_price == Decimal("30000.0")
-    assert market.cost == Decimal("7500.0") and market.fee == Decimal("7.5")
-    assert market.closed_at == datetime.fromtimestamp(1688592012.2335, tz=UTC)
+    assert market.status is VenueOrderStatus.FILLED and market.is_terminal and market.leaves_qty == 0
+    assert market.avg_px == Decimal("30000.0")
+    assert market.avg_px * market.filled_qty == Decimal("7500.0") and market.commission == Decimal("7.5")
+    assert market.ts_last == datetime.fromtimestamp(1688592012.2335, tz=UTC)
     assert market.trade_ids == ("TJUW2K-FLX2N-AR2FLU",)
     stop = orders["OBCMZD-JIEE7-77TH3F"]
-    assert stop.order_type == "stop-loss-limit" and stop.stop_price == Decimal("27500.0")
+    assert stop.order_type == "stop-loss-limit" and stop.trigger_price == Decimal("27500.0")
 
 
 def test_open_with_part_executed_is_partially_filled():
     orders = _orders_of("rest_open_orders_official_example_incl_partial_fill.json")
     partial = orders["OQCLML-BW3P3-BUCMWZ"]
-    assert partial.status is VenueOrderStatus.PARTIALLY_FILLED
-    assert partial.volume_executed == Decimal("0.375") and partial.volume == Decimal("1.25")
-    assert partial.limit_price == Decimal("30010.0") and partial.average_price == Decimal("30010.0")
+    assert partial.status is VenueOrderStatus.PARTIALLY_FILLED and not partial.is_terminal
+    assert partial.filled_qty == Decimal("0.375") and partial.quantity == Decimal("1.25")
+    assert partial.leaves_qty == Decimal("0.875")
+    assert partial.limit_price == Decimal("30010.0") and partial.avg_px == Decimal("30010.0")
     assert orders["OB5VMB-B4U2U-DK2WRW"].status is VenueOrderStatus.OPEN
     derived = _orders_of("rest_query_orders_partially_filled_DERIVED_from_official_openorders.json")
     assert derived["OQCLML-BW3P3-BUCMWZ"] == partial
@@ -148,23 +155,25 @@ def test_canceled_and_triggered_orders():
     assert closed["O37652-RJWRT-IMO74O"].reason == "User requested"
     trailing = _orders_of("rest_query_orders_canceled_trailing_stop_kraken_net.json")["OICRC3-KX7OB-QB2B2S"]
     assert trailing.status is VenueOrderStatus.CANCELED
-    # "+1.0000%" is relative: the resolved stop comes from stopprice.
-    assert trailing.stop_price == Decimal("3.98640000") and trailing.limit_price == Decimal("4.02660000")
+    # "+1.0000%" is relative: the resolved trigger comes from stopprice.
+    assert trailing.trigger_price == Decimal("3.98640000") and trailing.limit_price == Decimal("4.02660000")
+    # Kraken's price is a triggered order's trigger and price2 its limit.
     sl = _orders_of("rest_open_orders_stop_loss_limit_ccxt_static.json")["OIIQBL-6PV3A-7M2AJJ"]
-    assert (sl.stop_price, sl.limit_price) == (Decimal("55.00000"), Decimal("54.00000"))
+    assert (sl.trigger_price, sl.limit_price) == (Decimal("55.00000"), Decimal("54.00000"))
     tp = _orders_of("rest_open_orders_take_profit_ccxt_static.json")["OXCZ7B-EMVZQ-MTJTQJ"]
-    assert (tp.stop_price, tp.limit_price) == (Decimal("120.00000"), None)
+    assert (tp.trigger_price, tp.limit_price) == (Decimal("120.00000"), None)
 
 
 def test_ccxt_quoted_timestamps_are_accepted():
     order = _orders_of("rest_query_orders_closed_market_filled_ccxt_static.json")["OGMZCL-KC6MC-ZRBGM6"]
-    assert order.status is VenueOrderStatus.FILLED and order.average_price == Decimal("71.05741")
-    assert order.opened_at.year == 2024
+    assert order.status is VenueOrderStatus.FILLED and order.avg_px == Decimal("71.05741")
+    assert order.ts_accepted.year == 2024
 
 
 def test_pair_names_become_assetpairs_keys_when_known():
-    pairs = PairRegistry.from_asset_pairs(kraken_fixture("rest_asset_pairs_official_example_XXBTZUSD_XETHXXBT.json"))
-    order = parse_orders(kraken_fixture("rest_query_orders_official_example_closed_filled.json")["result"], pairs)
+    order = parse_orders(
+        kraken_fixture("rest_query_orders_official_example_closed_filled.json")["result"], _asset_pairs()
+    )
     assert {o.pair for o in order.values()} == {"XXBTZUSD"}
     assert _orders_of("rest_query_orders_official_example_closed_filled.json")["OMMDB2-FSB6Z-7W3HPO"].pair == "XBTUSD"
 
@@ -174,7 +183,8 @@ def test_cl_ord_id_is_carried():
         kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"]
     )
     info["cl_ord_id"] = "6d1b345e-2821-40e2-ad83-4ecb18a06876"
-    assert parse_order_info("OR6EGN-KQSEG-AMI6CL", info).cl_ord_id == "6d1b345e-2821-40e2-ad83-4ecb18a06876"
+    order = parse_order_info("OR6EGN-KQSEG-AMI6CL", info)
+    assert order.client_order_id == "6d1b345e-2821-40e2-ad83-4ecb18a06876"
 
 
 def test_an_order_without_its_fields_is_a_clear_error():
@@ -184,26 +194,28 @@ def test_an_order_without_its_fields_is_a_clear_error():
 
 @pytest.mark.parametrize("name", TRADE_FIXTURES)
 def test_every_trade_fixture_parses(name):
-    pairs = PairRegistry.from_asset_pairs(kraken_fixture("rest_asset_pairs_official_example_XXBTZUSD_XETHXXBT.json"))
+    pairs = _asset_pairs()
     trades = parse_trades(kraken_fixture(name)["result"], pairs)
     assert len(trades) == 2
-    assert [t.executed_at for t in trades] == sorted(t.executed_at for t in trades)
+    assert [t.ts_event for t in trades] == sorted(t.ts_event for t in trades)
     for trade in trades:
-        assert trade.trade_id.startswith("T") and trade.txid.startswith("O")
-        assert trade.volume > 0 and trade.price > 0 and trade.maker is True
+        assert isinstance(trade, FillReport) and trade.source == "rest"
+        assert trade.trade_id.startswith("T") and trade.venue_order_id.startswith("O")
+        assert trade.last_qty > 0 and trade.last_px > 0 and trade.liquidity_maker is True
+        # REST names no fee asset: it is the pair's quote (unknown for a pair the registry does not hold).
+        rules = pairs.find(trade.pair)
+        assert trade.commission_asset == (rules.quote if rules is not None else "")
 
 
 def test_trade_values():
-    trades = parse_trades(kraken_fixture("rest_trades_history_official_example.json")["result"])
-    last = trades[-1]
-    assert (last.trade_id, last.txid, last.pair) == ("THVRQM-33VKH-UCI7BS", "OQCLML-BW3P3-BUCMWZ", "XXBTZUSD")
-    assert (last.price, last.volume, last.cost, last.fee) == (
-        Decimal("30010.00000"),
-        Decimal("0.02"),
-        Decimal("600.2"),
-        Decimal("0"),
-    )
+    result = kraken_fixture("rest_trades_history_official_example.json")["result"]
+    last = parse_trades(result)[-1]
+    assert (last.trade_id, last.venue_order_id, last.pair) == ("THVRQM-33VKH-UCI7BS", "OQCLML-BW3P3-BUCMWZ", "XXBTZUSD")
+    assert (last.last_px, last.last_qty, last.commission) == (Decimal("30010.00000"), Decimal("0.02"), Decimal("0"))
+    assert last.last_px * last.last_qty == Decimal("600.2")  # the fixture's cost
     assert last.side is Side.BUY
+    assert last.commission_asset == ""  # without the pair's rules the quote is not known...
+    assert parse_trades(result, _asset_pairs())[-1].commission_asset == "ZUSD"  # ...with them it is
 
 
 @pytest.mark.parametrize(("name", "txid"), ADD_ORDER_FIXTURES.items())
@@ -217,49 +229,88 @@ def test_validate_only_add_order_has_no_txid():
 
 @pytest.mark.parametrize("name", EXECUTION_FIXTURES)
 def test_every_execution_fixture_parses(name):
+    """Each record gives its FillReport (a trade) and then its OrderStatusReport, in the message's order."""
     message = kraken_fixture(name)
-    observations = parse_executions_message(message)
-    assert len(observations) == len(message["data"])
-    for obs, record in zip(observations, message["data"], strict=False):
-        assert obs.txid == record["order_id"] and obs.source == "ws"
-        assert obs.sequence == message["sequence"]
-        assert obs.timestamp is not None and obs.timestamp.tzinfo is not None
-        assert obs.order_status is not None
+    reports = parse_executions_message(message)
+    expected = []
+    for record in message["data"]:
+        if record["exec_type"] == "trade":
+            expected.append((FillReport, record["order_id"]))
+        expected.append((OrderStatusReport, record["order_id"]))
+    assert [(type(r), r.venue_order_id) for r in reports] == expected
+    for report in reports:
+        assert report.source == "ws"
+        if isinstance(report, OrderStatusReport):
+            assert report.sequence == message["sequence"]
+            assert report.ts_last is not None and report.ts_last.tzinfo is not None
+        else:
+            assert report.ts_event.tzinfo is not None and report.trade_id
 
 
 def test_trade_record_carries_fill_and_cumulative_values():
-    (obs,) = parse_executions_message(kraken_fixture("ws_v2_executions_update_trade_docs.json"))
-    assert obs.kind is ObservationKind.TRADE
-    assert obs.order_status is VenueOrderStatus.PARTIALLY_FILLED
-    assert obs.trade_id == "TGBB7L-HT5LX-J3BZ4A" and obs.extra["trade_id"] == "62887576"
-    assert (obs.last_qty, obs.last_price) == (Decimal("0.005"), Decimal("26599.9"))
-    assert (obs.cum_qty, obs.avg_price) == (Decimal("0.005"), Decimal("26599.9"))
-    assert (obs.fee, obs.fee_asset) == (Decimal("0.3458"), "USD")
-    assert obs.sequence == 10
+    fill, status = parse_executions_message(kraken_fixture("ws_v2_executions_update_trade_docs.json"))
+    assert isinstance(fill, FillReport) and isinstance(status, OrderStatusReport)
+    assert fill.trade_id == "TGBB7L-HT5LX-J3BZ4A"  # exec_id: the trade txid, the id REST gives the same fill
+    assert (fill.venue_order_id, fill.side, fill.liquidity_maker) == ("OK4GJX-KSTLS-7DZZO5", Side.SELL, False)
+    assert (fill.last_qty, fill.last_px) == (Decimal("0.005"), Decimal("26599.9"))
+    assert (fill.commission, fill.commission_asset) == (Decimal("0.3458"), "USD")
+    assert fill.ts_event == datetime(2023, 9, 22, 10, 33, 5, 709993, tzinfo=UTC)
+    assert status.status is VenueOrderStatus.PARTIALLY_FILLED
+    assert (status.filled_qty, status.avg_px) == (Decimal("0.005"), Decimal("26599.9"))
+    assert status.sequence == 10
+
+
+def test_a_ws_fee_asset_is_named_as_rest_names_it_when_the_pair_is_known():
+    """REST trades say ZUSD for the same fee WS v2 calls USD: one fill, one asset name, whichever path."""
+    message = kraken_fixture("ws_v2_executions_update_trade_docs.json")
+    fill, _ = parse_executions_message(message, _asset_pairs())
+    assert (fill.pair, fill.commission_asset) == ("XXBTZUSD", "ZUSD")
+    record = {**message["data"][0], "fees": [{"asset": "BTC", "qty": 0.000026}]}  # fee in the base (oflags=fcib)
+    base_fee, _ = parse_executions_message({**message, "data": [record]}, _asset_pairs())
+    assert (base_fee.commission, base_fee.commission_asset) == (Decimal("0.000026"), "XXBT")
 
 
 def test_snapshot_trades_report_filled_and_exact_decimals():
-    observations = parse_executions_message(kraken_fixture("ws_v2_executions_snapshot_trades_kraken_async_rs.json"))
-    assert [o.kind for o in observations] == [ObservationKind.TRADE] * 4
-    assert {o.order_status for o in observations} == {VenueOrderStatus.FILLED}
-    assert observations[3].last_qty == Decimal("153.25931") and observations[3].fee == Decimal("0.014460799")
+    reports = parse_executions_message(kraken_fixture("ws_v2_executions_snapshot_trades_kraken_async_rs.json"))
+    fills = [r for r in reports if isinstance(r, FillReport)]
+    statuses = [r for r in reports if isinstance(r, OrderStatusReport)]
+    assert len(fills) == len(statuses) == 4
+    assert {s.status for s in statuses} == {VenueOrderStatus.FILLED} and all(s.is_terminal for s in statuses)
+    assert fills[3].last_qty == Decimal("153.25931") and fills[3].commission == Decimal("0.014460799")
+    assert fills[1].liquidity_maker is True and fills[0].liquidity_maker is False
+
+
+def test_symbols_become_assetpairs_keys_when_known():
+    pairs = _asset_pairs()
+    fill, status = parse_executions_message(kraken_fixture("ws_v2_executions_update_trade_docs.json"), pairs)
+    assert fill.pair == status.pair == "XXBTZUSD"
 
 
 def test_life_cycle_records():
-    pending = parse_executions_message(kraken_fixture("ws_v2_executions_update_pending_new_docs.json"))[0]
-    assert (pending.kind, pending.order_status) == (ObservationKind.PENDING_NEW, VenueOrderStatus.PENDING)
-    new = parse_executions_message(kraken_fixture("ws_v2_executions_update_new_docs.json"))[0]
-    assert (new.kind, new.order_status, new.txid) == (ObservationKind.NEW, VenueOrderStatus.OPEN, pending.txid)
-    canceled = parse_executions_message(kraken_fixture("ws_v2_executions_update_canceled_kraken_async_rs.json"))[0]
-    assert (canceled.kind, canceled.order_status) == (ObservationKind.CANCELED, VenueOrderStatus.CANCELED)
-    assert canceled.reason == "User requested" and canceled.cum_qty == Decimal(0)
-    amended = parse_executions_message(kraken_fixture("ws_v2_executions_update_amended_kraken_async_rs.json"))[0]
-    assert (amended.kind, amended.order_status) == (ObservationKind.AMENDED, VenueOrderStatus.OPEN)
-    assert amended.extra["order_qty"] == "5.1"
+    (pending,) = parse_executions_message(kraken_fixture("ws_v2_executions_update_pending_new_docs.json"))
+    assert pending.status is VenueOrderStatus.PENDING
+    assert (pending.quantity, pending.limit_price) == (Decimal("0.005"), Decimal("26500.0"))
+    (new,) = parse_executions_message(kraken_fixture("ws_v2_executions_update_new_docs.json"))
+    assert (new.status, new.venue_order_id) == (VenueOrderStatus.OPEN, pending.venue_order_id)
+    assert new.quantity is None and new.leaves_qty is None  # sparse: what the record omits is unknown, not zero
+    (canceled,) = parse_executions_message(kraken_fixture("ws_v2_executions_update_canceled_kraken_async_rs.json"))
+    assert canceled.status is VenueOrderStatus.CANCELED and canceled.is_terminal
+    assert canceled.reason == "User requested" and canceled.filled_qty == Decimal(0)
+    (amended,) = parse_executions_message(kraken_fixture("ws_v2_executions_update_amended_kraken_async_rs.json"))
+    assert amended.status is VenueOrderStatus.OPEN
+    assert (amended.quantity, amended.limit_price) == (Decimal("5.1"), Decimal("0.96"))
+    (stop,) = parse_executions_message(
+        kraken_fixture("ws_v2_executions_update_pending_new_stop_loss_limit_kraken_async_rs.json")
+    )
+    assert stop.order_type == "stop-loss-limit" and stop.trigger_price is not None
 
 
-def test_unknown_exec_type_is_a_status_observation_and_missing_order_id_is_an_error():
-    obs = parse_execution_report({"exec_type": "iceberg_refill", "order_id": "O1", "order_status": "new"}, 3)
-    assert obs.kind is ObservationKind.STATUS and obs.extra["exec_type"] == "iceberg_refill"
+def test_a_record_reports_the_status_it_carries_or_implies_and_missing_order_id_is_an_error():
+    (refill,) = parse_execution_report({"exec_type": "iceberg_refill", "order_id": "O1", "order_status": "new"}, 3)
+    assert (refill.status, refill.sequence) == (VenueOrderStatus.OPEN, 3)
+    # No order_status: a known exec_type implies one; a record that says nothing about the status gives nothing.
+    (expired,) = parse_execution_report({"exec_type": "expired", "order_id": "O1"}, 4)
+    assert expired.status is VenueOrderStatus.EXPIRED
+    assert parse_execution_report({"exec_type": "iceberg_refill", "order_id": "O1"}, 5) == []
     with pytest.raises(UnparseablePayload):
         parse_execution_report({"exec_type": "new"}, 1)

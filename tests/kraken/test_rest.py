@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 from execledger.infrastructure.kraken.breaker import BreakerState, CallKind
 from execledger.infrastructure.kraken.credentials import CredentialsError
 from execledger.infrastructure.kraken.errors import BreakerOpen, KrakenTransportError, KrakenVenueError, Transport

@@ -1,16 +1,23 @@
-"""KrakenExecutionsStream against a WS v2 stub and the REST stub, both on 127.0.0.1: snapshot + updates, fresh
-token per connection, heartbeat watchdog, sequence gaps -> REST resync, REST polling while the stream is down."""
+"""KrakenExecutionsStream against a WS v2 stub and the REST stub, both on 127.0.0.1: snapshot + updates as reports,
+a fresh token per connection, the heartbeat watchdog, and its health as StreamEvents (CONNECTED, DISCONNECTED, GAP).
+It only streams: the one REST call it makes is GetWebSocketsToken (REST fallback is the trading service's job,
+tests/integration/test_executions.py)."""
 
 import asyncio
 import copy
 import socket
-from datetime import UTC
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from execledger.application.exchange import ObservationKind, VenueOrderStatus
+from execledger.application.ports import (
+    FillReport,
+    OrderStatusReport,
+    StreamEvent,
+    StreamState,
+    VenueOrderStatus,
+)
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 from execledger.infrastructure.kraken.retry import RetryPolicy
 from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
@@ -20,8 +27,7 @@ ACK = kraken_fixture("ws_v2_executions_subscribe_ack_with_warnings_kraken_async_
 HEARTBEAT = kraken_fixture("ws_v2_heartbeat_docs.json")
 STATUS = kraken_fixture("ws_v2_status_update_kraken_async_rs.json")
 TOKEN = kraken_fixture("rest_get_websockets_token_official_example.json")
-NO_TRADES = {"error": [], "result": {"trades": {}, "count": 0}}
-NO_OPEN = {"error": [], "result": {"open": {}}}
+CONNECTED, DISCONNECTED, GAP = StreamState.CONNECTED, StreamState.DISCONNECTED, StreamState.GAP
 
 
 def message(name, sequence):
@@ -80,13 +86,7 @@ class Pacing:
 
 def make_stream(rest, url, pacing, **kw):
     exchange = KrakenExchange(rest, retry=RetryPolicy(attempts=1))
-    options = {
-        "heartbeat_timeout_s": 0.3,
-        "reconnect_delay_s": 0.01,
-        "poll_when_down_s": 0.05,
-        "poll_when_healthy_s": 3600,
-        "sleep": pacing,
-    }
+    options = {"heartbeat_timeout_s": 0.3, "reconnect_delay_s": 0.01, "sleep": pacing}
     options.update(kw)
     return KrakenExecutionsStream(exchange, url, **options)
 
@@ -95,13 +95,30 @@ async def take(stream_iter, count, timeout=5.0):
     got = []
 
     async def collect():
-        async for obs in stream_iter:
-            got.append(obs)
+        async for report in stream_iter:
+            got.append(report)
             if len(got) == count:
                 return
 
     await asyncio.wait_for(collect(), timeout)
     return got
+
+
+def shape(reports):
+    """Each report as (kind, order id or event state, status or sequence) for comparing whole sequences."""
+    out = []
+    for r in reports:
+        if isinstance(r, StreamEvent):
+            out.append(("event", r.state))
+        elif isinstance(r, FillReport):
+            out.append(("fill", r.venue_order_id, r.trade_id))
+        else:
+            out.append(("status", r.venue_order_id, r.status))
+    return out
+
+
+def rest_methods(stub):
+    return [r.method for r in stub.requests]
 
 
 async def until(condition, timeout=5.0):
@@ -117,13 +134,10 @@ async def until(condition, timeout=5.0):
 @pytest.fixture
 def rest_answers(stub):
     stub.on("GetWebSocketsToken", TOKEN)
-    stub.on("TradesHistory", NO_TRADES)
-    stub.on("OpenOrders", NO_OPEN)
-    stub.on("QueryOrders", {"error": [], "result": {}})
     return stub
 
 
-async def test_snapshot_and_updates_become_observations(rest, ws_stub, rest_answers):
+async def test_snapshot_and_updates_become_reports(rest, ws_stub, rest_answers):
     ws_stub.scripts = [
         (
             [
@@ -137,14 +151,22 @@ async def test_snapshot_and_updates_become_observations(rest, ws_stub, rest_answ
             "hold",
         )
     ]
-    pacing = Pacing()
-    stream = make_stream(rest, ws_stub.url, pacing)
-    observations = stream.observations()
-    got = await take(observations, 7)
-    await until(lambda: 3600 in pacing.requested)
-    await observations.aclose()
-    assert [o.kind for o in got[4:]] == [ObservationKind.PENDING_NEW, ObservationKind.NEW, ObservationKind.TRADE]
-    assert all(o.source == "ws" for o in got) and got[-1].sequence == 4
+    stream = make_stream(rest, ws_stub.url, Pacing())
+    reports = stream.reports()
+    got = await take(reports, 4 * 2 + 1 + 4)
+    await reports.aclose()
+    # The snapshot's four trades (a fill and its order's status each), then CONNECTED: the consumer knows that
+    # from here on the stream reports everything.
+    assert [type(r) for r in got[:8]] == [FillReport, OrderStatusReport] * 4
+    assert got[8] == StreamEvent(CONNECTED, "connection 1")
+    order = "OK4GJX-KSTLS-7DZZO5"
+    assert shape(got[9:]) == [
+        ("status", order, VenueOrderStatus.PENDING),
+        ("status", order, VenueOrderStatus.OPEN),
+        ("fill", order, "TGBB7L-HT5LX-J3BZ4A"),
+        ("status", order, VenueOrderStatus.PARTIALLY_FILLED),
+    ]
+    assert all(r.source == "ws" for r in got if not isinstance(r, StreamEvent)) and got[-1].sequence == 4
     (subscribe,) = ws_stub.subscribes
     assert subscribe["method"] == "subscribe"
     assert subscribe["params"] == {
@@ -153,68 +175,61 @@ async def test_snapshot_and_updates_become_observations(rest, ws_stub, rest_answ
         "snap_orders": True,
         "snap_trades": True,
     }
-    assert stream.healthy and stream.gaps == 0
-    assert 3600 in pacing.requested  # healthy: polling backed off
+    assert stream.healthy and stream.gaps == 0 and stream.last_message_at is not None
+    assert rest_methods(rest_answers) == ["GetWebSocketsToken"]  # it only streams
 
 
-async def test_drop_reconnects_with_a_fresh_token_and_rest_resync_recovers_the_missed_fill(rest, ws_stub, stub):
+async def test_a_drop_is_reported_and_the_reconnect_takes_a_fresh_token(rest, ws_stub, stub):
     tokens = [{"error": [], "result": {"token": f"token-{i}", "expires": 900}} for i in range(1, 4)]
     stub.on("GetWebSocketsToken", *tokens)
-    stub.on("OpenOrders", NO_OPEN)
-    missed = kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"]
-    missed_id, missed_trade = next(iter(missed.items()))
-    stub.on(
-        "TradesHistory",
-        NO_TRADES,
-        NO_TRADES,
-        {"error": [], "result": {"trades": {missed_id: missed_trade}, "count": 1}},
-    )
     ws_stub.scripts = [
         ([ACK, snapshot(1), message("ws_v2_executions_update_new_docs.json", 2)], "close"),
         ([ACK, snapshot(1)], "hold"),
     ]
-    stream = make_stream(rest, ws_stub.url, Pacing(), since=missed_trade_time(missed_trade))
-    observations = stream.observations()
-    got = await take(observations, 2)
-    await observations.aclose()
-    assert got[0].kind is ObservationKind.NEW
-    assert (got[1].kind, got[1].trade_id, got[1].source) == (ObservationKind.TRADE, missed_id, "rest")
-    assert [s["params"]["token"] for s in ws_stub.subscribes][:2] == ["token-1", "token-2"]
-    assert stream.connects >= 2
+    stream = make_stream(rest, ws_stub.url, Pacing())
+    reports = stream.reports()
+    got = await take(reports, 4)
+    await reports.aclose()
+    assert shape(got) == [
+        ("event", CONNECTED),
+        ("status", "OK4GJX-KSTLS-7DZZO5", VenueOrderStatus.OPEN),
+        ("event", DISCONNECTED),  # the consumer polls REST from here until...
+        ("event", CONNECTED),  # ...the new connection's snapshot: then it reads once what happened meanwhile
+    ]
+    assert [s["params"]["token"] for s in ws_stub.subscribes] == ["token-1", "token-2"]
+    assert stream.connects == 2 and stream.gaps == 0  # a new connection's sequence starts afresh: no gap
+    assert rest_methods(stub) == ["GetWebSocketsToken", "GetWebSocketsToken"]
 
 
-def missed_trade_time(trade):
-    from datetime import datetime
-
-    return datetime.fromtimestamp(trade["time"] - 60, tz=UTC)
-
-
-async def run_with_a_gap(rest, ws_stub, first, after_gap):
-    """new (first), canceled (after_gap), new (after_gap + 1): one gap. Returns the stream and what it saw."""
+async def test_a_sequence_gap_is_reported_right_after_the_message_that_reveals_it(rest, ws_stub, rest_answers):
     ws_stub.scripts = [
         (
             [
                 ACK,
                 snapshot(1),
-                message("ws_v2_executions_update_new_docs.json", first),
-                message("ws_v2_executions_update_canceled_kraken_async_rs.json", after_gap),
-                message("ws_v2_executions_update_new_kraken_async_rs.json", after_gap + 1),
+                message("ws_v2_executions_update_new_docs.json", 2),
+                message("ws_v2_executions_update_canceled_kraken_async_rs.json", 5),  # 3 and 4 were lost
+                message("ws_v2_executions_update_new_kraken_async_rs.json", 6),
             ],
             "hold",
         )
     ]
     stream = make_stream(rest, ws_stub.url, Pacing())
-    observations = stream.observations()
-    got = await take(observations, 3)
-    state = {"resyncs": stream.resyncs, "due": stream._resync_due}
-    await observations.aclose()
-    assert [o.sequence for o in got] == [first, after_gap, after_gap + 1]
-    return stream, state
-
-
-async def test_sequence_gap_triggers_a_rest_resync(rest, ws_stub, rest_answers):
-    stream, state = await run_with_a_gap(rest, ws_stub, 2, 5)
-    assert stream.gaps == 1 and state["resyncs"] >= 2  # the initial poll while down, and the gap
+    reports = stream.reports()
+    got = await take(reports, 5)
+    await reports.aclose()
+    assert shape(got) == [
+        ("event", CONNECTED),
+        ("status", "OK4GJX-KSTLS-7DZZO5", VenueOrderStatus.OPEN),
+        ("status", "KIUEL4-G3PWU-HOJTYU", VenueOrderStatus.CANCELED),
+        ("event", GAP),
+        ("status", "7J91XK-XMFEL-348VPM", VenueOrderStatus.OPEN),
+    ]
+    assert got[3].detail == "expected sequence 3, got 5"
+    assert [r.sequence for r in got if isinstance(r, OrderStatusReport)] == [2, 5, 6]
+    # A gap is not an outage: the connection stays, and the stream itself reads nothing over REST.
+    assert stream.gaps == 1 and stream.healthy and stream.connects == 1
+    assert rest_methods(rest_answers) == ["GetWebSocketsToken"]
 
 
 async def test_heartbeat_watchdog_reconnects_a_silent_stream(rest, ws_stub, rest_answers):
@@ -222,10 +237,17 @@ async def test_heartbeat_watchdog_reconnects_a_silent_stream(rest, ws_stub, rest
     second = snapshot(1, kraken_fixture("ws_v2_executions_update_new_kraken_async_rs.json")["data"])
     ws_stub.scripts = [([ACK, first], "hold"), ([ACK, second, HEARTBEAT], "hold")]
     stream = make_stream(rest, ws_stub.url, Pacing(), heartbeat_timeout_s=0.2)
-    observations = stream.observations()
-    got = await take(observations, 2)
-    await observations.aclose()
-    assert [o.txid for o in got] == ["OK4GJX-KSTLS-7DZZO5", "7J91XK-XMFEL-348VPM"]
+    reports = stream.reports()
+    got = await take(reports, 5)
+    await reports.aclose()
+    assert shape(got) == [
+        ("status", "OK4GJX-KSTLS-7DZZO5", VenueOrderStatus.OPEN),
+        ("event", CONNECTED),
+        ("event", DISCONNECTED),  # the watchdog: no frame for heartbeat_timeout_s although the socket is open
+        ("status", "7J91XK-XMFEL-348VPM", VenueOrderStatus.OPEN),
+        ("event", CONNECTED),
+    ]
+    assert "connection lost" in got[2].detail
     assert stream.connects == 2
 
 
@@ -235,17 +257,17 @@ async def test_invalid_session_gets_a_fresh_token(rest, ws_stub, stub):
         {"error": [], "result": {"token": "stale", "expires": 900}},
         {"error": [], "result": {"token": "fresh", "expires": 900}},
     )
-    stub.on("TradesHistory", NO_TRADES)
-    stub.on("OpenOrders", NO_OPEN)
     ws_stub.scripts = [
         ([kraken_fixture("ws_v2_error_subscribe_invalid_session_kraken_async_rs.json")], "hold"),
         ([ACK, message("ws_v2_executions_snapshot_trades_kraken_async_rs.json", 1)], "hold"),
     ]
     stream = make_stream(rest, ws_stub.url, Pacing())
-    observations = stream.observations()
-    await take(observations, 4)
-    await observations.aclose()
+    reports = stream.reports()
+    got = await take(reports, 9)
+    await reports.aclose()
     assert [s["params"]["token"] for s in ws_stub.subscribes] == ["stale", "fresh"]
+    # Never connected before the fresh token: no DISCONNECTED (health did not change), one CONNECTED at the end.
+    assert [r.state for r in got if isinstance(r, StreamEvent)] == [CONNECTED] and got[-1].state is CONNECTED
 
 
 async def test_cloudflare_text_frame_causes_a_reconnect(rest, ws_stub, rest_answers):
@@ -254,49 +276,27 @@ async def test_cloudflare_text_frame_causes_a_reconnect(rest, ws_stub, rest_answ
         ([ACK, snapshot(1, kraken_fixture("ws_v2_executions_update_new_docs.json")["data"])], "hold"),
     ]
     stream = make_stream(rest, ws_stub.url, Pacing())
-    observations = stream.observations()
-    (obs,) = await take(observations, 1)
-    await observations.aclose()
-    assert obs.txid == "OK4GJX-KSTLS-7DZZO5" and stream.connects == 2
+    reports = stream.reports()
+    got = await take(reports, 4)
+    await reports.aclose()
+    assert shape(got) == [
+        ("event", CONNECTED),
+        ("event", DISCONNECTED),
+        ("status", "OK4GJX-KSTLS-7DZZO5", VenueOrderStatus.OPEN),
+        ("event", CONNECTED),
+    ]
+    assert stream.connects == 2
 
 
-async def test_rest_polling_takes_over_while_the_stream_is_down(rest, stub):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{s.getsockname()[1]}/v2"
-    stub.on("GetWebSocketsToken", TOKEN)
-    stub.on("OpenOrders", kraken_fixture("rest_open_orders_official_example_incl_partial_fill.json"))
-    stub.on("TradesHistory", kraken_fixture("rest_trades_history_official_example.json"))
-    pacing = Pacing()
-    stream = make_stream(rest, dead_url, pacing, since=missed_trade_time({"time": 1688667769.6396}))
-    observations = stream.observations()
-    got = await take(observations, 4)
-    await asyncio.sleep(0.1)  # let a few more polls run: they must not repeat what was already reported
-    await observations.aclose()
-    assert {o.source for o in got} == {"rest"} and not stream.healthy
-    assert [o.kind for o in got[:2]] == [ObservationKind.TRADE, ObservationKind.TRADE]
-    partial = next(o for o in got if o.txid == "OQCLML-BW3P3-BUCMWZ" and o.trade_id is None)
-    assert partial.order_status is VenueOrderStatus.PARTIALLY_FILLED
-    assert len(stub.calls("OpenOrders")) >= 2 and 0.05 in pacing.requested
-    assert stream._queue.empty()
-    # An unreachable endpoint costs no token per reconnect attempt: tokens are fetched once a socket is open.
-    assert stream.connects == 0 and stub.calls("GetWebSocketsToken") == []
-
-
-async def test_without_a_ws_url_the_exchange_polls_rest(rest, rest_answers):
-    stream = make_stream(rest, None, Pacing())
-    stream.start()
-    assert [t.get_name() for t in stream._tasks] == ["kraken-rest-poll"]
-    await stream.close()
-
-
-async def test_a_failing_resync_does_not_tear_down_the_stream(rest, ws_stub, stub):
-    stub.on("GetWebSocketsToken", TOKEN)
-    stub.on("TradesHistory", NO_TRADES)
-    stub.on("OpenOrders", NO_OPEN)
-    stub.on("QueryOrders", {"error": ["EGeneral:Internal error"]})  # the vanished order cannot be looked up
-    stream, state = await run_with_a_gap(rest, ws_stub, 2, 4)
-    assert stream.connects == 1 and stream.gaps == 1 and state["due"]
+async def test_without_a_ws_url_the_stream_reports_disconnected_once_and_nothing_else(rest, stub):
+    exchange = KrakenExchange(rest, retry=RetryPolicy(attempts=1))  # no ws_url: the default stream factory
+    reports = exchange.executions()
+    (event,) = await take(reports, 1)
+    assert event == StreamEvent(DISCONNECTED, "no WebSocket URL configured")
+    stream = exchange.stream
+    assert stream.ws_url is None and stream._task is None and stream._queue.empty()
+    await reports.aclose()
+    assert stub.requests == []  # no token, no polling: the consumer polls REST itself
 
 
 @pytest.mark.parametrize(
@@ -317,73 +317,49 @@ def test_ws_url_policy(rest, url, ok):
             make_stream(rest, url, Pacing())
 
 
-async def test_a_fill_seen_on_the_stream_and_by_rest_is_reported_once(rest, ws_stub, stub):
+async def test_a_fill_the_stream_yielded_is_not_yielded_again_when_a_snapshot_repeats_it(rest, ws_stub, rest_answers):
     trade_msg = message("ws_v2_executions_update_trade_docs.json", 2)
     exec_id = trade_msg["data"][0]["exec_id"]
-    rest_trade = dict(
-        next(iter(kraken_fixture("rest_trades_history_official_example.json")["result"]["trades"].values())),
-        ordertxid=trade_msg["data"][0]["order_id"],
-        time=1695378785.7,
-    )
-    stub.on("GetWebSocketsToken", TOKEN)
-    stub.on("OpenOrders", NO_OPEN)
-    stub.on("QueryOrders", {"error": [], "result": {}})
-    stub.on("TradesHistory", {"error": [], "result": {"trades": {exec_id: rest_trade}, "count": 1}})
     ws_stub.scripts = [
+        ([ACK, snapshot(1), trade_msg], "close"),
         (
             [
                 ACK,
-                snapshot(1),
-                trade_msg,
-                message("ws_v2_executions_update_new_docs.json", 5),
-                message("ws_v2_executions_update_new_kraken_async_rs.json", 6),
+                snapshot(1, trade_msg["data"]),  # the reconnect's snapshot (snap_trades) repeats the trade
+                message("ws_v2_executions_update_new_kraken_async_rs.json", 2),
             ],
             "hold",
-        )
+        ),
     ]
-    stream = make_stream(rest, ws_stub.url, Pacing(), since=missed_trade_time({"time": 1695378785.7}))
-    observations = stream.observations()
-    got = await take(observations, 3)  # the gap at 5 resyncs: REST returns the same fill again
-    await observations.aclose()
-    fills = [o for o in got if o.trade_id == exec_id]
-    assert len(fills) == 1 and stream.gaps == 1 and stream._queue.empty()
+    stream = make_stream(rest, ws_stub.url, Pacing())
+    reports = stream.reports()
+    got = await take(reports, 7)
+    await reports.aclose()
+    order = "OK4GJX-KSTLS-7DZZO5"
+    assert shape(got) == [
+        ("event", CONNECTED),
+        ("fill", order, exec_id),
+        ("status", order, VenueOrderStatus.PARTIALLY_FILLED),
+        ("event", DISCONNECTED),
+        ("status", order, VenueOrderStatus.PARTIALLY_FILLED),  # the snapshot's status again, its fill not
+        ("event", CONNECTED),
+        ("status", "7J91XK-XMFEL-348VPM", VenueOrderStatus.OPEN),
+    ]
+    assert stream._queue.empty()
 
 
-async def test_reconnects_back_off_while_the_venue_keeps_refusing(rest, stub):
+async def test_an_unreachable_endpoint_backs_off_costs_no_rest_call_and_reports_nothing(rest, stub):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_url = f"http://127.0.0.1:{s.getsockname()[1]}/v2"
     stub.on("GetWebSocketsToken", TOKEN)
-    stub.on("OpenOrders", NO_OPEN)
-    stub.on("TradesHistory", NO_TRADES)
     pacing = Pacing()
-    stream = make_stream(rest, dead_url, pacing, reconnect_delay_s=1.0, poll_when_down_s=0.5)
+    stream = make_stream(rest, dead_url, pacing, reconnect_delay_s=1.0)
     stream.start()
-    await until(lambda: len([w for w in pacing.requested if w >= 1]) >= 7)
+    await until(lambda: len(pacing.requested) >= 7)
     await stream.close()
-    reconnect_waits = [w for w in pacing.requested if w != 0.5]
-    assert reconnect_waits[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
-
-
-async def test_rest_polling_takes_over_as_soon_as_the_stream_drops_not_after_the_healthy_interval(rest, ws_stub, stub):
-    napping = asyncio.Event()
-
-    async def sleep(seconds):  # the healthy-time poll interval really blocks (an hour); short waits take a token pause
-        if seconds >= 3600:
-            napping.set()
-            await asyncio.Event().wait()
-        await asyncio.sleep(0.01)
-
-    stub.on("GetWebSocketsToken", TOKEN, kraken_fixture("rest_error_invalid_key_docs.json"))  # no reconnect
-    stub.on("TradesHistory", NO_TRADES)
-    stub.on("OpenOrders", NO_OPEN)
-    ws_stub.scripts = [([ACK, snapshot(1)], "hold")]  # then silence: the heartbeat watchdog drops it
-    stream = make_stream(rest, ws_stub.url, Pacing(), sleep=sleep, heartbeat_timeout_s=0.2)
-    stream.start()
-    try:
-        await asyncio.wait_for(napping.wait(), 5.0)  # healthy, the poller backed off
-        await until(lambda: stream.connects == 1 and not stream.healthy)
-        polled = len(stub.calls("TradesHistory"))
-        await until(lambda: len(stub.calls("TradesHistory")) > polled, timeout=2.0)
-    finally:
-        await stream.close()
+    assert pacing.requested[:7] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # doubling, capped at 30 s
+    # Never connected: health did not change, so nothing was yielded (the consumer has treated the stream as down
+    # from the start). Tokens are fetched only once a socket is open: an unreachable endpoint costs no REST call.
+    assert stream._queue.empty() and not stream.healthy and stream.connects == 0
+    assert stub.requests == []
