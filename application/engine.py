@@ -32,6 +32,7 @@ class EngineConfig:
     submit_deadline_s: float = 30.0  # AddOrder ``deadline``: after it the venue would reject the request
     unknown_grace_s: float = 5.0  # how long after the deadline "not found" becomes proof of "not placed"
     signal_max_age_s: float = 60.0  # a signal that reaches the trading process later than this is not placed
+    max_pending_entries: int = 100  # backpressure: new entries are refused while this many wait to be sent
 
 
 class ExecutionEngine:
@@ -61,6 +62,7 @@ class ExecutionEngine:
             self.clock,
             process=process,
             signal_max_age_s=self.config.signal_max_age_s,
+            max_pending_entries=self.config.max_pending_entries,
         )
         self.execution = ExecutionHandler(
             self.orders,

@@ -89,6 +89,7 @@ class TradingService:
         self._retry_at: dict[UUID, float] = {}  # order id -> loop time before which it is not sent again
         self._retries: Counter[UUID] = Counter()
         engine.uow.add_listener(self._after_commit)
+        engine.control.venue_unavailable = self._venue_unavailable
 
     # --- wake-ups ------------------------------------------------------------------------------------------------
 
@@ -99,6 +100,10 @@ class TradingService:
     def commands_waiting(self) -> None:
         """A command was recorded (in this process, or a notification said so): read the command log now."""
         self._commands.set()
+
+    def _venue_unavailable(self) -> str | None:
+        block = self.exchange.entry_block()
+        return block.reason if block is not None else None
 
     def _after_commit(self, committed) -> None:
         self._work.set()

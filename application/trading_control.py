@@ -10,7 +10,7 @@ tracking position, so it is carried out exactly once even across crashes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -66,6 +66,10 @@ class Decision:
         return cls(Outcome.REFUSED, {"refusal": refusal.value, "message": message, **detail})
 
 
+class EntriesBusy(Exception):
+    """A new entry was refused because too many wait to be sent, or the venue cannot take orders now."""
+
+
 class CommandRefused(Exception):
     """A direct (in-process) command was refused; ``decision`` says why."""
 
@@ -85,6 +89,7 @@ class TradingControl:
         *,
         process: str,
         signal_max_age_s: float,
+        max_pending_entries: int,
     ):
         self.ledger = ledger
         self.index = index
@@ -93,6 +98,9 @@ class TradingControl:
         self.clock = clock
         self.process = process
         self.signal_max_age_s = signal_max_age_s
+        self.max_pending_entries = max_pending_entries
+        # Set by the trading service: why the venue cannot take orders now (None when it can).
+        self.venue_unavailable: Callable[[], str | None] = lambda: None
         self.state = self._load_state()
 
     def _load_state(self) -> TradingState:
@@ -226,9 +234,19 @@ class TradingControl:
         if existing is None:
             self.state.check_entry_allowed()
         result = entry_for_signal(data, self.ledger.pairs, existing)
+        if result.created and (busy := self._busy()) is not None:
+            raise EntriesBusy(busy)
         if result.created:
             self.index.put(result.order)
         return result
+
+    def _busy(self) -> str | None:
+        """Backpressure: why a new entry cannot be accepted now, or None."""
+        waiting = sum(1 for o in self.index.in_state(State.PENDING_SUBMIT) if o.role is OrderRole.ENTRY)
+        if waiting >= self.max_pending_entries:
+            return f"{waiting} entries wait to be sent (the bound is {self.max_pending_entries}): try again shortly"
+        unavailable = self.venue_unavailable()
+        return f"not accepting entries now: {unavailable}" if unavailable else None
 
     def _signal_decision(self, data: Mapping[str, Any]) -> Decision:
         try:
@@ -239,6 +257,8 @@ class TradingControl:
             return Decision.refused(Refusal.CONFLICT, str(exc))
         except TradingHalted as exc:
             return Decision.refused(Refusal.HALTED, str(exc), mode=exc.mode.value, halted_by=exc.by, halted_why=exc.why)
+        except EntriesBusy as exc:
+            return Decision.refused(Refusal.BUSY, str(exc))
         order = result.order
         detail = {
             "order_id": str(order.id),
@@ -351,4 +371,4 @@ def _jsonable(value: Any) -> Any:
     return jsonable(value)
 
 
-__all__ = ["CommandRefused", "Decision", "TradingControl"]
+__all__ = ["CommandRefused", "Decision", "EntriesBusy", "TradingControl"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 
@@ -42,6 +42,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         policy=PolicyConfig(default_timeout_s=settings.default_timeout_s),
         submit_deadline_s=settings.submit_deadline_s,
         signal_max_age_s=settings.signal_max_age_s,
+        max_pending_entries=settings.max_pending_entries,
     )
 
 
@@ -121,5 +122,9 @@ class Trading:
 def build_trading(ledger: Ledger, exchange: ExchangePort, service_config: ServiceConfig | None = None) -> Trading:
     """The one writer: the command inbox following the commands log, and the workers around the venue."""
     inbox = CommandInbox(ledger.app, ledger.commands, ledger.engine.control)
-    service = TradingService(ledger.engine, exchange, service_config or ServiceConfig(), inbox=inbox)
+    config = service_config or ServiceConfig()
+    if ledger.settings.database_url is None:
+        # SQLite has no NOTIFY: another process's command is seen by polling, which costs one indexed read.
+        config = replace(config, commands_poll_s=min(config.commands_poll_s, 0.02))
+    service = TradingService(ledger.engine, exchange, config, inbox=inbox)
     return Trading(ledger.engine, inbox, service, exchange)

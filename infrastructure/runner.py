@@ -154,7 +154,30 @@ async def run_service(
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await asyncio.gather(*tasks)
+            await _stop_within(tasks, STOP_GRACE_S)
+
+
+STOP_GRACE_S = 5.0  # SIGTERM/SIGINT: how long workers may take to finish what they are doing
+
+
+async def _stop_within(tasks: list[asyncio.Task], grace_s: float) -> None:
+    """Let the workers finish for ``grace_s``; cancel what is still running (a venue call that hangs) with one
+    log line, then re-raise the first failure of a worker, if any."""
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+    if pending:
+        log.warning(
+            "stopping: %s did not finish within %.0fs (a venue call in flight?); canceled",
+            ", ".join(t.get_name() for t in pending),
+            grace_s,
+        )
+        for task in pending:
+            task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
 
 
 async def _acquire_writer_lock(

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     kraken_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         default="starter", description="Kraken verification tier whose rate limits the adapter models"
     )
+    kraken_breaker_reset_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="after the circuit breaker opens (5 consecutive transport/5xx failures), how long until reads "
+        "probe the venue again; AddOrder waits until one succeeds",
+    )
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per pool")
     db_max_overflow: int = Field(default=5, ge=0, le=100, description="extra connections a pool may open under load")
     api_host: str = "127.0.0.1"
@@ -39,6 +46,13 @@ class Settings(BaseSettings):
         gt=0,
         description="a signal not sent within this many seconds of its arrival (the trading process busy or down, "
         "the venue unavailable) is not placed, and the refusal is recorded",
+    )
+    max_pending_entries: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="backpressure: while this many entries wait to be sent (or the venue is unavailable), new "
+        "signals are refused with 503 and Retry-After",
     )
     submit_deadline_s: float = Field(
         default=30.0,

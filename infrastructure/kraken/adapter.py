@@ -128,7 +128,7 @@ class KrakenExchange:
             KrakenCredentials.from_settings(settings),
             data_dir=Path(settings.data_dir),
             limiter=RestCallLimiter(tier) if tier else None,
-            breaker=breaker or CircuitBreaker(),
+            breaker=breaker or CircuitBreaker(reset_timeout_s=settings.kraken_breaker_reset_s),
         )
         return cls(
             rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier) if tier else None, ws_url=settings.kraken_ws_url
