@@ -22,6 +22,7 @@ from execledger.application.order_index import OrderIndex
 from execledger.application.policies import PolicyConfig
 from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
+from execledger.domain import clock as domain_clock
 from execledger.domain.order import Order, State
 from execledger.domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
 
@@ -51,6 +52,7 @@ class ExecutionEngine:
         self.pairs = ledger.pairs
         self.clock = ledger.clock
         self.config = config or EngineConfig()
+        domain_clock.use(self.clock.now)  # one clock: decisions and the timestamps of their events
         self.orders = OrderIndex()
         self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy)

@@ -23,6 +23,7 @@ class OrderIndex(Mapping[UUID, Order]):
         self._by_state: dict[State, set[UUID]] = defaultdict(set)
         self._state_of: dict[UUID, State] = {}
         self._by_signal: dict[str, UUID] = {}  # signal id -> entry order id
+        self._seq: dict[UUID, int] = {}  # the order orders were first seen in (placement order)
 
     # --- Mapping ---------------------------------------------------------------------------------------------
 
@@ -40,6 +41,7 @@ class OrderIndex(Mapping[UUID, Order]):
     def put(self, order: Order) -> None:
         """Add the order, or re-index it after events changed it (state, venue order id)."""
         self._orders[order.id] = order
+        self._seq.setdefault(order.id, len(self._seq))
         self._by_client_id[order.cl_ord_id] = order.id
         if order.txid:
             self._by_venue_id[order.txid] = order.id
@@ -69,6 +71,7 @@ class OrderIndex(Mapping[UUID, Order]):
         state = self._state_of.pop(order_id, None)
         if state is not None:
             self._by_state[state].discard(order_id)
+        self._seq.pop(order_id, None)
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -103,7 +106,7 @@ class OrderIndex(Mapping[UUID, Order]):
     def in_state(self, *states: State) -> list[Order]:
         """Orders currently in any of ``states``, in the order they were placed."""
         ids = set().union(*(self._by_state[s] for s in states))
-        return sorted((self._orders[i] for i in ids), key=_placement_order)
+        return [self._orders[i] for i in sorted(ids, key=self._seq.__getitem__)]
 
     def live(self) -> list[Order]:
         """Every order that is not terminal."""
@@ -111,7 +114,3 @@ class OrderIndex(Mapping[UUID, Order]):
 
     def count(self, *states: State) -> int:
         return sum(len(self._by_state[s]) for s in states)
-
-
-def _placement_order(order: Order) -> tuple:
-    return (order.created_on, str(order.id))

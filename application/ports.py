@@ -224,6 +224,10 @@ class ExchangePort(Protocol):
 
     async def asset_pairs(self) -> PairRegistry: ...
 
+    async def server_time(self) -> datetime | None:
+        """The venue's clock (None when it cannot be read now)."""
+        ...
+
     def entry_block(self) -> EntryBlock | None:
         """None when AddOrder may be sent now; otherwise why not and when to ask again (cancels are never
         blocked)."""

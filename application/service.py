@@ -316,6 +316,7 @@ class TradingService:
 
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
+        await self._anchor_clock()
         self.engine.load()
         self.pull_commands()  # a halt recorded while no trading process ran applies before anything is sent
         while not self.stopping and not await self._tolerating_outage("start-up reconciliation", self.reconcile):
@@ -338,6 +339,19 @@ class TradingService:
                 raise _Stop
         except* _Stop:
             pass
+
+    async def _anchor_clock(self) -> None:
+        """Follow the venue's clock if the machine's is far off it (before any decision is taken)."""
+        anchor = getattr(self.engine.clock, "anchor_to_venue", None)
+        if anchor is None:
+            return
+        try:
+            venue_now = await asyncio.wait_for(self.exchange.server_time(), 10)
+        except Exception as exc:
+            log.warning("could not read the venue's clock at start (%s): keeping the machine's", exc)
+            return
+        if venue_now is not None:
+            anchor(venue_now)
 
     async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
         """Wait for ``event`` (or stop) at most ``timeout`` seconds; returns early when stopping."""

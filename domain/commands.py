@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from eventsourcing.domain import Aggregate, event
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import FieldError
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -98,7 +99,13 @@ def parse_payload(kind: CommandKind | str, payload: dict[str, Any]) -> _Payload:
 class Command(Aggregate):
     """One command as its issuer recorded it (in the commands log, never in the orders log)."""
 
-    class Issued(Aggregate.Created):
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    class Issued(Created):
         kind: str
         payload: dict
         by: str
@@ -159,7 +166,13 @@ class Refusal(StrEnum):
 class CommandReceipt(Aggregate):
     """What the trading process did with one command. Its id is the command's id; written exactly once."""
 
-    class Recorded(Aggregate.Created):
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    class Recorded(Created):
         kind: str
         outcome: str
         detail: dict

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
 from execledger.domain.reasons import reason as make_reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
@@ -100,9 +101,15 @@ def _opt_decimal(value: Any) -> Decimal | None:
 class Order(Aggregate):
     """One order on Kraken (an entry or a bracket leg), from the decision to place it to its final state."""
 
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
     # --- events (explicit classes so the stored schema is visible and versioned) ---------------------------
 
-    class Placed(Aggregate.Created):
+    class Placed(Created):
         """The decision to place an order, with the rounded values that will be sent and why.
 
         v1 had no ``tags`` and no ``timeout_s``; v2 added both (see ``upcast_v1_v2``).

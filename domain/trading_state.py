@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from eventsourcing.domain import Aggregate, event
 
+from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import DomainError
 
 TRADING_STATE_ID = uuid.UUID("2b7f6a7e-5d55-4c39-9f0c-7f5f2d8e1a01")
@@ -29,6 +30,12 @@ class TradingHalted(DomainError):
 
 class TradingState(Aggregate):
     """One per ledger. Exits (stops, take-profits, market exits) are never blocked by it: they reduce risk."""
+
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
 
     @event("Started")
     def __init__(self) -> None:

@@ -20,11 +20,12 @@ from execledger.application.engine import EngineConfig, ExecutionEngine, ReportP
 from execledger.application.ledger import ExecutionLedger
 from execledger.application.orders_app import CommandsApp, OrdersApp
 from execledger.application.policies import PolicyConfig
-from execledger.application.ports import Clock, ExchangePort, SystemClock
+from execledger.application.ports import Clock, ExchangePort
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.application.unit_of_work import Listener
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.reports import ExecutionReport
+from execledger.infrastructure.clock import MonotonicClock
 from execledger.infrastructure.eventstore import open_commands_app, open_orders_app
 from execledger.infrastructure.pairs import load_default_pairs
 from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
@@ -92,7 +93,7 @@ def open_ledger(
     commands = None
     try:
         commands = open_commands_app(settings)
-        ledger = ExecutionLedger(app, pairs or load_default_pairs(), clock or SystemClock())
+        ledger = ExecutionLedger(app, pairs or load_default_pairs(), clock or MonotonicClock())
         all_listeners = list(listeners)
         if publish is not None:
             all_listeners.insert(0, ReportPublisher(ledger, publish))

@@ -99,6 +99,9 @@ class FakeExchange:
     async def asset_pairs(self):
         return load_default_pairs()
 
+    async def server_time(self):
+        return self.clock.now()
+
     def entry_block(self) -> EntryBlock | None:
         return self.block
 

@@ -42,6 +42,7 @@ async def test_state_at_shows_orders_as_they_were(ledger, clock):
     h = Harness(ledger, clock)
     entry = await h.signal(signal_id="then")
     middle = ledger.order_history(entry.id)[-1].timestamp
+    clock.advance(1)  # events carry the ledger's clock: the fill comes a second later
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
     past = {o.id: o for o in orders_at(ledger, middle)}

@@ -5,6 +5,7 @@ time, injected) half-opens it and a successful probe closes it. The listener see
 import pytest
 
 from execledger.application.ports import PlaceStatus
+from execledger.application.trading_control import EntriesBusy
 from execledger.domain.order import State
 from execledger.infrastructure.kraken.breaker import BreakerState
 from execledger.infrastructure.kraken.errors import BreakerOpen
@@ -119,9 +120,12 @@ async def test_the_service_defers_an_entry_while_the_breaker_is_open_and_sends_i
 ):
     """The trading service on the real adapter, one worker pass at a time: while the breaker is open the entry is
     not sent (the decision is recorded once per outage), half-open still not (an order is never the probe); the
-    service's REST poll is the probe that closes it, and then the entry goes out exactly once."""
-    opened_at = await open_by_failed_reads(venue)
+    service's REST poll is the probe that closes it, and then the entry goes out exactly once. (New entries are
+    refused while the venue is unavailable; this one was accepted just before the breaker opened.)"""
     order_id = trading.buy()
+    opened_at = await open_by_failed_reads(venue)
+    with pytest.raises(EntriesBusy, match="venue is unavailable"):
+        trading.buy()
     for _ in range(2):
         assert await trading.service.send_pending() == 0
     assert trading.history(order_id).count("Deferred") == 1
