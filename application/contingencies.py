@@ -9,6 +9,7 @@ transaction as the fact that caused them. Nothing here talks to the venue or the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,13 +26,15 @@ from execledger.application.policies import (
     TimeOut,
     bracket_policy,
     close_policy,
+    meets_minimums,
     oco_policy,
     timeout_policy,
 )
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
 from execledger.domain.position import exits_of
-from execledger.domain.values import OrderRole, OrderType
+from execledger.domain.reasons import reason
+from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 
 class ContingencyManager:
@@ -84,6 +87,83 @@ class ContingencyManager:
             ):
                 entries[order.id] = order
         return list(entries.values())
+
+    # --- corrections before sending again ------------------------------------------------------------------------
+
+    def reround(self, order: Order) -> list[Any]:
+        """Round a waiting order again by its pair's current rules (the venue refused its precision: its rules
+        changed). Returns the touched orders (none when nothing changed)."""
+        rules = self.rules(order)
+        exit_side = order.side  # a leg's trigger rounds to the nearest tick whatever its side
+        quantity = rules.round_volume(order.quantity)
+        limit = rules.round_price(order.limit_price, order.side) if order.limit_price is not None else None
+        trigger = (
+            rules.round_price(order.trigger_price, exit_side, PriceKind.TRIGGER)
+            if order.trigger_price is not None
+            else None
+        )
+        if quantity <= 0:
+            return self._unsendable(order, f"rounds to 0 at {rules.lot_decimals} lot decimals")
+        changed = order.correct(
+            quantity=quantity,
+            limit_price=limit,
+            trigger_price=trigger,
+            reason=reason(
+                "reround_by_current_rules",
+                f"the venue refused the order's precision: rounded again by {rules.wsname}'s current rules "
+                f"(pair_decimals {rules.pair_decimals}, lot_decimals {rules.lot_decimals})",
+                pair_decimals=rules.pair_decimals,
+                lot_decimals=rules.lot_decimals,
+                quantity=quantity,
+                limit_price=limit,
+                trigger_price=trigger,
+            ),
+        )
+        return [order] if changed else []
+
+    def resize_to_holdings(self, order: Order, available: Mapping[str, Decimal]) -> list[Any]:
+        """Size a waiting exit order to what the account holds (the venue refused it for funds): never more than the
+        available balance of what it sells, rounded down to the lot. Entries keep their size (they wait for funds
+        within their maximum age); an exit that cannot be funded at all waits too, recorded once."""
+        if order.role is OrderRole.ENTRY:
+            return []
+        rules = self.rules(order)
+        if order.side is Side.SELL:
+            affordable = available.get(rules.base, ZERO)
+        else:
+            price = order.limit_price or order.trigger_price
+            affordable = available.get(rules.quote, ZERO) / price if price else order.quantity
+        quantity = rules.round_volume(min(order.quantity, max(affordable, ZERO)))
+        if quantity == order.quantity:
+            return []
+        if not meets_minimums(rules, quantity, order.trigger_price or order.limit_price):
+            recorded = order.defer(
+                key=f"exit_unfunded:{plain(affordable)}",
+                reason=reason(
+                    "exit_unfunded",
+                    f"the account holds {plain(affordable)} available for this {order.role.value}, below the pair's "
+                    f"minimums: it waits for funds (another order may hold them)",
+                    available=affordable,
+                    quantity=order.quantity,
+                ),
+            )
+            return [order] if recorded else []
+        order.correct(
+            quantity=quantity,
+            reason=reason(
+                "resize_to_holdings",
+                f"the venue refused {plain(order.quantity)} for funds; the account holds {plain(affordable)}: "
+                f"sending {plain(quantity)}",
+                available=affordable,
+                previous_quantity=order.quantity,
+                quantity=quantity,
+            ),
+        )
+        return [order]
+
+    def _unsendable(self, order: Order, why: str) -> list[Any]:
+        order.request_cancel(reason=reason("unsendable_after_correction", f"not sent: {why}"))
+        return self.react(order)
 
     # --- actions -> decisions ----------------------------------------------------------------------------------
 

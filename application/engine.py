@@ -24,6 +24,7 @@ from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
 from execledger.domain import clock as domain_clock
 from execledger.domain.order import Order, State
+from execledger.domain.pairs import PairRegistry
 from execledger.domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
 
 
@@ -84,6 +85,10 @@ class ExecutionEngine:
             self.orders.put(self.ledger.get_order(order_id))
         self.control.reload_state()
         return len(self.orders)
+
+    def update_pairs(self, pairs: PairRegistry) -> None:
+        """The venue's current pair rules (reloaded at start, periodically and after a precision refusal)."""
+        self.pairs = self.ledger.pairs = self.contingencies.pairs = pairs
 
     def tick(self) -> None:
         """The time-driven decisions: timeouts of resting limit entries, then the contingency safety net over every

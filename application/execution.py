@@ -21,6 +21,7 @@ from execledger.application.order_index import OrderIndex
 from execledger.application.ports import (
     CancelResult,
     Clock,
+    Correction,
     EntryBlock,
     FillReport,
     OrderRequest,
@@ -142,6 +143,19 @@ class ExecutionHandler:
         now = self.clock.now()
         if result.status is PlaceStatus.ACKNOWLEDGED:
             order.acknowledge(txid=result.venue_order_id or "", at=now, reason=reason("ack", "AddOrder accepted"))
+        elif result.not_executed and order.state is State.SUBMITTING:
+            # Refused before anything executed (a nonce, a rate limit, funds, precision, a market gate): the same
+            # order goes out again after a wait, corrected first when the refusal says how.
+            order.not_sent(
+                error=result.error or "not executed",
+                reason=reason(
+                    "not_executed_send_again",
+                    f"AddOrder refused before executing anything ({result.error}); sent again"
+                    + (f" after a {result.correction.value}" if result.correction is not Correction.NONE else ""),
+                    error_class=result.error_class,
+                    correction=result.correction,
+                ),
+            )
         elif result.status is PlaceStatus.REJECTED:
             if order.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
                 order.reject(

@@ -45,6 +45,16 @@ class ErrorClass(StrEnum):
     PERMANENT = "permanent"  # the request is wrong or not allowed: do not retry
     AMBIGUOUS = "ambiguous"  # a write may or may not have taken effect: resolve by evidence, never resend
     NOT_FOUND = "not_found"  # the order is not open (any more): query to learn its final state
+    NOT_EXECUTED = "not_executed"  # a write the venue refused before executing anything: safe to send again,
+    # after a wait (nonce, rate limit, market gate) or corrected (funds: resized; precision: re-rounded)
+
+
+class Correction(StrEnum):
+    """What a NOT_EXECUTED write needs before it is sent again."""
+
+    NONE = "none"  # just wait (a nonce, a rate limit, a market gate, a deadline)
+    REROUND = "reround"  # the venue's price/volume rules changed: reload them and round again
+    RESIZE = "resize"  # not enough funds: size to what the account holds
 
 
 class PlaceStatus(StrEnum):
@@ -81,6 +91,12 @@ class PlaceResult:
     venue_order_id: str | None = None
     error: str | None = None  # the venue's error string or a transport description (never secrets)
     error_class: ErrorClass | None = None
+    correction: Correction = Correction.NONE  # REJECTED + NOT_EXECUTED: what to correct before sending again
+
+    @property
+    def not_executed(self) -> bool:
+        """Refused before anything executed: the same order may be sent again (after ``correction``)."""
+        return self.status is PlaceStatus.REJECTED and self.error_class is ErrorClass.NOT_EXECUTED
 
 
 @dataclass(frozen=True)
@@ -224,6 +240,10 @@ class ExchangePort(Protocol):
 
     async def asset_pairs(self) -> PairRegistry: ...
 
+    async def available_balances(self) -> dict[str, Decimal]:
+        """What the account can spend now, per asset (Kraken's Assets keys): balance minus what open orders hold."""
+        ...
+
     async def server_time(self) -> datetime | None:
         """The venue's clock (None when it cannot be read now)."""
         ...
@@ -243,6 +263,7 @@ __all__ = [
     "VENUE_TERMINAL",
     "CancelResult",
     "Clock",
+    "Correction",
     "EntryBlock",
     "ErrorClass",
     "ExchangePort",

@@ -20,6 +20,7 @@ from uuid import UUID
 from execledger.application.commands import CommandInbox
 from execledger.application.engine import ExecutionEngine
 from execledger.application.ports import (
+    Correction,
     ErrorClass,
     ExchangePort,
     FillReport,
@@ -88,6 +89,9 @@ class TradingService:
         self._last_fill_at: datetime | None = None
         self._retry_at: dict[UUID, float] = {}  # order id -> loop time before which it is not sent again
         self._retries: Counter[UUID] = Counter()
+        self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
+        self._inflight: dict[UUID, asyncio.Task] = {}  # one venue call in flight per order
+        self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
 
@@ -120,47 +124,111 @@ class TradingService:
 
     # --- one pass of each worker ---------------------------------------------------------------------------------
 
-    async def send_pending(self) -> int:
-        """One pass: send every pending AddOrder that is due (never twice: Submitted is recorded first) and every
-        pending cancel. Returns how many calls were made that changed something; an AddOrder that could not be
-        sent waits until its retry time instead of being tried again in this pass."""
-        sent = 0
+    async def send_pending(self, *, wait: bool = True) -> int:
+        """Start a call for every due AddOrder (never twice: Submitted is recorded first) and every pending cancel,
+        each in its own task, one in flight per order: a reply the venue holds delays no other order's call. An
+        order that could not be sent, or that the venue refused before executing anything, is sent again after a
+        backoff (corrected first when the refusal says how). With ``wait`` the pass waits for the calls it started
+        (tests, the harness); the sender loop does not. Returns how many calls were started."""
+        started: list[asyncio.Task] = []
         now = _loop_time()
         block = self.exchange.entry_block()
         if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
             self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
         for order in self.engine.pending_submissions():
+            if order.id in self._inflight:
+                continue
             if block is not None:
                 self.engine.execution.defer_submission(order.id, block)
                 continue
             if self._retry_at.get(order.id, 0.0) > now:
                 continue
-            request = self.engine.execution.begin_submission(order.id)
-            if request is None:
-                continue
-            try:
-                result = await self.exchange.place(request)
-            except Exception as exc:  # anything after Submitted may have reached the venue
-                log.exception("AddOrder for %s raised; outcome unknown", order.cl_ord_id)
-                result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
-            self.engine.execution.on_place_result(order.id, result)
-            sent += 1
-            if result.status is PlaceStatus.NOT_SENT:
-                self._retry_later(order.id)
-            else:
-                self._retry_at.pop(order.id, None)
-                self._retries.pop(order.id, None)
+            started.append(self._start_call(order.id, self._submit(order.id)))
         for order in self.engine.pending_cancels():
-            version = order.version
-            result = await self.exchange.cancel(
-                venue_order_id=order.txid, client_order_id=None if order.txid else order.cl_ord_id
-            )
-            if self.engine.execution.on_cancel_result(order.id, result) or not order.txid:
-                await self.resync([order.id])
-            # Only a cancel that changed something counts: one the venue leaves as it was (pending, or an order
-            # not found yet) is retried at the next wake-up, not in a tight loop.
-            sent += self.engine.orders[order.id].version != version
-        return sent
+            if order.id in self._inflight or self._retry_at.get(order.id, 0.0) > now:
+                continue
+            started.append(self._start_call(order.id, self._cancel(order.id)))
+        if wait and started:
+            await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    def _start_call(self, order_id: UUID, call: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(call)
+        self._inflight[order_id] = task
+
+        def done(t: asyncio.Task) -> None:
+            self._inflight.pop(order_id, None)
+            if not t.cancelled() and t.exception() is not None:
+                self._failed_calls.append(t.exception())
+                log.error("a venue call for order %s failed", order_id, exc_info=t.exception())
+            self.wake()  # what the outcome decided may need sending
+
+        task.add_done_callback(done)
+        return task
+
+    async def _submit(self, order_id: UUID) -> None:
+        correction = self._corrections.pop(order_id, None)
+        if correction is not None and not await self._correct(order_id, correction):
+            self._retry_later(order_id)
+            return
+        request = self.engine.execution.begin_submission(order_id)
+        if request is None:
+            return
+        try:
+            result = await self.exchange.place(request)
+        except Exception as exc:  # anything after Submitted may have reached the venue
+            log.exception("AddOrder for %s raised; outcome unknown", request.client_order_id)
+            result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+        self.engine.execution.on_place_result(order_id, result)
+        if result.status is PlaceStatus.NOT_SENT or result.not_executed:
+            self._retry_later(order_id)
+            if result.correction is not Correction.NONE:
+                self._corrections[order_id] = result.correction
+        else:
+            self._retry_at.pop(order_id, None)
+            self._retries.pop(order_id, None)
+
+    async def _correct(self, order_id: UUID, correction: Correction) -> bool:
+        """Correct a waiting order before it is sent again: the venue's current rules (re-round), what the account
+        holds (resize). Returns False when the venue could not be read (the order waits for the next try)."""
+        order = self.engine.orders[order_id]
+        try:
+            if correction is Correction.REROUND:
+                self.engine.update_pairs(await self.exchange.asset_pairs())
+                touched = self.engine.contingencies.reround(order)
+            elif correction is Correction.RESIZE:
+                touched = self.engine.contingencies.resize_to_holdings(order, await self.exchange.available_balances())
+            else:
+                touched = []
+        except Exception as exc:
+            if getattr(exc, "error_class", None) not in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+                raise
+            log.warning("could not %s order %s now (%s): trying again later", correction.value, order_id, exc)
+            self._corrections[order_id] = correction
+            return False
+        self.engine.uow.commit(*touched)
+        return True
+
+    async def _cancel(self, order_id: UUID) -> None:
+        order = self.engine.orders[order_id]
+        version = order.version
+        result = await self.exchange.cancel(
+            venue_order_id=order.txid, client_order_id=None if order.txid else order.cl_ord_id
+        )
+        if self.engine.execution.on_cancel_result(order_id, result) or not order.txid:
+            await self.resync([order_id])
+        if self.engine.orders[order_id].version == version:
+            # The venue left it as it was (cancel pending, or an order not found yet): ask again after a backoff,
+            # not in a tight loop.
+            self._retry_later(order_id)
+        else:
+            self._retry_at.pop(order_id, None)
+            self._retries.pop(order_id, None)
+
+    async def wait_for_calls(self) -> None:
+        """Wait for every venue call in flight (tests; a stopping service)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
     def _retry_later(self, order_id: UUID) -> None:
         self._retries[order_id] += 1
@@ -168,14 +236,14 @@ class TradingService:
         self._retry_at[order_id] = _loop_time() + wait
 
     def next_retry_in(self) -> float | None:
-        """Seconds until the earliest postponed AddOrder is due (None when nothing is postponed)."""
-        pending = {o.id for o in self.engine.pending_submissions()}
-        if not pending:
+        """Seconds until the earliest postponed call is due (None when nothing is postponed)."""
+        waiting = {o.id for o in self.engine.pending_submissions()} | {o.id for o in self.engine.pending_cancels()}
+        if not waiting:
             return None
         block = self.exchange.entry_block()
-        if block is not None:
+        if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
             return max(0.05, block.retry_in_s)
-        due = [t for oid, t in self._retry_at.items() if oid in pending]
+        due = [t for oid, t in self._retry_at.items() if oid in waiting]
         return max(0.0, min(due) - _loop_time()) if due else None
 
     async def resync(self, order_ids) -> None:
@@ -378,10 +446,17 @@ class TradingService:
             return False
 
     async def _sender(self) -> None:
-        while not self.stopping:
-            self._work.clear()
-            await self._tolerating_outage("sending", self.send_pending)
-            await self._wait(self._work, self.next_retry_in())
+        try:
+            while not self.stopping:
+                self._work.clear()
+                if self._failed_calls:
+                    raise self._failed_calls.pop(0)
+                await self.send_pending(wait=False)
+                await self._wait(self._work, self.next_retry_in())
+        finally:
+            for task in list(self._inflight.values()):
+                task.cancel()
+            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
     async def _stream(self) -> None:
         async for report in self.exchange.executions():

@@ -21,6 +21,7 @@ EVENT_KINDS: dict[str, EventKind] = {
     "Deferred": EventKind.DECISION,
     "CloseRequested": EventKind.DECISION,
     "OperatorResolved": EventKind.DECISION,
+    "Corrected": EventKind.DECISION,
     "PositionExitAdded": EventKind.DECISION,
     "Acknowledged": EventKind.OUTCOME,
     "Rejected": EventKind.OUTCOME,

@@ -333,6 +333,37 @@ class Order(Aggregate):
         self._move(State.PENDING_SUBMIT)
         self.last_error = error
 
+    def correct(
+        self,
+        *,
+        reason: dict,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+    ) -> bool:
+        """Before an order the venue refused without executing anything is sent again: re-rounded by the venue's
+        current rules, or resized to what the account holds. Only while it waits to be sent (PENDING_SUBMIT).
+        Returns False (writes nothing) when nothing changes. Values must already be rounded."""
+        if self.state is not State.PENDING_SUBMIT:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "correct (only before sending)")
+        new = (
+            self.quantity if quantity is None else quantity,
+            self.limit_price if limit_price is None else limit_price,
+            self.trigger_price if trigger_price is None else trigger_price,
+        )
+        if new[0] <= ZERO:
+            raise ValueError(f"order {self.id}: a corrected quantity must be positive, got {plain(new[0])}")
+        if new == (self.quantity, self.limit_price, self.trigger_price):
+            return False
+        self._corrected(quantity=new[0], limit_price=new[1], trigger_price=new[2], reason=reason)
+        return True
+
+    @event("Corrected")
+    def _corrected(self, quantity, limit_price, trigger_price, reason: dict) -> None:
+        self.quantity = Decimal(quantity)
+        self.limit_price = _opt_decimal(limit_price)
+        self.trigger_price = _opt_decimal(trigger_price)
+
     def reject(self, *, error: str, reason: dict) -> None:
         """Record a definitive rejection (a permanent Kraken error, or proof the order was never placed)."""
         self._require(State.REJECTED, "reject")

@@ -30,6 +30,7 @@ REPORTED_EVENTS = frozenset(
         "Filled",
         "CancelRequested",
         "CancelRejected",
+        "Corrected",
         "Canceled",
         "Expired",
     }

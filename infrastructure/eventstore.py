@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -73,7 +74,9 @@ def prepare_database(target: PostgresTarget) -> None:
             connect_timeout=5,
         ) as conn:
             if target.schema:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+                # Another process of the deployment may create it at the same moment.
+                with contextlib.suppress(psycopg.errors.UniqueViolation):
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
     except psycopg.OperationalError as exc:
         detail = str(exc).replace(target.password, "***") if target.password else str(exc)
         raise StoreUnreachable(f"PostgreSQL at {target.redacted()} is not reachable: {detail.strip()}") from None
@@ -112,9 +115,27 @@ def app_env(settings: Settings, app_name: str) -> dict[str, str]:
 
 def open_orders_app(settings: Settings) -> OrdersApp:
     """The Orders event store as the settings select it. Close it with ``app.close()``."""
-    return OrdersApp(env=app_env(settings, OrdersApp.name))
+    return _open(OrdersApp, app_env(settings, OrdersApp.name))
 
 
 def open_commands_app(settings: Settings) -> CommandsApp:
     """The Commands log (the inbox every process writes operator commands to). Close it with ``app.close()``."""
-    return CommandsApp(env=app_env(settings, CommandsApp.name))
+    return _open(CommandsApp, app_env(settings, CommandsApp.name))
+
+
+def _open(app_class, env: dict[str, str], attempts: int = 10):
+    """Construct an application. Processes of one deployment starting together race to create the same tables
+    (PostgreSQL refuses concurrent CREATE TABLE of one name; eventsourcing's tracking-table migration writes a
+    marker row): the loser sees an error about what the winner just created, and simply opens again."""
+    import time
+
+    from eventsourcing.persistence import PersistenceError
+
+    for attempt in range(attempts):
+        try:
+            return app_class(env=env)
+        except PersistenceError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -39,6 +39,7 @@ class FakeExchange:
         self.queue: asyncio.Queue[VenueReport] = asyncio.Queue()
         self.deadman: list[int] = []
         self.block: EntryBlock | None = None  # set to make the venue refuse new orders (breaker open)
+        self.balances: dict[str, Decimal] = {"XXBT": Decimal(1000), "ZUSD": Decimal(10_000_000)}  # available
         self._ids = itertools.count(1)
 
     # --- ExchangePort --------------------------------------------------------------------------------------
@@ -98,6 +99,9 @@ class FakeExchange:
 
     async def asset_pairs(self):
         return load_default_pairs()
+
+    async def available_balances(self):
+        return dict(self.balances)
 
     async def server_time(self):
         return self.clock.now()

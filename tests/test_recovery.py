@@ -168,8 +168,11 @@ async def test_compensating_cancel_of_an_order_never_placed_ends_after_the_deadl
     order, _ = unknown_entry_to_cancel(h, "c5")
     h.engine.execution.on_place_result(order.id, PlaceResult(PlaceStatus.UNKNOWN, error="HTTP 502"))
     h.engine.control.set_mode(TradingMode.HALTED, by="test", why="test", cancel_entries=True)
-    assert await h.service.send_pending() == 0  # not found, not proven yet: retried at the next wake-up
+    h.service.config = ServiceConfig(deadman_enabled=False)  # the real backoff
+    assert await h.service.send_pending() == 1  # not found, not proven yet...
+    assert await h.service.send_pending() == 0  # ...asked again after a backoff, not in a tight loop
     assert h.engine.orders[order.id].state is State.CANCEL_PENDING
+    h.service._retry_at.clear()  # the backoff has passed
     clock.advance(36)
     await h.service.send_pending()
     order = h.engine.orders[order.id]

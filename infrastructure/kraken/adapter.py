@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from execledger.application.ports import (
     CancelResult,
+    Correction,
     EntryBlock,
     ErrorClass,
     FillReport,
@@ -37,7 +39,7 @@ from execledger.infrastructure.kraken.errors import (
     ThrottleWaitTooLong,
     Transport,
 )
-from execledger.infrastructure.kraken.parse import epoch, parse_add_order, parse_orders, parse_trades
+from execledger.infrastructure.kraken.parse import epoch, number, parse_add_order, parse_orders, parse_trades
 from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
 from execledger.infrastructure.kraken.rest import KrakenRestClient
 from execledger.infrastructure.kraken.retry import RetryPolicy
@@ -211,7 +213,7 @@ class KrakenExchange:
     def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:
         if (
             isinstance(exc, KrakenVenueError)
-            and exc.error_class is ErrorClass.RATE_LIMITED
+            and exc.rule.read is ErrorClass.RATE_LIMITED
             and exc.rule.prefix.startswith("EOrder:")
             and self.trading is not None
         ):
@@ -225,7 +227,10 @@ class KrakenExchange:
             return PlaceResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
         if isinstance(exc, KrakenTransportError) and exc.kind is Transport.CONNECT_FAILED:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
-        return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
+        correction = exc.rule.correction if isinstance(exc, KrakenVenueError) else Correction.NONE
+        return PlaceResult(
+            PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class, correction=correction
+        )
 
     async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:
         """Cancel one order by txid or cl_ord_id, retried (a cancel is idempotent in effect). An order that is
@@ -328,6 +333,15 @@ class KrakenExchange:
         result = await self.retry.run("AssetPairs", lambda: self.rest.public("AssetPairs"))
         self.pairs = PairRegistry.from_asset_pairs(result or {})
         return self.pairs
+
+    async def available_balances(self) -> dict[str, Decimal]:
+        """``BalanceEx``: per asset, ``balance`` minus ``hold_trade`` (what open orders hold), exact decimals."""
+        result = await self._read("BalanceEx") or {}
+        return {
+            asset: number(info.get("balance", "0")) - number(info.get("hold_trade", "0"))
+            for asset, info in result.items()
+            if isinstance(info, dict)
+        }
 
     async def websocket_token(self) -> str:
         """A fresh GetWebSocketsToken token (valid 15 minutes until used by a subscription)."""

@@ -11,14 +11,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from execledger.application.ports import ErrorClass
+from execledger.application.ports import Correction, ErrorClass
 
-R, L, P, A, N = (
+R, L, P, A, N, X = (
     ErrorClass.RETRYABLE,
     ErrorClass.RATE_LIMITED,
     ErrorClass.PERMANENT,
     ErrorClass.AMBIGUOUS,
     ErrorClass.NOT_FOUND,
+    ErrorClass.NOT_EXECUTED,
 )
 
 
@@ -39,29 +40,34 @@ class ErrorRule:
     read: ErrorClass
     write: ErrorClass
     hint: Hint = Hint.NONE
+    correction: Correction = Correction.NONE  # a NOT_EXECUTED write: what to correct before sending it again
 
 
 # Order matters only where one prefix extends another; lookup takes the longest matching prefix.
+RR, RS = Correction.REROUND, Correction.RESIZE
+
 ERROR_TABLE: tuple[ErrorRule, ...] = (
-    # Throttling: the request was refused before doing anything, so a write is definitely not placed.
-    ErrorRule("EAPI:Rate limit exceeded", L, L),
-    ErrorRule("EAuth:Rate limit exceeded", L, L),
-    ErrorRule("EGeneral:Too many requests", L, L),
-    ErrorRule("EService:Throttled", L, L, Hint.RETRY_AT),
-    ErrorRule("EOrder:Rate limit exceeded", L, L),
-    ErrorRule("EOrder:Domain rate limit exceeded", L, L),
+    # Throttling: the request was refused before doing anything, so a write is certainly not executed: it is sent
+    # again once the counter allows.
+    ErrorRule("EAPI:Rate limit exceeded", L, X),
+    ErrorRule("EAuth:Rate limit exceeded", L, X),
+    ErrorRule("EGeneral:Too many requests", L, X),
+    ErrorRule("EService:Throttled", L, X, Hint.RETRY_AT),
+    ErrorRule("EOrder:Rate limit exceeded", L, X),
+    ErrorRule("EOrder:Domain rate limit exceeded", L, X),
     # The engine is unwell: a write may or may not have been processed.
     ErrorRule("EService:Unavailable", R, A, Hint.VENUE_DOWN),
     ErrorRule("EService:Busy", R, A, Hint.VENUE_DOWN),
     ErrorRule("EGeneral:Internal error", R, A),
     ErrorRule("EDatabase:Internal error", R, A),
-    # Nonce: checked before the engine sees the request, so a write is certainly not placed.
-    ErrorRule("EAPI:Invalid nonce", P, P, Hint.FRESH_NONCE),
-    # Market gates and deadline: definitive refusals for this request.
-    ErrorRule("EService:Market in cancel_only mode", P, P),
-    ErrorRule("EService:Market in post_only mode", P, P),
-    ErrorRule("EService:Market in limit_only mode", P, P),
-    ErrorRule("EService:Deadline elapsed", P, P),
+    # Nonce: checked before the engine sees the request, so a write is certainly not executed (another client on
+    # the key signed with a nonce ahead of ours): sent again with a fresh nonce.
+    ErrorRule("EAPI:Invalid nonce", P, X, Hint.FRESH_NONCE),
+    # Market gates and deadline: nothing was executed; the same order may pass later.
+    ErrorRule("EService:Market in cancel_only mode", P, X),
+    ErrorRule("EService:Market in post_only mode", P, X),
+    ErrorRule("EService:Market in limit_only mode", P, X),
+    ErrorRule("EService:Deadline elapsed", P, X),
     # Authentication and account state.
     ErrorRule("EAPI:Invalid key", P, P),
     ErrorRule("EAPI:Invalid signature", P, P),
@@ -78,13 +84,16 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule("EQuery:Unknown asset pair", P, P),
     ErrorRule("EQuery:Unknown asset", P, P),
     ErrorRule("EQuery:Invalid asset pair", P, P),
-    ErrorRule("EOrder:Invalid price", P, P),
-    ErrorRule("EOrder:Insufficient funds", P, P),
+    # Refused for what it asks, but correctable: the pair's rules changed (re-round), the funds are short (resize),
+    # too many orders rest (wait). Nothing was executed.
+    ErrorRule("EGeneral:Invalid arguments:volume", P, X, correction=RR),
+    ErrorRule("EOrder:Invalid price", P, X, correction=RR),
+    ErrorRule("EOrder:Tick size check failed", P, X, correction=RR),
+    ErrorRule("EOrder:Insufficient funds", P, X, correction=RS),
+    ErrorRule("EOrder:Orders limit exceeded", P, X),
+    ErrorRule("EOrder:Scheduled orders limit exceeded", P, X),
     ErrorRule("EOrder:Order minimum not met", P, P),
     ErrorRule("EOrder:Cost minimum not met", P, P),
-    ErrorRule("EOrder:Tick size check failed", P, P),
-    ErrorRule("EOrder:Orders limit exceeded", P, P),
-    ErrorRule("EOrder:Scheduled orders limit exceeded", P, P),
     ErrorRule("EOrder:Positions limit exceeded", P, P),
     ErrorRule("EOrder:Margin allowance exceeded", P, P),
     ErrorRule("EOrder:Margin level too low", P, P),

@@ -54,6 +54,13 @@ def check_base_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+async def _body_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    """aiohttp trace hook: the request's body is on the wire (see ``_signed_request``)."""
+    sent = (context.trace_request_ctx or {}).get("sent") if isinstance(context.trace_request_ctx, dict) else None
+    if sent is not None:
+        sent.set()
+
+
 class KrakenRestClient:
     """Kraken Spot REST. Signed calls of one key are serialised (nonce order is arrival order); TLS certificates
     are always verified; every request has a timeout and a User-Agent."""
@@ -104,7 +111,11 @@ class KrakenRestClient:
         if self._session is None:
             # An explicit default context: certificate and host name verification on, whatever the environment.
             connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
-            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.user_agent})
+            trace = aiohttp.TraceConfig()
+            trace.on_request_chunk_sent.append(_body_sent)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.user_agent}, trace_configs=[trace]
+            )
         return self._session
 
     async def public(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -164,7 +175,7 @@ class KrakenRestClient:
                     breaker.record_success()  # the venue answered sensibly: it is up
             if (
                 self.limiter is not None
-                and exc.error_class is ErrorClass.RATE_LIMITED
+                and exc.rule.read is ErrorClass.RATE_LIMITED
                 and not exc.rule.prefix.startswith("EOrder:")
             ):
                 self.limiter.on_rate_limited()
@@ -183,7 +194,9 @@ class KrakenRestClient:
         while True:
             if limiter is not None:
                 await limiter.wait_for_room(method)
-            async with self._signed:
+            await self._signed.acquire()
+            released = False
+            try:
                 if limiter is not None and not limiter.take_now(method):
                     continue  # another call took the room meanwhile: wait again, without the lock
                 nonce = self.nonce.next()
@@ -193,9 +206,35 @@ class KrakenRestClient:
                     "API-Sign": sign(path, nonce, body, self.credentials.secret_bytes()),
                     "Content-Type": "application/x-www-form-urlencoded",
                 }
-                return await self._request(
-                    "POST", path, method, write=kind is CallKind.NEW_ENTRY, data=body, headers=headers
+                # Nonces must reach Kraken in the order they were issued, so signing and *sending* are serialised;
+                # waiting for the reply is not: a reply the venue holds for seconds delays no other call.
+                sent = asyncio.Event()
+                call = asyncio.ensure_future(
+                    self._request(
+                        "POST",
+                        path,
+                        method,
+                        write=kind is CallKind.NEW_ENTRY,
+                        data=body,
+                        headers=headers,
+                        trace_request_ctx={"sent": sent},
+                    )
                 )
+                on_wire = asyncio.ensure_future(sent.wait())
+                try:
+                    await asyncio.wait({call, on_wire}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    on_wire.cancel()
+                self._signed.release()
+                released = True
+                return await call
+            except asyncio.CancelledError:
+                if "call" in locals() and not call.done():
+                    call.cancel()
+                raise
+            finally:
+                if not released:
+                    self._signed.release()
 
     async def _request(self, verb: str, path: str, method: str, *, write: bool, **kwargs: Any) -> Any:
         started = time.monotonic()

@@ -105,9 +105,11 @@ def _upsert(conn: Connection, table, rows: list[dict]) -> None:
     conn.execute(stmt, rows)
 
 
-def create_tables(engine: Engine, metadata, attempts: int = 5) -> None:
+def create_tables(engine: Engine, metadata, attempts: int = 10) -> None:
     """Create missing tables; several processes starting at once (the split deployment) may race to create the
-    same table, and the loser sees "already exists": it checks again instead of failing."""
+    same table, and the loser sees "already exists": it waits a moment and checks again instead of failing."""
+    import time
+
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(attempts):
@@ -117,6 +119,7 @@ def create_tables(engine: Engine, metadata, attempts: int = 5) -> None:
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
             if ("already exists" not in str(exc) and "duplicate key" not in str(exc)) or attempt == attempts - 1:
                 raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 class ReadModelProjector:

@@ -101,10 +101,10 @@ async def test_an_injected_order_rate_limit_on_add_order_is_rejected_and_the_nex
     result = await venue.exchange.place(first)
     assert (result.status, result.error_class, result.error) == (
         PlaceStatus.REJECTED,
-        ErrorClass.RATE_LIMITED,
+        ErrorClass.NOT_EXECUTED,
         ORDER_LIMIT,
     )
-    assert venue.sim.orders() == []  # nothing done: a definitive answer, safe to place again with a new id
+    assert venue.sim.orders() == []  # nothing executed: safe to send again
     second = venue.limit_buy()
     assert (await venue.exchange.place(second)).status is PlaceStatus.ACKNOWLEDGED
     assert venue.exchange.trading.waited_s >= 1.0  # the pair counter was taken as full (60): one point of decay

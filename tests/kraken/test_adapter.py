@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from execledger.application.ports import ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
+from execledger.application.ports import Correction, ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
 from execledger.domain.values import OrderType, Side
 from execledger.infrastructure.kraken.adapter import KrakenExchange, add_order_params
 from execledger.infrastructure.kraken.breaker import BreakerState
@@ -150,18 +150,24 @@ async def test_not_found_means_in_neither_open_nor_closed_orders(stub, exchange)
 
 
 @pytest.mark.parametrize(
-    ("fixture", "error_class"),
+    ("fixture", "error_class", "correction"),
     [
-        ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", ErrorClass.PERMANENT),
-        ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.PERMANENT),
-        ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.PERMANENT),
-        ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.RATE_LIMITED),
+        ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", ErrorClass.PERMANENT, Correction.NONE),
+        ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.NOT_EXECUTED, Correction.REROUND),
+        ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
+        ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
+        ("rest_error_invalid_nonce_ccxt_issue_253.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
     ],
 )
-async def test_definitive_rejections(stub, exchange, fixture, error_class):
+async def test_rejections_say_whether_anything_executed_and_what_to_correct(
+    stub, exchange, fixture, error_class, correction
+):
+    """Refusals that executed nothing (NOT_EXECUTED) may be sent again, corrected as the row says; the rest are
+    definitive. Either way the adapter itself sent AddOrder exactly once."""
     stub.on("AddOrder", kraken_fixture(fixture))
     result = await exchange.place(order_request())
-    assert (result.status, result.error_class) == (PlaceStatus.REJECTED, error_class)
+    assert (result.status, result.error_class, result.correction) == (PlaceStatus.REJECTED, error_class, correction)
+    assert result.not_executed is (error_class is ErrorClass.NOT_EXECUTED)
     assert result.error == kraken_fixture(fixture)["error"][0]
     assert len(stub.calls("AddOrder")) == 1
 

@@ -17,27 +17,28 @@ from execledger.infrastructure.kraken.errors import (
 )
 from tests.conftest import kraken_fixture
 
-R, L, P, A, N = (
+R, L, P, A, N, X = (
     ErrorClass.RETRYABLE,
     ErrorClass.RATE_LIMITED,
     ErrorClass.PERMANENT,
     ErrorClass.AMBIGUOUS,
     ErrorClass.NOT_FOUND,
+    ErrorClass.NOT_EXECUTED,
 )
 
 # Every REST error fixture in ../shared/kraken/fixtures: (file, class for a read/cancel, class for an AddOrder).
 REST_ERROR_FIXTURES = [
-    ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", L, L),
+    ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", L, X),
     ("rest_error_eorder_unknown_order_ccxt_issue_7338.json", N, N),
-    ("rest_error_general_too_many_requests_ccxt_comment.json", L, L),
+    ("rest_error_general_too_many_requests_ccxt_comment.json", L, X),
     ("rest_error_invalid_arguments_ordertype_docs.json", P, P),
-    ("rest_error_invalid_arguments_volume_blackbird_issue_312.json", P, P),
+    ("rest_error_invalid_arguments_volume_blackbird_issue_312.json", P, X),
     ("rest_error_invalid_key_docs.json", P, P),
     ("rest_error_invalid_key_kraken_async_rs.json", P, P),
-    ("rest_error_invalid_nonce_ccxt_issue_253.json", P, P),
-    ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", P, P),
-    ("rest_error_market_cancel_only_mode_ccxt_comment.json", P, P),
-    ("rest_error_market_post_only_mode_ccxt_comment.json", P, P),
+    ("rest_error_invalid_nonce_ccxt_issue_253.json", P, X),
+    ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", P, X),
+    ("rest_error_market_cancel_only_mode_ccxt_comment.json", P, X),
+    ("rest_error_market_post_only_mode_ccxt_comment.json", P, X),
     ("rest_error_order_minimum_not_met_ccxt_issue_7362.json", P, P),
     ("rest_error_permission_denied_kraken_async_rs.json", P, P),
     ("rest_error_unknown_asset_pair_kraken_async_rs.json", P, P),
@@ -84,19 +85,19 @@ def test_success_fixtures_carry_no_error():
 @pytest.mark.parametrize(
     ("message", "read", "write", "hint"),
     [
-        ("EOrder:Invalid price:XXBTZEUR price can only be specified up to 1 decimals.", P, P, Hint.NONE),
-        ("EService:Throttled: 1700000000", L, L, Hint.RETRY_AT),
-        ("EService: Throttled: 1700000000", L, L, Hint.RETRY_AT),  # the docs' spelling, with spaces
+        ("EOrder:Invalid price:XXBTZEUR price can only be specified up to 1 decimals.", P, X, Hint.NONE),
+        ("EService:Throttled: 1700000000", L, X, Hint.RETRY_AT),
+        ("EService: Throttled: 1700000000", L, X, Hint.RETRY_AT),  # the docs' spelling, with spaces
         ("EService:Unavailable", R, A, Hint.VENUE_DOWN),
         ("EService:Busy", R, A, Hint.VENUE_DOWN),
         ("EGeneral:Internal error", R, A, Hint.NONE),
         ("EDatabase:Internal error", R, A, Hint.NONE),
-        ("EService:Deadline elapsed", P, P, Hint.NONE),
+        ("EService:Deadline elapsed", P, X, Hint.NONE),
         ("EOrder:Invalid order", N, N, Hint.NONE),
         ("EOrder:Cancel pending", P, P, Hint.CANCEL_PENDING),
-        ("EAPI:Invalid nonce", P, P, Hint.FRESH_NONCE),
-        ("EAPI:Rate limit exceeded", L, L, Hint.NONE),
-        ("EOrder:Domain rate limit exceeded", L, L, Hint.NONE),
+        ("EAPI:Invalid nonce", P, X, Hint.FRESH_NONCE),
+        ("EAPI:Rate limit exceeded", L, X, Hint.NONE),
+        ("EOrder:Domain rate limit exceeded", L, X, Hint.NONE),
         ("EQuery:Unknown asset", P, P, Hint.NONE),
         ("EQuery:Unknown asset pair", P, P, Hint.NONE),
         ("EGeneral:Temporary lockout", P, P, Hint.NONE),

@@ -79,11 +79,13 @@ async def test_invalid_nonce_twice_is_final(stub, rest):
     assert len(stub.calls("OpenOrders")) == 2
 
 
-async def test_invalid_nonce_on_add_order_is_not_resent(stub, rest):
+async def test_invalid_nonce_on_add_order_is_not_resent_here(stub, rest):
+    """The client never resends AddOrder; the refusal says nothing executed, so the engine may send it again later
+    (with a fresh nonce), deliberately and recorded."""
     stub.on("AddOrder", kraken_fixture("rest_error_invalid_nonce_ccxt_issue_253.json"))
     with pytest.raises(KrakenVenueError) as info:
         await rest.private("AddOrder", {"pair": "XBTUSD"}, kind=CallKind.NEW_ENTRY)
-    assert info.value.error_class is ErrorClass.PERMANENT
+    assert info.value.error_class is ErrorClass.NOT_EXECUTED
     assert len(stub.calls("AddOrder")) == 1
 
 
