@@ -26,9 +26,13 @@ from execledger.domain.errors import FieldError, SignalRejected
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
 from execledger.domain.values import OrderType, Side, plain
 
+SIGNAL_ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 SignalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=SIGNAL_ID_PATTERN)
 ]
+# Tags are free text without control characters: a NUL cannot be stored in a PostgreSQL text column, and a read
+# model that cannot store a row would stop following the log.
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 # Quantities and prices travel as decimal strings in plain notation, as Kraken's REST API takes and returns them
 # (REFERENCE.md 2: "prices/volumes/costs are strings"). A JSON number is binary floating point (0.1 is not 0.1), a
@@ -95,9 +99,10 @@ class TradeSignal(BaseModel):
     tp_price: PositiveDecimal | None = None
     # Seconds as a JSON number (an integer or a fraction); a bool or a string is refused, not read as 1 or parsed.
     timeout_s: Annotated[StrictFloat, Field(gt=0, le=30 * 24 * 3600)] | None = None
-    tags: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=256)]] = (
-        Field(default_factory=dict, max_length=32)
-    )
+    tags: dict[
+        Annotated[str, StringConstraints(max_length=64, pattern=_TEXT)],
+        Annotated[str, StringConstraints(max_length=256, pattern=_TEXT)],
+    ] = Field(default_factory=dict, max_length=32)
 
     def fingerprint(self) -> str:
         """A stable hash of the signal's content: the same signal_id with another content is a conflict."""

@@ -90,6 +90,7 @@ async def test_a_browser_page_cannot_trade(api):
         ({"timeout_s": True}, "timeout_s", "float_type"),
         ({"timeout_s": "30"}, "timeout_s", "float_type"),
         ({"tags": {"k" * 65: "v"}}, "tags." + "k" * 65 + ".[key]", None),
+        ({"tags": {"desk": "a\u0000b"}}, "tags.desk", "string_pattern_mismatch"),  # PostgreSQL text takes no NUL
     ],
 )
 async def test_signal_values_out_of_type_or_range_are_422_naming_the_field(api, change, field, rule):
@@ -144,6 +145,7 @@ async def test_malformed_bodies_are_4xx_naming_the_body(api):
         ({"until": "0001-01-01T00:00:00+23:59"}, "until"),
         ({"since": "99999999999999999999"}, "since"),
         ({"signal_id": "x" * 65}, "signal_id"),
+        ({"signal_id": "a\u0000b"}, "signal_id"),  # found by the fuzz: a NUL reached PostgreSQL as a 500
     ],
 )
 async def test_query_parameters_out_of_range_are_400_naming_them(api, params, field):

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Table, and_, func, select
 from execledger.domain.errors import FieldError
 from execledger.domain.order import OrderStatus
 from execledger.domain.pairs import PairRegistry
+from execledger.domain.signal import SIGNAL_ID_PATTERN
 from execledger.infrastructure.readmodels import tables as t
 
 
@@ -28,7 +29,7 @@ class ListFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signal_id: str | None = Field(default=None, max_length=64)
+    signal_id: str | None = Field(default=None, max_length=64, pattern=SIGNAL_ID_PATTERN)  # no NUL for PostgreSQL
     pair: str | None = Field(default=None, max_length=20)
     status: OrderStatus | None = None
     since: datetime | None = None
