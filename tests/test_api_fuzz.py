@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
+from execledger.application.service import ServiceConfig
 from execledger.infrastructure.api import OPENAPI, ApiContext, create_api
-from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
-from execledger.infrastructure.readmodels.queries import ReportQueries
-from tests.harness import Harness
+from execledger.infrastructure.bootstrap import build_trading, open_ledger
+from execledger.infrastructure.commandbus import CommandBus
+from tests.fakes import FakeExchange
 
 EXAMPLES = int(os.environ.get("EXECLEDGER_FUZZ_EXAMPLES", "200"))
 TOKEN = "f" * 40
@@ -27,20 +28,33 @@ EXCLUDED = ("positive_data_acceptance", "missing_required_header", "unsupported_
 
 
 @pytest.fixture
-async def server(ledger, clock, settings, orders_app):
-    h = Harness(ledger, clock)
-    engine = readmodel_engine(settings)
-    ctx = ApiContext(
-        engine=h.engine, queries=ReportQueries(engine), projector=ReadModelProjector(orders_app, engine), token=TOKEN
-    )
+async def server(settings, clock):
+    lg = open_ledger(settings, clock=clock)
+    trading = build_trading(lg, FakeExchange(clock), ServiceConfig(deadman_enabled=False, tick_interval_s=0.05))
+    task = asyncio.create_task(trading.service.run())
+    await asyncio.wait_for(trading.service.recovered.wait(), 10)
+    bus = CommandBus(lg, role="test", local_trading=trading.service)
+    ctx = ApiContext(ledger=lg, bus=bus, service=trading.service, token=TOKEN, receipt_timeout_s=0.5)
     runner = web.AppRunner(create_api(ctx))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", h.engine.ledger.app.recorder
+    yield f"http://127.0.0.1:{port}", Written(lg)
     await runner.cleanup()
-    engine.dispose()
+    await trading.service.stop()
+    await asyncio.wait_for(task, 10)
+    lg.close()
+
+
+class Written:
+    def __init__(self, lg):
+        self.lg = lg
+
+    def max_notification_id(self) -> int:
+        return (self.lg.app.recorder.max_notification_id() or 0) + (
+            self.lg.commands.recorder.max_notification_id() or 0
+        )
 
 
 def fuzz(base_url: str, recorder) -> dict[int, int]:

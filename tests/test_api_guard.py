@@ -7,11 +7,12 @@ import json
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from execledger.application.service import ServiceConfig
 from execledger.infrastructure.api import ApiContext, create_api
 from execledger.infrastructure.api.jsonio import MAX_BODY_BYTES
-from execledger.infrastructure.readmodels.projector import ReadModelProjector, readmodel_engine
-from execledger.infrastructure.readmodels.queries import ReportQueries
-from tests.harness import Harness
+from execledger.infrastructure.bootstrap import build_trading, open_ledger
+from execledger.infrastructure.commandbus import CommandBus
+from tests.fakes import FakeExchange
 
 SIGNAL = {
     "signal_id": "g-1",
@@ -27,15 +28,32 @@ TOKEN = "t" * 40
 
 
 @pytest.fixture
-async def api(ledger, clock, settings, orders_app):
-    h = Harness(ledger, clock)
-    engine = readmodel_engine(settings)
-    ctx = ApiContext(engine=h.engine, queries=ReportQueries(engine), projector=ReadModelProjector(orders_app, engine))
+async def api(settings, clock):
+    """An all-in-one API over a FakeExchange: the trading service carries out what the API records."""
+    lg = open_ledger(settings, clock=clock)
+    trading = build_trading(lg, FakeExchange(clock), ServiceConfig(deadman_enabled=False, tick_interval_s=0.05))
+    task = asyncio.create_task(trading.service.run())
+    await asyncio.wait_for(trading.service.recovered.wait(), 10)
+    ctx = ApiContext(ledger=lg, bus=CommandBus(lg, role="test", local_trading=trading.service), service=trading.service)
     client = TestClient(TestServer(create_api(ctx)))
     await client.start_server()
-    yield client, ctx, h.engine.ledger.app.recorder
+    yield client, ctx, Written(lg)
     await client.close()
-    engine.dispose()
+    await trading.service.stop()
+    await asyncio.wait_for(task, 10)
+    lg.close()
+
+
+class Written:
+    """Events and commands recorded so far: a refused request must add to neither."""
+
+    def __init__(self, lg):
+        self.lg = lg
+
+    def max_notification_id(self) -> int:
+        return (self.lg.app.recorder.max_notification_id() or 0) + (
+            self.lg.commands.recorder.max_notification_id() or 0
+        )
 
 
 def written(recorder) -> int:

@@ -11,7 +11,7 @@ import trustme
 from aiohttp import web
 from pydantic import SecretStr
 
-from execledger.application.exchange import ErrorClass
+from execledger.application.ports import ErrorClass
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 from execledger.infrastructure.kraken.breaker import CircuitBreaker
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
