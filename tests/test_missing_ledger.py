@@ -17,9 +17,7 @@ COMMANDS = [
     ["state", "--at", "2026-01-01T00:00:00Z"],
     ["replay"],
     ["projections", "rebuild"],
-    ["halt", "--reason", "test"],
-    ["resume"],
-]
+]  # operator commands (halt, resume, ...) may be recorded before the first start: the trading process applies them
 
 
 def invoke(args, settings):
