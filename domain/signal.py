@@ -4,21 +4,84 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from execledger.domain.errors import FieldError, SignalRejected
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
 from execledger.domain.values import OrderType, Side, plain
 
+SIGNAL_ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 SignalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=SIGNAL_ID_PATTERN)
 ]
-PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# Tags are free text without control characters: a NUL cannot be stored in a PostgreSQL text column, and a read
+# model that cannot store a row would stop following the log.
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+# Quantities and prices travel as decimal strings in plain notation, as Kraken's REST API takes and returns them
+# (REFERENCE.md 2: "prices/volumes/costs are strings"). A JSON number is binary floating point (0.1 is not 0.1), a
+# bool is not a quantity, and exponents or underscores ("1E+20", "0_0.0_1") are forms nobody means. Kraken
+# publishes no maximum; the bounds keep every value exact through rounding in Decimal's default 28-digit context:
+# 12 integer digits are beyond any listed market (10^12 base units or quote per unit), and 18 fraction digits are
+# beyond the finest grid AssetPairs gives (lot_decimals 8, pair_decimals up to 10); rounding removes the rest.
+MAX_INTEGER_DIGITS = 12
+MAX_FRACTION_DIGITS = 18
+DECIMAL_PATTERN = rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?$"
+_PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def _decimal_text(value: Any) -> Decimal:
+    """A decimal string in plain notation (or a finite ``Decimal`` from a Python caller) within the bounds."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise PydanticCustomError("decimal_finite", "must be a finite decimal")
+        number = value
+    elif isinstance(value, str):
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise PydanticCustomError(
+                "decimal_parsing", "must be a decimal in plain notation, digits with an optional fraction (e.g. '0.01')"
+            )
+        number = Decimal(value)
+    else:
+        raise PydanticCustomError(
+            "decimal_string_required",
+            "must be a string such as '0.01', not a JSON {kind} (decimals are sent as text, never as floats)",
+            {"kind": "boolean" if isinstance(value, bool) else "number" if isinstance(value, int | float) else "value"},
+        )
+    _sign, digits, exponent = number.as_tuple()
+    integer_digits = max(0, len(digits) + int(exponent))
+    fraction_digits = max(0, -int(exponent))
+    if integer_digits > MAX_INTEGER_DIGITS or fraction_digits > MAX_FRACTION_DIGITS:
+        raise PydanticCustomError(
+            "decimal_out_of_range",
+            "must have at most {integer} integer and {fraction} fraction digits",
+            {"integer": MAX_INTEGER_DIGITS, "fraction": MAX_FRACTION_DIGITS},
+        )
+    return number
+
+
+PositiveDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_text),
+    Field(gt=0),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["0.01"]}, mode="validation"),
+]
 
 
 class TradeSignal(BaseModel):
@@ -34,10 +97,12 @@ class TradeSignal(BaseModel):
     limit_price: PositiveDecimal | None = None
     sl_price: PositiveDecimal | None = None
     tp_price: PositiveDecimal | None = None
-    timeout_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
-    tags: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=256)]] = (
-        Field(default_factory=dict, max_length=32)
-    )
+    # Seconds as a JSON number (an integer or a fraction); a bool or a string is refused, not read as 1 or parsed.
+    timeout_s: Annotated[StrictFloat, Field(gt=0, le=30 * 24 * 3600)] | None = None
+    tags: dict[
+        Annotated[str, StringConstraints(max_length=64, pattern=_TEXT)],
+        Annotated[str, StringConstraints(max_length=256, pattern=_TEXT)],
+    ] = Field(default_factory=dict, max_length=32)
 
     def fingerprint(self) -> str:
         """A stable hash of the signal's content: the same signal_id with another content is a conflict."""

@@ -1,25 +1,50 @@
-"""Configuration: the fixed ``EXECLEDGER_*`` names of DESIGN.md, from the environment (secrets stay SecretStr)."""
+"""Configuration: the fixed ``EXECLEDGER_*`` names of DESIGN.md, from the environment (secrets stay SecretStr).
+
+Every value is checked when ``Settings`` is built, so a bad value never reaches a running service: a URL that is
+not an origin, plain ``http``/``ws`` off loopback, a port out of range, a short API token. ``describe`` turns a
+``ValidationError`` into one line naming each setting (``EXECLEDGER_API_PORT: ...``). Checks that need the
+outside world (the bind, the store, the credentials file) live in ``preflight.py``.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from execledger.infrastructure.kraken.urls import check_base_url, check_ws_url, derive_ws_url
+
+PREFIX = "EXECLEDGER_"
+MIN_API_TOKEN_LENGTH = 32  # e.g. `openssl rand -hex 16`; a bearer token is the only guard of a non-loopback bind
+# Names whose value is a credential: a configuration file that sets any of them must be private (chmod 600).
+SECRET_SETTINGS = frozenset({"kraken_key", "kraken_secret", "database_url", "api_token"})
+CONFIG_FILE_VAR = PREFIX + "CONFIG_FILE"
 
 
 class ConfigFileError(ValueError):
     """The optional configuration file cannot be used (the message never contains its secrets)."""
 
 
+def env_name(field: str) -> str:
+    """``api_port`` -> ``EXECLEDGER_API_PORT``: the name an operator sets."""
+    return PREFIX + field.upper()
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXECLEDGER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     data_dir: Path = Field(default=Path("./execledger-data"), description="where the embedded SQLite files live")
     database_url: SecretStr | None = Field(default=None, description="postgresql://... selects PostgreSQL")
     kraken_url: str | None = Field(default=None, description="Kraken REST origin; unset starts the simulator")
-    kraken_ws_url: str | None = None
+    kraken_ws_url: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Kraken WS v2 auth endpoint; derived for https://api.kraken.com and a loopback simulator",
+    )
     kraken_key: SecretStr | None = None
     kraken_secret: SecretStr | None = None
     kraken_secret_file: Path | None = None
@@ -35,8 +60,8 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per pool")
     db_max_overflow: int = Field(default=5, ge=0, le=100, description="extra connections a pool may open under load")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
+    api_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    api_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
     api_token: SecretStr | None = Field(
         default=None, description="bearer token; required when the API binds beyond loopback"
     )
@@ -61,6 +86,50 @@ class Settings(BaseSettings):
         "on the venue after it (plus a grace) is proof the order was never placed",
     )
 
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: Path) -> Path:
+        if not str(value).strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("kraken_url")
+    @classmethod
+    def _kraken_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_base_url(value)
+
+    @field_validator("kraken_ws_url")
+    @classmethod
+    def _kraken_ws_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Checked when given; derived from the REST origin when it can be (Kraken's own, a loopback simulator);
+        refused when it cannot: a service that silently runs without its stream sees fills a poll late."""
+        if value:
+            return check_ws_url(value)
+        rest = info.data.get("kraken_url")
+        if rest is None:
+            return None  # no venue configured (the built-in simulator brings its own), or kraken_url is invalid
+        derived = derive_ws_url(rest)
+        if derived is None:
+            raise ValueError(
+                f"is required for {env_name('kraken_url')}={rest} (it is derived only for https://api.kraken.com "
+                "and a plain-http loopback simulator)"
+            )
+        return derived
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+            raise ValueError("must be printable ASCII without spaces")
+        if len(token) < MIN_API_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_API_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 16`)")
+        return value
+
     @property
     def backend(self) -> str:
         return "postgres" if self.database_url is not None else "sqlite"
@@ -79,28 +148,64 @@ class Settings(BaseSettings):
         )
 
 
+def describe(exc: ValidationError) -> str:
+    """One line naming every setting that failed, e.g. ``EXECLEDGER_API_PORT: must be at most 65535 (got 70000)``.
+    Secret values are never echoed."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        quiet = field in SECRET_SETTINGS or field in ("kraken_url", "kraken_ws_url") or err.get("input") is None
+        shown = "" if quiet else f" (got {str(err['input'])[:80]!r})"
+        parts.append(f"{env_name(field)}: {message}{shown}")
+    return "; ".join(parts)
+
+
+def known_names() -> frozenset[str]:
+    return frozenset(env_name(name) for name in Settings.model_fields) | {CONFIG_FILE_VAR}
+
+
+def check_config_file(path: Path) -> None:
+    """The rules of the optional ``KEY=value`` file, applied to every spelling its parser accepts (``export KEY=``,
+    lower case, quotes, spaces): the file must exist and be readable; it may name only known settings (a typo is
+    refused, not ignored); it must not be writable by group or others (whoever may edit it chooses where the
+    credentials go); and if it sets a credential, not readable by them either (chmod 600). Raises ConfigFileError
+    naming ``EXECLEDGER_CONFIG_FILE`` and the problem, never a value."""
+    from dotenv import dotenv_values  # the parser pydantic-settings itself reads the file with
+
+    where = f"{CONFIG_FILE_VAR}: {path}"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigFileError(f"{where} does not exist") from None
+    except OSError as exc:
+        raise ConfigFileError(f"{where} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigFileError(f"{where} is not a regular file")
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"{where} cannot be read ({type(exc).__name__})") from None
+    names = {key.strip().upper() for key in values}
+    unknown = sorted(names - known_names())
+    if unknown:
+        raise ConfigFileError(f"{where} sets unknown setting(s) {', '.join(unknown)}")
+    perms = stat.S_IMODE(mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigFileError(f"{where} is writable by group or others (mode {perms:o}): chmod 600 it")
+    if names & {env_name(s) for s in SECRET_SETTINGS} and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigFileError(
+            f"{where} holds credentials but is readable by group or others (mode {perms:o}): chmod 600 it"
+        )
+
+
 def load_settings(config_file: Path | str | None = None) -> Settings:
     """Settings from the environment, with an optional ``KEY=value`` file (the same ``EXECLEDGER_*`` names) under
-    them; the environment wins. A file that holds a secret must not be readable by group or others."""
-    import os
-    import stat
-
-    source = config_file or os.environ.get("EXECLEDGER_CONFIG_FILE")
+    them; the environment wins. Raises ConfigFileError (the file breaks a rule of ``check_config_file``) or
+    pydantic's ValidationError (a value is wrong: ``describe`` it)."""
+    source = config_file or os.environ.get(CONFIG_FILE_VAR)
     if not source:
         return Settings()
     path = Path(source)
-    if not path.is_file():
-        raise ConfigFileError(f"configuration file {path} does not exist")
-    text = path.read_text()
-    secret_names = (
-        "EXECLEDGER_KRAKEN_SECRET",
-        "EXECLEDGER_KRAKEN_KEY",
-        "EXECLEDGER_DATABASE_URL",
-        "EXECLEDGER_API_TOKEN",
-    )
-    holds_secret = any(line.strip().startswith(name) for line in text.splitlines() for name in secret_names)
-    if holds_secret and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigFileError(
-            f"configuration file {path} holds credentials but is readable by group or others: chmod 600 it"
-        )
-    return Settings(_env_file=path)
+    check_config_file(path)
+    return Settings(_env_file=path, _env_file_encoding="utf-8")

@@ -88,7 +88,8 @@ async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
     assert r.status == 422 and {e["field"] for e in body["errors"]} == {"quantity"}
     r = await client.post("/v1/signals", json={**SIGNAL, "sl_price": "150"})
     assert r.status == 422 and (await r.json())["errors"][0]["rule"] == "sl_not_below_entry_for_buy"
-    assert (await client.post("/v1/signals", data="{nope")).status == 400
+    not_json = await client.post("/v1/signals", data="{nope", headers={"Content-Type": "application/json"})
+    assert not_json.status == 400 and (await not_json.json())["errors"][0]["field"] == "body"
     assert (await client.post("/v1/signals", json=[1, 2])).status == 422
     assert env.lg.app.recorder.max_notification_id() in (None, 0)
     assert env.lg.commands.recorder.max_notification_id() in (None, 0)
@@ -157,7 +158,8 @@ async def test_bad_queries_are_400_naming_the_field(env, params, field):
 
 async def test_order_detail_errors(env):
     client = env.client
-    assert (await client.get("/v1/orders/not-a-uuid")).status == 400
+    bad = await client.get("/v1/orders/not-a-uuid")
+    assert bad.status == 400 and (await bad.json())["errors"][0]["field"] == "order_id"
     assert (await client.get("/v1/orders/00000000-0000-0000-0000-000000000000")).status == 404
 
 
@@ -182,16 +184,24 @@ async def test_openapi_document_lists_every_route(env):
         "/v1/fills",
         "/v1/health",
         "/v1/openapi.json",
+        "/v1/docs",
+        "/v1/trading/halt",
+        "/v1/trading/resume",
+        "/v1/orders/{order_id}/cancel",
+        "/v1/orders/{order_id}/resolve",
+        "/v1/signals/{signal_id}/close",
     } == set(doc["paths"])
 
 
 async def test_bearer_token_required_when_configured(env):
     client, ctx = env.client, env.ctx
     ctx.token = "s3cret-token"
-    assert (await client.get("/v1/orders")).status == 401
+    missing = await client.get("/v1/orders")
+    assert missing.status == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
     assert (await client.get("/v1/orders", headers={"Authorization": "Bearer wrong"})).status == 401
     assert (await client.get("/v1/orders", headers={"Authorization": "Bearer s3cret-token"})).status == 200
     assert (await client.get("/v1/health")).status == 200
+    assert (await client.get("/v1/openapi.json")).status == 200  # the description is public, the data is not
 
 
 def test_non_loopback_bind_needs_a_token():

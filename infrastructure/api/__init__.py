@@ -1,8 +1,7 @@
 """The HTTP API (aiohttp, JSON): ``app`` builds it, one module per group of routes."""
 
-from execledger.infrastructure.api.app import create_api, require_token_for
+from execledger.infrastructure.api.app import OPENAPI, create_api, require_token_for
 from execledger.infrastructure.api.context import ApiContext
-from execledger.infrastructure.api.openapi import OPENAPI
 from execledger.infrastructure.net import is_loopback
 
 __all__ = ["OPENAPI", "ApiContext", "create_api", "is_loopback", "require_token_for"]

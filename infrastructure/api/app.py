@@ -1,57 +1,105 @@
-"""The HTTP API application: its context, the middleware every route passes, and the route table.
+"""The HTTP API application: the route table (every module's declared ``ROUTES``), the guard middleware every
+route passes, and the OpenAPI document built from the same declarations.
 
 Reads come from the read models; POST /v1/signals writes through the engine. Bound to 127.0.0.1 by default; any
-other bind requires a bearer token.
+other bind requires a bearer token (``preflight.check_api_bind`` refuses to start without one).
 """
 
 from __future__ import annotations
-
-import hmac
 
 from aiohttp import web
 
 from execledger.application.ledger import LedgerError
 from execledger.infrastructure.api import openapi, reports, signals, trading
+from execledger.infrastructure.api.commands import REFUSAL_STATUS
 from execledger.infrastructure.api.context import CTX, ApiContext
-from execledger.infrastructure.api.jsonio import error_response
+from execledger.infrastructure.api.guard import ROUTE_INFO, guard
+from execledger.infrastructure.api.jsonio import MAX_BODY_BYTES
+from execledger.infrastructure.api.models import (
+    CommandAnswer,
+    CommandBody,
+    ErrorBody,
+    OpenApiDocument,
+    OrderPath,
+    SignalPath,
+)
+from execledger.infrastructure.api.routes import Route
 from execledger.infrastructure.net import is_loopback
-from execledger.infrastructure.readmodels.queries import BadQuery
+
+# A new group of routes: a module with ``ROUTES = [Route(...)]``, listed here. Nothing else to register.
+ROUTE_MODULES = (signals, reports)
+
+_COMMAND_ANSWERS = {
+    **dict.fromkeys(set(REFUSAL_STATUS.values()), ("refused: the receipt says why", ErrorBody)),
+    200: ("carried out: the command's receipt", CommandAnswer),
+    202: ("recorded; the trading process has not confirmed it yet", CommandAnswer),
+    422: ("invalid command, one error per field", ErrorBody),
+}
 
 
-@web.middleware
-async def _auth_and_errors(request: web.Request, handler):
-    ctx = request.app[CTX]
-    if ctx.token is not None and request.path != "/v1/health":
-        supplied = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {ctx.token}".encode()):
-            return error_response(401, "missing or wrong bearer token")
-    try:
-        return await handler(request)
-    except BadQuery as exc:
-        return error_response(400, "invalid query", errors=[e.__dict__ for e in exc.errors])
-    except web.HTTPException:
-        raise
-    except Exception as exc:
-        request.app.logger.exception("unhandled error on %s", request.path)
-        return error_response(500, f"internal error: {type(exc).__name__}")
+def _command(path: str, handler, summary: str, path_params=None) -> Route:
+    return Route(
+        "POST",
+        path,
+        handler,
+        summary,
+        path_params=path_params,
+        body=CommandBody,
+        responses=_COMMAND_ANSWERS,
+        tags=("operator",),
+    )
 
 
-def create_api(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[_auth_and_errors], client_max_size=64 * 1024)
+# Operator commands through the log (trading.py); declared here so the module keeps only its handlers.
+COMMAND_ROUTES = [
+    _command("/v1/trading/halt", trading.halt, "Halt (or reduce) trading"),
+    _command("/v1/trading/resume", trading.resume, "Resume trading"),
+    _command("/v1/orders/{order_id}/cancel", trading.cancel_order, "Cancel one order", OrderPath),
+    _command("/v1/orders/{order_id}/resolve", trading.resolve_order, "Resolve an order by hand", OrderPath),
+    _command("/v1/signals/{signal_id}/close", trading.close_signal, "Close a signal's position", SignalPath),
+]
+
+META_ROUTES = [
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        openapi.serve,
+        "This document (OpenAPI 3.1)",
+        responses={200: ("the OpenAPI document", OpenApiDocument)},
+        public=True,
+        tags=("meta",),
+    ),
+    Route(
+        "GET",
+        "/v1/docs",
+        openapi.docs,
+        "This document as an HTML page",
+        responses={200: ("HTML", None)},
+        public=True,
+        html=True,
+        tags=("meta",),
+    ),
+]
+
+
+def all_routes() -> list[Route]:
+    return [route for module in ROUTE_MODULES for route in module.ROUTES] + COMMAND_ROUTES + META_ROUTES
+
+
+def create_api(ctx: ApiContext, routes: list[Route] | None = None) -> web.Application:
+    """The aiohttp application serving ``routes`` (default: every declared route) behind the guard."""
+    routes = all_routes() if routes is None else routes
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
     app[CTX] = ctx
-    app.router.add_post("/v1/signals", signals.post_signal)
-    app.router.add_get("/v1/orders", reports.list_orders)
-    app.router.add_get("/v1/orders/{order_id}", reports.get_order)
-    app.router.add_get("/v1/execution-reports", reports.list_reports)
-    app.router.add_get("/v1/fills", reports.list_fills)
-    app.router.add_get("/v1/health", reports.health)
-    app.router.add_get("/v1/openapi.json", openapi.serve)
-    app.router.add_post("/v1/trading/halt", trading.halt)
-    app.router.add_post("/v1/trading/resume", trading.resume)
-    app.router.add_post("/v1/orders/{order_id}/cancel", trading.cancel_order)
-    app.router.add_post("/v1/orders/{order_id}/resolve", trading.resolve_order)
-    app.router.add_post("/v1/signals/{signal_id}/close", trading.close_signal)
+    app[openapi.DOCUMENT] = openapi.build_document(routes)
+    info = {}
+    for route in routes:
+        info[app.router.add_route(route.method, route.path, route.handler)] = route
+    app[ROUTE_INFO] = info
     return app
+
+
+OPENAPI = openapi.build_document(all_routes())
 
 
 def require_token_for(host: str, token: str | None) -> str | None:

@@ -9,8 +9,18 @@ from aiohttp import web
 from execledger.application.ledger import OrderNotFound
 from execledger.domain.errors import FieldError
 from execledger.infrastructure.api.context import CTX
-from execledger.infrastructure.api.jsonio import error_response, json_response
-from execledger.infrastructure.readmodels.queries import BadQuery, parse_filter
+from execledger.infrastructure.api.jsonio import ApiError, error_response, json_response
+from execledger.infrastructure.api.models import (
+    ErrorBody,
+    ExecutionReportPage,
+    FillPage,
+    Health,
+    OrderDetail,
+    OrderPage,
+    OrderPath,
+)
+from execledger.infrastructure.api.routes import Route
+from execledger.infrastructure.readmodels.queries import BadQuery, ListFilter, parse_filter
 
 
 def _page(page) -> dict:
@@ -47,7 +57,7 @@ async def get_order(request: web.Request) -> web.Response:
     try:
         order_id = str(UUID(raw))
     except ValueError:
-        return error_response(400, f"{raw!r} is not an order id (a UUID)")
+        raise ApiError(400, f"{raw[:64]!r} is not an order id (a UUID)", field="order_id", rule="uuid") from None
     state = ctx.queries.order(order_id)
     try:
         history = ctx.ledger.ledger.order_history(order_id)
@@ -83,3 +93,58 @@ async def health(request: web.Request) -> web.Response:
     if ctx.service is not None:
         body["trading"]["recovered"] = ctx.service.recovered.is_set()
     return json_response(body)
+
+
+_PAGE_ERRORS = {400: ("invalid query: one error per parameter", ErrorBody)}
+ROUTES = [
+    Route(
+        "GET",
+        "/v1/orders",
+        list_orders,
+        "List orders (entries and bracket legs)",
+        query=ListFilter,
+        responses={200: ("a page of orders", OrderPage), **_PAGE_ERRORS},
+        tags=("reports",),
+    ),
+    Route(
+        "GET",
+        "/v1/orders/{order_id}",
+        get_order,
+        "One order: projected state and full event history",
+        path_params=OrderPath,
+        responses={
+            200: ("the order", OrderDetail),
+            400: ("not a UUID", ErrorBody),
+            404: ("no such order", ErrorBody),
+        },
+        tags=("reports",),
+    ),
+    Route(
+        "GET",
+        "/v1/execution-reports",
+        list_reports,
+        "List execution reports (one per order event)",
+        query=ListFilter,
+        responses={200: ("a page of execution reports", ExecutionReportPage), **_PAGE_ERRORS},
+        tags=("reports",),
+    ),
+    Route(
+        "GET",
+        "/v1/fills",
+        list_fills,
+        "List fills",
+        query=ListFilter,
+        query_exclude=("status",),
+        responses={200: ("a page of fills", FillPage), **_PAGE_ERRORS},
+        tags=("reports",),
+    ),
+    Route(
+        "GET",
+        "/v1/health",
+        health,
+        "Liveness, projection lag and trading mode",
+        responses={200: ("ok", Health)},
+        public=True,
+        tags=("health",),
+    ),
+]

@@ -8,17 +8,17 @@ trading process to place it: 201 with the new order, or the refusal the trading 
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from execledger.application.ledger import SignalConflict, entry_for_signal, entry_order_id
 from execledger.domain.commands import CommandKind, Outcome
 from execledger.domain.errors import SignalRejected
-from execledger.domain.signal import parse_signal, plan_entry
-from execledger.infrastructure.api.commands import answer, issue_and_wait, receipt_body
+from execledger.domain.signal import TradeSignal, parse_signal, plan_entry
+from execledger.infrastructure.api.commands import REFUSAL_STATUS, answer, issue_and_wait, receipt_body
 from execledger.infrastructure.api.context import CTX
-from execledger.infrastructure.api.jsonio import error_response, json_response
+from execledger.infrastructure.api.jsonio import body_of, error_response, json_response
+from execledger.infrastructure.api.models import CommandAnswer, ErrorBody, HaltedBody, SignalAccepted
+from execledger.infrastructure.api.routes import Route
 
 
 def _order_body(order, created: bool) -> dict:
@@ -33,10 +33,7 @@ def _order_body(order, created: bool) -> dict:
 
 async def post_signal(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error_response(400, "the body must be a JSON object")
+    body = body_of(request)
     if not isinstance(body, dict):
         return error_response(
             422,
@@ -82,3 +79,24 @@ async def post_signal(request: web.Request) -> web.Response:
         created = bool(receipt.detail.get("created"))
         return json_response({**detail, "created": created}, 201 if created else 200)
     return answer(command, receipt, trading)
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/signals",
+        post_signal,
+        "Submit an approved trade signal (idempotent by signal_id)",
+        body=TradeSignal,
+        responses={
+            **dict.fromkeys(set(REFUSAL_STATUS.values()), ("refused by the trading process", ErrorBody)),
+            201: ("order created", SignalAccepted),
+            200: ("the same signal again: nothing written", SignalAccepted),
+            202: ("recorded; the trading process has not confirmed it yet", CommandAnswer),
+            409: ("signal_id reused with other content", ErrorBody),
+            422: ("invalid signal, one error per field", ErrorBody),
+            423: ("trading halted or reducing: no new entries", HaltedBody),
+        },
+        tags=("signals",),
+    )
+]

@@ -6,7 +6,6 @@ the status codes). Bodies are JSON objects; ``by`` (who) defaults to ``api`` and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -14,16 +13,13 @@ from aiohttp import web
 from execledger.domain.commands import CommandKind
 from execledger.infrastructure.api.commands import answer, issue_and_wait
 from execledger.infrastructure.api.context import CTX
-from execledger.infrastructure.api.jsonio import error_response
+from execledger.infrastructure.api.jsonio import JSON_BODY, error_response
 
 
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    if not request.can_read_body:
+    if JSON_BODY not in request:  # the guard read and parsed the body (guard.py); none was sent
         return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error_response(400, "the body must be a JSON object")
+    body = request[JSON_BODY]
     if not isinstance(body, dict):
         return error_response(400, "the body must be a JSON object")
     return body

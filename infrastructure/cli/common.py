@@ -5,25 +5,36 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from pydantic import ValidationError
 
 from execledger.infrastructure.bootstrap import Ledger, open_ledger
 from execledger.infrastructure.cli.exits import Exit, fail
 from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
-from execledger.infrastructure.settings import ConfigFileError, Settings, load_settings
+from execledger.infrastructure.preflight import ConfigError, ledger_location
+from execledger.infrastructure.preflight import load as load_checked
+from execledger.infrastructure.settings import Settings
 
 
 def load() -> Settings:
-    """The settings of this invocation; a configuration error exits 3 with one line naming it."""
+    """The settings of this invocation; a configuration error exits 3 with one line naming the setting."""
     try:
-        return load_settings()
-    except (ConfigFileError, ValidationError) as exc:
+        return load_checked()
+    except ConfigError as exc:
         fail(Exit.CONFIG, f"configuration error: {exc}")
 
 
-def open_or_exit(settings: Settings) -> Ledger:
+def open_or_exit(settings: Settings, *, must_exist: bool = True) -> Ledger:
+    """The ledger, opened. A command that acts on an existing ledger (reports, audit, replay, operator commands)
+    refuses a missing one with exit 3 naming where it looked, instead of creating an empty one: a mistyped
+    EXECLEDGER_DATA_DIR must not read as "no orders"."""
     try:
+        if must_exist:
+            where = ledger_location(settings)
+            if not where.exists:
+                setting = "EXECLEDGER_DATA_DIR" if settings.database_url is None else "EXECLEDGER_DATABASE_URL"
+                fail(Exit.CONFIG, f"configuration error: {setting}: no ledger at {where.where} (nothing was created)")
         return open_ledger(settings)
+    except ConfigError as exc:
+        fail(Exit.CONFIG, f"configuration error: {exc}")
     except (StoreConfigError, StoreUnreachable) as exc:
         fail(Exit.CONFIG, str(exc))
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+
 import click
 
 from execledger.infrastructure.cli.common import load
 from execledger.infrastructure.cli.exits import Exit, fail
 from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
+from execledger.infrastructure.preflight import ROLES_THAT_TRADE, ConfigError, bind_error, check_online, check_service
+
+BIND_ERRNOS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
 
 
 def register(main: click.Group) -> None:
@@ -94,6 +99,16 @@ def register(main: click.Group) -> None:
         from execledger.infrastructure.writerlock import WriterLockHeld
 
         settings = load()
+        # Every check before anything starts: no trading task, writer lock, socket or store exists yet.
+        warning = None
+        try:
+            check_service(settings, role)
+            if role in ROLES_THAT_TRADE and settings.kraken_url:
+                warning = asyncio.run(check_online(settings, strict=False))
+        except ConfigError as exc:
+            fail(Exit.CONFIG, f"configuration error: {exc}")
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
 
         def ready(running) -> None:
             where = f"simulator {running.simulator.rest_url}" if running.simulator else (settings.kraken_url or "-")
@@ -112,4 +127,9 @@ def register(main: click.Group) -> None:
             fail(Exit.CONFIG, str(exc))
         except (StoreConfigError, StoreUnreachable) as exc:
             fail(Exit.CONFIG, str(exc))
+        except OSError as exc:
+            if exc.errno not in BIND_ERRNOS:
+                raise
+            # The port was taken between the check and the bind: still one line, still exit 3.
+            fail(Exit.CONFIG, f"configuration error: {bind_error(settings.api_host, settings.api_port, exc)}")
         click.echo("execledger stopped", err=True)

@@ -21,7 +21,7 @@ from execledger.infrastructure.commandbus import CommandBus
 
 
 def _issue(kind: CommandKind, payload: dict[str, Any], *, by: str, why: str, wait: float) -> None:
-    with open_or_exit(load()) as lg:
+    with open_or_exit(load(), must_exist=False) as lg:  # a command may be recorded before the first start
         bus = CommandBus(lg, role="cli")
         try:
             command = bus.issue(kind, payload, by=by, why=why)

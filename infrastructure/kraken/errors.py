@@ -158,6 +158,7 @@ class Transport(StrEnum):
     CONNECTION_LOST = "connection_lost"  # reset / disconnected after the request may have been written
     HTTP_STATUS = "http_status"  # a status other than 200 (Cloudflare 5xx pages, 429, ...)
     BAD_BODY = "bad_body"  # 200 but not Kraken's JSON envelope (an HTML page, truncated JSON)
+    TLS_FAILED = "tls_failed"  # the TLS handshake failed (certificate not trusted, wrong host, not TLS at all)
 
 
 # HTTP statuses that mean "the request did not get a proper answer; it may have been processed".
@@ -166,7 +167,13 @@ TRANSIENT_HTTP = frozenset({408, 425, 429})
 
 def classify_transport(kind: Transport, *, write: bool, status: int | None = None) -> ErrorClass:
     """The class of a transport failure. For a write, everything except "never connected" and a plain
-    client-side refusal (4xx other than 408/425/429) is AMBIGUOUS: Kraken says a 502 order may still execute."""
+    client-side refusal (4xx other than 408/425/429) is AMBIGUOUS: Kraken says a 502 order may still execute.
+
+    A failed TLS handshake is PERMANENT for both: no request was sent, and retrying cannot help. It is a
+    configuration problem (a wrong or intercepted ``EXECLEDGER_KRAKEN_URL``, a missing CA bundle), never an outage
+    to wait out, and it must not teach us to trust another certificate."""
+    if kind is Transport.TLS_FAILED:
+        return P
     if kind is Transport.CONNECT_FAILED:
         return R
     if kind is Transport.HTTP_STATUS and status is not None and 400 <= status < 500 and status not in TRANSIENT_HTTP:
@@ -179,7 +186,10 @@ def classify_transport(kind: Transport, *, write: bool, status: int | None = Non
 
 
 def trips_breaker(kind: Transport, status: int | None = None) -> bool:
-    """Transport failures and 5xx count towards opening the circuit breaker; a client-side 4xx does not."""
+    """Transport failures and 5xx count towards opening the circuit breaker; a client-side 4xx and a TLS failure
+    (configuration, not the venue being down) do not."""
+    if kind is Transport.TLS_FAILED:
+        return False
     if kind is Transport.HTTP_STATUS:
         return status is not None and status >= 500
     return True

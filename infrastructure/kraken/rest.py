@@ -15,7 +15,7 @@ import ssl
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -34,24 +34,18 @@ from execledger.infrastructure.kraken.errors import (
 )
 from execledger.infrastructure.kraken.nonce import PersistentNonce, nonce_path
 from execledger.infrastructure.kraken.ratelimit import RestCallLimiter
-from execledger.infrastructure.net import is_loopback
+from execledger.infrastructure.kraken.urls import check_base_url
 
 log = logging.getLogger("execledger.kraken.rest")
 
 USER_AGENT = "execledger/0.1 (Kraken Spot adapter; aiohttp)"
 
 
-def check_base_url(url: str) -> str:
-    """The origin to talk to (``https://api.kraken.com`` or ``http://127.0.0.1:8765``). Plain ``http://`` is
-    refused for any host that is not loopback: credentials and orders never travel unencrypted."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Kraken URL {url!r} is not an http(s) origin")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"Kraken URL {url!r} must be an origin only (no path such as /0)")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ValueError(f"refusing plain http to non-loopback host {parts.hostname!r}: use https")
-    return f"{parts.scheme}://{parts.netloc}"
+def _tls_reason(exc: Exception) -> str:
+    """The verification failure in words (e.g. ``certificate verify failed: self-signed certificate``)."""
+    cert_error = getattr(exc, "certificate_error", None)
+    reason = getattr(cert_error, "verify_message", None) or getattr(cert_error, "reason", None)
+    return str(reason or cert_error or type(exc).__name__)
 
 
 async def _body_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
@@ -247,6 +241,9 @@ class KrakenRestClient:
             async with self._http().request(verb, self.base_url + path, timeout=self.timeout, **kwargs) as resp:
                 status, content_type = resp.status, resp.content_type
                 text = await resp.text()
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            # Before ClientConnectorError, its base: a certificate that does not verify is not an outage.
+            raise fail(Transport.TLS_FAILED, f"TLS handshake with {self.base_url} failed: {_tls_reason(exc)}") from None
         except aiohttp.ClientConnectorError as exc:
             raise fail(Transport.CONNECT_FAILED, f"cannot connect ({type(exc).__name__})") from None
         except TimeoutError:

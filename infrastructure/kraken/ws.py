@@ -17,14 +17,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from execledger.application.ports import FillReport, StreamEvent, StreamState, VenueReport
 from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
 from execledger.infrastructure.kraken.parse import parse_executions_message
-from execledger.infrastructure.net import is_loopback
+from execledger.infrastructure.kraken.urls import check_ws_url
 
 if TYPE_CHECKING:
     from execledger.infrastructure.kraken.adapter import KrakenExchange
@@ -32,16 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("execledger.kraken.ws")
 
 MAX_RECONNECT_DELAY_S = 30.0
-
-
-def check_ws_url(url: str) -> str:
-    """``wss://`` anywhere; plain ``ws://`` (or ``http://``) only to a loopback host such as the simulator."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
-        raise ValueError(f"Kraken WS URL {url!r} is not a ws(s) URL")
-    if parts.scheme in ("ws", "http") and not is_loopback(parts.hostname):
-        raise ValueError(f"refusing unencrypted WebSocket to non-loopback host {parts.hostname!r}: use wss")
-    return url
 
 
 class StreamInterrupted(Exception):

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Table, and_, func, select
 from execledger.domain.errors import FieldError
 from execledger.domain.order import OrderStatus
 from execledger.domain.pairs import PairRegistry
+from execledger.domain.signal import SIGNAL_ID_PATTERN
 from execledger.infrastructure.readmodels import tables as t
 
 
@@ -28,20 +29,23 @@ class ListFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signal_id: str | None = Field(default=None, max_length=64)
+    signal_id: str | None = Field(default=None, max_length=64, pattern=SIGNAL_ID_PATTERN)  # no NUL for PostgreSQL
     pair: str | None = Field(default=None, max_length=20)
     status: OrderStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)  # an OFFSET past int64 crashed the driver (issue 14)
 
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        try:
+            return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        except OverflowError:  # 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
+            raise ValueError("is out of range once converted to UTC") from None
 
 
 def parse_filter(params: dict[str, Any], pairs: PairRegistry) -> ListFilter:
