@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from eventsourcing.application import AggregateNotFoundError
+
 from execledger.application.contingencies import ContingencyManager
 from execledger.application.execution import ExecutionHandler
 from execledger.application.ledger import ExecutionLedger
@@ -24,7 +26,7 @@ from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
 from execledger.domain import clock as domain_clock
 from execledger.domain.order import Order, State
-from execledger.domain.pairs import PairRegistry
+from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
 from execledger.domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
 
 
@@ -86,9 +88,18 @@ class ExecutionEngine:
         self.control.reload_state()
         return len(self.orders)
 
-    def update_pairs(self, pairs: PairRegistry) -> None:
-        """The venue's current pair rules (reloaded at start, periodically and after a precision refusal)."""
+    def update_pairs(self, pairs: PairRegistry, *, source: str = "venue") -> bool:
+        """The venue's current pair rules (loaded at start, periodically and after a precision refusal): used from
+        now on, and kept in the store (a new snapshot only when they changed) for a start without the venue.
+        Returns whether they changed."""
         self.pairs = self.ledger.pairs = self.contingencies.pairs = pairs
+        try:
+            snapshot = self.app.repository.get(VENUE_RULES_ID)
+        except AggregateNotFoundError:
+            snapshot = VenueRules()
+        changed = snapshot.load(pairs, source=source)
+        self.uow.commit(snapshot)
+        return changed
 
     def tick(self) -> None:
         """The time-driven decisions: timeouts of resting limit entries, then the contingency safety net over every

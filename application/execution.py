@@ -31,6 +31,7 @@ from execledger.application.ports import (
     VenueOrderStatus,
 )
 from execledger.application.unit_of_work import UnitOfWork
+from execledger.domain.errors import DomainError
 from execledger.domain.order import Order, State
 from execledger.domain.reasons import reason
 from execledger.domain.trading_state import TradingMode, TradingState
@@ -294,18 +295,23 @@ class ExecutionHandler:
     # --- venue facts -----------------------------------------------------------------------------------------
 
     def on_fill_report(self, fill: FillReport) -> None:
-        """One trade of one of our orders (a repeat of a known trade id changes nothing)."""
+        """One trade of one of our orders (a repeat of a known trade id changes nothing). A fill the ledger cannot
+        apply is recorded as a conflict, never an error that stops a worker."""
         order = self.index.find(venue_order_id=fill.venue_order_id, client_order_id=fill.client_order_id)
         if order is None:
             self.unmatched.append(fill)
             return
-        if order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
-            order.acknowledge(
-                txid=fill.venue_order_id,
-                at=self.clock.now(),
-                reason=reason("venue_fill", f"{fill.source} reported a fill", source=fill.source),
-            )
-        self._apply_fill(order, fill)
+        try:
+            if order.txid is None and order.state is not State.PENDING_SUBMIT:
+                order.acknowledge(
+                    txid=fill.venue_order_id,
+                    at=self.clock.now(),
+                    reason=reason("venue_fill", f"{fill.source} reported a fill", source=fill.source),
+                )
+            self._apply_fill(order, fill)
+        except DomainError as exc:
+            self._conflict(order, f"fill {fill.trade_id}", fill.source, exc)
+            return
         self._react_and_commit(order)
 
     def on_status_report(self, report: OrderStatusReport, fills: Iterable[FillReport] = ()) -> bool:
@@ -315,6 +321,15 @@ class ExecutionHandler:
         if order is None:
             self.unmatched.append(report)
             return False
+        try:
+            missing_fills = self._status(order, report, fills)
+        except DomainError as exc:
+            self._conflict(order, f"status {report.status.value}", report.source, exc)
+            return False
+        self._react_and_commit(order)
+        return missing_fills
+
+    def _status(self, order: Order, report: OrderStatusReport, fills: Iterable[FillReport]) -> bool:
         source = report.source
         evidence = reason(
             f"venue_{report.status.value}",
@@ -324,7 +339,7 @@ class ExecutionHandler:
             filled_qty=report.filled_qty,
             sequence=report.sequence,
         )
-        if order.txid is None and order.state not in (State.PENDING_SUBMIT, State.REJECTED):
+        if order.txid is None and order.state is not State.PENDING_SUBMIT:
             order.acknowledge(txid=report.venue_order_id, at=self.clock.now(), reason=evidence)
         for fill in sorted(
             (f for f in fills if f.venue_order_id == report.venue_order_id), key=lambda f: (f.ts_event, f.trade_id)
@@ -333,8 +348,37 @@ class ExecutionHandler:
         missing_fills = report.filled_qty is not None and report.filled_qty > order.filled_quantity
         if not missing_fills and order.state is not State.FILLED:
             self._apply_status(order, report, evidence)
-        self._react_and_commit(order)
+        if not report.is_terminal and order.is_terminal and report.status is not VenueOrderStatus.PENDING:
+            # The venue still works an order the ledger holds ended: nobody would manage it. Flag it loudly.
+            order.record_conflict(
+                key=f"venue_live:{report.venue_order_id}",
+                reason=reason(
+                    "venue_fact_conflict",
+                    f"{source} shows the order {report.status.value} while the ledger holds it {order.state.value}: "
+                    f"an operator should cancel it on the venue or resolve it",
+                    source=source,
+                    venue_status=report.status,
+                ),
+            )
         return missing_fills
+
+    def _conflict(self, order: Order, what: str, source: str, exc: Exception) -> None:
+        """A venue fact the ledger cannot apply: forget whatever of it was applied in memory, record the conflict
+        for an operator (once), and carry on."""
+        log.error("%s of order %s from %s cannot be applied: %s", what, order.id, source, exc)
+        self.uow._rollback([order])
+        order = self.index[order.id]
+        order.record_conflict(
+            key=f"{what}:{type(exc).__name__}",
+            reason=reason(
+                "venue_fact_conflict",
+                f"{source} reported {what}, which contradicts what the ledger recorded ({exc}): not applied; an "
+                f"operator should check the order on the venue",
+                source=source,
+                error=str(exc),
+            ),
+        )
+        self.uow.commit(order)
 
     def _apply_status(self, order: Order, report: OrderStatusReport, evidence: dict) -> None:
         if report.status is VenueOrderStatus.CANCELED:

@@ -32,6 +32,7 @@ from execledger.application.ports import (
     VenueReport,
 )
 from execledger.domain.order import Order, State
+from execledger.domain.values import OrderRole
 
 log = logging.getLogger("execledger.service")
 
@@ -51,12 +52,14 @@ class ServiceConfig:
     deadman_timeout_s: int = 60  # CancelAllOrdersAfter timeout (Kraken recommends 60 s, refreshed every 15-30 s)
     deadman_refresh_s: float = 20.0
     deadman_enabled: bool = True
+    deadman_mode: str = "entries"  # entries: armed only while no exit order lives; all; off
     reconcile_interval_s: float = 60.0  # continuous reconciliation while running
     reconcile_quiet_s: float = 10.0  # missing-order strikes skip orders the stream touched this recently
     poll_when_stream_down_s: float = 2.0  # REST polling cycle while the execution stream is down
     commands_poll_s: float = 0.25  # how often the command log is read when no wake-up arrives
     retry_min_s: float = 0.5  # first wait before sending again what was not sent (the venue unavailable)
     retry_max_s: float = 30.0
+    rules_refresh_s: float = 3600.0  # how often the venue's pair rules (AssetPairs) are loaded again
 
 
 class TradingService:
@@ -80,6 +83,7 @@ class TradingService:
         self._commands = asyncio.Event()
         self._stopping = asyncio.Event()
         self._poll_now = asyncio.Event()
+        self._deadman_wake = asyncio.Event()
         self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
         self.missing: Counter[UUID] = Counter()  # lost-order strikes: never terminal until the venue proves it
         self.stream_seen: dict[UUID, datetime] = {}  # when the live stream last reported on an order
@@ -111,6 +115,7 @@ class TradingService:
 
     def _after_commit(self, committed) -> None:
         self._work.set()
+        self._deadman_wake.set()  # an exit order may have started or ended: arm or disarm at once
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -194,7 +199,7 @@ class TradingService:
         order = self.engine.orders[order_id]
         try:
             if correction is Correction.REROUND:
-                self.engine.update_pairs(await self.exchange.asset_pairs())
+                self.engine.update_pairs(await self.exchange.asset_pairs(), source="precision refusal")
                 touched = self.engine.contingencies.reround(order)
             elif correction is Correction.RESIZE:
                 touched = self.engine.contingencies.resize_to_holdings(order, await self.exchange.available_balances())
@@ -385,6 +390,7 @@ class TradingService:
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
         await self._anchor_clock()
+        await self._tolerating_outage("loading the venue's pair rules", self.refresh_pairs)
         self.engine.load()
         self.pull_commands()  # a halt recorded while no trading process ran applies before anything is sent
         while not self.stopping and not await self._tolerating_outage("start-up reconciliation", self.reconcile):
@@ -407,6 +413,10 @@ class TradingService:
                 raise _Stop
         except* _Stop:
             pass
+
+    async def refresh_pairs(self, source: str = "venue") -> bool:
+        """Load the venue's current pair rules (AssetPairs); the ledger trades by them from now on."""
+        return self.engine.update_pairs(await self.exchange.asset_pairs(), source=source)
 
     async def _anchor_clock(self) -> None:
         """Follow the venue's clock if the machine's is far off it (before any decision is taken)."""
@@ -433,16 +443,21 @@ class TradingService:
                 w.cancel()
 
     async def _tolerating_outage(self, what: str, work: Callable[[], Awaitable[object]]) -> bool:
-        """Run ``work``; a venue call that failed for a passing reason (unavailable, rate limited: the adapter's
-        retries ran out) is logged and tried again at the next turn instead of stopping the service. Anything
-        else (a bug) still propagates. Returns whether ``work`` completed."""
+        """Run ``work``; a venue call that failed, for whatever reason the venue gave (unavailable, rate limited,
+        a refused nonce or permission: the adapter's retries ran out), is logged and tried again at the next turn:
+        no error from a housekeeping call stops the service. Anything that is not a venue error (a bug) still
+        propagates. Returns whether ``work`` completed."""
         try:
             await work()
             return True
         except Exception as exc:
-            if getattr(exc, "error_class", None) not in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+            error_class = getattr(exc, "error_class", None)
+            if error_class is None:
                 raise
-            log.warning("%s: the venue is unavailable for now (%s); trying again at the next turn", what, exc)
+            if error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+                log.warning("%s: the venue is unavailable for now (%s); trying again at the next turn", what, exc)
+            else:
+                log.error("%s: the venue refused it (%s); trying again at the next turn", what, exc)
             return False
 
     async def _sender(self) -> None:
@@ -478,9 +493,13 @@ class TradingService:
             failed = not await self._tolerating_outage("REST polling", self.poll_once)
 
     async def _timers(self) -> None:
+        rules_loaded = _loop_time()
         while not self.stopping:
             self.engine.tick()
             await self._tolerating_outage("resolving unknown outcomes", self.resolve_unknowns)
+            if _loop_time() - rules_loaded >= self.config.rules_refresh_s:
+                rules_loaded = _loop_time()
+                await self._tolerating_outage("reloading the venue's pair rules", self.refresh_pairs)
             await self._wait(None, self.config.tick_interval_s)
 
     async def _reconciler(self) -> None:
@@ -498,21 +517,42 @@ class TradingService:
             self.pull_commands()
             await self._wait(self._commands, self.config.commands_poll_s)
 
+    def deadman_wanted(self) -> bool:
+        """Whether Kraken's dead-man's switch should be armed now. ``CancelAllOrdersAfter`` cancels *every* order
+        of the account when it fires (REFERENCE.md 3.6), protective legs included, so in the ``entries`` mode it is
+        armed only while no exit order (stop-loss, take-profit, market exit) is live or about to be sent: a
+        service that dies then leaves its legs resting."""
+        mode = self.config.deadman_mode
+        if mode == "all":
+            return True
+        if mode == "off":
+            return False
+        return not any(o.role is not OrderRole.ENTRY for o in self.engine.live_orders())
+
     async def _deadman(self) -> None:
+        armed: bool | None = None
+        refreshed = 0.0
         try:
             while not self.stopping:
-                await self._tolerating_outage("dead-man's switch", self._arm_deadman)
-                await self._wait(None, self.config.deadman_refresh_s)
+                wanted = self.deadman_wanted()
+                due = wanted and _loop_time() - refreshed >= self.config.deadman_refresh_s
+                if wanted != armed or due:
+                    try:
+                        self.deadman_expires_at = await self.exchange.cancel_all_after(
+                            self.config.deadman_timeout_s if wanted else 0
+                        )
+                        armed, refreshed = wanted, _loop_time()
+                    except Exception as exc:  # housekeeping: reported, never a reason to stop trading
+                        log.warning("dead-man's switch (%s) failed: %s", "arm" if wanted else "disarm", exc)
+                self._deadman_wake.clear()
+                await self._wait(self._deadman_wake, self.config.deadman_refresh_s)
         finally:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.
-            if self.stopping:
+            if self.stopping and armed:
                 try:
                     await asyncio.wait_for(self.exchange.cancel_all_after(0), 5.0)
                 except Exception as exc:
                     log.warning("could not disarm the dead-man's switch at shutdown (%s): it fires by itself", exc)
-
-    async def _arm_deadman(self) -> None:
-        self.deadman_expires_at = await self.exchange.cancel_all_after(self.config.deadman_timeout_s)
 
 
 # TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission

@@ -28,6 +28,7 @@ EVENT_KINDS: dict[str, EventKind] = {
     "SubmissionOutcomeUnknown": EventKind.OUTCOME,
     "CancelRejected": EventKind.OUTCOME,
     "NotSent": EventKind.OUTCOME,
+    "ConflictRecorded": EventKind.FACT,
     "PartiallyFilled": EventKind.FACT,
     "Filled": EventKind.FACT,
     "Canceled": EventKind.FACT,

@@ -78,10 +78,16 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (S.CANCEL_PENDING, S.EXPIRED): "it expired while the cancel was in flight",
     (S.CANCELED, S.FILLED): "a late fill that raced the cancel completed the order",
     (S.EXPIRED, S.FILLED): "a late fill that raced the expiry completed the order",
+    # Venue facts outrank our inferences: an order we held rejected (proven "not placed" by a lookup the venue
+    # later contradicts: delayed acceptance, a clock step) is whatever the venue shows it to be.
+    (S.REJECTED, S.OPEN): "the venue shows an order we held rejected: it was placed after all",
+    (S.REJECTED, S.FILLED): "the venue filled an order we held rejected",
+    (S.REJECTED, S.CANCELED): "the venue shows an order we held rejected as canceled",
+    (S.REJECTED, S.EXPIRED): "the venue shows an order we held rejected as expired",
 }
 
 # States in which the venue may still report fills for the order (late fills after cancel/expiry included).
-FILLABLE = frozenset({S.SUBMITTING, S.OUTCOME_UNKNOWN, S.OPEN, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED})
+FILLABLE = frozenset({S.SUBMITTING, S.OUTCOME_UNKNOWN, S.OPEN, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED, S.REJECTED})
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,7 @@ class Order(Aggregate):
         self.rejected_transiently = False  # rejected for a reason that passes (a rate limit), not for what it is
         self.cancel_requested = False  # True once *we* asked to cancel (a venue cancel without it means "vanished")
         self.deferred: set[str] = set()  # keys of recorded "not now" decisions (see defer)
+        self.conflicts: set[str] = set()  # keys of venue facts recorded as conflicting (see record_conflict)
         self.closing: dict | None = None  # entries: the operator's close request (who, why), once recorded
         self.position_exits: list[UUID] = []  # entries: market exits that close the whole position
 
@@ -309,9 +316,9 @@ class Order(Aggregate):
             raise InvalidTransition(
                 self.id, self.state.value, self.state.value, f"acknowledge with txid {txid} (already {self.txid})"
             )
-        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN, State.REJECTED):
             self._require(State.OPEN, "acknowledge")
-        elif self.state in (State.PENDING_SUBMIT, State.REJECTED):
+        elif self.state is State.PENDING_SUBMIT:
             raise InvalidTransition(self.id, self.state.value, State.OPEN.value, "acknowledge")
         self._acknowledged(txid=txid, at=at, reason=reason)
         return True
@@ -320,7 +327,7 @@ class Order(Aggregate):
     def _acknowledged(self, txid: str, at: datetime, reason: dict) -> None:
         self.txid = txid
         self.acknowledged_at = at
-        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN, State.REJECTED):
             self._move(State.OPEN)
 
     def not_sent(self, *, error: str, reason: dict) -> None:
@@ -460,7 +467,7 @@ class Order(Aggregate):
     ) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         # A fill proves the order reached the book; after cancel/expiry a late partial fill changes no state.
-        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN):
+        if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN, State.REJECTED):
             self._move(State.OPEN)
 
     @event("Filled")
@@ -616,6 +623,19 @@ class Order(Aggregate):
     @event("BracketLegAdded")
     def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
         self.brackets[index].legs[role].append(order_id)
+
+    def record_conflict(self, *, key: str, reason: dict) -> bool:
+        """A venue fact the ledger cannot apply (it contradicts what is recorded: a trade id reported with other
+        values, more filled than the order's quantity): recorded for an operator, once per ``key``, never applied
+        and never an error that stops a worker. Returns False if that conflict was already recorded."""
+        if key in self.conflicts:
+            return False
+        self._conflict_recorded(key=key, reason=reason)
+        return True
+
+    @event("ConflictRecorded")
+    def _conflict_recorded(self, key: str, reason: dict) -> None:
+        self.conflicts.add(key)
 
     def note_operator_resolution(self, *, reason: dict) -> None:
         """An operator resolves an order the venue lost (marks it canceled or filled by hand): who and why are

@@ -10,12 +10,18 @@ After rounding, what Kraken would reject is rejected here with the error Kraken 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from eventsourcing.domain import Aggregate, event
+
+from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import FieldError
 from execledger.domain.values import ZERO, OrderType, Side, plain, to_decimal
 
@@ -77,6 +83,27 @@ class PairRules:
     @property
     def display_name(self) -> str:
         return self.wsname
+
+    def as_record(self) -> dict[str, str | int | None]:
+        """The rules as plain JSON values (decimals as exact text), for the rules snapshot kept in the store."""
+        return {
+            "key": self.key,
+            "altname": self.altname,
+            "wsname": self.wsname,
+            "base": self.base,
+            "quote": self.quote,
+            "pair_decimals": self.pair_decimals,
+            "lot_decimals": self.lot_decimals,
+            "cost_decimals": self.cost_decimals,
+            "ordermin": plain(self.ordermin),
+            "costmin": plain(self.costmin) if self.costmin is not None else None,
+            "tick_size": plain(self.tick_size) if self.tick_size is not None else None,
+            "status": self.status.value,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PairRules:
+        return cls.from_kraken(str(record["key"]), record)
 
     # -- rounding -------------------------------------------------------------------------------------------
 
@@ -177,15 +204,38 @@ class PairRegistry:
     def __init__(self, pairs: Iterable[PairRules]):
         self._by_name: dict[str, PairRules] = {}
         self._pairs = list(pairs)
+        self.skipped: list[str] = []
         for rules in self._pairs:
             for name in (rules.key, rules.altname, rules.wsname):
                 self._by_name[_norm(name)] = rules
 
     @classmethod
     def from_asset_pairs(cls, payload: Mapping[str, Any]) -> PairRegistry:
-        """Build from a whole AssetPairs response (``{"error": [], "result": {...}}``) or its ``result``."""
+        """Build from a whole AssetPairs response (``{"error": [], "result": {...}}``) or its ``result``. An entry
+        the ledger cannot use (a status it does not know, a missing field) is left out and named in ``skipped``:
+        one odd pair must not make every other pair untradeable."""
         result = payload.get("result", payload)
-        return cls(PairRules.from_kraken(key, info) for key, info in result.items())
+        usable, skipped = [], []
+        for key, info in result.items():
+            try:
+                usable.append(PairRules.from_kraken(key, info))
+            except ValueError:
+                skipped.append(key)
+        registry = cls(usable)
+        registry.skipped = skipped
+        return registry
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> PairRegistry:
+        return cls(PairRules.from_record(r) for r in records)
+
+    def records(self) -> list[dict[str, str | int | None]]:
+        return [rules.as_record() for rules in sorted(self._pairs, key=lambda r: r.key)]
+
+    def fingerprint(self) -> str:
+        """A stable hash of every pair's rules: the same rules give the same fingerprint."""
+        text = json.dumps(self.records(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def find(self, name: str) -> PairRules | None:
         return self._by_name.get(_norm(name))
@@ -195,3 +245,42 @@ class PairRegistry:
 
     def __len__(self) -> int:
         return len(self._pairs)
+
+
+VENUE_RULES_ID = uuid.UUID("5f1d7c3e-9a4b-4c2e-8f3a-1b2c3d4e5f60")
+
+
+class VenueRules(Aggregate):
+    """The venue's pair rules as last loaded (Kraken AssetPairs), kept in the store so a start without the venue
+    still trades by the rules it last saw. One per ledger; a new snapshot is recorded only when the rules changed."""
+
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.fingerprint = ""
+        self.source = ""
+
+    @staticmethod
+    def create_id() -> uuid.UUID:
+        return VENUE_RULES_ID
+
+    def load(self, registry: PairRegistry, *, source: str) -> bool:
+        """Record the rules if they differ from the last snapshot; returns whether they did."""
+        fingerprint = registry.fingerprint()
+        if fingerprint == self.fingerprint:
+            return False
+        self._loaded(records=registry.records(), fingerprint=fingerprint, source=source)
+        return True
+
+    @event("Loaded")
+    def _loaded(self, records: list, fingerprint: str, source: str) -> None:
+        self.records, self.fingerprint, self.source = list(records), fingerprint, source
+
+    def registry(self) -> PairRegistry | None:
+        return PairRegistry.from_records(self.records) if self.records else None

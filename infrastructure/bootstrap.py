@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import Engine
 
 from execledger.application.commands import CommandInbox
@@ -23,7 +24,7 @@ from execledger.application.policies import PolicyConfig
 from execledger.application.ports import Clock, ExchangePort
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.application.unit_of_work import Listener
-from execledger.domain.pairs import PairRegistry
+from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry
 from execledger.domain.reports import ExecutionReport
 from execledger.infrastructure.clock import MonotonicClock
 from execledger.infrastructure.eventstore import open_commands_app, open_orders_app
@@ -45,6 +46,14 @@ def engine_config(settings: Settings) -> EngineConfig:
         signal_max_age_s=settings.signal_max_age_s,
         max_pending_entries=settings.max_pending_entries,
     )
+
+
+def stored_pairs(app: OrdersApp) -> PairRegistry | None:
+    """The venue's pair rules as the trading process last loaded them (None before it ever did)."""
+    try:
+        return app.repository.get(VENUE_RULES_ID).registry()
+    except AggregateNotFoundError:
+        return None
 
 
 @dataclass
@@ -93,7 +102,7 @@ def open_ledger(
     commands = None
     try:
         commands = open_commands_app(settings)
-        ledger = ExecutionLedger(app, pairs or load_default_pairs(), clock or MonotonicClock())
+        ledger = ExecutionLedger(app, pairs or stored_pairs(app) or load_default_pairs(), clock or MonotonicClock())
         all_listeners = list(listeners)
         if publish is not None:
             all_listeners.insert(0, ReportPublisher(ledger, publish))
@@ -123,7 +132,7 @@ class Trading:
 def build_trading(ledger: Ledger, exchange: ExchangePort, service_config: ServiceConfig | None = None) -> Trading:
     """The one writer: the command inbox following the commands log, and the workers around the venue."""
     inbox = CommandInbox(ledger.app, ledger.commands, ledger.engine.control)
-    config = service_config or ServiceConfig()
+    config = service_config or ServiceConfig(deadman_mode=ledger.settings.deadman)
     if ledger.settings.database_url is None:
         # SQLite has no NOTIFY: another process's command is seen by polling, which costs one indexed read.
         config = replace(config, commands_poll_s=min(config.commands_poll_s, 0.02))

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     kraken_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         default="starter", description="Kraken verification tier whose rate limits the adapter models"
     )
+    deadman: Literal["entries", "all", "off"] = Field(
+        default="entries",
+        description="Kraken's dead-man's switch (CancelAllOrdersAfter cancels every order of the account when it "
+        "fires): 'entries' arms it only while no protective leg rests, so a dead service leaves its legs resting; "
+        "'all' always; 'off' never",
+    )
     kraken_breaker_reset_s: float = Field(
         default=30.0,
         gt=0,

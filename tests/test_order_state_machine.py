@@ -42,8 +42,19 @@ def test_forbidden_transitions_raise_and_write_nothing(source, target):
 
 
 def test_forbidden_list_is_not_empty_and_covers_terminal_exits():
-    assert (State.FILLED, State.OPEN) in FORBIDDEN and (State.REJECTED, State.OPEN) in FORBIDDEN
+    assert (State.FILLED, State.OPEN) in FORBIDDEN and (State.CANCELED, State.OPEN) in FORBIDDEN
     assert (State.PENDING_SUBMIT, State.FILLED) in FORBIDDEN
+
+
+def test_venue_facts_outrank_a_rejection_we_inferred():
+    """An order held rejected (proven "not placed" by a lookup the venue later contradicts) takes what the venue
+    shows: acknowledged open, then filled."""
+    order = order_in(State.REJECTED)
+    assert order.acknowledge(txid="OLATE-ACCEPTED", at=T0, reason={"rule": "r", "text": "t"})
+    assert order.state is State.OPEN
+    order = order_in(State.REJECTED)
+    order.apply_fill(trade_id="T", quantity=order.quantity, price=D("100"))
+    assert order.state is State.FILLED
 
 
 def test_partially_filled_is_derived_from_cumulative_quantity():
