@@ -98,6 +98,7 @@ async def run_service(
         ledger = open_ledger(settings, process=process_name(role.value))
         stack.callback(ledger.close)
         running = RunningService(ledger=ledger, simulator=simulator)
+        surface = OperatorSurface.for_ledger(ledger, role=role.value, trading=trading)
         tasks: list[asyncio.Task] = []
         helpers: list[asyncio.Task] = []  # wake-up sources: canceled at stop
         db_url = settings.database_url.get_secret_value() if settings.database_url else None

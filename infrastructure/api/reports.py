@@ -1,4 +1,4 @@
-"""Read routes: orders, execution reports, fills, one order with its history, and health."""
+"""Read routes: orders, execution reports, fills, one order with its history."""
 
 from __future__ import annotations
 

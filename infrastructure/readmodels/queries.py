@@ -179,3 +179,11 @@ class ReportQueries:
                 .all()
             )
         return [_row(r) for r in rows]
+
+    def order_counts(self) -> dict[tuple[str, str], int]:
+        """``{(status, role): number of orders}`` over the whole orders table (the metrics' orders gauge)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.orders.c.status, t.orders.c.role, func.count()).group_by(t.orders.c.status, t.orders.c.role)
+            ).all()
+        return {(status, role): n for status, role, n in rows}
