@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from aiohttp import web
 
+from execledger.application.audit import resolve_order
 from execledger.application.ledger import OrderNotFound
 from execledger.domain.errors import FieldError
 from execledger.infrastructure.api.context import CTX
@@ -54,15 +53,15 @@ async def list_fills(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     raw = request.match_info["order_id"]
-    try:
-        order_id = str(UUID(raw))
-    except ValueError:
-        raise ApiError(400, f"{raw[:64]!r} is not an order id (a UUID)", field="order_id", rule="uuid") from None
-    state = ctx.queries.order(order_id)
-    try:
+    if not raw.strip() or len(raw) > 128:
+        raise ApiError(400, "the id must be 1 to 128 characters", field="order_id", rule="length")
+    try:  # any of: order id, txid, cl_ord_id, or a signal id (its entry)
+        order = resolve_order(ctx.ledger.ledger, raw, ctx.queries.find_order_id)
+        order_id = str(order.id)
         history = ctx.ledger.ledger.order_history(order_id)
-    except OrderNotFound:
-        return error_response(404, f"no order {order_id}")
+    except OrderNotFound as exc:
+        return error_response(404, str(exc))
+    state = ctx.queries.order(order_id)
     return json_response(
         {
             "order": state,

@@ -39,9 +39,9 @@ def _configure_logging() -> None:
 
 
 def _register() -> None:
-    from execledger.infrastructure.cli import config, reports, service, trading
+    from execledger.infrastructure.cli import config, reports, service, status, trading
 
-    for module in (service, config, reports, trading):
+    for module in (service, config, reports, status, trading):
         module.register(main)
 
 
