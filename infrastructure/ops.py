@@ -42,6 +42,16 @@ class OperatorSurface:
             observe_saves(lg.ledger, events, metrics)  # only the writer records decisions
         return cls(health, metrics, events)
 
+    @staticmethod
+    def notifier(settings: Any, lg: Any) -> Any:
+        """The notification follower configured by ``EXECLEDGER_NOTIFY_*``, or None when none is configured."""
+        from execledger.infrastructure.notify import NotificationFollower, sinks_from_settings
+
+        sinks = sinks_from_settings(settings)
+        if not sinks:
+            return None
+        return NotificationFollower(lg.app, lg.db, sinks, pairs=lg.ledger.pairs)
+
     def attach_trading(self, service: Any, exchange: Any) -> None:
         """Follow the trading role: recovery, breaker, stream, dead-man's switch and reconciliation."""
         health = self.health

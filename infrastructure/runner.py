@@ -122,6 +122,8 @@ async def run_service(
             )
             if role is not Role.API:
                 tasks.append(asyncio.create_task(running.follower.run(stop), name="projections"))
+                if (notifier := OperatorSurface.notifier(settings, ledger)) is not None:
+                    tasks.append(asyncio.create_task(notifier.run(stop), name="notifications"))
         if role in (Role.ALL, Role.API):
             token = require_token_for(
                 settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None
