@@ -52,6 +52,31 @@ class OperatorSurface:
             return None
         return NotificationFollower(lg.app, lg.db, sinks, pairs=lg.ledger.pairs)
 
+    async def serve_probes(self, lg: Any, settings: Any, token: str | None) -> Any:
+        """Serve /v1/health, /v1/health/live, /v1/health/ready and /metrics on ``EXECLEDGER_OPS_HOST``/``_PORT``
+        (for the roles without the API); returns the aiohttp runner to clean up, None when no port is set."""
+        if settings.ops_port is None:
+            return None
+        from aiohttp import web
+
+        from execledger.infrastructure.api.context import ApiContext
+        from execledger.infrastructure.api.health import create_ops_app
+
+        ctx = ApiContext(
+            engine=lg.engine,
+            queries=lg.queries,
+            projector=lg.projector,
+            token=token,
+            recovered=self.health.recovered,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        runner = web.AppRunner(create_ops_app(ctx))
+        await runner.setup()
+        await web.TCPSite(runner, settings.ops_host, settings.ops_port).start()
+        log.info("probes and metrics on http://%s:%s", settings.ops_host, settings.ops_port)
+        return runner
+
     def attach_trading(self, service: Any, exchange: Any) -> None:
         """Follow the trading role: recovery, breaker, stream, dead-man's switch and reconciliation."""
         health = self.health

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="bearer token; required when the API binds beyond loopback"
     )
+    ops_host: str = Field(default="127.0.0.1", description="where a trading or projections process serves its probes")
+    ops_port: int | None = Field(
+        default=None,
+        description="port of /v1/health, /v1/health/live, /v1/health/ready and /metrics (trading and "
+        "projections roles; the api role serves them on the API port)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="threshold of the service's log lines"
     )

@@ -43,6 +43,28 @@ def metrics_of(ctx: ApiContext) -> Metrics:
     return ctx.metrics
 
 
+def create_ops_app(ctx: ApiContext) -> web.Application:
+    """Only the probes and the metrics, for a process that serves no API (the trading or projections role).
+    ``/metrics`` asks for the bearer token when one is configured; the health routes never do."""
+    import hmac
+
+    @web.middleware
+    async def token(request: web.Request, handler):
+        if ctx.token is not None and request.path not in PUBLIC_PATHS:
+            supplied = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(supplied.encode(), f"Bearer {ctx.token}".encode()):
+                return json_response({"error": "missing or wrong bearer token"}, 401)
+        return await handler(request)
+
+    app = web.Application(middlewares=[token])
+    app[CTX] = ctx
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/health/live", live)
+    app.router.add_get("/v1/health/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
 async def health(request: web.Request) -> web.Response:
     monitor = monitor_of(request.app[CTX])
     snap, verdict = await asyncio.to_thread(monitor.assess)  # reads the store: keep the event loop free
