@@ -1,6 +1,6 @@
 """One log line per decision and fact the ledger records, with the order's ids on the line.
 
-``EventLogger`` is a listener over saved ``(aggregate, events)`` pairs (see ``observers``): an accepted signal, a
+``EventLogger`` is a unit-of-work listener (``(aggregate, events)`` pairs after each commit): an accepted signal, a
 placement (Submitted, then Acknowledged with the txid), each fill, each bracket, every OCO action (sibling canceled,
 leg shrunk or re-created, exit at market), a timeout, a rejection, what reconciliation found (events whose reason
 or fill says ``source=reconciliation``) and every trading-mode change. Loggers: ``execledger.orders`` and
@@ -91,6 +91,12 @@ def describe(order: Order, ev: Any, pairs: PairRegistry | None = None) -> tuple[
         return logging.INFO, f"OCO: new {ev.role} leg for bracket {ev.index} [{rule}] {why.get('text', '')}".rstrip()
     if name == "Deferred":
         return logging.INFO, f"deferred [{rule}]: {why.get('text', '')}"
+    if name == "CloseRequested":
+        return logging.INFO, f"close requested [{rule}]: {why.get('text', '')}"
+    if name == "PositionExitAdded":
+        return logging.INFO, f"exit at market for {_d(ev.quantity)} {pair} [{rule}]"
+    if name == "OperatorResolved":
+        return logging.WARNING, f"resolved by an operator [{rule}]: {why.get('text', '')}"
     return None
 
 

@@ -19,9 +19,10 @@ trading mode from the store and the projection lag, and ``venue`` is null.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 Status = Literal["ok", "degraded", "unavailable"]
@@ -55,6 +56,7 @@ class HealthSnapshot:
     venue: VenueHealth | None
     projection_lag: int | None
     projection_position: int | None
+    trading_process: str | None = None  # who holds the writer lock (the trading process), if known
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,13 @@ def health_body(s: HealthSnapshot, a: Assessment) -> dict[str, Any]:
         "warnings": a.warnings,
         "role": s.role,
         "at": s.at.isoformat(),
-        "trading": {"mode": s.trading_mode, "by": s.mode_by, "why": s.mode_why, "recovered": s.recovered},
+        "trading": {
+            "mode": s.trading_mode,
+            "by": s.mode_by,
+            "why": s.mode_why,
+            "recovered": s.recovered,
+            "process": s.trading_process,
+        },
         "venue": venue,
         "projection_lag": s.projection_lag,
         "projection_position": s.projection_position,
@@ -140,11 +148,13 @@ def health_body(s: HealthSnapshot, a: Assessment) -> dict[str, Any]:
 
 
 class HealthMonitor:
-    """What one process knows, kept current by the service's hooks; read with ``snapshot()``.
+    """What one process knows, read at each ``snapshot()`` from the parts it runs.
 
-    Hooks (plain callables, cheap, safe from any task): ``breaker_changed(old, new, reason)`` is a
-    ``CircuitBreaker`` listener; ``attach_stream(stream)`` reads ``stream.healthy`` and ``stream.last_message_at``
-    at snapshot time; ``deadman_armed(expires_at)``; ``reconciled(at)``.
+    In the trading process ``service`` is the ``TradingService`` (``recovered``, ``stream_healthy``,
+    ``last_reconciliation``, ``deadman_expires_at``) and ``exchange`` the adapter (its circuit breaker at
+    ``exchange.rest.breaker``, its executions stream at ``exchange.stream`` with ``last_message_at`` in monotonic
+    seconds). Without them (unit tests, other adapters) the hooks ``breaker_changed`` (a ``CircuitBreaker``
+    listener), ``attach_stream``, ``deadman_armed`` and ``reconciled`` set the same facts by hand.
     """
 
     def __init__(
@@ -155,6 +165,9 @@ class HealthMonitor:
         recovered: Callable[[], bool] | None = None,
         projection: Any = None,
         trades: bool = True,
+        service: Any = None,
+        exchange: Any = None,
+        process: Callable[[], str | None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         limits: HealthLimits | None = None,
     ):
@@ -163,6 +176,9 @@ class HealthMonitor:
         self.recovered = recovered
         self.projection = projection  # has lag() and position(); None: no read models in this process
         self.trades = trades
+        self.service = service
+        self.exchange = exchange
+        self.process = process
         self.clock = clock
         self.limits = limits or HealthLimits()
         self.breaker = "closed"
@@ -186,30 +202,45 @@ class HealthMonitor:
 
     # --- reading --------------------------------------------------------------------------------------
 
+    def _venue(self, now: datetime) -> VenueHealth:
+        svc, ex = self.service, self.exchange
+        breaker_obj = getattr(getattr(ex, "rest", None), "breaker", None)
+        breaker = str(getattr(breaker_obj.state, "value", breaker_obj.state)) if breaker_obj else self.breaker
+        stream = getattr(ex, "stream", None) or self.stream
+        if svc is not None:
+            connected: bool | None = bool(svc.stream_healthy)
+        else:
+            connected = None if stream is None else bool(getattr(stream, "healthy", False))
+        last = getattr(stream, "last_message_at", None)
+        if isinstance(last, (int, float)):  # monotonic seconds (the event loop's clock)
+            last = now - timedelta(seconds=max(0.0, time.monotonic() - last))
+        deadman = svc.deadman_expires_at if svc is not None else self.deadman_expires_at
+        reconciled = svc.last_reconciliation if svc is not None else self.last_reconciliation_at
+        return VenueHealth(breaker, connected, last, deadman, reconciled)
+
     def snapshot(self) -> HealthSnapshot:
         state = self.trading_state() if self.trading_state else None
-        venue = None
-        if self.trades:
-            venue = VenueHealth(
-                breaker=self.breaker,
-                stream_connected=None if self.stream is None else bool(self.stream.healthy),
-                last_message_at=getattr(self.stream, "last_message_at", None),
-                deadman_expires_at=self.deadman_expires_at,
-                last_reconciliation_at=self.last_reconciliation_at,
-            )
+        now = self.clock()
         lag = position = None
         if self.projection is not None:
             lag, position = self.projection.lag(), self.projection.position()
+        if self.recovered is not None:
+            recovered: bool | None = self.recovered()
+        elif self.service is not None:
+            recovered = self.service.recovered.is_set()
+        else:
+            recovered = None
         return HealthSnapshot(
-            at=self.clock(),
+            at=now,
             role=self.role,
             trading_mode=getattr(getattr(state, "mode", None), "value", "unknown"),
             mode_by=getattr(state, "by", ""),
             mode_why=getattr(state, "why", ""),
-            recovered=self.recovered() if self.recovered else None,
-            venue=venue,
+            recovered=recovered,
+            venue=self._venue(now) if self.trades else None,
             projection_lag=lag,
             projection_position=position,
+            trading_process=self.process() if self.process else None,
         )
 
     def assess(self) -> tuple[HealthSnapshot, Assessment]:

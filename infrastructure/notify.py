@@ -119,6 +119,13 @@ def notification_for(ev: Any, order: Order | None, position: int, pairs: Any = N
         return Notification(
             nid, "exit", f"execledger: market exit {order.signal_id}", text, at, position, **ids, data=base
         )
+    if name == "PositionExitAdded":
+        text = f"{pair}: closing the position, exit {_d(ev.quantity)} at market ({why.get('text', '')})"
+        return Notification(nid, "exit", f"execledger: close {order.signal_id}", text, at, position, **ids, data=base)
+    if name == "OperatorResolved":
+        text = f"{order.role.value} {order.side.value} {pair} resolved by an operator: {why.get('text', '')}"
+        title = f"execledger: operator resolution {order.signal_id}"
+        return Notification(nid, "operator", title, text, at, position, **ids, data=base)
     if name == "Rejected":
         text = f"{order.role.value} {order.side.value} {_d(order.quantity)} {pair} rejected: {ev.error}"
         data = {**base, "error": ev.error, "error_class": why.get("error_class")}
@@ -140,6 +147,8 @@ NOTABLE = frozenset(
         "BracketLegAdded",
         "Rejected",
         "ModeChanged",
+        "PositionExitAdded",
+        "OperatorResolved",
         "Acknowledged",
         "Canceled",
         "Expired",

@@ -1,16 +1,13 @@
 """The operator's surface of one service process: log lines, metrics and health, wired to what it runs.
 
-``OperatorSurface.for_ledger`` builds them over an opened ledger; ``attach_trading`` connects them to the trading
-role's adapter and workers (breaker listener, executions stream, dead-man's switch, reconciliation, recovery).
-
-The engine does not call listeners itself yet, and the service has no hooks for the dead-man's switch or
-reconciliation: until it does, this module wraps ``ledger.save`` (``observers.observe_saves``) and the two
-service/adapter calls on these instances. Each wrapper only records what happened and never changes a result.
+``OperatorSurface.for_ledger`` builds them over an opened ledger and, in the trading process, adds the log-line
+and metrics listeners to the engine's unit of work (told after every commit); ``attach_trading`` points the health
+monitor at the workers and the adapter; ``notifier`` is the notification follower when one is configured;
+``serve_probes`` gives the roles without the API their health and metrics routes.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +15,6 @@ from typing import Any
 from execledger.infrastructure.eventlog import EventLogger
 from execledger.infrastructure.health import HealthMonitor, stored_trading_state
 from execledger.infrastructure.metrics import Metrics
-from execledger.infrastructure.observers import observe_saves
 
 log = logging.getLogger("execledger.ops")
 
@@ -34,13 +30,25 @@ class OperatorSurface:
         """``lg`` is a ``bootstrap.Ledger``. In the trading process the engine's trading state is the truth; in the
         others it is read from the store at each look (never trusted from start-up)."""
         engine = lg.engine
-        state = (lambda: engine.trading) if trading else stored_trading_state(lg.app)
+        state = (lambda: engine.control.state) if trading else stored_trading_state(lg.app)
         health = HealthMonitor(role=role, trading_state=state, projection=lg.projector, trades=trading)
-        metrics = Metrics(pairs=lg.ledger.pairs, health=health, order_counts=lg.queries.order_counts)
-        events = EventLogger(lg.ledger.pairs)
-        if trading:
-            observe_saves(lg.ledger, events, metrics)  # only the writer records decisions
+        metrics = Metrics(pairs=lg.pairs, health=health, order_counts=lg.queries.order_counts)
+        events = EventLogger(lg.pairs)
+        if trading:  # only the writer commits decisions
+            engine.uow.add_listener(events)
+            engine.uow.add_listener(metrics)
         return cls(health, metrics, events)
+
+    def attach_trading(self, service: Any, exchange: Any) -> None:
+        """Health reads recovery, stream, dead-man's switch and reconciliation from the workers, the breaker and
+        the stream's last frame from the adapter."""
+        self.health.service = service
+        self.health.exchange = exchange
+
+    def attach_bus(self, bus: Any) -> None:
+        """Health names the process that trades (the writer-lock holder)."""
+        if bus is not None:
+            self.health.process = bus.trading_process
 
     @staticmethod
     def notifier(settings: Any, lg: Any) -> Any:
@@ -50,9 +58,9 @@ class OperatorSurface:
         sinks = sinks_from_settings(settings)
         if not sinks:
             return None
-        return NotificationFollower(lg.app, lg.db, sinks, pairs=lg.ledger.pairs)
+        return NotificationFollower(lg.app, lg.db, sinks, pairs=lg.pairs)
 
-    async def serve_probes(self, lg: Any, settings: Any, token: str | None) -> Any:
+    async def serve_probes(self, lg: Any, bus: Any, settings: Any, token: str | None) -> Any:
         """Serve /v1/health, /v1/health/live, /v1/health/ready and /metrics on ``EXECLEDGER_OPS_HOST``/``_PORT``
         (for the roles without the API); returns the aiohttp runner to clean up, None when no port is set."""
         if settings.ops_port is None:
@@ -63,63 +71,10 @@ class OperatorSurface:
         from execledger.infrastructure.api.health import create_ops_app
 
         ctx = ApiContext(
-            engine=lg.engine,
-            queries=lg.queries,
-            projector=lg.projector,
-            token=token,
-            recovered=self.health.recovered,
-            health=self.health,
-            metrics=self.metrics,
+            ledger=lg, bus=bus, token=token, service=self.health.service, health=self.health, metrics=self.metrics
         )
         runner = web.AppRunner(create_ops_app(ctx))
         await runner.setup()
         await web.TCPSite(runner, settings.ops_host, settings.ops_port).start()
         log.info("probes and metrics on http://%s:%s", settings.ops_host, settings.ops_port)
         return runner
-
-    def attach_trading(self, service: Any, exchange: Any) -> None:
-        """Follow the trading role: recovery, breaker, stream, dead-man's switch and reconciliation."""
-        health = self.health
-        health.recovered = service.recovered.is_set
-        breaker = getattr(getattr(exchange, "rest", None), "breaker", None)
-        if breaker is not None:
-            health.breaker_changed(None, breaker.state)
-            breaker.add_listener(health.breaker_changed)
-        factory = getattr(exchange, "_stream_factory", None)
-        if hasattr(exchange, "_stream_factory"):
-
-            def capturing(ex: Any) -> Any:
-                if factory is not None:
-                    stream = factory(ex)
-                else:
-                    from execledger.infrastructure.kraken.ws import KrakenExecutionsStream
-
-                    stream = KrakenExecutionsStream(ex, ex.ws_url)
-                health.attach_stream(stream)
-                return stream
-
-            exchange._stream_factory = capturing
-        arm = exchange.cancel_all_after
-
-        @functools.wraps(arm)
-        async def cancel_all_after(timeout_s: int):
-            expires = await arm(timeout_s)
-            health.deadman_armed(expires)
-            return expires
-
-        exchange.cancel_all_after = cancel_all_after
-        reconcile = service.reconcile
-
-        @functools.wraps(reconcile)
-        async def reconciled(*args: Any, **kwargs: Any):
-            report = await reconcile(*args, **kwargs)
-            health.reconciled()
-            if report.missing or report.foreign:
-                log.warning(
-                    "reconciliation: %d order(s) missing on the venue, %d open order(s) unknown to this ledger",
-                    len(report.missing),
-                    len(report.foreign),
-                )
-            return report
-
-        service.reconcile = reconciled

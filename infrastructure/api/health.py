@@ -18,7 +18,7 @@ from aiohttp import web
 
 from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.jsonio import json_response
-from execledger.infrastructure.health import HealthMonitor, health_body, stored_trading_state
+from execledger.infrastructure.health import HealthMonitor, health_body
 from execledger.infrastructure.metrics import Metrics
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/health/live", "/v1/health/ready"})
@@ -28,18 +28,19 @@ def monitor_of(ctx: ApiContext) -> HealthMonitor:
     """The process's monitor; without one (no trading role here) a store-only view: mode, recovery, lag."""
     if ctx.health is None:
         ctx.health = HealthMonitor(
-            role="api",
-            trading_state=stored_trading_state(ctx.engine.ledger.app),
-            recovered=ctx.recovered,
+            role="api" if ctx.service is None else "all",
+            trading_state=ctx.trading_state,
             projection=ctx.projector,
-            trades=False,
+            service=ctx.service,
+            trades=ctx.service is not None,
+            process=ctx.bus.trading_process if ctx.bus is not None else None,
         )
     return ctx.health
 
 
 def metrics_of(ctx: ApiContext) -> Metrics:
     if ctx.metrics is None:
-        ctx.metrics = Metrics(pairs=ctx.engine.pairs, health=monitor_of(ctx))
+        ctx.metrics = Metrics(pairs=ctx.pairs, health=monitor_of(ctx), order_counts=ctx.queries.order_counts)
     return ctx.metrics
 
 

@@ -40,6 +40,7 @@ class TradingHealth(_Model):
     by: str
     why: str
     recovered: bool | None
+    process: str | None
 
 
 class HealthResponse(_Model):

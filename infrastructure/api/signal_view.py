@@ -18,9 +18,9 @@ from execledger.infrastructure.render import json_default, timeline_rows
 
 def signal_view(ctx: ApiContext, ident: str) -> dict:
     """The body of the route (raises OrderNotFound)."""
-    ledger = ctx.engine.ledger
+    ledger = ctx.ledger.ledger
     entry, orders, timeline = signal_timeline(ledger, ident, ctx.queries.find_order_id)
-    pairs = ctx.engine.pairs
+    pairs = ctx.pairs
     page = ctx.queries.signal_summaries(ListFilter(signal_id=entry.signal_id, limit=1), pairs)
     rows = [{**r, "at": json_default(r["at"])} for r in timeline_rows(orders, timeline)]
     body = {

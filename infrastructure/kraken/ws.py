@@ -63,7 +63,6 @@ class KrakenExecutionsStream:
         self._expected_sequence: int | None = None  # the last sequence seen
         self._seen_trades: OrderedDict[str, None] = OrderedDict()
         self.healthy = False
-        self.last_message_at: datetime | None = None  # any frame, heartbeats included (health reports its age)
         self.connects = 0
         self.gaps = 0
         self.last_message_at: float | None = None  # loop time of the last frame (health reporting)
@@ -159,7 +158,6 @@ class KrakenExecutionsStream:
                     aiohttp.WSMsgType.ERROR,
                 ):
                     raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
-                self.last_message_at = datetime.now(UTC)
                 if frame.type is aiohttp.WSMsgType.TEXT:
                     await self._on_text(frame.data)
 

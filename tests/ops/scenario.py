@@ -6,7 +6,7 @@ a third is rejected by the venue; trading is halted and resumed.
 
 from __future__ import annotations
 
-from execledger.application.exchange import ErrorClass, PlaceResult, PlaceStatus
+from execledger.application.ports import ErrorClass, PlaceResult, PlaceStatus
 from execledger.domain.trading_state import TradingMode
 from execledger.domain.values import OrderRole
 from tests.harness import Harness
@@ -32,8 +32,8 @@ async def scripted_lifecycle(h: Harness, clock) -> dict:
     ]
     rejected = await h.signal(signal_id="life-rejected", limit_price="99", sl_price="90", tp_price="120")
 
-    h.engine.set_mode(TradingMode.HALTED, by="ops-test", why="maintenance window")
-    h.engine.set_mode(TradingMode.RUNNING, by="ops-test", why="maintenance over")
+    h.engine.control.set_mode(TradingMode.HALTED, by="ops-test", why="maintenance window")
+    h.engine.control.set_mode(TradingMode.RUNNING, by="ops-test", why="maintenance over")
     return {
         "entry": h.engine.orders[tp_entry.id],
         "tp": h.engine.orders[tp.id],

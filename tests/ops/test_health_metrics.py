@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from execledger.infrastructure.health import HealthLimits, HealthMonitor, HealthSnapshot, VenueHealth, assess
 from execledger.infrastructure.metrics import Metrics
-from execledger.infrastructure.observers import observe_saves
 from tests.harness import Harness
 from tests.ops.scenario import scripted_lifecycle
 from tests.test_runner import start
@@ -32,7 +31,7 @@ def value(found: dict, name: str, **labels) -> float:
 async def test_metrics_after_a_scripted_lifecycle(ledger, clock, pairs):
     h = Harness(ledger, clock)
     metrics = Metrics(pairs=pairs)
-    observe_saves(ledger, metrics)
+    h.engine.uow.add_listener(metrics)
     story = await scripted_lifecycle(h, clock)
     found = samples(metrics.render()[0].decode())
 

@@ -18,7 +18,6 @@ from execledger.infrastructure.logconfig import (
     log_context,
     secrets_of,
 )
-from execledger.infrastructure.observers import observe_saves
 from execledger.infrastructure.settings import Settings
 from tests.harness import Harness
 from tests.ops.scenario import scripted_lifecycle
@@ -35,7 +34,7 @@ def json_lines():
 
 async def test_a_lifecycle_logs_one_line_per_decision_and_fact_with_its_ids(ledger, clock, pairs, json_lines):
     h = Harness(ledger, clock)
-    observe_saves(ledger, EventLogger(pairs))
+    h.engine.uow.add_listener(EventLogger(pairs))
     story = await scripted_lifecycle(h, clock)
     lines = [line for line in json_lines() if line["logger"] in ("execledger.orders", "execledger.trading")]
 
@@ -76,7 +75,7 @@ async def test_a_lifecycle_logs_one_line_per_decision_and_fact_with_its_ids(ledg
 
 async def test_reconciliation_findings_say_so(ledger, clock, pairs, json_lines):
     h = Harness(ledger, clock)
-    observe_saves(ledger, EventLogger(pairs))
+    h.engine.uow.add_listener(EventLogger(pairs))
     entry = await h.signal(signal_id="recon")
     h.venue.fill(h.txid(entry), "1", "100")
     h.venue.drain()  # the stream loses the fill: only reconciliation will find it

@@ -91,12 +91,12 @@ async def test_restart_resumes_from_the_tracking_position(lg, clock):
     async with Receiver() as hook:
         first = follower(lg, WebhookSink(hook.url))
         first.position()
-        lg.engine.set_mode(TradingMode.HALTED, by="a", why="one")
+        lg.engine.control.set_mode(TradingMode.HALTED, by="a", why="one")
         assert await first.catch_up() == 1
         await first.sinks[0].close()
         again = follower(lg, WebhookSink(hook.url))  # a new process, same tracking table
         assert await again.catch_up() == 0
-        lg.engine.set_mode(TradingMode.RUNNING, by="a", why="two")
+        lg.engine.control.set_mode(TradingMode.RUNNING, by="a", why="two")
         assert await again.catch_up() == 1
         await again.sinks[0].close()
     assert [b["text"] for b in hook.bodies] == ["trading HALTED by a: one", "trading resumed by a: two"]
@@ -106,8 +106,8 @@ async def test_a_crash_after_delivery_delivers_again_never_loses(lg, clock, monk
     async with Receiver() as hook:
         crashing = follower(lg, WebhookSink(hook.url))
         crashing.position()
-        lg.engine.set_mode(TradingMode.HALTED, by="a", why="one")
-        lg.engine.set_mode(TradingMode.RUNNING, by="a", why="two")
+        lg.engine.control.set_mode(TradingMode.HALTED, by="a", why="one")
+        lg.engine.control.set_mode(TradingMode.RUNNING, by="a", why="two")
 
         def crash(position: int, *, new: bool = False) -> None:
             raise RuntimeError("killed between the delivery and the tracking write")
@@ -128,8 +128,8 @@ async def test_a_message_the_webhook_will_never_accept_is_logged_and_skipped(lg,
     async with Receiver(statuses=[400]) as hook:
         f = follower(lg, WebhookSink(hook.url))
         f.position()
-        lg.engine.set_mode(TradingMode.HALTED, by="a", why="refused")
-        lg.engine.set_mode(TradingMode.RUNNING, by="a", why="accepted")
+        lg.engine.control.set_mode(TradingMode.HALTED, by="a", why="refused")
+        lg.engine.control.set_mode(TradingMode.RUNNING, by="a", why="accepted")
         with caplog.at_level(logging.ERROR, logger="execledger.notify"):
             await f.catch_up()
         await f.sinks[0].close()
@@ -157,7 +157,7 @@ async def test_apprise_targets_get_title_and_text(lg):
         url = hook.url.replace("http://", "json://")  # apprise's generic JSON webhook
         f = follower(lg, AppriseSink([url]))
         f.position()
-        lg.engine.set_mode(TradingMode.HALTED, by="ops", why="exchange maintenance")
+        lg.engine.control.set_mode(TradingMode.HALTED, by="ops", why="exchange maintenance")
         assert await asyncio.wait_for(f.catch_up(), 60) == 1  # a refusing target would be retried: bound it
     [body] = hook.bodies
     assert body["title"] == "execledger: trading halted"
@@ -170,7 +170,7 @@ async def test_follower_runs_until_stopped_and_wakes_on_a_nudge(lg):
         f.position()
         stop = asyncio.Event()
         task = asyncio.create_task(f.run(stop))
-        lg.engine.set_mode(TradingMode.HALTED, by="a", why="now")
+        lg.engine.control.set_mode(TradingMode.HALTED, by="a", why="now")
         f.nudge()  # the poll interval is a minute: only the nudge can deliver this quickly
         await asyncio.wait_for(hook.got.wait(), 20)
         stop.set()

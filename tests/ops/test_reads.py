@@ -21,6 +21,7 @@ from execledger.infrastructure.api import ApiContext, create_api
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.cli import main
 from execledger.infrastructure.cli.common import timestamp
+from execledger.infrastructure.commandbus import CommandBus
 from tests.harness import Harness
 from tests.ops.scenario import scripted_lifecycle
 
@@ -184,7 +185,7 @@ async def test_audit_resolves_all_four_ids_in_cli_and_api(story, settings):
     assert all(line[:4].isdigit() and line[10] == " " for line in table[2:])  # one dated line per event
 
     lg = story["lg"]
-    ctx = ApiContext(engine=story["h"].engine, queries=lg.queries, projector=lg.projector)
+    ctx = ApiContext(ledger=lg, bus=CommandBus(lg, role="api"))
     client = TestClient(TestServer(create_api(ctx)))
     await client.start_server()
     try:
@@ -236,7 +237,7 @@ async def test_status_shows_mode_positions_orders_and_an_absent_service(settings
     await h.settle()
     from execledger.domain.trading_state import TradingMode
 
-    h.engine.set_mode(TradingMode.REDUCING, by="alice", why="news at 14:00")
+    h.engine.control.set_mode(TradingMode.REDUCING, by="alice", why="news at 14:00")
     lg.projector.catch_up()
     lg.close()
     text = cli(settings, "status")
