@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import re
 import sys
 import time
 from collections import OrderedDict
@@ -91,10 +92,13 @@ class RedactFilter(logging.Filter):
         return True
 
 
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
 class RepeatFilter(logging.Filter):
-    """Collapses identical WARNING+ lines (same logger, level, text and context ids) within ``window_s``: the first
-    is written, the rest are counted, and the first one after the window says how many were held back
-    (``repeated=N``)."""
+    """Collapses identical WARNING+ lines (same logger, level, context ids and text, numbers aside) within
+    ``window_s``: the first is written, the rest are counted, and the first one after the window says how many were
+    held back (``repeated=N``)."""
 
     def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic, max_keys: int = 1000):
         super().__init__()
@@ -107,7 +111,8 @@ class RepeatFilter(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         ids = tuple(getattr(record, k, None) for k in CONTEXT_KEYS)  # the same text about another order is news
-        key = (record.name, record.levelno, record.getMessage(), ids)
+        # Numbers (durations, counts) vary between otherwise identical lines: "failed after 0.002s" repeats.
+        key = (record.name, record.levelno, _DIGITS.sub("#", record.getMessage()), ids)
         now = self.clock()
         seen = self._seen.get(key)
         if seen is not None and now - seen[0] < self.window_s:

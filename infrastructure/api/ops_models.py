@@ -138,3 +138,59 @@ OPS_RESPONSE_MODELS = {
     ("GET", "/v1/health/live"): LiveResponse,
     ("GET", "/v1/signals/{signal_id}"): SignalView,
 }
+
+
+def ops_openapi() -> tuple[dict, dict]:
+    """The OpenAPI 3.1 ``paths`` of the operator routes and the ``components.schemas`` they refer to, generated
+    from the models above (``/metrics`` is Prometheus text, not JSON)."""
+    from pydantic.json_schema import models_json_schema
+
+    models = [HealthResponse, ReadyResponse, LiveResponse, SignalView]
+    _, top = models_json_schema([(m, "serialization") for m in models], ref_template="#/components/schemas/{model}")
+    schemas = top.get("$defs", {})
+
+    def ok(model: type[BaseModel], desc: str) -> dict:
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"description": desc, "content": {"application/json": {"schema": ref}}}
+
+    err = {"description": "refused", "content": {"application/json": {"schema": {"type": "object"}}}}
+    any_id = {
+        "name": "signal_id",
+        "in": "path",
+        "required": True,
+        "description": "a signal id, order id, Kraken txid or cl_ord_id",
+        "schema": {"type": "string", "maxLength": 128},
+    }
+    paths = {
+        "/v1/health": {
+            "get": {
+                "summary": "The venue, the trading mode and the projection lag; 503 when the service cannot trade",
+                "security": [],
+                "responses": {"200": ok(HealthResponse, "can trade"), "503": ok(HealthResponse, "cannot trade")},
+            }
+        },
+        "/v1/health/live": {
+            "get": {"summary": "Liveness", "security": [], "responses": {"200": ok(LiveResponse, "alive")}}
+        },
+        "/v1/health/ready": {
+            "get": {
+                "summary": "Readiness: can this process do its job now",
+                "security": [],
+                "responses": {"200": ok(ReadyResponse, "ready"), "503": ok(ReadyResponse, "not ready")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}},
+            }
+        },
+        "/v1/signals/{signal_id}": {
+            "get": {
+                "summary": "One signal by any of its ids: outcome, orders and dated timeline",
+                "parameters": [any_id],
+                "responses": {"200": ok(SignalView, "the signal"), "400": err, "404": err},
+            }
+        },
+    }
+    return paths, schemas

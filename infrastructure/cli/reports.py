@@ -260,7 +260,7 @@ def register(main: click.Group) -> None:
             rows,
             fmt,
             columns=["signal_id", "role", "pair", "side", "type", "qty", "status", "filled_qty", "txid", "order_id"],
-            title=f"orders as of {when.astimezone(UTC).isoformat(sep=' ', timespec='seconds')}: {len(rows)}",
+            title=f"orders as of {when.astimezone(UTC).isoformat()}: {len(rows)}",
             extra={"at": when.isoformat()},
         )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from execledger.infrastructure.api.ops_models import HealthResponse
 from execledger.infrastructure.health import HealthLimits, HealthMonitor, HealthSnapshot, VenueHealth, assess
 from execledger.infrastructure.metrics import Metrics
 from tests.harness import Harness
@@ -126,6 +127,7 @@ async def test_health_is_503_with_the_venue_down_and_metrics_say_why(settings):
             r = await http.get(f"{running.api_url}/v1/health")
             body = await r.json()
             assert r.status == 503 and body["status"] == "unavailable" and body["can_trade"] is False
+            HealthResponse.model_validate(body)  # the documented schema (OpenAPI) is what the route sends
             assert body["venue"]["breaker"] == "open"
             assert any("circuit breaker is open" in p for p in body["problems"])
             assert body["venue"]["stream"]["connected"] is False

@@ -122,6 +122,9 @@ def test_repeated_warnings_are_collapsed_with_a_count():
             now[0] = second / 2
             log.warning("sending: the venue is unavailable for now")
         log.warning("another message")
+        for method in ("OpenOrders", "TradesHistory"):
+            for ms in range(5):  # the same failure with another duration is a repeat; another method is not
+                log.warning("Kraken %s failed after %.3fs: cannot connect", method, ms / 1000)
         log.info("info lines are never collapsed")
         log.info("info lines are never collapsed")
         now[0] = 61
@@ -132,6 +135,11 @@ def test_repeated_warnings_are_collapsed_with_a_count():
     outage = [line for line in lines if line["message"].startswith("sending")]
     assert len(outage) == 2 and "repeated" not in outage[0] and outage[1]["repeated"] == 119
     assert sum(line["message"] == "info lines are never collapsed" for line in lines) == 2
+    failed = [line["message"] for line in lines if "failed after" in line["message"]]
+    assert failed == [
+        "Kraken OpenOrders failed after 0.000s: cannot connect",
+        "Kraken TradesHistory failed after 0.000s: cannot connect",
+    ]
 
 
 def test_text_format_has_date_time_level_logger_and_ids():
