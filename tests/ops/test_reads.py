@@ -223,8 +223,10 @@ def test_times_now_and_ago():
 async def test_state_at_an_offset_and_now(story, settings):
     now = json.loads(cli(settings, "state", "--at", "now", "--format", "json").stdout)
     assert len(now["items"]) == 8 and {o["status"] for o in now["items"]} == {"filled", "canceled", "rejected"}
-    before = json.loads(cli(settings, "state", "--at", "-1h", "--format", "json").stdout)
-    assert before["items"] == []
+    before = json.loads(cli(settings, "state", "--at", "2026-01-01T00:00:00Z", "--format", "json").stdout)
+    assert before["items"] == []  # the story's clock starts on 2026-01-02
+    offset = cli(settings, "state", "--at", "-1h", "--format", "json")
+    assert offset.exit_code == 0 and json.loads(offset.stdout)["at"] < now["at"]
     bad = cli(settings, "state", "--at", "yesterday")
     assert bad.exit_code == 2 and "is not a time" in bad.output
 
