@@ -67,13 +67,14 @@ class OperatorSurface:
             return None
         from aiohttp import web
 
+        from execledger.infrastructure.api import health
+        from execledger.infrastructure.api.app import create_api
         from execledger.infrastructure.api.context import ApiContext
-        from execledger.infrastructure.api.health import create_ops_app
 
         ctx = ApiContext(
             ledger=lg, bus=bus, token=token, service=self.health.service, health=self.health, metrics=self.metrics
         )
-        runner = web.AppRunner(create_ops_app(ctx))
+        runner = web.AppRunner(create_api(ctx, health.ROUTES))
         await runner.setup()
         await web.TCPSite(runner, settings.ops_host, settings.ops_port).start()
         log.info("probes and metrics on http://%s:%s", settings.ops_host, settings.ops_port)

@@ -8,6 +8,7 @@
 - ``GET /metrics``: Prometheus text exposition (``metrics.Metrics``).
 
 The three health routes need no bearer token (probes carry none); ``/metrics`` does when a token is configured.
+The roles without the API serve ``ROUTES`` alone on ``EXECLEDGER_OPS_PORT`` (``create_api(ctx, ROUTES)``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from aiohttp import web
 
 from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.jsonio import json_response
+from execledger.infrastructure.api.ops_models import HealthResponse, LiveResponse, ReadyResponse
+from execledger.infrastructure.api.routes import Route
 from execledger.infrastructure.health import HealthMonitor, health_body
 from execledger.infrastructure.metrics import Metrics
-
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/health/live", "/v1/health/ready"})
 
 
 def monitor_of(ctx: ApiContext) -> HealthMonitor:
@@ -42,28 +43,6 @@ def metrics_of(ctx: ApiContext) -> Metrics:
     if ctx.metrics is None:
         ctx.metrics = Metrics(pairs=ctx.pairs, health=monitor_of(ctx), order_counts=ctx.queries.order_counts)
     return ctx.metrics
-
-
-def create_ops_app(ctx: ApiContext) -> web.Application:
-    """Only the probes and the metrics, for a process that serves no API (the trading or projections role).
-    ``/metrics`` asks for the bearer token when one is configured; the health routes never do."""
-    import hmac
-
-    @web.middleware
-    async def token(request: web.Request, handler):
-        if ctx.token is not None and request.path not in PUBLIC_PATHS:
-            supplied = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(supplied.encode(), f"Bearer {ctx.token}".encode()):
-                return json_response({"error": "missing or wrong bearer token"}, 401)
-        return await handler(request)
-
-    app = web.Application(middlewares=[token])
-    app[CTX] = ctx
-    app.router.add_get("/v1/health", health)
-    app.router.add_get("/v1/health/live", live)
-    app.router.add_get("/v1/health/ready", ready)
-    app.router.add_get("/metrics", metrics)
-    return app
 
 
 async def health(request: web.Request) -> web.Response:
@@ -89,3 +68,33 @@ async def ready(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body, content_type = await asyncio.to_thread(metrics_of(request.app[CTX]).render)
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+_PUBLIC = {"public": True, "tags": ("health",)}
+ROUTES = [
+    Route(
+        "GET",
+        "/v1/health",
+        health,
+        "The venue, the trading mode and the projection lag; 503 when the service cannot trade",
+        responses={200: ("can trade (ok or degraded)", HealthResponse), 503: ("cannot trade", HealthResponse)},
+        **_PUBLIC,
+    ),
+    Route("GET", "/v1/health/live", live, "Liveness", responses={200: ("alive", LiveResponse)}, **_PUBLIC),
+    Route(
+        "GET",
+        "/v1/health/ready",
+        ready,
+        "Readiness: can this process do its job now",
+        responses={200: ("ready", ReadyResponse), 503: ("not ready, and why", ReadyResponse)},
+        **_PUBLIC,
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics (text exposition format)",
+        responses={200: ("text/plain; version=0.0.4", None)},
+        tags=("health",),
+    ),
+]

@@ -174,12 +174,6 @@ DOCUMENT = web.AppKey("openapi_document", dict)
 DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
-# The operator routes' entries come from their pydantic response models (api/ops_models.py).
-_OPS_PATHS, _OPS_SCHEMAS = ops_openapi()
-OPENAPI["paths"].update(_OPS_PATHS)
-OPENAPI["components"].setdefault("schemas", {}).update(_OPS_SCHEMAS)
-
-
 async def serve(request: web.Request) -> web.Response:
     """This API's OpenAPI 3.1 document."""
     return json_response(request.app[DOCUMENT])

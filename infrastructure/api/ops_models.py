@@ -1,11 +1,12 @@
-"""Response models of the operator routes (health, readiness, liveness, one signal), for validation and for the
-OpenAPI document (each route's 200 body is ``Model.model_json_schema()``)."""
+"""Models of the operator routes (health, readiness, liveness, one signal by any id): declared with each route
+(``routes.Route``), so the OpenAPI document describes what the handlers send; the tests validate real answers
+against them."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -121,6 +122,21 @@ class SignalSummary(_Model):
     open_legs: int | None
 
 
+class AnyIdPath(BaseModel):
+    """A path segment naming an order or a signal by any of its ids: signal id, order id (UUID), Kraken txid or
+    cl_ord_id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = Field(min_length=1, max_length=128)
+
+
+class AnySignalPath(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal_id: str = Field(min_length=1, max_length=128, description="signal id, order id, txid or cl_ord_id")
+
+
 class SignalView(_Model):
     """``GET /v1/signals/{id}`` (any of signal id, order id, txid, cl_ord_id): the signal's outcome from the read
     models (null until projected), its orders and its dated timeline from the log."""
@@ -130,67 +146,3 @@ class SignalView(_Model):
     summary: SignalSummary | None
     orders: list[OrderBrief]
     timeline: list[TimelineItem]
-
-
-OPS_RESPONSE_MODELS = {
-    ("GET", "/v1/health"): HealthResponse,
-    ("GET", "/v1/health/ready"): ReadyResponse,
-    ("GET", "/v1/health/live"): LiveResponse,
-    ("GET", "/v1/signals/{signal_id}"): SignalView,
-}
-
-
-def ops_openapi() -> tuple[dict, dict]:
-    """The OpenAPI 3.1 ``paths`` of the operator routes and the ``components.schemas`` they refer to, generated
-    from the models above (``/metrics`` is Prometheus text, not JSON)."""
-    from pydantic.json_schema import models_json_schema
-
-    models = [HealthResponse, ReadyResponse, LiveResponse, SignalView]
-    _, top = models_json_schema([(m, "serialization") for m in models], ref_template="#/components/schemas/{model}")
-    schemas = top.get("$defs", {})
-
-    def ok(model: type[BaseModel], desc: str) -> dict:
-        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-        return {"description": desc, "content": {"application/json": {"schema": ref}}}
-
-    err = {"description": "refused", "content": {"application/json": {"schema": {"type": "object"}}}}
-    any_id = {
-        "name": "signal_id",
-        "in": "path",
-        "required": True,
-        "description": "a signal id, order id, Kraken txid or cl_ord_id",
-        "schema": {"type": "string", "maxLength": 128},
-    }
-    paths = {
-        "/v1/health": {
-            "get": {
-                "summary": "The venue, the trading mode and the projection lag; 503 when the service cannot trade",
-                "security": [],
-                "responses": {"200": ok(HealthResponse, "can trade"), "503": ok(HealthResponse, "cannot trade")},
-            }
-        },
-        "/v1/health/live": {
-            "get": {"summary": "Liveness", "security": [], "responses": {"200": ok(LiveResponse, "alive")}}
-        },
-        "/v1/health/ready": {
-            "get": {
-                "summary": "Readiness: can this process do its job now",
-                "security": [],
-                "responses": {"200": ok(ReadyResponse, "ready"), "503": ok(ReadyResponse, "not ready")},
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}},
-            }
-        },
-        "/v1/signals/{signal_id}": {
-            "get": {
-                "summary": "One signal by any of its ids: outcome, orders and dated timeline",
-                "parameters": [any_id],
-                "responses": {"200": ok(SignalView, "the signal"), "400": err, "404": err},
-            }
-        },
-    }
-    return paths, schemas

@@ -13,11 +13,10 @@ from execledger.infrastructure.api.models import (
     ErrorBody,
     ExecutionReportPage,
     FillPage,
-    Health,
     OrderDetail,
     OrderPage,
-    OrderPath,
 )
+from execledger.infrastructure.api.ops_models import AnyIdPath
 from execledger.infrastructure.api.routes import Route
 from execledger.infrastructure.readmodels.queries import BadQuery, ListFilter, parse_filter
 
@@ -74,26 +73,6 @@ async def get_order(request: web.Request) -> web.Response:
     )
 
 
-async def health(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    lag = ctx.projector.lag()
-    trading = ctx.trading_state()
-    body = {
-        "status": "ok",
-        "projection_lag": lag,
-        "projection_position": ctx.projector.position(),
-        "trading": {
-            "mode": trading.mode.value,
-            "by": trading.by,
-            "why": trading.why,
-            "process": ctx.bus.trading_process(),
-        },
-    }
-    if ctx.service is not None:
-        body["trading"]["recovered"] = ctx.service.recovered.is_set()
-    return json_response(body)
-
-
 _PAGE_ERRORS = {400: ("invalid query: one error per parameter", ErrorBody)}
 ROUTES = [
     Route(
@@ -109,12 +88,12 @@ ROUTES = [
         "GET",
         "/v1/orders/{order_id}",
         get_order,
-        "One order: projected state and full event history",
-        path_params=OrderPath,
+        "One order by any of its ids (order id, txid, cl_ord_id; a signal id names its entry): state and history",
+        path_params=AnyIdPath,
         responses={
             200: ("the order", OrderDetail),
-            400: ("not a UUID", ErrorBody),
-            404: ("no such order", ErrorBody),
+            400: ("an empty or overlong id", ErrorBody),
+            404: ("no order by that name", ErrorBody),
         },
         tags=("reports",),
     ),
@@ -136,14 +115,5 @@ ROUTES = [
         query_exclude=("status",),
         responses={200: ("a page of fills", FillPage), **_PAGE_ERRORS},
         tags=("reports",),
-    ),
-    Route(
-        "GET",
-        "/v1/health",
-        health,
-        "Liveness, projection lag and trading mode",
-        responses={200: ("ok", Health)},
-        public=True,
-        tags=("health",),
     ),
 ]

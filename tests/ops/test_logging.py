@@ -163,7 +163,7 @@ def test_secrets_from_settings_are_redacted_in_messages_and_tracebacks(tmp_path)
         data_dir=tmp_path,
         kraken_key="K-api-key-value",
         kraken_secret=secret,
-        api_token="tok-abcdef-123",
+        api_token="tok-abcdef-123-0123456789abcdef0123",
         database_url="postgresql://user:hunter2pass@127.0.0.1:5432/db",
         notify_webhook_urls="https://hooks.example/T000/B000/XXXX",
         log_format="json",
@@ -174,14 +174,23 @@ def test_secrets_from_settings_are_redacted_in_messages_and_tracebacks(tmp_path)
     try:
         log.warning("signing with %s for %s", secret, "K-api-key-value")
         try:
-            raise RuntimeError("bad token tok-abcdef-123 on postgresql://user:hunter2pass@host (hooks.example/T000)")
+            raise RuntimeError(
+                "bad token tok-abcdef-123-0123456789abcdef0123 on postgresql://user:hunter2pass@host "
+                "(hooks.example/T000)"
+            )
         except RuntimeError:
             log.exception("failed calling https://hooks.example/T000/B000/XXXX")
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     text = (tmp_path / "logs" / "execledger.log").read_text()
-    for needle in (secret, "K-api-key-value", "tok-abcdef-123", "hunter2pass", "hooks.example/T000/B000/XXXX"):
+    for needle in (
+        secret,
+        "K-api-key-value",
+        "tok-abcdef-123-0123456789abcdef0123",
+        "hunter2pass",
+        "hooks.example/T000/B000/XXXX",
+    ):
         assert needle not in text
     assert "signing with *** for ***" in text and "bad token ***" in text
     assert len(secrets_of(settings)) >= 5
