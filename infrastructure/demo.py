@@ -28,12 +28,14 @@ from execledger.application.service import ServiceConfig
 from execledger.domain.order import Order
 from execledger.domain.values import OrderRole, plain
 from execledger.infrastructure.bootstrap import engine_config, open_ledger
+from execledger.infrastructure.present import present_report
 from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.queries import ListFilter
 from execledger.infrastructure.render import print_rows, print_timeline
 from execledger.infrastructure.settings import Settings
 
 STEP_TIMEOUT_S = 20.0
+DEMO_REPORT_COLUMNS = ("qty", "filled_qty", "avg_px", "fee", "note")
 
 
 class Demo:
@@ -226,24 +228,13 @@ class Demo:
         lg.projector.catch_up()
         page = lg.queries.execution_reports(ListFilter(limit=1000))
         mine = [r for r in page.items if str(r["signal_id"]).startswith(f"demo-{self.run_id}-")]
+        rules = lg.queries.cancel_reasons([r["order_id"] for r in mine if r["event"] in ("Canceled", "Expired")])
         self.say("")
         print_rows(
             self.console,
-            f"execution reports of this run: {len(mine)}",
-            mine,
-            [
-                "timestamp",
-                "signal_id",
-                "role",
-                "event",
-                "side",
-                "order_type",
-                "order_status",
-                "quantity_ordered",
-                "quantity_filled",
-                "average_fill_price",
-                "commission",
-            ],
+            f"execution reports of this run: {len(mine)} (times UTC; the same with `execledger report reports`)",
+            [present_report(r, lg.pairs, rules) for r in mine],
+            [*("time", "signal_id", "role", "event", "pair", "side", "type", "status"), *DEMO_REPORT_COLUMNS],
         )
         try:
             entry, orders, timeline = signal_timeline(lg.ledger, self.partial_signal)

@@ -24,6 +24,7 @@ from execledger.application.service import ServiceConfig, TradingService
 from execledger.infrastructure.api import ApiContext, create_api, require_token_for
 from execledger.infrastructure.bootstrap import Ledger, build_trading, open_ledger, process_name
 from execledger.infrastructure.commandbus import CommandBus
+from execledger.infrastructure.ops import OperatorSurface
 from execledger.infrastructure.pgnotify import listen, notify_channel
 from execledger.infrastructure.readmodels.follower import ProjectionFollower
 from execledger.infrastructure.settings import Settings
@@ -98,6 +99,7 @@ async def run_service(
         ledger = open_ledger(settings, process=process_name(role.value))
         stack.callback(ledger.close)
         running = RunningService(ledger=ledger, simulator=simulator)
+        surface = OperatorSurface.for_ledger(ledger, role=role.value, trading=trading)
         tasks: list[asyncio.Task] = []
         helpers: list[asyncio.Task] = []  # wake-up sources: canceled at stop
         db_url = settings.database_url.get_secret_value() if settings.database_url else None
@@ -108,6 +110,7 @@ async def run_service(
             running.exchange = exchange
             parts = build_trading(ledger, exchange, service_config)
             running.service = parts.service
+            surface.attach_trading(parts.service, exchange)
             tasks.append(asyncio.create_task(parts.service.run(), name="trading"))
             channel = notify_channel(ledger.commands)
             if db_url and channel:  # commands recorded by other processes wake the inbox at once
@@ -115,17 +118,27 @@ async def run_service(
                     asyncio.create_task(listen(db_url, channel, parts.service.commands_waiting, stop), name="listen")
                 )
         running.bus = CommandBus(ledger, role=role.value, local_trading=running.service)
+        surface.attach_bus(running.bus)
         if role in (Role.ALL, Role.PROJECTIONS, Role.API):
             running.follower = ProjectionFollower(
                 ledger.projector, poll_interval_s=1.0, database_url=db_url, channel=notify_channel(ledger.app)
             )
             if role is not Role.API:
                 tasks.append(asyncio.create_task(running.follower.run(stop), name="projections"))
+                if (notifier := OperatorSurface.notifier(settings, ledger)) is not None:
+                    tasks.append(asyncio.create_task(notifier.run(stop), name="notifications"))
         if role in (Role.ALL, Role.API):
             token = require_token_for(
                 settings.api_host, settings.api_token.get_secret_value() if settings.api_token else None
             )
-            ctx = ApiContext(ledger=ledger, bus=running.bus, token=token, service=running.service)
+            ctx = ApiContext(
+                ledger=ledger,
+                bus=running.bus,
+                token=token,
+                service=running.service,
+                health=surface.health,
+                metrics=surface.metrics,
+            )
             runner = web.AppRunner(create_api(ctx))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -133,6 +146,10 @@ async def run_service(
             await site.start()
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             running.api_url = f"http://{host}:{port}"
+        if role in (Role.TRADING, Role.PROJECTIONS):
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            if (probes := await surface.serve_probes(ledger, running.bus, settings, token)) is not None:
+                stack.push_async_callback(probes.cleanup)
         if trading and running.follower is not None:
             follower = running.follower
             ledger.engine.uow.add_listener(lambda committed: follower.nudge())  # read models follow each commit

@@ -21,7 +21,9 @@ from execledger.infrastructure.kraken.urls import check_base_url, check_ws_url, 
 PREFIX = "EXECLEDGER_"
 MIN_API_TOKEN_LENGTH = 32  # e.g. `openssl rand -hex 16`; a bearer token is the only guard of a non-loopback bind
 # Names whose value is a credential: a configuration file that sets any of them must be private (chmod 600).
-SECRET_SETTINGS = frozenset({"kraken_key", "kraken_secret", "database_url", "api_token"})
+SECRET_SETTINGS = frozenset(
+    {"kraken_key", "kraken_secret", "database_url", "api_token", "notify_webhook_urls", "notify_apprise_urls"}
+)
 CONFIG_FILE_VAR = PREFIX + "CONFIG_FILE"
 
 
@@ -70,6 +72,23 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
     api_token: SecretStr | None = Field(
         default=None, description="bearer token; required when the API binds beyond loopback"
+    )
+    ops_host: str = Field(default="127.0.0.1", description="where a trading or projections process serves its probes")
+    ops_port: int | None = Field(
+        default=None,
+        description="port of /v1/health, /v1/health/live, /v1/health/ready and /metrics (trading and "
+        "projections roles; the api role serves them on the API port)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="threshold of the service's log lines"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", description="one line of text, or one JSON object")
+    log_file: Path | None = Field(default=None, description="append log lines to this file instead of stderr")
+    notify_webhook_urls: SecretStr | None = Field(
+        default=None, description="comma-separated URLs that get a JSON POST per notification (fills, halts, ...)"
+    )
+    notify_apprise_urls: SecretStr | None = Field(
+        default=None, description="comma-separated apprise URLs (tgram://, slack://, mailto://, ...); needs apprise"
     )
     default_timeout_s: float = Field(default=300.0, gt=0, description="limit-order timeout when a signal has none")
     signal_max_age_s: float = Field(
@@ -135,6 +154,14 @@ class Settings(BaseSettings):
         if len(token) < MIN_API_TOKEN_LENGTH:
             raise ValueError(f"must be at least {MIN_API_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 16`)")
         return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case(cls, value: object) -> object:
+        """``info`` and ``INFO`` are the same level; ``JSON`` and ``json`` the same format."""
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if value.strip().lower() in ("text", "json") else value.strip().upper()
 
     @property
     def backend(self) -> str:

@@ -66,8 +66,8 @@ class Deployment:
             return r.status == 200
 
     async def get(self, url: str, **params):
-        async with self.http.get(url, params=params) as r:
-            return await r.json() if r.status == 200 else None
+        async with self.http.get(url, params=params) as r:  # a 503 health still says who trades and why not
+            return await r.json() if r.status in (200, 503) else None
 
     async def post(self, url: str, body: dict) -> tuple[int, dict]:
         async with self.http.post(url, json=body) as r:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from execledger.application.ledger import LedgerError
-from execledger.infrastructure.api import openapi, reports, signals, trading
+from execledger.infrastructure.api import health, openapi, reports, signal_view, signals, trading
 from execledger.infrastructure.api.commands import REFUSAL_STATUS
 from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.guard import ROUTE_INFO, guard
@@ -27,7 +27,7 @@ from execledger.infrastructure.api.routes import Route
 from execledger.infrastructure.net import is_loopback
 
 # A new group of routes: a module with ``ROUTES = [Route(...)]``, listed here. Nothing else to register.
-ROUTE_MODULES = (signals, reports)
+ROUTE_MODULES = (signals, reports, signal_view, health)
 
 _COMMAND_ANSWERS = {
     **dict.fromkeys(set(REFUSAL_STATUS.values()), ("refused: the receipt says why", ErrorBody)),

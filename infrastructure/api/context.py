@@ -14,6 +14,8 @@ from execledger.domain.trading_state import TRADING_STATE_ID, TradingState
 if TYPE_CHECKING:
     from execledger.infrastructure.bootstrap import Ledger
     from execledger.infrastructure.commandbus import CommandBus
+    from execledger.infrastructure.health import HealthMonitor
+    from execledger.infrastructure.metrics import Metrics
     from execledger.infrastructure.readmodels.projector import ReadModelProjector
     from execledger.infrastructure.readmodels.queries import ReportQueries
 
@@ -25,6 +27,8 @@ class ApiContext:
     token: str | None = None
     service: Any = None  # the TradingService when this process runs the trading role (health)
     receipt_timeout_s: float = 5.0  # how long a POST waits for the trading process to carry its command out
+    health: HealthMonitor | None = None  # what this process knows about the venue (None: built from the store)
+    metrics: Metrics | None = None  # this process's Prometheus registry (None: created on first use)
 
     @property
     def queries(self) -> ReportQueries:

@@ -1,11 +1,10 @@
-"""Read routes: orders, execution reports, fills, one order with its history, and health."""
+"""Read routes: orders, execution reports, fills, one order with its history."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from aiohttp import web
 
+from execledger.application.audit import resolve_order
 from execledger.application.ledger import OrderNotFound
 from execledger.domain.errors import FieldError
 from execledger.infrastructure.api.context import CTX
@@ -14,11 +13,10 @@ from execledger.infrastructure.api.models import (
     ErrorBody,
     ExecutionReportPage,
     FillPage,
-    Health,
     OrderDetail,
     OrderPage,
-    OrderPath,
 )
+from execledger.infrastructure.api.ops_models import AnyIdPath
 from execledger.infrastructure.api.routes import Route
 from execledger.infrastructure.readmodels.queries import BadQuery, ListFilter, parse_filter
 
@@ -54,15 +52,15 @@ async def list_fills(request: web.Request) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     raw = request.match_info["order_id"]
-    try:
-        order_id = str(UUID(raw))
-    except ValueError:
-        raise ApiError(400, f"{raw[:64]!r} is not an order id (a UUID)", field="order_id", rule="uuid") from None
-    state = ctx.queries.order(order_id)
-    try:
+    if not raw.strip() or len(raw) > 128:
+        raise ApiError(400, "the id must be 1 to 128 characters", field="order_id", rule="length")
+    try:  # any of: order id, txid, cl_ord_id, or a signal id (its entry)
+        order = resolve_order(ctx.ledger.ledger, raw, ctx.queries.find_order_id)
+        order_id = str(order.id)
         history = ctx.ledger.ledger.order_history(order_id)
-    except OrderNotFound:
-        return error_response(404, f"no order {order_id}")
+    except OrderNotFound as exc:
+        return error_response(404, str(exc))
+    state = ctx.queries.order(order_id)
     return json_response(
         {
             "order": state,
@@ -73,26 +71,6 @@ async def get_order(request: web.Request) -> web.Response:
             ],
         }
     )
-
-
-async def health(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    lag = ctx.projector.lag()
-    trading = ctx.trading_state()
-    body = {
-        "status": "ok",
-        "projection_lag": lag,
-        "projection_position": ctx.projector.position(),
-        "trading": {
-            "mode": trading.mode.value,
-            "by": trading.by,
-            "why": trading.why,
-            "process": ctx.bus.trading_process(),
-        },
-    }
-    if ctx.service is not None:
-        body["trading"]["recovered"] = ctx.service.recovered.is_set()
-    return json_response(body)
 
 
 _PAGE_ERRORS = {400: ("invalid query: one error per parameter", ErrorBody)}
@@ -110,12 +88,12 @@ ROUTES = [
         "GET",
         "/v1/orders/{order_id}",
         get_order,
-        "One order: projected state and full event history",
-        path_params=OrderPath,
+        "One order by any of its ids (order id, txid, cl_ord_id; a signal id names its entry): state and history",
+        path_params=AnyIdPath,
         responses={
             200: ("the order", OrderDetail),
-            400: ("not a UUID", ErrorBody),
-            404: ("no such order", ErrorBody),
+            400: ("an empty or overlong id", ErrorBody),
+            404: ("no order by that name", ErrorBody),
         },
         tags=("reports",),
     ),
@@ -137,14 +115,5 @@ ROUTES = [
         query_exclude=("status",),
         responses={200: ("a page of fills", FillPage), **_PAGE_ERRORS},
         tags=("reports",),
-    ),
-    Route(
-        "GET",
-        "/v1/health",
-        health,
-        "Liveness, projection lag and trading mode",
-        responses={200: ("ok", Health)},
-        public=True,
-        tags=("health",),
     ),
 ]

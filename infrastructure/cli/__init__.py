@@ -24,12 +24,24 @@ def main(config_file: str | None) -> None:
     """execledger: an event-sourced execution ledger for Kraken Spot."""
     if config_file:
         os.environ["EXECLEDGER_CONFIG_FILE"] = config_file  # every command's settings read it
+    _configure_logging()
+
+
+def _configure_logging() -> None:
+    """Logging from EXECLEDGER_LOG_*; with unusable settings the defaults (the command then reports the error)."""
+    from execledger.infrastructure.logconfig import configure_from_settings, configure_logging
+    from execledger.infrastructure.settings import load_settings
+
+    try:
+        configure_from_settings(load_settings())
+    except Exception:
+        configure_logging()
 
 
 def _register() -> None:
-    from execledger.infrastructure.cli import config, reports, service, trading
+    from execledger.infrastructure.cli import config, reports, service, status, trading
 
-    for module in (service, config, reports, trading):
+    for module in (service, config, reports, status, trading):
         module.register(main)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -39,9 +39,27 @@ def open_or_exit(settings: Settings, *, must_exist: bool = True) -> Ledger:
         fail(Exit.CONFIG, str(exc))
 
 
-def timestamp(value: str) -> datetime:
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def timestamp(value: str, *, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time (UTC when no offset is given), ``now``, or a time ago: ``-90s``, ``-15m``, ``-1h``,
+    ``-2d``, ``-1w``."""
+    text = value.strip()
+    now = now or datetime.now(UTC)
+    if text.lower() == "now":
+        return now
+    if text.startswith("-") and len(text) > 2 and text[-1].lower() in _UNITS:
+        try:
+            amount = float(text[1:-1])
+        except ValueError:
+            amount = -1
+        if amount >= 0:
+            return now - timedelta(seconds=amount * _UNITS[text[-1].lower()])
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-24T18:00:00Z)") from None
+        raise click.BadParameter(
+            f"{value!r} is not a time: use ISO 8601 (2026-11-24T18:00:00Z), now, or an offset such as -1h, -30m, -2d"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -372,7 +372,7 @@ class Session:
         self.stalled = self.recovered = False
 
         async def ready():
-            health = await self._get(f"{self.api_url}/v1/health")
+            health = await self._get(f"{self.api_url}/v1/health", accept=(200, 503))  # 503: up, cannot trade yet
             if health is None:
                 return False
             self.recovered = health["trading"].get("recovered", True)
@@ -382,9 +382,9 @@ class Session:
 
     # -- HTTP -------------------------------------------------------------------------------------------------
 
-    async def _get(self, url: str, ok_only: bool = False) -> Any:
+    async def _get(self, url: str, ok_only: bool = False, accept: tuple[int, ...] = (200,)) -> Any:
         async with self.http.get(url) as r:
-            if r.status != 200:
+            if r.status not in accept:
                 return None
             return True if ok_only else await r.json()
 
@@ -590,7 +590,7 @@ class Session:
 
     async def snapshot(self) -> tuple | None:
         """A comparable view of both sides, or None while they disagree (or something is in flight)."""
-        health = await self._get(f"{self.api_url}/v1/health")
+        health = await self._get(f"{self.api_url}/v1/health", accept=(200, 503))
         if not health or health["projection_lag"] != 0 or not health["trading"].get("recovered", True):
             return None
         ours = await self.api_orders()
