@@ -98,7 +98,7 @@ class ContingencyManager:
         quantity = rules.round_volume(order.quantity)
         limit = rules.round_price(order.limit_price, order.side) if order.limit_price is not None else None
         trigger = (
-            rules.round_price(order.trigger_price, exit_side, PriceKind.TRIGGER)
+            rules.round_price(order.trigger_price, exit_side, trigger_kind(order.role))
             if order.trigger_price is not None
             else None
         )
@@ -213,7 +213,7 @@ class ContingencyManager:
             side=exit_side,
             order_type=order_type,
             quantity=rules.round_volume(quantity),
-            trigger_price=rules.round_price(trigger, exit_side, PriceKind.TRIGGER) if trigger is not None else None,
+            trigger_price=rules.round_price(trigger, exit_side, trigger_kind(role)) if trigger is not None else None,
             cl_ord_id=str(uuid.uuid4()),
             parent_id=entry.id,
             reason=why,
@@ -287,3 +287,9 @@ class ContingencyManager:
         )
         entry.add_position_exit(order_id=leg.id, quantity=leg.quantity, reason=action.reason)
         return [leg]
+
+
+def trigger_kind(role: OrderRole) -> PriceKind:
+    """How a leg's trigger price rounds (``domain/pairs.py``): a stop away from the market one way, a
+    take-profit the other."""
+    return PriceKind.STOP if role is OrderRole.STOP_LOSS else PriceKind.TAKE_PROFIT

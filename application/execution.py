@@ -39,6 +39,8 @@ from execledger.domain.values import OrderRole, OrderType, plain
 
 log = logging.getLogger("execledger.execution")
 
+MISSING_ON_VENUE = "missing_on_venue"  # the conflict key reconciliation records for an order the venue lost
+
 
 class ExecutionHandler:
     def __init__(
@@ -67,6 +69,13 @@ class ExecutionHandler:
         self.uow.commit(*self.contingencies.react(order))
 
     # --- submission ------------------------------------------------------------------------------------------
+
+    def time_left(self, order: Order) -> float | None:
+        """Seconds an entry may still wait to be sent (its maximum age); None for exits, which wait as long as it
+        takes (protection has no age)."""
+        if order.role is not OrderRole.ENTRY:
+            return None
+        return max(0.0, self.entry_max_age_s - (self.clock.now() - order.created_on).total_seconds() - 2.0)
 
     def begin_submission(self, order_id: UUID) -> OrderRequest | None:
         """Record Submitted (the intent, before the call) and return the AddOrder to send; None if the order is no
@@ -101,6 +110,11 @@ class ExecutionHandler:
             self.uow.commit(order)
             return None
         deadline = now + timedelta(seconds=self.submit_deadline_s)
+        if order.role is OrderRole.ENTRY:
+            # The venue refuses it after its maximum age, too (Kraken's ``deadline``, at least now + 2 s).
+            deadline = min(
+                deadline, max(order.created_on + timedelta(seconds=self.entry_max_age_s), now + timedelta(seconds=2))
+            )
         order.submit(
             at=now,
             deadline=deadline,
@@ -274,16 +288,13 @@ class ExecutionHandler:
         self._react_and_commit(order)
 
     def on_cancel_result(self, order_id: UUID, result: CancelResult) -> bool:
-        """Returns True when the order's final state must be queried (the venue says it is not open any more)."""
+        """Returns True when the order's final state must be read from the venue: after a cancel the venue accepted
+        (what filled before it took effect is known only from the venue's final state: recording it canceled at once
+        lost a fill that raced the cancel) and when the venue says it is not open any more."""
         order = self.index[order_id]
         if order.state is not State.CANCEL_PENDING:
             return False
-        if result.count > 0:
-            order.mark_canceled(
-                reason=reason("cancel_confirmed", f"CancelOrder canceled {result.count} order(s)"),
-                venue_reason="User requested",
-            )
-        elif result.not_found:
+        if result.count > 0 or result.not_found:
             return True
         elif result.error:
             order.cancel_rejected(
@@ -361,6 +372,21 @@ class ExecutionHandler:
                 ),
             )
         return missing_fills
+
+    def record_missing(self, order_id: UUID, strikes: int) -> None:
+        """Reconciliation did not find the order on the venue, ``strikes`` times in a row: recorded (once) as lost
+        by the venue. Nothing about the order changes; an operator may now resolve it by hand."""
+        order = self.index[order_id]
+        order.record_conflict(
+            key=MISSING_ON_VENUE,
+            reason=reason(
+                "venue_order_missing",
+                f"neither open nor closed orders of the venue show txid {order.txid} ({strikes} reconciliations in a "
+                f"row): the order is kept as it is; an operator may resolve it (execledger resolve)",
+                strikes=strikes,
+            ),
+        )
+        self.uow.commit(order)
 
     def _conflict(self, order: Order, what: str, source: str, exc: Exception) -> None:
         """A venue fact the ledger cannot apply: forget whatever of it was applied in memory, record the conflict

@@ -253,6 +253,15 @@ class ExchangePort(Protocol):
         blocked)."""
         ...
 
+    async def wait_for_order_capacity(self, pair: str, max_wait_s: float | None = None) -> bool:
+        """Wait until the venue's rate limit lets an AddOrder on ``pair`` through (nothing taken); False, at once,
+        when that would take longer than ``max_wait_s``."""
+        ...
+
+    def order_capacity(self, pair: str, within_s: float) -> int | None:
+        """How many AddOrders on ``pair`` the venue's rate limit lets out within ``within_s`` (None: no limit)."""
+        ...
+
     def executions(self) -> AsyncIterator[VenueReport]:
         """The live execution stream (WS v2 ``executions``): reports, and StreamEvents when its health changes.
         It only streams; REST fallback while it is down is the trading service's job."""

@@ -60,6 +60,7 @@ class ServiceConfig:
     retry_min_s: float = 0.5  # first wait before sending again what was not sent (the venue unavailable)
     retry_max_s: float = 30.0
     rules_refresh_s: float = 3600.0  # how often the venue's pair rules (AssetPairs) are loaded again
+    cancel_confirm_s: float = 2.0  # an accepted cancel's final state is read over REST if the stream says nothing
 
 
 class TradingService:
@@ -95,6 +96,7 @@ class TradingService:
         self._retries: Counter[UUID] = Counter()
         self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
         self._inflight: dict[UUID, asyncio.Task] = {}  # one venue call in flight per order
+        self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
@@ -109,9 +111,21 @@ class TradingService:
         """A command was recorded (in this process, or a notification said so): read the command log now."""
         self._commands.set()
 
-    def _venue_unavailable(self) -> str | None:
+    def _venue_unavailable(self, pair: str) -> str | None:
+        """Why the venue cannot take a new entry on ``pair`` now: it is unavailable, or its rate limit would not let
+        the entries already waiting, and this one, out within a signal's maximum age."""
         block = self.exchange.entry_block()
-        return block.reason if block is not None else None
+        if block is not None:
+            return block.reason
+        horizon = self.engine.config.signal_max_age_s * 0.8
+        capacity = self.exchange.order_capacity(pair, horizon)
+        waiting = sum(1 for o in self.engine.pending_submissions() if o.pair == pair)
+        if capacity is not None and waiting + 1 > capacity:
+            return (
+                f"Kraken's rate limit lets {capacity} orders on {pair} out within {horizon:g}s and {waiting} already "
+                f"wait to be sent"
+            )
+        return None
 
     def _after_commit(self, committed) -> None:
         self._work.set()
@@ -152,6 +166,11 @@ class TradingService:
         for order in self.engine.pending_cancels():
             if order.id in self._inflight or self._retry_at.get(order.id, 0.0) > now:
                 continue
+            if order.id in self._final_state_due:
+                if self._final_state_due[order.id] > now:
+                    continue  # the stream reports the canceled order (and any fill that raced it) any moment
+                started.append(self._start_call(order.id, self._read_final_state(order.id)))
+                continue
             started.append(self._start_call(order.id, self._cancel(order.id)))
         if wait and started:
             await asyncio.gather(*started, return_exceptions=True)
@@ -175,6 +194,12 @@ class TradingService:
         correction = self._corrections.pop(order_id, None)
         if correction is not None and not await self._correct(order_id, correction):
             self._retry_later(order_id)
+            return
+        # Wait for the venue's rate limit *before* deciding to send: a halt (or the entry's maximum age) applied
+        # meanwhile is then obeyed, where waiting after Submitted would send an entry the operator just stopped.
+        order = self.engine.orders[order_id]
+        if not await self.exchange.wait_for_order_capacity(order.pair, self.engine.execution.time_left(order)):
+            self._retry_later(order_id)  # not within its maximum age: it is withdrawn at its next try
             return
         request = self.engine.execution.begin_submission(order_id)
         if request is None:
@@ -220,7 +245,13 @@ class TradingService:
         result = await self.exchange.cancel(
             venue_order_id=order.txid, client_order_id=None if order.txid else order.cl_ord_id
         )
-        if self.engine.execution.on_cancel_result(order_id, result) or not order.txid:
+        final_state_needed = self.engine.execution.on_cancel_result(order_id, result)
+        if final_state_needed and order.txid and result.count > 0 and self.stream_healthy:
+            # Accepted: the stream reports the order canceled, with any fill that raced the cancel, within moments;
+            # if it does not (a stalled stream), the final state is read over REST then.
+            self._final_state_due[order_id] = _loop_time() + self.config.cancel_confirm_s
+            return
+        if final_state_needed or not order.txid:
             await self.resync([order_id])
         if self.engine.orders[order_id].version == version:
             # The venue left it as it was (cancel pending, or an order not found yet): ask again after a backoff,
@@ -229,6 +260,13 @@ class TradingService:
         else:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
+
+    async def _read_final_state(self, order_id: UUID) -> None:
+        """A cancel the venue accepted whose final state the stream did not report in time: read it over REST."""
+        self._final_state_due.pop(order_id, None)
+        await self.resync([order_id])
+        if self.engine.orders[order_id].state is State.CANCEL_PENDING:
+            self._retry_later(order_id)  # still open on the venue: the cancel is sent again after a backoff
 
     async def wait_for_calls(self) -> None:
         """Wait for every venue call in flight (tests; a stopping service)."""
@@ -260,7 +298,11 @@ class TradingService:
         with_txid = [o.txid for o in orders if o.txid]
         venue = await self.exchange.query_orders(with_txid) if with_txid else {}
         by_client_id = {o.id: await self.exchange.find_by_client_order_id(o.cl_ord_id) for o in orders if not o.txid}
-        fills = await self.exchange.fills_since(_before(_oldest_submission(orders)))
+        found = [*venue.values(), *(f for f in by_client_id.values() if f is not None)]
+        ours = {o.txid: o.filled_quantity for o in orders if o.txid}
+        # Fills cost a TradesHistory call (2 counter points): read them only when the venue shows more filled.
+        more_filled = any((v.filled_qty or 0) > ours.get(v.venue_order_id, 0) for v in found)
+        fills = await self.exchange.fills_since(_before(_oldest_submission(orders))) if more_filled else []
         for order in orders:
             if order.txid is None:
                 self.engine.execution.resolve_cancel_without_venue_id(order.id, by_client_id[order.id], fills)
@@ -314,6 +356,8 @@ class TradingService:
                         order.txid,
                         self.missing[order.id],
                     )
+                    if self.missing[order.id] == MISSING_STRIKES:
+                        self.engine.execution.record_missing(order.id, self.missing[order.id])
                 continue
             self.missing.pop(order.id, None)
             self.engine.execution.on_status_report(replace(found, source=source), fills)
@@ -558,6 +602,9 @@ class TradingService:
 # TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission
 # (fills are matched to orders by venue order id, so extra ones cost only bandwidth).
 FILLS_MARGIN = timedelta(seconds=60)
+# How many reconciliations in a row must miss an order before it is recorded as lost by the venue (then, and only
+# then, an operator may resolve it by hand).
+MISSING_STRIKES = 3
 
 
 def _before(at: datetime | None) -> datetime | None:

@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Tracking
 
 from execledger.application.contingencies import ContingencyManager
+from execledger.application.execution import MISSING_ON_VENUE
 from execledger.application.ledger import (
     ExecutionLedger,
     SignalConflict,
@@ -51,6 +52,9 @@ from execledger.domain.trading_state import TRADING_STATE_ID, TradingHalted, Tra
 from execledger.domain.values import OrderRole, plain
 
 log = logging.getLogger("execledger.trading_control")
+
+MAX_PRICE = Decimal(10) ** 12  # no pair trades above this: a price beyond it is a typo
+MISSING_STRIKES_TEXT = "three reconciliations in a row"
 
 
 @dataclass
@@ -99,8 +103,8 @@ class TradingControl:
         self.process = process
         self.signal_max_age_s = signal_max_age_s
         self.max_pending_entries = max_pending_entries
-        # Set by the trading service: why the venue cannot take orders now (None when it can).
-        self.venue_unavailable: Callable[[], str | None] = lambda: None
+        # Set by the trading service: why the venue cannot take an entry on a pair now (None when it can).
+        self.venue_unavailable: Callable[[str], str | None] = lambda pair: None
         self.state = self._load_state()
 
     def _load_state(self) -> TradingState:
@@ -234,18 +238,18 @@ class TradingControl:
         if existing is None:
             self.state.check_entry_allowed()
         result = entry_for_signal(data, self.ledger.pairs, existing)
-        if result.created and (busy := self._busy()) is not None:
+        if result.created and (busy := self._busy(result.order.pair)) is not None:
             raise EntriesBusy(busy)
         if result.created:
             self.index.put(result.order)
         return result
 
-    def _busy(self) -> str | None:
+    def _busy(self, pair: str) -> str | None:
         """Backpressure: why a new entry cannot be accepted now, or None."""
         waiting = sum(1 for o in self.index.in_state(State.PENDING_SUBMIT) if o.role is OrderRole.ENTRY)
         if waiting >= self.max_pending_entries:
             return f"{waiting} entries wait to be sent (the bound is {self.max_pending_entries}): try again shortly"
-        unavailable = self.venue_unavailable()
+        unavailable = self.venue_unavailable(pair)
         return f"not accepting entries now: {unavailable}" if unavailable else None
 
     def _signal_decision(self, data: Mapping[str, Any]) -> Decision:
@@ -326,12 +330,24 @@ class TradingControl:
         return Decision(Outcome.APPLIED, detail, self.contingencies.react(entry))
 
     def _resolve(self, payload: ResolveOrder, *, by: str, why: str, trade_id: str | None) -> Decision:
+        """Resolve by hand an order the venue has lost: only one reconciliation recorded missing (or one whose
+        AddOrder outcome is still unknown and has no venue id). Any other order is whatever the venue says it is:
+        marking a live stop canceled by hand would have the ledger place a second one beside it."""
         order = self.index.resolve(payload.order)
         if order is None:
             return Decision.refused(Refusal.NOT_FOUND, f"no order {payload.order!r} in this ledger")
         detail = {"order_id": str(order.id), "signal_id": order.signal_id, "previous_status": order.status.value}
         if order.is_terminal:
             return Decision.refused(Refusal.NOT_ALLOWED, f"the order is already {order.state.value}", **detail)
+        lost = MISSING_ON_VENUE in order.conflicts or (order.txid is None and order.state is State.OUTCOME_UNKNOWN)
+        if not lost:
+            return Decision.refused(
+                Refusal.NOT_ALLOWED,
+                "the venue has not lost this order (reconciliation finds it, or has not yet missed it "
+                f"{MISSING_STRIKES_TEXT}): it is {order.state.value} as the venue reports it; cancel it instead",
+                **detail,
+            )
+        rules = self.contingencies.rules(order)
         why_reason = reason(
             "operator_resolved",
             f"resolved as {payload.resolution} by {by}: {why}",
@@ -339,31 +355,38 @@ class TradingControl:
             why=why,
             resolution=payload.resolution,
         )
-        order.note_operator_resolution(reason=why_reason)
         if payload.resolution == "canceled":
+            order.note_operator_resolution(reason=why_reason)
             order.mark_canceled(reason=why_reason, venue_reason=None)
-        else:
-            if order.state not in FILLABLE:
-                return Decision.refused(
-                    Refusal.NOT_ALLOWED, f"a {order.state.value} order was never sent: it cannot have filled", **detail
-                )
-            price = payload.price or order.limit_price or order.trigger_price
-            if price is None:
-                return Decision.refused(Refusal.INVALID, "a market order resolved as filled needs a price", **detail)
-            quantity = payload.quantity or order.remaining_quantity
-            if quantity > order.remaining_quantity:
-                return Decision.refused(
-                    Refusal.INVALID,
-                    f"{plain(quantity)} is more than the {plain(order.remaining_quantity)} the order has left",
-                    **detail,
-                )
-            order.apply_fill(
-                trade_id=trade_id or f"manual-{uuid5(order.id, str(order.version))}",
-                quantity=quantity,
-                price=price,
-                executed_at=self.clock.now(),
-                source="operator",
+            return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
+        if order.state not in FILLABLE:
+            return Decision.refused(
+                Refusal.NOT_ALLOWED, f"a {order.state.value} order was never sent: it cannot have filled", **detail
             )
+        price = payload.price or order.limit_price or order.trigger_price
+        if price is None:
+            return Decision.refused(Refusal.INVALID, "a market order resolved as filled needs a price", **detail)
+        if price <= 0 or price > MAX_PRICE:
+            return Decision.refused(
+                Refusal.INVALID, f"price {plain(price)} is not a price for {rules.wsname}", **detail
+            )
+        price = rules.round_price(price, order.side)
+        quantity = rules.round_volume(min(payload.quantity or order.remaining_quantity, MAX_PRICE))
+        if quantity <= 0 or quantity > order.remaining_quantity:
+            return Decision.refused(
+                Refusal.INVALID,
+                f"{plain(quantity)} (rounded to {rules.lot_decimals} lot decimals) is not within the "
+                f"{plain(order.remaining_quantity)} the order has left",
+                **detail,
+            )
+        order.note_operator_resolution(reason=why_reason)
+        order.apply_fill(
+            trade_id=trade_id or f"manual-{uuid5(order.id, str(order.version))}",
+            quantity=quantity,
+            price=price,
+            executed_at=self.clock.now(),
+            source="operator",
+        )
         return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
 
 

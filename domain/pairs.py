@@ -4,7 +4,9 @@ Rounding policy (recorded on every Placed event, so audit shows what was asked a
 - volumes round *down* to ``lot_decimals``: never trade more than the signal asked for;
 - limit prices round toward the passive side (buy down, sell up) onto the tick grid: rounding never makes an
   order more aggressive than its signal;
-- trigger prices (stop-loss / take-profit) round to the nearest tick.
+- trigger prices round away from the market: a stop-loss so that it triggers no earlier than asked (a sell stop
+  down, a buy stop up: the nearest tick once put a stop onto the market price, which then fired at once), a
+  take-profit so that it takes no less profit than asked (a sell up, a buy down).
 After rounding, what Kraken would reject is rejected here with the error Kraken would give, named per field.
 """
 
@@ -15,7 +17,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -35,8 +37,9 @@ class PairStatus(StrEnum):
 
 
 class PriceKind(StrEnum):
-    LIMIT = "limit"
-    TRIGGER = "trigger"
+    LIMIT = "limit"  # a limit price: rounded toward the passive side (buy down, sell up)
+    STOP = "stop"  # a stop-loss trigger: rounded away from the market (a sell stop down, a buy stop up)
+    TAKE_PROFIT = "take_profit"  # a take-profit trigger: away from the market too (a sell up, a buy down)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,10 @@ class PairRules:
     def round_price(self, price: Decimal, side: Side, kind: PriceKind = PriceKind.LIMIT) -> Decimal:
         """Round a price onto the pair's price grid (see the module docstring for the direction)."""
         step = self._price_step()
-        rounding = ROUND_HALF_UP if kind is PriceKind.TRIGGER else ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+        # LIMIT and TAKE_PROFIT move away from the market the same way; a STOP the other way round. So rounding
+        # never makes an order more aggressive than asked, and never puts a stop onto the market price.
+        down = (side is Side.BUY) if kind is not PriceKind.STOP else (side is Side.SELL)
+        rounding = ROUND_FLOOR if down else ROUND_CEILING
         units = (price / step).quantize(Decimal(1), rounding=rounding)
         return (units * step).quantize(Decimal(1).scaleb(-self.pair_decimals))
 

@@ -207,8 +207,8 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
     quantity = rules.round_volume(signal.quantity)
     limit_price = rules.round_price(signal.limit_price, side) if signal.limit_price is not None else None
     exit_side = side.opposite
-    sl = rules.round_price(signal.sl_price, exit_side, PriceKind.TRIGGER) if signal.sl_price is not None else None
-    tp = rules.round_price(signal.tp_price, exit_side, PriceKind.TRIGGER) if signal.tp_price is not None else None
+    sl = rules.round_price(signal.sl_price, exit_side, PriceKind.STOP) if signal.sl_price is not None else None
+    tp = rules.round_price(signal.tp_price, exit_side, PriceKind.TAKE_PROFIT) if signal.tp_price is not None else None
     errors = rules.check_new_order(order_type=OrderType(signal.order_type), volume=quantity, price=limit_price)
     for field, price in (("sl_price", sl), ("tp_price", tp)):
         if price is not None and price <= 0:

@@ -109,6 +109,12 @@ class FakeExchange:
     def entry_block(self) -> EntryBlock | None:
         return self.block
 
+    async def wait_for_order_capacity(self, pair, max_wait_s=None) -> bool:
+        return True
+
+    def order_capacity(self, pair, within_s):
+        return None
+
     async def executions(self):
         while True:
             yield await self.queue.get()

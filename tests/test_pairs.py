@@ -55,8 +55,10 @@ def test_volume_rounds_down_to_lot_decimals(captured):
     [
         (Side.BUY, PriceKind.LIMIT, "64250.07", "64250.0"),  # buy limit rounds down: never pays more than asked
         (Side.SELL, PriceKind.LIMIT, "64250.01", "64250.1"),  # sell limit rounds up: never sells for less
-        (Side.SELL, PriceKind.TRIGGER, "64250.04", "64250.0"),  # triggers round to the nearest tick
-        (Side.SELL, PriceKind.TRIGGER, "64250.05", "64250.1"),
+        (Side.SELL, PriceKind.STOP, "64250.09", "64250.0"),  # a sell stop rounds down: away from the market
+        (Side.BUY, PriceKind.STOP, "64250.01", "64250.1"),  # a buy stop rounds up
+        (Side.SELL, PriceKind.TAKE_PROFIT, "64250.01", "64250.1"),  # a sell take-profit rounds up
+        (Side.BUY, PriceKind.TAKE_PROFIT, "64250.09", "64250.0"),  # a buy take-profit rounds down
         (Side.BUY, PriceKind.LIMIT, "64250.1", "64250.1"),  # already on the grid: unchanged
     ],
 )

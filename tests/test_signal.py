@@ -97,11 +97,11 @@ def test_plan_rounds_once_and_reports_what_changed(pairs):
     )
     assert plan.rules.key == "XETHZUSD"
     assert plan.quantity == D("0.12345678") and plan.limit_price == D("3401.23")
-    assert plan.sl_price == D("3300.01")
+    assert plan.sl_price == D("3300.00")  # a sell stop rounds down: away from the market
     assert plan.rounding() == {
         "quantity": "0.123456789 -> 0.12345678",
         "limit_price": "3401.239 -> 3401.23",
-        "sl_price": "3300.005 -> 3300.01",
+        "sl_price": "3300.005 -> 3300",
     }
 
 

@@ -77,8 +77,29 @@ async def test_cancel_by_txid_or_cl_ord_id_of_a_resting_entry(h):
     assert reasons[0]["rule"] == "operator_cancel" and reasons[0]["by"] == "ops"
 
 
+async def lose_on_the_venue(h, order):
+    """The venue stops knowing the order; reconciliation misses it three times in a row and records so."""
+    del h.venue.orders[h.txid(order)]
+    for _ in range(3):
+        await h.service.reconcile()
+    assert "missing_on_venue" in h.engine.orders[order.id].conflicts
+
+
+async def test_resolve_refuses_an_order_the_venue_still_has(h):
+    from execledger.application.trading_control import CommandRefused
+
+    entry = await filled_entry(h)
+    [stop] = h.legs(entry, OrderRole.STOP_LOSS)
+    for resolution in ("canceled", "filled"):
+        with pytest.raises(CommandRefused, match="the venue has not lost this order"):
+            h.engine.control.resolve_order(str(stop.id), resolution, by="ops", why="oops")
+    await h.settle()
+    assert len(h.legs(entry, OrderRole.STOP_LOSS, live_only=True)) == 1  # no second stop beside the real one
+
+
 async def test_resolve_as_filled_records_who_and_why_and_brackets_the_position(h):
     entry = await h.signal()
+    await lose_on_the_venue(h, entry)
     decision = h.engine.control.resolve_order(str(entry.id), "filled", by="ops", why="venue lost it", price=D("99"))
     assert decision.outcome is Outcome.APPLIED
     await h.settle()
@@ -87,6 +108,17 @@ async def test_resolve_as_filled_records_who_and_why_and_brackets_the_position(h
     assert len(h.legs(entry, live_only=True)) == 2  # protected like any fill
     names = [e.name for e in h.engine.ledger.order_history(entry.id)]
     assert names.index("OperatorResolved") < names.index("Filled")
+
+
+async def test_resolve_rounds_and_bounds_what_it_records(h):
+    from execledger.application.trading_control import CommandRefused
+
+    entry = await h.signal()
+    await lose_on_the_venue(h, entry)
+    for bad in ({"quantity": D("1E-30")}, {"price": D("1E+30")}, {"quantity": D("5")}):
+        with pytest.raises(CommandRefused):
+            h.engine.control.resolve_order(str(entry.id), "filled", by="ops", why="typo", **bad)
+    assert h.engine.orders[entry.id].filled_quantity == 0
 
 
 async def test_a_command_from_the_log_is_carried_out_exactly_once_with_its_receipt(settings, clock):

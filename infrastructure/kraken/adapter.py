@@ -167,6 +167,18 @@ class KrakenExchange:
     async def _read(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.READ))
 
+    async def wait_for_order_capacity(self, pair: str, max_wait_s: float | None = None) -> bool:
+        """Wait until an AddOrder on ``pair`` fits Kraken's per-pair trading counter as modelled (REFERENCE.md 5.2);
+        False, at once, when that would take longer than ``max_wait_s``. Nothing is taken: ``place`` takes it."""
+        if self.trading is None:
+            return True
+        return await self.trading.wait_for_add(pair, max_wait_s)
+
+    def order_capacity(self, pair: str, within_s: float) -> int | None:
+        """How many AddOrders on ``pair`` the modelled trading counter lets out within ``within_s`` (None when no
+        counter is modelled)."""
+        return None if self.trading is None else self.trading.adds_within(pair, within_s)
+
     def entry_block(self) -> EntryBlock | None:
         """None while the circuit breaker lets AddOrder through; otherwise why not and when to ask again. In
         HALF_OPEN AddOrder still waits: a read must succeed first (an order is never the probe)."""

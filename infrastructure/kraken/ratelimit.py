@@ -197,6 +197,22 @@ class TradingRateLimiter(_WaitingLimiter):
         """Wait for room for one AddOrder (+1 fixed) on ``pair``."""
         await self._take(self.counter(pair), 1, f"AddOrder {pair}")
 
+    async def wait_for_add(self, pair: str, max_wait_s: float | None) -> bool:
+        """Wait until one AddOrder on ``pair`` fits (without taking it). False, without waiting, when that would
+        take longer than ``max_wait_s``."""
+        counter = self.counter(pair)
+        while (wait := counter.wait_for(1)) > 0:
+            if max_wait_s is not None and wait > max_wait_s:
+                return False
+            self.waited_s += wait
+            await self._sleep(wait)
+        return True
+
+    def adds_within(self, pair: str, seconds: float) -> int:
+        """How many AddOrders on ``pair`` the counter lets through within ``seconds`` from now."""
+        counter = self.counter(pair)
+        return int(counter.limits.maximum - counter.level + counter.limits.decay_per_s * seconds)
+
     def order_placed(self, txid: str, age_s: float = 0.0) -> None:
         """Remember when an order started its life (placement, amend, or its ``opentm`` seen in a query)."""
         self._placed_at[txid] = self._clock() - age_s
