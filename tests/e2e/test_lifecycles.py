@@ -122,3 +122,18 @@ async def test_below_minimum_is_rejected_before_the_venue_and_by_the_venue(harne
     assert entry.state is State.REJECTED and entry.last_error == "EOrder:Order minimum not met"
     assert len(h.sim.requests("AddOrder")) == 1
     h.assert_consistent()
+
+
+async def test_a_fill_that_raced_a_cancel_is_recorded_and_protected(harness):
+    """Found by a hostile tester: with the stream down, an accepted cancel was recorded as Canceled at once and
+    the part that filled just before it was never learned: a position held, unprotected, unknown to the ledger."""
+    h = await harness(fill_fractions=(D("0.4"),))
+    entry = await h.signal(signal_id="race", limit_price="66000", sl_price="64000", tp_price="69000", timeout_s=600)
+    h.sim.set_mark_price(XBT, "65990")  # 40% fills on the venue; nobody has told the ledger yet
+    h.engine.control.cancel_order(str(entry.id), by="ops", why="changed my mind")
+    await h.settle()
+    entry = h.order(entry)
+    assert entry.state is State.CANCELED and entry.filled_quantity == D("0.004")
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS, live=True)
+    assert sl.quantity == D("0.004")
+    h.assert_consistent()
