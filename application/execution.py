@@ -137,6 +137,7 @@ class ExecutionHandler:
             limit_price=limit,
             trigger_price=order.trigger_price,
             deadline=deadline,
+            fee_in_quote=order.role is not OrderRole.ENTRY,
         )
 
     def defer_submission(self, order_id: UUID, block: EntryBlock) -> None:

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from execledger.domain.order import Bracket, Order, State
 from execledger.domain.pairs import PairRules
+from execledger.domain.position import entered
 from execledger.domain.reasons import reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, plain
 
@@ -152,7 +153,8 @@ def bracket_policy(entry: Order, rules: PairRules) -> list[Action]:
     """Plan a new bracket for the entry's filled quantity that no bracket covers yet (legs per fill increment)."""
     if entry.role is not OrderRole.ENTRY or (entry.sl_price is None and entry.tp_price is None):
         return []
-    unprotected = entry.filled_quantity - entry.bracketed_quantity
+    # What the account holds from this entry: a buy's fee charged in the base asset is not there to sell.
+    unprotected = entered(entry, rules.base) - entry.bracketed_quantity
     if unprotected <= ZERO:
         return []
     check_price = entry.sl_price or entry.tp_price
@@ -380,7 +382,7 @@ def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Act
         return actions  # wait until nothing can fill any more: then the position is known exactly
     if entry.state in (State.PENDING_SUBMIT, State.SUBMITTING, State.OUTCOME_UNKNOWN):
         return actions
-    held = entry.filled_quantity - sum((o.filled_quantity for o in exits), ZERO)
+    held = entered(entry, rules.base) - sum((o.filled_quantity for o in exits), ZERO)
     if held <= ZERO:
         return actions
     reference = entry.average_fill_price

@@ -83,6 +83,7 @@ class OrderRequest:
     post_only: bool = False
     reduce_only: bool = False
     validate: bool = False
+    fee_in_quote: bool = False  # exits: the fee is paid in the quote, so the base held covers the whole quantity
 
 
 @dataclass(frozen=True)

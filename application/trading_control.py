@@ -319,7 +319,7 @@ class TradingControl:
             entry = self.index.entry_of(found) if found is not None else None
         if entry is None:
             return Decision.refused(Refusal.NOT_FOUND, f"no signal {payload.signal_id!r} in this ledger")
-        position = position_of(entry, self.index)
+        position = position_of(entry, self.index, self.contingencies.rules(entry).base)
         detail = {"signal_id": entry.signal_id, "entry_order_id": str(entry.id), "held": plain(position.net)}
         if entry.closing is not None:
             return Decision(Outcome.UNCHANGED, detail)

@@ -270,6 +270,10 @@ class Order(Aggregate):
             return None
         return self.filled_cost / self.filled_quantity
 
+    def fees_in(self, asset: str) -> Decimal:
+        """The fees this order's fills charged in ``asset`` (Kraken's Assets key, e.g. XXBT)."""
+        return sum((f.fee for f in self.fills.values() if f.fee_asset == asset), ZERO)
+
     @property
     def bracketed_quantity(self) -> Decimal:
         return sum((b.quantity for b in self.brackets), ZERO)

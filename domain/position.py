@@ -20,6 +20,14 @@ from execledger.domain.values import ZERO, OrderRole, Side
 PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
 
 
+def entered(entry: Order, base_asset: str | None = None) -> Decimal:
+    """What the entry put into the account: its filled quantity, less the fees a buy paid in the base asset (Kraken
+    charges a buy's fee in the base with ``oflags=fcib``: a 0.01 buy then holds 0.009974)."""
+    if base_asset and entry.side is Side.BUY:
+        return entry.filled_quantity - entry.fees_in(base_asset)
+    return entry.filled_quantity
+
+
 @dataclass(frozen=True)
 class Position:
     """A signal's position in the base asset (always a non-negative size on the entry's side when correct)."""
@@ -43,10 +51,11 @@ def exits_of(entry: Order, orders: Mapping[UUID, Order]) -> list[Order]:
     return [orders[i] for i in entry.exit_order_ids() if i in orders]
 
 
-def position_of(entry: Order, orders: Mapping[UUID, Order]) -> Position:
-    """The signal's position; ``orders`` must hold every exit order of the entry."""
+def position_of(entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None) -> Position:
+    """The signal's position; ``orders`` must hold every exit order of the entry. With ``base_asset`` (the pair's
+    base, e.g. XXBT), fees a buy entry paid in it are not held."""
     exited = sum((o.filled_quantity for o in exits_of(entry, orders)), ZERO)
-    return Position(entry.side, entry.filled_quantity, exited)
+    return Position(entry.side, entered(entry, base_asset), exited)
 
 
 def working(exits: list[Order], role: OrderRole) -> Decimal:
@@ -60,24 +69,29 @@ def planned_roles(entry: Order) -> tuple[OrderRole, ...]:
     return tuple(role for role, price in planned.items() if price is not None)
 
 
-def required_cover(entry: Order, orders: Mapping[UUID, Order]) -> dict[OrderRole, Decimal]:
+def required_cover(
+    entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None
+) -> dict[OrderRole, Decimal]:
     """What the live legs of each planned role must work: the net position (nothing while a close is under way,
     or before any bracket was placed, e.g. while the filled quantity is still below the pair's minimums)."""
-    position = position_of(entry, orders)
+    position = position_of(entry, orders, base_asset)
     if entry.closing is not None or not entry.brackets:
         return dict.fromkeys(planned_roles(entry), ZERO)
     return dict.fromkeys(planned_roles(entry), max(ZERO, position.net))
 
 
-def protection_gaps(entry: Order, orders: Mapping[UUID, Order]) -> list[str]:
-    """Every way the live legs differ from what the position requires; empty when protection holds."""
+def protection_gaps(
+    entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None, dust: Decimal = ZERO
+) -> list[str]:
+    """Every way the live legs differ from what the position requires; empty when protection holds. A difference
+    below ``dust`` (the pair's smallest sendable quantity) cannot be protected by any order and is not a gap."""
     exits = exits_of(entry, orders)
     gaps = []
-    position = position_of(entry, orders)
+    position = position_of(entry, orders, base_asset)
     if position.net < ZERO:
         gaps.append(f"signal {entry.signal_id}: over-exited by {-position.net}")
-    for role, want in required_cover(entry, orders).items():
+    for role, want in required_cover(entry, orders, base_asset).items():
         have = working(exits, role)
-        if have != want:
+        if have != want and not (have < want and want - have < dust):
             gaps.append(f"signal {entry.signal_id}: {role.value} legs work {have}, position needs {want}")
     return gaps

@@ -134,7 +134,9 @@ class FakeExchange:
             self.queue.put_nowait(replace(order, source="ws", ts_last=self.clock.now()))
         return order
 
-    def fill(self, txid: str, qty: str | Decimal, price: str | Decimal, fee: str = "0") -> FillReport:
+    def fill(
+        self, txid: str, qty: str | Decimal, price: str | Decimal, fee: str = "0", fee_asset: str = "ZUSD"
+    ) -> FillReport:
         order = self.orders[txid]
         qty, price = Decimal(qty), Decimal(price)
         executed = order.filled_qty + qty
@@ -145,7 +147,7 @@ class FakeExchange:
             last_qty=qty,
             last_px=price,
             commission=Decimal(fee),
-            commission_asset="ZUSD",
+            commission_asset=fee_asset,
             ts_event=self.clock.now(),
             pair=order.pair,
             side=order.side,

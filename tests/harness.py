@@ -60,12 +60,16 @@ class Harness:
 
     def position(self, entry: Order) -> Decimal:
         """What is still held (the one position rule, ``domain/position.py``)."""
-        return position_of(self.engine.orders[entry.id], self.engine.orders).net
+        return position_of(self.engine.orders[entry.id], self.engine.orders, self._base(entry)).net
+
+    def _base(self, entry: Order) -> str:
+        return self.engine.contingencies.rules(entry).base
 
     def assert_legs_match_position(self, entry: Order) -> None:
         """Every live stop and take-profit together cover exactly the open position (never more, never a gap)."""
         entry = self.engine.orders[entry.id]
-        assert protection_gaps(entry, self.engine.orders) == []
+        rules = self.engine.contingencies.rules(entry)
+        assert protection_gaps(entry, self.engine.orders, rules.base, rules.ordermin) == []
         venue_live = {o.client_order_id for o in self.venue.live()}
         for leg in self.legs(entry):
             if leg.is_terminal:

@@ -339,3 +339,17 @@ async def test_both_legs_filled_race_shrinks_the_other_brackets_to_the_net_posit
     assert h.position(entry) == 0
     assert not h.legs(entry, live_only=True)  # bracket 1 protected 0.5 that was sold by bracket 0's race
     h.assert_legs_match_position(entry)
+
+
+async def test_legs_are_sized_to_what_the_account_holds_after_a_fee_charged_in_the_base(h):
+    """Issue 13, scenario 2: a 0.01 buy whose fee of 0.000026 is charged in BTC holds 0.009974; legs of 0.01 would
+    be refused for funds. They protect what is held, and pay their own fees in the quote (oflags=fciq)."""
+    entry = await h.signal(order_type="market", limit_price=None, quantity="0.01", sl_price="90", tp_price="120")
+    h.venue.fill(h.txid(entry), "0.01", "100", fee="0.000026", fee_asset="XXBT")
+    await h.settle()
+    legs = h.legs(entry, live_only=True)
+    assert sorted(o.role.value for o in legs) == ["stop_loss", "take_profit"]
+    assert all(o.quantity == D("0.009974") for o in legs)
+    assert all(h.venue.requests[o.txid].fee_in_quote for o in legs)
+    assert h.position(entry) == D("0.009974")
+    h.assert_legs_match_position(entry)

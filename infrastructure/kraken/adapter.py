@@ -78,8 +78,9 @@ def add_order_params(request: OrderRequest) -> dict[str, str]:
         params["price"] = plain(price)
     if price2 is not None:
         params["price2"] = plain(price2)
-    if request.post_only:
-        params["oflags"] = "post"
+    oflags = [flag for flag, on in (("post", request.post_only), ("fciq", request.fee_in_quote)) if on]
+    if oflags:
+        params["oflags"] = ",".join(oflags)
     if request.reduce_only:
         params["reduce_only"] = "true"
     if request.deadline is not None:

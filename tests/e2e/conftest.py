@@ -79,7 +79,8 @@ class SimHarness:
 
     def position(self, entry: Order) -> Decimal:
         """What is still held (the one position rule, ``domain/position.py``)."""
-        return position_of(self.order(entry), self.engine.orders).net
+        rules = self.engine.contingencies.rules(entry)
+        return position_of(self.order(entry), self.engine.orders, rules.base).net
 
     def assert_consistent(self) -> None:
         """The venue's books and balances agree with the ledger, and no leg outlives its position."""
@@ -107,7 +108,8 @@ class SimHarness:
         for asset, amount in expected.items():
             assert actual.get(asset, Decimal(0)) == amount, f"{asset}: venue {actual.get(asset)} vs ledger {amount}"
         for entry in (o for o in self.engine.orders.values() if o.role is OrderRole.ENTRY):
-            assert protection_gaps(entry, self.engine.orders) == []
+            rules = self.engine.contingencies.rules(entry)
+            assert protection_gaps(entry, self.engine.orders, rules.base, rules.ordermin) == []
 
 
 @pytest.fixture

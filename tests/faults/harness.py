@@ -718,7 +718,8 @@ class Session:
     def _check_legs(self, engine, orders, bad) -> None:
         by_id = {o.id: o for o in orders}
         for entry in (o for o in orders if o.role is OrderRole.ENTRY):
-            position = position_of(entry, by_id)
+            rules = engine.contingencies.rules(entry)
+            position = position_of(entry, by_id, rules.base)
             raced = position.net < 0 and any(
                 o.state is State.FILLED and o.cancel_requested for o in exits_of(entry, by_id)
             )
@@ -727,7 +728,7 @@ class Session:
                 # cancel was failing): a venue fact the ledger must record, counted as a race, not a violation.
                 self.result.oco_races.add(f"signal {entry.signal_id}: over-exited by {-position.net}")
                 continue
-            for gap in protection_gaps(entry, by_id):
+            for gap in protection_gaps(entry, by_id, rules.base, rules.ordermin):
                 bad(4, gap)
 
     def _check_halts(self, lg, orders, bad) -> None:
