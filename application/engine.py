@@ -25,9 +25,10 @@ from execledger.application.policies import PolicyConfig
 from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
 from execledger.domain import clock as domain_clock
+from execledger.domain.events import is_reported
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
-from execledger.domain.reports import REPORTED_EVENTS, ExecutionReport, execution_report
+from execledger.domain.reports import ExecutionReport, execution_report
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class ReportPublisher:
                 self._report(aggregate, events)
 
     def _report(self, order: Order, events: list) -> None:
-        reported = [ev for ev in events if type(ev).__name__ in REPORTED_EVENTS]
+        reported = [ev for ev in events if is_reported(ev)]
         if not reported:
             return
         if len(reported) == 1 and reported[0] is events[-1]:  # the common case: the current state is the one

@@ -252,6 +252,7 @@ class ExecutionHandler:
                 deadline=order.deadline,
                 checked_at=now,
             ),
+            transient=True,
         )
         self._react_and_commit(order)
         return True

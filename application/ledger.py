@@ -14,7 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 from execledger.application.orders_app import OrdersApp
 from execledger.application.ports import Clock, SystemClock
 from execledger.domain.errors import DomainError
-from execledger.domain.history import EVENT_KINDS, EventKind
+from execledger.domain.events import EventKind, kind_of
 from execledger.domain.order import Order
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.reasons import reason
@@ -151,9 +151,7 @@ class ExecutionLedger:
         for ev in events:
             name = type(ev).__name__
             data = {k: v for k, v in ev.__dict__.items() if k not in _ENVELOPE}
-            history.append(
-                HistoryEntry(ev.originator_version, name, EVENT_KINDS.get(name, EventKind.FACT), ev.timestamp, data)
-            )
+            history.append(HistoryEntry(ev.originator_version, name, kind_of(ev), ev.timestamp, data))
         return history
 
     def order_ids(self) -> Iterator[UUID]:

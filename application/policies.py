@@ -286,37 +286,22 @@ def oco_policy(
             continue
         # The current leg has ended and part of the position is still unprotected by it.
         if leg.state is State.REJECTED and not leg.rejected_transiently:
-            if role is OrderRole.STOP_LOSS and not exits:
-                actions.append(
-                    PlaceLeg(
-                        entry.id,
-                        bracket.index,
-                        OrderRole.EXIT,
-                        OrderType.MARKET,
-                        target,
-                        None,
-                        reason(
-                            "stop_rejected_exit_at_market",
-                            f"the stop-loss could not be placed ({leg.last_error}); exiting {plain(target)} at market",
-                            error=leg.last_error,
-                            quantity=target,
-                        ),
-                    )
+            # Refusals that executed nothing are sent again before it comes to this (the error table's
+            # NOT_EXECUTED); a leg the venue refuses for what it is would be refused again, and selling at market
+            # on any refusal sold positions for a mere precision error. An operator is told (a recorded decision).
+            actions.append(
+                Defer(
+                    entry.id,
+                    f"leg_rejected:{bracket.index}:{role.value}:{leg.id}",
+                    reason(
+                        "leg_rejected_not_recreated",
+                        f"the {role.value} of {where} was refused for what it is ({leg.last_error}): not sent again, "
+                        f"since the same order would be refused again; {plain(target)} is not protected by it",
+                        error=leg.last_error,
+                        target=target,
+                    ),
                 )
-            else:
-                actions.append(
-                    Defer(
-                        entry.id,
-                        f"leg_rejected:{bracket.index}:{role.value}:{leg.id}",
-                        reason(
-                            "leg_rejected_not_recreated",
-                            f"the {role.value} of {where} was rejected ({leg.last_error}); not re-created, "
-                            f"since the same "
-                            f"order would be rejected again",
-                            error=leg.last_error,
-                        ),
-                    )
-                )
+            )
             continue
         price = bracket.sl_price if role is OrderRole.STOP_LOSS else bracket.tp_price
         order_type = config.stop_order_type if role is OrderRole.STOP_LOSS else config.take_profit_order_type

@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
+from execledger.domain.events import EventKind, bind_declarations, declares
 from execledger.domain.reasons import reason as make_reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
@@ -104,6 +105,7 @@ def _opt_decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+@bind_declarations
 class Order(Aggregate):
     """One order on Kraken (an entry or a bracket leg), from the decision to place it to its final state."""
 
@@ -192,6 +194,7 @@ class Order(Aggregate):
             reason=reason,
         )
 
+    @declares(EventKind.DECISION, reported=True)
     @event(Placed)
     def __init__(
         self,
@@ -301,6 +304,7 @@ class Order(Aggregate):
         self._require(State.SUBMITTING, "submit")
         self._submitted(at=at, deadline=deadline, reason=reason)
 
+    @declares(EventKind.DECISION, reported=True)
     @event("Submitted")
     def _submitted(self, at: datetime, deadline: datetime | None, reason: dict) -> None:
         self._move(State.SUBMITTING)
@@ -327,6 +331,7 @@ class Order(Aggregate):
         self._acknowledged(txid=txid, at=at, reason=reason)
         return True
 
+    @declares(EventKind.OUTCOME, reported=True)
     @event("Acknowledged")
     def _acknowledged(self, txid: str, at: datetime, reason: dict) -> None:
         self.txid = txid
@@ -339,6 +344,7 @@ class Order(Aggregate):
         self._require(State.PENDING_SUBMIT, "not_sent")
         self._not_sent(error=error, reason=reason)
 
+    @declares(EventKind.OUTCOME, reported=True)
     @event("NotSent")
     def _not_sent(self, error: str, reason: dict) -> None:
         self._move(State.PENDING_SUBMIT)
@@ -369,26 +375,41 @@ class Order(Aggregate):
         self._corrected(quantity=new[0], limit_price=new[1], trigger_price=new[2], reason=reason)
         return True
 
+    @declares(EventKind.DECISION, reported=True)
     @event("Corrected")
     def _corrected(self, quantity, limit_price, trigger_price, reason: dict) -> None:
         self.quantity = Decimal(quantity)
         self.limit_price = _opt_decimal(limit_price)
         self.trigger_price = _opt_decimal(trigger_price)
 
-    def reject(self, *, error: str, reason: dict) -> None:
-        """Record a definitive rejection (a permanent Kraken error, or proof the order was never placed)."""
+    def reject(self, *, error: str, reason: dict, transient: bool = False) -> None:
+        """Record a definitive rejection: a permanent Kraken error, or proof the order was never placed.
+        ``transient``: not placed for a reason that passes (lost on the way and proven never placed), as opposed to
+        the venue refusing this order for what it is; a protective leg rejected so is placed again."""
         self._require(State.REJECTED, "reject")
-        self._rejected(error=error, reason=reason)
+        self._rejected(error=error, reason=reason, transient=transient)
 
-    @event("Rejected")
-    def _rejected(self, error: str, reason: dict) -> None:
+    class Rejected(Event):
+        """v1 had no ``transient``: it was read from the reason (see ``upcast_v1_v2``)."""
+
+        class_version = 2
+        error: str
+        reason: dict
+        transient: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            reason = state.get("reason") or {}
+            state["transient"] = (
+                reason.get("error_class") == "rate_limited" or reason.get("rule") == "unknown_resolved_not_placed"
+            )
+
+    @declares(EventKind.OUTCOME, reported=True)
+    @event(Rejected)
+    def _rejected(self, error: str, reason: dict, transient: bool) -> None:
         self._move(State.REJECTED)
         self.last_error = error
-        # Not placed for a reason that passes (over a rate counter, or lost on the way and proven never placed),
-        # as opposed to the venue refusing this order for what it is.
-        self.rejected_transiently = (
-            reason.get("error_class") == "rate_limited" or reason.get("rule") == "unknown_resolved_not_placed"
-        )
+        self.rejected_transiently = transient
 
     def outcome_unknown(self, *, error: str, reason: dict) -> bool:
         """Record that AddOrder's outcome is unknown. Returns False if that is already the recorded state."""
@@ -398,6 +419,7 @@ class Order(Aggregate):
         self._outcome_unknown(error=error, reason=reason)
         return True
 
+    @declares(EventKind.OUTCOME, reported=True)
     @event("SubmissionOutcomeUnknown")
     def _outcome_unknown(self, error: str, reason: dict) -> None:
         self._move(State.OUTCOME_UNKNOWN)
@@ -465,6 +487,7 @@ class Order(Aggregate):
         if fee_asset:
             self.fee_asset = fee_asset
 
+    @declares(EventKind.FACT, reported=True)
     @event("PartiallyFilled")
     def _partially_filled(
         self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity
@@ -474,6 +497,7 @@ class Order(Aggregate):
         if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN, State.REJECTED):
             self._move(State.OPEN)
 
+    @declares(EventKind.FACT, reported=True)
     @event("Filled")
     def _filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
@@ -492,6 +516,7 @@ class Order(Aggregate):
         self._cancel_requested(reason=reason)
         return True
 
+    @declares(EventKind.DECISION, reported=True)
     @event("CancelRequested")
     def _cancel_requested(self, reason: dict) -> None:
         self._move(State.CANCEL_PENDING)
@@ -502,6 +527,7 @@ class Order(Aggregate):
         self._require(State.OPEN, "cancel_rejected")
         self._cancel_rejected(error=error, reason=reason)
 
+    @declares(EventKind.OUTCOME, reported=True)
     @event("CancelRejected")
     def _cancel_rejected(self, error: str, reason: dict) -> None:
         self._move(State.OPEN)
@@ -516,6 +542,7 @@ class Order(Aggregate):
         self._canceled(reason=reason, venue_reason=venue_reason)
         return True
 
+    @declares(EventKind.FACT, reported=True)
     @event("Canceled")
     def _canceled(self, reason: dict, venue_reason: str | None) -> None:
         if self.state is State.PENDING_SUBMIT:
@@ -530,6 +557,7 @@ class Order(Aggregate):
         self._expired(reason=reason)
         return True
 
+    @declares(EventKind.FACT, reported=True)
     @event("Expired")
     def _expired(self, reason: dict) -> None:
         self._move(State.EXPIRED)
@@ -551,6 +579,7 @@ class Order(Aggregate):
             )
         )
 
+    @declares(EventKind.DECISION)
     @event("TimedOut")
     def _timed_out(self, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
         pass
@@ -564,6 +593,7 @@ class Order(Aggregate):
         self._deferred(key=key, reason=reason)
         return True
 
+    @declares(EventKind.DECISION)
     @event("Deferred")
     def _deferred(self, key: str, reason: dict) -> None:
         self.deferred.add(key)
@@ -601,6 +631,7 @@ class Order(Aggregate):
         )
         return self.brackets[-1]
 
+    @declares(EventKind.DECISION)
     @event("BracketPlaced")
     def _bracket_placed(
         self, index, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason
@@ -624,6 +655,7 @@ class Order(Aggregate):
             raise ValueError("an entry is not a bracket leg")
         self._bracket_leg_added(index=index, role=OrderRole(role).value, order_id=order_id, reason=reason)
 
+    @declares(EventKind.DECISION)
     @event("BracketLegAdded")
     def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
         self.brackets[index].legs[role].append(order_id)
@@ -637,6 +669,7 @@ class Order(Aggregate):
         self._conflict_recorded(key=key, reason=reason)
         return True
 
+    @declares(EventKind.FACT)
     @event("ConflictRecorded")
     def _conflict_recorded(self, key: str, reason: dict) -> None:
         self.conflicts.add(key)
@@ -646,6 +679,7 @@ class Order(Aggregate):
         recorded as a decision before the fact they assert."""
         self._operator_resolved(reason=reason)
 
+    @declares(EventKind.DECISION)
     @event("OperatorResolved")
     def _operator_resolved(self, reason: dict) -> None:
         pass
@@ -662,6 +696,7 @@ class Order(Aggregate):
         self._close_requested(reason=reason)
         return True
 
+    @declares(EventKind.DECISION)
     @event("CloseRequested")
     def _close_requested(self, reason: dict) -> None:
         self.closing = dict(reason)
@@ -672,6 +707,7 @@ class Order(Aggregate):
             raise InvalidTransition(self.id, self.state.value, self.state.value, "add_position_exit on a non-entry")
         self._position_exit_added(order_id=order_id, quantity=quantity, reason=reason)
 
+    @declares(EventKind.DECISION)
     @event("PositionExitAdded")
     def _position_exit_added(self, order_id: UUID, quantity: Decimal, reason: dict) -> None:
         self.position_exits.append(order_id)

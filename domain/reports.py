@@ -13,28 +13,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from execledger.domain.events import is_reported
 from execledger.domain.order import Order
 
 EXCHANGE = "kraken"
-
-# Events that change what a report shows (decisions that change nothing visible, e.g. Deferred, add no report).
-REPORTED_EVENTS = frozenset(
-    {
-        "Placed",
-        "Submitted",
-        "Acknowledged",
-        "Rejected",
-        "SubmissionOutcomeUnknown",
-        "NotSent",
-        "PartiallyFilled",
-        "Filled",
-        "CancelRequested",
-        "CancelRejected",
-        "Corrected",
-        "Canceled",
-        "Expired",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -73,9 +55,9 @@ def report_id(order_id: UUID, version: int) -> UUID:
 
 def execution_report(order: Order, event: Any) -> ExecutionReport | None:
     """The report for ``event`` given ``order`` as it is right after that event; None if nothing visible changed."""
-    name = type(event).__name__
-    if name not in REPORTED_EVENTS:
+    if not is_reported(event):
         return None
+    name = type(event).__name__
     error = getattr(event, "error", None)
     if error is None and name in ("Canceled", "Expired"):
         error = getattr(event, "venue_reason", None) or (getattr(event, "reason", None) or {}).get("text")

@@ -9,12 +9,17 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from execledger.infrastructure.cli import main
+from tests.faults.harness import free_port
 
 
 def run_cli(args, data_dir, **env):
     runner = CliRunner()
     clean = {k: None for k in os.environ if k.startswith("EXECLEDGER_")}
-    return runner.invoke(main, args, env={**clean, "EXECLEDGER_DATA_DIR": str(data_dir), "COLUMNS": "200", **env})
+    # A free API port: the start-up checks refuse a busy one, and 8080 may be anyone's on a shared machine.
+    port = {"EXECLEDGER_API_PORT": str(free_port())}
+    return runner.invoke(
+        main, args, env={**clean, **port, "EXECLEDGER_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
+    )
 
 
 def test_demo_runs_every_path_and_leaves_its_ledger(tmp_path):

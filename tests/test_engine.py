@@ -6,10 +6,10 @@ import pytest
 
 from execledger.application.engine import EngineConfig
 from execledger.application.policies import PolicyConfig
-from execledger.application.ports import PlaceResult, PlaceStatus
+from execledger.application.ports import Correction, ErrorClass, PlaceResult, PlaceStatus
 from execledger.domain.order import OrderStatus, State
 from execledger.domain.trading_state import TradingHalted, TradingMode
-from execledger.domain.values import OrderRole, OrderType
+from execledger.domain.values import OrderRole
 from tests.harness import Harness
 
 
@@ -168,20 +168,38 @@ async def test_vanished_stop_is_recreated(h):
     h.assert_legs_match_position(entry)
 
 
-async def test_rejected_stop_exits_at_market_and_cancels_take_profit(h):
+async def test_a_stop_refused_for_funds_is_resized_to_what_the_account_holds_and_rests(h):
+    """Issue 13: a refusal that executed nothing is sent again, corrected; never answered by selling at market."""
     entry = await h.signal()
-    h.venue.script = [PlaceResult(PlaceStatus.REJECTED, error="EOrder:Insufficient funds")]  # the SL leg goes first
+    h.venue.script = [  # the stop goes first; the account holds 0.9 of the 1 bought (scenario 3)
+        PlaceResult(
+            PlaceStatus.REJECTED,
+            error="EOrder:Insufficient funds",
+            error_class=ErrorClass.NOT_EXECUTED,
+            correction=Correction.RESIZE,
+        )
+    ]
+    h.venue.balances["XXBT"] = D("0.9")
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
-    assert sl.state is State.REJECTED
-    [exit_order] = h.legs(entry, OrderRole.EXIT)
-    assert exit_order.order_type is OrderType.MARKET and exit_order.quantity == D("1")
-    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
-    assert h.engine.orders[tp.id].state in (State.CANCELED, State.CANCEL_PENDING)
-    h.venue.fill(h.txid(exit_order), "1", "99")
+    sl = h.engine.orders[sl.id]
+    assert sl.state is State.OPEN and sl.quantity == D("0.9") and h.legs(entry, OrderRole.EXIT) == []
+    history = [e.name for e in h.engine.ledger.order_history(sl.id)]
+    assert history[:5] == ["Placed", "Submitted", "NotSent", "Corrected", "Submitted"]
+
+
+async def test_a_stop_refused_for_what_it_is_is_reported_not_sold_at_market(h):
+    entry = await h.signal()
+    h.venue.script = [
+        PlaceResult(PlaceStatus.REJECTED, error="EGeneral:Permission denied", error_class=ErrorClass.PERMANENT)
+    ]
+    h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
-    assert h.position(entry) == 0 and h.engine.orders[tp.id].state is State.CANCELED
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    assert h.engine.orders[sl.id].state is State.REJECTED and h.legs(entry, OrderRole.EXIT) == []
+    reasons = [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
+    assert "leg_rejected_not_recreated" in reasons
 
 
 async def test_market_entry_fills_at_once_and_is_bracketed(h):

@@ -12,7 +12,7 @@ from execledger.application.engine import ExecutionEngine
 from execledger.application.ledger import ExecutionLedger, OrderNotFound, SignalConflict, entry_order_id
 from execledger.application.unit_of_work import ConcurrencyConflict
 from execledger.domain.errors import SignalRejected
-from execledger.domain.history import EventKind
+from execledger.domain.events import EventKind
 from execledger.domain.order import State
 from execledger.domain.reasons import reason
 from tests.orders import T0

@@ -221,7 +221,7 @@ class TestOco:
             reason=R,
         )
         self.tp.submit(at=T0, deadline=None, reason=R)
-        self.tp.reject(error=error, reason={**R, **why})
+        self.tp.reject(error=error, reason={**R, **why}, transient=True)
         [place] = self.decide()
         assert isinstance(place, PlaceLeg) and place.role is OrderRole.TAKE_PROFIT and place.quantity == D("1")
         assert place.reason["rule"] == "leg_rejected_transient_recreate"
@@ -232,7 +232,7 @@ class TestOco:
         assert place.reason["rule"] == "leg_vanished_recreate" and place.quantity == D("1")
         assert place.order_type is OrderType.STOP_LOSS and place.trigger_price == D("90")
 
-    def test_rejected_stop_exits_at_market_once(self):
+    def test_a_stop_refused_for_what_it_is_is_reported_never_answered_by_a_market_exit(self):
         self.sl = Order.place(
             order_id=self.sl.id,
             signal_id="s",
@@ -246,11 +246,6 @@ class TestOco:
             reason=R,
         )
         self.sl.submit(at=T0, deadline=None, reason=R)
-        self.sl.reject(error="EOrder:Insufficient funds", reason=R)
-        [exit_] = self.decide()
-        assert exit_.role is OrderRole.EXIT and exit_.order_type is OrderType.MARKET
-        ex = leg(self.e, OrderRole.EXIT, "1")
-        self.e.add_bracket_leg(index=0, role=OrderRole.EXIT, order_id=ex.id, reason=R)
-        self.extra = [ex]
-        [cancel_tp] = self.decide()  # while the market exit works, the take-profit goes
-        assert cancel_tp.order_id == self.tp.id
+        self.sl.reject(error="EGeneral:Permission denied", reason=R)
+        [defer] = self.decide()
+        assert isinstance(defer, Defer) and defer.reason["rule"] == "leg_rejected_not_recreated"

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, delete, event, insert, select, tex
 from sqlalchemy.engine import Connection
 
 from execledger.application.orders_app import OrdersApp
-from execledger.domain.history import EVENT_KINDS, EventKind
+from execledger.domain.events import EventKind, kind_of
 from execledger.domain.order import Order
 from execledger.domain.reasons import jsonable
 from execledger.domain.reports import execution_report
@@ -298,7 +298,7 @@ class ReadModelProjector:
                     "source": ev.source,
                 }
             )
-        kind = EVENT_KINDS.get(name, EventKind.FACT)
+        kind = kind_of(ev)
         why = getattr(ev, "reason", None)
         if kind is EventKind.DECISION or why:
             rows["decisions"].append(
