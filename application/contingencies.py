@@ -13,35 +13,92 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from execledger.application.order_index import OrderIndex
 from execledger.application.policies import (
     Action,
+    AmendOrder,
     CancelOrder,
     Defer,
     ExitPosition,
+    LastPrice,
     PlaceBracket,
     PlaceLeg,
     PolicyConfig,
+    ResizeBracket,
     TimeOut,
-    bracket_policy,
+    TriggerEmulated,
     close_policy,
     meets_minimums,
-    oco_policy,
+    protection_policy,
     timeout_policy,
 )
+from execledger.application.ports import Clock
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
-from execledger.domain.position import exits_of
+from execledger.domain.position import emulated_roles, exits_of, position_of, triggered_roles
 from execledger.domain.reasons import reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 
 class ContingencyManager:
-    def __init__(self, index: OrderIndex, pairs: PairRegistry, config: PolicyConfig):
+    def __init__(self, index: OrderIndex, pairs: PairRegistry, config: PolicyConfig, clock: Clock | None = None):
         self.index = index
         self.pairs = pairs
         self.config = config
+        self.clock = clock
+        self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (the service's price watcher)
+        self._emulating: set[UUID] = set()  # entries holding an emulated leg (armed or triggered)
+        self._watch: dict[str, list[UUID]] = {}  # pair -> entries the price decides for (see watched_pairs)
+
+    def note_price(self, pair: str, price: LastPrice) -> list[Order]:
+        """A pair's last public price (WS v2 ticker/trade, or REST Ticker while the stream is down). Returns the
+        entries whose protection may depend on it (as of the last ``watched_pairs``): react to each."""
+        known = self.prices.get(pair)
+        if known is None or price.at >= known.at:
+            self.prices[pair] = price
+        return [self.index[i] for i in self._watch.get(pair, ()) if i in self.index]
+
+    def last_price(self, pair: str) -> LastPrice | None:
+        """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
+        price = self.prices.get(pair)
+        if price is None or self.clock is None:
+            return price
+        age = (self.clock.now() - price.at).total_seconds()
+        return price if age <= self.config.price_max_age_s else None
+
+    def forget_watches(self) -> None:
+        """Before the index is loaded again from the log."""
+        self._emulating.clear()
+        self._watch = {}
+
+    def watch(self, entry: Order) -> None:
+        """Follow the public price for this entry (it holds an emulated leg): loaded entries and new brackets."""
+        if emulated_roles(entry) or triggered_roles(entry):
+            self._emulating.add(entry.id)
+
+    def watched_pairs(self) -> set[str]:
+        """The pairs whose public price the service must follow now: those of entries that hold a position with
+        a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg. Also
+        refreshes which entries ``note_price`` returns. Costs one pass over the live orders."""
+        candidates: dict[UUID, Order | None] = {
+            o.parent_id: self.index.entry_of(o) for o in self.index.live() if o.parent_id is not None
+        }
+        candidates.update((i, self.index.get(i)) for i in self._emulating)
+        watch: dict[str, list[UUID]] = {}
+        for entry in candidates.values():
+            if entry is None or entry.closing is not None or not entry.brackets:
+                continue
+            if self._holds(entry):
+                watch.setdefault(entry.pair, []).append(entry.id)
+            elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
+                self._emulating.discard(entry.id)  # flat and nothing left working: done
+        self._watch = watch
+        return set(watch)
+
+    def _holds(self, entry: Order) -> bool:
+        return position_of(entry, self.index, self.rules(entry).base).net > ZERO
 
     def rules(self, order: Order) -> PairRules:
         rules = self.pairs.find(order.pair)
@@ -62,9 +119,13 @@ class ContingencyManager:
         if entry.closing is not None:
             touched += self._apply(entry, close_policy(entry, exits_of(entry, self.index), rules))
             return touched
-        touched += self._apply(entry, bracket_policy(entry, rules))
-        for bracket in list(entry.brackets):  # every bracket sees every leg: an over-exit elsewhere shrinks it
-            touched += self._apply(entry, oco_policy(entry, bracket, self.index, rules, self.config))
+        actions = protection_policy(entry, self.index, rules, self.config, self.last_price(entry.pair))
+        touched += self._apply(entry, actions)
+        if any(isinstance(a, (TriggerEmulated, ResizeBracket)) for a in actions):
+            # What was just decided (a trigger, a bigger bracket) changes what the legs need: decide once more.
+            touched += self._apply(
+                entry, protection_policy(entry, self.index, rules, self.config, self.last_price(entry.pair))
+            )
         return touched
 
     def timeouts_of(self, order: Order, now: datetime) -> list[Any]:
@@ -83,7 +144,10 @@ class ContingencyManager:
                 entries[entry.id] = entry
         for order in self.index.in_state(State.FILLED, State.CANCELED, State.EXPIRED):
             if order.role is OrderRole.ENTRY and (
-                order.filled_quantity > order.bracketed_quantity or order.closing is not None
+                order.filled_quantity > order.bracketed_quantity
+                or order.closing is not None
+                or emulated_roles(order)
+                or triggered_roles(order)
             ):
                 entries[order.id] = order
         return list(entries.values())
@@ -148,18 +212,32 @@ class ContingencyManager:
                 ),
             )
             return [order] if recorded else []
-        order.correct(
+        why = reason(
+            "resize_to_holdings",
+            f"the venue refused {plain(order.quantity)} for funds; the account holds {plain(affordable)}: "
+            f"sending {plain(quantity)}",
+            available=affordable,
+            previous_quantity=order.quantity,
             quantity=quantity,
-            reason=reason(
-                "resize_to_holdings",
-                f"the venue refused {plain(order.quantity)} for funds; the account holds {plain(affordable)}: "
-                f"sending {plain(quantity)}",
-                available=affordable,
-                previous_quantity=order.quantity,
-                quantity=quantity,
-            ),
         )
-        return [order]
+        order.correct(quantity=quantity, reason=why)
+        return [order, *self._shortfall(order, quantity, why)]
+
+    def _shortfall(self, leg: Order, quantity: Decimal, why: dict) -> list[Order]:
+        """A leg resized to what the account holds, while no other exit of the entry holds those funds: the account
+        holds less of the position than the fills say. Recorded on the entry, so the position rule (and every other
+        leg) follows what is there instead of growing the leg back."""
+        entry = self.index.entry_of(leg)
+        if entry is None or leg.role is OrderRole.ENTRY:
+            return []
+        exits = exits_of(entry, self.index)
+        if any(o is not leg and not o.is_terminal and o.side is leg.side for o in exits):
+            return []  # our own resting exit holds the funds: that is no shortfall of the account
+        missing = position_of(entry, self.index, self.rules(entry).base).net - quantity
+        if missing <= ZERO:
+            return []
+        entry.record_shortfall(quantity=entry.shortfall + missing, reason=why)
+        return [entry]
 
     def _unsendable(self, order: Order, why: str) -> list[Any]:
         order.request_cancel(reason=reason("unsendable_after_correction", f"not sent: {why}"))
@@ -185,6 +263,22 @@ class ContingencyManager:
                 target = self.index[action.order_id]
                 target.request_cancel(reason=action.reason)
                 touched.append(target)
+            elif isinstance(action, AmendOrder):
+                target = self.index[action.order_id]
+                target.request_amend(quantity=action.quantity, reason=action.reason)
+                touched.append(target)
+            elif isinstance(action, ResizeBracket):
+                self.index[action.entry_id].resize_bracket(
+                    index=action.bracket_index, quantity=action.quantity, reason=action.reason
+                )
+            elif isinstance(action, TriggerEmulated):
+                self.index[action.entry_id].trigger_emulated(
+                    index=action.bracket_index,
+                    role=action.role,
+                    price=action.price,
+                    observed_at=action.observed_at,
+                    reason=action.reason,
+                )
             elif isinstance(action, PlaceBracket):
                 touched += self._place_bracket(self.index[action.entry_id], action)
             elif isinstance(action, PlaceLeg):
@@ -223,33 +317,19 @@ class ContingencyManager:
 
     def _place_bracket(self, entry: Order, action: PlaceBracket) -> list[Order]:
         index = len(entry.brackets)
-        cfg = self.config
-        sl = (
-            self._new_leg(
+        legs = {
+            leg.role: self._new_leg(
                 entry,
-                OrderRole.STOP_LOSS,
-                cfg.stop_order_type,
-                action.quantity,
-                action.sl_price,
-                action.reason,
-                f"bracket:{index}:stop_loss:0",
+                leg.role,
+                leg.order_type,
+                leg.quantity,
+                leg.trigger_price,
+                leg.reason,
+                f"bracket:{index}:{leg.role.value}:0",
             )
-            if action.sl_price is not None
-            else None
-        )
-        tp = (
-            self._new_leg(
-                entry,
-                OrderRole.TAKE_PROFIT,
-                cfg.take_profit_order_type,
-                action.quantity,
-                action.tp_price,
-                action.reason,
-                f"bracket:{index}:take_profit:0",
-            )
-            if action.tp_price is not None
-            else None
-        )
+            for leg in action.legs
+        }
+        sl, tp = legs.get(OrderRole.STOP_LOSS), legs.get(OrderRole.TAKE_PROFIT)
         entry.record_bracket(
             quantity=action.quantity,
             stop_loss_order_id=sl.id if sl else None,
@@ -258,7 +338,22 @@ class ContingencyManager:
             tp_price=action.tp_price,
             reason=action.reason,
         )
-        return [o for o in (sl, tp) if o is not None]
+        for role in action.emulated:
+            trigger = action.sl_price if role is OrderRole.STOP_LOSS else action.tp_price
+            assert trigger is not None
+            entry.emulate_leg(
+                index=index,
+                role=role,
+                trigger_price=self.rules(entry).round_price(trigger, entry.side.opposite, trigger_kind(role)),
+                reason=reason(
+                    "leg_emulated",
+                    f"the {role.value} is held by the ledger at {plain(trigger)} on the public price: the venue holds "
+                    f"the base for the resting {'take-profit' if role is OrderRole.STOP_LOSS else 'stop-loss'}",
+                    resting_leg=self.config.resting_leg,
+                ),
+            )
+        self.watch(entry)
+        return list(legs.values())
 
     def _place_leg(self, entry: Order, action: PlaceLeg) -> list[Order]:
         bracket = entry.brackets[action.bracket_index]

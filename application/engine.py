@@ -21,7 +21,8 @@ from execledger.application.contingencies import ContingencyManager
 from execledger.application.execution import ExecutionHandler
 from execledger.application.ledger import ExecutionLedger
 from execledger.application.order_index import OrderIndex
-from execledger.application.policies import PolicyConfig
+from execledger.application.policies import LastPrice, PolicyConfig
+from execledger.application.ports import PriceTick
 from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
 from execledger.domain import clock as domain_clock
@@ -59,7 +60,7 @@ class ExecutionEngine:
         domain_clock.use(self.clock.now)  # one clock: decisions and the timestamps of their events
         self.orders = OrderIndex()
         self.uow = UnitOfWork(self.app, self.orders, listeners)
-        self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy)
+        self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
         self.control = TradingControl(
             ledger,
             self.orders,
@@ -84,8 +85,12 @@ class ExecutionEngine:
     def load(self) -> int:
         """Rebuild the index and the trading state from the log; returns the number of orders loaded."""
         self.orders.clear()
+        self.contingencies.forget_watches()
         for order_id in self.ledger.order_ids():
-            self.orders.put(self.ledger.get_order(order_id))
+            order = self.ledger.get_order(order_id)
+            self.orders.put(order)
+            if order.brackets:
+                self.contingencies.watch(order)
         self.control.reload_state()
         return len(self.orders)
 
@@ -122,6 +127,15 @@ class ExecutionEngine:
         """Orders we decided to cancel whose cancel is not confirmed (re-sent after a restart: cancels are
         idempotent)."""
         return self.orders.in_state(State.CANCEL_PENDING)
+
+    def pending_amends(self) -> list[Order]:
+        return self.orders.amending()
+
+    def on_price(self, tick: PriceTick) -> None:
+        """A pair's last public price: the entries whose protection depends on it decide again (an emulated
+        trigger crossed, a refused stop whose trigger is crossed). Observed at the engine's clock."""
+        for entry in self.contingencies.note_price(tick.pair, LastPrice(tick.price, self.clock.now())):
+            self.uow.commit(*self.contingencies.react(entry))
 
     def unknown_outcomes(self) -> list[Order]:
         return self.orders.in_state(State.OUTCOME_UNKNOWN)

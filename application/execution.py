@@ -19,10 +19,12 @@ from uuid import UUID
 from execledger.application.contingencies import ContingencyManager
 from execledger.application.order_index import OrderIndex
 from execledger.application.ports import (
+    AmendResult,
     CancelResult,
     Clock,
     Correction,
     EntryBlock,
+    ErrorClass,
     FillReport,
     OrderRequest,
     OrderStatusReport,
@@ -305,6 +307,54 @@ class ExecutionHandler:
         self._react_and_commit(order)
         return False
 
+    # --- amends ----------------------------------------------------------------------------------------------
+
+    def on_amend_result(self, order_id: UUID, result: AmendResult) -> bool:
+        """The outcome of an AmendOrder. Returns True when the order must be read from the venue: the outcome is
+        unknown, or the venue says the order is not open any more (its final state and fills tell what happened).
+        A refusal that executed nothing (a nonce, a rate limit) records nothing: the service sends it again."""
+        order = self.index[order_id]
+        asked = order.amend_pending
+        if asked is None:
+            return False
+        if result.status is PlaceStatus.ACKNOWLEDGED:
+            order.amended(
+                quantity=asked,
+                source="amend",
+                reason=reason(
+                    "amend_ack", f"AmendOrder accepted: the order now totals {plain(asked)}", amend_id=result.amend_id
+                ),
+            )
+        elif result.status is PlaceStatus.REJECTED and result.error_class is ErrorClass.NOT_EXECUTED:
+            return False
+        elif result.status is PlaceStatus.REJECTED:
+            order.amend_rejected(
+                error=result.error or "rejected",
+                reason=reason("amend_refused", f"AmendOrder refused: {result.error}", error_class=result.error_class),
+            )
+            self._react_and_commit(order)
+            return result.error_class is ErrorClass.NOT_FOUND
+        else:
+            return True
+        self._react_and_commit(order)
+        return False
+
+    def amend_not_applied(self, order_id: UUID, report: OrderStatusReport | None) -> None:
+        """After an amend whose outcome was unknown, the venue was read and still shows the old quantity (or not
+        the order at all): the amend did not take effect. A late one would be reported as a fact, recorded then."""
+        order = self.index[order_id]
+        if order.amend_pending is None:
+            return
+        shown = plain(report.quantity) if report is not None and report.quantity is not None else "no change"
+        order.amend_rejected(
+            error="not applied",
+            reason=reason(
+                "amend_not_applied",
+                f"after an unknown AmendOrder outcome the venue shows {shown}, not {plain(order.amend_pending)}",
+            ),
+        )
+        self._react_and_commit(order)
+
     # --- venue facts -----------------------------------------------------------------------------------------
 
     def on_fill_report(self, fill: FillReport) -> None:
@@ -358,6 +408,14 @@ class ExecutionHandler:
             (f for f in fills if f.venue_order_id == report.venue_order_id), key=lambda f: (f.ts_event, f.trade_id)
         ):
             self._apply_fill(order, fill, source=source)
+        if (
+            report.quantity is not None
+            and report.quantity != order.quantity
+            and order.state is not State.PENDING_SUBMIT
+            and report.quantity >= order.filled_quantity
+        ):
+            # The venue works the order for another total (our amend, or one whose reply was lost): its fact.
+            order.amended(quantity=report.quantity, source=source, reason=evidence)
         missing_fills = report.filled_qty is not None and report.filled_qty > order.filled_quantity
         if not missing_fills and order.state is not State.FILLED:
             self._apply_status(order, report, evidence)

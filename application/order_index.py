@@ -24,6 +24,7 @@ class OrderIndex(Mapping[UUID, Order]):
         self._state_of: dict[UUID, State] = {}
         self._by_signal: dict[str, UUID] = {}  # signal id -> entry order id
         self._seq: dict[UUID, int] = {}  # the order orders were first seen in (placement order)
+        self._amending: set[UUID] = set()  # live orders with an amend decided and not yet answered
 
     # --- Mapping ---------------------------------------------------------------------------------------------
 
@@ -53,6 +54,10 @@ class OrderIndex(Mapping[UUID, Order]):
                 self._by_state[previous].discard(order.id)
             self._by_state[order.state].add(order.id)
             self._state_of[order.id] = order.state
+        if order.amend_pending is not None and order.state is State.OPEN:
+            self._amending.add(order.id)
+        else:
+            self._amending.discard(order.id)
 
     def put_all(self, orders: Iterable[Order]) -> None:
         for order in orders:
@@ -72,6 +77,7 @@ class OrderIndex(Mapping[UUID, Order]):
         if state is not None:
             self._by_state[state].discard(order_id)
         self._seq.pop(order_id, None)
+        self._amending.discard(order_id)
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -107,6 +113,10 @@ class OrderIndex(Mapping[UUID, Order]):
         """Orders currently in any of ``states``, in the order they were placed."""
         ids = set().union(*(self._by_state[s] for s in states))
         return [self._orders[i] for i in sorted(ids, key=self._seq.__getitem__)]
+
+    def amending(self) -> list[Order]:
+        """Resting orders whose amend is decided and not answered yet (sent, or sent again after a restart)."""
+        return [self._orders[i] for i in sorted(self._amending, key=self._seq.__getitem__)]
 
     def live(self) -> list[Order]:
         """Every order that is not terminal."""

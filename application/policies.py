@@ -3,18 +3,23 @@
 No I/O and no mutation here: the engine applies the returned actions to aggregates and saves them in one
 transaction with the fact that triggered them; workers perform the exchange calls afterwards.
 
-Partial-fill rule for brackets (FR-606), chosen and documented: **legs per fill increment**. Every time the
-entry's filled-but-unprotected quantity reaches the pair's minimums (``ordermin``, ``costmin`` at the stop price),
-a new bracket (stop-loss + take-profit, opposite side, sized to that quantity) is planned. Smaller increments are
-deferred and accumulate until they reach the minimums; when the entry ends (filled, canceled, expired) whatever
-is left is bracketed if Kraken would accept it, otherwise a Deferred decision records that the dust cannot be
-protected. So a position is protected as early as Kraken allows, and the legs always sum to the position.
+Protection (FR-606), chosen and documented: **one stop-loss and one take-profit per entry, sized to what is held**.
+The first fills that reach the pair's minimums (``ordermin``, ``costmin`` at the stop price) place the entry's
+bracket for what the account holds (the filled quantity less a buy's fees charged in the base asset, the one
+position rule of ``domain/position.py``); later fills grow both legs, and a fill of one leg shrinks the other, by
+Kraken's AmendOrder (in place: ids and queue priority kept, no moment without protection). Smaller increments
+wait until they reach the minimums; an entry that ends with less records that the dust cannot be protected.
 
-OCO (Kraken Spot has none): within one bracket, the quantity still to protect is the bracket's quantity minus
-everything its legs (all generations) have filled. A live leg larger than that is canceled and re-created at the
-right size (shrink); when it reaches zero, the live sibling is canceled. A leg that ends without us asking
-(vanished, expired, or rejected by a rate limit) is re-created; a stop-loss the venue rejects for good makes the
-position exit at market.
+OCO (Kraken Spot has none): each leg works the net position (entered minus everything any exit filled); when it
+reaches zero the live sibling is canceled. Where the venue refuses an amend, the leg is canceled and placed again
+at the right size. A leg that ends without our asking (vanished, expired, or refused before anything executed)
+is placed again; one refused for what it is is not (an operator is told), except a stop whose trigger the last
+price has already crossed, which exits at market.
+
+Funds held by a resting leg: Kraken holds the base for an untriggered stop-loss, so a take-profit beside it is
+refused for funds. With both prices set, one leg rests on the venue (``resting_leg``, the stop-loss by default)
+and the ledger holds the other as a trigger on the public price: when the last price crosses it, the resting leg
+is canceled and the position exits at market.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from uuid import UUID
 
 from execledger.domain.order import Bracket, Order, State
 from execledger.domain.pairs import PairRules
-from execledger.domain.position import entered
+from execledger.domain.position import emulated_roles, entered, planned_roles, position_of, triggered_roles
 from execledger.domain.reasons import reason
-from execledger.domain.values import ZERO, OrderRole, OrderType, plain
+from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 # --- actions -----------------------------------------------------------------------------------------------
 
@@ -57,17 +62,8 @@ class CancelOrder:
 
 
 @dataclass(frozen=True)
-class PlaceBracket:
-    entry_id: UUID
-    quantity: Decimal
-    sl_price: Decimal | None
-    tp_price: Decimal | None
-    reason: dict
-
-
-@dataclass(frozen=True)
 class PlaceLeg:
-    """A new generation of one leg of an existing bracket (re-created, shrunk, or a market exit)."""
+    """A new generation of one leg of the entry's bracket (the first, a re-created one, or a market exit)."""
 
     entry_id: UUID
     bracket_index: int
@@ -79,6 +75,54 @@ class PlaceLeg:
 
 
 @dataclass(frozen=True)
+class PlaceBracket:
+    """The entry's bracket: the legs that rest on the venue and the roles the ledger emulates."""
+
+    entry_id: UUID
+    quantity: Decimal
+    sl_price: Decimal | None
+    tp_price: Decimal | None
+    reason: dict
+    legs: tuple[PlaceLeg, ...] = ()
+    emulated: tuple[OrderRole, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResizeBracket:
+    entry_id: UUID
+    bracket_index: int
+    quantity: Decimal
+    reason: dict
+
+
+@dataclass(frozen=True)
+class AmendOrder:
+    """Change a resting leg's total quantity in place (Kraken AmendOrder ``order_qty``)."""
+
+    order_id: UUID
+    quantity: Decimal
+    reason: dict
+
+
+@dataclass(frozen=True)
+class TriggerEmulated:
+    entry_id: UUID
+    bracket_index: int
+    role: OrderRole
+    price: Decimal
+    observed_at: datetime
+    reason: dict
+
+
+@dataclass(frozen=True)
+class LastPrice:
+    """A pair's last public trade price and when it was observed (the venue's ticker or trade channel)."""
+
+    price: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ExitPosition:
     """A market exit for the whole position of an entry whose close was requested."""
 
@@ -87,7 +131,17 @@ class ExitPosition:
     reason: dict
 
 
-Action = TimeOut | Defer | CancelOrder | PlaceBracket | PlaceLeg | ExitPosition
+Action = (
+    TimeOut
+    | Defer
+    | CancelOrder
+    | PlaceBracket
+    | PlaceLeg
+    | ResizeBracket
+    | AmendOrder
+    | TriggerEmulated
+    | ExitPosition
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +149,9 @@ class PolicyConfig:
     default_timeout_s: float = 300.0
     stop_order_type: OrderType = OrderType.STOP_LOSS  # market when triggered: a stop must get out
     take_profit_order_type: OrderType = OrderType.TAKE_PROFIT
+    resting_leg: str = "stop_loss"  # stop_loss | take_profit | both: which leg rests on the venue (the other is
+    # emulated on the public price; Kraken holds the funds of an untriggered stop, REFERENCE.md 3.3)
+    price_max_age_s: float = 15.0  # a public price older than this decides nothing (no trigger, no crossed stop)
 
 
 def meets_minimums(rules: PairRules, quantity: Decimal, price: Decimal | None) -> bool:
@@ -146,47 +203,146 @@ def timeout_policy(order: Order, rules: PairRules, now: datetime, config: Policy
     return [TimeOut(order.id, age, threshold, rule, now)]
 
 
-# --- brackets (FR-606) -------------------------------------------------------------------------------------
+# --- protection (FR-606): one stop-loss and one take-profit per entry ---------------------------------------
 
 
-def bracket_policy(entry: Order, rules: PairRules) -> list[Action]:
-    """Plan a new bracket for the entry's filled quantity that no bracket covers yet (legs per fill increment)."""
+def crossed(role: OrderRole, exit_side: Side, trigger: Decimal, price: Decimal) -> bool:
+    """Has ``price`` reached a leg's trigger? A stop-loss triggers from the unfavourable direction, a take-profit
+    from the favourable one (REFERENCE.md 3.3): a sell stop and a buy take-profit on the way down."""
+    falling = (exit_side is Side.SELL) == (role is OrderRole.STOP_LOSS)
+    return price <= trigger if falling else price >= trigger
+
+
+def _price_of(entry: Order, role: OrderRole) -> Decimal | None:
+    return entry.sl_price if role is OrderRole.STOP_LOSS else entry.tp_price
+
+
+def _legs_of(entry: Order, role: OrderRole, legs: Mapping[UUID, Order]) -> list[Order]:
+    """Every generation of one role's legs, over every bracket, oldest first."""
+    return [legs[i] for b in entry.brackets for i in b.legs.get(role.value, []) if i in legs]
+
+
+def _waiting_on_venue(leg: Order) -> bool:
+    """A leg whose last call has no outcome yet (being sent, unknown, a cancel or an amend in flight)."""
+    return leg.cancel_requested or leg.amend_pending is not None or leg.state is not State.OPEN
+
+
+def _emulated_for(entry: Order, config: PolicyConfig) -> tuple[OrderRole, ...]:
+    """Which role the ledger holds itself: Kraken holds the base for an untriggered stop-loss (REFERENCE.md 3.3;
+    issue 13 scenario 4), so only one leg of a bracket can rest on the venue; the other is emulated on the public
+    price. ``resting_leg`` says which rests (``both`` rests both, for an account that holds enough)."""
+    if entry.sl_price is None or entry.tp_price is None or config.resting_leg == "both":
+        return ()
+    return (OrderRole.TAKE_PROFIT,) if config.resting_leg == OrderRole.STOP_LOSS.value else (OrderRole.STOP_LOSS,)
+
+
+def protection_policy(
+    entry: Order,
+    legs: Mapping[UUID, Order],
+    rules: PairRules,
+    config: PolicyConfig,
+    last: LastPrice | None = None,
+) -> list[Action]:
+    """Keep one stop-loss and one take-profit working exactly what the entry's position holds, until it is flat.
+
+    ``legs`` must hold every exit order of the entry; ``last`` is the pair's last public price, if one is known
+    and fresh (it decides emulated triggers and whether a stop's trigger is already crossed). The first fills that
+    reach the pair's minimums place the bracket; later fills grow it and a leg's fill shrinks its sibling, both by
+    AmendOrder (queue priority kept, no unprotected gap); a leg whose amend the venue refuses is canceled and
+    re-created. What ends without our asking is re-created; a leg refused for what it is is not sent again
+    (an operator is told), except a stop whose trigger the price has already crossed: the position exits at market.
+    """
     if entry.role is not OrderRole.ENTRY or (entry.sl_price is None and entry.tp_price is None):
         return []
-    # What the account holds from this entry: a buy's fee charged in the base asset is not there to sell.
-    unprotected = entered(entry, rules.base) - entry.bracketed_quantity
-    if unprotected <= ZERO:
+    held = position_of(entry, legs, rules.base).net
+    if not entry.brackets:
+        return _first_bracket(entry, held, rules, config, last)
+    bracket = entry.brackets[-1]
+    actions = _bookkeeping(entry, bracket, held, rules)
+    triggers = _emulated_triggers(entry, bracket, held, last)
+    triggered = triggered_roles(entry) | {t.role for t in triggers}
+    actions += triggers
+    for role in planned_roles(entry):
+        actions += _protect_role(entry, bracket.index, role, held, legs, rules, config, last, triggered)
+    return actions
+
+
+def _bookkeeping(entry: Order, bracket: Bracket, held: Decimal, rules: PairRules) -> list[Action]:
+    """The bracket grows with the entry's later fills; an over-exit (both legs filled before one's cancel landed)
+    is recorded for an operator."""
+    actions: list[Action] = []
+    grown = entered(entry, rules.base) - entry.bracketed_quantity
+    if grown > ZERO:
+        why = reason(
+            "bracket_grow",
+            f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}: the legs protect "
+            f"{plain(max(held, ZERO))} now",
+            filled=entry.filled_quantity,
+            held=held,
+        )
+        actions.append(ResizeBracket(entry.id, bracket.index, bracket.quantity + grown, why))
+    if held < ZERO:
+        why = reason(
+            "position_overexited",
+            f"the exits of signal {entry.signal_id} sold {plain(-held)} more than the entry holds (both legs "
+            f"filled before one's cancel landed): an operator should check the account",
+            overexit=-held,
+        )
+        actions.append(Defer(entry.id, f"overexit:{plain(-held)}", why))
+    return actions
+
+
+def _emulated_triggers(entry: Order, bracket: Bracket, held: Decimal, last: LastPrice | None) -> list[TriggerEmulated]:
+    """The emulated roles whose trigger the last price has crossed while something is held."""
+    if last is None or held <= ZERO:
+        return []
+    fired = []
+    for role in sorted(emulated_roles(entry)):
+        trigger = bracket.emulated.get(role.value)
+        if trigger is None or not crossed(role, entry.side.opposite, trigger, last.price):
+            continue
+        why = reason(
+            "emulated_trigger_crossed",
+            f"the last price {plain(last.price)} crossed the {role.value} trigger {plain(trigger)} the ledger "
+            f"holds: cancel the resting leg, then exit {plain(held)} at market",
+            price=last.price,
+            observed_at=last.at,
+            trigger=trigger,
+        )
+        fired.append(TriggerEmulated(entry.id, bracket.index, role, last.price, last.at, why))
+    return fired
+
+
+def _first_bracket(
+    entry: Order, held: Decimal, rules: PairRules, config: PolicyConfig, last: LastPrice | None
+) -> list[Action]:
+    if held <= ZERO:
         return []
     check_price = entry.sl_price or entry.tp_price
-    if meets_minimums(rules, unprotected, check_price):
-        return [
-            PlaceBracket(
-                entry.id,
-                unprotected,
-                entry.sl_price,
-                entry.tp_price,
-                reason(
-                    "bracket_per_fill_increment",
-                    f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}; protecting the "
-                    f"{plain(unprotected)} not yet covered with stop "
-                    f"{plain(entry.sl_price) if entry.sl_price else '-'} "
-                    f"and take-profit {plain(entry.tp_price) if entry.tp_price else '-'}",
-                    filled=entry.filled_quantity,
-                    already_bracketed=entry.bracketed_quantity,
-                    quantity=unprotected,
-                ),
-            )
-        ]
+    if meets_minimums(rules, held, check_price):
+        why = reason(
+            "bracket_placed",
+            f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}: protect the {plain(held)} held "
+            f"with stop {plain(entry.sl_price) if entry.sl_price else '-'} and take-profit "
+            f"{plain(entry.tp_price) if entry.tp_price else '-'}",
+            filled=entry.filled_quantity,
+            quantity=held,
+        )
+        emulated = _emulated_for(entry, config)
+        legs = tuple(
+            _new_leg(entry, 0, role, held, config, last, why) for role in planned_roles(entry) if role not in emulated
+        )
+        return [PlaceBracket(entry.id, held, entry.sl_price, entry.tp_price, why, legs, emulated)]
     if entry.is_terminal:
         return [
             Defer(
                 entry.id,
-                f"bracket_dust:{plain(unprotected)}",
+                f"bracket_dust:{plain(held)}",
                 reason(
                     "bracket_dust_unprotectable",
-                    f"the entry ended with {plain(unprotected)} unprotected, below the pair's minimums "
+                    f"the entry ended with {plain(held)} unprotected, below the pair's minimums "
                     f"(ordermin {plain(rules.ordermin)}): Kraken would reject a stop or an exit of that size",
-                    quantity=unprotected,
+                    quantity=held,
                     ordermin=rules.ordermin,
                     costmin=rules.costmin,
                 ),
@@ -195,157 +351,225 @@ def bracket_policy(entry: Order, rules: PairRules) -> list[Action]:
     return [
         Defer(
             entry.id,
-            f"bracket_wait:{plain(unprotected)}",
+            f"bracket_wait:{plain(held)}",
             reason(
                 "bracket_below_minimum",
-                f"{plain(unprotected)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
+                f"{plain(held)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
                 f"the bracket waits for more fills",
-                quantity=unprotected,
+                quantity=held,
                 ordermin=rules.ordermin,
             ),
         )
     ]
 
 
+def _new_leg(
+    entry: Order,
+    index: int,
+    role: OrderRole,
+    quantity: Decimal,
+    config: PolicyConfig,
+    last: LastPrice | None,
+    why: dict,
+) -> PlaceLeg:
+    """A new leg of ``role`` for ``quantity``: a resting stop-loss or take-profit, or, for a stop whose trigger
+    the last price has already crossed, a market exit (the stop would trigger at once, or be refused)."""
+    price = _price_of(entry, role)
+    assert price is not None
+    exit_side = entry.side.opposite
+    if role is OrderRole.STOP_LOSS and last is not None and crossed(role, exit_side, price, last.price):
+        return PlaceLeg(
+            entry.id,
+            index,
+            role,
+            OrderType.MARKET,
+            quantity,
+            None,
+            reason(
+                "stop_trigger_crossed_exit",
+                f"the last price {plain(last.price)} has already crossed the stop {plain(price)}: exit "
+                f"{plain(quantity)} at market",
+                price=last.price,
+                observed_at=last.at,
+                stop=price,
+                cause=why.get("rule"),
+            ),
+        )
+    order_type = config.stop_order_type if role is OrderRole.STOP_LOSS else config.take_profit_order_type
+    return PlaceLeg(entry.id, index, role, order_type, quantity, price, why)
+
+
+@dataclass(frozen=True)
+class _Role:
+    """One protective role of an entry, as the policy sees it in one pass."""
+
+    entry: Order
+    index: int  # the bracket new legs join
+    role: OrderRole
+    held: Decimal  # the net position
+    generations: list[Order]  # every leg of the role, oldest first
+    config: PolicyConfig
+    last: LastPrice | None
+
+    @property
+    def live(self) -> list[Order]:
+        return [o for o in self.generations if not o.is_terminal]
+
+    @property
+    def price(self) -> Decimal | None:
+        return _price_of(self.entry, self.role)
+
+    def new_leg(self, why: dict) -> PlaceLeg:
+        return _new_leg(self.entry, self.index, self.role, self.held, self.config, self.last, why)
+
+
+def _protect_role(
+    entry: Order,
+    index: int,
+    role: OrderRole,
+    held: Decimal,
+    legs: Mapping[UUID, Order],
+    rules: PairRules,
+    config: PolicyConfig,
+    last: LastPrice | None,
+    triggered: set[OrderRole],
+) -> list[Action]:
+    r = _Role(entry, index, role, held, _legs_of(entry, role, legs), config, last)
+    if role in triggered:
+        others = [o for x in planned_roles(entry) if x is not role for o in _legs_of(entry, x, legs)]
+        return _exit_triggered(r, any(not o.is_terminal for o in others), rules)
+    if triggered or held <= ZERO:
+        why = "a triggered exit is closing the position" if triggered else "the position is closed"
+        return [
+            CancelOrder(leg.id, reason("oco_cancel_sibling", f"cancel the {role.value}: {why}", held=held))
+            for leg in r.live
+            if _cancelable(leg)
+        ]
+    if role in emulated_roles(entry):
+        return []  # held by the ledger: nothing rests on the venue until its trigger is crossed
+    actions, live = _one_leg(r)
+    if live is not None:
+        return actions + _adjust(r, live)
+    return actions + _replace_ended(r, rules)
+
+
+def _exit_triggered(r: _Role, others_live: bool, rules: PairRules) -> list[Action]:
+    """An emulated trigger fired: exit at market once nothing else of the position can sell."""
+    if r.live or others_live or r.held <= ZERO:
+        return []
+    if not meets_minimums(rules, r.held, None):
+        return [_dust(r.entry, r.role, r.held, rules)]
+    why = reason(
+        "emulated_trigger_exit",
+        f"the {r.role.value} trigger was crossed: exit the {plain(r.held)} held at market",
+        quantity=r.held,
+    )
+    return [PlaceLeg(r.entry.id, r.index, r.role, OrderType.MARKET, r.held, None, why)]
+
+
+def _one_leg(r: _Role) -> tuple[list[Action], Order | None]:
+    """The one live leg of the role (ledgers written before legs were amended may hold several: the largest is
+    kept, the others canceled)."""
+    live = r.live
+    if len(live) <= 1:
+        return [], (live[0] if live else None)
+    keep = max(live, key=lambda o: (not o.cancel_requested, o.remaining_quantity))
+    why = reason("one_leg_per_role", f"cancel a second {r.role.value}: one leg protects signal {r.entry.signal_id}")
+    return [CancelOrder(o.id, why) for o in live if o is not keep and _cancelable(o)], keep
+
+
+def _adjust(r: _Role, leg: Order) -> list[Action]:
+    """Make the live leg work what is held: an amend (queue priority kept), or, where the venue refused the
+    amend, a cancel (the leg is placed again at the right size once the cancel is confirmed)."""
+    if leg.remaining_quantity == r.held or _waiting_on_venue(leg):
+        return []
+    if leg.amend_refused is not None:
+        why = reason(
+            "amend_refused_replace",
+            f"the venue refused to amend the {r.role.value} to {plain(r.held)} ({leg.amend_refused}): cancel "
+            f"it and place it again at {plain(r.held)}",
+            error=leg.amend_refused,
+            held=r.held,
+        )
+        return [CancelOrder(leg.id, why)]
+    rule = "bracket_grow_amend" if r.held > leg.remaining_quantity else "oco_shrink_amend"
+    why = reason(
+        rule,
+        f"the {r.role.value} works {plain(leg.remaining_quantity)} but signal {r.entry.signal_id} holds "
+        f"{plain(r.held)}: amend it (queue priority kept)",
+        leg_remaining=leg.remaining_quantity,
+        held=r.held,
+    )
+    return [AmendOrder(leg.id, leg.filled_quantity + r.held, why)]
+
+
+def _replace_ended(r: _Role, rules: PairRules) -> list[Action]:
+    """No live leg while something is held: place one (the first, or again), unless the last one was refused for
+    what it is, or what is held is below the pair's minimums."""
+    latest = r.generations[-1] if r.generations else None
+    if latest is not None and latest.state is State.REJECTED and not latest.rejected_transiently:
+        return [_refused_for_good(r, latest)]
+    if not meets_minimums(rules, r.held, r.price):
+        return [_dust(r.entry, r.role, r.held, rules)]
+    if latest is None:
+        rule, text = "leg_placed", f"place the {r.role.value} for the {plain(r.held)} held"
+    elif latest.state is State.REJECTED:
+        rule = "leg_rejected_transient_recreate"
+        text = f"the {r.role.value} was not placed ({latest.last_error}): place it again for {plain(r.held)}"
+    elif latest.cancel_requested:
+        rule, text = "leg_replace", f"place the {r.role.value} again at {plain(r.held)} after its cancel"
+    else:
+        rule = "leg_vanished_recreate"
+        text = (
+            f"the {r.role.value} ended without our asking ({latest.state.value}) while {plain(r.held)} is held: "
+            f"place it again"
+        )
+    return [r.new_leg(reason(rule, text, previous_leg=str(latest.id) if latest else None, held=r.held))]
+
+
+def _refused_for_good(r: _Role, latest: Order) -> Action:
+    """A leg the venue refused for what it is would be refused again (refusals that executed nothing were sent
+    again before it came to this: the error table's NOT_EXECUTED), so an operator is told, a recorded decision;
+    except a stop whose trigger the last price has crossed, which exits at market."""
+    price = r.price
+    if (
+        r.role is OrderRole.STOP_LOSS
+        and r.last is not None
+        and price is not None
+        and crossed(r.role, r.entry.side.opposite, price, r.last.price)
+    ):
+        return r.new_leg(reason("stop_refused_trigger_crossed", f"the stop was refused ({latest.last_error})"))
+    return Defer(
+        r.entry.id,
+        f"leg_rejected:{r.role.value}:{latest.id}",
+        reason(
+            "leg_rejected_not_recreated",
+            f"the {r.role.value} of signal {r.entry.signal_id} was refused for what it is ({latest.last_error}): "
+            f"not sent again, since the same order would be refused again; {plain(r.held)} is not protected by it",
+            error=latest.last_error,
+            held=r.held,
+        ),
+    )
+
+
+def _dust(entry: Order, role: OrderRole, held: Decimal, rules: PairRules) -> Defer:
+    return Defer(
+        entry.id,
+        f"leg_dust:{role.value}:{plain(held)}",
+        reason(
+            "leg_below_minimum",
+            f"{plain(held)} held by signal {entry.signal_id} is below the pair's minimums: no {role.value} can "
+            f"protect it",
+            held=held,
+            ordermin=rules.ordermin,
+        ),
+    )
+
+
 def _cancelable(leg: Order) -> bool:
     """A live leg we have not asked to cancel yet, and whose AddOrder is not on the wire: a leg still SUBMITTING
     has no outcome to cancel yet, so it is decided on again once its outcome is recorded."""
     return not leg.is_terminal and not leg.cancel_requested and leg.state is not State.SUBMITTING
-
-
-def _exited(bracket: Bracket, legs: Mapping[UUID, Order]) -> Decimal:
-    return sum((legs[i].filled_quantity for i in bracket.all_leg_ids() if i in legs), ZERO)
-
-
-def _overexit_share(entry: Order, legs: Mapping[UUID, Order]) -> dict[int, Decimal]:
-    """How much each bracket must give up because other brackets exited more than they protected."""
-    excess = sum((max(ZERO, _exited(b, legs) - b.quantity) for b in entry.brackets), ZERO)
-    share: dict[int, Decimal] = {}
-    for b in entry.brackets:
-        if excess <= ZERO:
-            break
-        take = min(max(ZERO, b.quantity - _exited(b, legs)), excess)
-        share[b.index] = take
-        excess -= take
-    return share
-
-
-def oco_policy(
-    entry: Order, bracket: Bracket, legs: Mapping[UUID, Order], rules: PairRules, config: PolicyConfig
-) -> list[Action]:
-    """Keep one bracket's legs one-cancels-the-other and sized to what the bracket still protects.
-
-    ``legs`` must hold the legs of *every* bracket of the entry: when both legs of one bracket filled (the sibling
-    filled before its cancel landed), the excess was sold out of the position the other brackets protect, so they
-    shrink by it, oldest first."""
-    exited = _exited(bracket, legs)
-    target = bracket.quantity - exited - _overexit_share(entry, legs).get(bracket.index, ZERO)
-    exits = [legs[i] for i in bracket.legs.get(OrderRole.EXIT.value, []) if i in legs]
-    exiting = any(not o.is_terminal for o in exits)
-    actions: list[Action] = []
-    where = f"bracket {bracket.index} of entry {entry.signal_id}"
-    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-        current = bracket.current(role)
-        leg = legs.get(current) if current else None
-        if leg is None:
-            continue
-        if target <= ZERO or exiting:
-            if _cancelable(leg):
-                why = (
-                    "a market exit is closing the position"
-                    if exiting
-                    else f"the position of {where} is closed ({plain(exited)} exited)"
-                )
-                actions.append(
-                    CancelOrder(
-                        leg.id,
-                        reason(
-                            "oco_cancel_sibling",
-                            f"cancel {role.value}: {why}",
-                            bracket_quantity=bracket.quantity,
-                            exited=exited,
-                        ),
-                    )
-                )
-            continue
-        if not leg.is_terminal:
-            if _cancelable(leg) and leg.remaining_quantity > target:
-                actions.append(
-                    CancelOrder(
-                        leg.id,
-                        reason(
-                            "oco_shrink",
-                            f"{role.value} works {plain(leg.remaining_quantity)} but {where} only has "
-                            f"{plain(target)} left to protect: cancel and re-create it at {plain(target)}",
-                            leg_remaining=leg.remaining_quantity,
-                            target=target,
-                            exited=exited,
-                        ),
-                    )
-                )
-            continue
-        # The current leg has ended and part of the position is still unprotected by it.
-        if leg.state is State.REJECTED and not leg.rejected_transiently:
-            # Refusals that executed nothing are sent again before it comes to this (the error table's
-            # NOT_EXECUTED); a leg the venue refuses for what it is would be refused again, and selling at market
-            # on any refusal sold positions for a mere precision error. An operator is told (a recorded decision).
-            actions.append(
-                Defer(
-                    entry.id,
-                    f"leg_rejected:{bracket.index}:{role.value}:{leg.id}",
-                    reason(
-                        "leg_rejected_not_recreated",
-                        f"the {role.value} of {where} was refused for what it is ({leg.last_error}): not sent again, "
-                        f"since the same order would be refused again; {plain(target)} is not protected by it",
-                        error=leg.last_error,
-                        target=target,
-                    ),
-                )
-            )
-            continue
-        price = bracket.sl_price if role is OrderRole.STOP_LOSS else bracket.tp_price
-        order_type = config.stop_order_type if role is OrderRole.STOP_LOSS else config.take_profit_order_type
-        if not meets_minimums(rules, target, price):
-            actions.append(
-                Defer(
-                    entry.id,
-                    f"leg_dust:{bracket.index}:{role.value}:{plain(target)}",
-                    reason(
-                        "leg_below_minimum",
-                        f"{plain(target)} left in {where} is below the pair's minimums: no new {role.value}",
-                        target=target,
-                        ordermin=rules.ordermin,
-                    ),
-                )
-            )
-            continue
-        if leg.state is State.REJECTED:  # a rate limit rejects nothing for good: a new leg, not the same one again
-            rule, text = (
-                "leg_rejected_transient_recreate",
-                (f"the {role.value} was rejected for now ({leg.last_error}): re-create it for {plain(target)}"),
-            )
-        elif leg.cancel_requested:
-            rule, text = "oco_shrink_replace", f"re-create the {role.value} at {plain(target)} after its cancel"
-        else:
-            rule, text = (
-                "leg_vanished_recreate",
-                (
-                    f"the {role.value} ended without our asking ({leg.state.value}) "
-                    f"while {plain(target)} is still open: re-create it"
-                ),
-            )
-        actions.append(
-            PlaceLeg(
-                entry.id,
-                bracket.index,
-                role,
-                order_type,
-                target,
-                price,
-                reason(rule, text, previous_leg=str(leg.id), previous_state=leg.state.value, target=target),
-            )
-        )
-    return actions
 
 
 # --- close (operator command) ------------------------------------------------------------------------------

@@ -108,6 +108,29 @@ class CancelResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class AmendResult:
+    """The outcome of one AmendOrder (REFERENCE.md 3.5: in place, ids unchanged). ACKNOWLEDGED: the venue took the
+    new quantity; REJECTED: it did not (the order keeps its quantity); UNKNOWN: read the order to learn which (an
+    amend is an absolute quantity, so sending it again is harmless)."""
+
+    status: PlaceStatus
+    amend_id: str | None = None
+    error: str | None = None
+    error_class: ErrorClass | None = None
+
+
+@dataclass(frozen=True)
+class PriceTick:
+    """A pair's last traded price on the venue's public market data (WS v2 ``ticker``/``trade``, REST
+    ``Ticker`` field ``c``: last trade closed [price, lot volume]; rows keyed by the AssetPairs key, REFERENCE.md
+    section 2)."""
+
+    pair: str  # AssetPairs key
+    price: Decimal
+    at: datetime  # when it was observed (the venue's time where the message carries one)
+
+
 # --- venue facts -------------------------------------------------------------------------------------------------
 
 
@@ -219,6 +242,12 @@ class ExchangePort(Protocol):
         """Cancel one order (retried with backoff: cancels are idempotent in effect)."""
         ...
 
+    async def amend(
+        self, *, quantity: Decimal, venue_order_id: str | None = None, client_order_id: str | None = None
+    ) -> AmendResult:
+        """Change a resting order's total quantity in place (AmendOrder ``order_qty``; never for an entry)."""
+        ...
+
     async def cancel_all(self) -> int: ...
 
     async def cancel_all_after(self, timeout_s: int) -> datetime | None:
@@ -263,6 +292,15 @@ class ExchangePort(Protocol):
         """How many AddOrders on ``pair`` the venue's rate limit lets out within ``within_s`` (None: no limit)."""
         ...
 
+    async def last_prices(self, pairs: Sequence[str]) -> dict[str, PriceTick]:
+        """The last public trade price of each pair (REST ``Ticker``, one call for all pairs)."""
+        ...
+
+    def price_ticks(self, pairs: Sequence[str]) -> AsyncIterator[PriceTick | StreamEvent]:
+        """The live public prices of ``pairs`` (WS v2 ``ticker``), and StreamEvents when the feed's health
+        changes; while it is down the trading service asks ``last_prices``."""
+        ...
+
     def executions(self) -> AsyncIterator[VenueReport]:
         """The live execution stream (WS v2 ``executions``): reports, and StreamEvents when its health changes.
         It only streams; REST fallback while it is down is the trading service's job."""
@@ -271,6 +309,7 @@ class ExchangePort(Protocol):
 
 __all__ = [
     "VENUE_TERMINAL",
+    "AmendResult",
     "CancelResult",
     "Clock",
     "Correction",
@@ -282,6 +321,7 @@ __all__ = [
     "OrderStatusReport",
     "PlaceResult",
     "PlaceStatus",
+    "PriceTick",
     "StreamEvent",
     "StreamState",
     "SystemClock",

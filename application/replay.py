@@ -9,21 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from execledger.application.orders_app import OrdersApp
 from execledger.application.policies import (
+    AmendOrder,
     CancelOrder,
     Defer,
+    LastPrice,
     PlaceBracket,
     PlaceLeg,
     PolicyConfig,
+    ResizeBracket,
     TimeOut,
-    bracket_policy,
-    oco_policy,
+    TriggerEmulated,
+    protection_policy,
     timeout_policy,
 )
 from execledger.domain.order import Order
@@ -111,26 +114,31 @@ class PolicyReplay:
             started = order.acknowledged_at or order.submitted_at
             now = started + timedelta(seconds=float(why["age_s"]))
             return f"defer {ev.key}", [_describe(a) for a in timeout_policy(order, rules, now, self.config)]
-        if name == "BracketPlaced":
-            return (
-                f"bracket {plain(Decimal(ev.quantity))} sl={_p(ev.sl_price)} tp={_p(ev.tp_price)}",
-                [_describe(a) for a in bracket_policy(order, rules)],
-            )
+        if name in ("BracketPlaced", "BracketResized", "EmulatedLegTriggered"):
+            return self._recorded(ev), self._protection(order, _last_of(ev))
         if name == "BracketLegAdded":
-            bracket = order.brackets[ev.index]
             leg = self._leg_after(ev.order_id)
-            return (
-                f"leg {ev.role} {plain(leg.quantity) if leg else '?'} in bracket {ev.index}",
-                [_describe(a) for a in self._oco(order, bracket)],
-            )
-        if name == "CancelRequested" and rule.startswith("oco_") and order.parent_id in self.orders:
+            recorded = f"leg {ev.role} {plain(leg.quantity) if leg else '?'} in bracket {ev.index}"
+            return recorded, self._protection(order, _last_of(leg.placement_reason if leg else {}))
+        if order.parent_id in self.orders and rule in PROTECTION_RULES:
             entry = self.orders[order.parent_id]
-            bracket = next(b for b in entry.brackets if order.id in b.all_leg_ids())
-            return f"cancel {order.id}", [_describe(a) for a in self._oco(entry, bracket)]
+            if name == "CancelRequested":
+                return f"cancel {order.id}", self._protection(entry, _last_of(why))
+            if name == "AmendRequested":
+                return f"amend {order.id} to {plain(Decimal(ev.quantity))}", self._protection(entry, None)
         return None
 
-    def _oco(self, entry: Order, bracket) -> list[Any]:
-        return oco_policy(entry, bracket, self.orders, self.pairs.find(entry.pair), self.config)
+    def _recorded(self, ev: Any) -> str:
+        name = type(ev).__name__
+        if name == "BracketPlaced":
+            return f"bracket {plain(Decimal(ev.quantity))} sl={_p(ev.sl_price)} tp={_p(ev.tp_price)}"
+        if name == "BracketResized":
+            return f"resize bracket {ev.index} to {plain(Decimal(ev.quantity))}"
+        return f"trigger {ev.role} at {plain(Decimal(ev.price))}"
+
+    def _protection(self, entry: Order, last: LastPrice | None) -> list[str]:
+        rules = self.pairs.find(entry.pair)
+        return [_describe(a) for a in protection_policy(entry, self.orders, rules, self.config, last)]
 
     def _leg_after(self, order_id: UUID) -> Order | None:
         # A new leg's Placed follows its BracketLegAdded in the same transaction: peek it from the store.
@@ -138,6 +146,30 @@ class PolicyReplay:
             return self.app.repository.get(order_id, version=1)
         except Exception:
             return None
+
+
+# Decisions on a leg that the protection policy takes (see ``protection_policy``).
+PROTECTION_RULES = frozenset(
+    {
+        "oco_cancel_sibling",
+        "amend_refused_replace",
+        "one_leg_per_role",
+        "bracket_grow_amend",
+        "oco_shrink_amend",
+    }
+)
+
+
+def _last_of(why: Any) -> LastPrice | None:
+    """The public price a recorded decision observed (it is in the event, or in the reason of a price-driven
+    decision), so the policy is asked with the same price."""
+    price = getattr(why, "price", None)
+    at = getattr(why, "observed_at", None)
+    if isinstance(why, dict):
+        price, at = why.get("price"), why.get("observed_at")
+    if price is None or at is None:
+        return None
+    return LastPrice(Decimal(str(price)), at if isinstance(at, datetime) else datetime.fromisoformat(str(at)))
 
 
 def _describe(action: Any) -> str:
@@ -151,6 +183,12 @@ def _describe(action: Any) -> str:
         return f"leg {OrderRole(action.role).value} {plain(action.quantity)} in bracket {action.bracket_index}"
     if isinstance(action, CancelOrder):
         return f"cancel {action.order_id}"
+    if isinstance(action, AmendOrder):
+        return f"amend {action.order_id} to {plain(action.quantity)}"
+    if isinstance(action, ResizeBracket):
+        return f"resize bracket {action.bracket_index} to {plain(action.quantity)}"
+    if isinstance(action, TriggerEmulated):
+        return f"trigger {action.role.value} at {plain(action.price)}"
     return repr(action)
 
 

@@ -20,6 +20,7 @@ from uuid import UUID
 from execledger.application.commands import CommandInbox
 from execledger.application.engine import ExecutionEngine
 from execledger.application.ports import (
+    AmendResult,
     Correction,
     ErrorClass,
     ExchangePort,
@@ -27,6 +28,7 @@ from execledger.application.ports import (
     OrderStatusReport,
     PlaceResult,
     PlaceStatus,
+    PriceTick,
     StreamEvent,
     StreamState,
     VenueReport,
@@ -61,6 +63,7 @@ class ServiceConfig:
     retry_max_s: float = 30.0
     rules_refresh_s: float = 3600.0  # how often the venue's pair rules (AssetPairs) are loaded again
     cancel_confirm_s: float = 2.0  # an accepted cancel's final state is read over REST if the stream says nothing
+    price_poll_s: float = 2.0  # REST Ticker cycle for watched pairs while the public price stream is down
 
 
 class TradingService:
@@ -163,6 +166,10 @@ class TradingService:
             if self._retry_at.get(order.id, 0.0) > now:
                 continue
             started.append(self._start_call(order.id, self._submit(order.id)))
+        for order in self.engine.pending_amends():
+            if order.id in self._inflight or self._retry_at.get(order.id, 0.0) > now:
+                continue
+            started.append(self._start_call(order.id, self._amend(order.id)))
         for order in self.engine.pending_cancels():
             if order.id in self._inflight or self._retry_at.get(order.id, 0.0) > now:
                 continue
@@ -257,6 +264,31 @@ class TradingService:
             # The venue left it as it was (cancel pending, or an order not found yet): ask again after a backoff,
             # not in a tight loop.
             self._retry_later(order_id)
+        else:
+            self._retry_at.pop(order_id, None)
+            self._retries.pop(order_id, None)
+
+    async def _amend(self, order_id: UUID) -> None:
+        """Send the decided AmendOrder (again after a restart or after a refusal that executed nothing: it is an
+        absolute quantity, so a repeat is harmless). An unknown outcome is settled by reading the order: the
+        quantity the venue shows is recorded as a fact; the old one means the amend did not take effect."""
+        order = self.engine.orders[order_id]
+        quantity = order.amend_pending
+        if quantity is None or order.txid is None:
+            return
+        try:
+            result = await self.exchange.amend(quantity=quantity, venue_order_id=order.txid)
+        except Exception as exc:
+            error_class = getattr(exc, "error_class", None)
+            if error_class is None:
+                raise
+            result = AmendResult(PlaceStatus.UNKNOWN, error=str(exc), error_class=error_class)
+        if self.engine.execution.on_amend_result(order_id, result) and await self._tolerating_outage(
+            "reading an amended order", lambda: self.resync([order_id])
+        ):
+            self.engine.execution.amend_not_applied(order_id, None)
+        if self.engine.orders[order_id].amend_pending is not None and not self.engine.orders[order_id].is_terminal:
+            self._retry_later(order_id)  # refused before anything executed, or the venue could not be read
         else:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
@@ -450,6 +482,7 @@ class TradingService:
                 tg.create_task(self._timers(), name="timers")
                 tg.create_task(self._reconciler(), name="reconciler")
                 tg.create_task(self._command_follower(), name="commands")
+                tg.create_task(self._price_watcher(), name="prices")
                 if self.config.deadman_enabled:
                     tg.create_task(self._deadman(), name="deadman")
                 self.wake()
@@ -535,6 +568,61 @@ class TradingService:
             if self.stopping:
                 return
             failed = not await self._tolerating_outage("REST polling", self.poll_once)
+
+    async def _price_watcher(self) -> None:
+        """Follow the public price of the pairs whose protection depends on it (an emulated leg; a stop whose
+        trigger may be crossed): the venue's live price stream while it streams, REST Ticker every
+        ``price_poll_s`` while it does not. Idle while no pair is watched; the set is looked at every tick."""
+        while not self.stopping:
+            pairs = self.engine.contingencies.watched_pairs()
+            if not pairs:
+                await self._wait(None, self.config.tick_interval_s)
+                continue
+            await self._follow_prices(pairs)
+
+    async def _follow_prices(self, pairs: set[str]) -> None:
+        queue: asyncio.Queue[PriceTick | StreamEvent | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for item in self.exchange.price_ticks(sorted(pairs)):
+                    queue.put_nowait(item)
+            except Exception as exc:  # no stream (or it broke): REST Ticker carries on
+                log.debug("public price stream unavailable: %s", exc)
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.ensure_future(pump())
+        streaming, polled, looked = False, 0.0, _loop_time()
+        try:
+            while not self.stopping:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.config.price_poll_s)
+                except TimeoutError:  # a quiet market: nothing changes
+                    pass
+                else:
+                    if isinstance(item, StreamEvent):
+                        streaming = item.state is not StreamState.DISCONNECTED
+                    elif item is None:  # the stream ended (or there is none): REST from now on
+                        streaming = False
+                    else:
+                        streaming = True
+                        self.engine.on_price(item)
+                if not streaming and _loop_time() - polled >= self.config.price_poll_s:
+                    polled = _loop_time()
+                    await self._tolerating_outage("reading public prices", lambda: self.poll_prices(pairs))
+                if _loop_time() - looked >= self.config.tick_interval_s:
+                    looked = _loop_time()
+                    if self.engine.contingencies.watched_pairs() != pairs:
+                        return
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def poll_prices(self, pairs: set[str]) -> None:
+        """One REST Ticker call for the watched pairs; each price goes to the engine."""
+        for tick in (await self.exchange.last_prices(sorted(pairs))).values():
+            self.engine.on_price(tick)
 
     async def _timers(self) -> None:
         rules_loaded = _loop_time()

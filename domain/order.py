@@ -6,7 +6,7 @@ Every command either appends events (facts or decisions, each decision with a re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -231,6 +231,7 @@ class Order(Aggregate):
         self.timeout_s: float | None = timeout_s
         self.tags: dict = dict(tags)
         self.signal_fingerprint: str = signal_fingerprint
+        self.placement_reason: dict = dict(reason)  # why it was placed (a leg's reason names what it observed)
         self.state = State.PENDING_SUBMIT
         self.txid: str | None = None
         self.fills: dict[str, Fill] = {}
@@ -249,6 +250,9 @@ class Order(Aggregate):
         self.conflicts: set[str] = set()  # keys of venue facts recorded as conflicting (see record_conflict)
         self.closing: dict | None = None  # entries: the operator's close request (who, why), once recorded
         self.position_exits: list[UUID] = []  # entries: market exits that close the whole position
+        self.amend_pending: Decimal | None = None  # the total quantity an AmendOrder in flight asks for
+        self.amend_refused: str | None = None  # the venue refused the last amend (the leg is then re-created)
+        self.shortfall: Decimal = ZERO  # entries: what the account turned out not to hold of this position
 
     # --- derived views ----------------------------------------------------------------------------------
 
@@ -459,6 +463,18 @@ class Order(Aggregate):
         if self.state not in FILLABLE:
             raise InvalidTransition(self.id, self.state.value, "fill", f"apply_fill({trade_id})")
         cumulative = self.filled_quantity + quantity
+        if cumulative > self.quantity and self.amend_pending is not None and cumulative <= self.amend_pending:
+            # A fill beyond the recorded quantity but within the amend in flight proves the amend took effect.
+            self._amended(
+                quantity=self.amend_pending,
+                source=source,
+                reason=make_reason(
+                    "amend_proven_by_fill",
+                    f"trade {trade_id} fills beyond {plain(self.quantity)}: the amend to "
+                    f"{plain(self.amend_pending)} took effect",
+                    source=source,
+                ),
+            )
         if cumulative > self.quantity:
             raise Overfill(self.id, trade_id, plain(self.filled_quantity), plain(quantity), plain(self.quantity))
         kwargs = {
@@ -502,6 +518,69 @@ class Order(Aggregate):
     def _filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         self._move(State.FILLED)
+
+    # --- amend (Kraken AmendOrder: in place, ids unchanged, queue priority kept where possible) -----------
+
+    def request_amend(self, *, quantity: Decimal, reason: dict) -> bool:
+        """Decide to change a resting order's total quantity (AmendOrder ``order_qty``, REFERENCE.md 3.5), e.g. a
+        protective leg that grows with the entry's fills or shrinks when its sibling fills. Only while OPEN with no
+        cancel and no other amend pending, and never to what has filled or less (cancel instead). Returns False
+        (writes nothing) when ``quantity`` is the current one. The amend is idempotent in effect (an absolute
+        quantity), so a call whose reply was lost may be sent again."""
+        if self.state is not State.OPEN or self.amend_pending is not None:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "request_amend")
+        if quantity <= self.filled_quantity:
+            raise ValueError(
+                f"order {self.id}: amend to {plain(quantity)} is not above the filled {plain(self.filled_quantity)}"
+            )
+        if quantity == self.quantity:
+            return False
+        self._amend_requested(quantity=quantity, reason=reason)
+        return True
+
+    @declares(EventKind.DECISION, reported=True)
+    @event("AmendRequested")
+    def _amend_requested(self, quantity: Decimal, reason: dict) -> None:
+        self.amend_pending = Decimal(quantity)
+
+    def amended(self, *, quantity: Decimal, source: str, reason: dict) -> bool:
+        """The venue shows the order's total quantity changed (our amend's reply, or a report of the order with a
+        new quantity: a venue fact is never refused). Returns False when that is already the recorded quantity."""
+        quantity = Decimal(quantity)
+        if quantity == self.quantity and self.amend_pending in (None, quantity):
+            if self.amend_pending is not None:
+                self._amended(quantity=quantity, source=source, reason=reason)
+                return True
+            return False
+        if quantity < self.filled_quantity:
+            raise ValueError(
+                f"order {self.id}: venue quantity {plain(quantity)} is below the filled {plain(self.filled_quantity)}"
+            )
+        self._amended(quantity=quantity, source=source, reason=reason)
+        return True
+
+    @declares(EventKind.FACT, reported=True)
+    @event("Amended")
+    def _amended(self, quantity: Decimal, source: str, reason: dict) -> None:
+        self.quantity = Decimal(quantity)
+        self.amend_pending = None
+        self.amend_refused = None
+        if self.filled_quantity == self.quantity and self.state in (State.OPEN, State.CANCEL_PENDING):
+            self._move(State.FILLED)  # shrunk to what had filled: nothing is left to work
+
+    def amend_rejected(self, *, error: str, reason: dict) -> bool:
+        """The venue refused the amend (or shows it did not take effect): the order keeps its quantity. Returns
+        False when no amend is pending."""
+        if self.amend_pending is None:
+            return False
+        self._amend_rejected(error=error, reason=reason)
+        return True
+
+    @declares(EventKind.OUTCOME, reported=True)
+    @event("AmendRejected")
+    def _amend_rejected(self, error: str, reason: dict) -> None:
+        self.amend_pending = None
+        self.amend_refused = error
 
     # --- cancel, expiry, timeout ------------------------------------------------------------------------
 
@@ -660,6 +739,77 @@ class Order(Aggregate):
     def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
         self.brackets[index].legs[role].append(order_id)
 
+    def resize_bracket(self, *, index: int, quantity: Decimal, reason: dict) -> bool:
+        """The entry filled more: the bracket now protects ``quantity`` (its legs grow by an amend). Returns False
+        when that is already its quantity."""
+        if not 0 <= index < len(self.brackets):
+            raise ValueError(f"order {self.id} has no bracket {index}")
+        if quantity <= ZERO or quantity > self.filled_quantity:
+            raise ValueError(
+                f"order {self.id}: bracket of {plain(quantity)} for a filled {plain(self.filled_quantity)}"
+            )
+        if self.brackets[index].quantity == quantity:
+            return False
+        self._bracket_resized(index=index, quantity=quantity, reason=reason)
+        return True
+
+    @declares(EventKind.DECISION)
+    @event("BracketResized")
+    def _bracket_resized(self, index: int, quantity: Decimal, reason: dict) -> None:
+        self.brackets[index].quantity = Decimal(quantity)
+
+    def emulate_leg(self, *, index: int, role: OrderRole, trigger_price: Decimal, reason: dict) -> None:
+        """This bracket's ``role`` is held by the ledger, not rested on the venue: Kraken holds the base for an
+        untriggered stop-loss, so a take-profit beside it would be refused for funds (issue 13, scenario 4). The
+        ledger watches the public price and sends it when ``trigger_price`` is crossed."""
+        if not 0 <= index < len(self.brackets):
+            raise ValueError(f"order {self.id} has no bracket {index}")
+        self._leg_emulated(index=index, role=OrderRole(role).value, trigger_price=trigger_price, reason=reason)
+
+    @declares(EventKind.DECISION)
+    @event("LegEmulated")
+    def _leg_emulated(self, index: int, role: str, trigger_price: Decimal, reason: dict) -> None:
+        self.brackets[index].emulated[role] = Decimal(trigger_price)
+
+    def trigger_emulated(
+        self, *, index: int, role: OrderRole, price: Decimal, observed_at: datetime, reason: dict
+    ) -> bool:
+        """The public price crossed an emulated leg's trigger (``price`` observed at ``observed_at``): from now on
+        the position exits at market for that role, after the resting sibling is canceled. Returns False if that
+        leg already triggered."""
+        role = OrderRole(role)
+        bracket = self.brackets[index]
+        if role.value not in bracket.emulated:
+            raise ValueError(f"order {self.id}: bracket {index} does not emulate a {role.value}")
+        if role.value in bracket.triggered:
+            return False
+        self._emulated_triggered(index=index, role=role.value, price=price, observed_at=observed_at, reason=reason)
+        return True
+
+    @declares(EventKind.DECISION)
+    @event("EmulatedLegTriggered")
+    def _emulated_triggered(self, index: int, role: str, price: Decimal, observed_at: datetime, reason: dict) -> None:
+        self.brackets[index].triggered[role] = Decimal(price)
+
+    def record_shortfall(self, *, quantity: Decimal, reason: dict) -> bool:
+        """The account holds ``quantity`` less of this entry's position than its fills say (a balance that was
+        negative before the entry, a fee charged elsewhere: the venue refused a leg for funds and the available
+        balance was read). The legs protect what is there; the position rule subtracts it. Returns False when
+        that is already the recorded shortfall."""
+        if self.role is not OrderRole.ENTRY:
+            raise InvalidTransition(self.id, self.state.value, self.state.value, "record_shortfall on a non-entry")
+        if quantity < ZERO:
+            raise ValueError(f"order {self.id}: a shortfall cannot be negative ({plain(quantity)})")
+        if quantity == self.shortfall:
+            return False
+        self._shortfall_recorded(quantity=quantity, reason=reason)
+        return True
+
+    @declares(EventKind.DECISION)
+    @event("ShortfallRecorded")
+    def _shortfall_recorded(self, quantity: Decimal, reason: dict) -> None:
+        self.shortfall = Decimal(quantity)
+
     def record_conflict(self, *, key: str, reason: dict) -> bool:
         """A venue fact the ledger cannot apply (it contradicts what is recorded: a trade id reported with other
         values, more filled than the order's quantity): recorded for an operator, once per ``key``, never applied
@@ -726,6 +876,8 @@ class Bracket:
     sl_price: Decimal | None
     tp_price: Decimal | None
     legs: dict[str, list[UUID]]
+    emulated: dict[str, Decimal] = field(default_factory=dict)  # role -> trigger the ledger watches (not on venue)
+    triggered: dict[str, Decimal] = field(default_factory=dict)  # role -> the price that crossed its trigger
 
     def current(self, role: OrderRole) -> UUID | None:
         ids = self.legs.get(OrderRole(role).value) or []

@@ -22,10 +22,11 @@ PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
 
 def entered(entry: Order, base_asset: str | None = None) -> Decimal:
     """What the entry put into the account: its filled quantity, less the fees a buy paid in the base asset (Kraken
-    charges a buy's fee in the base with ``oflags=fcib``: a 0.01 buy then holds 0.009974)."""
+    charges a buy's fee in the base with ``oflags=fcib``: a 0.01 buy then holds 0.009974), less what the account
+    turned out not to hold (a recorded shortfall: a leg refused for funds, the balance read)."""
     if base_asset and entry.side is Side.BUY:
-        return entry.filled_quantity - entry.fees_in(base_asset)
-    return entry.filled_quantity
+        return entry.filled_quantity - entry.fees_in(base_asset) - entry.shortfall
+    return entry.filled_quantity - entry.shortfall
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,33 @@ def planned_roles(entry: Order) -> tuple[OrderRole, ...]:
     return tuple(role for role, price in planned.items() if price is not None)
 
 
+def emulated_roles(entry: Order) -> set[OrderRole]:
+    """The roles the ledger holds itself (an armed trigger on the public price, not an order on the venue)."""
+    return {OrderRole(r) for b in entry.brackets for r in b.emulated if r not in b.triggered}
+
+
+def triggered_roles(entry: Order) -> set[OrderRole]:
+    """The emulated roles whose trigger the price crossed: the position exits at market for them."""
+    return {OrderRole(r) for b in entry.brackets for r in b.triggered}
+
+
 def required_cover(
     entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None
 ) -> dict[OrderRole, Decimal]:
     """What the live legs of each planned role must work: the net position (nothing while a close is under way,
-    or before any bracket was placed, e.g. while the filled quantity is still below the pair's minimums)."""
+    or before any bracket was placed, e.g. while the filled quantity is still below the pair's minimums). A role
+    the ledger emulates needs no order until its trigger is crossed; after that its market exit works the whole
+    position and the resting sibling nothing (it is canceled)."""
     position = position_of(entry, orders, base_asset)
+    planned = planned_roles(entry)
     if entry.closing is not None or not entry.brackets:
-        return dict.fromkeys(planned_roles(entry), ZERO)
-    return dict.fromkeys(planned_roles(entry), max(ZERO, position.net))
+        return dict.fromkeys(planned, ZERO)
+    net = max(ZERO, position.net)
+    triggered = triggered_roles(entry)
+    if triggered:
+        return {role: net if role in triggered else ZERO for role in planned}
+    emulated = emulated_roles(entry)
+    return {role: net for role in planned if role not in emulated}
 
 
 def protection_gaps(

@@ -75,7 +75,7 @@ class Demo:
             self.sim = sim
             stop = asyncio.Event()
             ready: asyncio.Future = asyncio.get_running_loop().create_future()
-            config = ServiceConfig(tick_interval_s=0.1, deadman_timeout_s=60)
+            config = ServiceConfig(tick_interval_s=0.1, deadman_timeout_s=60, price_poll_s=0.2)
             service = asyncio.create_task(
                 run_service(
                     settings, role=Role.ALL, stop=stop, on_ready=ready.set_result, service_config=config, api_port=0
@@ -124,25 +124,33 @@ class Demo:
 
     def legs_open(self, entry: Order) -> bool:
         legs = [o for o in self.engine.orders.values() if o.parent_id == entry.id]
-        return len(legs) >= 2 and all(o.txid for o in legs)
+        return len(legs) >= 1 and all(o.txid for o in legs)
 
     async def story_take_profit(self) -> None:
-        self.say("\n[1/5] market entry, then the take-profit is hit")
+        self.say("\n[1/5] market entry, then the take-profit is reached")
         entry = await self.signal(
             "tp", pair="XBT/USD", side="buy", order_type="market", quantity="0.01", sl_price="64000", tp_price="68000"
         )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
         self.say(
             f"      entry filled {plain(self.o(entry).filled_quantity)} @ {plain(self.o(entry).average_fill_price)}; "
-            f"stop 64000 and take-profit 68000 working"
+            f"stop 64000 resting on the venue, take-profit 68000 held by the ledger on the public price (the venue "
+            f"holds the bitcoin for the stop)"
         )
         self.sim.set_mark_price("XBT/USD", "68010")
-        [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
+        [sl] = self.legs(entry, OrderRole.STOP_LOSS)
         await self.until(
-            "take-profit filled, stop canceled",
-            lambda: self.o(tp).state.value == "filled" and self.o(sl).state.value == "canceled",
+            "take-profit triggered and filled, stop canceled",
+            lambda: (
+                any(o.state.value == "filled" for o in self.legs(entry, OrderRole.TAKE_PROFIT))
+                and self.o(sl).state.value == "canceled"
+            ),
         )
-        self.say(f"      take-profit filled @ {plain(self.o(tp).average_fill_price)}; the stop was canceled (OCO)")
+        [tp] = self.legs(entry, OrderRole.TAKE_PROFIT)
+        self.say(
+            f"      price 68010 crossed the take-profit: the stop was canceled, then the position sold at market @ "
+            f"{plain(self.o(tp).average_fill_price)}"
+        )
 
     async def story_stop_loss(self) -> None:
         self.say("\n[2/5] market entry, then the stop-loss is hit")
@@ -151,12 +159,12 @@ class Demo:
         )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
         self.sim.set_mark_price("ETH/USD", "3390")
-        [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
-        await self.until(
-            "stop filled, take-profit canceled",
-            lambda: self.o(sl).state.value == "filled" and self.o(tp).state.value == "canceled",
+        [sl] = self.legs(entry, OrderRole.STOP_LOSS)
+        await self.until("stop filled", lambda: self.o(sl).state.value == "filled")
+        self.say(
+            f"      stop filled @ {plain(self.o(sl).average_fill_price)}; the take-profit the ledger held was not "
+            f"needed"
         )
-        self.say(f"      stop filled @ {plain(self.o(sl).average_fill_price)}; the take-profit was canceled (OCO)")
 
     async def story_partial_timeout(self) -> None:
         self.say("\n[3/5] limit entry fills in part, then times out")
@@ -177,19 +185,25 @@ class Demo:
         self.sim.set_mark_price("XBT/USD", "67490")  # crosses once: 40% fills
         self.sim.set_mark_price("XBT/USD", "68000")
         await self.until("partial fill bracketed", lambda: self.legs_open(entry))
-        self.say(f"      filled {plain(self.o(entry).filled_quantity)} of 0.02; legs protect that part")
+        self.say(f"      filled {plain(self.o(entry).filled_quantity)} of 0.02; the stop protects that part")
         await self.until("timed out and canceled", lambda: self.o(entry).state.value == "canceled")
-        legs = [o for o in self.engine.orders.values() if o.parent_id == entry.id and not o.is_terminal]
         self.say(
-            f"      timed out after 2 s: the rest was canceled; {len(legs)} legs still protect "
+            f"      timed out after 2 s: the rest was canceled; the stop still protects "
             f"{plain(self.o(entry).filled_quantity)}"
         )
         self.sim.set_mark_price("XBT/USD", "70010")  # the take-profit closes what was filled; nothing is left open
-        [tp], [sl] = self.legs(entry, OrderRole.TAKE_PROFIT), self.legs(entry, OrderRole.STOP_LOSS)
-        await self.until("position closed", lambda: self.o(tp).state.value == "filled" and self.o(sl).is_terminal)
+        [sl] = self.legs(entry, OrderRole.STOP_LOSS)
+        await self.until(
+            "position closed",
+            lambda: (
+                any(o.state.value == "filled" for o in self.legs(entry, OrderRole.TAKE_PROFIT))
+                and self.o(sl).is_terminal
+            ),
+        )
+        [tp] = self.legs(entry, OrderRole.TAKE_PROFIT)
         self.say(
-            f"      take-profit filled {plain(self.o(tp).filled_quantity)} @ {plain(self.o(tp).average_fill_price)}; "
-            f"stop canceled; position closed"
+            f"      take-profit reached: sold {plain(self.o(tp).filled_quantity)} @ "
+            f"{plain(self.o(tp).average_fill_price)} at market; stop canceled; position closed"
         )
 
     async def story_halt(self) -> None:

@@ -89,6 +89,21 @@ def describe(order: Order, ev: Any, pairs: PairRegistry | None = None) -> tuple[
         )
     if name == "BracketLegAdded":
         return logging.INFO, f"OCO: new {ev.role} leg for bracket {ev.index} [{rule}] {why.get('text', '')}".rstrip()
+    if name == "BracketResized":
+        return logging.INFO, f"bracket {ev.index}: protect {_d(ev.quantity)} now [{rule}]"
+    if name == "LegEmulated":
+        return logging.INFO, f"bracket {ev.index}: {ev.role} held by the ledger at {_d(ev.trigger_price)} [{rule}]"
+    if name == "EmulatedLegTriggered":
+        return logging.INFO, f"bracket {ev.index}: {ev.role} triggered at {_d(ev.price)} [{rule}]"
+    if name == "AmendRequested":
+        label = "OCO" if str(rule).startswith("oco") else "amend"
+        return logging.INFO, f"{label}: amend to {_d(ev.quantity)} requested [{rule}] {why.get('text', '')}".rstrip()
+    if name == "Amended":
+        return logging.INFO, f"{recon}amended: now {_d(ev.quantity)} ({ev.source})"
+    if name == "AmendRejected":
+        return logging.WARNING, f"amend refused by the venue: {ev.error}"
+    if name == "ShortfallRecorded":
+        return logging.WARNING, f"the account holds {_d(ev.quantity)} less than this position's fills [{rule}]"
     if name == "Deferred":
         return logging.INFO, f"deferred [{rule}]: {why.get('text', '')}"
     if name == "CloseRequested":

@@ -10,13 +10,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from execledger.application.ports import (
+    AmendResult,
     CancelResult,
     EntryBlock,
+    ErrorClass,
     FillReport,
     OrderRequest,
     OrderStatusReport,
     PlaceResult,
     PlaceStatus,
+    PriceTick,
     VenueOrderStatus,
     VenueReport,
 )
@@ -40,6 +43,9 @@ class FakeExchange:
         self.deadman: list[int] = []
         self.block: EntryBlock | None = None  # set to make the venue refuse new orders (breaker open)
         self.balances: dict[str, Decimal] = {"XXBT": Decimal(1000), "ZUSD": Decimal(10_000_000)}  # available
+        self.amend_calls: Counter[str] = Counter()
+        self.amend_script: list[AmendResult] = []  # next amend() outcomes (otherwise the amend takes effect)
+        self.prices: dict[str, Decimal] = {}  # pair key -> last public price (test controls)
         self._ids = itertools.count(1)
 
     # --- ExchangePort --------------------------------------------------------------------------------------
@@ -77,6 +83,23 @@ class FakeExchange:
             return CancelResult(count=0, not_found=True, error="EOrder:Unknown order")
         self._set(order.venue_order_id, status=VenueOrderStatus.CANCELED, reason="User requested")
         return CancelResult(count=1)
+
+    async def amend(self, *, quantity, venue_order_id=None, client_order_id=None) -> AmendResult:
+        order = self.orders.get(venue_order_id) if venue_order_id else self.by_client_id(client_order_id)
+        self.amend_calls[venue_order_id or client_order_id] += 1
+        if self.amend_script:
+            return self.amend_script.pop(0)
+        if order is None or order.status not in LIVE:
+            return AmendResult(PlaceStatus.REJECTED, error="EOrder:Unknown order", error_class=ErrorClass.NOT_FOUND)
+        self.orders[order.venue_order_id] = replace(order, quantity=Decimal(quantity))
+        return AmendResult(PlaceStatus.ACKNOWLEDGED, amend_id=f"A{next(self._ids):05d}")
+
+    async def last_prices(self, pairs):
+        return {p: PriceTick(p, self.prices[p], self.clock.now()) for p in pairs if p in self.prices}
+
+    async def price_ticks(self, pairs):
+        raise NotImplementedError("the fake has no price stream")
+        yield  # pragma: no cover
 
     async def cancel_all(self) -> int:
         return 0

@@ -13,15 +13,24 @@ from tests.harness import Harness
 
 
 async def bracketed_story(ledger, clock):
+    """A limit entry fills 0.6 (the stop rests, the take-profit is held by the ledger), then 0.2 more (the stop
+    grows by an amend), times out, and the price reaches the take-profit (the stop is canceled, the position sold
+    at market)."""
     h = Harness(ledger, clock)
     entry = await h.signal(signal_id="story", timeout_s=60)
     h.venue.fill(h.txid(entry), "0.6", "100")
     await h.settle()
-    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
-    h.venue.fill(h.txid(tp), "0.2", "120")  # shrink the stop
+    h.venue.fill(h.txid(entry), "0.2", "100")
     await h.settle()
     clock.advance(61)  # the rest of the entry times out
     await h.settle()
+    h.venue.prices["XXBTZUSD"] = D("121")
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "0.8", "120.9")
+    await h.settle()
+    assert h.position(entry) == 0
     return h, entry
 
 
@@ -32,7 +41,17 @@ async def test_audit_timeline_tells_the_whole_bracketed_story(ledger, clock):
         assert found.id == entry.id
     assert {o.role for o in orders} == {OrderRole.ENTRY, OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT}
     rules = [e.entry.reason["rule"] for e in timeline if e.entry.reason]
-    for rule in ("approved_signal", "bracket_per_fill_increment", "oco_shrink", "oco_shrink_replace", "timeout_cancel"):
+    for rule in (
+        "approved_signal",
+        "bracket_placed",
+        "leg_emulated",
+        "bracket_grow",
+        "bracket_grow_amend",
+        "timeout_cancel",
+        "emulated_trigger_crossed",
+        "oco_cancel_sibling",
+        "emulated_trigger_exit",
+    ):
         assert rule in rules
     stamps = [e.entry.timestamp for e in timeline]
     assert stamps == sorted(stamps)
@@ -56,8 +75,9 @@ async def test_replay_reproduces_every_recorded_decision(ledger, clock, pairs):
     await bracketed_story(ledger, clock)
     result = PolicyReplay(ledger.app, pairs, PolicyConfig()).run()
     assert result.ok, result.differences
-    # BracketPlaced, the shrink cancel, the re-created stop (BracketLegAdded), TimedOut
-    assert result.decisions_checked == 4 and result.events == ledger.app.recorder.max_notification_id()
+    # BracketPlaced, BracketResized, the stop's AmendRequested, TimedOut, EmulatedLegTriggered, the stop's cancel,
+    # the take-profit's market exit (BracketLegAdded)
+    assert result.decisions_checked == 7 and result.events == ledger.app.recorder.max_notification_id()
 
 
 async def test_replay_detects_a_changed_timeout_config(ledger, clock, pairs):
@@ -74,13 +94,11 @@ async def test_replay_detects_a_changed_timeout_config(ledger, clock, pairs):
 async def test_replay_detects_a_changed_bracket_policy(ledger, clock, pairs, monkeypatch):
     await bracketed_story(ledger, clock)
 
-    def half_brackets(entry, rules):  # a deliberately changed policy: protect only half
-        return [
-            dc_replace(a, quantity=a.quantity / 2) if isinstance(a, PlaceBracket) else a for a in original(entry, rules)
-        ]
+    def half_brackets(*args):  # a deliberately changed policy: protect only half
+        return [dc_replace(a, quantity=a.quantity / 2) if isinstance(a, PlaceBracket) else a for a in original(*args)]
 
-    original = replay_module.bracket_policy
-    monkeypatch.setattr(replay_module, "bracket_policy", half_brackets)
+    original = replay_module.protection_policy
+    monkeypatch.setattr(replay_module, "protection_policy", half_brackets)
     result = PolicyReplay(ledger.app, pairs, PolicyConfig()).run()
     assert [d.event for d in result.differences] == ["BracketPlaced"]
     assert "0.6" in result.differences[0].recorded and "0.3" in result.differences[0].replayed

@@ -27,8 +27,8 @@ def test_demo_runs_every_path_and_leaves_its_ledger(tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     for text in (
-        "take-profit filled @ 68010; the stop was canceled (OCO)",
-        "stop filled @ 3390; the take-profit was canceled (OCO)",
+        "price 68010 crossed the take-profit: the stop was canceled, then the position sold at market @ 68010",
+        "stop filled @ 3390; the take-profit the ledger held was not needed",
         "filled 0.008 of 0.02",
         "timed out after 2 s: the rest was canceled",
         "POST /v1/trading/halt: 200 applied by",

@@ -6,7 +6,7 @@ import pytest
 
 from execledger.application.engine import EngineConfig
 from execledger.application.policies import PolicyConfig
-from execledger.application.ports import Correction, ErrorClass, PlaceResult, PlaceStatus
+from execledger.application.ports import AmendResult, Correction, ErrorClass, PlaceResult, PlaceStatus
 from execledger.domain.order import OrderStatus, State
 from execledger.domain.trading_state import TradingHalted, TradingMode
 from execledger.domain.values import OrderRole
@@ -15,6 +15,13 @@ from tests.harness import Harness
 
 @pytest.fixture
 def h(ledger, clock):
+    """Both legs rest on the venue (an account whose venue does not hold the base for a stop): the OCO mechanics."""
+    return Harness(ledger, clock, EngineConfig(policy=PolicyConfig(default_timeout_s=300, resting_leg="both")))
+
+
+@pytest.fixture
+def hd(ledger, clock):
+    """The default: the stop-loss rests, the ledger holds the take-profit on the public price."""
     return Harness(ledger, clock, EngineConfig(policy=PolicyConfig(default_timeout_s=300)))
 
 
@@ -81,15 +88,21 @@ async def test_timeout_cancel_refused_when_filled_part_is_below_minimum(h):
     assert "bracket_below_minimum" in rules
 
 
-async def test_three_increments_keep_legs_equal_to_position(h):
+async def test_three_increments_grow_one_stop_and_one_take_profit_by_amend(h):
+    """Issue 13, scenario 9: three partial fills used to leave six resting exit orders; one of each, amended."""
     entry = await h.signal(quantity="0.3", limit_price="60000", sl_price="59000", tp_price="61000")
     for qty in ("0.1", "0.1", "0.1"):
         h.venue.fill(h.txid(entry), qty, "60000")
         await h.settle()
         h.assert_legs_match_position(entry)
     entry = h.engine.orders[entry.id]
-    assert entry.status is OrderStatus.FILLED and len(entry.brackets) == 3
-    assert [b.quantity for b in entry.brackets] == [D("0.1")] * 3
+    assert entry.status is OrderStatus.FILLED and [b.quantity for b in entry.brackets] == [D("0.3")]
+    legs = h.legs(entry)
+    assert sorted(o.role.value for o in legs) == ["stop_loss", "take_profit"]
+    assert all(o.state is State.OPEN and o.quantity == D("0.3") for o in legs)
+    assert all(h.venue.amend_calls[o.txid] == 2 for o in legs) and len(h.venue.live()) == 2
+    rules = [e.reason["rule"] for o in legs for e in h.engine.ledger.order_history(o.id) if e.name == "AmendRequested"]
+    assert rules == ["bracket_grow_amend"] * 4
 
 
 async def test_increments_below_minimum_accumulate_until_they_can_be_protected(h):
@@ -101,13 +114,12 @@ async def test_increments_below_minimum_accumulate_until_they_can_be_protected(h
     await h.settle()
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
     assert sl.quantity == D("0.00006")  # both increments in one bracket
-    h.venue.fill(h.txid(entry), "0.00004", "60000")  # the last fill is below minimum: the entry ended, dust
+    h.venue.fill(h.txid(entry), "0.00004", "60000")  # below the minimum on its own: the legs grow by it
     await h.settle()
     entry = h.engine.orders[entry.id]
-    assert entry.state is State.FILLED and len(entry.brackets) == 1
-    assert "bracket_dust_unprotectable" in [
-        e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"
-    ]
+    assert entry.state is State.FILLED and [b.quantity for b in entry.brackets] == [D("0.0001")]
+    assert h.engine.orders[sl.id].quantity == D("0.0001")
+    h.assert_legs_match_position(entry)
 
 
 async def test_stop_hit_cancels_take_profit(h):
@@ -137,7 +149,7 @@ async def test_take_profit_hit_cancels_stop(h):
     h.assert_legs_match_position(entry)
 
 
-async def test_take_profit_partial_fill_shrinks_the_stop(h):
+async def test_take_profit_partial_fill_shrinks_the_stop_in_place(h):
     entry = await h.signal()
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
@@ -145,14 +157,72 @@ async def test_take_profit_partial_fill_shrinks_the_stop(h):
     [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
     h.venue.fill(h.txid(tp), "0.6", "120")
     await h.settle()
-    assert h.engine.orders[sl.id].state is State.CANCELED
-    [new_sl] = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
-    assert new_sl.quantity == D("0.4") and new_sl.trigger_price == D("90")
+    sl = h.engine.orders[sl.id]
+    assert sl.state is State.OPEN and sl.quantity == D("0.4") and h.venue.orders[sl.txid].quantity == D("0.4")
+    assert h.legs(entry, OrderRole.STOP_LOSS) == [sl]  # the same order: ids and queue priority kept
     h.assert_legs_match_position(entry)
-    assert any(e.reason and e.reason["rule"] == "oco_shrink_replace" for e in h.engine.ledger.order_history(entry.id))
+    amend = next(e for e in h.engine.ledger.order_history(sl.id) if e.name == "AmendRequested")
+    assert amend.reason["rule"] == "oco_shrink_amend"
     h.venue.fill(h.txid(tp), "0.4", "120")
     await h.settle()
-    assert h.engine.orders[new_sl.id].state is State.CANCELED and h.position(entry) == 0
+    assert h.engine.orders[sl.id].state is State.CANCELED and h.position(entry) == 0
+
+
+async def test_an_amend_the_venue_refuses_is_replaced_by_cancel_and_a_new_leg(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.amend_script = [
+        AmendResult(PlaceStatus.REJECTED, error="EOrder:Invalid order", error_class=ErrorClass.PERMANENT)
+    ]
+    h.venue.fill(h.txid(tp), "0.6", "120")
+    await h.settle()
+    assert h.engine.orders[sl.id].state is State.CANCELED
+    [new_sl] = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    assert new_sl.quantity == D("0.4") and new_sl.state is State.OPEN
+    h.assert_legs_match_position(entry)
+
+
+async def test_an_amend_whose_reply_is_lost_is_settled_by_reading_the_order(h):
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    real_amend = h.venue.amend
+
+    async def applied_but_reply_lost(**kwargs):
+        await real_amend(**kwargs)
+        return AmendResult(PlaceStatus.UNKNOWN, error="HTTP 502", error_class=ErrorClass.AMBIGUOUS)
+
+    h.venue.amend = applied_but_reply_lost
+    h.venue.fill(h.txid(tp), "0.6", "120")
+    await h.settle()
+    sl = h.engine.orders[sl.id]
+    assert sl.quantity == D("0.4") and sl.amend_pending is None and h.venue.amend_calls[sl.txid] == 1
+    assert [e.reason["rule"] for e in h.engine.ledger.order_history(sl.id) if e.name == "Amended"] == ["venue_open"]
+    h.assert_legs_match_position(entry)
+
+
+async def test_a_fill_beyond_the_recorded_quantity_proves_the_amend_in_flight(h):
+    """The grown leg fills past its old size before the amend's reply arrives: the fill proves the amend."""
+    entry = await h.signal(quantity="1")
+    h.venue.fill(h.txid(entry), "0.5", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.fill(h.txid(entry), "0.5", "100")
+    for report in h.venue.drain():  # the engine hears of the fill and decides the amend; nothing is sent yet
+        await h.service.apply(report)
+    assert h.engine.orders[sl.id].amend_pending == D("1")
+    await h.venue.amend(quantity=D("1"), venue_order_id=sl.txid)  # the venue took it; its reply is still on the way
+    h.engine.execution.on_fill_report(h.venue.fill(sl.txid, "0.8", "89"))
+    sl = h.engine.orders[sl.id]
+    assert sl.quantity == D("1") and sl.filled_quantity == D("0.8") and not sl.conflicts
+    assert [e.name for e in h.engine.ledger.order_history(sl.id)][-2:] == ["Amended", "PartiallyFilled"]
+    await h.settle()
+    h.assert_legs_match_position(entry)
 
 
 async def test_vanished_stop_is_recreated(h):
@@ -168,8 +238,10 @@ async def test_vanished_stop_is_recreated(h):
     h.assert_legs_match_position(entry)
 
 
-async def test_a_stop_refused_for_funds_is_resized_to_what_the_account_holds_and_rests(h):
-    """Issue 13: a refusal that executed nothing is sent again, corrected; never answered by selling at market."""
+async def test_a_stop_refused_for_funds_is_resized_to_what_the_account_holds_and_rests(hd):
+    """Issue 13, scenario 3: a refusal that executed nothing is sent again, corrected; never answered by selling at
+    market. The account holds less than the fills say: that shortfall is recorded, so the leg is not grown back."""
+    h = hd
     entry = await h.signal()
     h.venue.script = [  # the stop goes first; the account holds 0.9 of the 1 bought (scenario 3)
         PlaceResult(
@@ -186,7 +258,9 @@ async def test_a_stop_refused_for_funds_is_resized_to_what_the_account_holds_and
     sl = h.engine.orders[sl.id]
     assert sl.state is State.OPEN and sl.quantity == D("0.9") and h.legs(entry, OrderRole.EXIT) == []
     history = [e.name for e in h.engine.ledger.order_history(sl.id)]
-    assert history[:5] == ["Placed", "Submitted", "NotSent", "Corrected", "Submitted"]
+    assert history == ["Placed", "Submitted", "NotSent", "Corrected", "Submitted", "Acknowledged"]
+    assert h.engine.orders[entry.id].shortfall == D("0.1") and h.position(entry) == D("0.9")
+    h.assert_legs_match_position(entry)
 
 
 async def test_a_stop_refused_for_what_it_is_is_reported_not_sold_at_market(h):
@@ -338,25 +412,61 @@ async def test_reports_published_for_every_state_change(h):
     assert len({r.event_id for r in h.reports}) == len(h.reports)
 
 
-async def test_both_legs_filled_race_shrinks_the_other_brackets_to_the_net_position(h):
-    """The sibling filled before its OCO cancel landed (the stream was late): bracket 0 sold twice its quantity,
-    so bracket 1's legs must shrink to what is really still held, not keep protecting a position that is gone."""
+async def test_both_legs_filled_race_is_recorded_as_an_overexit_and_nothing_rests(h):
+    """The sibling filled before its OCO cancel landed (the stream was late): more was sold than held. Nothing is
+    left resting and an operator is told."""
     entry = await h.signal(quantity="1")
-    h.venue.fill(h.txid(entry), "0.5", "100")
+    h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
-    h.venue.fill(h.txid(entry), "0.5", "100")
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "1", "120")
+    h.venue.fill(h.txid(sl), "1", "89")  # both before the engine hears of either
     await h.settle()
-    assert len(h.engine.orders[entry.id].brackets) == 2
-    sl0, tp0 = (
-        h.engine.orders[h.engine.orders[entry.id].brackets[0].current(r)]
-        for r in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
-    )
-    h.venue.fill(h.txid(tp0), "0.5", "120")
-    h.venue.fill(h.txid(sl0), "0.5", "89")  # both before the engine hears of either: 1.0 sold for a 0.5 bracket
+    assert h.position(entry) == D("-1") and not h.legs(entry, live_only=True)
+    rules = [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
+    assert rules.count("position_overexited") == 1
+
+
+async def test_default_the_take_profit_is_held_by_the_ledger_and_sent_when_the_price_crosses_it(hd):
+    """Issue 13, scenario 4: Kraken holds the base for an untriggered stop, so a resting take-profit beside it is
+    refused for funds. The stop rests; the take-profit is a trigger on the public price that the ledger holds."""
+    h = hd
+    entry = await h.signal(order_type="market", limit_price=None, quantity="0.01")
+    h.venue.fill(h.txid(entry), "0.01", "100")
     await h.settle()
-    assert h.position(entry) == 0
-    assert not h.legs(entry, live_only=True)  # bracket 1 protected 0.5 that was sold by bracket 0's race
+    [sl] = h.legs(entry)
+    assert sl.role is OrderRole.STOP_LOSS and sl.state is State.OPEN
+    assert h.engine.contingencies.watched_pairs() == {"XXBTZUSD"}
     h.assert_legs_match_position(entry)
+    h.venue.prices["XXBTZUSD"] = D("119")
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    assert h.engine.orders[sl.id].state is State.OPEN  # not yet
+    h.venue.prices["XXBTZUSD"] = D("120.5")
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    assert h.engine.orders[sl.id].state is State.CANCELED
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    assert tp.order_type.value == "market" and tp.quantity == D("0.01")
+    h.venue.fill(h.txid(tp), "0.01", "120.4")
+    await h.settle()
+    assert h.position(entry) == 0 and not h.legs(entry, live_only=True)
+    triggered = next(e for e in h.engine.ledger.order_history(entry.id) if e.name == "EmulatedLegTriggered")
+    assert triggered.data["price"] == D("120.5")
+
+
+async def test_a_stale_price_triggers_nothing(hd):
+    h = hd
+    entry = await h.signal(order_type="market", limit_price=None, quantity="0.01")
+    h.venue.fill(h.txid(entry), "0.01", "100")
+    await h.settle()
+    h.venue.prices["XXBTZUSD"] = D("125")
+    await h.service.poll_prices({"XXBTZUSD"})
+    h.clock.advance(-30)  # the price was observed "later" than now cannot happen; make it old instead:
+    h.clock.advance(30 + 16)
+    await h.settle()
+    assert [o.role for o in h.legs(entry, live_only=True)] == [OrderRole.STOP_LOSS]
 
 
 async def test_legs_are_sized_to_what_the_account_holds_after_a_fee_charged_in_the_base(h):

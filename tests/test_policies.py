@@ -7,14 +7,17 @@ from decimal import Decimal as D
 import pytest
 
 from execledger.application.policies import (
+    AmendOrder,
     CancelOrder,
     Defer,
+    LastPrice,
     PlaceBracket,
     PlaceLeg,
     PolicyConfig,
+    ResizeBracket,
     TimeOut,
-    bracket_policy,
-    oco_policy,
+    TriggerEmulated,
+    protection_policy,
     timeout_policy,
 )
 from execledger.domain.order import Order
@@ -99,153 +102,240 @@ class TestTimeout:
         assert isinstance(timeout_policy(o, XBT, T0 + timedelta(seconds=400), CFG)[0], TimeOut)
 
 
-class TestBracket:
-    def test_nothing_without_fill_or_without_sl_tp(self):
-        assert bracket_policy(entry(), XBT) == []
-        o = entry(sl=None, tp=None)
-        fill(o, "0.5")
-        assert bracket_policy(o, XBT) == []
+BOTH = PolicyConfig(default_timeout_s=300, resting_leg="both")
+NOW = T0 + timedelta(seconds=5)
 
-    def test_each_increment_gets_its_bracket(self):
-        o = entry()
-        fill(o, "0.3")
-        [plan] = bracket_policy(o, XBT)
-        assert isinstance(plan, PlaceBracket) and plan.quantity == D("0.3") and plan.sl_price == D("90")
-        o.record_bracket(
-            quantity=D("0.3"),
-            stop_loss_order_id=uuid.uuid4(),
-            take_profit_order_id=uuid.uuid4(),
-            sl_price=D("90"),
-            tp_price=D("120"),
+
+def decide(e: Order, *legs: Order, config: PolicyConfig = BOTH, price: str | None = None):
+    last = LastPrice(D(price), NOW) if price else None
+    return protection_policy(e, {o.id: o for o in legs}, XBT, config, last)
+
+
+def bracketed(e: Order, qty: str, *, sl: bool = True, tp: bool = True, emulate: OrderRole | None = None):
+    """The entry's bracket as the contingency manager records it: resting legs, and an emulated role."""
+    s_leg = leg(e, OrderRole.STOP_LOSS, qty) if sl else None
+    t_leg = leg(e, OrderRole.TAKE_PROFIT, qty) if tp else None
+    e.record_bracket(
+        quantity=D(qty),
+        stop_loss_order_id=s_leg.id if s_leg else None,
+        take_profit_order_id=t_leg.id if t_leg else None,
+        sl_price=e.sl_price,
+        tp_price=e.tp_price,
+        reason=R,
+    )
+    if emulate is not None:
+        e.emulate_leg(
+            index=0,
+            role=emulate,
+            trigger_price=e.tp_price if emulate is OrderRole.TAKE_PROFIT else e.sl_price,
             reason=R,
         )
-        assert bracket_policy(o, XBT) == []
-        fill(o, "0.2")
-        assert bracket_policy(o, XBT)[0].quantity == D("0.2")
+    return s_leg, t_leg
+
+
+class TestFirstBracket:
+    def test_nothing_without_fill_or_without_sl_tp(self):
+        assert decide(entry()) == []
+        o = entry(sl=None, tp=None)
+        fill(o, "0.5")
+        assert decide(o) == []
+
+    def test_the_stop_rests_and_the_take_profit_is_emulated_by_default(self):
+        # Kraken holds the base for an untriggered stop: a take-profit beside it would be refused for funds.
+        o = entry()
+        fill(o, "0.3")
+        [plan] = decide(o, config=CFG)
+        assert isinstance(plan, PlaceBracket) and plan.quantity == D("0.3")
+        assert [(leg.role, leg.quantity, leg.trigger_price) for leg in plan.legs] == [
+            (OrderRole.STOP_LOSS, D("0.3"), D("90"))
+        ]
+        assert plan.emulated == (OrderRole.TAKE_PROFIT,)
+
+    @pytest.mark.parametrize(
+        ("resting", "legs", "emulated"),
+        [
+            ("both", [OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT], ()),
+            ("take_profit", [OrderRole.TAKE_PROFIT], (OrderRole.STOP_LOSS,)),
+        ],
+    )
+    def test_which_leg_rests_is_a_setting(self, resting, legs, emulated):
+        o = entry()
+        fill(o, "0.3")
+        [plan] = decide(o, config=PolicyConfig(resting_leg=resting))
+        assert [leg.role for leg in plan.legs] == legs and plan.emulated == emulated
+
+    def test_a_buy_fee_charged_in_the_base_is_not_protected(self):
+        o = entry()
+        o.apply_fill(trade_id="t", quantity=D("0.01"), price=D("100"), fee=D("0.000026"), fee_asset="XXBT")
+        [plan] = decide(o)
+        assert plan.quantity == D("0.009974") and {leg.quantity for leg in plan.legs} == {D("0.009974")}
+
+    def test_a_stop_whose_trigger_the_price_has_crossed_exits_at_market(self):
+        o = entry()
+        fill(o, "0.3")
+        [plan] = decide(o, price="89")
+        stop = next(leg for leg in plan.legs if leg.role is OrderRole.STOP_LOSS)
+        assert stop.order_type is OrderType.MARKET and stop.reason["rule"] == "stop_trigger_crossed_exit"
 
     def test_edge_increment_below_minimum_waits_then_dust_when_entry_ends(self):
         o = entry()
         fill(o, "0.00001")
-        [wait] = bracket_policy(o, XBT)
+        [wait] = decide(o)
         assert isinstance(wait, Defer) and wait.reason["rule"] == "bracket_below_minimum"
         o.request_cancel(reason=R)
         o.mark_canceled(reason=R)
-        [dust] = bracket_policy(o, XBT)
+        [dust] = decide(o)
         assert dust.reason["rule"] == "bracket_dust_unprotectable"
 
     def test_edge_cost_minimum_uses_the_stop_price(self):
         o = entry(sl="0.1", tp="200")  # 0.0001 * 0.1 = 0.00001 < costmin 0.5
         fill(o, "0.0001")
-        assert isinstance(bracket_policy(o, XBT)[0], Defer)
+        assert isinstance(decide(o)[0], Defer)
 
 
-class TestOco:
+class TestOneLegPerRole:
     def setup_method(self):
         self.e = entry()
-        fill(self.e, "1")
-        self.sl, self.tp = leg(self.e, OrderRole.STOP_LOSS, "1"), leg(self.e, OrderRole.TAKE_PROFIT, "1")
-        self.b = self.e.record_bracket(
-            quantity=D("1"),
-            stop_loss_order_id=self.sl.id,
-            take_profit_order_id=self.tp.id,
-            sl_price=D("90"),
-            tp_price=D("120"),
-            reason=R,
-        )
-
-    def decide(self):
-        legs = {o.id: o for o in (self.sl, self.tp, *getattr(self, "extra", []))}
-        return oco_policy(self.e, self.b, legs, XBT, CFG)
+        fill(self.e, "0.5")
+        self.sl, self.tp = bracketed(self.e, "0.5")
 
     def test_quiet_when_legs_match(self):
-        assert self.decide() == []
+        assert decide(self.e, self.sl, self.tp) == []
+
+    def test_a_later_fill_grows_both_legs_by_amend(self):
+        fill(self.e, "0.25")
+        actions = decide(self.e, self.sl, self.tp)
+        assert actions[0] == ResizeBracket(self.e.id, 0, D("0.75"), actions[0].reason)
+        amends = {a.order_id: a.quantity for a in actions if isinstance(a, AmendOrder)}
+        assert amends == {self.sl.id: D("0.75"), self.tp.id: D("0.75")}
+        assert {a.reason["rule"] for a in actions[1:]} == {"bracket_grow_amend"}
+
+    def test_a_partial_fill_of_one_leg_shrinks_the_other_by_amend(self):
+        fill(self.tp, "0.2")
+        [amend] = decide(self.e, self.sl, self.tp)
+        assert amend == AmendOrder(self.sl.id, D("0.3"), amend.reason) and amend.reason["rule"] == "oco_shrink_amend"
+
+    def test_an_amend_is_computed_on_the_total_including_what_the_leg_filled(self):
+        fill(self.sl, "0.1")
+        fill(self.tp, "0.2")  # both partially filled: 0.2 held
+        amends = {a.order_id: a.quantity for a in decide(self.e, self.sl, self.tp)}
+        assert amends == {self.sl.id: D("0.3"), self.tp.id: D("0.4")}  # what each filled + the 0.2 held
+
+    def test_nothing_while_an_amend_or_a_cancel_is_in_flight(self):
+        fill(self.tp, "0.2")
+        self.sl.request_amend(quantity=D("0.3"), reason=R)
+        assert decide(self.e, self.sl, self.tp) == []
+        self.sl.amended(quantity=D("0.3"), source="amend", reason=R)
+        assert decide(self.e, self.sl, self.tp) == []
+
+    def test_an_amend_the_venue_refuses_becomes_cancel_and_replace(self):
+        fill(self.tp, "0.2")
+        self.sl.request_amend(quantity=D("0.3"), reason=R)
+        self.sl.amend_rejected(error="EOrder:Invalid order", reason=R)
+        [cancel] = decide(self.e, self.sl, self.tp)
+        assert cancel.order_id == self.sl.id and cancel.reason["rule"] == "amend_refused_replace"
+        self.sl.request_cancel(reason=R)
+        self.sl.mark_canceled(reason=R)
+        [place] = decide(self.e, self.sl, self.tp)
+        assert isinstance(place, PlaceLeg) and place.quantity == D("0.3") and place.reason["rule"] == "leg_replace"
 
     def test_full_fill_of_one_leg_cancels_the_other(self):
-        fill(self.tp, "1")
-        [cancel] = self.decide()
+        fill(self.tp, "0.5")
+        [cancel] = decide(self.e, self.sl, self.tp)
         assert cancel == CancelOrder(self.sl.id, cancel.reason) and cancel.reason["rule"] == "oco_cancel_sibling"
 
-    def test_partial_fill_shrinks_the_sibling_then_recreates_it(self):
-        fill(self.tp, "0.25")
-        [cancel] = self.decide()
-        assert cancel.order_id == self.sl.id and cancel.reason["rule"] == "oco_shrink"
-        self.sl.request_cancel(reason=R)
-        assert self.decide() == []  # waiting for the cancel to be confirmed
-        self.sl.mark_canceled(reason=R)
-        [place] = self.decide()
-        assert isinstance(place, PlaceLeg) and place.role is OrderRole.STOP_LOSS and place.quantity == D("0.75")
-        assert place.reason["rule"] == "oco_shrink_replace"
+    def test_an_overexit_is_recorded_for_an_operator(self):
+        fill(self.tp, "0.5")
+        fill(self.sl, "0.1")
+        actions = decide(self.e, self.sl, self.tp)
+        assert any(isinstance(a, Defer) and a.reason["rule"] == "position_overexited" for a in actions)
+
+    def test_a_ledger_with_two_stops_keeps_the_larger_and_cancels_the_other(self):
+        # Ledgers written when every fill increment had its own bracket.
+        extra = leg(self.e, OrderRole.STOP_LOSS, "0.1")
+        self.e.add_bracket_leg(index=0, role=OrderRole.STOP_LOSS, order_id=extra.id, reason=R)
+        [cancel] = decide(self.e, self.sl, self.tp, extra)
+        assert cancel.order_id == extra.id and cancel.reason["rule"] == "one_leg_per_role"
 
     def test_sibling_still_submitting_is_canceled_once_its_outcome_is_known(self):
-        # Found by the fault suite: the stop filled while the take-profit's AddOrder was still on the wire, and
-        # CancelRequested from SUBMITTING raised InvalidTransition in the stream worker (trading stopped).
-        self.tp = Order.place(
-            order_id=self.tp.id,
-            signal_id="s",
-            role=OrderRole.TAKE_PROFIT,
-            pair="XXBTZUSD",
-            side=Side.SELL,
-            order_type=OrderType.TAKE_PROFIT,
-            quantity=D("1"),
-            cl_ord_id="t",
-            parent_id=self.e.id,
-            reason=R,
-        )
-        self.tp.submit(at=T0, deadline=None, reason=R)
-        fill(self.sl, "1")
-        assert self.decide() == []
-        self.tp.acknowledge(txid="O9", at=T0, reason=R)
-        [cancel] = self.decide()
-        assert cancel.order_id == self.tp.id and cancel.reason["rule"] == "oco_cancel_sibling"
+        # Found by the fault suite: CancelRequested from SUBMITTING raised InvalidTransition in the stream worker.
+        tp = submitting(self.e, OrderRole.TAKE_PROFIT, self.tp.id)
+        fill(self.sl, "0.5")
+        assert decide(self.e, self.sl, tp) == []
+        tp.acknowledge(txid="O9", at=T0, reason=R)
+        [cancel] = decide(self.e, self.sl, tp)
+        assert cancel.order_id == tp.id and cancel.reason["rule"] == "oco_cancel_sibling"
 
-    @pytest.mark.parametrize(
-        ("error", "why"),
-        [
-            ("EOrder:Rate limit exceeded", {"error_class": "rate_limited"}),
-            ("not placed", {"rule": "unknown_resolved_not_placed"}),
-        ],
-    )
-    def test_leg_not_placed_for_a_passing_reason_is_recreated(self, error, why):
-        # Found by the fault suite: a take-profit rejected by a rate limit, or killed in submission and then proven
-        # never placed, left the position unprotected ("the same order would be rejected again").
-        self.tp = Order.place(
-            order_id=self.tp.id,
-            signal_id="s",
-            role=OrderRole.TAKE_PROFIT,
-            pair="XXBTZUSD",
-            side=Side.SELL,
-            order_type=OrderType.TAKE_PROFIT,
-            quantity=D("1"),
-            cl_ord_id="t",
-            parent_id=self.e.id,
-            reason=R,
-        )
-        self.tp.submit(at=T0, deadline=None, reason=R)
-        self.tp.reject(error=error, reason={**R, **why}, transient=True)
-        [place] = self.decide()
-        assert isinstance(place, PlaceLeg) and place.role is OrderRole.TAKE_PROFIT and place.quantity == D("1")
+    def test_leg_not_placed_for_a_passing_reason_is_placed_again(self):
+        tp = submitting(self.e, OrderRole.TAKE_PROFIT, self.tp.id)
+        tp.reject(error="not placed", reason=R, transient=True)
+        [place] = decide(self.e, self.sl, tp)
+        assert isinstance(place, PlaceLeg) and place.role is OrderRole.TAKE_PROFIT and place.quantity == D("0.5")
         assert place.reason["rule"] == "leg_rejected_transient_recreate"
 
-    def test_vanished_leg_is_recreated(self):
+    def test_vanished_leg_is_placed_again(self):
         self.sl.mark_canceled(reason=R, venue_reason="gone")
-        [place] = self.decide()
-        assert place.reason["rule"] == "leg_vanished_recreate" and place.quantity == D("1")
+        [place] = decide(self.e, self.sl, self.tp)
+        assert place.reason["rule"] == "leg_vanished_recreate" and place.quantity == D("0.5")
         assert place.order_type is OrderType.STOP_LOSS and place.trigger_price == D("90")
 
-    def test_a_stop_refused_for_what_it_is_is_reported_never_answered_by_a_market_exit(self):
-        self.sl = Order.place(
-            order_id=self.sl.id,
-            signal_id="s",
-            role=OrderRole.STOP_LOSS,
-            pair="XXBTZUSD",
-            side=Side.SELL,
-            order_type=OrderType.STOP_LOSS,
-            quantity=D("1"),
-            cl_ord_id="x",
-            parent_id=self.e.id,
-            reason=R,
-        )
-        self.sl.submit(at=T0, deadline=None, reason=R)
-        self.sl.reject(error="EGeneral:Permission denied", reason=R)
-        [defer] = self.decide()
+    def test_a_stop_refused_for_what_it_is_is_reported_not_answered_by_a_market_exit(self):
+        sl = submitting(self.e, OrderRole.STOP_LOSS, self.sl.id)
+        sl.reject(error="EGeneral:Permission denied", reason=R)
+        [defer] = decide(self.e, sl, self.tp, price="95")
         assert isinstance(defer, Defer) and defer.reason["rule"] == "leg_rejected_not_recreated"
+
+    def test_a_refused_stop_whose_trigger_is_crossed_exits_at_market(self):
+        sl = submitting(self.e, OrderRole.STOP_LOSS, self.sl.id)
+        sl.reject(error="EOrder:Invalid price", reason=R)
+        [exit_] = decide(self.e, sl, self.tp, price="89.5")
+        assert isinstance(exit_, PlaceLeg) and exit_.order_type is OrderType.MARKET and exit_.quantity == D("0.5")
+
+
+class TestEmulatedTakeProfit:
+    def setup_method(self):
+        self.e = entry()
+        fill(self.e, "0.5")
+        self.sl, _ = bracketed(self.e, "0.5", tp=False, emulate=OrderRole.TAKE_PROFIT)
+
+    def test_quiet_below_the_trigger_or_without_a_price(self):
+        assert decide(self.e, self.sl, config=CFG) == []
+        assert decide(self.e, self.sl, config=CFG, price="119.9") == []
+
+    def test_crossing_triggers_cancels_the_stop_then_exits_at_market(self):
+        actions = decide(self.e, self.sl, config=CFG, price="120")
+        trigger, cancel = actions
+        assert isinstance(trigger, TriggerEmulated) and trigger.role is OrderRole.TAKE_PROFIT
+        assert trigger.price == D("120") and trigger.reason["rule"] == "emulated_trigger_crossed"
+        assert cancel == CancelOrder(self.sl.id, cancel.reason)
+        self.e.trigger_emulated(index=0, role=OrderRole.TAKE_PROFIT, price=D("120"), observed_at=NOW, reason=R)
+        self.sl.request_cancel(reason=R)
+        assert decide(self.e, self.sl, config=CFG, price="118") == []  # the stop may still fill: wait
+        fill(self.sl, "0.1")  # it did, partly, before the cancel landed
+        self.sl.mark_canceled(reason=R)
+        [exit_] = decide(self.e, self.sl, config=CFG)
+        assert exit_.role is OrderRole.TAKE_PROFIT and exit_.order_type is OrderType.MARKET
+        assert exit_.quantity == D("0.4") and exit_.reason["rule"] == "emulated_trigger_exit"
+
+    def test_no_trigger_once_the_position_is_flat(self):
+        fill(self.sl, "0.5")
+        actions = decide(self.e, self.sl, config=CFG, price="130")
+        assert not any(isinstance(a, TriggerEmulated) for a in actions)
+
+
+def submitting(e: Order, role: OrderRole, order_id) -> Order:
+    o = Order.place(
+        order_id=order_id,
+        signal_id="s",
+        role=role,
+        pair="XXBTZUSD",
+        side=Side.SELL,
+        order_type=OrderType.TAKE_PROFIT if role is OrderRole.TAKE_PROFIT else OrderType.STOP_LOSS,
+        quantity=D("0.5"),
+        trigger_price=D("120") if role is OrderRole.TAKE_PROFIT else D("90"),
+        cl_ord_id=str(uuid.uuid4()),
+        parent_id=e.id,
+        reason=R,
+    )
+    o.submit(at=T0, deadline=None, reason=R)
+    return o

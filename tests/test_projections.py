@@ -5,7 +5,8 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
-from execledger.application.engine import ExecutionEngine
+from execledger.application.engine import EngineConfig, ExecutionEngine
+from execledger.application.policies import PolicyConfig
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.projector import ProjectionConflict, ReadModelProjector, readmodel_engine
@@ -29,7 +30,7 @@ def snapshot(engine) -> dict:
 
 
 async def trade_a_bracket(ledger, clock) -> Harness:
-    h = Harness(ledger, clock)
+    h = Harness(ledger, clock, EngineConfig(policy=PolicyConfig(resting_leg="both")))
     entry = await h.signal(signal_id="p1", quantity="1", limit_price="100", sl_price="90", tp_price="120")
     h.venue.fill(h.txid(entry), "0.5", "100", fee="0.13")
     h.venue.fill(h.txid(entry), "0.5", "101", fee="0.13")
@@ -63,7 +64,7 @@ async def test_projection_follows_the_log(ledger, clock, projector):
         # bought 0.5@100 + 0.5@101 (avg 100.5); sold 0.5@120 -> (120 - 100.5) * 0.5 = 9.75
         assert D(sig["realised_pnl"]) == D("9.75") and D(sig["position"]) == D("0.5") and D(sig["fees"]) == D("0.36")
         rules = {r.rule for r in conn.execute(select(t.decisions.c.rule))}
-        assert {"approved_signal", "submit", "bracket_per_fill_increment", "oco_cancel_sibling"} <= rules
+        assert {"approved_signal", "submit", "bracket_placed", "oco_shrink_amend"} <= rules
 
 
 async def test_redelivered_batch_changes_nothing(ledger, clock, projector):

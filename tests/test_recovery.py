@@ -91,7 +91,7 @@ async def test_recovery_twice_adds_nothing(ledger, clock):
     h3 = restart(h2, ledger, clock)
     report = await h3.service.reconcile()
     assert ledger.app.recorder.max_notification_id() == position and report.changed == []
-    assert sum(h.venue.add_order_calls.values()) == 3  # entry + stop + take-profit, each once
+    assert sum(h.venue.add_order_calls.values()) == 2  # entry + stop, each once (the take-profit is held)
 
 
 async def test_pending_cancel_is_resent_after_restart(ledger, clock):
@@ -141,7 +141,7 @@ async def test_periodic_reconcile_after_the_stream_writes_nothing(ledger, clock)
     await h.settle()  # the stream delivered it
     before = ledger.app.recorder.max_notification_id()
     report = await h.service.reconcile(quiet_s=10)
-    assert report.changed == [] and report.missing == [] and report.checked == 3  # the entry and its two legs
+    assert report.changed == [] and report.missing == [] and report.checked == 2  # the entry and its stop
     assert ledger.app.recorder.max_notification_id() == before
 
 

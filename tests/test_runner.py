@@ -39,7 +39,7 @@ async def test_all_roles_over_the_builtin_simulator(settings):
         running.ledger.engine.uow.add_listener(
             ReportPublisher(
                 running.ledger.ledger,
-                lambda r: filled.set() if r.role == "take_profit" and r.order_status == "OPEN" else None,
+                lambda r: filled.set() if r.role == "stop_loss" and r.order_status == "OPEN" else None,
             )
         )
         async with aiohttp.ClientSession() as http:
@@ -59,7 +59,7 @@ async def test_all_roles_over_the_builtin_simulator(settings):
             await asyncio.wait_for(filled.wait(), 20)  # fill on the stream -> bracket -> legs acknowledged
             await running.follower.wait_for(running.ledger.app.recorder.max_notification_id(), 20)
             orders = await (await http.get(f"{running.api_url}/v1/orders", params={"signal_id": "run-1"})).json()
-            assert sorted(o["role"] for o in orders["items"]) == ["entry", "stop_loss", "take_profit"]
+            assert sorted(o["role"] for o in orders["items"]) == ["entry", "stop_loss"]  # the take-profit is held
             health = await (await http.get(f"{running.api_url}/v1/health")).json()
             assert health["trading"]["mode"] == "running" and health["trading"]["recovered"] is True
     finally:

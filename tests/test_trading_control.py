@@ -31,7 +31,7 @@ async def filled_entry(h, **fields):
 
 async def test_close_cancels_the_legs_then_exits_what_is_held_at_market(h):
     entry = await filled_entry(h)
-    assert len(h.legs(entry, live_only=True)) == 2
+    assert [o.role for o in h.legs(entry, live_only=True)] == [OrderRole.STOP_LOSS]  # the take-profit is held
     decision = h.engine.control.close_position("sig", by="alice", why="news")
     assert decision.outcome is Outcome.APPLIED and decision.detail["held"] == "1"
     await h.settle()
@@ -105,7 +105,7 @@ async def test_resolve_as_filled_records_who_and_why_and_brackets_the_position(h
     await h.settle()
     entry = h.engine.orders[entry.id]
     assert entry.state is State.FILLED and entry.average_fill_price == D("99")
-    assert len(h.legs(entry, live_only=True)) == 2  # protected like any fill
+    assert [o.role for o in h.legs(entry, live_only=True)] == [OrderRole.STOP_LOSS]  # protected like any fill
     names = [e.name for e in h.engine.ledger.order_history(entry.id)]
     assert names.index("OperatorResolved") < names.index("Filled")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from execledger.application.ports import (
+    AmendResult,
     CancelResult,
     Correction,
     EntryBlock,
@@ -24,6 +25,8 @@ from execledger.application.ports import (
     OrderStatusReport,
     PlaceResult,
     PlaceStatus,
+    PriceTick,
+    StreamEvent,
     VenueReport,
 )
 from execledger.domain.pairs import PairRegistry
@@ -272,6 +275,61 @@ class KrakenExchange:
                 return CancelResult(count=0, error=exc.description)
             raise
         return CancelResult(count=int((result or {}).get("count", 0)), pending=bool((result or {}).get("pending")))
+
+    async def amend(
+        self, *, quantity: Decimal, venue_order_id: str | None = None, client_order_id: str | None = None
+    ) -> AmendResult:
+        """AmendOrder (REFERENCE.md 3.5): the order's new total ``order_qty``, in place (ids unchanged, queue
+        priority kept where possible; below the filled quantity the remainder is canceled). Sent once per call,
+        never retried here (the service reads the order when the outcome is unknown, then may send it again: an
+        absolute quantity is harmless to repeat). Passes an open breaker like a cancel: it protects a position."""
+        txid, cl_ord_id = venue_order_id, client_order_id
+        if (txid is None) == (cl_ord_id is None):
+            raise ValueError("amend by exactly one of txid or cl_ord_id")
+        ref = txid or cl_ord_id
+        assert ref is not None
+        pair, known_txid = self._orders.get(ref, (None, txid))
+        params = {"txid": txid} if txid else {"cl_ord_id": cl_ord_id}
+        params["order_qty"] = plain(quantity)
+        try:
+            if self.trading is not None and pair:
+                await self.trading.acquire_amend(pair, known_txid)
+            result = await self.rest.private("AmendOrder", params, kind=CallKind.CANCEL)
+        except (BreakerOpen, ThrottleWaitTooLong) as exc:
+            return AmendResult(PlaceStatus.REJECTED, error=exc.description, error_class=ErrorClass.NOT_EXECUTED)
+        except KrakenCallFailed as exc:
+            if isinstance(exc, KrakenTransportError) and exc.kind is Transport.CONNECT_FAILED:
+                return AmendResult(PlaceStatus.REJECTED, error=exc.description, error_class=ErrorClass.NOT_EXECUTED)
+            if exc.error_class is ErrorClass.AMBIGUOUS:
+                return AmendResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
+            if isinstance(exc, KrakenVenueError) and exc.rule.read is ErrorClass.RATE_LIMITED and pair and self.trading:
+                self.trading.on_rate_limited(pair)
+            return AmendResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
+        return AmendResult(PlaceStatus.ACKNOWLEDGED, amend_id=str((result or {}).get("amend_id") or "") or None)
+
+    async def last_prices(self, pairs: Sequence[str]) -> dict[str, PriceTick]:
+        """The last trade price of each pair from the public ``Ticker`` (field ``c`` = [price, lot volume]; rows
+        keyed by the AssetPairs key, REFERENCE.md section 2), one call for all pairs. Observed now (the caller
+        stamps prices with its own clock)."""
+        if not pairs:
+            return {}
+        result = await self.retry.run("Ticker", lambda: self.rest.public("Ticker", {"pair": ",".join(pairs)}))
+        now = datetime.now(UTC)
+        found: dict[str, PriceTick] = {}
+        for key, row in (result or {}).items():
+            rules = self.pairs.find(key) if self.pairs is not None else None
+            pair = rules.key if rules is not None else key
+            try:
+                price = Decimal(str(row["c"][0]))
+            except (KeyError, IndexError, TypeError, ArithmeticError):
+                continue
+            if price.is_finite() and price > 0:
+                found[pair] = PriceTick(pair, price, now)
+        return found
+
+    def price_ticks(self, pairs: Sequence[str]) -> AsyncIterator[PriceTick | StreamEvent]:
+        """The live public price stream (WS v2 ``ticker``) is not wired yet: the service polls ``last_prices``."""
+        raise NotImplementedError("no public price stream: REST Ticker is polled")
 
     async def _cancel_call(self, method: str, params: dict[str, Any]) -> Any:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.CANCEL))

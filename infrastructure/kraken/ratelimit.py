@@ -56,6 +56,8 @@ DOUBLE_COST_METHODS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory"})
 
 # Cancel penalty by order age (seconds since placed or amended): (age below, cost). 300 s and older cost nothing.
 CANCEL_PENALTY = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
+# Amend: +1 fixed and a decaying penalty by the order's age (REFERENCE.md 5.2 table).
+AMEND_PENALTY = ((5, 3), (10, 2), (15, 1))
 
 
 def rest_cost(method: str) -> int:
@@ -63,6 +65,14 @@ def rest_cost(method: str) -> int:
     if method in TRADING_ENGINE_METHODS:
         return 0
     return 2 if method in DOUBLE_COST_METHODS else 1
+
+
+def amend_cost(age_s: float | None) -> int:
+    """The trading-counter cost of amending an order of this age (fixed +1 plus the age penalty); an unknown age
+    is charged as the youngest."""
+    if age_s is None:
+        return 1 + AMEND_PENALTY[0][1]
+    return 1 + next((cost for below, cost in AMEND_PENALTY if age_s < below), 0)
 
 
 def cancel_penalty(age_s: float | None) -> int:
@@ -224,6 +234,12 @@ class TradingRateLimiter(_WaitingLimiter):
     async def acquire_cancel(self, pair: str, txid: str | None) -> None:
         """Wait for room for cancelling ``txid`` on ``pair`` (cost by its age)."""
         await self._take(self.counter(pair), cancel_penalty(self.age_of(txid)), f"CancelOrder {pair}")
+
+    async def acquire_amend(self, pair: str, txid: str | None) -> None:
+        """Wait for room for amending ``txid`` on ``pair``; its age counts from this amend afterwards."""
+        await self._take(self.counter(pair), amend_cost(self.age_of(txid)), f"AmendOrder {pair}")
+        if txid is not None:
+            self.order_placed(txid)
 
     def order_closed(self, txid: str) -> None:
         self._placed_at.pop(txid, None)

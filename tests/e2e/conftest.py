@@ -1,8 +1,8 @@
 """End-to-end harness: the engine and its workers, the real Kraken adapter, the in-process simulator.
 
 Time is one frozen clock shared by the ledger and the simulator (AddOrder deadlines are checked by the venue).
-``settle()`` drives the REST path (reconcile, resolve, send) until the ledger stops changing, so every test is
-deterministic; the WS path has its own test that awaits reports from the stream.
+``settle()`` drives the REST path (public prices, reconcile, resolve, send) until the ledger stops changing, so
+every test is deterministic; the WS path has its own test that awaits reports from the stream.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class SimHarness:
         for _ in range(rounds):
             before = self.engine.ledger.app.recorder.max_notification_id()
             self.engine.tick()
+            await self.service.poll_prices(self.engine.contingencies.watched_pairs())  # the price watcher's REST path
             await self.service.reconcile()
             if self.engine.ledger.app.recorder.max_notification_id() == before:
                 return

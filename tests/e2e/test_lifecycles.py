@@ -13,6 +13,7 @@ from execledger.domain.values import OrderRole, OrderType
 from execledger.infrastructure.simulator.config import default_asset_pairs
 
 XBT = "XBT/USD"  # the simulator starts XBT/USD at 67000.0
+BOTH_REST = PolicyConfig(resting_leg="both")  # both legs on the venue (the simulator's account holds enough)
 
 
 async def test_limit_entry_partially_fills_then_times_out(harness):
@@ -39,11 +40,13 @@ async def test_entry_fills_in_three_increments_and_legs_follow(harness):
         await h.price(XBT, "65990")
         assert h.order(entry).filled_quantity == D(expected)
         h.assert_consistent()
-    assert len(h.order(entry).brackets) == 3 and h.order(entry).state is State.FILLED
+    entry = h.order(entry)
+    assert [b.quantity for b in entry.brackets] == [D("0.03")] and entry.state is State.FILLED
+    assert [o.quantity for o in h.legs(entry, live=True)] == [D("0.03")]  # one stop, grown; the take-profit is held
 
 
 async def test_market_entry_fills_at_once_then_stop_hit_cancels_take_profit(harness):
-    h = await harness()
+    h = await harness(policy=BOTH_REST)
     entry = await h.signal(signal_id="sl", order_type="market", sl_price="64000", tp_price="69000")
     entry = h.order(entry)
     assert entry.state is State.FILLED and entry.average_fill_price == D("67000.0")
@@ -55,8 +58,23 @@ async def test_market_entry_fills_at_once_then_stop_hit_cancels_take_profit(harn
     h.assert_consistent()
 
 
-async def test_take_profit_hit_cancels_stop(harness):
+async def test_by_default_the_stop_rests_and_the_take_profit_is_held_until_the_price_reaches_it(harness):
+    """Issue 13, scenario 4: the venue holds the base for the untriggered stop, so a take-profit beside it would be
+    refused for funds. The ledger holds it on the public price; crossed, it cancels the stop and sells at market."""
     h = await harness()
+    entry = await h.signal(signal_id="tp", order_type="market", sl_price="64000", tp_price="69000")
+    [sl] = h.legs(entry)
+    assert sl.role is OrderRole.STOP_LOSS and len(h.sim.requests("AddOrder")) == 2
+    h.assert_consistent()
+    await h.price(XBT, "69010")
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    assert h.order(tp).order_type is OrderType.MARKET and h.order(tp).state is State.FILLED
+    assert h.order(sl).state is State.CANCELED and h.position(entry) == 0
+    h.assert_consistent()
+
+
+async def test_take_profit_hit_cancels_stop_when_both_rest(harness):
+    h = await harness(policy=BOTH_REST)
     entry = await h.signal(signal_id="tp", order_type="market", sl_price="64000", tp_price="69000")
     await h.price(XBT, "69010")
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
@@ -67,7 +85,8 @@ async def test_take_profit_hit_cancels_stop(harness):
 
 async def test_take_profit_partially_filled_shrinks_the_stop(harness):
     h = await harness(
-        fill_fractions=(D("0.5"),), policy=PolicyConfig(take_profit_order_type=OrderType.TAKE_PROFIT_LIMIT)
+        fill_fractions=(D("0.5"),),
+        policy=PolicyConfig(take_profit_order_type=OrderType.TAKE_PROFIT_LIMIT, resting_leg="both"),
     )
     entry = await h.signal(signal_id="tpp", order_type="market", sl_price="64000", tp_price="69000")
     await h.price(XBT, "69010")  # triggers the take-profit-limit: half fills
@@ -106,7 +125,7 @@ async def test_halt_mid_flight(harness):
     await h.price(XBT, "63990")  # exits keep working while halted
     assert h.position(held) == 0
     assert len(h.sim.requests("CancelOrder")) >= 1  # the resting entry's cancel reached the venue
-    assert len(h.sim.requests("AddOrder")) == 4  # held + its two legs + resting; nothing for "late"
+    assert len(h.sim.requests("AddOrder")) == 3  # held + its stop + resting; nothing for "late"
     h.assert_consistent()
 
 

@@ -3,13 +3,14 @@
 import asyncio
 
 from execledger.application.engine import ReportPublisher
+from execledger.application.policies import PolicyConfig
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import State
 from execledger.domain.values import OrderRole
 
 
 async def test_stream_drives_fill_bracket_and_oco(harness):
-    h = await harness()
+    h = await harness(policy=PolicyConfig(resting_leg="both"))
     service = TradingService(
         h.engine, h.exchange, ServiceConfig(deadman_enabled=False, tick_interval_s=0.05, reconcile_interval_s=3600)
     )
@@ -49,4 +50,48 @@ async def test_stream_drives_fill_bracket_and_oco(harness):
     assert fills and fills[0].data["source"] == "ws"
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
     assert h.order(sl).state is State.FILLED and h.position(entry) == 0
+    h.assert_consistent()
+
+
+async def test_the_price_watcher_sends_the_held_take_profit_when_the_price_reaches_it(harness):
+    """The service's own price watcher (REST Ticker: the adapter streams no public prices yet) sees the price cross
+    the take-profit the ledger holds: the stop is canceled and the position sold at market, with no test polling."""
+    h = await harness()
+    service = TradingService(
+        h.engine,
+        h.exchange,
+        ServiceConfig(deadman_enabled=False, tick_interval_s=0.05, reconcile_interval_s=3600, price_poll_s=0.05),
+    )
+    stop_open, exited = asyncio.Event(), asyncio.Event()
+
+    def on_report(report):
+        if report.role == "stop_loss" and report.order_status == "OPEN":
+            stop_open.set()
+        if report.role == "take_profit" and report.order_status == "FILLED":
+            exited.set()
+
+    h.engine.uow.add_listener(ReportPublisher(h.engine.ledger, on_report))
+    running = asyncio.create_task(service.run())
+    try:
+        entry = h.engine.control.submit_signal(
+            {
+                "signal_id": "held-tp",
+                "pair": "XBT/USD",
+                "side": "buy",
+                "order_type": "market",
+                "quantity": "0.01",
+                "sl_price": "64000",
+                "tp_price": "69000",
+            }
+        ).order
+        service.wake()
+        await asyncio.wait_for(stop_open.wait(), 10)
+        h.sim.set_mark_price("XBT/USD", "69010")
+        await asyncio.wait_for(exited.wait(), 10)
+    finally:
+        await service.stop()
+        await asyncio.wait_for(running, 10)
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    assert h.order(sl).state is State.CANCELED and h.order(tp).state is State.FILLED and h.position(entry) == 0
     h.assert_consistent()

@@ -1,10 +1,13 @@
 """One scripted lifecycle shared by the operator-surface tests: every kind of line, metric and notification.
 
-A limit entry fills, is bracketed, its take-profit fills and the stop is canceled (OCO); a second entry times out;
-a third is rejected by the venue; trading is halted and resumed.
+A limit entry fills and is bracketed (the stop rests, the ledger holds the take-profit); the price reaches the
+take-profit, so the stop is canceled and the position sold at market; a second entry times out; a third is rejected
+by the venue; trading is halted and resumed.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from execledger.application.ports import ErrorClass, PlaceResult, PlaceStatus
 from execledger.domain.trading_state import TradingMode
@@ -17,9 +20,12 @@ async def scripted_lifecycle(h: Harness, clock) -> dict:
     tp_entry = await h.signal(signal_id="life-tp", quantity="1", limit_price="100", sl_price="90", tp_price="120")
     h.venue.fill(h.txid(tp_entry), "1", "100", fee="0.16")
     await h.settle()
-    [tp] = h.legs(tp_entry, OrderRole.TAKE_PROFIT)
     [sl] = h.legs(tp_entry, OrderRole.STOP_LOSS)
     clock.advance(1)
+    h.venue.prices["XXBTZUSD"] = Decimal("120")
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    [tp] = h.legs(tp_entry, OrderRole.TAKE_PROFIT)
     h.venue.fill(h.txid(tp), "1", "120", fee="0.19")
     await h.settle()
 

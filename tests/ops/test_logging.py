@@ -51,7 +51,7 @@ async def test_a_lifecycle_logs_one_line_per_decision_and_fact_with_its_ids(ledg
     [fill] = of(entry, "Filled")
     assert fill["message"].startswith("fill 1 @ 100 (fee 0.16 ZUSD); 1 of 1 filled, complete")
     [bracket] = of(entry, "BracketPlaced")
-    assert bracket["message"] == "bracket 0: protect 1 with stop 90 and take-profit 120 [bracket_per_fill_increment]"
+    assert bracket["message"] == "bracket 0: protect 1 with stop 90 and take-profit 120 [bracket_placed]"
     [leg] = of(sl, "Placed")
     assert leg["message"].startswith("stop_loss leg decided: sell 1 XBT/USD") and leg["signal_id"] == "life-tp"
     [oco] = of(sl, "CancelRequested")

@@ -222,7 +222,7 @@ def test_times_now_and_ago():
 
 async def test_state_at_an_offset_and_now(story, settings):
     now = json.loads(cli(settings, "state", "--at", "now", "--format", "json").stdout)
-    assert len(now["items"]) == 8 and {o["status"] for o in now["items"]} == {"filled", "canceled", "rejected"}
+    assert len(now["items"]) == 7 and {o["status"] for o in now["items"]} == {"filled", "canceled", "rejected"}
     before = json.loads(cli(settings, "state", "--at", "2026-01-01T00:00:00Z", "--format", "json").stdout)
     assert before["items"] == []  # the story's clock starts on 2026-01-02
     offset = cli(settings, "state", "--at", "-1h", "--format", "json")
@@ -247,8 +247,8 @@ async def test_status_shows_mode_positions_orders_and_an_absent_service(settings
     out = text.stdout
     assert "trading: reducing (by alice: news at 14:00)" in out
     assert "no service answers at http://127.0.0.1:9/v1/health" in out
-    assert "open positions: 1" in out and "open orders: 3" in out  # the entry's rest and two legs
+    assert "open positions: 1" in out and "open orders: 2" in out  # the entry's rest and its stop
     doc = json.loads(cli(settings, "status", "--format", "json").stdout)
     assert doc["trading"]["mode"] == "reducing" and doc["service"] is None
     assert doc["positions"][0]["position"] == "0.5" and doc["positions"][0]["pair"] == "XBT/USD"
-    assert {o["role"] for o in doc["open_orders"]} == {"entry", "stop_loss", "take_profit"}
+    assert {o["role"] for o in doc["open_orders"]} == {"entry", "stop_loss"}  # the take-profit is held
