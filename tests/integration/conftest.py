@@ -168,7 +168,7 @@ def venue_options() -> dict:
 
 @pytest.fixture
 async def sim(sim_options):
-    options = {"seed": 1, "clock_start": FROZEN_AT, "heartbeat_interval": 0.05}
+    options = {"seed": 1, "clock_start": FROZEN_AT, "heartbeat_interval": 0.05, "tier": None}
     options.update(sim_options)
     async with KrakenSimulator(**options) as simulator:
         yield simulator
