@@ -26,6 +26,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from execledger.domain.pairs import PairRegistry
+
 # Assets whose Assets entry was captured (decimals, display_decimals); sources in infrastructure/data/README.md.
 CAPTURED_ASSETS: dict[str, tuple[int, int]] = {
     "XXBT": (10, 5),
@@ -67,13 +69,28 @@ def _load(name: str) -> dict[str, Any]:
 
 
 @cache
-def _shipped_asset_pairs_text() -> str:
-    return json.dumps(_load("asset_pairs.json"))
+def _shipped() -> dict[str, Any]:
+    return _load("asset_pairs.json")
 
 
 def shipped_asset_pairs() -> dict[str, Any]:
-    """A fresh copy of the shipped AssetPairs ``result`` (key -> entry), safe to change."""
-    return json.loads(_shipped_asset_pairs_text())
+    """The shipped AssetPairs ``result`` (key -> entry): a new dict whose entries are shared and must be replaced,
+    never changed in place (``KrakenSimulator.set_asset_pair`` does so)."""
+    return dict(_shipped())
+
+
+@cache
+def shipped_registry() -> PairRegistry:
+    """The ledger's view of the shipped pairs, built once (1,434 ``PairRules``)."""
+    return PairRegistry.from_asset_pairs(_shipped())
+
+
+def registry_for(asset_pairs: Mapping[str, Mapping[str, Any]]) -> PairRegistry:
+    """A ``PairRegistry`` of ``asset_pairs``: the cached one while they are the shipped entries, unchanged."""
+    shipped = _shipped()
+    if len(asset_pairs) == len(shipped) and all(shipped.get(k) is v for k, v in asset_pairs.items()):
+        return shipped_registry()
+    return PairRegistry.from_asset_pairs(asset_pairs)
 
 
 def asset_altnames(asset_pairs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -84,7 +84,10 @@ async def handle_public(request: web.Request) -> web.Response:
             sim.public_limiter.charge(request.remote or "-", sim.clock.now())
         if method not in PUBLIC:
             raise KrakenError(E.UNKNOWN_METHOD)
-        response = ok(PUBLIC[method](sim, params))
+        if method == "AssetPairs" and not params.get("pair"):
+            response = web.Response(text=sim.asset_pairs_body(), content_type="application/json")
+        else:
+            response = ok(PUBLIC[method](sim, params))
     except KrakenError as exc:
         response = failed(exc.error)
         record.error = exc.error

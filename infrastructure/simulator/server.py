@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from execledger.domain.pairs import PairRegistry, PairRules
+from execledger.domain.pairs import PairRules
 from execledger.domain.values import to_decimal
 from execledger.infrastructure.kraken.auth import decode_secret
 
 from . import control, rest, ws
 from .appkey import SIMULATOR
-from .catalog import WS_V2_ASSET_NAMES, asset_altnames, derive_assets, seed_prices, ws_symbol_of
+from .catalog import WS_V2_ASSET_NAMES, asset_altnames, derive_assets, registry_for, seed_prices, ws_symbol_of
 from .clock import SimClock
 from .config import FROM_TIER, SimulatorConfig
 from .engine import SYSTEM_STATUSES, Exchange, Fees, SimOrder, SimTrade
@@ -65,7 +65,7 @@ class KrakenSimulator:
         self.host, self.port = host, port
         self.clock = SimClock(self.config.clock_start)
         self.asset_pairs: dict[str, Any] = self.config.asset_pairs
-        self.pairs = PairRegistry.from_asset_pairs(self.asset_pairs)
+        self.pairs = registry_for(self.asset_pairs)
         self._index_names()
         self.engine = self._build_exchange()
         self.market = MarketData(self.engine.mark)
@@ -114,6 +114,7 @@ class KrakenSimulator:
         return exchange
 
     def _index_names(self) -> None:
+        self._asset_pairs_body: str | None = None
         self.asset_names = asset_altnames(self.asset_pairs)
         self.assets = derive_assets(self.asset_pairs)
         self._ws_symbols = {ws_symbol_of(p.wsname): p for p in self.pairs}
@@ -239,6 +240,14 @@ class KrakenSimulator:
         """The last trade price relative prices are resolved against."""
         return self.engine.mark(pair)
 
+    def asset_pairs_body(self) -> str:
+        """The whole AssetPairs answer as JSON text, serialised once per change of the pairs (it is 1 MB)."""
+        if self._asset_pairs_body is None:
+            import json
+
+            self._asset_pairs_body = json.dumps({"error": [], "result": self.asset_pairs})
+        return self._asset_pairs_body
+
     def asset_decimals(self, asset: str) -> int:
         info = self.assets.get(asset)
         return int(info["decimals"]) if info else (4 if asset.startswith("Z") else 10)
@@ -320,7 +329,7 @@ class KrakenSimulator:
         entry.update(changes)
         PairRules.from_kraken(pair.key, entry)  # refuse what the ledger could not read either
         self.asset_pairs[pair.key] = entry
-        self.pairs = PairRegistry.from_asset_pairs(self.asset_pairs)
+        self.pairs = registry_for(self.asset_pairs)
         self._index_names()
         self.engine.paths[pair.key].requantize(int(entry["pair_decimals"]))
         return entry
