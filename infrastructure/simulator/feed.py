@@ -66,6 +66,9 @@ class LivePriceFeed:
         self.priced: set[str] = set()  # pairs that have had a live price
         self.connected = asyncio.Event()
         self.trades_seen = 0
+        self._trade_seen = asyncio.Event()
+        self._priced_events: dict[str, asyncio.Event] = {}
+        self._subscribed_events: dict[str, asyncio.Event] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
@@ -104,7 +107,9 @@ class LivePriceFeed:
 
     async def _stream(self) -> None:
         assert self._session is not None
-        async with self._session.ws_connect(self.ws_url, heartbeat=30, timeout=REQUEST_TIMEOUT_S) as ws:
+        async with self._session.ws_connect(
+            self.ws_url, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=REQUEST_TIMEOUT_S)
+        ) as ws:
             self._ws = ws
             if self.pairs:
                 await self._subscribe(list(self.pairs.values()))
@@ -131,7 +136,15 @@ class LivePriceFeed:
             message = json.loads(text)
         except json.JSONDecodeError:
             return
-        if not isinstance(message, dict) or message.get("channel") not in ("trade", "ticker"):
+        if not isinstance(message, dict):
+            return
+        if message.get("method") == "subscribe" and message.get("success"):
+            result = message.get("result") or {}
+            pair = self.sim.ws_pair(str(result.get("symbol"))) if result.get("channel") == "trade" else None
+            if pair is not None:
+                self._event(self._subscribed_events, pair.key).set()
+            return
+        if message.get("channel") not in ("trade", "ticker"):
             return
         data = message.get("data") if isinstance(message.get("data"), list) else []
         if message["channel"] == "trade":
@@ -153,8 +166,9 @@ class LivePriceFeed:
             return
         qty = _decimal(row.get("qty"))
         side = Side.SELL if row.get("side") == "sell" else Side.BUY
-        self.trades_seen += 1
         self._set(pair, price, qty, side)
+        self.trades_seen += 1
+        self._trade_seen.set()
 
     def _ticker(self, row: Any) -> None:
         pair = self._pair(row)
@@ -169,6 +183,29 @@ class LivePriceFeed:
     def _set(self, pair: PairRules, price: Decimal, qty: Decimal | None, side: Side | None) -> None:
         self.priced.add(pair.key)
         self.sim.engine.set_mark(pair, price, qty, side)
+        self._event(self._priced_events, pair.key).set()
+
+    # -- for whoever waits on the feed (tests, tools) --------------------------------------------------------
+
+    @staticmethod
+    def _event(events: dict[str, asyncio.Event], key: str) -> asyncio.Event:
+        if key not in events:
+            events[key] = asyncio.Event()
+        return events[key]
+
+    def priced_event(self, pair_name: str) -> asyncio.Event:
+        """Set once the pair has had a live price."""
+        return self._event(self._priced_events, self.sim.pair(pair_name).key)
+
+    async def subscribed(self, pair_name: str) -> None:
+        """Until the venue has acknowledged the pair's trade subscription."""
+        await self._event(self._subscribed_events, self.sim.pair(pair_name).key).wait()
+
+    async def until_trades(self, count: int) -> None:
+        """Until ``count`` public trades have been applied since the feed started."""
+        while self.trades_seen < count:
+            self._trade_seen.clear()
+            await self._trade_seen.wait()
 
     async def poll_rest(self, pairs: list[PairRules]) -> None:
         """One REST ``Ticker`` call for these pairs; their marks move to the last trade it reports."""
