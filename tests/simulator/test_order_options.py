@@ -556,3 +556,23 @@ async def test_reduce_only_and_stptype_are_accepted_and_bad_values_named(sim, cl
         )
         == "EGeneral:Invalid arguments:timeinforce"
     )  # FOK is not in the 2025 spec's enum
+
+
+def test_amend_keeps_queue_priority_for_a_smaller_quantity_and_loses_it_for_a_new_price():
+    sim = KrakenSimulator(seed=1, clock_start=FROZEN_AT, tier=None, fill_fractions=(D("0.5"),))
+    sim.set_mark_price("XBTUSD", "61000")
+    params = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "60000"}
+
+    def place(volume: str):
+        from execledger.infrastructure.simulator.orderentry import parse_add_order
+
+        req = parse_add_order(params | {"volume": volume}, sim.find_pair, sim.clock.now(), sim.last_price)
+        return sim.engine.place(sim.key, req)
+
+    first, second, third = place("0.04"), place("0.04"), place("0.04")
+    sim.engine.amend(first, order_qty=D("0.02"))  # smaller: keeps its place
+    sim.engine.amend(second, limit_price=D("60000.5"))  # a new price: to the back of the queue
+    assert first.seq < third.seq < second.seq
+    sim.set_mark_price("XBTUSD", "59000")  # every order crosses; they fill in queue order
+    fills = sorted((t for t in sim.trades()), key=lambda t: t.trade_id)
+    assert [t.order_txid for t in fills] == [first.txid, third.txid, second.txid]

@@ -256,3 +256,25 @@ async def test_ws_trading_faults_refuse_or_hold_the_answer(sim, method):
         held = await feed.next(req_id=1)
         assert (held["method"], held["success"]) == (method, True)
         assert held["time_out"] >= first["time_out"]
+
+
+async def test_a_base_fee_is_reported_in_the_base_asset_on_the_executions_stream(sim):
+    sim.set_mark_price("XBTUSD", "60000")
+    async with Feed(sim) as feed:
+        await feed.send(
+            "add_order",
+            {"order_type": "market", "side": "buy", "symbol": "BTC/USD", "order_qty": 0.1, "fee_preference": "base"},
+        )
+        trade = await feed.next(channel="executions", type="update")
+        while trade["data"][0]["exec_type"] != "trade":
+            trade = await feed.next(channel="executions", type="update")
+        record = trade["data"][0]
+        assert record["fees"] == [{"asset": "BTC", "qty": 0.0004}]  # WS v2 names the base BTC, not XBT
+        quote = await feed.send(
+            "add_order", {"order_type": "market", "side": "buy", "symbol": "BTC/USD", "order_qty": 0.1}
+        )
+        assert quote["success"]
+        trade = await feed.next(channel="executions", type="update")
+        while trade["data"][0]["exec_type"] != "trade":
+            trade = await feed.next(channel="executions", type="update")
+        assert trade["data"][0]["fees"] == [{"asset": "USD", "qty": 24.0}]
