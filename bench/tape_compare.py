@@ -116,9 +116,10 @@ def _bracket(signal: dict, reference: Decimal, setting: dict[str, str]) -> dict:
     for name, sign in (("sl_pct", -1), ("tp_pct", 1)):
         if name in setting:
             move = reference * Decimal(setting[name]) / 100 * sign * (1 if side is Side.BUY else -1)
-            out["sl_price" if name == "sl_pct" else "tp_price"] = str(reference + move)
+            price = (reference + move).quantize(Decimal("0.00000001"))
+            out["sl_price" if name == "sl_pct" else "tp_price"] = format(price.normalize(), "f")
     if "timeout_s" in setting and out.get("order_type") == "limit":
-        out["timeout_s"] = setting["timeout_s"]
+        out["timeout_s"] = float(setting["timeout_s"])
     return out
 
 
@@ -178,7 +179,7 @@ async def _replay(sim, pair_name, rows, signals, setting, clock, lg, service, st
         while pending and t0 + float(pending[0]["at"]) <= clock.t:
             signal = pending.pop(0)
             reference = Decimal(signal.get("limit_price") or sim.mark_price(pair_name))
-            lg.engine.submit_signal({"pair": pair_name, **_bracket(signal, reference, setting)})
+            lg.engine.control.submit_signal({"pair": pair_name, **_bracket(signal, reference, setting)})
             last_settle = -1e18  # settle now
         if clock.t - last_settle >= step or index >= len(rows):
             sim.tick()

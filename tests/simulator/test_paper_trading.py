@@ -41,12 +41,12 @@ async def start(settings):
 
 
 class Ledger:
-    """Waits on the ledger's own reports (every saved change publishes one) until a condition holds."""
+    """Waits on the ledger's commits (every change is one) until a condition holds."""
 
     def __init__(self, running):
         self.engine = running.ledger.engine
         self.changed = asyncio.Event()
-        self.engine.publish = lambda report: self.changed.set()
+        self.engine.uow.add_listener(lambda committed: self.changed.set())
 
     def orders(self, role: OrderRole):
         return [o for o in self.engine.orders.values() if o.role is role]
