@@ -33,6 +33,7 @@ delayed_acceptance (AddOrder only). WS trading methods take delay_reply, hold_re
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from .server import KrakenSimulator
 
 ROUTES: list[tuple[str, str, str]] = []
+MAX_STEPS = 100_000  # price-path steps per request: more would hold the server
+MAX_ADVANCE_S = 10 * 365 * 86400.0
+MAX_HOLD_S = 3600.0
 
 
 class BadRequest(Exception):
@@ -74,14 +78,27 @@ def _field(body: dict[str, Any], name: str) -> Any:
     return body[name]
 
 
-def _number(body: dict[str, Any], name: str, default: Any = None, kind=float) -> Any:
+def _number(
+    body: dict[str, Any],
+    name: str,
+    default: Any = None,
+    kind=float,
+    low: float | None = None,
+    high: float | None = None,
+) -> Any:
+    """A finite number field within [low, high]; BadRequest names the field and the range otherwise."""
     value = body.get(name, default)
     if value is None:
         raise BadRequest(f"missing field {name!r}")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        number = kind(value)
+        finite = math.isfinite(number)
+    except (TypeError, ValueError, OverflowError):
         raise BadRequest(f"field {name!r} must be a number, not {value!r}") from None
+    if not finite or (low is not None and number < low) or (high is not None and number > high):
+        bounds = f" from {low:g} to {high:g}" if low is not None and high is not None else ""
+        raise BadRequest(f"field {name!r} must be a finite number{bounds}, not {value!r}")
+    return number
 
 
 def _pair_name(sim: KrakenSimulator, body: dict[str, Any]) -> str:
@@ -148,7 +165,9 @@ async def advance(request: web.Request) -> web.Response:
     """Walk the price path {pair?, steps?} (every pair without pair)."""
     sim, body = _sim(request), await _body(request)
     pair = _pair_name(sim, body) if "pair" in body else None
-    steps = _number(body, "steps", 1, int)
+    steps = _number(body, "steps", 1, int, 1, MAX_STEPS)
+    if pair is None and steps * len(sim.pairs) > MAX_STEPS:
+        raise BadRequest(f"{steps} steps of every pair is too much for one request: name a 'pair' or take fewer")
     sim.advance_price(pair, steps)
     return web.json_response({"marks": _marks(sim, [pair] if pair and len(sim.pairs) > 50 else None)})
 
@@ -157,9 +176,7 @@ async def advance(request: web.Request) -> web.Response:
 async def advance_time(request: web.Request) -> web.Response:
     """Advance simulator time {seconds}; what became due runs."""
     sim, body = _sim(request), await _body(request)
-    seconds = _number(body, "seconds")
-    if seconds < 0:
-        raise BadRequest("field 'seconds' must not be negative: the simulator clock cannot go back")
+    seconds = _number(body, "seconds", None, float, 0, MAX_ADVANCE_S)  # the clock never goes back
     return web.json_response({"now": sim.advance_time(seconds)})
 
 
@@ -170,8 +187,8 @@ async def inject_fault(request: web.Request) -> web.Response:
     fault = sim.inject_fault(
         str(_field(body, "path")),
         str(_field(body, "kind")),
-        _number(body, "count", 1, int),
-        _number(body, "seconds", 0),
+        _number(body, "count", 1, int, 1, 1_000_000),
+        _number(body, "seconds", 0, float, 0, MAX_HOLD_S),
     )
     return web.json_response(fault.as_json())
 
@@ -209,9 +226,13 @@ async def set_balances(request: web.Request) -> web.Response:
     sim, body = _sim(request), await _body(request)
     for asset, amount in body.items():
         try:
-            sim.set_balance(asset, str(amount))
-        except ValueError:
-            raise BadRequest(f"field {asset!r}: {amount!r} is not a number") from None
+            value = Decimal(str(amount))
+            usable = value.is_finite() and abs(value) < Decimal(10) ** 18
+        except ArithmeticError:
+            usable = False
+        if not usable:
+            raise BadRequest(f"field {asset!r}: {amount!r} is not a finite number")
+        sim.set_balance(asset, str(amount))
     return web.json_response({a: plain(v) for a, v in sim.balances().items()})
 
 
@@ -264,12 +285,9 @@ async def nonce(request: web.Request) -> web.Response:
     """Another client's nonce {ahead_s} seconds ahead, or the key's nonce {window}."""
     sim, body = _sim(request), await _body(request)
     if "window" in body:
-        window = _number(body, "window", kind=int)
-        if window < 0:
-            raise BadRequest("field 'window' must not be negative")
-        sim.nonces.window = window
+        sim.nonces.window = _number(body, "window", None, int, 0, 10**18)
     if "ahead_s" in body:
-        sim.jump_nonce(_number(body, "ahead_s"))
+        sim.jump_nonce(_number(body, "ahead_s", None, float, 0, MAX_ADVANCE_S))
     if "window" not in body and "ahead_s" not in body:
         raise BadRequest("give 'ahead_s' (seconds) or 'window' (nonce units)")
     return web.json_response({"last_nonce": sim.nonces.last.get(sim.key, 0), "window": sim.nonces.window})
@@ -280,10 +298,11 @@ async def tape(request: web.Request) -> web.Response:
     """Play a Kraken trade CSV {pair, path?, speed?} (speed null: only by step)."""
     sim, body = _sim(request), await _body(request)
     pair = _pair_name(sim, body)
-    speed = body.get("speed", 1.0)
-    if speed is not None:
-        speed = _number(body, "speed")
-    player = sim.play_tape(pair, body.get("path"), speed)
+    speed = None if "speed" in body and body["speed"] is None else _number(body, "speed", 1.0, float, 1e-6, 1e9)
+    path = body.get("path")
+    if path is not None and (not isinstance(path, str) or not path.endswith(".csv")):
+        raise BadRequest("field 'path' must name a .csv trade tape (timestamp,price,volume)")
+    player = sim.play_tape(pair, path, speed)
     return web.json_response(player.status())
 
 
@@ -294,7 +313,7 @@ async def tape_step(request: web.Request) -> web.Response:
     pair = _pair_name(sim, body)
     if sim.pair(pair).key not in sim.tapes:
         raise BadRequest(f"no tape is playing for {pair!r}: POST /_sim/tape first")
-    sim.step_tape(pair, _number(body, "rows", 1, int))
+    sim.step_tape(pair, _number(body, "rows", 1, int, 1, 10**9))
     return web.json_response(sim.tapes[sim.pair(pair).key].status())
 
 

@@ -65,7 +65,9 @@ class LivePriceFeed:
             self.pairs[sim.pair(name).key] = sim.pair(name)
         self.priced: set[str] = set()  # pairs that have had a live price
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
         self.trades_seen = 0
+        self._price_set = asyncio.Event()
         self._trade_seen = asyncio.Event()
         self._priced_events: dict[str, asyncio.Event] = {}
         self._subscribed_events: dict[str, asyncio.Event] = {}
@@ -98,6 +100,7 @@ class LivePriceFeed:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("paper feed %s unavailable (%s); REST Ticker meanwhile", self.ws_url, exc)
             self.connected.clear()
+            self.disconnected.set()
             self._ws = None
             deadline = asyncio.get_running_loop().time() + delay
             while asyncio.get_running_loop().time() < deadline:
@@ -114,6 +117,7 @@ class LivePriceFeed:
             if self.pairs:
                 await self._subscribe(list(self.pairs.values()))
             self.connected.set()
+            self.disconnected.clear()
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     self._on_message(msg.data)
@@ -184,6 +188,7 @@ class LivePriceFeed:
         self.priced.add(pair.key)
         self.sim.engine.set_mark(pair, price, qty, side)
         self._event(self._priced_events, pair.key).set()
+        self._price_set.set()
 
     # -- for whoever waits on the feed (tests, tools) --------------------------------------------------------
 
@@ -200,6 +205,13 @@ class LivePriceFeed:
     async def subscribed(self, pair_name: str) -> None:
         """Until the venue has acknowledged the pair's trade subscription."""
         await self._event(self._subscribed_events, self.sim.pair(pair_name).key).wait()
+
+    async def until_price(self, pair_name: str, price: Decimal) -> None:
+        """Until the feed has set the pair's mark to ``price``."""
+        pair = self.sim.pair(pair_name)
+        while self.sim.engine.mark(pair) != price:
+            self._price_set.clear()
+            await self._price_set.wait()
 
     async def until_trades(self, count: int) -> None:
         """Until ``count`` public trades have been applied since the feed started."""

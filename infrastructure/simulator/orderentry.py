@@ -15,6 +15,7 @@ Where Kraken's exact wording is not captured, the string says so in ``errors``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -58,6 +59,8 @@ MAX_DEADLINE_AHEAD_S = 60.0  # REFERENCE.md 3.2: deadline is at most now + 60 s
 MIN_EXPIRE_AHEAD_S = 5.0  # expiretm "+<n>" at least 5 s
 MAX_EXPIRE_AHEAD_S = 31 * 86400.0  # "up to one month"
 INT32 = (-(2**31), 2**31 - 1)
+MAX_NUMBER = Decimal(10) ** 15  # no price, volume or offset on Kraken comes near this; past it is garbage
+MAX_DECIMALS = 18
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def _decimal(value: Any, error: str) -> Decimal:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise KrakenError(error) from None
-    if not d.is_finite():
+    if not d.is_finite() or abs(d) >= MAX_NUMBER or decimals_of(d) > MAX_DECIMALS:
         raise KrakenError(error)
     return d
 
@@ -226,11 +229,12 @@ def _price(
 def _time(value: Any, now: float, name: str) -> float:
     text = str(value if value is not None else "0").strip() or "0"
     try:
-        if text.startswith("+"):
-            return now + float(text[1:])
-        return float(text)
+        seconds = now + float(text[1:]) if text.startswith("+") else float(text)
     except ValueError:
         raise KrakenError(E.invalid_arguments(name)) from None
+    if not math.isfinite(seconds) or not 0 <= seconds < 1e11:  # epoch seconds before the year 5138
+        raise KrakenError(E.invalid_arguments(name))
+    return seconds
 
 
 def _cl_ord_id(text: str) -> str:

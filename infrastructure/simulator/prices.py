@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import csv
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,8 +59,8 @@ def load_tape(source: str | Path) -> list[TapeRow]:
             raise ValueError(f"trade tape {source} line {number}: expected timestamp,price,volume")
         try:
             row = TapeRow(float(fields[0]), to_decimal(fields[1].strip()), to_decimal(fields[2].strip()))
-        except ValueError as exc:
-            raise ValueError(f"trade tape {source} line {number}: {exc}") from None
+        except ValueError:  # the line itself is not repeated: a file named by mistake may not be a tape at all
+            raise ValueError(f"trade tape {source} line {number}: not timestamp,price,volume numbers") from None
         if row.price <= 0 or row.volume < 0:
             raise ValueError(f"trade tape {source} line {number}: price must be positive, volume not negative")
         if rows and row.time < rows[-1].time:
@@ -130,7 +131,7 @@ class TapePlayer:
         clock: Callable[[], float],
         speed: float | None = 1.0,
     ):
-        if speed is not None and speed <= 0:
+        if speed is not None and not (math.isfinite(speed) and speed > 0):
             raise ValueError("speed must be positive (or None to play only by step)")
         self.pair_key = pair_key
         self.rows = list(rows)

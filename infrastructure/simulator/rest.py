@@ -175,7 +175,7 @@ async def handle_private(request: web.Request) -> web.Response:
 def _run(handler, sim: KrakenSimulator, key: str, params: Params) -> Any:
     try:
         return handler(sim, key, params)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ArithmeticError):
         # A filter or paging parameter that does not parse (userref, ofs, start/end txid): Kraken's generic answer.
         raise KrakenError("EGeneral:Invalid arguments") from None
 

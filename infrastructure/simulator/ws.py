@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -23,6 +24,7 @@ from .ws_trading import REST_NAMES, TRADING, WsRefusal
 if TYPE_CHECKING:
     from .server import KrakenSimulator
 
+log = logging.getLogger("execledger.simulator.ws")
 SNAPSHOT_TRADES = 50
 PUBLIC_ON_PRIVATE = "Public market data subscriptions are unavailable on this endpoint. Try ws.kraken.com"
 PRIVATE_ON_PUBLIC = "Private data and trading are unavailable on this endpoint. Try ws-auth.kraken.com"
@@ -177,6 +179,10 @@ class ExecutionsConnection(Connection):
         except (KrakenError, WsRefusal) as exc:
             record.error = exc.error
             answers = [{"error": exc.error, "success": False}]
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError):
+            # A field of the wrong shape (a string where a list belongs, ...): Kraken's generic refusal.
+            record.error = E.invalid_arguments(method)
+            answers = [{"error": "EGeneral:Invalid arguments", "success": False}]
         finally:
             caused, self._held = self._held, None
         record.result = answers
@@ -203,6 +209,17 @@ class ExecutionsConnection(Connection):
                 status = "filled" if order.status == "closed" else "partially_filled"
                 data.append(trade_record(order, t, status, self.sim.asset_names))
         return data
+
+
+async def _guarded(conn: Connection, payload: dict[str, Any]) -> None:
+    """Handle one request; one that breaks the handler is answered, not dropped."""
+    try:
+        await conn.handle(payload)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("WS request %r broke its handler", payload.get("method"))
+        conn.reply(payload, conn.sim.clock.now(), success=False, error="EGeneral:Invalid arguments")
 
 
 async def serve(request: web.Request, conn: Connection) -> web.WebSocketResponse:
@@ -237,7 +254,7 @@ async def serve(request: web.Request, conn: Connection) -> web.WebSocketResponse
                 continue
             if isinstance(payload, dict):
                 # Each request in its own task, started in arrival order: a held reply does not hold the others.
-                task = asyncio.create_task(conn.handle(payload))
+                task = asyncio.create_task(_guarded(conn, payload))
                 handlers.add(task)
                 task.add_done_callback(handlers.discard)
                 await asyncio.sleep(0)

@@ -194,3 +194,50 @@ async def test_the_simulator_command_plays_a_tape_and_takes_a_tier(tmp_path):
     assert bad_tape.exit_code == 2 and "PAIR=CSV" in bad_tape.output
     missing = CliRunner().invoke(main, [*base, "--tape", f"SOL/USD={tmp_path / 'none.csv'}"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+async def test_the_simulator_process_plays_a_tape_with_the_tier_it_was_given():
+    """``execledger simulator --tape SOL/USD=... --speed N --tier none`` as a real process: the tape reaches the
+    public Ticker, and with no tier nothing is rate-limited."""
+    import re
+    import signal
+    import sys
+
+    secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from execledger.infrastructure.cli import main; main()",
+        "simulator",
+        "--port",
+        "0",
+        "--key",
+        "k",
+        "--secret",
+        secret,
+        "--tier",
+        "none",
+        "--tape",
+        "SOL/USD=solusd_trades.csv",
+        "--speed",
+        "100000",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+        assert "tier none" in line
+        rest_url = re.search(r"REST (http://127\.0\.0\.1:\d+)", line).group(1)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):  # a separate process: its progress can only be read, bounded at 60 s
+                async with session.get(rest_url + "/0/public/Ticker", params={"pair": "SOLUSD"}) as response:
+                    body = await response.json()
+                assert body["error"] == []  # 600 public calls, no limit
+                if body["result"]["SOLUSD"]["c"][0] == "18.69":
+                    break
+                await asyncio.sleep(0.1)
+            assert body["result"]["SOLUSD"]["c"][0] == "18.69"  # the tape's last trade
+            async with session.get(rest_url + "/_sim/tape") as response:
+                assert (await response.json())[0]["done"] is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), timeout=30)
