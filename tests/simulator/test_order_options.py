@@ -576,3 +576,26 @@ def test_amend_keeps_queue_priority_for_a_smaller_quantity_and_loses_it_for_a_ne
     sim.set_mark_price("XBTUSD", "59000")  # every order crosses; they fill in queue order
     fills = sorted((t for t in sim.trades()), key=lambda t: t.trade_id)
     assert [t.order_txid for t in fills] == [first.txid, third.txid, second.txid]
+
+
+async def test_starttm_keeps_an_order_pending_until_its_start(sim, clients):
+    trade, user = clients
+    sim.set_mark_price("XBTUSD", "60000")
+    txid = (
+        await call(
+            trade.create_order,
+            ordertype="limit",
+            side="buy",
+            pair="XBTUSD",
+            volume="0.01",
+            price="61000",
+            starttm="+60",
+        )
+    )["txid"][0]
+    info = (await call(user.get_orders_info, txid=txid))[txid]
+    assert (info["status"], info["starttm"]) == ("pending", FROZEN_AT + 60)
+    assert (await call(user.get_balances))["ZUSD"]["hold_trade"] != "0.0000"  # funds are held while it waits
+    sim.advance_time(59)
+    assert order(sim, txid).status == "pending"
+    sim.advance_time(1)  # live now, and marketable at 60,000: it takes at once
+    assert order(sim, txid).status == "closed" and order(sim, txid).trades[0].price == D("60000")
