@@ -21,7 +21,7 @@ from execledger.infrastructure.simulator import KrakenSimulator
 
 
 async def measure(backend: str, lifecycles: int, concurrency: int) -> dict:
-    async with KrakenSimulator(balances={"ZUSD": "100000000", "XXBT": "1000"}) as sim:
+    async with KrakenSimulator(balances={"ZUSD": "100000000", "XXBT": "1000"}, tier=None) as sim:
         with backend_settings(backend) as base:
             settings = base.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
             with open_ledger(settings) as lg:

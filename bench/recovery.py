@@ -56,7 +56,7 @@ async def populate(settings, n: int) -> None:
 def measure(backend: str, n: int) -> dict:
     sim_port, api_port = free_port(), free_port()
     sim = subprocess.Popen(
-        [EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET],
+        [EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET, "--tier", "none"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "EXECLEDGER_DATA_DIR": "/tmp"},

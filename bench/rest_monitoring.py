@@ -27,7 +27,7 @@ COST = {"TradesHistory": 2, "Ledgers": 2, "QueryLedgers": 2, "AddOrder": 0, "Can
 
 
 async def measure(n: int, ws_healthy: bool, window: float) -> dict:
-    async with KrakenSimulator(balances={"ZUSD": "10000000"}) as sim:
+    async with KrakenSimulator(balances={"ZUSD": "10000000"}, tier=None) as sim:
         with backend_settings("sqlite") as base:
             ws_url = sim.ws_url if ws_healthy else f"ws://127.0.0.1:{free_port()}/v2"
             settings = base.with_exchange(url=sim.rest_url, ws_url=ws_url, key=sim.key, secret=sim.secret)

@@ -70,7 +70,7 @@ class Demo:
         from execledger.infrastructure.runner import Role, run_service
         from execledger.infrastructure.simulator import KrakenSimulator
 
-        async with KrakenSimulator(fill_fractions=(Decimal("0.4"),)) as sim:
+        async with KrakenSimulator(fill_fractions=(Decimal("0.4"),), tier=None) as sim:  # adapter: tier=None too
             settings = self.settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
             self.sim = sim
             stop = asyncio.Event()

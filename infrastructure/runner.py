@@ -4,7 +4,8 @@
 - projections: the read-model follower (LISTEN/NOTIFY on PostgreSQL, polling on SQLite);
 - api: the reporting, signal and operator-command HTTP API; commands go through the log to the trading process.
 
-With no ``EXECLEDGER_KRAKEN_URL`` the built-in simulator is started in-process and traded against (paper trading).
+With no ``EXECLEDGER_KRAKEN_URL`` the built-in simulator is started in-process and traded against; with
+``EXECLEDGER_PAPER`` its matching core takes live public prices (paper trading, ``simulator/embedded.py``).
 """
 
 from __future__ import annotations
@@ -55,19 +56,19 @@ class RunningService:
 
 
 async def _start_simulator(settings: Settings):
-    from execledger.infrastructure.simulator import KrakenSimulator
+    from execledger.infrastructure.simulator.embedded import start_embedded
 
-    sim = await KrakenSimulator().start()
-    settings = settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
-    return sim, settings
+    return await start_embedded(settings)  # (simulator, settings pointing at it, the tier it enforces)
 
 
-def _adapter(settings: Settings, simulator: Any) -> ExchangePort:
+def _adapter(settings: Settings, simulator: Any, simulator_tier: str | None = None) -> ExchangePort:
     from execledger.infrastructure.kraken.adapter import KrakenExchange
     from execledger.infrastructure.kraken.ratelimit import Tier
 
-    # The built-in simulator counts nothing by default; a real venue is modelled at the configured tier.
-    tier = None if simulator is not None or settings.kraken_tier == "none" else Tier(settings.kraken_tier)
+    # The adapter models the limits of the venue it trades on: the built-in simulator's tier (the one it
+    # enforces), or the configured one for a real venue.
+    venue_tier = simulator_tier if simulator is not None else settings.kraken_tier
+    tier = None if venue_tier in (None, "none") else Tier(venue_tier)
     return KrakenExchange.from_settings(settings, tier=tier)
 
 
@@ -92,9 +93,9 @@ async def run_service(
             if lock is None:
                 return
             stack.callback(lock.release)
-        simulator = None
-        if trading and exchange is None and not settings.kraken_url:
-            simulator, settings = await _start_simulator(settings)
+        simulator = simulator_tier = None
+        if trading and exchange is None and (not settings.kraken_url or settings.paper):
+            simulator, settings, simulator_tier = await _start_simulator(settings)
             stack.push_async_callback(simulator.stop)
         ledger = open_ledger(settings, process=process_name(role.value))
         stack.callback(ledger.close)
@@ -105,7 +106,7 @@ async def run_service(
         db_url = settings.database_url.get_secret_value() if settings.database_url else None
         if trading:
             if exchange is None:
-                exchange = _adapter(settings, simulator)
+                exchange = _adapter(settings, simulator, simulator_tier)
                 stack.push_async_callback(exchange.close)
             running.exchange = exchange
             parts = build_trading(ledger, exchange, service_config)

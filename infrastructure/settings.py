@@ -66,6 +66,24 @@ class Settings(BaseSettings):
         description="after the circuit breaker opens (5 consecutive transport/5xx failures), how long until reads "
         "probe the venue again; AddOrder waits until one succeeds",
     )
+    simulator_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
+        default="starter",
+        description="the tier whose limits the built-in simulator enforces; the adapter models the same one there",
+    )
+    simulator_seed: int = Field(default=1, description="seed of the built-in simulator's price walk and ids")
+    simulator_fill_fractions: str = Field(
+        default="", description="partial fills of a resting limit order on the built-in simulator, e.g. 0.4,0.3"
+    )
+    paper: bool = Field(
+        default=False,
+        description="paper trading: the built-in simulator's matching core on live public prices; no order leaves",
+    )
+    paper_feed_url: str = Field(default="wss://ws.kraken.com/v2", description="WS v2 public endpoint of paper prices")
+    paper_rest_url: str | None = Field(
+        default="https://api.kraken.com", description="REST origin of the Ticker fallback (unset: none)"
+    )
+    paper_balances: str = Field(default="ZUSD=10000", description="the paper wallet at start, ASSET=amount,...")
+    paper_pairs: str = Field(default="", description="pairs the paper feed follows from the start (others on use)")
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per pool")
     db_max_overflow: int = Field(default=5, ge=0, le=100, description="extra connections a pool may open under load")
     api_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
@@ -162,6 +180,45 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip().lower() if value.strip().lower() in ("text", "json") else value.strip().upper()
+
+    @field_validator("paper_feed_url")
+    @classmethod
+    def _paper_feed_url(cls, value: str) -> str:
+        return check_ws_url(value)
+
+    @field_validator("paper_rest_url")
+    @classmethod
+    def _paper_rest_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @field_validator("simulator_fill_fractions")
+    @classmethod
+    def _fractions(cls, value: str) -> str:
+        from decimal import Decimal, InvalidOperation
+
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            try:
+                ok = Decimal(0) < Decimal(part) <= Decimal(1)
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                raise ValueError(f"{part!r} is not a fraction in (0, 1]; give e.g. 0.4,0.3")
+        return value
+
+    @field_validator("paper_balances")
+    @classmethod
+    def _wallet(cls, value: str) -> str:
+        from decimal import Decimal, InvalidOperation
+
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            asset, _, amount = part.partition("=")
+            try:
+                ok = bool(asset.strip()) and Decimal(amount.strip()).is_finite()
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                raise ValueError(f"{part!r} is not ASSET=amount; give e.g. ZUSD=10000,SOL=5")
+        return value
 
     @property
     def backend(self) -> str:

@@ -39,14 +39,45 @@ def register(main: click.Group) -> None:
         help="Successive partial fills of a resting limit order, as "
         "fractions of it (e.g. 0.4,0.3); empty: each fills at once.",
     )
-    def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fractions: str) -> None:
-        """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
+    @click.option(
+        "--tier",
+        type=click.Choice(["starter", "intermediate", "pro", "none"]),
+        default="starter",
+        show_default=True,
+        help="Kraken verification tier whose limits are enforced (REST and trading counters, open orders per pair, "
+        "public calls); none turns them off.",
+    )
+    @click.option(
+        "--tape",
+        "tapes",
+        multiple=True,
+        metavar="PAIR=CSV",
+        help="Play a Kraken trade-history CSV (timestamp,price,volume) into a pair; repeatable.",
+    )
+    @click.option(
+        "--speed", default=1.0, show_default=True, type=float, help="Tape seconds played per second of wall time."
+    )
+    def simulator(
+        host: str,
+        port: int,
+        key: str,
+        secret: str,
+        seed: int,
+        fill_fractions: str,
+        tier: str,
+        tapes: tuple[str, ...],
+        speed: float,
+    ) -> None:
+        """Run the Kraken Spot simulator (REST, WS v2 authenticated and public, /_sim controls) until interrupted.
+
+        Every Spot pair is listed; Kraken's limits are on at the Starter tier unless --tier says otherwise."""
         import asyncio
         import signal
         from decimal import Decimal
 
         from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret
         from execledger.infrastructure.simulator import KrakenSimulator
+        from execledger.infrastructure.simulator.prices import load_tape
 
         try:
             decode_secret(secret)
@@ -58,6 +89,22 @@ def register(main: click.Group) -> None:
             raise click.BadParameter(
                 f"{fill_fractions!r} is not a list of decimals", param_hint="--fill-fractions"
             ) from None
+        if any(not Decimal(0) < f <= Decimal(1) for f in fractions):
+            raise click.BadParameter(
+                f"{fill_fractions!r}: each fraction must be in (0, 1]", param_hint="--fill-fractions"
+            )
+        if speed <= 0:
+            raise click.BadParameter("the speed must be positive", param_hint="--speed")
+        tape_map: dict[str, str] = {}
+        for item in tapes:
+            pair, sep, path = item.partition("=")
+            if not sep or not pair.strip() or not path.strip():
+                raise click.BadParameter(f"{item!r} is not PAIR=CSV (e.g. SOL/USD=trades.csv)", param_hint="--tape")
+            try:
+                load_tape(path.strip())
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--tape") from None
+            tape_map[pair.strip()] = path.strip()
 
         async def serve() -> None:
             stop = asyncio.Event()
@@ -66,11 +113,24 @@ def register(main: click.Group) -> None:
             # Python's default KeyboardInterrupt never comes (seen in CI); SIGTERM stops it cleanly too.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with KrakenSimulator(
-                host=host, port=port, key=key, secret=secret, seed=seed, fill_fractions=fractions
-            ) as sim:
+            sim = KrakenSimulator(
+                host=host,
+                port=port,
+                key=key,
+                secret=secret,
+                seed=seed,
+                fill_fractions=fractions,
+                tier=None if tier == "none" else tier,
+            )
+            for pair, path in tape_map.items():
+                if sim.find_pair(pair) is None:
+                    raise click.BadParameter(f"unknown pair {pair!r}", param_hint="--tape")
+                sim.play_tape(pair, path, speed)
+            async with sim:
                 click.echo(
-                    f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True
+                    f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  public WS {sim.public_ws_url}  "
+                    f"controls {sim.rest_url}/_sim/  tier {tier}",
+                    err=True,
                 )
                 await stop.wait()
 
@@ -88,24 +148,34 @@ def register(main: click.Group) -> None:
     @click.option(
         "--standby", is_flag=True, help="trading: wait for the writer lock and take over when its holder dies"
     )
-    def run(role: str, standby: bool) -> None:
+    @click.option(
+        "--paper",
+        is_flag=True,
+        help="paper trading: the built-in simulator on live public prices (EXECLEDGER_PAPER_*); no order leaves",
+    )
+    def run(role: str, standby: bool, paper: bool) -> None:
         """Run the service (trading workers, read-model follower, HTTP API) until SIGINT/SIGTERM.
 
-        Without EXECLEDGER_KRAKEN_URL it trades against the built-in simulator (paper trading, no keys)."""
+        Without EXECLEDGER_KRAKEN_URL it trades against the built-in simulator (no keys); with --paper that
+        simulator fills at live prices from Kraken's public feed."""
         import asyncio
         import signal
 
         from execledger.infrastructure.runner import Role, run_service
+        from execledger.infrastructure.simulator.embedded import PaperConfigError, check_paper
         from execledger.infrastructure.writerlock import WriterLockHeld
 
         settings = load()
+        if paper:
+            settings = settings.model_copy(update={"paper": True})
         # Every check before anything starts: no trading task, writer lock, socket or store exists yet.
         warning = None
         try:
+            check_paper(settings)
             check_service(settings, role)
             if role in ROLES_THAT_TRADE and settings.kraken_url:
                 warning = asyncio.run(check_online(settings, strict=False))
-        except ConfigError as exc:
+        except (ConfigError, PaperConfigError) as exc:
             fail(Exit.CONFIG, f"configuration error: {exc}")
         if warning:
             click.echo(f"warning: {warning}", err=True)
@@ -125,7 +195,7 @@ def register(main: click.Group) -> None:
             asyncio.run(serve())
         except WriterLockHeld as exc:
             fail(Exit.CONFIG, str(exc))
-        except (StoreConfigError, StoreUnreachable) as exc:
+        except (StoreConfigError, StoreUnreachable, PaperConfigError) as exc:
             fail(Exit.CONFIG, str(exc))
         except OSError as exc:
             if exc.errno not in BIND_ERRNOS:

@@ -1,23 +1,66 @@
-"""Scripted faults: "the next N calls to <method> misbehave like this". Consumed one per matching call."""
+"""Scripted faults: "the next N calls to <method> misbehave like this". Consumed one per matching call.
+
+A fault names a REST method (``AddOrder`` or ``/0/private/AddOrder``, public ones too) or a WS v2 trading method
+(``add_order``, ``amend_order``, ...). Held and delayed replies sleep in that request's own task: other calls
+proceed meanwhile.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
+from . import errors as E
+
 
 class FaultKind(StrEnum):
     DELAY_REPLY = "delay_reply"  # execute, then hold the reply for `seconds` (the client times out)
+    HOLD_REQUEST = "hold_request"  # hold the request `seconds` before executing it (a slow engine), then reply
     HTTP_502_AFTER_EXECUTE = "http_502_after_execute"  # execute, then answer a Cloudflare-style 502
     HTTP_502_BEFORE_EXECUTE = "http_502_before_execute"  # answer 502 and do nothing
     SERVICE_UNAVAILABLE = "service_unavailable"  # EService:Unavailable, nothing done
     SERVICE_BUSY = "service_busy"  # EService:Busy, nothing done
     API_RATE_LIMIT = "api_rate_limit"  # EAPI:Rate limit exceeded, nothing done
     ORDER_RATE_LIMIT = "order_rate_limit"  # EOrder:Rate limit exceeded, nothing done
+    INVALID_NONCE = "invalid_nonce"  # EAPI:Invalid nonce, nothing done (the nonce is not consumed)
+    INSUFFICIENT_FUNDS = "insufficient_funds"  # EOrder:Insufficient funds, nothing done
     DELAYED_ACCEPTANCE = "delayed_acceptance"  # AddOrder: 502 now, order enters the book `seconds` later
 
 
 EXECUTE_FIRST = frozenset({FaultKind.DELAY_REPLY, FaultKind.HTTP_502_AFTER_EXECUTE})
+REFUSALS = {
+    FaultKind.SERVICE_UNAVAILABLE: E.SERVICE_UNAVAILABLE,
+    FaultKind.SERVICE_BUSY: E.SERVICE_BUSY,
+    FaultKind.API_RATE_LIMIT: E.API_RATE_LIMIT,
+    FaultKind.ORDER_RATE_LIMIT: E.ORDER_RATE_LIMIT,
+    FaultKind.INVALID_NONCE: E.INVALID_NONCE,
+    FaultKind.INSUFFICIENT_FUNDS: E.INSUFFICIENT_FUNDS,
+}
+WS_KINDS = frozenset({FaultKind.DELAY_REPLY, FaultKind.HOLD_REQUEST, *REFUSALS})
+WS_METHODS = frozenset(
+    {
+        "add_order",
+        "amend_order",
+        "edit_order",
+        "cancel_order",
+        "cancel_all",
+        "cancel_all_orders_after",
+        "batch_add",
+        "batch_cancel",
+    }
+)
+
+
+def valid_kinds() -> str:
+    return ", ".join(k.value for k in FaultKind)
+
+
+def fault_kind(kind: FaultKind | str) -> FaultKind:
+    """The fault kind named ``kind``, or a ``ValueError`` that lists the valid ones."""
+    try:
+        return FaultKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown fault kind {kind!r}: valid kinds are {valid_kinds()}") from None
 
 
 def method_name(path: str) -> str:
@@ -43,12 +86,20 @@ class FaultPlan:
         self._faults: list[Fault] = []
 
     def inject(self, path: str, kind: FaultKind | str, count: int = 1, seconds: float = 0.0) -> Fault:
-        """Queue a fault for the next ``count`` calls to ``path``."""
-        fault = Fault(FaultKind(kind), method_name(path), count, seconds)
+        """Queue a fault for the next ``count`` calls to ``path``. ``ValueError`` says what is wrong, listing the
+        valid values."""
+        fault = Fault(fault_kind(kind), method_name(str(path)), count, seconds)
+        if not fault.method:
+            raise ValueError("path names no method (e.g. AddOrder, /0/private/AddOrder or add_order)")
         if fault.kind is FaultKind.DELAYED_ACCEPTANCE and fault.method != "AddOrder":
             raise ValueError("delayed_acceptance applies to AddOrder only")
+        if fault.method in WS_METHODS and fault.kind not in WS_KINDS:
+            kinds = ", ".join(sorted(k.value for k in WS_KINDS))
+            raise ValueError(f"{fault.kind} does not apply to the WS method {fault.method}: valid kinds are {kinds}")
         if count < 1:
             raise ValueError("count must be at least 1")
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
         self._faults.append(fault)
         return fault
 

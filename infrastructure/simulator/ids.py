@@ -27,6 +27,10 @@ class IdFactory:
     def trade_txid(self) -> str:
         return self._kraken_id("T")
 
+    def amend_id(self) -> str:
+        """AmendOrder's ``amend_id`` (``TEZA4R-DSDGT-IJBOJK`` in Kraken's example: the trade id pattern)."""
+        return self._kraken_id("T")
+
     def ws_token(self) -> str:
         return "".join(self._rng.choice(string.ascii_letters + string.digits) for _ in range(43))
 

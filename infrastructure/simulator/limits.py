@@ -1,5 +1,18 @@
-"""Kraken's two rate limiters (REFERENCE.md section 5): the REST call counter per key and the per-pair
-trading counter with its age-based cancel penalties. Both decay linearly with simulator time."""
+"""Kraken's limits (REFERENCE.md section 5), all decaying linearly with simulator time:
+
+- the REST call counter per API key (+1 a call, +2 for ledgers and trade history; AddOrder, CancelOrder and their
+  batch/amend/edit cousins are counted by the trading engine instead), ``EAPI:Rate limit exceeded``;
+- the matching engine's counter per key and pair: AddOrder +1 (even when the order is then refused), a batch
+  +n/2, AmendOrder +1 plus {3, 2, 1} by the order's age (<5, <10, <15 s), EditOrder +1 plus {6, 5, 4, 2, 1}
+  (<5, <10, <15, <45, <90 s), a cancel {8, 6, 5, 4, 2, 1} (<5, <10, <15, <45, <90, <300 s); age counts from the
+  order's placement or last amend; ``EOrder:Rate limit exceeded``; a batch cancel is accepted even over the limit;
+- the open-order cap per pair (Starter 60, Intermediate 80, Pro 225), ``EOrder:Orders limit exceeded``;
+- public endpoints per client address: Kraken asks for no more than one call a second (ccxt's ``rateLimit``
+  comment citing support article 206548367); Kraken publishes no burst, so a counter of ``PUBLIC_BURST`` calls
+  decaying 1/s models it, ``EGeneral:Too many requests``.
+
+Tiers: Starter 15 / 0.33 s⁻¹ and 60 / 1.0 s⁻¹, Intermediate 20 / 0.5 and 125 / 2.34, Pro 20 / 1.0 and 180 / 3.75.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +26,13 @@ DOUBLE_COST_CALLS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory"})
 TRADING_ENGINE_CALLS = frozenset(
     {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "AmendOrder", "EditOrder"}
 )
-# Cancel penalty by order age: (younger than seconds, points); 300 s or older costs nothing.
+# Penalties by order age: (younger than seconds, points); older costs nothing.
 CANCEL_PENALTIES = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
+AMEND_PENALTIES = ((5, 3), (10, 2), (15, 1))
+EDIT_PENALTIES = ((5, 6), (10, 5), (15, 4), (45, 2), (90, 1))
+TIER_NAMES = ("starter", "intermediate", "pro")
+OPEN_ORDER_CAPS = {"starter": 60, "intermediate": 80, "pro": 225}
+PUBLIC_BURST = 20
 
 
 @dataclass(frozen=True)
@@ -55,12 +73,37 @@ def rest_cost(method: str) -> int:
     return 2 if method in DOUBLE_COST_CALLS else 1
 
 
-def cancel_penalty(age_seconds: float) -> int:
-    """Points a cancel costs for an order of this age."""
-    for younger_than, points in CANCEL_PENALTIES:
+def _penalty(table: tuple[tuple[int, int], ...], age_seconds: float) -> int:
+    for younger_than, points in table:
         if age_seconds < younger_than:
             return points
     return 0
+
+
+def cancel_penalty(age_seconds: float) -> int:
+    """Points a cancel costs for an order of this age."""
+    return _penalty(CANCEL_PENALTIES, age_seconds)
+
+
+def amend_cost(age_seconds: float) -> int:
+    """Points an AmendOrder costs: 1 fixed plus the age-based part."""
+    return 1 + _penalty(AMEND_PENALTIES, age_seconds)
+
+
+def edit_cost(age_seconds: float) -> int:
+    """Points an EditOrder costs: 1 fixed plus the age-based part."""
+    return 1 + _penalty(EDIT_PENALTIES, age_seconds)
+
+
+def tier_named(name: str | None) -> str | None:
+    """``starter``/``intermediate``/``pro``, or None for ``none``/None; anything else is a ``ValueError`` that lists
+    the valid names."""
+    if name is None or str(name).lower() == "none":
+        return None
+    value = str(name).lower()
+    if value not in TIER_NAMES:
+        raise ValueError(f"unknown tier {name!r}: valid tiers are {', '.join(TIER_NAMES)}, none")
+    return value
 
 
 class RestCallLimiter:
@@ -101,13 +144,43 @@ class TradingLimiter:
         if self._counter(key, pair_key).add(1, now) > self.tier.limit:
             raise KrakenError(E.ORDER_RATE_LIMIT)
 
-    def charge_cancel(self, key: str, pair_key: str, age_seconds: float, now: float) -> None:
-        """Charge a cancel's age penalty, or raise ``EOrder:Rate limit exceeded``."""
-        counter = self._counter(key, pair_key)
-        penalty = cancel_penalty(age_seconds)
-        if penalty and counter.value(now) + penalty > self.tier.limit:
+    def charge_batch_add(self, key: str, pair_key: str, n: int, now: float) -> None:
+        """A batch of ``n`` orders costs n/2, charged on receipt."""
+        if self._counter(key, pair_key).add(n / 2, now) > self.tier.limit:
             raise KrakenError(E.ORDER_RATE_LIMIT)
-        counter.add(penalty, now)
+
+    def charge_cancel(self, key: str, pair_key: str, age_seconds: float, now: float, *, batch: bool = False) -> None:
+        """Charge a cancel's age penalty, or raise ``EOrder:Rate limit exceeded`` (never for a batch cancel, whose
+        requests "are still accepted" over the limit)."""
+        self._charge(key, pair_key, cancel_penalty(age_seconds), now, refuse=not batch)
+
+    def charge_amend(self, key: str, pair_key: str, age_seconds: float, now: float) -> None:
+        """Charge an AmendOrder, or raise ``EOrder:Rate limit exceeded``."""
+        self._charge(key, pair_key, amend_cost(age_seconds), now)
+
+    def charge_edit(self, key: str, pair_key: str, age_seconds: float, now: float) -> None:
+        """Charge an EditOrder, or raise ``EOrder:Rate limit exceeded``."""
+        self._charge(key, pair_key, edit_cost(age_seconds), now)
+
+    def _charge(self, key: str, pair_key: str, points: int, now: float, refuse: bool = True) -> None:
+        counter = self._counter(key, pair_key)
+        if refuse and points and counter.value(now) + points > self.tier.limit:
+            raise KrakenError(E.ORDER_RATE_LIMIT)
+        counter.add(points, now)
 
     def value(self, key: str, pair_key: str, now: float) -> float:
         return self._counter(key, pair_key).value(now)
+
+
+class PublicLimiter:
+    """Public endpoints per client address: ``EGeneral:Too many requests`` past the burst (see the module doc)."""
+
+    def __init__(self, burst: float = PUBLIC_BURST, per_second: float = 1.0):
+        self.tier = Tier(burst, per_second)
+        self._counters: dict[str, DecayingCounter] = {}
+
+    def charge(self, address: str, now: float) -> None:
+        counter = self._counters.setdefault(address, DecayingCounter(self.tier))
+        if counter.value(now) + 1 > self.tier.limit:
+            raise KrakenError(E.PUBLIC_RATE_LIMIT)
+        counter.add(1, now)

@@ -13,8 +13,8 @@ from execledger.infrastructure.kraken.auth import verify
 from . import errors as E
 from .appkey import SIMULATOR
 from .errors import KrakenError
-from .faults import EXECUTE_FIRST, Fault, FaultKind
-from .methods import PRIVATE, PUBLIC, Params, add_order
+from .faults import EXECUTE_FIRST, REFUSALS, Fault, FaultKind
+from .methods import ORDER_ENTRY, PRIVATE, PUBLIC, Params, add_order, order_pair_name
 
 if TYPE_CHECKING:
     from .server import KrakenSimulator
@@ -23,12 +23,7 @@ CLOUDFLARE_502 = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
     "<hr><center>cloudflare</center></body></html>"
 )
-PRE_EXECUTE_ERRORS = {
-    FaultKind.SERVICE_UNAVAILABLE: E.SERVICE_UNAVAILABLE,
-    FaultKind.SERVICE_BUSY: E.SERVICE_BUSY,
-    FaultKind.API_RATE_LIMIT: E.API_RATE_LIMIT,
-    FaultKind.ORDER_RATE_LIMIT: E.ORDER_RATE_LIMIT,
-}
+PRE_EXECUTE_ERRORS = REFUSALS
 
 
 def ok(result: Any) -> web.Response:
@@ -70,22 +65,34 @@ async def handle_public(request: web.Request) -> web.Response:
     """``/0/public/<Method>`` (GET or POST)."""
     sim: KrakenSimulator = request.app[SIMULATOR]
     method = request.match_info["method"]
-    sim.engine.tick()
+    sim.tick()
     params: Params = dict(request.query)
-    if request.method == "POST":
-        params |= parse_body(await request.text(), request.content_type)
+    try:
+        if request.method == "POST":
+            params |= parse_body(await request.text(), request.content_type)
+    except KrakenError as exc:
+        return failed(exc.error)
     record = sim.request_log.record(sim.clock.now(), f"/0/public/{method}", params)
     fault = sim.faults.take(method)
-    if fault is not None and fault.kind is not FaultKind.DELAY_REPLY:
+    if fault is not None and fault.kind not in (FaultKind.DELAY_REPLY, FaultKind.HOLD_REQUEST):
         return _pre_execute_fault(record, fault)
+    if fault is not None and fault.kind is FaultKind.HOLD_REQUEST:
+        record.fault = str(fault.kind)
+        await sim.hold_reply(fault.seconds)
     try:
+        if sim.public_limiter is not None:
+            sim.public_limiter.charge(request.remote or "-", sim.clock.now())
         if method not in PUBLIC:
-            raise KrakenError("EGeneral:Unknown method")
-        response = ok(PUBLIC[method](sim, params))
+            raise KrakenError(E.UNKNOWN_METHOD)
+        if method == "AssetPairs" and not params.get("pair"):
+            response = web.Response(text=sim.asset_pairs_body(), content_type="application/json")
+        else:
+            response = ok(PUBLIC[method](sim, params))
     except KrakenError as exc:
         response = failed(exc.error)
         record.error = exc.error
-    if fault is not None:
+    if fault is not None and fault.kind is FaultKind.DELAY_REPLY:
+        record.fault = str(fault.kind)
         await sim.hold_reply(fault.seconds)
     return response
 
@@ -111,9 +118,7 @@ def authenticate(sim: KrakenSimulator, request: web.Request, path: str, body: st
         raise KrakenError(E.INVALID_NONCE)
     if not signature or not verify(path, nonce, body, secret, signature):
         raise KrakenError(E.INVALID_SIGNATURE)
-    if int(nonce) <= sim.last_nonce.get(key, 0):
-        raise KrakenError(E.INVALID_NONCE)
-    sim.last_nonce[key] = int(nonce)
+    sim.nonces.accept(key, nonce)
     return key
 
 
@@ -123,22 +128,30 @@ async def handle_private(request: web.Request) -> web.Response:
     method = request.match_info["method"]
     path = f"/0/private/{method}"
     body = await request.text()
-    sim.engine.tick()
+    sim.tick()
     try:
         params = parse_body(body, request.content_type)
     except KrakenError as exc:
         return failed(exc.error)
     record = sim.request_log.record(sim.clock.now(), path, params)
     fault = sim.faults.take(method)
-    if fault is not None and fault.kind not in EXECUTE_FIRST and fault.kind is not FaultKind.DELAYED_ACCEPTANCE:
+    held = fault is not None and fault.kind is FaultKind.HOLD_REQUEST
+    if fault is not None and (fault.kind in PRE_EXECUTE_ERRORS or fault.kind is FaultKind.HTTP_502_BEFORE_EXECUTE):
         return _pre_execute_fault(record, fault)
     try:
-        key = authenticate(sim, request, path, body, params)
+        api_key = authenticate(sim, request, path, body, params)
+        key = sim.api_keys[api_key]  # the account: orders and funds are the account's, counters the key's
         record.key = key
         if method not in PRIVATE:
-            raise KrakenError("EGeneral:Unknown method")
+            raise KrakenError(E.UNKNOWN_METHOD)
         if sim.rest_limiter is not None:
-            sim.rest_limiter.charge(key, method, sim.clock.now())
+            sim.rest_limiter.charge(api_key, method, sim.clock.now())
+        if held:
+            record.fault = str(fault.kind)
+            await sim.hold_reply(fault.seconds)  # this request waits; the server goes on serving others
+            sim.tick()
+        if method in ORDER_ENTRY and sim.price_feed is not None:
+            await sim.price_feed.ensure_price(order_pair_name(method, params), key)
         if fault is not None and fault.kind is FaultKind.DELAYED_ACCEPTANCE:
             add_order(sim, key, params, delay_acceptance=fault.seconds)
             record.fault, record.status = str(fault.kind), 502
@@ -149,7 +162,7 @@ async def handle_private(request: web.Request) -> web.Response:
     except KrakenError as exc:
         record.error = exc.error
         response = failed(exc.error)
-    if fault is not None:
+    if fault is not None and fault.kind in EXECUTE_FIRST:
         record.fault = str(fault.kind)
         if fault.kind is FaultKind.DELAY_REPLY:
             await sim.hold_reply(fault.seconds)
@@ -162,7 +175,7 @@ async def handle_private(request: web.Request) -> web.Response:
 def _run(handler, sim: KrakenSimulator, key: str, params: Params) -> Any:
     try:
         return handler(sim, key, params)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ArithmeticError):
         # A filter or paging parameter that does not parse (userref, ofs, start/end txid): Kraken's generic answer.
         raise KrakenError("EGeneral:Invalid arguments") from None
 

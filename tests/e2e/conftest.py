@@ -121,7 +121,7 @@ async def harness(settings):
     created: list[SimHarness] = []
 
     async def make(policy: PolicyConfig | None = None, **sim_fields) -> SimHarness:
-        sim = await KrakenSimulator(seed=7, clock_start=FROZEN, **sim_fields).start()
+        sim = await KrakenSimulator(seed=7, clock_start=FROZEN, **{"tier": None, **sim_fields}).start()
         s = settings.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
         clock = ManualClock(datetime.fromtimestamp(FROZEN, UTC))
         ledger = ExecutionLedger(open_orders_app(s), load_default_pairs(), clock)

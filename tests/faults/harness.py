@@ -302,6 +302,8 @@ class Session:
                 str(seed),
                 "--fill-fractions",
                 FILL_FRACTIONS,
+                "--tier",
+                "none",  # the venue refuses nothing for rate; the service's adapter still models Starter
             ],
             self._env(),
             work_dir / "simulator.log",

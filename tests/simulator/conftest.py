@@ -71,7 +71,7 @@ class WireClient:
 
 @pytest.fixture
 async def sim():
-    async with KrakenSimulator(seed=7, clock_start=FROZEN_AT, heartbeat_interval=0.05) as simulator:
+    async with KrakenSimulator(seed=7, clock_start=FROZEN_AT, heartbeat_interval=0.05, tier=None) as simulator:
         yield simulator
 
 

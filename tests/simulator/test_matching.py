@@ -17,11 +17,11 @@ D = Decimal
 
 
 def make(**fields) -> KrakenSimulator:
-    return KrakenSimulator(seed=fields.pop("seed", 3), clock_start=FROZEN_AT, **fields)
+    return KrakenSimulator(seed=fields.pop("seed", 3), clock_start=FROZEN_AT, **{"tier": None, **fields})
 
 
 def place(sim: KrakenSimulator, **params):
-    req = parse_add_order({"pair": "XBTUSD", **params}, sim.pairs, sim.clock.now())
+    req = parse_add_order({"pair": "XBTUSD", **params}, sim.find_pair, sim.clock.now(), sim.last_price)
     return sim.engine.place(sim.key, req)
 
 

@@ -81,7 +81,7 @@ async def test_public_endpoints_match_the_fixture_shapes(sim, wire):
         ({"ordertype": "iceberg-ish"}, "EGeneral:Invalid arguments:ordertype"),
         ({"pair": "DOGEUSD"}, "EQuery:Unknown asset pair"),
         ({"volume": "10"}, "EOrder:Insufficient funds"),
-        ({"price": "+5"}, "EOrder:Invalid price:Invalid price argument"),
+        ({"price": "5%"}, "EOrder:Invalid price:Invalid price argument"),
         ({"ordertype": "stop-loss-limit"}, "EOrder:Invalid price:Invalid secondary price argument"),
         ({"deadline": "2020-01-01T00:00:00Z"}, "EService:Deadline elapsed"),
     ],
