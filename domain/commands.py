@@ -8,19 +8,28 @@ A command names who asked (``by``) and why: both are required, and both end up i
 
 from __future__ import annotations
 
+import re
 import uuid
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import FieldError
+from execledger.domain.signal import PositiveDecimal
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+MAX_BY = 200  # characters of ``by`` (who), after stripping
+MAX_WHY = 500  # characters of ``why``, after stripping
+
+# Control characters (Unicode category Cc: C0, DEL, C1) and lone surrogates (Cs). A NUL cannot be stored in a
+# PostgreSQL text column (a read model that cannot store a row stops following the log), a lone surrogate cannot be
+# encoded as UTF-8 at all (the event store refuses it), and the others rewrite terminals and log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class CommandKind(StrEnum):
@@ -60,8 +69,10 @@ class ClosePosition(_Payload):
 class ResolveOrder(_Payload):
     order: Ref  # an order id, a Kraken txid or a cl_ord_id
     resolution: Literal["canceled", "filled"]
-    price: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: at this price
-    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: this much (default: all)
+    # Plain decimal text within the signal's bounds (domain/signal.py): "1e999999" is refused, not stored as a
+    # price of a million digits that no read model could hold.
+    price: PositiveDecimal | None = None  # filled: at this price
+    quantity: PositiveDecimal | None = None  # filled: this much (default: all)
 
 
 PAYLOADS: dict[CommandKind, type[_Payload]] = {
@@ -80,6 +91,39 @@ class InvalidCommand(ValueError):
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("invalid command: " + "; ".join(str(e) for e in errors))
+
+
+def control_character(text: str) -> str | None:
+    """A description of the first control character (or lone surrogate) in ``text``, or None when it has none."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X} at position {found.start()}"
+
+
+def text_errors(value: Any, field: str) -> list[FieldError]:
+    """Every text in ``value`` (a string, or the keys and values of nested dicts and lists) that holds a control
+    character, each named by its path (``signal.tags.note``, ``payload.order``)."""
+    errors: list[FieldError] = []
+    if isinstance(value, str):
+        where = control_character(value)
+        if where is not None:
+            errors.append(FieldError(field, "control_character", f"must not contain control characters ({where})"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else str(key)
+            if isinstance(key, str) and (where := control_character(key)) is not None:
+                errors.append(
+                    FieldError(
+                        field or "payload", "control_character", f"a key must not contain control characters ({where})"
+                    )
+                )
+                name = f"{field}[{key!r}]" if field else repr(key)
+            errors += text_errors(item, name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            errors += text_errors(item, f"{field}.{i}" if field else str(i))
+    return errors
 
 
 def parse_payload(kind: CommandKind | str, payload: dict[str, Any]) -> _Payload:
@@ -114,12 +158,24 @@ class Command(Aggregate):
 
     @classmethod
     def issue(cls, *, kind: CommandKind, payload: dict[str, Any], by: str, why: str, origin: str) -> Command:
-        """Validate and record a command. ``by`` (who) and ``why`` are required: they become part of its reasons."""
+        """Validate and record a command. ``by`` (who, at most 200 characters) and ``why`` (at most 500) are
+        required: they become part of its reasons. No text of the command (``by``, ``why``, any text of the payload,
+        nested or a key) may hold a control character. Raises InvalidCommand naming every bad field; nothing is
+        shortened or changed silently."""
         errors = []
-        if not str(by).strip():
-            errors.append(FieldError("by", "required", "who issues the command"))
-        if not str(why).strip():
-            errors.append(FieldError("why", "required", "why the command is issued"))
+        texts: dict[str, str] = {}
+        for name, value, limit, what in (("by", by, MAX_BY, "who issues"), ("why", why, MAX_WHY, "why it is issued")):
+            if not isinstance(value, str):
+                errors.append(FieldError(name, "string_type", "must be text"))
+                continue
+            text = value.strip()
+            if not text:
+                errors.append(FieldError(name, "required", f"{what} the command"))
+            elif len(text) > limit:
+                errors.append(FieldError(name, "string_too_long", f"must be at most {limit} characters"))
+            errors += text_errors(text, name)
+            texts[name] = text
+        errors += text_errors(payload, "")
         if errors:
             raise InvalidCommand(errors)
         parsed = parse_payload(kind, payload)
@@ -128,8 +184,8 @@ class Command(Aggregate):
             id=uuid.uuid4(),
             kind=CommandKind(kind).value,
             payload=parsed.model_dump(mode="json", exclude_none=True),
-            by=str(by).strip()[:200],
-            why=str(why).strip()[:500],
+            by=texts["by"],
+            why=texts["why"],
             origin=origin,
         )
 
