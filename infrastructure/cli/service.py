@@ -6,6 +6,7 @@ import errno
 
 import click
 
+from execledger.infrastructure.cli import early
 from execledger.infrastructure.cli.common import load
 from execledger.infrastructure.cli.exits import Exit, fail
 from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
@@ -42,7 +43,6 @@ def register(main: click.Group) -> None:
     def simulator(host: str, port: int, key: str, secret: str, seed: int, fill_fractions: str) -> None:
         """Run the Kraken Spot simulator (REST + WS v2 executions + /_sim controls) until interrupted."""
         import asyncio
-        import signal
         from decimal import Decimal
 
         from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret
@@ -61,21 +61,23 @@ def register(main: click.Group) -> None:
 
         async def serve() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            # Explicit handlers: a process started from a background job inherits SIGINT as *ignored*, and then
-            # Python's default KeyboardInterrupt never comes (seen in CI); SIGTERM stops it cleanly too.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            async with KrakenSimulator(
-                host=host, port=port, key=key, secret=secret, seed=seed, fill_fractions=fractions
-            ) as sim:
-                click.echo(
-                    f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/", err=True
-                )
-                await stop.wait()
+            # A process started from a background job inherits SIGINT as *ignored* (seen in CI): the signals are
+            # taken from the first moment (early.py) and handed to this loop, and SIGTERM stops it cleanly too.
+            with early.signals_to(asyncio.get_running_loop(), stop.set):
+                if stop.is_set():
+                    return  # signalled while starting: start nothing
+                async with KrakenSimulator(
+                    host=host, port=port, key=key, secret=secret, seed=seed, fill_fractions=fractions
+                ) as sim:
+                    click.echo(
+                        f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  controls {sim.rest_url}/_sim/",
+                        err=True,
+                    )
+                    await stop.wait()
 
-        asyncio.run(serve())
-        click.echo("simulator stopped", err=True)
+        if not early.stop_requested():
+            asyncio.run(serve())
+        click.echo(_stopped("simulator"), err=True)
 
     @main.command()
     @click.option(
@@ -93,7 +95,6 @@ def register(main: click.Group) -> None:
 
         Without EXECLEDGER_KRAKEN_URL it trades against the built-in simulator (paper trading, no keys)."""
         import asyncio
-        import signal
 
         from execledger.infrastructure.runner import Role, run_service
         from execledger.infrastructure.writerlock import WriterLockHeld
@@ -103,10 +104,13 @@ def register(main: click.Group) -> None:
         warning = None
         try:
             check_service(settings, role)
-            if role in ROLES_THAT_TRADE and settings.kraken_url:
-                warning = asyncio.run(check_online(settings, strict=False))
+            if role in ROLES_THAT_TRADE and settings.kraken_url and not early.stop_requested():
+                warning = asyncio.run(_interruptible(check_online(settings, strict=False)))
         except ConfigError as exc:
             fail(Exit.CONFIG, f"configuration error: {exc}")
+        if early.stop_requested():  # SIGINT/SIGTERM during the imports or the checks: start nothing
+            click.echo(_stopped("execledger"), err=True)
+            return
         if warning:
             click.echo(f"warning: {warning}", err=True)
 
@@ -116,10 +120,10 @@ def register(main: click.Group) -> None:
 
         async def serve() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
+            with early.signals_to(asyncio.get_running_loop(), stop.set):
+                if stop.is_set():
+                    return  # signalled while starting: start nothing
+                await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
 
         try:
             asyncio.run(serve())
@@ -132,4 +136,24 @@ def register(main: click.Group) -> None:
                 raise
             # The port was taken between the check and the bind: still one line, still exit 3.
             fail(Exit.CONFIG, f"configuration error: {bind_error(settings.api_host, settings.api_port, exc)}")
-        click.echo("execledger stopped", err=True)
+        click.echo(_stopped("execledger"), err=True)
+
+
+async def _interruptible(check):
+    """Run a start-up check until it ends or a stop signal comes (then None: the caller starts nothing)."""
+    import asyncio
+
+    task = asyncio.ensure_future(check)
+    with early.signals_to(asyncio.get_running_loop(), task.cancel):
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not early.stop_requested():
+                raise
+            return None
+
+
+def _stopped(what: str) -> str:
+    if not early.received:
+        return f"{what} stopped"
+    return f"{what} stopped ({early.signal_name(early.received[0])})"
