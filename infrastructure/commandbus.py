@@ -9,7 +9,8 @@ process holds the ledger's writer lock at all, so a caller can say "none is runn
 When no trading process runs, a command is checked before it is recorded, since nobody would tell its issuer
 about a refusal until the next start: the ledger must be one a trading process has run on (``LedgerUnused``
 otherwise: a mistyped data dir or schema), and the order or signal a cancel, close or resolve names must be in it
-(``TargetNotFound``). Nothing is recorded when either check fails.
+(``TargetNotFound``), and an order a cancel or resolve names must not have ended already (``TargetNotAllowed``).
+Nothing is recorded when a check fails.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class TargetNotFound(LookupError):
     """The order or signal a command names is not in the ledger (checked while no trading process runs)."""
 
 
+class TargetNotAllowed(RuntimeError):
+    """The order a cancel or resolve names has already ended (canceled, filled, ...): the trading process would
+    refuse it, and an ended order never works again (checked while no trading process runs)."""
+
+
 class CommandBus:
     def __init__(self, ledger: Ledger, *, role: str, local_trading: Any = None, lock_probe_ttl_s: float = 1.0):
         self.ledger = ledger
@@ -76,7 +82,8 @@ class CommandBus:
     def check(self, command: Command) -> None:
         """What the trading process would find only at its next start: raises LedgerUnused when no trading process
         has ever run on this ledger, TargetNotFound when the order (order id, Kraken txid or cl_ord_id) or the signal
-        (signal id, or any id of one of its orders) a cancel, resolve or close names is not in it."""
+        (signal id, or any id of one of its orders) a cancel, resolve or close names is not in it, TargetNotAllowed
+        when the order a cancel or resolve names has ended."""
         if not self.ledger_in_use():
             setting, where = describe_ledger(self.ledger.settings)
             raise LedgerUnused(
@@ -85,10 +92,17 @@ class CommandBus:
                 f"recorded (is {setting} the one the trading process uses?)",
             )
         payload = command.parsed()
-        if isinstance(payload, CancelOrder | ResolveOrder) and self.find_order(payload.order) is None:
-            raise TargetNotFound(
-                f"no order {payload.order!r} in this ledger: the {command.kind.value} was not recorded"
-            )
+        if isinstance(payload, CancelOrder | ResolveOrder):
+            order = self.find_order(payload.order)
+            if order is None:
+                raise TargetNotFound(
+                    f"no order {payload.order!r} in this ledger: the {command.kind.value} was not recorded"
+                )
+            if order.is_terminal:  # what TradingControl refuses, and an ended order stays ended
+                raise TargetNotAllowed(
+                    f"the order {payload.order!r} is already {order.state.value}: the {command.kind.value} was not "
+                    "recorded"
+                )
         if isinstance(payload, ClosePosition) and self.find_signal_entry(payload.signal_id) is None:
             raise TargetNotFound(
                 f"no signal {payload.signal_id!r} in this ledger: the {command.kind.value} was not recorded"

@@ -117,11 +117,11 @@ async def test_unknown_ids_are_refused_with_exit_5_while_no_trading_process_runs
 
 
 async def test_every_id_of_an_order_or_signal_is_found_before_recording(traded):
-    settings, entry, stop = traded
+    settings, _entry, stop = traded
     accepted = [
-        ["cancel", str(entry.id)],
-        ["cancel", entry.txid],
-        ["cancel", entry.cl_ord_id],
+        ["cancel", str(stop.id)],  # the trading process refuses to cancel a protective leg: that is its call
+        ["cancel", stop.txid],
+        ["cancel", stop.cl_ord_id],
         ["resolve", stop.cl_ord_id, "--as", "canceled"],
         ["close", "sig-1"],
         ["close", stop.txid],  # an order id closes that order's signal
@@ -131,6 +131,14 @@ async def test_every_id_of_an_order_or_signal_is_found_before_recording(traded):
         result = invoke([*args, "--reason", "ops"], settings)
         assert result.exit_code == 0 and "no trading process is running" in result.output, (args, result.output)
         assert recorded_commands(settings) == n
+
+
+async def test_a_cancel_or_resolve_of_an_order_that_has_ended_is_exit_2_and_not_recorded(traded):
+    settings, entry, _stop = traded  # the entry filled: it has ended, and stays ended
+    for args in (["cancel", entry.txid], ["resolve", str(entry.id), "--as", "canceled"]):
+        result = invoke([*args, "--reason", "late"], settings)
+        assert result.exit_code == 2 and "is already filled" in result.output, result.output
+    assert recorded_commands(settings) == 0
 
 
 async def test_a_bad_decimal_or_text_is_exit_2_naming_the_option_before_the_ledger_is_touched(settings):
@@ -160,7 +168,7 @@ async def test_http_routes_refuse_a_ledger_no_trading_process_ever_ran_on(settin
 
 
 async def test_http_routes_answer_404_for_unknown_ids_and_record_known_ones(traded):
-    settings, entry, _stop = traded
+    settings, entry, stop = traded
     with open_ledger(settings) as lg:
         async with api_client(lg) as client:
             for path, body in [
@@ -173,6 +181,9 @@ async def test_http_routes_answer_404_for_unknown_ids_and_record_known_ones(trad
                 assert r.status == 404 and answer["refusal"] == "not_found" and "not recorded" in answer["error"]
             assert (lg.commands.recorder.max_notification_id() or 0) == 0
             r = await client.post(f"/v1/orders/{entry.txid}/cancel", json={"reason": "r"})
+            answer = await r.json()
+            assert r.status == 409 and answer["refusal"] == "not_allowed" and "already filled" in answer["error"]
+            r = await client.post(f"/v1/orders/{stop.cl_ord_id}/cancel", json={"reason": "r"})
             assert r.status == 202 and (await r.json())["status"] == "recorded"
             r = await client.post("/v1/trading/halt", json={"reason": "later"})
             assert r.status == 202

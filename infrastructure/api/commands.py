@@ -5,7 +5,8 @@ allowed 409, stale 409, busy 503 (with Retry-After). When no trading process run
 (it is carried out when one starts) and the answer is 202 saying so; when one runs but has not answered within
 the wait, 202 with the command id. While none runs, what the trading process would refuse only at its start is
 refused at once and nothing is recorded: a ledger no trading process has ever run on (409, ``refusal:
-no_ledger``, naming the setting and where it points) and an order or signal that is not in the ledger (404).
+no_ledger``, naming the setting and where it points), an order or signal that is not in the ledger (404) and
+an order a cancel or resolve names that has already ended (409, ``refusal: not_allowed``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp import web
 from execledger.domain.commands import Command, CommandKind, CommandReceipt, InvalidCommand, Outcome, Refusal
 from execledger.infrastructure.api.context import ApiContext
 from execledger.infrastructure.api.jsonio import error_response, json_response
-from execledger.infrastructure.commandbus import LedgerUnused, TargetNotFound
+from execledger.infrastructure.commandbus import LedgerUnused, TargetNotAllowed, TargetNotFound
 
 # How the command's fields are spelled in the request body.
 BODY_FIELDS = {"why": "reason", "resolution": "as"}
@@ -79,6 +80,8 @@ async def issue_and_wait(
         return error_response(409, str(exc), refusal="no_ledger", setting=exc.setting)
     except TargetNotFound as exc:
         return error_response(404, str(exc), refusal=Refusal.NOT_FOUND.value)
+    except TargetNotAllowed as exc:
+        return error_response(409, str(exc), refusal=Refusal.NOT_ALLOWED.value)
     trading = ctx.bus.trading_process()
     receipt = await ctx.bus.receipt(command.id, ctx.receipt_timeout_s if trading is not None else 0)
     return command, receipt, trading

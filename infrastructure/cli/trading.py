@@ -7,7 +7,8 @@ not allowed in its state, ...) exits 5 (not found) or 2 (refused); no confirmati
 
 Checked before anything is recorded: the command itself (exit 2 naming the field: ``--reason``, ``--by``, ...);
 the ledger, which must exist and be one a trading process has run on (exit 3 naming the data dir or the redacted
-URL and schema; nothing is created); and, while no trading process runs, the order or signal it names (exit 5).
+URL and schema; nothing is created); and, while no trading process runs, the order or signal it names (exit 5
+when it is not in the ledger, exit 2 when the order has already ended).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from execledger.domain.commands import Command, CommandKind, InvalidCommand, Out
 from execledger.infrastructure.bootstrap import process_name
 from execledger.infrastructure.cli.common import load, open_or_exit
 from execledger.infrastructure.cli.exits import Exit, fail
-from execledger.infrastructure.commandbus import CommandBus, LedgerUnused, TargetNotFound
+from execledger.infrastructure.commandbus import CommandBus, LedgerUnused, TargetNotAllowed, TargetNotFound
 
 # How the command's fields are spelled on this command line.
 OPTIONS = {"why": "--reason", "by": "--by", "price": "--price", "quantity": "--quantity", "resolution": "--as"}
@@ -47,6 +48,8 @@ def _issue(kind: CommandKind, payload: dict[str, Any], *, by: str, why: str, wai
             fail(Exit.CONFIG, f"configuration error: {exc}")
         except TargetNotFound as exc:
             fail(Exit.NOT_FOUND, f"{kind.value} refused: {exc}")
+        except TargetNotAllowed as exc:
+            fail(Exit.INPUT, f"{kind.value} refused: {exc}")
         trading = bus.trading_process()
         if trading is None:
             click.echo(
