@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, ValidationError
 
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import FieldError
-from execledger.domain.signal import PositiveDecimal
+from execledger.domain.signal import _decimal_text as decimal_text
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -39,6 +40,21 @@ class CommandKind(StrEnum):
     CANCEL_ORDER = "cancel_order"  # cancel one working order (an entry or an exit; protective legs refuse)
     CLOSE_POSITION = "close_position"  # cancel a signal's entry and legs, then exit what is held at market
     RESOLVE_ORDER = "resolve_order"  # the venue lost an order: mark it canceled or filled by hand
+
+
+def _decimal(value: Any) -> Any:
+    """Text (the API, the CLI, the log) and JSON numbers follow the signal's rule (domain/signal.py): plain decimal
+    notation within 12 integer and 18 fraction digits, so "1e999999" is refused where it is issued instead of
+    becoming a million-digit price; a ``Decimal`` from a Python caller is bounded by the trading process."""
+    return value if isinstance(value, Decimal) else decimal_text(value)
+
+
+CommandDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    Field(gt=0, allow_inf_nan=False),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),  # read back as it was written
+]
 
 
 class _Payload(BaseModel):
@@ -69,10 +85,8 @@ class ClosePosition(_Payload):
 class ResolveOrder(_Payload):
     order: Ref  # an order id, a Kraken txid or a cl_ord_id
     resolution: Literal["canceled", "filled"]
-    # Plain decimal text within the signal's bounds (domain/signal.py): "1e999999" is refused, not stored as a
-    # price of a million digits that no read model could hold.
-    price: PositiveDecimal | None = None  # filled: at this price
-    quantity: PositiveDecimal | None = None  # filled: this much (default: all)
+    price: CommandDecimal | None = None  # filled: at this price
+    quantity: CommandDecimal | None = None  # filled: this much (default: all)
 
 
 PAYLOADS: dict[CommandKind, type[_Payload]] = {
@@ -178,12 +192,13 @@ class Command(Aggregate):
         errors += text_errors(payload, "")
         if errors:
             raise InvalidCommand(errors)
-        parsed = parse_payload(kind, payload)
+        recorded = parse_payload(kind, payload).model_dump(mode="json", exclude_none=True)
+        parse_payload(kind, recorded)  # what the trading process will read back must parse (a Decimal beyond bounds)
         return cls._create(
             cls.Issued,
             id=uuid.uuid4(),
             kind=CommandKind(kind).value,
-            payload=parsed.model_dump(mode="json", exclude_none=True),
+            payload=recorded,
             by=texts["by"],
             why=texts["why"],
             origin=origin,

@@ -9,6 +9,7 @@ C1) or a lone surrogate is refused naming the field: InvalidCommand, HTTP 422, C
 from __future__ import annotations
 
 import os
+from decimal import Decimal as D
 
 import pytest
 from click.testing import CliRunner
@@ -63,10 +64,15 @@ def test_too_long_by_and_why_are_refused_not_cut_short():
 
 
 def test_resolve_decimals_are_plain_text_within_bounds_and_read_back_the_same():
-    for bad in ("1e999999", "1E+5", "NaN", "Infinity", "-1", "0", "1_000", "1" * 13):
+    # Text as the API and the CLI give it, JSON numbers, and a Decimal beyond the bounds from a Python caller.
+    for bad in ("1e999999", "1E+5", "NaN", "Infinity", "-1", "0", "1_000", "1" * 13, 0.1, 70000, True, D("1E+30")):
         with pytest.raises(InvalidCommand) as info:
             issue(CommandKind.RESOLVE_ORDER, {"order": "O", "resolution": "filled", "price": bad})
         assert [e.field for e in info.value.errors] == ["price"], bad
+    assert (
+        issue(CommandKind.RESOLVE_ORDER, {"order": "O", "resolution": "filled", "price": D("70000.5")}).payload["price"]
+        == "70000.5"
+    )
     command = issue(CommandKind.RESOLVE_ORDER, {"order": "O", "resolution": "filled", "price": "0.00000001"})
     assert command.payload["price"] == "0.00000001"  # not "1E-8", which the trading process would then refuse
     assert str(command.parsed().price) == "1E-8"
