@@ -40,3 +40,15 @@ async def test_a_huge_decimal_in_a_resolve_is_a_422_naming_the_field(env, field)
         answer = await r.json()
         assert r.status == 422 and field in [e["field"] for e in answer["errors"]], (value[:20], answer)
     assert (env.lg.commands.recorder.max_notification_id() or 0) == before
+
+
+@pytest.mark.parametrize("value", ["0.0000001234", "0.000000000000000001", "123456789012.5", "1.10", "100"])
+def test_a_signal_reads_back_what_it_records(value):
+    """The trading process parses the signal the API recorded: str() wrote 0.0000001234 as "1.234E-7", which the
+    signal's own rule then refused ("not plain notation"), so a sub-1e-6 price was refused after it was accepted."""
+    from execledger.domain.signal import parse_signal
+
+    signal = parse_signal({**SIGNAL, "limit_price": value, "sl_price": None, "tp_price": None})
+    recorded = signal.model_dump(mode="json")
+    assert recorded["limit_price"] == value
+    assert parse_signal(recorded) == signal and parse_signal(recorded).fingerprint() == signal.fingerprint()
