@@ -107,31 +107,33 @@ class InvalidCommand(ValueError):
         super().__init__("invalid command: " + "; ".join(str(e) for e in errors))
 
 
-def control_character(text: str) -> str | None:
-    """A description of the first control character (or lone surrogate) in ``text``, or None when it has none."""
+def text_problem(text: str) -> tuple[str, str] | None:
+    """The rule and description of the first character of ``text`` a command may not hold, or None: a control
+    character, or a lone surrogate (a command line that was not UTF-8 arrives as U+DC80-U+DCFF, one per byte)."""
     found = _CONTROL.search(text)
     if found is None:
         return None
-    return f"U+{ord(found.group()):04X} at position {found.start()}"
+    code, at = ord(found.group()), found.start()
+    if 0xDC80 <= code <= 0xDCFF:
+        return "invalid_unicode", f"must be UTF-8 text (byte 0x{code - 0xDC00:02X} at position {at} is not)"
+    if 0xD800 <= code <= 0xDFFF:
+        return "invalid_unicode", f"must be valid Unicode (a lone surrogate U+{code:04X} at position {at})"
+    return "control_character", f"must not contain control characters (U+{code:04X} at position {at})"
 
 
 def text_errors(value: Any, field: str) -> list[FieldError]:
     """Every text in ``value`` (a string, or the keys and values of nested dicts and lists) that holds a control
-    character, each named by its path (``signal.tags.note``, ``payload.order``)."""
+    character or a lone surrogate, each named by its path (``signal.tags.note``, ``order``)."""
     errors: list[FieldError] = []
     if isinstance(value, str):
-        where = control_character(value)
-        if where is not None:
-            errors.append(FieldError(field, "control_character", f"must not contain control characters ({where})"))
+        if (problem := text_problem(value)) is not None:
+            errors.append(FieldError(field, *problem))
     elif isinstance(value, dict):
         for key, item in value.items():
             name = f"{field}.{key}" if field else str(key)
-            if isinstance(key, str) and (where := control_character(key)) is not None:
-                errors.append(
-                    FieldError(
-                        field or "payload", "control_character", f"a key must not contain control characters ({where})"
-                    )
-                )
+            if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                rule, message = problem
+                errors.append(FieldError(field or "payload", rule, f"a key {message}"))
                 name = f"{field}[{key!r}]" if field else repr(key)
             errors += text_errors(item, name)
     elif isinstance(value, list | tuple):

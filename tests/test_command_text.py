@@ -9,6 +9,7 @@ C1) or a lone surrogate is refused naming the field: InvalidCommand, HTTP 422, C
 from __future__ import annotations
 
 import os
+import subprocess
 from decimal import Decimal as D
 
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from execledger.domain.commands import MAX_BY, MAX_WHY, Command, CommandKind, InvalidCommand
 from execledger.infrastructure.cli import main
+from tests.faults.harness import EXECLEDGER
 from tests.test_api import SIGNAL, env  # noqa: F401 - the all-in-one API fixture
 
 BAD = ["\x00", "\x07", "\t", "\n", "\r", "\x1b[2J", "\x7f", "\x85", "\x9b", "\ud800", "\udfff"]
@@ -32,8 +34,11 @@ def test_by_and_why_refuse_control_characters(field, bad):
     with pytest.raises(InvalidCommand) as info:
         issue(**{field: f"x{bad}y"})
     [error] = info.value.errors
-    assert error.field == field and error.rule == "control_character"
-    assert f"U+{ord(bad[0]):04X} at position 1" in error.message
+    if bad[0] < "\ud800":
+        assert error.rule == "control_character" and f"U+{ord(bad[0]):04X} at position 1" in error.message
+    else:
+        assert error.rule == "invalid_unicode" and "at position 1" in error.message
+    assert error.field == field
 
 
 @pytest.mark.parametrize("bad", BAD, ids=lambda c: f"U+{ord(c[0]):04X}")
@@ -46,7 +51,7 @@ def test_every_text_of_a_payload_is_checked_nested_and_keys_included(bad):
         issue(CommandKind.SUBMIT_SIGNAL, {"signal": signal})
     fields = sorted(e.field for e in info.value.errors)
     assert fields == ["signal.tags", "signal.tags.note"], fields
-    assert all(e.rule == "control_character" for e in info.value.errors)
+    assert {e.rule for e in info.value.errors} == {"control_character" if bad < "\ud800" else "invalid_unicode"}
 
 
 @pytest.mark.parametrize("good", GOOD)
@@ -109,3 +114,16 @@ def test_the_cli_refuses_control_characters_with_exit_2_naming_the_option(tmp_pa
         result = CliRunner().invoke(main, args, env=environ)
         assert result.exit_code == 2 and option in result.output and "control characters" in result.output, args
     assert not (tmp_path / "data").exists()  # refused before the ledger was looked at
+
+
+def test_a_command_line_that_is_not_utf8_is_refused_naming_the_byte(tmp_path):
+    """A real process: argv bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape), which the
+    event store could not even encode (a traceback on main)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EXECLEDGER_")}
+    environ["EXECLEDGER_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [os.fsencode(EXECLEDGER), b"halt", b"--reason", b"caf\xe9"], env=environ, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"--reason: must be UTF-8 text (byte 0xE9 at position 3 is not)" in result.stderr
+    assert not (tmp_path / "data").exists()
