@@ -8,19 +8,29 @@ A command names who asked (``by``) and why: both are required, and both end up i
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, ValidationError
 
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import FieldError
+from execledger.domain.signal import _decimal_text as decimal_text
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+MAX_BY = 200  # characters of ``by`` (who), after stripping
+MAX_WHY = 500  # characters of ``why``, after stripping
+
+# Control characters (Unicode category Cc: C0, DEL, C1) and lone surrogates (Cs). A NUL cannot be stored in a
+# PostgreSQL text column (a read model that cannot store a row stops following the log), a lone surrogate cannot be
+# encoded as UTF-8 at all (the event store refuses it), and the others rewrite terminals and log lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class CommandKind(StrEnum):
@@ -30,6 +40,21 @@ class CommandKind(StrEnum):
     CANCEL_ORDER = "cancel_order"  # cancel one working order (an entry or an exit; protective legs refuse)
     CLOSE_POSITION = "close_position"  # cancel a signal's entry and legs, then exit what is held at market
     RESOLVE_ORDER = "resolve_order"  # the venue lost an order: mark it canceled or filled by hand
+
+
+def _decimal(value: Any) -> Any:
+    """Text (the API, the CLI, the log) and JSON numbers follow the signal's rule (domain/signal.py): plain decimal
+    notation within 12 integer and 18 fraction digits, so "1e999999" is refused where it is issued instead of
+    becoming a million-digit price; a ``Decimal`` from a Python caller is bounded by the trading process."""
+    return value if isinstance(value, Decimal) else decimal_text(value)
+
+
+CommandDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    Field(gt=0, allow_inf_nan=False),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),  # read back as it was written
+]
 
 
 class _Payload(BaseModel):
@@ -60,8 +85,8 @@ class ClosePosition(_Payload):
 class ResolveOrder(_Payload):
     order: Ref  # an order id, a Kraken txid or a cl_ord_id
     resolution: Literal["canceled", "filled"]
-    price: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: at this price
-    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None  # filled: this much (default: all)
+    price: CommandDecimal | None = None  # filled: at this price
+    quantity: CommandDecimal | None = None  # filled: this much (default: all)
 
 
 PAYLOADS: dict[CommandKind, type[_Payload]] = {
@@ -80,6 +105,41 @@ class InvalidCommand(ValueError):
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("invalid command: " + "; ".join(str(e) for e in errors))
+
+
+def text_problem(text: str) -> tuple[str, str] | None:
+    """The rule and description of the first character of ``text`` a command may not hold, or None: a control
+    character, or a lone surrogate (a command line that was not UTF-8 arrives as U+DC80-U+DCFF, one per byte)."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    code, at = ord(found.group()), found.start()
+    if 0xDC80 <= code <= 0xDCFF:
+        return "invalid_unicode", f"must be UTF-8 text (byte 0x{code - 0xDC00:02X} at position {at} is not)"
+    if 0xD800 <= code <= 0xDFFF:
+        return "invalid_unicode", f"must be valid Unicode (a lone surrogate U+{code:04X} at position {at})"
+    return "control_character", f"must not contain control characters (U+{code:04X} at position {at})"
+
+
+def text_errors(value: Any, field: str) -> list[FieldError]:
+    """Every text in ``value`` (a string, or the keys and values of nested dicts and lists) that holds a control
+    character or a lone surrogate, each named by its path (``signal.tags.note``, ``order``)."""
+    errors: list[FieldError] = []
+    if isinstance(value, str):
+        if (problem := text_problem(value)) is not None:
+            errors.append(FieldError(field, *problem))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else str(key)
+            if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                rule, message = problem
+                errors.append(FieldError(field or "payload", rule, f"a key {message}"))
+                name = f"{field}[{key!r}]" if field else repr(key)
+            errors += text_errors(item, name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            errors += text_errors(item, f"{field}.{i}" if field else str(i))
+    return errors
 
 
 def parse_payload(kind: CommandKind | str, payload: dict[str, Any]) -> _Payload:
@@ -114,22 +174,35 @@ class Command(Aggregate):
 
     @classmethod
     def issue(cls, *, kind: CommandKind, payload: dict[str, Any], by: str, why: str, origin: str) -> Command:
-        """Validate and record a command. ``by`` (who) and ``why`` are required: they become part of its reasons."""
+        """Validate and record a command. ``by`` (who, at most 200 characters) and ``why`` (at most 500) are
+        required: they become part of its reasons. No text of the command (``by``, ``why``, any text of the payload,
+        nested or a key) may hold a control character. Raises InvalidCommand naming every bad field; nothing is
+        shortened or changed silently."""
         errors = []
-        if not str(by).strip():
-            errors.append(FieldError("by", "required", "who issues the command"))
-        if not str(why).strip():
-            errors.append(FieldError("why", "required", "why the command is issued"))
+        texts: dict[str, str] = {}
+        for name, value, limit, what in (("by", by, MAX_BY, "who issues"), ("why", why, MAX_WHY, "why it is issued")):
+            if not isinstance(value, str):
+                errors.append(FieldError(name, "string_type", "must be text"))
+                continue
+            text = value.strip()
+            if not text:
+                errors.append(FieldError(name, "required", f"{what} the command"))
+            elif len(text) > limit:
+                errors.append(FieldError(name, "string_too_long", f"must be at most {limit} characters"))
+            errors += text_errors(text, name)
+            texts[name] = text
+        errors += text_errors(payload, "")
         if errors:
             raise InvalidCommand(errors)
-        parsed = parse_payload(kind, payload)
+        recorded = parse_payload(kind, payload).model_dump(mode="json", exclude_none=True)
+        parse_payload(kind, recorded)  # what the trading process will read back must parse (a Decimal beyond bounds)
         return cls._create(
             cls.Issued,
             id=uuid.uuid4(),
             kind=CommandKind(kind).value,
-            payload=parsed.model_dump(mode="json", exclude_none=True),
-            by=str(by).strip()[:200],
-            why=str(why).strip()[:500],
+            payload=recorded,
+            by=texts["by"],
+            why=texts["why"],
             origin=origin,
         )
 

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictFloat,
     StringConstraints,
     ValidationError,
@@ -80,6 +81,9 @@ PositiveDecimal = Annotated[
     Decimal,
     BeforeValidator(_decimal_text),
     Field(gt=0),
+    # As JSON, plain notation too: str() writes 0.0000001 as "1E-7", which this type would then refuse when the
+    # recorded command is read back (format "f" equals str() for every value str() writes without an exponent).
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["0.01"]}, mode="validation"),
 ]
 

@@ -5,11 +5,18 @@ process; a trading process elsewhere learns of it through PostgreSQL's NOTIFY or
 then waits, bounded, for the trading process's ``CommandReceipt``: resolved at once in-process (a unit-of-work
 listener), otherwise by reading the orders store with a short backoff. ``trading_process`` says whether a trading
 process holds the ledger's writer lock at all, so a caller can say "none is running" instead of waiting.
+
+When no trading process runs, a command is checked before it is recorded, since nobody would tell its issuer
+about a refusal until the next start: the ledger must be one a trading process has run on (``LedgerUnused``
+otherwise: a mistyped data dir or schema), and the order or signal a cancel, close or resolve names must be in it
+(``TargetNotFound``), and an order a cancel or resolve names must not have ended already (``TargetNotAllowed``).
+Nothing is recorded when a check fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -17,11 +24,33 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from execledger.domain.commands import Command, CommandKind, CommandReceipt
+from execledger.application.audit import resolve_order
+from execledger.application.ledger import OrderNotFound, entry_order_id
+from execledger.domain.commands import CancelOrder, ClosePosition, Command, CommandKind, CommandReceipt, ResolveOrder
+from execledger.domain.order import Order
 from execledger.infrastructure.bootstrap import Ledger, process_name
+from execledger.infrastructure.preflight import describe_ledger
 from execledger.infrastructure.writerlock import WriterLock
 
 log = logging.getLogger("execledger.commandbus")
+
+
+class LedgerUnused(RuntimeError):
+    """No trading process has ever run on this ledger and none runs now: a command recorded here would never be
+    carried out (the setting names the store, most likely mistyped). ``setting`` names it; nothing was recorded."""
+
+    def __init__(self, setting: str, message: str):
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class TargetNotFound(LookupError):
+    """The order or signal a command names is not in the ledger (checked while no trading process runs)."""
+
+
+class TargetNotAllowed(RuntimeError):
+    """The order a cancel or resolve names has already ended (canceled, filled, ...): the trading process would
+    refuse it, and an ended order never works again (checked while no trading process runs)."""
 
 
 class CommandBus:
@@ -36,12 +65,84 @@ class CommandBus:
             ledger.engine.uow.add_listener(self._on_commit)
 
     def issue(self, kind: CommandKind, payload: dict[str, Any], *, by: str, why: str) -> Command:
-        """Record a command (raises InvalidCommand naming the field); the trading process carries it out."""
+        """Record a command; the trading process carries it out. Raises InvalidCommand naming the field, and, when
+        no trading process runs, LedgerUnused or TargetNotFound (see ``check``); nothing is recorded then."""
         command = Command.issue(kind=kind, payload=payload, by=by, why=why, origin=self.origin)
+        self.record(command)
+        return command
+
+    def record(self, command: Command) -> None:
+        """Record an issued (validated) command, checked first when no trading process runs."""
+        if self.local_trading is None and self.trading_process() is None:
+            self.check(command)
         self.ledger.commands.save(command)
         if self.local_trading is not None:
             self.local_trading.commands_waiting()
-        return command
+
+    def check(self, command: Command) -> None:
+        """What the trading process would find only at its next start: raises LedgerUnused when no trading process
+        has ever run on this ledger, TargetNotFound when the order (order id, Kraken txid or cl_ord_id) or the signal
+        (signal id, or any id of one of its orders) a cancel, resolve or close names is not in it, TargetNotAllowed
+        when the order a cancel or resolve names has ended."""
+        if not self.ledger_in_use():
+            setting, where = describe_ledger(self.ledger.settings)
+            raise LedgerUnused(
+                setting,
+                f"no trading process has ever run on the ledger at {where}: the {command.kind.value} was not "
+                f"recorded (is {setting} the one the trading process uses?)",
+            )
+        payload = command.parsed()
+        if isinstance(payload, CancelOrder | ResolveOrder):
+            order = self.find_order(payload.order)
+            if order is None:
+                raise TargetNotFound(
+                    f"no order {payload.order!r} in this ledger: the {command.kind.value} was not recorded"
+                )
+            if order.is_terminal:  # what TradingControl refuses, and an ended order stays ended
+                raise TargetNotAllowed(
+                    f"the order {payload.order!r} is already {order.state.value}: the {command.kind.value} was not "
+                    "recorded"
+                )
+        if isinstance(payload, ClosePosition) and self.find_signal_entry(payload.signal_id) is None:
+            raise TargetNotFound(
+                f"no signal {payload.signal_id!r} in this ledger: the {command.kind.value} was not recorded"
+            )
+
+    def ledger_in_use(self) -> bool:
+        """A trading process has run on this ledger: its log holds events, or its writer lock left its trace."""
+        return (self.ledger.app.recorder.max_notification_id() or 0) > 0 or WriterLock(
+            self.ledger.settings
+        ).has_been_held()
+
+    def find_order(self, ref: str) -> Order | None:
+        """The order the trading process would find for ``ref``: its order id, Kraken txid or cl_ord_id, exactly
+        (``OrderIndex.resolve``). The read models answer first; the log is scanned only while they lag."""
+        ref = ref.strip()
+        order = None
+        with contextlib.suppress(ValueError):
+            order = self.ledger.ledger.find(UUID(ref))
+        if order is None:
+            found = self.ledger.queries.find_order_id(ref)
+            if found is not None:
+                order = self.ledger.ledger.find(UUID(found))
+            elif self.ledger.projector.lag() > 0:
+                try:
+                    order = resolve_order(self.ledger.ledger, ref)
+                except OrderNotFound:
+                    order = None
+        if order is None or ref not in (str(order.id), order.txid, order.cl_ord_id):
+            return None
+        return order
+
+    def find_signal_entry(self, ref: str) -> Order | None:
+        """What ``close`` acts on: the entry of signal ``ref``, else of the order ``ref`` names (any of its ids)."""
+        entry = self.ledger.ledger.find(entry_order_id(ref.strip()))
+        if entry is not None:
+            return entry
+        order = self.find_order(ref)
+        if order is None:
+            return None
+        return order if order.parent_id is None else self.ledger.ledger.find(order.parent_id)
 
     def find_receipt(self, command_id: UUID) -> CommandReceipt | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from execledger.application.orders_app import CommandsApp, OrdersApp
 from execledger.infrastructure.settings import Settings
@@ -30,8 +30,16 @@ class PostgresTarget:
         return f"postgresql://{auth}{self.host}:{self.port}/{self.dbname}{schema}"
 
 
+SUPPORTED_QUERY = ("schema",)
+
+
 def parse_postgres_url(url: str) -> PostgresTarget:
-    """Parse ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``."""
+    """Parse ``postgresql://user[:password]@host[:port]/dbname[?schema=name]``.
+
+    Every query parameter but ``schema`` is refused (StoreConfigError naming it, never its value): the others were
+    silently ignored by some connections and honoured by none consistently (``?options=-csearch_path=other`` ran a
+    second trading process beside the first), and nothing else may decide which database or schema a process
+    writes. ``schema`` must appear at most once, be non-empty, and be letters, digits and underscores."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
         raise StoreConfigError(f"EXECLEDGER_DATABASE_URL must start with postgresql://, got scheme {parts.scheme!r}")
@@ -40,7 +48,22 @@ def parse_postgres_url(url: str) -> PostgresTarget:
         raise StoreConfigError(
             "EXECLEDGER_DATABASE_URL names no database (expected postgresql://user@host:port/dbname)"
         )
-    schema = parse_qs(parts.query).get("schema", [""])[0]
+    if parts.fragment:
+        raise StoreConfigError("EXECLEDGER_DATABASE_URL has a #fragment, which means nothing to a database URL")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    unknown = sorted({name for name, _value in query if name not in SUPPORTED_QUERY})
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown)  # names only: a value may be a password
+        raise StoreConfigError(
+            f"EXECLEDGER_DATABASE_URL has the query parameter {named}, which execledger does not support: only "
+            "?schema=name (a parameter that was ignored could point connections at another database or schema)"
+        )
+    schemas = [value for name, value in query if name == "schema"]
+    if len(schemas) > 1:
+        raise StoreConfigError("EXECLEDGER_DATABASE_URL gives ?schema= more than once")
+    if schemas and not schemas[0]:
+        raise StoreConfigError("EXECLEDGER_DATABASE_URL has an empty ?schema= (leave it out for the default schema)")
+    schema = schemas[0] if schemas else ""
     if schema and not schema.replace("_", "").isalnum():
         raise StoreConfigError(f"schema {schema!r} must be letters, digits and underscores")
     return PostgresTarget(

@@ -9,7 +9,11 @@ projection lag); ``snapshot()`` freezes it into a ``HealthSnapshot`` and ``asses
   ``deadman_margin_s`` (its refresh is failing, and Kraken will cancel every resting order: REFERENCE.md,
   CancelAllOrdersAfter, fixture ``rest_cancel_all_orders_after_official_example.json``).
 - ``degraded`` (HTTP 200): the executions stream is down or silent (REST polling covers it), reconciliation is
-  overdue, or the read models lag.
+  overdue, the read models lag, the read models cannot apply a batch (the error, where they stopped and how far
+  behind they are, from ``projection_failures``, whichever process runs them), or an operator command has waited
+  more than ``pending_command_age_s`` to be carried out (a halt recorded while no trading process runs: the mode
+  still says ``running`` until one starts; ``trading.pending_commands`` gives the count and the oldest's kind and
+  age).
 - ``ok`` otherwise. A HALT is reported (mode, who, why) but is not unhealthy: it is the operator's decision, and a
   halted service still manages exits, so an orchestrator must not restart it.
 
@@ -34,6 +38,20 @@ class HealthLimits:
     stream_silence_s: float = 30.0  # Kraken sends a heartbeat every second; 30 s of nothing is a dead stream
     reconciliation_overdue_s: float = 180.0  # three missed 60 s rounds
     projection_lag_max: int = 1000  # notifications
+    pending_command_age_s: float = 10.0  # a running trading process carries a command out within milliseconds
+
+
+@dataclass(frozen=True)
+class PendingCommands:
+    """Operator commands recorded but not yet carried out by a trading process."""
+
+    count: int  # counted up to COUNT_LIMIT
+    oldest_id: str | None
+    oldest_kind: str | None
+    oldest_by: str | None
+    oldest_at: datetime | None
+
+    COUNT_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class HealthSnapshot:
     projection_lag: int | None
     projection_position: int | None
     trading_process: str | None = None  # who holds the writer lock (the trading process), if known
+    pending_commands: PendingCommands | None = None  # None: not known in this process
+    projection_failure: dict[str, Any] | None = None  # the batch the read models cannot apply (position, error, ...)
 
 
 @dataclass(frozen=True)
@@ -103,8 +123,24 @@ def assess(s: HealthSnapshot, limits: HealthLimits | None = None) -> Assessment:
             overdue = _age(s.at, v.last_reconciliation_at) or 0.0
             if overdue > limits.reconciliation_overdue_s:
                 warnings.append(f"last reconciliation {overdue:.0f}s ago")
-    if s.projection_lag is not None and s.projection_lag > limits.projection_lag_max:
+    if s.projection_failure is not None:
+        f = s.projection_failure
+        behind = "" if s.projection_lag is None else f" ({s.projection_lag} events behind)"
+        warnings.append(
+            f"the read models cannot apply the events after position {f['position']}{behind}: {f['error']} "
+            f"({f['attempts']} attempts)"
+        )
+    elif s.projection_lag is not None and s.projection_lag > limits.projection_lag_max:
         warnings.append(f"the read models are {s.projection_lag} events behind")
+    p = s.pending_commands
+    if p is not None and p.count and p.oldest_at is not None:
+        waited = _age(s.at, p.oldest_at) or 0.0
+        if waited > limits.pending_command_age_s:
+            who = "no trading process is running" if not s.trading_process else f"{s.trading_process} has not read it"
+            more = f" ({p.count} waiting)" if p.count > 1 else ""
+            warnings.append(
+                f"the {p.oldest_kind} recorded by {p.oldest_by} {waited:.0f}s ago is not carried out yet{more}: {who}"
+            )
     status: Status = "unavailable" if problems else "degraded" if warnings else "ok"
     return Assessment(status, not problems, problems, warnings)
 
@@ -140,10 +176,35 @@ def health_body(s: HealthSnapshot, a: Assessment) -> dict[str, Any]:
             "why": s.mode_why,
             "recovered": s.recovered,
             "process": s.trading_process,
+            "pending_commands": _pending_body(s.at, s.pending_commands),
         },
         "venue": venue,
         "projection_lag": s.projection_lag,
         "projection_position": s.projection_position,
+        "projection_failure": _failure_body(s.projection_failure),
+    }
+
+
+def _pending_body(now: datetime, p: PendingCommands | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    oldest = None
+    if p.oldest_id is not None:
+        oldest = {"command_id": p.oldest_id, "kind": p.oldest_kind, "by": p.oldest_by, "age_s": _age(now, p.oldest_at)}
+    return {"count": p.count, "oldest": oldest}
+
+
+def _failure_body(f: dict[str, Any] | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    failed_at = f["failed_at"]
+    if failed_at is not None and failed_at.tzinfo is None:
+        failed_at = failed_at.replace(tzinfo=UTC)
+    return {
+        "position": f["position"],
+        "error": f["error"],
+        "failed_at": failed_at.isoformat() if failed_at else None,
+        "attempts": f["attempts"],
     }
 
 
@@ -168,6 +229,7 @@ class HealthMonitor:
         service: Any = None,
         exchange: Any = None,
         process: Callable[[], str | None] | None = None,
+        pending: Callable[[], PendingCommands | None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         limits: HealthLimits | None = None,
     ):
@@ -179,6 +241,7 @@ class HealthMonitor:
         self.service = service
         self.exchange = exchange
         self.process = process
+        self.pending = pending  # reader of the commands not yet carried out (``pending_commands``)
         self.clock = clock
         self.limits = limits or HealthLimits()
         self.breaker = "closed"
@@ -221,9 +284,10 @@ class HealthMonitor:
     def snapshot(self) -> HealthSnapshot:
         state = self.trading_state() if self.trading_state else None
         now = self.clock()
-        lag = position = None
+        lag = position = failure = None
         if self.projection is not None:
             lag, position = self.projection.lag(), self.projection.position()
+            failure = self.projection.failure() if hasattr(self.projection, "failure") else None
         if self.recovered is not None:
             recovered: bool | None = self.recovered()
         elif self.service is not None:
@@ -241,6 +305,8 @@ class HealthMonitor:
             projection_lag=lag,
             projection_position=position,
             trading_process=self.process() if self.process else None,
+            pending_commands=self.pending() if self.pending else None,
+            projection_failure=failure,
         )
 
     def assess(self) -> tuple[HealthSnapshot, Assessment]:
@@ -250,6 +316,28 @@ class HealthMonitor:
 
 def snapshot_dict(s: HealthSnapshot) -> dict[str, Any]:
     return asdict(s)
+
+
+def pending_commands(orders: Any, commands: Any) -> Callable[[], PendingCommands]:
+    """A reader of the commands recorded in ``commands`` (the CommandsApp) after the last one the trading process
+    carried out (its tracking position in ``orders``, the OrdersApp): read again at every call, from any process."""
+    from execledger.application.orders_app import COMMANDS
+
+    def read() -> PendingCommands:
+        done = orders.recorder.max_tracking_id(COMMANDS) or 0
+        waiting = commands.recorder.select_notifications(start=done + 1, limit=PendingCommands.COUNT_LIMIT)
+        if not waiting:
+            return PendingCommands(0, None, None, None, None)
+        issued = commands.mapper.to_domain_event(waiting[0])
+        return PendingCommands(
+            count=len(waiting),
+            oldest_id=str(issued.originator_id),
+            oldest_kind=getattr(issued, "kind", None),
+            oldest_by=getattr(issued, "by", None),
+            oldest_at=issued.timestamp,
+        )
+
+    return read
 
 
 def stored_trading_state(app: Any) -> Callable[[], Any]:

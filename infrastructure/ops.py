@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from execledger.infrastructure.eventlog import EventLogger
-from execledger.infrastructure.health import HealthMonitor, stored_trading_state
+from execledger.infrastructure.health import HealthMonitor, pending_commands, stored_trading_state
 from execledger.infrastructure.metrics import Metrics
 
 log = logging.getLogger("execledger.ops")
@@ -31,7 +31,13 @@ class OperatorSurface:
         others it is read from the store at each look (never trusted from start-up)."""
         engine = lg.engine
         state = (lambda: engine.control.state) if trading else stored_trading_state(lg.app)
-        health = HealthMonitor(role=role, trading_state=state, projection=lg.projector, trades=trading)
+        health = HealthMonitor(
+            role=role,
+            trading_state=state,
+            projection=lg.projector,
+            trades=trading,
+            pending=pending_commands(lg.app, lg.commands),
+        )
         metrics = Metrics(pairs=lg.pairs, health=health, order_counts=lg.queries.order_counts)
         events = EventLogger(lg.pairs)
         if trading:  # only the writer commits decisions

@@ -129,6 +129,20 @@ class LedgerLocation:
     exists: bool
 
 
+def describe_ledger(settings: Settings) -> tuple[str, str]:
+    """The setting that selects the ledger and where it points (the data dir, or the redacted URL and schema),
+    for messages; connects to nothing."""
+    if settings.database_url is None:
+        return env_name("data_dir"), str(Path(settings.data_dir).absolute())
+    from execledger.infrastructure.eventstore import StoreConfigError, parse_postgres_url
+
+    try:
+        target = parse_postgres_url(settings.database_url.get_secret_value())
+    except StoreConfigError:
+        return env_name("database_url"), "an unusable URL"
+    return env_name("database_url"), f"{target.redacted()} (schema {target.schema or 'public'})"
+
+
 def check_store(settings: Settings) -> None:
     """SQLite: the data directory is (or can be made) a writable directory. PostgreSQL: the URL parses and the
     server answers. Creates nothing."""
@@ -148,7 +162,7 @@ def ledger_location(settings: Settings) -> LedgerLocation:
         if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise ConfigError(name, f"{existing or data_dir} is not writable by this user")
         store = data_dir / f"{OrdersApp.name.lower()}.sqlite"
-        return LedgerLocation(str(store), store.is_file())
+        return LedgerLocation(str(store.absolute()), store.is_file())  # absolute: the cwd may be the mistake
     return _postgres_location(settings, f"{OrdersApp.name.lower()}_events")
 
 

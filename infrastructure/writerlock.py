@@ -6,7 +6,12 @@ refused just the same.
 
 SQLite: an exclusive ``flock`` on ``execledger-writer.lock`` in the data dir (released by the kernel if the
 process dies); the file names the holder. PostgreSQL: a session-level advisory lock, named after the schema, held
-on a dedicated connection (released when that session ends).
+on a dedicated connection (released when that session ends); the holder is named in the row of the schema's
+``execledger_writer`` table that carries that session's backend pid (and in the session's ``application_name``).
+
+Both leave a trace that outlives the process (the lock file; the ``execledger_writer`` row): ``has_been_held``
+tells an operator command that a trading process has run on this ledger, so a command aimed at a ledger nobody
+trades on (a mistyped data dir or schema) is refused instead of recorded where nothing will ever read it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from execledger.infrastructure.eventstore import parse_postgres_url
 from execledger.infrastructure.settings import Settings
 
 LOCK_NAME = "execledger-writer"
+WRITER_TABLE = "execledger_writer"  # PostgreSQL: one row, the last holder of the lock (pid, host, since)
 
 
 _HOLDER_QUERY = (
-    "SELECT a.client_addr, a.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+    "SELECT a.application_name, a.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
     "WHERE l.locktype = 'advisory' AND l.granted "
     "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s::bigint & x'FFFFFFFFFFFFFFFF'::bigint"
 )
@@ -41,6 +47,7 @@ class WriterLockHeld(RuntimeError):
 
 
 def holder_description() -> str:
+    """How the lock names its holder: the trading process itself (``pid 4242 on host-1 since 2026-...Z``)."""
     return f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
@@ -82,10 +89,26 @@ class WriterLock:
                 return None
             finally:
                 os.close(fd)
+        t = parse_postgres_url(self.settings.database_url.get_secret_value())
+        with self._connect(t) as conn:
+            return self._pg_holder(conn, t)
+
+    def has_been_held(self) -> bool:
+        """Whether a trading process has ever taken this ledger's writer lock (it may not run now). Creates
+        nothing: SQLite looks for the lock file, PostgreSQL for the ``execledger_writer`` row of the schema."""
+        if self.settings.database_url is None:
+            return self._file().is_file()
+        t = parse_postgres_url(self.settings.database_url.get_secret_value())
+        with self._connect(t) as conn:
+            if not self._writer_table_exists(conn, t.schema):
+                return False
+            return conn.execute(self._sql("SELECT 1 FROM {} LIMIT 1", t.schema)).fetchone() is not None
+
+    @staticmethod
+    def _connect(t, **extra):
         import psycopg
 
-        t = parse_postgres_url(self.settings.database_url.get_secret_value())
-        with psycopg.connect(
+        return psycopg.connect(
             host=t.host,
             port=t.port,
             dbname=t.dbname,
@@ -93,9 +116,36 @@ class WriterLock:
             password=t.password,
             autocommit=True,
             connect_timeout=5,
-        ) as conn:
-            row = conn.execute(_HOLDER_QUERY, (self._lock_id(t.schema),)).fetchone()
-        return f"backend pid {row[1]} since {row[2]:%Y-%m-%dT%H:%M:%SZ}" if row else None
+            **extra,
+        )
+
+    @staticmethod
+    def _sql(template: str, schema: str):
+        from psycopg import sql
+
+        name = sql.Identifier(schema, WRITER_TABLE) if schema else sql.Identifier(WRITER_TABLE)
+        return sql.SQL(template).format(name)
+
+    @staticmethod
+    def _writer_table_exists(conn, schema: str) -> bool:
+        qualified = f'"{schema}".{WRITER_TABLE}' if schema else WRITER_TABLE  # schema: letters, digits, _ only
+        return conn.execute("SELECT to_regclass(%s)", (qualified,)).fetchone()[0] is not None
+
+    def _pg_holder(self, conn, t) -> str | None:
+        """The trading process holding the lock, as it named itself in ``execledger_writer``; a holder that wrote no
+        row (an older version) by its session's application name and start."""
+        row = conn.execute(_HOLDER_QUERY, (self._lock_id(t.schema),)).fetchone()
+        if row is None:
+            return None
+        application_name, backend_pid, backend_start = row
+        if self._writer_table_exists(conn, t.schema):
+            query = self._sql("SELECT holder FROM {} WHERE backend_pid = %s", t.schema)
+            named = conn.execute(query, (backend_pid,)).fetchone()
+            if named is not None:
+                return named[0]
+        if application_name and application_name.startswith(f"{LOCK_NAME} "):
+            return application_name.removeprefix(f"{LOCK_NAME} ")
+        return f"a session of PostgreSQL (backend pid {backend_pid}) since {backend_start:%Y-%m-%dT%H:%M:%SZ}"
 
     @staticmethod
     def _lock_id(schema: str) -> int:
@@ -130,29 +180,44 @@ class WriterLock:
         self._fd = fd
 
     def _acquire_postgres(self) -> None:
-        import psycopg
+        from execledger.infrastructure.eventstore import prepare_database
 
         t = parse_postgres_url(self.settings.database_url.get_secret_value())
-        conn = psycopg.connect(
-            host=t.host,
-            port=t.port,
-            dbname=t.dbname,
-            user=t.user,
-            password=t.password,
-            autocommit=True,
-            connect_timeout=5,
-            application_name=LOCK_NAME,
-        )
+        me = holder_description()
+        # application_name: PostgreSQL keeps 63 bytes of it; the full description goes in the execledger_writer row.
+        conn = self._connect(t, application_name=f"{LOCK_NAME} {me}".encode()[:63].decode(errors="ignore"))
         lock_id = self._lock_id(t.schema)
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()[0]:
-            holder = conn.execute(_HOLDER_QUERY, (lock_id,)).fetchone()
-            conn.close()
-            who = f"backend pid {holder[1]} since {holder[2]:%Y-%m-%dT%H:%M:%SZ}" if holder else "another session"
+            try:
+                who = self._pg_holder(conn, t) or "another session"
+            finally:
+                conn.close()
             raise WriterLockHeld(
                 f"another execledger trading process ({who}) holds the writer lock of the ledger in {self.where}; "
                 f"refusing to start a second writer",
                 who,
             )
+        try:
+            prepare_database(t)  # the trading process creates the ledger's schema (nothing else may)
+            conn.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, holder text NOT NULL, "
+                    "backend_pid integer NOT NULL, since timestamptz NOT NULL)",
+                    t.schema,
+                )
+            )
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {} (name, holder, backend_pid, since) VALUES ('writer', %s, pg_backend_pid(), now()) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, backend_pid = excluded.backend_pid, "
+                    "since = excluded.since",
+                    t.schema,
+                ),
+                (me,),
+            )
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     def release(self) -> None:

@@ -49,6 +49,10 @@ async def test_cli_halt_reaches_the_running_service_and_resume_lets_entries_thro
 
 async def test_commands_recorded_while_no_trading_process_runs_apply_at_its_start(tmp_path, settings):
     async with Deployment(tmp_path, settings) as d:
+        never_started = d.cli("halt", "--reason", "before start", "--by", "bob")
+        assert never_started.returncode == 3 and "no ledger at" in never_started.stderr  # nothing trades there yet
+        first, _ = await d.service("first start")
+        assert await first.terminate() == 0
         halt = d.cli("halt", "--reason", "before start", "--by", "bob")
         assert halt.returncode == 0 and "no trading process is running" in halt.stdout, halt.stderr
         proc, api = await d.service("service")

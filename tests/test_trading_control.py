@@ -13,6 +13,7 @@ from execledger.domain.position import position_of
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import build_trading, open_ledger
 from execledger.infrastructure.commandbus import CommandBus
+from execledger.infrastructure.writerlock import WriterLock
 from tests.fakes import FakeExchange
 from tests.harness import Harness
 
@@ -122,7 +123,8 @@ async def test_resolve_rounds_and_bounds_what_it_records(h):
 
 
 async def test_a_command_from_the_log_is_carried_out_exactly_once_with_its_receipt(settings, clock):
-    with open_ledger(settings, clock=clock) as lg:
+    # The trading process holds the writer lock, so another process's bus records without checking first.
+    with WriterLock(settings), open_ledger(settings, clock=clock) as lg:
         trading = build_trading(lg, FakeExchange(clock))
         bus = CommandBus(lg, role="test")
         halt = bus.issue(CommandKind.HALT, {"cancel_entries": False}, by="alice", why="incident")

@@ -3,7 +3,10 @@
 Outcome -> status: applied or unchanged 200; refused: invalid 422, conflict 409, halted 423, not found 404, not
 allowed 409, stale 409, busy 503 (with Retry-After). When no trading process runs, the command is still recorded
 (it is carried out when one starts) and the answer is 202 saying so; when one runs but has not answered within
-the wait, 202 with the command id.
+the wait, 202 with the command id. While none runs, what the trading process would refuse only at its start is
+refused at once and nothing is recorded: a ledger no trading process has ever run on (409, ``refusal:
+no_ledger``, naming the setting and where it points), an order or signal that is not in the ledger (404) and
+an order a cancel or resolve names that has already ended (409, ``refusal: not_allowed``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from aiohttp import web
 from execledger.domain.commands import Command, CommandKind, CommandReceipt, InvalidCommand, Outcome, Refusal
 from execledger.infrastructure.api.context import ApiContext
 from execledger.infrastructure.api.jsonio import error_response, json_response
+from execledger.infrastructure.commandbus import LedgerUnused, TargetNotAllowed, TargetNotFound
+
+# How the command's fields are spelled in the request body.
+BODY_FIELDS = {"why": "reason", "resolution": "as"}
 
 REFUSAL_STATUS = {
     Refusal.INVALID: 422,
@@ -64,7 +71,17 @@ async def issue_and_wait(
     try:
         command = ctx.bus.issue(kind, payload, by=by, why=why)
     except InvalidCommand as exc:
-        return error_response(422, "invalid command", errors=[e.__dict__ for e in exc.errors])
+        if kind is CommandKind.SUBMIT_SIGNAL:  # the body is the signal: name its fields as the signal's own errors do
+            errors = [{**e.__dict__, "field": e.field.removeprefix("signal.")} for e in exc.errors]
+            return error_response(422, "invalid signal", errors=errors)
+        errors = [{**e.__dict__, "field": BODY_FIELDS.get(e.field, e.field)} for e in exc.errors]
+        return error_response(422, "invalid command", errors=errors)
+    except LedgerUnused as exc:
+        return error_response(409, str(exc), refusal="no_ledger", setting=exc.setting)
+    except TargetNotFound as exc:
+        return error_response(404, str(exc), refusal=Refusal.NOT_FOUND.value)
+    except TargetNotAllowed as exc:
+        return error_response(409, str(exc), refusal=Refusal.NOT_ALLOWED.value)
     trading = ctx.bus.trading_process()
     receipt = await ctx.bus.receipt(command.id, ctx.receipt_timeout_s if trading is not None else 0)
     return command, receipt, trading

@@ -1,7 +1,9 @@
 """Health, liveness, readiness and metrics routes.
 
 - ``GET /v1/health``: the full picture (``health.health_body``); 200 when the service can trade (``ok`` or
-  ``degraded``), 503 when it cannot (``unavailable``).
+  ``degraded``), 503 when it cannot (``unavailable``). It names the trading process itself (``pid 4242 on host-1
+  since ...``, as its writer lock records it), the operator commands recorded but not yet carried out, and a batch
+  the read models cannot apply.
 - ``GET /v1/health/live``: 200 while the process answers (an orchestrator restarts it otherwise).
 - ``GET /v1/health/ready``: 200 when it can do its job (trading roles: can trade; the api role: the store
   answers), else 503 with the reasons; take it out of rotation, do not restart it.
@@ -21,7 +23,7 @@ from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.jsonio import json_response
 from execledger.infrastructure.api.ops_models import HealthResponse, LiveResponse, ReadyResponse
 from execledger.infrastructure.api.routes import Route
-from execledger.infrastructure.health import HealthMonitor, health_body
+from execledger.infrastructure.health import HealthMonitor, health_body, pending_commands
 from execledger.infrastructure.metrics import Metrics
 
 
@@ -35,6 +37,7 @@ def monitor_of(ctx: ApiContext) -> HealthMonitor:
             service=ctx.service,
             trades=ctx.service is not None,
             process=ctx.bus.trading_process if ctx.bus is not None else None,
+            pending=pending_commands(ctx.ledger.app, ctx.ledger.commands),
         )
     return ctx.health
 

@@ -36,12 +36,36 @@ class VenueHealthBody(_Model):
     last_reconciliation: ReconciliationHealth
 
 
+class PendingCommand(_Model):
+    command_id: str
+    kind: str | None
+    by: str | None
+    age_s: float | None
+
+
+class PendingCommandsBody(_Model):
+    """Operator commands recorded but not yet carried out (counted up to 1000), and the oldest of them."""
+
+    count: int
+    oldest: PendingCommand | None
+
+
 class TradingHealth(_Model):
     mode: str
     by: str
     why: str
     recovered: bool | None
-    process: str | None
+    process: str | None = Field(description="the trading process holding the writer lock: pid, host, since")
+    pending_commands: PendingCommandsBody | None = None
+
+
+class ProjectionFailureBody(_Model):
+    """The batch the read models cannot apply: they stopped at ``position``."""
+
+    position: int
+    error: str
+    failed_at: str | None
+    attempts: int
 
 
 class HealthResponse(_Model):
@@ -57,6 +81,7 @@ class HealthResponse(_Model):
     venue: VenueHealthBody | None
     projection_lag: int | None
     projection_position: int | None
+    projection_failure: ProjectionFailureBody | None = None
 
 
 class ReadyResponse(_Model):

@@ -6,9 +6,13 @@ audit, state, replay, projections) and ``trading`` (the operator commands that g
 
 from __future__ import annotations
 
-import os
+from execledger.infrastructure.cli import early
 
-import click
+early.take_early()  # first: `run` and `simulator` must not lose a SIGINT/SIGTERM sent during the imports below
+
+import os  # noqa: E402
+
+import click  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

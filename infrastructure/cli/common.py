@@ -22,7 +22,7 @@ def load() -> Settings:
         fail(Exit.CONFIG, f"configuration error: {exc}")
 
 
-def open_or_exit(settings: Settings, *, must_exist: bool = True) -> Ledger:
+def open_or_exit(settings: Settings, *, must_exist: bool = True, missing_note: str = "nothing was created") -> Ledger:
     """The ledger, opened. A command that acts on an existing ledger (reports, audit, replay, operator commands)
     refuses a missing one with exit 3 naming where it looked, instead of creating an empty one: a mistyped
     EXECLEDGER_DATA_DIR must not read as "no orders"."""
@@ -31,7 +31,7 @@ def open_or_exit(settings: Settings, *, must_exist: bool = True) -> Ledger:
             where = ledger_location(settings)
             if not where.exists:
                 setting = "EXECLEDGER_DATA_DIR" if settings.database_url is None else "EXECLEDGER_DATABASE_URL"
-                fail(Exit.CONFIG, f"configuration error: {setting}: no ledger at {where.where} (nothing was created)")
+                fail(Exit.CONFIG, f"configuration error: {setting}: no ledger at {where.where} ({missing_note})")
         return open_ledger(settings)
     except ConfigError as exc:
         fail(Exit.CONFIG, f"configuration error: {exc}")

@@ -6,6 +6,7 @@ import errno
 
 import click
 
+from execledger.infrastructure.cli import early
 from execledger.infrastructure.cli.common import load
 from execledger.infrastructure.cli.exits import Exit, fail
 from execledger.infrastructure.eventstore import StoreConfigError, StoreUnreachable
@@ -72,7 +73,6 @@ def register(main: click.Group) -> None:
 
         Every Spot pair is listed; Kraken's limits are on at the Starter tier unless --tier says otherwise."""
         import asyncio
-        import signal
         from decimal import Decimal
 
         from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret
@@ -108,34 +108,35 @@ def register(main: click.Group) -> None:
 
         async def serve() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            # Explicit handlers: a process started from a background job inherits SIGINT as *ignored*, and then
-            # Python's default KeyboardInterrupt never comes (seen in CI); SIGTERM stops it cleanly too.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            sim = KrakenSimulator(
-                host=host,
-                port=port,
-                key=key,
-                secret=secret,
-                seed=seed,
-                fill_fractions=fractions,
-                tier=None if tier == "none" else tier,
-            )
-            for pair, path in tape_map.items():
-                if sim.find_pair(pair) is None:
-                    raise click.BadParameter(f"unknown pair {pair!r}", param_hint="--tape")
-                sim.play_tape(pair, path, speed)
-            async with sim:
-                click.echo(
-                    f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  public WS {sim.public_ws_url}  "
-                    f"controls {sim.rest_url}/_sim/  tier {tier}",
-                    err=True,
+            # A process started from a background job inherits SIGINT as *ignored* (seen in CI): the signals are
+            # taken from the first moment (early.py) and handed to this loop, and SIGTERM stops it cleanly too.
+            with early.signals_to(asyncio.get_running_loop(), stop.set):
+                if stop.is_set():
+                    return  # signalled while starting: start nothing
+                sim = KrakenSimulator(
+                    host=host,
+                    port=port,
+                    key=key,
+                    secret=secret,
+                    seed=seed,
+                    fill_fractions=fractions,
+                    tier=None if tier == "none" else tier,
                 )
-                await stop.wait()
+                for pair, path in tape_map.items():
+                    if sim.find_pair(pair) is None:
+                        raise click.BadParameter(f"unknown pair {pair!r}", param_hint="--tape")
+                    sim.play_tape(pair, path, speed)
+                async with sim:
+                    click.echo(
+                        f"Kraken simulator: REST {sim.rest_url}  WS {sim.ws_url}  public WS {sim.public_ws_url}  "
+                        f"controls {sim.rest_url}/_sim/  tier {tier}",
+                        err=True,
+                    )
+                    await stop.wait()
 
-        asyncio.run(serve())
-        click.echo("simulator stopped", err=True)
+        if not early.stop_requested():
+            asyncio.run(serve())
+        click.echo(_stopped("simulator"), err=True)
 
     @main.command()
     @click.option(
@@ -159,7 +160,6 @@ def register(main: click.Group) -> None:
         Without EXECLEDGER_KRAKEN_URL it trades against the built-in simulator (no keys); with --paper that
         simulator fills at live prices from Kraken's public feed."""
         import asyncio
-        import signal
 
         from execledger.infrastructure.runner import Role, run_service
         from execledger.infrastructure.simulator.embedded import PaperConfigError, check_paper
@@ -173,10 +173,13 @@ def register(main: click.Group) -> None:
         try:
             check_paper(settings)
             check_service(settings, role)
-            if role in ROLES_THAT_TRADE and settings.kraken_url:
-                warning = asyncio.run(check_online(settings, strict=False))
+            if role in ROLES_THAT_TRADE and settings.kraken_url and not early.stop_requested():
+                warning = asyncio.run(_interruptible(check_online(settings, strict=False)))
         except (ConfigError, PaperConfigError) as exc:
             fail(Exit.CONFIG, f"configuration error: {exc}")
+        if early.stop_requested():  # SIGINT/SIGTERM during the imports or the checks: start nothing
+            click.echo(_stopped("execledger"), err=True)
+            return
         if warning:
             click.echo(f"warning: {warning}", err=True)
 
@@ -186,10 +189,10 @@ def register(main: click.Group) -> None:
 
         async def serve() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
+            with early.signals_to(asyncio.get_running_loop(), stop.set):
+                if stop.is_set():
+                    return  # signalled while starting: start nothing
+                await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
 
         try:
             asyncio.run(serve())
@@ -202,4 +205,24 @@ def register(main: click.Group) -> None:
                 raise
             # The port was taken between the check and the bind: still one line, still exit 3.
             fail(Exit.CONFIG, f"configuration error: {bind_error(settings.api_host, settings.api_port, exc)}")
-        click.echo("execledger stopped", err=True)
+        click.echo(_stopped("execledger"), err=True)
+
+
+async def _interruptible(check):
+    """Run a start-up check until it ends or a stop signal comes (then None: the caller starts nothing)."""
+    import asyncio
+
+    task = asyncio.ensure_future(check)
+    with early.signals_to(asyncio.get_running_loop(), task.cancel):
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not early.stop_requested():
+                raise
+            return None
+
+
+def _stopped(what: str) -> str:
+    if not early.received:
+        return f"{what} stopped"
+    return f"{what} stopped ({early.signal_name(early.received[0])})"

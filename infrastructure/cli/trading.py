@@ -4,29 +4,52 @@ Each records a command in the ledger's commands log and waits (``--wait``, defau
 process to carry it out, then prints what it did and which process did it. When no trading process runs, the
 command stays recorded and takes effect when one starts; the CLI says so and exits 0. A refusal (no such order,
 not allowed in its state, ...) exits 5 (not found) or 2 (refused); no confirmation within the wait exits 1.
+
+Checked before anything is recorded: the command itself (exit 2 naming the field: ``--reason``, ``--by``, ...);
+the ledger, which must exist and be one a trading process has run on (exit 3 naming the data dir or the redacted
+URL and schema; nothing is created); and, while no trading process runs, the order or signal it names (exit 5
+when it is not in the ledger, exit 2 when the order has already ended).
 """
 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
 
-from execledger.domain.commands import CommandKind, InvalidCommand, Outcome, Refusal
+from execledger.domain.commands import Command, CommandKind, InvalidCommand, Outcome, Refusal
+from execledger.infrastructure.bootstrap import process_name
 from execledger.infrastructure.cli.common import load, open_or_exit
 from execledger.infrastructure.cli.exits import Exit, fail
-from execledger.infrastructure.commandbus import CommandBus
+from execledger.infrastructure.commandbus import CommandBus, LedgerUnused, TargetNotAllowed, TargetNotFound
+
+# How the command's fields are spelled on this command line.
+OPTIONS = {"why": "--reason", "by": "--by", "price": "--price", "quantity": "--quantity", "resolution": "--as"}
+
+
+def _invalid(exc: InvalidCommand) -> str:
+    return "invalid command: " + "; ".join(
+        f"{OPTIONS.get(e.field, e.field)}: {e.message} [{e.rule}]" for e in exc.errors
+    )
 
 
 def _issue(kind: CommandKind, payload: dict[str, Any], *, by: str, why: str, wait: float) -> None:
-    with open_or_exit(load(), must_exist=False) as lg:  # a command may be recorded before the first start
+    settings = load()
+    try:  # validated before the store is touched: bad input is exit 2 whatever the ledger
+        command = Command.issue(kind=kind, payload=payload, by=by, why=why, origin=process_name("cli"))
+    except InvalidCommand as exc:
+        fail(Exit.INPUT, _invalid(exc))
+    with open_or_exit(settings, missing_note="nothing was created or recorded") as lg:
         bus = CommandBus(lg, role="cli")
         try:
-            command = bus.issue(kind, payload, by=by, why=why)
-        except InvalidCommand as exc:
-            fail(Exit.INPUT, str(exc))
+            bus.record(command)
+        except LedgerUnused as exc:
+            fail(Exit.CONFIG, f"configuration error: {exc}")
+        except TargetNotFound as exc:
+            fail(Exit.NOT_FOUND, f"{kind.value} refused: {exc}")
+        except TargetNotAllowed as exc:
+            fail(Exit.INPUT, f"{kind.value} refused: {exc}")
         trading = bus.trading_process()
         if trading is None:
             click.echo(
@@ -96,7 +119,10 @@ def register(main: click.Group) -> None:
     @click.option("--by", default="cli", show_default=True)
     @_wait_option
     def close(signal: str, reason: str, by: str, wait: float) -> None:
-        """Close a signal's position: cancel its entry and legs, then exit what is held at market."""
+        """Close a signal's position: cancel its entry and legs, then exit what is held at market.
+
+        SIGNAL is a signal id, or any id of one of its orders (order id, Kraken txid or cl_ord_id: the entry's or a
+        leg's), which closes that order's signal; a signal id takes precedence over an order id spelled the same."""
         _issue(CommandKind.CLOSE_POSITION, {"signal_id": signal}, by=by, why=reason, wait=wait)
 
     @main.command()
@@ -113,9 +139,6 @@ def register(main: click.Group) -> None:
         """Resolve an order the venue has lost: mark it canceled or filled by hand (who and why are recorded)."""
         payload: dict[str, Any] = {"order": order, "resolution": resolution}
         for name, value in (("price", price), ("quantity", quantity)):
-            if value is not None:
-                try:
-                    payload[name] = str(Decimal(value))
-                except InvalidOperation:
-                    raise click.BadParameter(f"{value!r} is not a decimal number", param_hint=f"--{name}") from None
+            if value is not None:  # as typed: plain decimal text, checked with the command (exit 2 naming it)
+                payload[name] = value.strip()
         _issue(CommandKind.RESOLVE_ORDER, payload, by=by, why=reason, wait=wait)

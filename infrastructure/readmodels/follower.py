@@ -1,5 +1,9 @@
 """Keeps the read models following the log: woken by PostgreSQL LISTEN/NOTIFY (eventsourcing NOTIFYs on every
-insert), by in-process writers, or by a polling timer as the fallback (and the only way on SQLite)."""
+insert), by in-process writers, or by a polling timer as the fallback (and the only way on SQLite).
+
+A batch the projector cannot apply does not end the follower (a process that exits on it would fail the same way
+at every restart): the projector records it (``projection_failures``, which health reports as ``degraded``, naming
+the lag and the error), and the follower tries again with a growing pause, up to ``MAX_RETRY_S``."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import contextlib
 import logging
 
 from execledger.infrastructure.eventstore import parse_postgres_url
-from execledger.infrastructure.readmodels.projector import ReadModelProjector
+from execledger.infrastructure.readmodels.projector import ReadModelProjector, describe_failure
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_S = 30.0
 
 
 class ProjectionFollower:
@@ -45,9 +51,28 @@ class ProjectionFollower:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop)) if self.database_url and self.channel else None
+        failures = 0
         try:
             while not stop.is_set():
-                await asyncio.to_thread(self.projector.catch_up)
+                try:
+                    await asyncio.to_thread(self.projector.catch_up)
+                except Exception as exc:
+                    failures += 1
+                    pause = min(MAX_RETRY_S, max(self.poll_interval_s, 0.05) * 2**failures)
+                    log.log(
+                        logging.ERROR if failures == 1 else logging.WARNING,
+                        "the read models cannot apply the next batch (attempt %d): %s; trying again in %.1fs",
+                        failures,
+                        describe_failure(exc),
+                        pause,
+                        exc_info=failures == 1,
+                    )
+                    with contextlib.suppress(TimeoutError):  # nudges do not shorten the pause; a stop does
+                        await asyncio.wait_for(stop.wait(), pause)
+                    continue
+                if failures:
+                    log.warning("the read models apply batches again after %d failed attempts", failures)
+                    failures = 0
                 async with self._progress:
                     self._progress.notify_all()
                 with contextlib.suppress(TimeoutError):

@@ -131,6 +131,18 @@ projection_tracking = Table(
     Column("position", Integer, nullable=False),
 )
 
+# The batch a projection could not apply, and why (one row per projection while it fails; deleted by the next batch
+# it applies). Any process of the deployment reads it, so the api role's health names a projections role's failure.
+projection_failures = Table(
+    "projection_failures",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),  # the batch after this position was not applied
+    Column("error", Text, nullable=False),
+    Column("failed_at", DateTime, nullable=False),  # naive UTC
+    Column("attempts", Integer, nullable=False),
+)
+
 VIEW_TABLES = (execution_reports, orders, fills, signals, decisions)
 
 
