@@ -4,7 +4,10 @@ Ledger: Order aggregates saved through the eventsourcing application (mapper, JS
 concurrency), ``batch`` events per save. Raw: a plain insert + commit loop of rows of the same size into a
 table of the same shape, ``batch`` rows per commit, on the same database file / server.
 
+Each round runs in a fresh process (its own peak RSS); min / median / max over the rounds.
+
 Usage: .venv/bin/python bench/append_throughput.py [--events 3000] [--batches 1,10] [--backends sqlite,postgres]
+       [--rounds 3]
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 import uuid
 from decimal import Decimal as D
 
-from common import backend_settings, write_result
+from common import backend_settings, fmt_spread, rounds, write_result
 
 from execledger.domain.order import Order
 from execledger.domain.reasons import reason
@@ -98,31 +101,37 @@ def raw_rate(settings, events: int, batch: int, size: int) -> float:
         return events / (time.perf_counter() - started)
 
 
+def one_round(backend: str, events: int, batch: int) -> dict:
+    with backend_settings(backend) as settings:
+        ledger, size = ledger_rate(settings, events, batch)
+        raw = raw_rate(settings, events, batch, size)
+    return {
+        "ledger_events_per_s": round(ledger),
+        "raw_rows_per_s": round(raw),
+        "of_raw": round(ledger / raw, 3),
+        "event_bytes": size,
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--batches", default="1,10")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
     results: dict = {}
     for backend in args.backends.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            with backend_settings(backend) as settings:
-                ledger, size = ledger_rate(settings, args.events, batch)
-                raw = raw_rate(settings, args.events, batch, size)
-            results[f"{backend}_batch{batch}"] = {
-                "ledger_events_per_s": round(ledger),
-                "raw_rows_per_s": round(raw),
-                "ratio": round(ledger / raw, 3),
-                "event_bytes": size,
-            }
-            r = results[f"{backend}_batch{batch}"]
+            r = results[f"{backend}_batch{batch}"] = rounds(one_round, backend, args.events, batch, n=args.rounds)
             print(
-                f"{backend:9s} batch {batch:3d}: ledger {r['ledger_events_per_s']} ev/s, "
-                f"raw {r['raw_rows_per_s']} rows/s, ratio {r['ratio']}"
+                f"{backend:9s} {batch:3d} events a save: ledger {fmt_spread(r['ledger_events_per_s'])} ev/s, "
+                f"raw {fmt_spread(r['raw_rows_per_s'])} rows/s: {fmt_spread(r['of_raw'], 3)} of raw; "
+                f"peak RSS {fmt_spread(r['peak_rss_mb'], 1)} MiB",
+                flush=True,
             )
     path = write_result("append_throughput", {"events": args.events, "results": results})
-    print(f"written to {path.relative_to(path.parents[2])}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

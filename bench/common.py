@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("EXECLEDGER_BENCH_RESULTS", ROOT / "bench" / "results"))
 PG_URL = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-from execledger.infrastructure.eventstore import parse_postgres_url  # noqa: E402
+from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database  # noqa: E402
 from execledger.infrastructure.settings import Settings  # noqa: E402
 
 
@@ -59,10 +63,80 @@ def summary_ms(values: list[float]) -> dict:
     }
 
 
+ROUNDS = int(os.environ.get("EXECLEDGER_BENCH_ROUNDS", "3"))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _child(conn, func, args) -> None:
+    try:
+        result = func(*args)
+        result = {**result, "peak_rss_mb": peak_rss_mb()} if isinstance(result, dict) else result
+        conn.send(("ok", result))
+    except BaseException as exc:  # reported to the parent, which raises
+        import traceback
+
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def isolated(func: Callable, *args):
+    """Run ``func(*args)`` in a fresh (spawned) process and return its result dict with the child's
+    ``peak_rss_mb``: each measurement starts from a clean interpreter, so peak memory is its own."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, func, args))
+    proc.start()
+    child.close()
+    try:
+        status, value = parent.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"benchmark process died (exit code {proc.exitcode})") from None
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
+def spread(values: list[float]) -> dict:
+    """min / median / max of one figure over the rounds."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def rounds(func: Callable, *args, n: int | None = None) -> dict:
+    """``func(*args)`` ``n`` times (default ``EXECLEDGER_BENCH_ROUNDS``, 3), each in its own process; every numeric
+    figure of its result becomes min / median / max over the rounds, and ``rounds`` keeps the raw results."""
+    results = [isolated(func, *args) for _ in range(n or ROUNDS)]
+    summary: dict = {"rounds": len(results)}
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            summary[key] = spread([r[key] for r in results])
+        else:
+            summary[key] = value
+    summary["each_round"] = results
+    return summary
+
+
+def fmt_spread(s, digits: int = 0, unit: str = "") -> str:
+    """``min-max (median m)`` of a spread, or the plain value, with ``digits`` decimals."""
+    f = lambda v: f"{v:,.{digits}f}"  # noqa: E731
+    if not isinstance(s, dict):
+        return f"{f(s)}{unit}"
+    if s["min"] == s["max"]:
+        return f"{f(s['min'])}{unit}"
+    return f"{f(s['min'])}-{f(s['max'])}{unit} (median {f(s['median'])})"
+
+
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
+        "command": " ".join([".venv/bin/python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         **data,
@@ -87,7 +161,7 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
 
     service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False))
     for i in range(n):
-        engine.submit_signal(
+        engine.control.submit_signal(
             {
                 "signal_id": f"{prefix}{i}",
                 "pair": "XBT/USD",
@@ -98,10 +172,58 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
                 "timeout_s": 86400,
             }
         )
-        if (i + 1) % 500 == 0:
+        if (i + 1) % 50 == 0:  # the engine bounds entries waiting to be sent (max_pending_entries, 100)
             await service.send_pending()
     await service.send_pending()
     placed = sum(1 for o in engine.orders.values() if o.txid)
     assert placed == n, f"only {placed} of {n} orders were placed: " + next(
         (o.last_error for o in engine.orders.values() if o.last_error), ""
     )
+
+
+def raw_commits(settings, batches: list[int], size: int) -> float:
+    """Seconds for the raw driver to make the same durable writes: one transaction per entry of ``batches``, each
+    inserting that many rows of ``size`` bytes into a table shaped like the event store's (unique originator and
+    version), committed with the backend's default durability (SQLite WAL; PostgreSQL fsync on)."""
+    import sqlite3
+
+    payload = b"x" * size
+    if settings.database_url is None:
+        conn = sqlite3.connect(settings.data_dir / "raw.sqlite", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE raw (id INTEGER PRIMARY KEY, originator_id TEXT, version INTEGER, topic TEXT,"
+                " state BLOB, UNIQUE (originator_id, version))"
+            )
+            started = time.perf_counter()
+            for n in batches:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT INTO raw (originator_id, version, topic, state) VALUES (?, 1, 'order:Order.Placed', ?)",
+                    [(uuid.uuid4().hex, payload) for _ in range(n)],
+                )
+                conn.execute("COMMIT")
+            return time.perf_counter() - started
+        finally:
+            conn.close()
+    import psycopg
+
+    t = parse_postgres_url(settings.database_url.get_secret_value())
+    prepare_database(t)  # creates the schema
+    with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password) as conn:
+        conn.execute(f'SET search_path TO "{t.schema}"')
+        conn.execute(
+            "CREATE TABLE raw (id bigserial PRIMARY KEY, originator_id uuid, version int, topic text,"
+            " state bytea, UNIQUE (originator_id, version))"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        for n in batches:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO raw (originator_id, version, topic, state) VALUES (%s, 1, 'order:Order.Placed', %s)",
+                    [(uuid.uuid4(), payload) for _ in range(n)],
+                )
+            conn.commit()
+        return time.perf_counter() - started

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from common import backend_settings, summary_ms, write_result
 
+from execledger.application.engine import EngineConfig
+from execledger.application.policies import PolicyConfig
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.eventlog import EventLogger
@@ -51,7 +53,7 @@ async def one_pass(backend: str, n: int, observed: bool, reads: bool = False) ->
         lg = open_ledger(settings, clock=clock)
         handler = None
         try:
-            h = Harness(lg.ledger, clock)
+            h = Harness(lg.ledger, clock, EngineConfig(policy=PolicyConfig(resting_leg="both")))
             metrics = Metrics(pairs=lg.pairs, order_counts=lg.queries.order_counts)
             committed: list = []
             if observed:

@@ -1,8 +1,8 @@
-"""What making every read-model row storable costs: CPU time inside ``projector.storable`` during a rebuild,
+"""What making every read-model row storable costs: CPU time inside ``database.storable`` during a rebuild,
 against the rebuild's whole CPU time, over the log of ``projection_rebuild.py`` (18 events per signal).
 
 ``storable`` escapes NUL and lone surrogates and cuts text to its column, so that no text in the log can stop the
-read models (see ``infrastructure/readmodels/projector.py``). CPU time (``time.process_time``) is steadier than
+read models (see ``infrastructure/readmodels/database.py``). CPU time (``time.process_time``) is steadier than
 wall time while other suites share the machine.
 
 Usage: .venv/bin/python bench/readmodel_text_cost.py [--signals 1000] [--rounds 3] [--backends sqlite,postgres]
@@ -16,7 +16,7 @@ import time
 from common import backend_settings, write_result
 from projection_rebuild import signal_orders
 
-import execledger.infrastructure.readmodels.projector as projector_module
+import execledger.infrastructure.readmodels.database as projector_module
 from execledger.infrastructure.bootstrap import open_ledger
 
 
@@ -26,10 +26,10 @@ def measure(backend: str, signals: int, rounds: int) -> dict:
 
     def timed(table, rows):
         started = time.process_time()
-        real(table, rows)
+        out = real(table, rows)
         spent["s"] += time.process_time() - started
         spent["rows"] += len(rows)
-        return rows
+        return out
 
     results = []
     with backend_settings(backend) as settings, open_ledger(settings) as lg:

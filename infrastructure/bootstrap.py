@@ -41,7 +41,7 @@ def process_name(role: str) -> str:
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
-        policy=PolicyConfig(default_timeout_s=settings.default_timeout_s),
+        policy=PolicyConfig(default_timeout_s=settings.default_timeout_s, resting_leg=settings.resting_leg),
         submit_deadline_s=settings.submit_deadline_s,
         signal_max_age_s=settings.signal_max_age_s,
         max_pending_entries=settings.max_pending_entries,

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         "fires): 'entries' arms it only while no protective leg rests, so a dead service leaves its legs resting; "
         "'all' always; 'off' never",
     )
+    resting_leg: Literal["stop_loss", "take_profit", "both"] = Field(
+        default="stop_loss",
+        description="which protective leg rests on the venue when a signal has both a stop-loss and a "
+        "take-profit; the other is held by the ledger on the public price and sent at market when crossed (Kraken "
+        "holds the base for an untriggered stop, so a take-profit beside it is refused for funds); 'both' rests both "
+        "(only for an account holding enough to fund both)",
+    )
     kraken_breaker_reset_s: float = Field(
         default=30.0,
         gt=0,

@@ -1,5 +1,9 @@
 """Read models: exactly once under re-delivery, rebuild equals live, realised PnL per signal."""
 
+import signal
+import subprocess
+import sys
+import uuid
 from decimal import Decimal as D
 
 import pytest
@@ -7,10 +11,13 @@ from sqlalchemy import select
 
 from execledger.application.engine import EngineConfig, ExecutionEngine
 from execledger.application.policies import PolicyConfig
-from execledger.domain.values import OrderRole
+from execledger.domain.order import Order
+from execledger.domain.values import OrderRole, OrderType, Side
 from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.readmodels.projection import EventDecodeError
 from execledger.infrastructure.readmodels.projector import ProjectionConflict, ReadModelProjector, readmodel_engine
 from tests.harness import Harness
+from tests.test_rows import T0, R
 
 
 @pytest.fixture
@@ -142,3 +149,136 @@ async def test_restarted_projector_reading_a_sibling_does_not_run_ahead_of_the_l
     live = snapshot(projector.engine)
     again.rebuild()
     assert snapshot(projector.engine) == live
+
+
+async def test_live_with_a_tiny_cache_and_restarts_equals_a_rebuild(ledger, clock, orders_app, projector):
+    # Views evicted after every batch and projectors restarted mid-log are read back from the tables themselves.
+    h = await trade_a_bracket(ledger, clock)
+    end = ledger.app.recorder.max_notification_id()
+    while projector.position() < end:
+        fresh = ReadModelProjector(orders_app, projector.engine, batch_size=3, max_cached_orders=1)
+        start = projector.position()
+        fresh.process(ledger.app.recorder.select_notifications(start=start + 1, limit=3), expected_position=start)
+    clock.advance(400)
+    await h.settle()
+    ReadModelProjector(orders_app, projector.engine, batch_size=2, max_cached_orders=1).catch_up()
+    live = snapshot(projector.engine)
+    projector.rebuild()
+    assert snapshot(projector.engine) == live
+
+
+async def test_rebuild_twice_keeps_the_live_names(ledger, clock, projector):
+    # PostgreSQL names indexes and primary keys schema-wide: a swapped-in shadow must take the live names back, or
+    # the next rebuild cannot create its shadow.
+    await trade_a_bracket(ledger, clock)
+    projector.catch_up()
+    live = snapshot(projector.engine)
+    for _ in range(3):
+        projector.rebuild()
+        assert snapshot(projector.engine) == live
+    with projector.engine.connect() as conn:
+        for table in t.VIEW_TABLES:
+            names = {i["name"] for i in projector.engine.dialect.get_indexes(conn, table.name)}
+            assert names == {i.name for i in table.indexes}, names
+
+
+async def test_a_corrupt_stored_event_stops_the_projection_naming_it_and_writes_nothing(ledger, clock, projector):
+    await trade_a_bracket(ledger, clock)
+    projector.catch_up()
+    before, position = snapshot(projector.engine), projector.position()
+    ExecutionEngine(ledger).control.submit_signal(
+        {"signal_id": "next", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
+    )
+    bad = position + 1
+    recorder = ledger.app.recorder
+    if settings_is_postgres(projector):
+        with recorder.datastore.transaction(commit=True) as cur:
+            table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+            cur.execute(f"UPDATE {table} SET state = %s WHERE notification_id = %s", (b"{", bad))
+    else:
+        with recorder.datastore.transaction(commit=True) as cur:
+            cur.execute(f"UPDATE {recorder.events_table_name} SET state = ? WHERE rowid = ?", (b"{", bad))
+    with pytest.raises(EventDecodeError, match=f"stored event {bad} "):
+        projector.catch_up()
+    assert snapshot(projector.engine) == before and projector.position() == position
+
+
+def settings_is_postgres(projector) -> bool:
+    return projector.engine.dialect.name == "postgresql"
+
+
+REBUILD_CHILD = """
+import sys
+from pathlib import Path
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.settings import Settings
+settings = Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2] or None)
+with open_ledger(settings) as lg:
+    lg.projector.rebuild(progress=lambda n: print("batch", n, flush=True))
+print("done", flush=True)
+"""
+
+
+def fill_log(app, signals: int) -> None:
+    """``signals`` entries with a canceled stop, straight through the domain (10 events each), 50 orders a save."""
+    batch = []
+    for i in range(signals):
+        entry = Order.place(
+            order_id=uuid.uuid4(), signal_id=f"k{i}", role=OrderRole.ENTRY, pair="XXBTZUSD", side=Side.BUY,
+            order_type=OrderType.LIMIT, quantity=D("0.02"), limit_price=D("60000"), cl_ord_id=str(uuid.uuid4()),
+            reason=R,
+        )  # fmt: skip
+        entry.submit(at=T0, deadline=None, reason=R)
+        entry.acknowledge(txid=f"OE{i}", at=T0, reason=R)
+        entry.apply_fill(trade_id=f"TE{i}", quantity=D("0.02"), price=D("60000"), fee=D("0.1"), fee_asset="ZUSD")
+        leg = Order.place(
+            order_id=uuid.uuid4(), signal_id=f"k{i}", role=OrderRole.STOP_LOSS, pair="XXBTZUSD", side=Side.SELL,
+            order_type=OrderType.STOP_LOSS, quantity=D("0.02"), trigger_price=D("59000"), cl_ord_id=str(uuid.uuid4()),
+            parent_id=entry.id, reason=R,
+        )  # fmt: skip
+        leg.submit(at=T0, deadline=None, reason=R)
+        leg.acknowledge(txid=f"OS{i}", at=T0, reason=R)
+        leg.request_cancel(reason=R)
+        leg.mark_canceled(reason=R)
+        batch += [entry, leg]
+        if len(batch) >= 50:
+            app.save(*batch)
+            batch = []
+    if batch:
+        app.save(*batch)
+
+
+def test_a_rebuild_sigkilled_while_loading_leaves_the_live_tables_and_the_next_rebuild_cleans_up(
+    ledger, clock, projector, settings
+):
+    fill_log(ledger.app, 1200)  # 12,000 events: three batches of the rebuild
+    ReadModelProjector(ledger.app, projector.engine, batch_size=2000).catch_up()
+    live = snapshot(projector.engine)
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    child = subprocess.Popen(
+        [sys.executable, "-c", REBUILD_CHILD, str(settings.data_dir), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = child.stdout.readline()  # blocks until the shadow holds its first committed batch
+        assert first.startswith("batch"), first + child.stderr.read()
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(60)
+    assert child.returncode == -signal.SIGKILL
+    assert snapshot(projector.engine) == live  # readers never saw the half-built shadow
+    with projector.engine.connect() as conn:
+        names = set(projector.engine.dialect.get_table_names(conn))
+    assert any(name.endswith("__rebuild") for name in names)  # what the killed rebuild left
+    ExecutionEngine(ledger).control.submit_signal(
+        {"signal_id": "during", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
+    )
+    projector.catch_up()  # the live follower goes on meanwhile
+    live = snapshot(projector.engine)
+    assert projector.rebuild() == ledger.app.recorder.max_notification_id()
+    assert snapshot(projector.engine) == live
+    with projector.engine.connect() as conn:
+        names = set(projector.engine.dialect.get_table_names(conn))
+    assert not any(name.endswith(("__rebuild", "__load")) for name in names), names
