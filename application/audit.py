@@ -12,6 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 from execledger.application.ledger import ExecutionLedger, HistoryEntry, OrderNotFound
+from execledger.domain.clock import stamped
 from execledger.domain.order import Order
 
 # Finds an order id by txid or cl_ord_id, e.g. from the read models' orders table (fast, indexed); None if unknown.
@@ -35,7 +36,8 @@ def _orders_of_signal(ledger: ExecutionLedger, entry: Order) -> list[Order]:
 def _scan_log_for(ledger: ExecutionLedger, ident: str) -> UUID | None:
     """The order whose Placed carries ``ident`` as cl_ord_id, or whose Acknowledged carries it as txid (a scan of
     those two event types in the log: the fallback when no read-model lookup is given or it lags)."""
-    topics = (_topic(Order.Placed), _topic(Order.Acknowledged))
+    # eventsourcing generates Order.Acknowledged from its @event mutator at run time, where mypy cannot see it.
+    topics = (_topic(Order.Placed), _topic(Order.Acknowledged))  # type: ignore[attr-defined]
     wanted = ident.strip()
     start = 1
     while True:
@@ -92,10 +94,10 @@ def signal_timeline(
 
 def orders_at(ledger: ExecutionLedger, at: datetime) -> list[Order]:
     """Every order as it was at ``at``: its events up to that moment folded again (orders not yet placed omitted)."""
-    result = []
+    result: list[Order] = []
     for order_id in ledger.order_ids():
         state = None
-        for ev in ledger.app.repository.event_store.get(order_id):
+        for ev in map(stamped, ledger.app.repository.event_store.get(order_id)):
             if ev.timestamp > at:
                 break
             state = ev.mutate(state)

@@ -12,6 +12,7 @@ from eventsourcing.system import NotificationLogReader
 
 from execledger.application.orders_app import COMMANDS, CommandsApp, OrdersApp
 from execledger.application.trading_control import TradingControl
+from execledger.domain.clock import stamped
 from execledger.domain.commands import Command
 
 
@@ -33,7 +34,7 @@ class CommandInbox:
         done = 0
         for notifications in self.orders.pull_notifications(COMMANDS, start=self.position(), inclusive_of_start=False):
             for issued, tracking in self.orders.convert_notifications(COMMANDS, notifications):
-                command = issued.mutate(None)
+                command = stamped(issued).mutate(None)
                 if isinstance(command, Command):
                     self.control.handle(command, tracking)
                     done += 1

@@ -223,7 +223,7 @@ class ContingencyManager:
         order.correct(quantity=quantity, reason=why)
         return [order, *self._shortfall(order, quantity, why)]
 
-    def _shortfall(self, leg: Order, quantity: Decimal, why: dict) -> list[Order]:
+    def _shortfall(self, leg: Order, quantity: Decimal, why: dict[str, Any]) -> list[Order]:
         """A leg resized to what the account holds, while no other exit of the entry holds those funds: the account
         holds less of the position than the fills say. Recorded on the entry, so the position rule (and every other
         leg) follows what is there instead of growing the leg back."""
@@ -294,7 +294,7 @@ class ContingencyManager:
         order_type: OrderType,
         quantity: Decimal,
         trigger: Decimal | None,
-        why: dict,
+        why: dict[str, Any],
         generation: str,
     ) -> Order:
         rules = self.rules(entry)

@@ -26,6 +26,7 @@ from execledger.application.ports import PriceTick
 from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
 from execledger.domain import clock as domain_clock
+from execledger.domain.clock import TimestampedEvent
 from execledger.domain.events import is_reported
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
@@ -100,7 +101,7 @@ class ExecutionEngine:
         Returns whether they changed."""
         self.pairs = self.ledger.pairs = self.contingencies.pairs = pairs
         try:
-            snapshot = self.app.repository.get(VENUE_RULES_ID)
+            snapshot: VenueRules = self.app.repository.get(VENUE_RULES_ID)
         except AggregateNotFoundError:
             snapshot = VenueRules()
         changed = snapshot.load(pairs, source=source)
@@ -157,17 +158,19 @@ class ReportPublisher:
             if isinstance(aggregate, Order):
                 self._report(aggregate, events)
 
-    def _report(self, order: Order, events: list) -> None:
+    def _report(self, order: Order, events: Sequence[TimestampedEvent]) -> None:
         reported = [ev for ev in events if is_reported(ev)]
         if not reported:
             return
         if len(reported) == 1 and reported[0] is events[-1]:  # the common case: the current state is the one
-            self.publish(execution_report(order, events[-1]))
+            current = execution_report(order, events[-1])
+            if current is not None:  # always: the event is reported
+                self.publish(current)
             return
         first = events[0].originator_version
-        copy = self.ledger.app.repository.get(order.id, version=first - 1) if first > 1 else None
+        copy: Order | None = self.ledger.app.repository.get(order.id, version=first - 1) if first > 1 else None
         for ev in events:
             copy = ev.mutate(copy)
-            report = execution_report(copy, ev)
+            report = None if copy is None else execution_report(copy, ev)  # an order's event returns the order
             if report is not None:
                 self.publish(report)

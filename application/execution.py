@@ -466,7 +466,7 @@ class ExecutionHandler:
         )
         self.uow.commit(order)
 
-    def _apply_status(self, order: Order, report: OrderStatusReport, evidence: dict) -> None:
+    def _apply_status(self, order: Order, report: OrderStatusReport, evidence: dict[str, Any]) -> None:
         if report.status is VenueOrderStatus.CANCELED:
             order.mark_canceled(reason=evidence, venue_reason=report.reason)
         elif report.status is VenueOrderStatus.EXPIRED:

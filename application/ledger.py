@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from execledger.application.orders_app import OrdersApp
 from execledger.application.ports import Clock, SystemClock
+from execledger.domain.clock import stamped
 from execledger.domain.errors import DomainError
 from execledger.domain.events import EventKind, kind_of
 from execledger.domain.order import Order
@@ -148,7 +149,7 @@ class ExecutionLedger:
         if not events:
             raise OrderNotFound(f"no order with id {order_id}")
         history = []
-        for ev in events:
+        for ev in map(stamped, events):
             name = type(ev).__name__
             data = {k: v for k, v in ev.__dict__.items() if k not in _ENVELOPE}
             history.append(HistoryEntry(ev.originator_version, name, kind_of(ev), ev.timestamp, data))

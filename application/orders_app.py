@@ -8,6 +8,8 @@ decisions and its tracking position are recorded in one transaction: each comman
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from eventsourcing.application import Application
 from eventsourcing.system import Follower
 
@@ -16,14 +18,14 @@ from execledger.domain.order import Order
 COMMANDS = "Commands"
 
 
-class CommandsApp(Application):
+class CommandsApp(Application[UUID]):
     """The commands log. ``name`` prefixes its env keys, its SQLite file and (PostgreSQL) its table names."""
 
     name = COMMANDS
     log_section_size = 1000
 
 
-class OrdersApp(Follower):
+class OrdersApp(Follower[UUID]):
     """Order aggregates, the trading state and command receipts; follows the commands log."""
 
     name = "Orders"
@@ -31,5 +33,6 @@ class OrdersApp(Follower):
     log_section_size = 1000
     pull_section_size = 1000
 
-    def get_order(self, order_id) -> Order:
-        return self.repository.get(order_id)
+    def get_order(self, order_id: UUID) -> Order:
+        order: Order = self.repository.get(order_id)
+        return order

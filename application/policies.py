@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from execledger.domain.order import Bracket, Order, State
@@ -52,13 +53,13 @@ class TimeOut:
 class Defer:
     order_id: UUID
     key: str
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class CancelOrder:
     order_id: UUID
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class PlaceLeg:
     order_type: OrderType
     quantity: Decimal
     trigger_price: Decimal | None
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class PlaceBracket:
     quantity: Decimal
     sl_price: Decimal | None
     tp_price: Decimal | None
-    reason: dict
+    reason: dict[str, Any]
     legs: tuple[PlaceLeg, ...] = ()
     emulated: tuple[OrderRole, ...] = ()
 
@@ -92,7 +93,7 @@ class ResizeBracket:
     entry_id: UUID
     bracket_index: int
     quantity: Decimal
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class AmendOrder:
 
     order_id: UUID
     quantity: Decimal
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class TriggerEmulated:
     role: OrderRole
     price: Decimal
     observed_at: datetime
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class ExitPosition:
 
     entry_id: UUID
     quantity: Decimal
-    reason: dict
+    reason: dict[str, Any]
 
 
 Action = (
@@ -370,7 +371,7 @@ def _new_leg(
     quantity: Decimal,
     config: PolicyConfig,
     last: LastPrice | None,
-    why: dict,
+    why: dict[str, Any],
 ) -> PlaceLeg:
     """A new leg of ``role`` for ``quantity``: a resting stop-loss or take-profit, or, for a stop whose trigger
     the last price has already crossed, a market exit (the stop would trigger at once, or be refused)."""
@@ -419,7 +420,7 @@ class _Role:
     def price(self) -> Decimal | None:
         return _price_of(self.entry, self.role)
 
-    def new_leg(self, why: dict) -> PlaceLeg:
+    def new_leg(self, why: dict[str, Any]) -> PlaceLeg:
         return _new_leg(self.entry, self.index, self.role, self.held, self.config, self.last, why)
 
 

@@ -8,7 +8,7 @@ produce is a difference: it proves (or disproves) that the recorded decisions ar
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,7 +48,7 @@ class Difference:
 class ReplayResult:
     events: int = 0
     decisions_checked: int = 0
-    differences: list[Difference] | None = None
+    differences: list[Difference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,7 +75,7 @@ class PolicyReplay:
                 progress(len(batch))
 
     def run(self, progress: Callable[[int], None] | None = None) -> ReplayResult:
-        result = ReplayResult(differences=[])
+        result = ReplayResult()
         for ev in self._events(progress):
             before = self.orders.get(ev.originator_id)
             expected = self._check(before, ev)
@@ -106,12 +106,14 @@ class PolicyReplay:
         rule = why.get("rule", "")
         if order is None:
             return None
-        rules = self.pairs.find(order.pair)
+        rules = self.pairs.require(order.pair)
         if name == "TimedOut":
             recorded = f"timeout after {ev.age_s:g}s (threshold {ev.threshold_s:g}s, {ev.rule})"
             return recorded, [_describe(a) for a in timeout_policy(order, rules, ev.observed_at, self.config)]
         if name == "Deferred" and rule == "timeout_cancel_refused":
             started = order.acknowledged_at or order.submitted_at
+            if started is None:
+                raise ValueError(f"order {order.id}: a timeout was deferred for an order that was never sent")
             now = started + timedelta(seconds=float(why["age_s"]))
             return f"defer {ev.key}", [_describe(a) for a in timeout_policy(order, rules, now, self.config)]
         if name in ("BracketPlaced", "BracketResized", "EmulatedLegTriggered"):
@@ -137,7 +139,7 @@ class PolicyReplay:
         return f"trigger {ev.role} at {plain(Decimal(ev.price))}"
 
     def _protection(self, entry: Order, last: LastPrice | None) -> list[str]:
-        rules = self.pairs.find(entry.pair)
+        rules = self.pairs.require(entry.pair)
         return [_describe(a) for a in protection_policy(entry, self.orders, rules, self.config, last)]
 
     def _leg_after(self, order_id: UUID) -> Order | None:

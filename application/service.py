@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -33,6 +33,7 @@ from execledger.application.ports import (
     StreamState,
     VenueReport,
 )
+from execledger.application.unit_of_work import Committed
 from execledger.domain.order import Order, State
 from execledger.domain.values import OrderRole
 
@@ -98,7 +99,7 @@ class TradingService:
         self._retry_at: dict[UUID, float] = {}  # order id -> loop time before which it is not sent again
         self._retries: Counter[UUID] = Counter()
         self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
-        self._inflight: dict[UUID, asyncio.Task] = {}  # one venue call in flight per order
+        self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
         engine.uow.add_listener(self._after_commit)
@@ -130,7 +131,7 @@ class TradingService:
             )
         return None
 
-    def _after_commit(self, committed) -> None:
+    def _after_commit(self, committed: Committed) -> None:
         self._work.set()
         self._deadman_wake.set()  # an exit order may have started or ended: arm or disarm at once
 
@@ -152,7 +153,7 @@ class TradingService:
         order that could not be sent, or that the venue refused before executing anything, is sent again after a
         backoff (corrected first when the refusal says how). With ``wait`` the pass waits for the calls it started
         (tests, the harness); the sender loop does not. Returns how many calls were started."""
-        started: list[asyncio.Task] = []
+        started: list[asyncio.Task[None]] = []
         now = _loop_time()
         block = self.exchange.entry_block()
         if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
@@ -183,15 +184,16 @@ class TradingService:
             await asyncio.gather(*started, return_exceptions=True)
         return len(started)
 
-    def _start_call(self, order_id: UUID, call: Awaitable[None]) -> asyncio.Task:
+    def _start_call(self, order_id: UUID, call: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(call)
         self._inflight[order_id] = task
 
-        def done(t: asyncio.Task) -> None:
+        def done(t: asyncio.Task[None]) -> None:
             self._inflight.pop(order_id, None)
-            if not t.cancelled() and t.exception() is not None:
-                self._failed_calls.append(t.exception())
-                log.error("a venue call for order %s failed", order_id, exc_info=t.exception())
+            error = None if t.cancelled() else t.exception()
+            if error is not None:
+                self._failed_calls.append(error)
+                log.error("a venue call for order %s failed", order_id, exc_info=error)
             self.wake()  # what the outcome decided may need sending
 
         task.add_done_callback(done)
@@ -321,7 +323,7 @@ class TradingService:
         due = [t for oid, t in self._retry_at.items() if oid in waiting]
         return max(0.0, min(due) - _loop_time()) if due else None
 
-    async def resync(self, order_ids) -> None:
+    async def resync(self, order_ids: Iterable[UUID]) -> None:
         """Ask the venue for the orders' final state and fills, and apply them. An order without a venue order id
         (a cancel by cl_ord_id compensating an unknown outcome) is looked up by its cl_ord_id."""
         orders = [self.engine.orders[i] for i in order_ids]
@@ -339,9 +341,9 @@ class TradingService:
             if order.txid is None:
                 self.engine.execution.resolve_cancel_without_venue_id(order.id, by_client_id[order.id], fills)
                 continue
-            found = venue.get(order.txid)
-            if found is not None:
-                self.engine.execution.on_status_report(found, fills)
+            status = venue.get(order.txid)
+            if status is not None:
+                self.engine.execution.on_status_report(status, fills)
 
     async def resolve_unknowns(self) -> None:
         for order in self.engine.unknown_outcomes():
@@ -371,12 +373,13 @@ class TradingService:
         if not changed:
             return report
         fills = await self.exchange.fills_since(_before(self._last_fill_at or _oldest_submission(changed)))
-        left = [o.txid for o in changed if o.txid not in open_now]
+        left = [o.txid for o in changed if o.txid and o.txid not in open_now]
         closed = await self.exchange.query_orders(left) if left else {}
         now = self.engine.clock.now()
         for order in changed:
             version = order.version
-            found = open_now.get(order.txid) or closed.get(order.txid)
+            txid = order.txid or ""  # every changed order has one (live orders were chosen by it)
+            found = open_now.get(txid) or closed.get(txid)
             if found is None:
                 seen = self.stream_seen.get(order.id)
                 if seen is None or (now - seen).total_seconds() >= quiet_s:
@@ -456,7 +459,7 @@ class TradingService:
             self.stream_healthy = False
         self._poll_now.set()
 
-    def _note_fills(self, fills) -> None:
+    def _note_fills(self, fills: Sequence[FillReport]) -> None:
         latest = max((f.ts_event for f in fills), default=None)
         if latest is not None and (self._last_fill_at is None or latest > self._last_fill_at):
             self._last_fill_at = latest

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -49,7 +50,7 @@ class UnitOfWork:
         committed: Committed = [(a, list(a.pending_events)) for a in unique if a.pending_events]
         if not committed and tracking is None:
             return []
-        processing = ProcessingEvent(tracking=tracking)
+        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking=tracking)
         processing.collect_events(*(a for a, _ in committed))
         try:
             self.app.events.put(processing.events, tracking=tracking)

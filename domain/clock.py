@@ -32,3 +32,11 @@ class TimestampedEvent(Aggregate.Event):
     @staticmethod
     def create_timestamp() -> datetime:
         return _now()
+
+
+def stamped(event: object) -> TimestampedEvent:
+    """A stored event of this domain as its type (every aggregate here records TimestampedEvents): what the event
+    store hands back is typed only by eventsourcing's protocol, which knows no ``timestamp`` nor ``mutate``."""
+    if not isinstance(event, TimestampedEvent):
+        raise TypeError(f"not an event of this domain: {type(event).__name__}")
+    return event

@@ -167,7 +167,7 @@ class Command(Aggregate):
 
     class Issued(Created):
         kind: str
-        payload: dict
+        payload: dict[str, Any]
         by: str
         why: str
         origin: str  # which process recorded it, e.g. "api pid 4242 on host-1"
@@ -207,7 +207,7 @@ class Command(Aggregate):
         )
 
     @event(Issued)
-    def __init__(self, *, kind: str, payload: dict, by: str, why: str, origin: str) -> None:
+    def __init__(self, *, kind: str, payload: dict[str, Any], by: str, why: str, origin: str) -> None:
         self.kind = CommandKind(kind)
         self.payload = dict(payload)
         self.by = by
@@ -248,7 +248,7 @@ class CommandReceipt(Aggregate):
     class Recorded(Created):
         kind: str
         outcome: str
-        detail: dict
+        detail: dict[str, Any]
         process: str  # the trading process that carried it out
 
     @classmethod
@@ -265,7 +265,7 @@ class CommandReceipt(Aggregate):
         )
 
     @event(Recorded)
-    def __init__(self, *, kind: str, outcome: str, detail: dict, process: str) -> None:
+    def __init__(self, *, kind: str, outcome: str, detail: dict[str, Any], process: str) -> None:
         self.kind = CommandKind(kind)
         self.outcome = Outcome(outcome)
         self.detail = dict(detail)

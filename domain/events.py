@@ -55,8 +55,5 @@ def is_reported(event: Any) -> bool:
 
 def kinds_by_name(aggregate: type) -> dict[str, EventKind]:
     """Event name -> kind for every event class of ``aggregate`` that declares one (for readers keyed by name)."""
-    return {
-        name: value.kind
-        for name, value in vars(aggregate).items()
-        if isinstance(value, type) and isinstance(getattr(value, "kind", None), EventKind)
-    }
+    kinds = {name: getattr(value, "kind", None) for name, value in vars(aggregate).items() if isinstance(value, type)}
+    return {name: kind for name, kind in kinds.items() if isinstance(kind, EventKind)}

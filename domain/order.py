@@ -137,12 +137,12 @@ class Order(Aggregate):
         sl_price: Decimal | None
         tp_price: Decimal | None
         timeout_s: float | None
-        tags: dict
+        tags: dict[str, Any]
         signal_fingerprint: str
-        reason: dict
+        reason: dict[str, Any]
 
         @staticmethod
-        def upcast_v1_v2(state: dict) -> None:
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["tags"] = {}
             state["timeout_s"] = None
 
@@ -160,14 +160,14 @@ class Order(Aggregate):
         order_type: OrderType,
         quantity: Decimal,
         cl_ord_id: str,
-        reason: dict,
+        reason: dict[str, Any],
         limit_price: Decimal | None = None,
         trigger_price: Decimal | None = None,
         parent_id: UUID | None = None,
         sl_price: Decimal | None = None,
         tp_price: Decimal | None = None,
         timeout_s: float | None = None,
-        tags: dict | None = None,
+        tags: dict[str, Any] | None = None,
         signal_fingerprint: str = "",
     ) -> Order:
         """Record the decision to place an order. Values must already be rounded by the pair's rules."""
@@ -199,22 +199,22 @@ class Order(Aggregate):
     def __init__(
         self,
         *,
-        signal_id,
-        role,
-        pair,
-        side,
-        order_type,
-        quantity,
-        limit_price,
-        trigger_price,
-        cl_ord_id,
-        parent_id,
-        sl_price,
-        tp_price,
-        timeout_s,
-        tags,
-        signal_fingerprint,
-        reason,
+        signal_id: str,
+        role: str,
+        pair: str,
+        side: str,
+        order_type: str,
+        quantity: Decimal,
+        limit_price: Decimal | None,
+        trigger_price: Decimal | None,
+        cl_ord_id: str,
+        parent_id: UUID | None,
+        sl_price: Decimal | None,
+        tp_price: Decimal | None,
+        timeout_s: float | None,
+        tags: dict[str, Any],
+        signal_fingerprint: str,
+        reason: dict[str, Any],
     ) -> None:
         self.signal_id: str = signal_id
         self.role = OrderRole(role)
@@ -229,9 +229,10 @@ class Order(Aggregate):
         self.sl_price = _opt_decimal(sl_price)
         self.tp_price = _opt_decimal(tp_price)
         self.timeout_s: float | None = timeout_s
-        self.tags: dict = dict(tags)
+        self.tags: dict[str, Any] = dict(tags)
         self.signal_fingerprint: str = signal_fingerprint
-        self.placement_reason: dict = dict(reason)  # why it was placed (a leg's reason names what it observed)
+        # Why it was placed (a leg's reason names what it observed).
+        self.placement_reason: dict[str, Any] = dict(reason)
         self.state = State.PENDING_SUBMIT
         self.txid: str | None = None
         self.fills: dict[str, Fill] = {}
@@ -248,7 +249,7 @@ class Order(Aggregate):
         self.cancel_requested = False  # True once *we* asked to cancel (a venue cancel without it means "vanished")
         self.deferred: set[str] = set()  # keys of recorded "not now" decisions (see defer)
         self.conflicts: set[str] = set()  # keys of venue facts recorded as conflicting (see record_conflict)
-        self.closing: dict | None = None  # entries: the operator's close request (who, why), once recorded
+        self.closing: dict[str, Any] | None = None  # entries: the operator's close request (who, why), once recorded
         self.position_exits: list[UUID] = []  # entries: market exits that close the whole position
         self.amend_pending: Decimal | None = None  # the total quantity an AmendOrder in flight asks for
         self.amend_refused: str | None = None  # the venue refused the last amend (the leg is then re-created)
@@ -299,7 +300,7 @@ class Order(Aggregate):
 
     # --- submission -------------------------------------------------------------------------------------
 
-    def submit(self, *, at: datetime, deadline: datetime | None, reason: dict) -> None:
+    def submit(self, *, at: datetime, deadline: datetime | None, reason: dict[str, Any]) -> None:
         """Record the intent to send AddOrder (before the call: a crash after this leaves an evident intent).
 
         ``at`` is the application clock's time; timers (order age, deadlines) are derived from it, not from
@@ -310,12 +311,12 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION, reported=True)
     @event("Submitted")
-    def _submitted(self, at: datetime, deadline: datetime | None, reason: dict) -> None:
+    def _submitted(self, at: datetime, deadline: datetime | None, reason: dict[str, Any]) -> None:
         self._move(State.SUBMITTING)
         self.submitted_at = at
         self.deadline = deadline
 
-    def acknowledge(self, *, txid: str, at: datetime, reason: dict) -> bool:
+    def acknowledge(self, *, txid: str, at: datetime, reason: dict[str, Any]) -> bool:
         """Record the venue's order id. Returns False (writing nothing) if the same txid is already known.
 
         A late acknowledgement after the stream already showed fills or a cancel only adds the txid.
@@ -337,27 +338,27 @@ class Order(Aggregate):
 
     @declares(EventKind.OUTCOME, reported=True)
     @event("Acknowledged")
-    def _acknowledged(self, txid: str, at: datetime, reason: dict) -> None:
+    def _acknowledged(self, txid: str, at: datetime, reason: dict[str, Any]) -> None:
         self.txid = txid
         self.acknowledged_at = at
         if self.state in (State.SUBMITTING, State.OUTCOME_UNKNOWN, State.REJECTED):
             self._move(State.OPEN)
 
-    def not_sent(self, *, error: str, reason: dict) -> None:
+    def not_sent(self, *, error: str, reason: dict[str, Any]) -> None:
         """AddOrder certainly did not leave the process: the order is pending submission again."""
         self._require(State.PENDING_SUBMIT, "not_sent")
         self._not_sent(error=error, reason=reason)
 
     @declares(EventKind.OUTCOME, reported=True)
     @event("NotSent")
-    def _not_sent(self, error: str, reason: dict) -> None:
+    def _not_sent(self, error: str, reason: dict[str, Any]) -> None:
         self._move(State.PENDING_SUBMIT)
         self.last_error = error
 
     def correct(
         self,
         *,
-        reason: dict,
+        reason: dict[str, Any],
         quantity: Decimal | None = None,
         limit_price: Decimal | None = None,
         trigger_price: Decimal | None = None,
@@ -381,12 +382,14 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION, reported=True)
     @event("Corrected")
-    def _corrected(self, quantity, limit_price, trigger_price, reason: dict) -> None:
+    def _corrected(
+        self, quantity: Decimal, limit_price: Decimal | None, trigger_price: Decimal | None, reason: dict[str, Any]
+    ) -> None:
         self.quantity = Decimal(quantity)
         self.limit_price = _opt_decimal(limit_price)
         self.trigger_price = _opt_decimal(trigger_price)
 
-    def reject(self, *, error: str, reason: dict, transient: bool = False) -> None:
+    def reject(self, *, error: str, reason: dict[str, Any], transient: bool = False) -> None:
         """Record a definitive rejection: a permanent Kraken error, or proof the order was never placed.
         ``transient``: not placed for a reason that passes (lost on the way and proven never placed), as opposed to
         the venue refusing this order for what it is; a protective leg rejected so is placed again."""
@@ -398,11 +401,11 @@ class Order(Aggregate):
 
         class_version = 2
         error: str
-        reason: dict
+        reason: dict[str, Any]
         transient: bool
 
         @staticmethod
-        def upcast_v1_v2(state: dict) -> None:
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
             reason = state.get("reason") or {}
             state["transient"] = (
                 reason.get("error_class") == "rate_limited" or reason.get("rule") == "unknown_resolved_not_placed"
@@ -410,12 +413,12 @@ class Order(Aggregate):
 
     @declares(EventKind.OUTCOME, reported=True)
     @event(Rejected)
-    def _rejected(self, error: str, reason: dict, transient: bool) -> None:
+    def _rejected(self, error: str, reason: dict[str, Any], transient: bool) -> None:
         self._move(State.REJECTED)
         self.last_error = error
         self.rejected_transiently = transient
 
-    def outcome_unknown(self, *, error: str, reason: dict) -> bool:
+    def outcome_unknown(self, *, error: str, reason: dict[str, Any]) -> bool:
         """Record that AddOrder's outcome is unknown. Returns False if that is already the recorded state."""
         if self.state is State.OUTCOME_UNKNOWN:
             return False
@@ -425,7 +428,7 @@ class Order(Aggregate):
 
     @declares(EventKind.OUTCOME, reported=True)
     @event("SubmissionOutcomeUnknown")
-    def _outcome_unknown(self, error: str, reason: dict) -> None:
+    def _outcome_unknown(self, error: str, reason: dict[str, Any]) -> None:
         self._move(State.OUTCOME_UNKNOWN)
         self.last_error = error
 
@@ -477,24 +480,31 @@ class Order(Aggregate):
             )
         if cumulative > self.quantity:
             raise Overfill(self.id, trade_id, plain(self.filled_quantity), plain(quantity), plain(self.quantity))
-        kwargs = {
-            "trade_id": trade_id,
-            "quantity": quantity,
-            "price": price,
-            "fee": fee,
-            "fee_asset": fee_asset,
-            "executed_at": executed_at,
-            "source": source,
-            "cumulative_quantity": cumulative,
-        }
+        record = self._partially_filled
         if cumulative == self.quantity:
             self._require(State.FILLED, f"apply_fill({trade_id})")
-            self._filled(**kwargs)
-        else:
-            self._partially_filled(**kwargs)
+            record = self._filled
+        record(
+            trade_id=trade_id,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            fee_asset=fee_asset,
+            executed_at=executed_at,
+            source=source,
+            cumulative_quantity=cumulative,
+        )
         return True
 
-    def _record_fill(self, trade_id, quantity, price, fee, fee_asset, executed_at) -> None:
+    def _record_fill(
+        self,
+        trade_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        executed_at: datetime | None,
+    ) -> None:
         quantity, price, fee = Decimal(quantity), Decimal(price), Decimal(fee)
         self.fills[trade_id] = Fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         self.filled_quantity += quantity
@@ -506,7 +516,15 @@ class Order(Aggregate):
     @declares(EventKind.FACT, reported=True)
     @event("PartiallyFilled")
     def _partially_filled(
-        self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity
+        self,
+        trade_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        executed_at: datetime | None,
+        source: str,
+        cumulative_quantity: Decimal,
     ) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         # A fill proves the order reached the book; after cancel/expiry a late partial fill changes no state.
@@ -515,13 +533,23 @@ class Order(Aggregate):
 
     @declares(EventKind.FACT, reported=True)
     @event("Filled")
-    def _filled(self, trade_id, quantity, price, fee, fee_asset, executed_at, source, cumulative_quantity) -> None:
+    def _filled(
+        self,
+        trade_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        executed_at: datetime | None,
+        source: str,
+        cumulative_quantity: Decimal,
+    ) -> None:
         self._record_fill(trade_id, quantity, price, fee, fee_asset, executed_at)
         self._move(State.FILLED)
 
     # --- amend (Kraken AmendOrder: in place, ids unchanged, queue priority kept where possible) -----------
 
-    def request_amend(self, *, quantity: Decimal, reason: dict) -> bool:
+    def request_amend(self, *, quantity: Decimal, reason: dict[str, Any]) -> bool:
         """Decide to change a resting order's total quantity (AmendOrder ``order_qty``, REFERENCE.md 3.5), e.g. a
         protective leg that grows with the entry's fills or shrinks when its sibling fills. Only while OPEN with no
         cancel and no other amend pending, and never to what has filled or less (cancel instead). Returns False
@@ -540,10 +568,10 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION, reported=True)
     @event("AmendRequested")
-    def _amend_requested(self, quantity: Decimal, reason: dict) -> None:
+    def _amend_requested(self, quantity: Decimal, reason: dict[str, Any]) -> None:
         self.amend_pending = Decimal(quantity)
 
-    def amended(self, *, quantity: Decimal, source: str, reason: dict) -> bool:
+    def amended(self, *, quantity: Decimal, source: str, reason: dict[str, Any]) -> bool:
         """The venue shows the order's total quantity changed (our amend's reply, or a report of the order with a
         new quantity: a venue fact is never refused). Returns False when that is already the recorded quantity."""
         quantity = Decimal(quantity)
@@ -561,14 +589,14 @@ class Order(Aggregate):
 
     @declares(EventKind.FACT, reported=True)
     @event("Amended")
-    def _amended(self, quantity: Decimal, source: str, reason: dict) -> None:
+    def _amended(self, quantity: Decimal, source: str, reason: dict[str, Any]) -> None:
         self.quantity = Decimal(quantity)
         self.amend_pending = None
         self.amend_refused = None
         if self.filled_quantity == self.quantity and self.state in (State.OPEN, State.CANCEL_PENDING):
             self._move(State.FILLED)  # shrunk to what had filled: nothing is left to work
 
-    def amend_rejected(self, *, error: str, reason: dict) -> bool:
+    def amend_rejected(self, *, error: str, reason: dict[str, Any]) -> bool:
         """The venue refused the amend (or shows it did not take effect): the order keeps its quantity. Returns
         False when no amend is pending."""
         if self.amend_pending is None:
@@ -578,13 +606,13 @@ class Order(Aggregate):
 
     @declares(EventKind.OUTCOME, reported=True)
     @event("AmendRejected")
-    def _amend_rejected(self, error: str, reason: dict) -> None:
+    def _amend_rejected(self, error: str, reason: dict[str, Any]) -> None:
         self.amend_pending = None
         self.amend_refused = error
 
     # --- cancel, expiry, timeout ------------------------------------------------------------------------
 
-    def request_cancel(self, *, reason: dict) -> bool:
+    def request_cancel(self, *, reason: dict[str, Any]) -> bool:
         """Decide to cancel. Returns False if a cancel is already pending. Before submission it cancels outright."""
         if self.state is State.CANCEL_PENDING:
             return False
@@ -597,23 +625,23 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION, reported=True)
     @event("CancelRequested")
-    def _cancel_requested(self, reason: dict) -> None:
+    def _cancel_requested(self, reason: dict[str, Any]) -> None:
         self._move(State.CANCEL_PENDING)
         self.cancel_requested = True
 
-    def cancel_rejected(self, *, error: str, reason: dict) -> None:
+    def cancel_rejected(self, *, error: str, reason: dict[str, Any]) -> None:
         """The venue refused the cancel and the order still rests (e.g. cancel rate limit): back to open."""
         self._require(State.OPEN, "cancel_rejected")
         self._cancel_rejected(error=error, reason=reason)
 
     @declares(EventKind.OUTCOME, reported=True)
     @event("CancelRejected")
-    def _cancel_rejected(self, error: str, reason: dict) -> None:
+    def _cancel_rejected(self, error: str, reason: dict[str, Any]) -> None:
         self._move(State.OPEN)
         self.cancel_requested = False
         self.last_error = error
 
-    def mark_canceled(self, *, reason: dict, venue_reason: str | None = None) -> bool:
+    def mark_canceled(self, *, reason: dict[str, Any], venue_reason: str | None = None) -> bool:
         """The venue canceled the order. Returns False if already recorded as canceled."""
         if self.state is State.CANCELED:
             return False
@@ -623,12 +651,12 @@ class Order(Aggregate):
 
     @declares(EventKind.FACT, reported=True)
     @event("Canceled")
-    def _canceled(self, reason: dict, venue_reason: str | None) -> None:
+    def _canceled(self, reason: dict[str, Any], venue_reason: str | None) -> None:
         if self.state is State.PENDING_SUBMIT:
             self.cancel_requested = True  # withdrawn by us before it was ever sent
         self._move(State.CANCELED)
 
-    def mark_expired(self, *, reason: dict) -> bool:
+    def mark_expired(self, *, reason: dict[str, Any]) -> bool:
         """The venue expired the order. Returns False if already recorded as expired."""
         if self.state is State.EXPIRED:
             return False
@@ -638,7 +666,7 @@ class Order(Aggregate):
 
     @declares(EventKind.FACT, reported=True)
     @event("Expired")
-    def _expired(self, reason: dict) -> None:
+    def _expired(self, reason: dict[str, Any]) -> None:
         self._move(State.EXPIRED)
 
     def time_out(self, *, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
@@ -663,7 +691,7 @@ class Order(Aggregate):
     def _timed_out(self, age_s: float, threshold_s: float, rule: str, observed_at: datetime) -> None:
         pass
 
-    def defer(self, *, key: str, reason: dict) -> bool:
+    def defer(self, *, key: str, reason: dict[str, Any]) -> bool:
         """Record a decision *not* to act now, and why (e.g. a timeout cancel refused because the filled part
         would be unsellable, a bracket deferred until the fills reach the pair's minimum). Recorded once per
         ``key``; returns False (writes nothing) if that key was already recorded."""
@@ -674,7 +702,7 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("Deferred")
-    def _deferred(self, key: str, reason: dict) -> None:
+    def _deferred(self, key: str, reason: dict[str, Any]) -> None:
         self.deferred.add(key)
 
     # --- brackets ---------------------------------------------------------------------------------------
@@ -687,7 +715,7 @@ class Order(Aggregate):
         take_profit_order_id: UUID | None,
         sl_price: Decimal | None,
         tp_price: Decimal | None,
-        reason: dict,
+        reason: dict[str, Any],
     ) -> Bracket:
         """Record the protective legs planned for ``quantity`` of this entry's filled position."""
         if self.role is not OrderRole.ENTRY:
@@ -713,7 +741,14 @@ class Order(Aggregate):
     @declares(EventKind.DECISION)
     @event("BracketPlaced")
     def _bracket_placed(
-        self, index, quantity, stop_loss_order_id, take_profit_order_id, sl_price, tp_price, reason
+        self,
+        index: int,
+        quantity: Decimal,
+        stop_loss_order_id: UUID | None,
+        take_profit_order_id: UUID | None,
+        sl_price: Decimal | None,
+        tp_price: Decimal | None,
+        reason: dict[str, Any],
     ) -> None:
         legs: dict[str, list[UUID]] = {
             OrderRole.STOP_LOSS.value: [],
@@ -726,7 +761,7 @@ class Order(Aggregate):
             legs[OrderRole.TAKE_PROFIT.value].append(take_profit_order_id)
         self.brackets.append(Bracket(index, Decimal(quantity), _opt_decimal(sl_price), _opt_decimal(tp_price), legs))
 
-    def add_bracket_leg(self, *, index: int, role: OrderRole, order_id: UUID, reason: dict) -> None:
+    def add_bracket_leg(self, *, index: int, role: OrderRole, order_id: UUID, reason: dict[str, Any]) -> None:
         """Record a new generation of one bracket leg: a re-created vanished leg, a shrunk sibling, a market exit."""
         if not 0 <= index < len(self.brackets):
             raise ValueError(f"order {self.id} has no bracket {index}")
@@ -736,10 +771,10 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("BracketLegAdded")
-    def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict) -> None:
+    def _bracket_leg_added(self, index: int, role: str, order_id: UUID, reason: dict[str, Any]) -> None:
         self.brackets[index].legs[role].append(order_id)
 
-    def resize_bracket(self, *, index: int, quantity: Decimal, reason: dict) -> bool:
+    def resize_bracket(self, *, index: int, quantity: Decimal, reason: dict[str, Any]) -> bool:
         """The entry filled more: the bracket now protects ``quantity`` (its legs grow by an amend). Returns False
         when that is already its quantity."""
         if not 0 <= index < len(self.brackets):
@@ -755,10 +790,10 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("BracketResized")
-    def _bracket_resized(self, index: int, quantity: Decimal, reason: dict) -> None:
+    def _bracket_resized(self, index: int, quantity: Decimal, reason: dict[str, Any]) -> None:
         self.brackets[index].quantity = Decimal(quantity)
 
-    def emulate_leg(self, *, index: int, role: OrderRole, trigger_price: Decimal, reason: dict) -> None:
+    def emulate_leg(self, *, index: int, role: OrderRole, trigger_price: Decimal, reason: dict[str, Any]) -> None:
         """This bracket's ``role`` is held by the ledger, not rested on the venue: Kraken holds the base for an
         untriggered stop-loss, so a take-profit beside it would be refused for funds (issue 13, scenario 4). The
         ledger watches the public price and sends it when ``trigger_price`` is crossed."""
@@ -768,11 +803,11 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("LegEmulated")
-    def _leg_emulated(self, index: int, role: str, trigger_price: Decimal, reason: dict) -> None:
+    def _leg_emulated(self, index: int, role: str, trigger_price: Decimal, reason: dict[str, Any]) -> None:
         self.brackets[index].emulated[role] = Decimal(trigger_price)
 
     def trigger_emulated(
-        self, *, index: int, role: OrderRole, price: Decimal, observed_at: datetime, reason: dict
+        self, *, index: int, role: OrderRole, price: Decimal, observed_at: datetime, reason: dict[str, Any]
     ) -> bool:
         """The public price crossed an emulated leg's trigger (``price`` observed at ``observed_at``): from now on
         the position exits at market for that role, after the resting sibling is canceled. Returns False if that
@@ -788,10 +823,12 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("EmulatedLegTriggered")
-    def _emulated_triggered(self, index: int, role: str, price: Decimal, observed_at: datetime, reason: dict) -> None:
+    def _emulated_triggered(
+        self, index: int, role: str, price: Decimal, observed_at: datetime, reason: dict[str, Any]
+    ) -> None:
         self.brackets[index].triggered[role] = Decimal(price)
 
-    def record_shortfall(self, *, quantity: Decimal, reason: dict) -> bool:
+    def record_shortfall(self, *, quantity: Decimal, reason: dict[str, Any]) -> bool:
         """The account holds ``quantity`` less of this entry's position than its fills say (a balance that was
         negative before the entry, a fee charged elsewhere: the venue refused a leg for funds and the available
         balance was read). The legs protect what is there; the position rule subtracts it. Returns False when
@@ -807,10 +844,10 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("ShortfallRecorded")
-    def _shortfall_recorded(self, quantity: Decimal, reason: dict) -> None:
+    def _shortfall_recorded(self, quantity: Decimal, reason: dict[str, Any]) -> None:
         self.shortfall = Decimal(quantity)
 
-    def record_conflict(self, *, key: str, reason: dict) -> bool:
+    def record_conflict(self, *, key: str, reason: dict[str, Any]) -> bool:
         """A venue fact the ledger cannot apply (it contradicts what is recorded: a trade id reported with other
         values, more filled than the order's quantity): recorded for an operator, once per ``key``, never applied
         and never an error that stops a worker. Returns False if that conflict was already recorded."""
@@ -821,22 +858,22 @@ class Order(Aggregate):
 
     @declares(EventKind.FACT)
     @event("ConflictRecorded")
-    def _conflict_recorded(self, key: str, reason: dict) -> None:
+    def _conflict_recorded(self, key: str, reason: dict[str, Any]) -> None:
         self.conflicts.add(key)
 
-    def note_operator_resolution(self, *, reason: dict) -> None:
+    def note_operator_resolution(self, *, reason: dict[str, Any]) -> None:
         """An operator resolves an order the venue lost (marks it canceled or filled by hand): who and why are
         recorded as a decision before the fact they assert."""
         self._operator_resolved(reason=reason)
 
     @declares(EventKind.DECISION)
     @event("OperatorResolved")
-    def _operator_resolved(self, reason: dict) -> None:
+    def _operator_resolved(self, reason: dict[str, Any]) -> None:
         pass
 
     # --- closing the position ---------------------------------------------------------------------------
 
-    def request_close(self, *, reason: dict) -> bool:
+    def request_close(self, *, reason: dict[str, Any]) -> bool:
         """The operator asks to close this entry's position: cancel what works, then exit what is held at market.
         Returns False (writes nothing) if a close was already recorded."""
         if self.role is not OrderRole.ENTRY:
@@ -848,10 +885,10 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("CloseRequested")
-    def _close_requested(self, reason: dict) -> None:
+    def _close_requested(self, reason: dict[str, Any]) -> None:
         self.closing = dict(reason)
 
-    def add_position_exit(self, *, order_id: UUID, quantity: Decimal, reason: dict) -> None:
+    def add_position_exit(self, *, order_id: UUID, quantity: Decimal, reason: dict[str, Any]) -> None:
         """Record a market exit for the whole position (after a close request), beside the brackets' own legs."""
         if self.role is not OrderRole.ENTRY:
             raise InvalidTransition(self.id, self.state.value, self.state.value, "add_position_exit on a non-entry")
@@ -859,7 +896,7 @@ class Order(Aggregate):
 
     @declares(EventKind.DECISION)
     @event("PositionExitAdded")
-    def _position_exit_added(self, order_id: UUID, quantity: Decimal, reason: dict) -> None:
+    def _position_exit_added(self, order_id: UUID, quantity: Decimal, reason: dict[str, Any]) -> None:
         self.position_exits.append(order_id)
 
     def exit_order_ids(self) -> list[UUID]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -246,7 +246,14 @@ class PairRegistry:
     def find(self, name: str) -> PairRules | None:
         return self._by_name.get(_norm(name))
 
-    def __iter__(self):
+    def require(self, name: str) -> PairRules:
+        """The rules of a pair the ledger already trades (its orders were placed by them): LookupError if gone."""
+        rules = self.find(name)
+        if rules is None:
+            raise LookupError(f"no pair rules for {name}")
+        return rules
+
+    def __iter__(self) -> Iterator[PairRules]:
         return iter(self._pairs)
 
     def __len__(self) -> int:
@@ -268,7 +275,7 @@ class VenueRules(Aggregate):
 
     @event("Started")
     def __init__(self) -> None:
-        self.records: list[dict] = []
+        self.records: list[dict[str, Any]] = []
         self.fingerprint = ""
         self.source = ""
 
@@ -285,7 +292,7 @@ class VenueRules(Aggregate):
         return True
 
     @event("Loaded")
-    def _loaded(self, records: list, fingerprint: str, source: str) -> None:
+    def _loaded(self, records: list[dict[str, Any]], fingerprint: str, source: str) -> None:
         self.records, self.fingerprint, self.source = list(records), fingerprint, source
 
     def registry(self) -> PairRegistry | None:
