@@ -146,7 +146,7 @@ class CommandBus:
 
     def find_receipt(self, command_id: UUID) -> CommandReceipt | None:
         try:
-            receipt = self.ledger.app.repository.get(command_id)
+            receipt: CommandReceipt = self.ledger.app.repository.get(command_id)
         except AggregateNotFoundError:
             return None
         return receipt if isinstance(receipt, CommandReceipt) else None

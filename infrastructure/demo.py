@@ -38,6 +38,10 @@ STEP_TIMEOUT_S = 20.0
 DEMO_REPORT_COLUMNS = ("qty", "filled_qty", "avg_px", "fee", "note")
 
 
+def _px(price: Decimal | None) -> str:
+    return "?" if price is None else plain(price)  # an order the demo waited to see filled has its price
+
+
 class Demo:
     def __init__(self, settings: Settings, console: Console):
         self.settings, self.console = settings, console
@@ -133,7 +137,7 @@ class Demo:
         )
         await self.until("entry filled and bracketed", lambda: self.legs_open(entry))
         self.say(
-            f"      entry filled {plain(self.o(entry).filled_quantity)} @ {plain(self.o(entry).average_fill_price)}; "
+            f"      entry filled {plain(self.o(entry).filled_quantity)} @ {_px(self.o(entry).average_fill_price)}; "
             f"stop 64000 resting on the venue, take-profit 68000 held by the ledger on the public price (the venue "
             f"holds the bitcoin for the stop)"
         )
@@ -149,7 +153,7 @@ class Demo:
         [tp] = self.legs(entry, OrderRole.TAKE_PROFIT)
         self.say(
             f"      price 68010 crossed the take-profit: the stop was canceled, then the position sold at market @ "
-            f"{plain(self.o(tp).average_fill_price)}"
+            f"{_px(self.o(tp).average_fill_price)}"
         )
 
     async def story_stop_loss(self) -> None:
@@ -162,8 +166,7 @@ class Demo:
         [sl] = self.legs(entry, OrderRole.STOP_LOSS)
         await self.until("stop filled", lambda: self.o(sl).state.value == "filled")
         self.say(
-            f"      stop filled @ {plain(self.o(sl).average_fill_price)}; the take-profit the ledger held was not "
-            f"needed"
+            f"      stop filled @ {_px(self.o(sl).average_fill_price)}; the take-profit the ledger held was not needed"
         )
 
     async def story_partial_timeout(self) -> None:
@@ -203,7 +206,7 @@ class Demo:
         [tp] = self.legs(entry, OrderRole.TAKE_PROFIT)
         self.say(
             f"      take-profit reached: sold {plain(self.o(tp).filled_quantity)} @ "
-            f"{plain(self.o(tp).average_fill_price)} at market; stop canceled; position closed"
+            f"{_px(self.o(tp).average_fill_price)} at market; stop canceled; position closed"
         )
 
     async def story_halt(self) -> None:

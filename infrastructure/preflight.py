@@ -137,7 +137,7 @@ def describe_ledger(settings: Settings) -> tuple[str, str]:
     from execledger.infrastructure.eventstore import StoreConfigError, parse_postgres_url
 
     try:
-        target = parse_postgres_url(settings.database_url.get_secret_value())
+        target = parse_postgres_url(settings.postgres_url())
     except StoreConfigError:
         return env_name("database_url"), "an unusable URL"
     return env_name("database_url"), f"{target.redacted()} (schema {target.schema or 'public'})"
@@ -173,7 +173,7 @@ def _postgres_location(settings: Settings, table: str) -> LedgerLocation:
 
     name = env_name("database_url")
     try:
-        target = parse_postgres_url(settings.database_url.get_secret_value())
+        target = parse_postgres_url(settings.postgres_url())
     except StoreConfigError as exc:
         raise ConfigError(name, str(exc).removeprefix(f"{name} ")) from None
     schema = target.schema or "public"
@@ -209,6 +209,8 @@ async def check_online(settings: Settings, *, strict: bool, timeout_s: float = 1
 
     credentials = check_credentials(settings)
     url = env_name("kraken_url")
+    if settings.kraken_url is None:
+        raise ConfigError(url, "is not set: there is no venue to call")
     async with KrakenRestClient(
         settings.kraken_url, credentials, data_dir=Path(settings.data_dir), timeout_s=timeout_s
     ) as rest:

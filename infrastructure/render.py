@@ -129,7 +129,7 @@ def emit(
 
 
 # What a fact or outcome shows when it carries no reason (a decision shows its reason).
-_DETAIL_KEYS = (
+_DETAIL_KEYS: tuple[str, ...] = (
     "txid",
     "trade_id",
     "quantity",

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,6 +32,9 @@ from execledger.infrastructure.settings import Settings
 from execledger.infrastructure.writerlock import WriterLock, WriterLockHeld
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from execledger.infrastructure.kraken.adapter import KrakenExchange
 
 
 class Role(StrEnum):
@@ -61,7 +64,7 @@ async def _start_simulator(settings: Settings):
     return await start_embedded(settings)  # (simulator, settings pointing at it, the tier it enforces)
 
 
-def _adapter(settings: Settings, simulator: Any, simulator_tier: str | None = None) -> ExchangePort:
+def _adapter(settings: Settings, simulator: Any, simulator_tier: str | None = None) -> KrakenExchange:
     from execledger.infrastructure.kraken.adapter import KrakenExchange
     from execledger.infrastructure.kraken.ratelimit import Tier
 
@@ -106,8 +109,9 @@ async def run_service(
         db_url = settings.database_url.get_secret_value() if settings.database_url else None
         if trading:
             if exchange is None:
-                exchange = _adapter(settings, simulator, simulator_tier)
-                stack.push_async_callback(exchange.close)
+                adapter = _adapter(settings, simulator, simulator_tier)
+                stack.push_async_callback(adapter.close)
+                exchange = adapter
             running.exchange = exchange
             parts = build_trading(ledger, exchange, service_config)
             running.service = parts.service

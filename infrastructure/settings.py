@@ -231,6 +231,12 @@ class Settings(BaseSettings):
     def backend(self) -> str:
         return "postgres" if self.database_url is not None else "sqlite"
 
+    def postgres_url(self) -> str:
+        """The PostgreSQL URL, a secret (never print it); ValueError when the ledger is on SQLite."""
+        if self.database_url is None:
+            raise ValueError(f"{env_name('database_url')} is not set: the ledger is on SQLite")
+        return self.database_url.get_secret_value()
+
     def with_exchange(self, *, url: str, ws_url: str | None, key: str, secret: str) -> Settings:
         """A validated copy pointing at another Kraken endpoint (e.g. the built-in simulator)."""
         return Settings.model_validate(
@@ -305,4 +311,5 @@ def load_settings(config_file: Path | str | None = None) -> Settings:
         return Settings()
     path = Path(source)
     check_config_file(path)
-    return Settings(_env_file=path, _env_file_encoding="utf-8")
+    # pydantic-settings takes ``_env_file`` at init time; its typed signature lists only the model's fields.
+    return Settings(_env_file=path, _env_file_encoding="utf-8")  # type: ignore[call-arg]

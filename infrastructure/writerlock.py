@@ -89,7 +89,7 @@ class WriterLock:
                 return None
             finally:
                 os.close(fd)
-        t = parse_postgres_url(self.settings.database_url.get_secret_value())
+        t = parse_postgres_url(self.settings.postgres_url())
         with self._connect(t) as conn:
             return self._pg_holder(conn, t)
 
@@ -98,7 +98,7 @@ class WriterLock:
         nothing: SQLite looks for the lock file, PostgreSQL for the ``execledger_writer`` row of the schema."""
         if self.settings.database_url is None:
             return self._file().is_file()
-        t = parse_postgres_url(self.settings.database_url.get_secret_value())
+        t = parse_postgres_url(self.settings.postgres_url())
         with self._connect(t) as conn:
             if not self._writer_table_exists(conn, t.schema):
                 return False
@@ -182,7 +182,7 @@ class WriterLock:
     def _acquire_postgres(self) -> None:
         from execledger.infrastructure.eventstore import prepare_database
 
-        t = parse_postgres_url(self.settings.database_url.get_secret_value())
+        t = parse_postgres_url(self.settings.postgres_url())
         me = holder_description()
         # application_name: PostgreSQL keeps 63 bytes of it; the full description goes in the execledger_writer row.
         conn = self._connect(t, application_name=f"{LOCK_NAME} {me}".encode()[:63].decode(errors="ignore"))

@@ -23,13 +23,13 @@ from execledger.infrastructure.api.models import (
     OrderPath,
     SignalPath,
 )
-from execledger.infrastructure.api.routes import Route
+from execledger.infrastructure.api.routes import Answer, Route
 from execledger.infrastructure.net import is_loopback
 
 # A new group of routes: a module with ``ROUTES = [Route(...)]``, listed here. Nothing else to register.
 ROUTE_MODULES = (signals, reports, signal_view, health)
 
-_COMMAND_ANSWERS = {
+_COMMAND_ANSWERS: dict[int, Answer] = {
     **dict.fromkeys(set(REFUSAL_STATUS.values()), ("refused: the receipt says why", ErrorBody)),
     200: ("carried out: the command's receipt", CommandAnswer),
     202: ("recorded; the trading process has not confirmed it yet", CommandAnswer),

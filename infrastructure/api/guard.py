@@ -51,7 +51,7 @@ def check_host(request: web.Request) -> tuple[str, int | None] | None:
     """Refuse (421) a loopback connection whose Host is not a loopback name with our port."""
     header = request.headers.get("Host")
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    local = sockname[0] if isinstance(sockname, tuple) else None
+    local, local_port = (sockname[0], sockname[1]) if isinstance(sockname, tuple) else (None, None)
     if header is None:
         return None  # HTTP/1.0 without Host: not a browser
     parsed = _host_and_port(header)
@@ -59,10 +59,10 @@ def check_host(request: web.Request) -> tuple[str, int | None] | None:
         raise ApiError(400, "the Host header is not host[:port]", field="Host", rule="malformed")
     if local is not None and is_loopback(local):
         host, port = parsed
-        if not is_loopback(host) or (port or 80) != sockname[1]:
+        if not is_loopback(host) or (port or 80) != local_port:
             raise ApiError(
                 421,
-                f"this API answers only to a loopback host on port {sockname[1]}, not {header!r}",
+                f"this API answers only to a loopback host on port {local_port}, not {header!r}",
                 field="Host",
                 rule="host_not_bound",
             )

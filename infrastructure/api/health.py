@@ -73,7 +73,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-_PUBLIC = {"public": True, "tags": ("health",)}
 ROUTES = [
     Route(
         "GET",
@@ -81,16 +80,26 @@ ROUTES = [
         health,
         "The venue, the trading mode and the projection lag; 503 when the service cannot trade",
         responses={200: ("can trade (ok or degraded)", HealthResponse), 503: ("cannot trade", HealthResponse)},
-        **_PUBLIC,
+        public=True,
+        tags=("health",),
     ),
-    Route("GET", "/v1/health/live", live, "Liveness", responses={200: ("alive", LiveResponse)}, **_PUBLIC),
+    Route(
+        "GET",
+        "/v1/health/live",
+        live,
+        "Liveness",
+        responses={200: ("alive", LiveResponse)},
+        public=True,
+        tags=("health",),
+    ),
     Route(
         "GET",
         "/v1/health/ready",
         ready,
         "Readiness: can this process do its job now",
         responses={200: ("ready", ReadyResponse), 503: ("not ready, and why", ReadyResponse)},
-        **_PUBLIC,
+        public=True,
+        tags=("health",),
     ),
     Route(
         "GET",

@@ -67,7 +67,7 @@ FillRow = row_model(t.fills, "FillRow")
 def page_model(item: type[BaseModel], name: str) -> type[BaseModel]:
     return create_model(
         name,
-        items=(list[item], ...),
+        items=(list[item], ...),  # type: ignore[valid-type]  # a model made at run time: its item is a value
         total=(int, Field(description="rows matching the filters")),
         limit=(int, ...),
         offset=(int, ...),

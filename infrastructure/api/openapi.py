@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from execledger.infrastructure.api.jsonio import MAX_BODY_BYTES, MAX_DEPTH, json_response
 from execledger.infrastructure.api.models import ErrorBody
@@ -69,7 +69,8 @@ def build_document(routes: Sequence[Route], *, version: str = "1") -> dict[str, 
     """The whole OpenAPI 3.1 document of ``routes``."""
     inputs = {m for r in routes for m in (r.query, r.path_params, r.body) if m is not None}
     outputs = {m for r in routes for _desc, m in r.responses.values() if m is not None} | {ErrorBody}
-    pairs = [(m, "validation") for m in inputs] + [(m, "serialization") for m in outputs]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in inputs]
+    pairs += [(m, "serialization") for m in outputs]
     refs, top = models_json_schema(pairs, ref_template=REF)
     components = top.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
@@ -152,7 +153,8 @@ def render_html(doc: dict[str, Any]) -> str:
                 out.append(f"<p>Body (application/json): {_link(schema)}</p>")
             out.append("<ul>")
             for status, answer in op["responses"].items():
-                schema = next(iter(answer.get("content", {}).values()), {}).get("schema")
+                content: dict[str, dict[str, Any]] = answer.get("content", {})
+                schema = next(iter(content.values()), {}).get("schema")
                 out.append(f"<li><b>{e(status)}</b> {e(answer['description'])} {_link(schema) if schema else ''}</li>")
             out.append("</ul>")
     out.append("<h2>Schemas</h2>")

@@ -44,7 +44,7 @@ def register(main: click.Group) -> None:
                 shown = "***"
             if name == "database_url" and value is not None:
                 try:
-                    shown = parse_postgres_url(settings.database_url.get_secret_value()).redacted()
+                    shown = parse_postgres_url(settings.postgres_url()).redacted()
                 except StoreConfigError as exc:
                     fail(Exit.CONFIG, f"configuration error: {env_name(name)}: {exc}")
             console.print(f"{env_name(name)} = {escape(str(shown))}")
@@ -62,6 +62,6 @@ def register(main: click.Group) -> None:
             console.print(f"[yellow]warning[/yellow]: {escape(warning)}")
         if online and not settings.kraken_url:
             console.print("online: no EXECLEDGER_KRAKEN_URL, `run` trades against the built-in simulator")
-        elif online:
+        elif online and settings.kraken_url:
             console.print(f"[green]online ok[/green]: {escape(settings.kraken_url)} accepted the key (Balance)")
         console.print(f"[green]ok[/green]: `execledger run --role {role}` would start with this configuration")

@@ -199,7 +199,12 @@ def register(main: click.Group) -> None:
             else:
                 page = q.fills(f)
                 items, totals, footer = [present_fill(r, pairs) for r in page.items], None, []
-        extra = {"total": page.total, "limit": page.limit, "offset": page.offset, "next_offset": page.next_offset}
+        extra: dict[str, Any] = {
+            "total": page.total,
+            "limit": page.limit,
+            "offset": page.offset,
+            "next_offset": page.next_offset,
+        }
         if totals is not None:
             extra["totals"] = totals
         emit(

@@ -63,7 +63,7 @@ def register(main: click.Group) -> None:
             "since": state.changed_at.isoformat() if state.changed_at else None,
         }
         if fmt == "json":
-            doc = {"trading": mode, "open_orders": live, "positions": positions, "service": health}
+            doc: dict[str, Any] = {"trading": mode, "open_orders": live, "positions": positions, "service": health}
             if unreachable:
                 doc["service_error"] = unreachable
             sys.stdout.write(json.dumps(doc, default=json_default) + "\n")

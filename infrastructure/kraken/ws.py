@@ -131,6 +131,7 @@ class KrakenExecutionsStream:
     async def _connect_once(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        assert self.ws_url is not None  # the stream runs only with a WS URL
         async with self._session.ws_connect(self.ws_url, autoping=True) as ws:
             # A fresh token for every connection (old ones go stale), fetched only once the socket is open: an
             # unreachable endpoint must not spend a REST call per reconnect attempt.

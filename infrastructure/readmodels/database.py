@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Column, Engine, MetaData, Table, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from execledger.domain.values import ZERO
 from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database
@@ -21,6 +23,9 @@ from execledger.infrastructure.readmodels import tables as t
 from execledger.infrastructure.readmodels.projection import StoredRecord
 from execledger.infrastructure.readmodels.rows import OrderView, db_time, uuid_text
 from execledger.infrastructure.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 SHADOW_SUFFIX = "__rebuild"
 LOAD_SUFFIX = "__load"
@@ -146,7 +151,7 @@ def _marks(conn: Connection, n: int) -> str:
 
 
 def _copy(conn: Connection, table_name: str, table: Table, rows: Sequence[tuple]) -> None:
-    dbapi = conn.connection.dbapi_connection
+    dbapi = cast("psycopg.Connection[Any]", _dbapi(conn))  # COPY is PostgreSQL's: the driver is psycopg
     with dbapi.cursor() as cur, cur.copy(f'COPY "{table_name}" ({_columns(table)}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row(row)
@@ -225,7 +230,7 @@ def append_rows(conn: Connection, table: Table, rows: Sequence[tuple], *, fresh:
         return
     conflict = "" if fresh else f" ON CONFLICT ({keys}) DO NOTHING"
     statement = f'INSERT INTO "{table.name}" ({_columns(table)}) VALUES ({_marks(conn, len(table.columns))}){conflict}'
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = _dbapi(conn).cursor()
     try:
         cur.executemany(statement, rows)
     finally:
@@ -244,7 +249,7 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple]) -> None:
         _pg_merge(conn, table, rows, conflict)
         return
     statement = f'INSERT INTO "{table.name}" ({_columns(table)}) VALUES ({_marks(conn, len(table.columns))}) {conflict}'
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = _dbapi(conn).cursor()
     try:
         cur.executemany(statement, rows)
     finally:
@@ -400,8 +405,15 @@ def finish_load(engine: Engine, load: LoadTables) -> None:
             table.drop(conn)
 
 
-def _live_index_name(name: str) -> str:
-    return name.removesuffix(SHADOW_SUFFIX)
+def _dbapi(conn: Connection) -> DBAPIConnection:
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:  # only once the connection is closed or invalidated
+        raise RuntimeError("the database connection is closed")
+    return dbapi
+
+
+def _live_index_name(name: str | None) -> str:
+    return (name or "").removesuffix(SHADOW_SUFFIX)  # every index of the read models is named
 
 
 def build_shadow_indexes(engine: Engine, shadow: t.TableSet) -> None:

@@ -50,7 +50,9 @@ class ProjectionFollower:
         await asyncio.wait_for(reached(), timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = asyncio.create_task(self._listen(stop)) if self.database_url and self.channel else None
+        listener = None
+        if self.database_url and self.channel:
+            listener = asyncio.create_task(self._listen(stop, self.database_url, self.channel))
         failures = 0
         try:
             while not stop.is_set():
@@ -83,11 +85,11 @@ class ProjectionFollower:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
 
-    async def _listen(self, stop: asyncio.Event) -> None:
+    async def _listen(self, stop: asyncio.Event, database_url: str, channel: str) -> None:
         import psycopg
         from psycopg import sql
 
-        t = parse_postgres_url(self.database_url)
+        t = parse_postgres_url(database_url)
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(
@@ -99,7 +101,7 @@ class ProjectionFollower:
                     autocommit=True,
                     connect_timeout=5,
                 ) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.listening.set()
                     self._wake.set()  # anything written before LISTEN took effect is caught up now
                     async for _ in conn.notifies():
@@ -110,7 +112,7 @@ class ProjectionFollower:
                 self.listening.clear()
                 log.warning(
                     "LISTEN on %s failed (%s); polling every %.1fs meanwhile",
-                    self.channel,
+                    channel,
                     type(exc).__name__,
                     self.poll_interval_s,
                 )

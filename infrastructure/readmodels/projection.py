@@ -166,15 +166,16 @@ class OrdersProjection:
                 view = views[oid] = OrderView.placed(oid, version, e, at)
                 new_members.setdefault(view.signal_id, []).append(oid)
             else:
-                view = views.get(oid)
-                if view is None:
+                known = views.get(oid)
+                if known is None:
                     cached = self.views.get(oid) or loaded.get(oid)
                     if cached is None:
                         raise EventDecodeError(
                             f"stored event {r.id} ({r.topic}) is version {version} of order {oid}, "
                             "whose earlier events the read models do not have"
                         )
-                    view = views[oid] = _copy(cached)
+                    known = views[oid] = _copy(cached)
+                view = known
                 view.apply(name, version, e, at)
             touched_signals.add(view.signal_id)
             row = report_row(view, name, version, e, info.reported)

@@ -383,8 +383,8 @@ def summarise_signal(
             (d["rule"] for d in decisions if d["event"] == "Placed" and leg and d["order_id"] == leg["order_id"]), None
         )
         reason = exit_reason_of(leg["role"], placed_rule) if leg else "manual"
-    opened = min((_time(x) for x in entry_fills if _time(x)), default=None)
-    closed = max((_time(x) for x in exit_fills if _time(x)), default=None) if state == "closed" else None
+    opened = min((t for t in map(_time, entry_fills) if t), default=None)
+    closed = max((t for t in map(_time, exit_fills) if t), default=None) if state == "closed" else None
     pnl = _dec(signal.get("realised_pnl")) if signal.get("realised_pnl") is not None else None
     fees = _dec(signal.get("fees"))
     return {

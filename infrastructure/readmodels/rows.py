@@ -17,7 +17,8 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
+from uuid import UUID
 
 import orjson
 
@@ -55,6 +56,12 @@ def dec(value: Any) -> Decimal:
     return Decimal(value["_data_"] if isinstance(value, dict) else value)
 
 
+@overload
+def db_time(value: None) -> None: ...
+@overload
+def db_time(value: str | datetime | dict[str, Any]) -> str: ...
+
+
 def db_time(value: Any) -> str | None:
     """A stored time (the transcoder's ISO text, or a datetime) as naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     if value is None:
@@ -72,6 +79,12 @@ def db_time(value: Any) -> str | None:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@overload
+def uuid_text(value: None) -> None: ...
+@overload
+def uuid_text(value: str | UUID | dict[str, Any]) -> str: ...
 
 
 def uuid_text(value: Any) -> str | None:
@@ -163,6 +176,32 @@ class OrderView:
         "updated_at",
         "version",
     )
+    # The slots' types (a slotted class declares them apart from the tuple above).
+    avg_text: str | None
+    cl_ord_id: str
+    created_at: str
+    fee_asset: str | None
+    fees: Decimal
+    fees_text: str
+    filled_cost: Decimal
+    filled_quantity: Decimal
+    filled_text: str
+    id_bytes: bytes
+    last_error: str | None
+    limit_price: str | None
+    order_id: str
+    order_type: str
+    pair: str
+    parent_id: str | None
+    quantity: str | None
+    role: str
+    side: str
+    signal_id: str
+    state: str
+    trigger_price: str | None
+    txid: str | None
+    updated_at: str
+    version: int
 
     def __init__(self, **fields: Any):
         for name in self.__slots__:
@@ -383,7 +422,7 @@ def signal_row(signal_id: str, members: list[OrderView]) -> tuple:
     entry_avg = entry.average_fill_price if entry is not None else None
     pnl = None
     if entry_avg is not None and exit_qty > ZERO:
-        sign = 1 if entry.side == "buy" else -1
+        sign = 1 if entry is not None and entry.side == "buy" else -1  # entry_avg is set: so is entry
         pnl = sign * (exit_cost - exit_qty * entry_avg)
     return (
         signal_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.sql.elements import quoted_name
 
 metadata = MetaData()
 
@@ -160,7 +161,7 @@ class TableSet:
             for live in VIEW_TABLES:
                 copy = live.to_metadata(self.metadata, name=live.name + suffix)
                 for index in copy.indexes:
-                    index.name = f"{index.name}{suffix}"  # index names are schema-wide: keep them apart
+                    index.name = quoted_name(f"{index.name}{suffix}", None)  # index names are schema-wide: apart
                 source[live.name] = copy
         self.execution_reports = source["execution_reports"]
         self.orders = source["orders"]

@@ -57,7 +57,7 @@ class BadRequest(Exception):
 
 
 def _sim(request: web.Request) -> KrakenSimulator:
-    return request.app[SIMULATOR]  # type: ignore[return-value]
+    return request.app[SIMULATOR]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 
 from execledger.domain.pairs import PairRules, PairStatus
@@ -409,8 +410,10 @@ class Exchange:
             new = replace(new, volume=order_qty)
             changes["order_qty"] = order_qty
         if limit_price is not None and limit_price != req.limit_price:
-            field_name = "price" if req.ordertype in (SimOrderType.LIMIT, SimOrderType.ICEBERG) else "price2"
-            new = replace(new, **{field_name: limit_price})
+            if req.ordertype in (SimOrderType.LIMIT, SimOrderType.ICEBERG):
+                new = replace(new, price=limit_price)
+            else:
+                new = replace(new, price2=limit_price)
             changes["limit_price"] = limit_price
         if trigger_price is not None and trigger_price != req.trigger_price:
             new = replace(new, price=trigger_price)
@@ -642,12 +645,15 @@ class Exchange:
         book = self._book_of(order.pair)
         req = order.request
         if order.awaiting_trigger:
+            trigger = req.trigger_price
             if req.ordertype in TRAILING_TYPES:
                 book.trailing[order.txid] = order
+            elif trigger is None:
+                raise ValueError(f"order {order.txid} awaits a trigger but has no trigger price")
             elif (req.side is Side.BUY) == req.is_stop:  # buy stops and sell take-profits fire on the way up
-                book.push(book.rising[req.trigger], req.trigger_price, order.seq, order.token, order.txid)
+                book.push(book.rising[req.trigger], trigger, order.seq, order.token, order.txid)
             else:
-                book.push(book.falling[req.trigger], -req.trigger_price, order.seq, order.token, order.txid)
+                book.push(book.falling[req.trigger], -trigger, order.seq, order.token, order.txid)
             return
         limit = order.limit
         if limit is None:
@@ -673,8 +679,8 @@ class Exchange:
         take(book.pop_while(book.buys, lambda k: -k >= mark))
         take(book.pop_while(book.sells, lambda k: k <= mark))
         for reference, price in (("last", mark), ("index", index)):
-            take(book.pop_while(book.rising[reference], lambda k, p=price: k <= p))
-            take(book.pop_while(book.falling[reference], lambda k, p=price: -k >= p))
+            take(book.pop_while(book.rising[reference], partial(_rising_due, price)))
+            take(book.pop_while(book.falling[reference], partial(_falling_due, price)))
         for txid, order in list(book.trailing.items()):
             if not order.is_open or not order.awaiting_trigger:
                 del book.trailing[txid]
@@ -851,6 +857,14 @@ class Exchange:
         execution = Execution(kind, order, trade, self.clock(), detail)
         for listener in list(self.listeners):
             listener(execution)
+
+
+def _rising_due(price: Decimal, key: Decimal) -> bool:
+    return key <= price  # a trigger that fires on the way up, keyed by its price
+
+
+def _falling_due(price: Decimal, key: Decimal) -> bool:
+    return -key >= price  # a trigger that fires on the way down, keyed by its negated price
 
 
 def on_grid(pair: PairRules, price: Decimal) -> Decimal:

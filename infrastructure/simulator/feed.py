@@ -150,7 +150,8 @@ class LivePriceFeed:
             return
         if message.get("channel") not in ("trade", "ticker"):
             return
-        data = message.get("data") if isinstance(message.get("data"), list) else []
+        given = message.get("data")
+        data: list[Any] = given if isinstance(given, list) else []
         if message["channel"] == "trade":
             # A snapshot is history: only its newest trade says where the market is now.
             rows = data[-1:] if message.get("type") == "snapshot" else data

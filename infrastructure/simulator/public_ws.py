@@ -90,7 +90,8 @@ class PublicConnection(Connection):
     async def handle(self, request: dict[str, Any]) -> None:
         time_in = self.sim.clock.now()
         method = request.get("method")
-        params = request.get("params") if isinstance(request.get("params"), dict) else {}
+        given = request.get("params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
         if method == "ping":
             self.ping(request, time_in)
             return

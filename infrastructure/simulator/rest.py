@@ -135,7 +135,7 @@ async def handle_private(request: web.Request) -> web.Response:
         return failed(exc.error)
     record = sim.request_log.record(sim.clock.now(), path, params)
     fault = sim.faults.take(method)
-    held = fault is not None and fault.kind is FaultKind.HOLD_REQUEST
+    held = fault if fault is not None and fault.kind is FaultKind.HOLD_REQUEST else None
     if fault is not None and (fault.kind in PRE_EXECUTE_ERRORS or fault.kind is FaultKind.HTTP_502_BEFORE_EXECUTE):
         return _pre_execute_fault(record, fault)
     try:
@@ -146,9 +146,9 @@ async def handle_private(request: web.Request) -> web.Response:
             raise KrakenError(E.UNKNOWN_METHOD)
         if sim.rest_limiter is not None:
             sim.rest_limiter.charge(api_key, method, sim.clock.now())
-        if held:
-            record.fault = str(fault.kind)
-            await sim.hold_reply(fault.seconds)  # this request waits; the server goes on serving others
+        if held is not None:
+            record.fault = str(held.kind)
+            await sim.hold_reply(held.seconds)  # this request waits; the server goes on serving others
             sim.tick()
         if method in ORDER_ENTRY and sim.price_feed is not None:
             await sim.price_feed.ensure_price(order_pair_name(method, params), key)

@@ -22,7 +22,7 @@ def timestamp(ts: float) -> float:
 
 def oflags_text(order: SimOrder) -> str:
     """``post,fciq``-style flags as order info reports them (the fee currency is always named)."""
-    flags = [
+    flags: list[str] = [
         f for f in ("post", "nompp", "viqc") if f in order.request.oflags or (f == "post" and order.request.post_only)
     ]
     flags.append("fcib" if order.fee_in_base else "fciq")

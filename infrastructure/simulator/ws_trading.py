@@ -214,7 +214,7 @@ def cancel_order(sim: KrakenSimulator, key: str, params: dict[str, Any]) -> list
     given = [(name, params.get(name)) for name in ("order_id", "cl_ord_id", "order_userref") if params.get(name)]
     if len(given) != 1 or not isinstance(given[0][1], list) or not given[0][1]:
         raise WsRefusal(E.invalid_arguments("order_id"))
-    name, ids = given[0]
+    name, ids = given[0][0], list(given[0][1])  # a non-empty list (checked above)
     answers: list[dict[str, Any]] = []
     for ident in ids:
         rest = {"cl_ord_id": ident} if name == "cl_ord_id" else {"txid": str(ident)}
