@@ -17,6 +17,10 @@ class OrderIndex(Mapping[UUID, Order]):
     """A mapping order id -> Order, plus secondary indexes. ``put`` (re-)indexes an order after it changed."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every order (the index is rebuilt from the log)."""
         self._orders: dict[UUID, Order] = {}
         self._by_venue_id: dict[str, UUID] = {}
         self._by_client_id: dict[str, UUID] = {}
@@ -78,9 +82,6 @@ class OrderIndex(Mapping[UUID, Order]):
             self._by_state[state].discard(order_id)
         self._seq.pop(order_id, None)
         self._amending.discard(order_id)
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
 
     # --- queries ---------------------------------------------------------------------------------------------
 

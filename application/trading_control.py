@@ -149,7 +149,10 @@ class TradingControl:
         price: Decimal | None = None,
         quantity: Decimal | None = None,
     ) -> Decision:
-        payload = ResolveOrder(order=ref, resolution=resolution, price=price, quantity=quantity)  # type: ignore[arg-type]
+        # Validated like a recorded command: a resolution other than canceled or filled is refused here.
+        payload = ResolveOrder.model_validate(
+            {"order": ref, "resolution": resolution, "price": price, "quantity": quantity}
+        )
         return self._direct(self._resolve(payload, by=by, why=why, trade_id=None))
 
     def _direct(self, decision: Decision) -> Decision:

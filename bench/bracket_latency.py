@@ -151,7 +151,10 @@ def raw_latencies(backend: str, per_sample: list[list[int]], size: int) -> list[
 def one_round(backend: str, brackets: int, open_orders: int) -> dict:
     samples, per_sample, size = asyncio.run(measure(backend, brackets, open_orders))
     raw = raw_latencies(backend, per_sample, size)
-    ms = lambda values, q: round(percentile(values, q) * 1000, 3)  # noqa: E731
+
+    def ms(values, q):
+        return round(percentile(values, q) * 1000, 3)
+
     return {
         "open_orders": open_orders,
         "p50_ms": ms(samples, 0.5),

@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import percentile, write_result  # noqa: E402
-from tests.faults.harness import wait_until  # noqa: E402
-from tests.processes import Deployment, trading_process_seen  # noqa: E402
+from bench.common import percentile, write_result
+from tests.faults.harness import wait_until
+from tests.processes import Deployment, trading_process_seen
 
 TINY_BUY = {"pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.0001"}
 

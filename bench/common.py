@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 RESULTS = Path(os.environ.get("EXECLEDGER_BENCH_RESULTS", ROOT / "bench" / "results"))
 PG_URL = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database  # noqa: E402
-from execledger.infrastructure.settings import Settings  # noqa: E402
+from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database
+from execledger.infrastructure.settings import Settings
 
 
 @contextmanager
@@ -124,7 +124,10 @@ def rounds(func: Callable, *args, n: int | None = None) -> dict:
 
 def fmt_spread(s, digits: int = 0, unit: str = "") -> str:
     """``min-max (median m)`` of a spread, or the plain value, with ``digits`` decimals."""
-    f = lambda v: f"{v:,.{digits}f}"  # noqa: E731
+
+    def f(v):
+        return f"{v:,.{digits}f}"
+
     if not isinstance(s, dict):
         return f"{f(s)}{unit}"
     if s["min"] == s["max"]:

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = Path(os.environ.get("EXECLEDGER_BENCH_RESULTS", HERE / "results"))
 sys.path.insert(0, str(HERE))
 
-from common import fmt_spread  # noqa: E402
+from common import fmt_spread
 
 # (script, full-size arguments, --quick arguments); None: not run in that mode
 BENCHMARKS = [

@@ -35,13 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from execledger.application.service import ServiceConfig, TradingService  # noqa: E402
-from execledger.domain.values import OrderRole, Side  # noqa: E402
-from execledger.infrastructure.bootstrap import open_ledger  # noqa: E402
-from execledger.infrastructure.kraken.adapter import KrakenExchange  # noqa: E402
-from execledger.infrastructure.settings import Settings  # noqa: E402
-from execledger.infrastructure.simulator import KrakenSimulator  # noqa: E402
-from execledger.infrastructure.simulator.prices import TapeRow, load_tape  # noqa: E402
+from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.values import OrderRole, Side
+from execledger.infrastructure.bootstrap import open_ledger
+from execledger.infrastructure.kraken.adapter import KrakenExchange
+from execledger.infrastructure.settings import Settings
+from execledger.infrastructure.simulator import KrakenSimulator
+from execledger.infrastructure.simulator.prices import TapeRow, load_tape
 
 SETTING_KEYS = ("timeout_s", "sl_pct", "tp_pct", "fill_fractions")
 SETTLE_ROUNDS = 50

@@ -26,6 +26,7 @@ def declares(kind: EventKind, *, reported: bool = False) -> Callable[[T], T]:
     """Declare the kind of the event a ``@event`` mutator records (put it above ``@event``)."""
 
     def mark(decorated: T) -> T:
+        # The mutator is a function object, which takes attributes; T says nothing of them.
         decorated.declared = (kind, reported)  # type: ignore[attr-defined]
         return decorated
 

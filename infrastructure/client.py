@@ -112,6 +112,7 @@ class ExecledgerClient:
 
     async def submit_signal(self, signal: SignalIn | Mapping[str, Any]) -> SignalAccepted:
         """POST /v1/signals: 201 a new order, 200 the same signal again (``created`` says which)."""
+        # The body of a 200/201 from POST /v1/signals is a SignalAccepted (the API's own model says so).
         return await self._call("POST", "/v1/signals", json=dict(signal))  # type: ignore[return-value]
 
     async def get_signal(self, ident: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from pythonjsonlogger.json import JsonFormatter
 # The ids a line may carry, in the order the text format prints them.
 CONTEXT_KEYS = ("signal_id", "order_id", "role", "cl_ord_id", "txid", "event", "rule", "repeated")
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("execledger_log_context", default={})  # noqa: B039 - never mutated
+# A mutable default (B039) is safe here: the dict is never mutated, each change sets a new one.
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("execledger_log_context", default={})  # noqa: B039
 
 _MARK = "_execledger_handler"  # set on the handler we install, so a second configure replaces only ours
 

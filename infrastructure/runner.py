@@ -149,6 +149,7 @@ async def run_service(
             stack.push_async_callback(runner.cleanup)
             site = web.TCPSite(runner, settings.api_host, settings.api_port if api_port is None else api_port)
             await site.start()
+            # aiohttp types its private _server as Optional; after start() it is the listening server.
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             running.api_url = f"http://{host}:{port}"
         if role in (Role.TRADING, Role.PROJECTIONS):

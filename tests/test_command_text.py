@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from execledger.domain.commands import MAX_BY, MAX_WHY, Command, CommandKind, InvalidCommand
 from execledger.infrastructure.cli import main
 from tests.faults.harness import EXECLEDGER
-from tests.test_api import SIGNAL, env  # noqa: F401 - the all-in-one API fixture
+
+# `env` is the all-in-one API fixture of tests/test_api.py: imported for pytest (F401), the tests' argument (F811).
+from tests.test_api import SIGNAL, env  # noqa: F401
 
 BAD = ["\x00", "\x07", "\t", "\n", "\r", "\x1b[2J", "\x7f", "\x85", "\x9b", "\ud800", "\udfff"]
 GOOD = ["plain", "café", "注文を取り消す", "🚨 incident 42", "a\u00a0b", "tab-free – dash"]

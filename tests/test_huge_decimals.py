@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from tests.test_api import SIGNAL, env  # noqa: F401 - the all-in-one API fixture
+# `env` is the all-in-one API fixture of tests/test_api.py: imported for pytest (F401), the tests' argument (F811).
+from tests.test_api import SIGNAL, env  # noqa: F401
 
 HUGE = ["1e999999", "-1e999999", "1E+999999", "9" * 5000, "0." + "0" * 5000 + "1", "1e-999999"]
 SIGNAL_DECIMALS = ["quantity", "limit_price", "sl_price", "tp_price"]

@@ -109,7 +109,10 @@ def test_replay_equality_save_reload_same_state_and_version(ledger, engine):
     engine.uow.commit(order)
     loaded = ledger.get_order(order.id)
     assert loaded.version == order.version == 5
-    keep = lambda o: {k: v for k, v in o.__dict__.items() if k != "_pending_events"}  # noqa: E731
+
+    def keep(o):
+        return {k: v for k, v in o.__dict__.items() if k != "_pending_events"}
+
     assert keep(loaded) == keep(order)
     assert loaded.status.value == "partially_filled" and loaded.average_fill_price == D("64250.0")
 

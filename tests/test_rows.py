@@ -101,7 +101,10 @@ def expected_report(order: Order, ev) -> tuple | None:
     r = execution_report(order, ev)
     if r is None:
         return None
-    d = lambda v: None if v is None else plain(v)  # noqa: E731
+
+    def d(v):
+        return None if v is None else plain(v)
+
     return (
         str(r.event_id),
         str(r.order_id),

@@ -89,7 +89,7 @@ class HistoryEntry(BaseModel):
 
 
 class OrderDetail(BaseModel):
-    order: OrderRow | None  # type: ignore[valid-type]
+    order: OrderRow | None  # type: ignore[valid-type]  # OrderRow is made from the table at run time
     projected: bool = Field(description="false: the read models have not caught up with this order yet")
     history: list[HistoryEntry]
 

@@ -10,6 +10,7 @@ from execledger.infrastructure.cli import early
 
 early.take_early()  # first: `run` and `simulator` must not lose a SIGINT/SIGTERM sent during the imports below
 
+# These imports follow early.take_early() on purpose (E402): see the line above.
 import os  # noqa: E402
 
 import click  # noqa: E402

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.sql.elements import quoted_name
 
 metadata = MetaData()
 
-_dec = lambda name, **kw: Column(name, String(64), **kw)  # noqa: E731 - exact decimal text
+
+def _dec(name: str, **kw: Any) -> Column[str]:
+    """A decimal column: its exact text (``plain``), never a float."""
+    return Column(name, String(64), **kw)
+
 
 execution_reports = Table(
     "execution_reports",

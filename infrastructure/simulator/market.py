@@ -85,8 +85,13 @@ class MarketData:
         ``v``/``p``/``t``/``l``/``h`` [today, last 24 hours], ``o`` today's opening price."""
         s = self.stats(pair)
         s.last = self._mark(pair)  # a mark jumped by the control surface without a trade still shows
-        p = lambda d: f"{d:.{pair.pair_decimals}f}"  # noqa: E731
-        v = lambda d: f"{d:.{pair.lot_decimals}f}"  # noqa: E731
+
+        def p(d):
+            return f"{d:.{pair.pair_decimals}f}"
+
+        def v(d):
+            return f"{d:.{pair.lot_decimals}f}"
+
         return {
             "a": [p(s.last), "1", "1.000"],
             "b": [p(s.last), "1", "1.000"],

@@ -647,7 +647,10 @@ class Session:
         balances = {a: Decimal(v) for a, v in (await self.sim_get("balances")).items()}
         adds = Counter(r["params"].get("cl_ord_id") for r in await self.sim_get("requests?method=AddOrder"))
         found: list[str] = []
-        bad = lambda n, text: found.append(f"[{run}] invariant {n}: {text}")  # noqa: E731
+
+        def bad(n, text):
+            return found.append(f"[{run}] invariant {n}: {text}")
+
         for cl_ord_id, n in adds.items():
             if n > 1:
                 bad(3, f"{n} AddOrder calls carried cl_ord_id {cl_ord_id}")

@@ -97,7 +97,10 @@ async def test_nonce_window_accepts_late_nonces_once():
 async def test_another_client_ahead_on_the_key_refuses_calls_until_the_callers_nonce_passes():
     async with KrakenSimulator(tier=None) as sim, aiohttp.ClientSession() as session:
         wire = WireClient(session, sim)
-        ms = lambda: int(time.time() * 1000)  # noqa: E731  # a millisecond nonce, as ccxt sends
+
+        def ms() -> int:  # a millisecond nonce, as ccxt sends
+            return int(time.time() * 1000)
+
         await wire.result("Balance", nonce=ms())
         jumped = await control(wire, "POST", "nonce", ahead_s=1.0)
         assert jumped["last_nonce"] >= ms() + 900  # read off the caller's scale: milliseconds
