@@ -38,7 +38,7 @@ from execledger.application.ports import Clock
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import PairRegistry, PairRules, PriceKind
 from execledger.domain.position import emulated_roles, exits_of, position_of, triggered_roles
-from execledger.domain.reasons import reason
+from execledger.domain.reasons import Rule, reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 
@@ -173,7 +173,7 @@ class ContingencyManager:
             limit_price=limit,
             trigger_price=trigger,
             reason=reason(
-                "reround_by_current_rules",
+                Rule.REROUND_BY_CURRENT_RULES,
                 f"the venue refused the order's precision: rounded again by {rules.wsname}'s current rules "
                 f"(pair_decimals {rules.pair_decimals}, lot_decimals {rules.lot_decimals})",
                 pair_decimals=rules.pair_decimals,
@@ -204,7 +204,7 @@ class ContingencyManager:
             recorded = order.defer(
                 key=f"exit_unfunded:{plain(affordable)}",
                 reason=reason(
-                    "exit_unfunded",
+                    Rule.EXIT_UNFUNDED,
                     f"the account holds {plain(affordable)} available for this {order.role.value}, below the pair's "
                     f"minimums: it waits for funds (another order may hold them)",
                     available=affordable,
@@ -213,7 +213,7 @@ class ContingencyManager:
             )
             return [order] if recorded else []
         why = reason(
-            "resize_to_holdings",
+            Rule.RESIZE_TO_HOLDINGS,
             f"the venue refused {plain(order.quantity)} for funds; the account holds {plain(affordable)}: "
             f"sending {plain(quantity)}",
             available=affordable,
@@ -240,7 +240,7 @@ class ContingencyManager:
         return [entry]
 
     def _unsendable(self, order: Order, why: str) -> list[Any]:
-        order.request_cancel(reason=reason("unsendable_after_correction", f"not sent: {why}"))
+        order.request_cancel(reason=reason(Rule.UNSENDABLE_AFTER_CORRECTION, f"not sent: {why}"))
         return self.react(order)
 
     # --- actions -> decisions ----------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ class ContingencyManager:
                 role=role,
                 trigger_price=self.rules(entry).round_price(trigger, entry.side.opposite, trigger_kind(role)),
                 reason=reason(
-                    "leg_emulated",
+                    Rule.LEG_EMULATED,
                     f"the {role.value} is held by the ledger at {plain(trigger)} on the public price: the venue holds "
                     f"the base for the resting {'take-profit' if role is OrderRole.STOP_LOSS else 'stop-loss'}",
                     resting_leg=self.config.resting_leg,

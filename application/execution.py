@@ -35,7 +35,7 @@ from execledger.application.ports import (
 from execledger.application.unit_of_work import UnitOfWork
 from execledger.domain.errors import DomainError
 from execledger.domain.order import Order, State
-from execledger.domain.reasons import reason
+from execledger.domain.reasons import Rule, reason
 from execledger.domain.trading_state import TradingMode, TradingState
 from execledger.domain.values import OrderRole, OrderType, plain
 
@@ -90,7 +90,7 @@ class ExecutionHandler:
         if order.role is OrderRole.ENTRY and trading.mode is not TradingMode.RUNNING:
             order.request_cancel(
                 reason=reason(
-                    "halt_withdraw_entry",
+                    Rule.HALT_WITHDRAW_ENTRY,
                     f"not sent: trading is {trading.mode.value} ({trading.why})",
                     mode=trading.mode,
                     by=trading.by,
@@ -102,7 +102,7 @@ class ExecutionHandler:
         if order.role is OrderRole.ENTRY and age > self.entry_max_age_s:
             order.request_cancel(
                 reason=reason(
-                    "entry_max_age_exceeded",
+                    Rule.ENTRY_MAX_AGE_EXCEEDED,
                     f"not sent: the signal is {age:.1f}s old, more than its maximum age {self.entry_max_age_s:g}s "
                     f"(the venue could not take it in time)",
                     age_s=round(age, 3),
@@ -121,7 +121,7 @@ class ExecutionHandler:
             at=now,
             deadline=deadline,
             reason=reason(
-                "submit",
+                Rule.SUBMIT,
                 f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
                 deadline_s=self.submit_deadline_s,
             ),
@@ -148,7 +148,7 @@ class ExecutionHandler:
         recorded = order.defer(
             key=f"entry_blocked:{block.since.isoformat()}",
             reason=reason(
-                "send_deferred_venue_unavailable",
+                Rule.SEND_DEFERRED_VENUE_UNAVAILABLE,
                 f"not sent now: {block.reason}; sent when the venue takes orders again",
                 since=block.since,
             ),
@@ -160,14 +160,14 @@ class ExecutionHandler:
         order = self.index[order_id]
         now = self.clock.now()
         if result.status is PlaceStatus.ACKNOWLEDGED:
-            order.acknowledge(txid=result.venue_order_id or "", at=now, reason=reason("ack", "AddOrder accepted"))
+            order.acknowledge(txid=result.venue_order_id or "", at=now, reason=reason(Rule.ACK, "AddOrder accepted"))
         elif result.not_executed and order.state is State.SUBMITTING:
             # Refused before anything executed (a nonce, a rate limit, funds, precision, a market gate): the same
             # order goes out again after a wait, corrected first when the refusal says how.
             order.not_sent(
                 error=result.error or "not executed",
                 reason=reason(
-                    "not_executed_send_again",
+                    Rule.NOT_EXECUTED_SEND_AGAIN,
                     f"AddOrder refused before executing anything ({result.error}); sent again"
                     + (f" after a {result.correction.value}" if result.correction is not Correction.NONE else ""),
                     error_class=result.error_class,
@@ -179,7 +179,7 @@ class ExecutionHandler:
                 order.reject(
                     error=result.error or "rejected",
                     reason=reason(
-                        "venue_rejected", f"AddOrder rejected: {result.error}", error_class=result.error_class
+                        Rule.VENUE_REJECTED, f"AddOrder rejected: {result.error}", error_class=result.error_class
                     ),
                 )
         elif result.status is PlaceStatus.UNKNOWN:
@@ -187,7 +187,7 @@ class ExecutionHandler:
                 order.outcome_unknown(
                     error=result.error or "unknown",
                     reason=reason(
-                        "ambiguous_submit",
+                        Rule.AMBIGUOUS_SUBMIT,
                         f"AddOrder outcome unknown ({result.error}): resolve by cl_ord_id, never resend",
                         error_class=result.error_class,
                     ),
@@ -195,7 +195,9 @@ class ExecutionHandler:
         elif result.status is PlaceStatus.NOT_SENT and order.state is State.SUBMITTING:
             order.not_sent(
                 error=result.error or "not sent",
-                reason=reason("not_sent", f"AddOrder never left the process ({result.error}); it will be sent later"),
+                reason=reason(
+                    Rule.NOT_SENT, f"AddOrder never left the process ({result.error}); it will be sent later"
+                ),
             )
         trading = self.trading_state()
         if (
@@ -207,7 +209,7 @@ class ExecutionHandler:
         ):
             # Halted with cancel-entries while this AddOrder was on the wire: cancel what it placed.
             order.request_cancel(
-                reason=reason("halt_cancel_entries", f"trading halted by {trading.by}: {trading.why}", by=trading.by)
+                reason=reason(Rule.HALT_CANCEL_ENTRIES, f"trading halted by {trading.by}: {trading.why}", by=trading.by)
             )
         self._react_and_commit(order)
 
@@ -219,7 +221,7 @@ class ExecutionHandler:
             order.outcome_unknown(
                 error="the process stopped during submission",
                 reason=reason(
-                    "restart_submission_unknown",
+                    Rule.RESTART_SUBMISSION_UNKNOWN,
                     "found SUBMITTING after a restart: AddOrder may have been sent; resolve by cl_ord_id",
                     submitted_at=order.submitted_at,
                 ),
@@ -247,7 +249,7 @@ class ExecutionHandler:
         order.reject(
             error="not placed",
             reason=reason(
-                "unknown_resolved_not_placed",
+                Rule.UNKNOWN_RESOLVED_NOT_PLACED,
                 f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline "
                 f"({order.deadline.isoformat() if order.deadline else '-'}) plus {self.unknown_grace_s:g}s: "
                 f"the engine can no longer accept it",
@@ -282,7 +284,7 @@ class ExecutionHandler:
             return
         order.mark_canceled(
             reason=reason(
-                "cancel_of_unplaced_order",
+                Rule.CANCEL_OF_UNPLACED_ORDER,
                 f"cl_ord_id {order.cl_ord_id} is in neither open nor closed orders after the AddOrder deadline plus "
                 f"{self.unknown_grace_s:g}s: it was never placed, nothing is left to cancel",
                 deadline=order.deadline,
@@ -302,7 +304,7 @@ class ExecutionHandler:
             return True
         elif result.error:
             order.cancel_rejected(
-                error=result.error, reason=reason("cancel_failed", f"CancelOrder failed: {result.error}")
+                error=result.error, reason=reason(Rule.CANCEL_FAILED, f"CancelOrder failed: {result.error}")
             )
         self._react_and_commit(order)
         return False
@@ -322,7 +324,9 @@ class ExecutionHandler:
                 quantity=asked,
                 source="amend",
                 reason=reason(
-                    "amend_ack", f"AmendOrder accepted: the order now totals {plain(asked)}", amend_id=result.amend_id
+                    Rule.AMEND_ACK,
+                    f"AmendOrder accepted: the order now totals {plain(asked)}",
+                    amend_id=result.amend_id,
                 ),
             )
         elif result.status is PlaceStatus.REJECTED and result.error_class is ErrorClass.NOT_EXECUTED:
@@ -330,7 +334,9 @@ class ExecutionHandler:
         elif result.status is PlaceStatus.REJECTED:
             order.amend_rejected(
                 error=result.error or "rejected",
-                reason=reason("amend_refused", f"AmendOrder refused: {result.error}", error_class=result.error_class),
+                reason=reason(
+                    Rule.AMEND_REFUSED, f"AmendOrder refused: {result.error}", error_class=result.error_class
+                ),
             )
             self._react_and_commit(order)
             return result.error_class is ErrorClass.NOT_FOUND
@@ -349,7 +355,7 @@ class ExecutionHandler:
         order.amend_rejected(
             error="not applied",
             reason=reason(
-                "amend_not_applied",
+                Rule.AMEND_NOT_APPLIED,
                 f"after an unknown AmendOrder outcome the venue shows {shown}, not {plain(order.amend_pending)}",
             ),
         )
@@ -369,7 +375,7 @@ class ExecutionHandler:
                 order.acknowledge(
                     txid=fill.venue_order_id,
                     at=self.clock.now(),
-                    reason=reason("venue_fill", f"{fill.source} reported a fill", source=fill.source),
+                    reason=reason(Rule.VENUE_FILL, f"{fill.source} reported a fill", source=fill.source),
                 )
             self._apply_fill(order, fill)
         except DomainError as exc:
@@ -395,7 +401,7 @@ class ExecutionHandler:
     def _status(self, order: Order, report: OrderStatusReport, fills: Iterable[FillReport]) -> bool:
         source = report.source
         evidence = reason(
-            f"venue_{report.status.value}",
+            Rule(f"venue_{report.status.value}"),
             f"{source} shows the order {report.status.value}",
             source=source,
             venue_status=report.status,
@@ -424,7 +430,7 @@ class ExecutionHandler:
             order.record_conflict(
                 key=f"venue_live:{report.venue_order_id}",
                 reason=reason(
-                    "venue_fact_conflict",
+                    Rule.VENUE_FACT_CONFLICT,
                     f"{source} shows the order {report.status.value} while the ledger holds it {order.state.value}: "
                     f"an operator should cancel it on the venue or resolve it",
                     source=source,
@@ -440,7 +446,7 @@ class ExecutionHandler:
         order.record_conflict(
             key=MISSING_ON_VENUE,
             reason=reason(
-                "venue_order_missing",
+                Rule.VENUE_ORDER_MISSING,
                 f"neither open nor closed orders of the venue show txid {order.txid} ({strikes} reconciliations in a "
                 f"row): the order is kept as it is; an operator may resolve it (execledger resolve)",
                 strikes=strikes,
@@ -457,7 +463,7 @@ class ExecutionHandler:
         order.record_conflict(
             key=f"{what}:{type(exc).__name__}",
             reason=reason(
-                "venue_fact_conflict",
+                Rule.VENUE_FACT_CONFLICT,
                 f"{source} reported {what}, which contradicts what the ledger recorded ({exc}): not applied; an "
                 f"operator should check the order on the venue",
                 source=source,
@@ -479,7 +485,7 @@ class ExecutionHandler:
             # Kraken can close a market order a hair short ("Insignificant volume remaining").
             order.mark_canceled(
                 reason=reason(
-                    "venue_closed_short",
+                    Rule.VENUE_CLOSED_SHORT,
                     f"{report.source} shows the order closed with {plain(report.filled_qty)} of "
                     f"{plain(order.quantity)} executed",
                     source=report.source,

@@ -18,7 +18,7 @@ from execledger.domain.errors import DomainError
 from execledger.domain.events import EventKind, kind_of
 from execledger.domain.order import Order
 from execledger.domain.pairs import PairRegistry
-from execledger.domain.reasons import reason
+from execledger.domain.reasons import Rule, reason
 from execledger.domain.signal import TradeSignal, parse_signal, plan_entry
 from execledger.domain.values import OrderRole, plain
 
@@ -96,7 +96,7 @@ def entry_for_signal(
         tags=signal.tags,
         signal_fingerprint=fingerprint,
         reason=reason(
-            "approved_signal",
+            Rule.APPROVED_SIGNAL,
             f"approved signal {signal.signal_id}: {signal.side} {plain(plan.quantity)} {plan.rules.wsname} "
             f"{signal.order_type}" + (f" @ {plain(plan.limit_price)}" if plan.limit_price is not None else ""),
             pair_rules={

@@ -34,7 +34,7 @@ from uuid import UUID
 from execledger.domain.order import Bracket, Order, State
 from execledger.domain.pairs import PairRules
 from execledger.domain.position import emulated_roles, entered, planned_roles, position_of, triggered_roles
-from execledger.domain.reasons import reason
+from execledger.domain.reasons import Rule, reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 # --- actions -----------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def timeout_policy(order: Order, rules: PairRules, now: datetime, config: Policy
                 order.id,
                 f"timeout_cancel:{plain(filled)}",
                 reason(
-                    "timeout_cancel_refused",
+                    Rule.TIMEOUT_CANCEL_REFUSED,
                     f"timed out after {age:g}s (threshold {threshold:g}s, {rule}) but canceling would leave a filled "
                     f"{plain(filled)} below the pair's minimums (ordermin {plain(rules.ordermin)}), which could be "
                     f"neither "
@@ -275,7 +275,7 @@ def _bookkeeping(entry: Order, bracket: Bracket, held: Decimal, rules: PairRules
     grown = entered(entry, rules.base) - entry.bracketed_quantity
     if grown > ZERO:
         why = reason(
-            "bracket_grow",
+            Rule.BRACKET_GROW,
             f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}: the legs protect "
             f"{plain(max(held, ZERO))} now",
             filled=entry.filled_quantity,
@@ -284,7 +284,7 @@ def _bookkeeping(entry: Order, bracket: Bracket, held: Decimal, rules: PairRules
         actions.append(ResizeBracket(entry.id, bracket.index, bracket.quantity + grown, why))
     if held < ZERO:
         why = reason(
-            "position_overexited",
+            Rule.POSITION_OVEREXITED,
             f"the exits of signal {entry.signal_id} sold {plain(-held)} more than the entry holds (both legs "
             f"filled before one's cancel landed): an operator should check the account",
             overexit=-held,
@@ -303,7 +303,7 @@ def _emulated_triggers(entry: Order, bracket: Bracket, held: Decimal, last: Last
         if trigger is None or not crossed(role, entry.side.opposite, trigger, last.price):
             continue
         why = reason(
-            "emulated_trigger_crossed",
+            Rule.EMULATED_TRIGGER_CROSSED,
             f"the last price {plain(last.price)} crossed the {role.value} trigger {plain(trigger)} the ledger "
             f"holds: cancel the resting leg, then exit {plain(held)} at market",
             price=last.price,
@@ -322,7 +322,7 @@ def _first_bracket(
     check_price = entry.sl_price or entry.tp_price
     if meets_minimums(rules, held, check_price):
         why = reason(
-            "bracket_placed",
+            Rule.BRACKET_PLACED,
             f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}: protect the {plain(held)} held "
             f"with stop {plain(entry.sl_price) if entry.sl_price else '-'} and take-profit "
             f"{plain(entry.tp_price) if entry.tp_price else '-'}",
@@ -340,7 +340,7 @@ def _first_bracket(
                 entry.id,
                 f"bracket_dust:{plain(held)}",
                 reason(
-                    "bracket_dust_unprotectable",
+                    Rule.BRACKET_DUST_UNPROTECTABLE,
                     f"the entry ended with {plain(held)} unprotected, below the pair's minimums "
                     f"(ordermin {plain(rules.ordermin)}): Kraken would reject a stop or an exit of that size",
                     quantity=held,
@@ -354,7 +354,7 @@ def _first_bracket(
             entry.id,
             f"bracket_wait:{plain(held)}",
             reason(
-                "bracket_below_minimum",
+                Rule.BRACKET_BELOW_MINIMUM,
                 f"{plain(held)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
                 f"the bracket waits for more fills",
                 quantity=held,
@@ -387,7 +387,7 @@ def _new_leg(
             quantity,
             None,
             reason(
-                "stop_trigger_crossed_exit",
+                Rule.STOP_TRIGGER_CROSSED_EXIT,
                 f"the last price {plain(last.price)} has already crossed the stop {plain(price)}: exit "
                 f"{plain(quantity)} at market",
                 price=last.price,
@@ -442,7 +442,7 @@ def _protect_role(
     if triggered or held <= ZERO:
         why = "a triggered exit is closing the position" if triggered else "the position is closed"
         return [
-            CancelOrder(leg.id, reason("oco_cancel_sibling", f"cancel the {role.value}: {why}", held=held))
+            CancelOrder(leg.id, reason(Rule.OCO_CANCEL_SIBLING, f"cancel the {role.value}: {why}", held=held))
             for leg in r.live
             if _cancelable(leg)
         ]
@@ -461,7 +461,7 @@ def _exit_triggered(r: _Role, others_live: bool, rules: PairRules) -> list[Actio
     if not meets_minimums(rules, r.held, None):
         return [_dust(r.entry, r.role, r.held, rules)]
     why = reason(
-        "emulated_trigger_exit",
+        Rule.EMULATED_TRIGGER_EXIT,
         f"the {r.role.value} trigger was crossed: exit the {plain(r.held)} held at market",
         quantity=r.held,
     )
@@ -475,7 +475,7 @@ def _one_leg(r: _Role) -> tuple[list[Action], Order | None]:
     if len(live) <= 1:
         return [], (live[0] if live else None)
     keep = max(live, key=lambda o: (not o.cancel_requested, o.remaining_quantity))
-    why = reason("one_leg_per_role", f"cancel a second {r.role.value}: one leg protects signal {r.entry.signal_id}")
+    why = reason(Rule.ONE_LEG_PER_ROLE, f"cancel a second {r.role.value}: one leg protects signal {r.entry.signal_id}")
     return [CancelOrder(o.id, why) for o in live if o is not keep and _cancelable(o)], keep
 
 
@@ -486,14 +486,14 @@ def _adjust(r: _Role, leg: Order) -> list[Action]:
         return []
     if leg.amend_refused is not None:
         why = reason(
-            "amend_refused_replace",
+            Rule.AMEND_REFUSED_REPLACE,
             f"the venue refused to amend the {r.role.value} to {plain(r.held)} ({leg.amend_refused}): cancel "
             f"it and place it again at {plain(r.held)}",
             error=leg.amend_refused,
             held=r.held,
         )
         return [CancelOrder(leg.id, why)]
-    rule = "bracket_grow_amend" if r.held > leg.remaining_quantity else "oco_shrink_amend"
+    rule = Rule.BRACKET_GROW_AMEND if r.held > leg.remaining_quantity else Rule.OCO_SHRINK_AMEND
     why = reason(
         rule,
         f"the {r.role.value} works {plain(leg.remaining_quantity)} but signal {r.entry.signal_id} holds "
@@ -513,14 +513,14 @@ def _replace_ended(r: _Role, rules: PairRules) -> list[Action]:
     if not meets_minimums(rules, r.held, r.price):
         return [_dust(r.entry, r.role, r.held, rules)]
     if latest is None:
-        rule, text = "leg_placed", f"place the {r.role.value} for the {plain(r.held)} held"
+        rule, text = Rule.LEG_PLACED, f"place the {r.role.value} for the {plain(r.held)} held"
     elif latest.state is State.REJECTED:
-        rule = "leg_rejected_transient_recreate"
+        rule = Rule.LEG_REJECTED_TRANSIENT_RECREATE
         text = f"the {r.role.value} was not placed ({latest.last_error}): place it again for {plain(r.held)}"
     elif latest.cancel_requested:
-        rule, text = "leg_replace", f"place the {r.role.value} again at {plain(r.held)} after its cancel"
+        rule, text = Rule.LEG_REPLACE, f"place the {r.role.value} again at {plain(r.held)} after its cancel"
     else:
-        rule = "leg_vanished_recreate"
+        rule = Rule.LEG_VANISHED_RECREATE
         text = (
             f"the {r.role.value} ended without our asking ({latest.state.value}) while {plain(r.held)} is held: "
             f"place it again"
@@ -539,12 +539,12 @@ def _refused_for_good(r: _Role, latest: Order) -> Action:
         and price is not None
         and crossed(r.role, r.entry.side.opposite, price, r.last.price)
     ):
-        return r.new_leg(reason("stop_refused_trigger_crossed", f"the stop was refused ({latest.last_error})"))
+        return r.new_leg(reason(Rule.STOP_REFUSED_TRIGGER_CROSSED, f"the stop was refused ({latest.last_error})"))
     return Defer(
         r.entry.id,
         f"leg_rejected:{r.role.value}:{latest.id}",
         reason(
-            "leg_rejected_not_recreated",
+            Rule.LEG_REJECTED_NOT_RECREATED,
             f"the {r.role.value} of signal {r.entry.signal_id} was refused for what it is ({latest.last_error}): "
             f"not sent again, since the same order would be refused again; {plain(r.held)} is not protected by it",
             error=latest.last_error,
@@ -558,7 +558,7 @@ def _dust(entry: Order, role: OrderRole, held: Decimal, rules: PairRules) -> Def
         entry.id,
         f"leg_dust:{role.value}:{plain(held)}",
         reason(
-            "leg_below_minimum",
+            Rule.LEG_BELOW_MINIMUM,
             f"{plain(held)} held by signal {entry.signal_id} is below the pair's minimums: no {role.value} can "
             f"protect it",
             held=held,
@@ -583,11 +583,11 @@ def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Act
     why = entry.closing or {}
     who = f"close requested by {why.get('by', '?')}: {why.get('why', '')}"
     if _cancelable(entry):
-        actions.append(CancelOrder(entry.id, reason("close_cancel_entry", f"cancel the entry ({who})")))
+        actions.append(CancelOrder(entry.id, reason(Rule.CLOSE_CANCEL_ENTRY, f"cancel the entry ({who})")))
     legs = [o for o in exits if o.id not in entry.position_exits]
     for leg in legs:
         if _cancelable(leg):
-            actions.append(CancelOrder(leg.id, reason("close_cancel_leg", f"cancel the {leg.role.value} ({who})")))
+            actions.append(CancelOrder(leg.id, reason(Rule.CLOSE_CANCEL_LEG, f"cancel the {leg.role.value} ({who})")))
     if actions or any(not o.is_terminal for o in exits):
         return actions  # wait until nothing can fill any more: then the position is known exactly
     if entry.state in (State.PENDING_SUBMIT, State.SUBMITTING, State.OUTCOME_UNKNOWN):
@@ -602,7 +602,7 @@ def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Act
                 entry.id,
                 f"close_dust:{plain(held)}",
                 reason(
-                    "close_dust_unsellable",
+                    Rule.CLOSE_DUST_UNSELLABLE,
                     f"{plain(held)} is held but is below the pair's minimums (ordermin {plain(rules.ordermin)}): "
                     f"Kraken would reject an exit of that size",
                     quantity=held,
@@ -614,6 +614,6 @@ def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Act
         ExitPosition(
             entry.id,
             held,
-            reason("close_exit_at_market", f"exit the {plain(held)} held at market ({who})", quantity=held),
+            reason(Rule.CLOSE_EXIT_AT_MARKET, f"exit the {plain(held)} held at market ({who})", quantity=held),
         )
     ]

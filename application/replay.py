@@ -31,6 +31,7 @@ from execledger.application.policies import (
 )
 from execledger.domain.order import Order
 from execledger.domain.pairs import PairRegistry
+from execledger.domain.reasons import Rule
 from execledger.domain.values import OrderRole, plain
 
 
@@ -110,7 +111,7 @@ class PolicyReplay:
         if name == "TimedOut":
             recorded = f"timeout after {ev.age_s:g}s (threshold {ev.threshold_s:g}s, {ev.rule})"
             return recorded, [_describe(a) for a in timeout_policy(order, rules, ev.observed_at, self.config)]
-        if name == "Deferred" and rule == "timeout_cancel_refused":
+        if name == "Deferred" and rule == Rule.TIMEOUT_CANCEL_REFUSED:
             started = order.acknowledged_at or order.submitted_at
             if started is None:
                 raise ValueError(f"order {order.id}: a timeout was deferred for an order that was never sent")
@@ -153,11 +154,11 @@ class PolicyReplay:
 # Decisions on a leg that the protection policy takes (see ``protection_policy``).
 PROTECTION_RULES = frozenset(
     {
-        "oco_cancel_sibling",
-        "amend_refused_replace",
-        "one_leg_per_role",
-        "bracket_grow_amend",
-        "oco_shrink_amend",
+        Rule.OCO_CANCEL_SIBLING,
+        Rule.AMEND_REFUSED_REPLACE,
+        Rule.ONE_LEG_PER_ROLE,
+        Rule.BRACKET_GROW_AMEND,
+        Rule.OCO_SHRINK_AMEND,
     }
 )
 

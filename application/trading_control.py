@@ -47,7 +47,7 @@ from execledger.domain.commands import (
 from execledger.domain.errors import SignalRejected
 from execledger.domain.order import FILLABLE, Order, State
 from execledger.domain.position import position_of
-from execledger.domain.reasons import jsonable, reason
+from execledger.domain.reasons import Rule, jsonable, reason
 from execledger.domain.trading_state import TRADING_STATE_ID, TradingHalted, TradingMode, TradingState
 from execledger.domain.values import OrderRole, plain
 
@@ -286,7 +286,7 @@ class TradingControl:
             for order in self.index.live():
                 if order.role is OrderRole.ENTRY and not order.cancel_requested and order.state is not State.SUBMITTING:
                     order.request_cancel(
-                        reason=reason("halt_cancel_entries", f"trading halted by {by}: {why}", mode=mode, by=by)
+                        reason=reason(Rule.HALT_CANCEL_ENTRIES, f"trading halted by {by}: {why}", mode=mode, by=by)
                     )
                     touched += self.contingencies.react(order)
                     canceled.append(str(order.id))
@@ -312,7 +312,7 @@ class TradingControl:
             )
         if order.state is State.SUBMITTING:
             return Decision.refused(Refusal.NOT_ALLOWED, "AddOrder is on the wire: ask again in a moment", **detail)
-        order.request_cancel(reason=reason("operator_cancel", f"canceled by {by}: {why}", by=by))
+        order.request_cancel(reason=reason(Rule.OPERATOR_CANCEL, f"canceled by {by}: {why}", by=by))
         return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
 
     def _close(self, payload: ClosePosition, *, by: str, why: str) -> Decision:
@@ -329,7 +329,7 @@ class TradingControl:
         working = [o for o in [entry, *(self.index.get(i) for i in entry.exit_order_ids())] if o and not o.is_terminal]
         if position.is_flat and not working:
             return Decision(Outcome.UNCHANGED, {**detail, "message": "nothing is held or working"})
-        entry.request_close(reason=reason("operator_close", f"close requested by {by}: {why}", by=by, why=why))
+        entry.request_close(reason=reason(Rule.OPERATOR_CLOSE, f"close requested by {by}: {why}", by=by, why=why))
         return Decision(Outcome.APPLIED, detail, self.contingencies.react(entry))
 
     def _resolve(self, payload: ResolveOrder, *, by: str, why: str, trade_id: str | None) -> Decision:
@@ -352,7 +352,7 @@ class TradingControl:
             )
         rules = self.contingencies.rules(order)
         why_reason = reason(
-            "operator_resolved",
+            Rule.OPERATOR_RESOLVED,
             f"resolved as {payload.resolution} by {by}: {why}",
             by=by,
             why=why,

@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate, event
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
 from execledger.domain.events import EventKind, bind_declarations, declares
+from execledger.domain.reasons import Rule
 from execledger.domain.reasons import reason as make_reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
@@ -408,7 +409,7 @@ class Order(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             reason = state.get("reason") or {}
             state["transient"] = (
-                reason.get("error_class") == "rate_limited" or reason.get("rule") == "unknown_resolved_not_placed"
+                reason.get("error_class") == "rate_limited" or reason.get("rule") == Rule.UNKNOWN_RESOLVED_NOT_PLACED
             )
 
     @declares(EventKind.OUTCOME, reported=True)
@@ -472,7 +473,7 @@ class Order(Aggregate):
                 quantity=self.amend_pending,
                 source=source,
                 reason=make_reason(
-                    "amend_proven_by_fill",
+                    Rule.AMEND_PROVEN_BY_FILL,
                     f"trade {trade_id} fills beyond {plain(self.quantity)}: the amend to "
                     f"{plain(self.amend_pending)} took effect",
                     source=source,
@@ -677,7 +678,7 @@ class Order(Aggregate):
         self._timed_out(age_s=age_s, threshold_s=threshold_s, rule=rule, observed_at=observed_at)
         self._cancel_requested(
             reason=make_reason(
-                "timeout_cancel",
+                Rule.TIMEOUT_CANCEL,
                 f"still {self.status.value} after {age_s:g}s (threshold {threshold_s:g}s)",
                 age_s=age_s,
                 threshold_s=threshold_s,
