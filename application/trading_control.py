@@ -46,6 +46,7 @@ from execledger.domain.commands import (
 )
 from execledger.domain.errors import SignalRejected
 from execledger.domain.order import FILLABLE, Order, State
+from execledger.domain.pairs import PairRules
 from execledger.domain.position import position_of
 from execledger.domain.reasons import Rule, jsonable, reason
 from execledger.domain.trading_state import TRADING_STATE_ID, TradingHalted, TradingMode, TradingState
@@ -362,6 +363,19 @@ class TradingControl:
             order.note_operator_resolution(reason=why_reason)
             order.mark_canceled(reason=why_reason, venue_reason=None)
             return Decision(Outcome.APPLIED, {**detail, "status": order.status.value}, self.contingencies.react(order))
+        return self._resolve_as_filled(order, rules, payload, why_reason, detail, trade_id)
+
+    def _resolve_as_filled(
+        self,
+        order: Order,
+        rules: PairRules,
+        payload: ResolveOrder,
+        why_reason: dict[str, Any],
+        detail: dict[str, Any],
+        trade_id: str | None,
+    ) -> Decision:
+        """A lost order resolved as filled: one trade at the given (or its own) price, rounded by the pair's rules,
+        for at most what it has left."""
         if order.state not in FILLABLE:
             return Decision.refused(
                 Refusal.NOT_ALLOWED, f"a {order.state.value} order was never sent: it cannot have filled", **detail

@@ -234,6 +234,10 @@ class Order(Aggregate):
         self.signal_fingerprint: str = signal_fingerprint
         # Why it was placed (a leg's reason names what it observed).
         self.placement_reason: dict[str, Any] = dict(reason)
+        self._start_life()
+
+    def _start_life(self) -> None:
+        """What every order starts with once placed: not sent, no venue id, no fills, no legs, nothing pending."""
         self.state = State.PENDING_SUBMIT
         self.txid: str | None = None
         self.fills: dict[str, Fill] = {}
@@ -451,34 +455,13 @@ class Order(Aggregate):
         Raises Overfill if it would exceed the order quantity, ConflictingFill if a known trade id comes back
         with other values, InvalidTransition if the order cannot have fills (never sent, or rejected).
         """
-        if not trade_id:
-            raise ValueError("trade_id must be non-empty")
-        if quantity <= ZERO or price <= ZERO or fee < ZERO:
-            raise ValueError(f"fill {trade_id}: quantity and price must be positive and fee not negative")
-        known = self.fills.get(trade_id)
-        if known is not None:
-            if (known.quantity, known.price) != (quantity, price):
-                raise ConflictingFill(
-                    f"order {self.id}: trade {trade_id} already recorded as "
-                    f"{plain(known.quantity)} @ {plain(known.price)},"
-                    f" now reported as {plain(quantity)} @ {plain(price)}"
-                )
+        if self._is_known_trade(trade_id, quantity, price, fee):
             return False
         if self.state not in FILLABLE:
             raise InvalidTransition(self.id, self.state.value, "fill", f"apply_fill({trade_id})")
         cumulative = self.filled_quantity + quantity
         if cumulative > self.quantity and self.amend_pending is not None and cumulative <= self.amend_pending:
-            # A fill beyond the recorded quantity but within the amend in flight proves the amend took effect.
-            self._amended(
-                quantity=self.amend_pending,
-                source=source,
-                reason=make_reason(
-                    Rule.AMEND_PROVEN_BY_FILL,
-                    f"trade {trade_id} fills beyond {plain(self.quantity)}: the amend to "
-                    f"{plain(self.amend_pending)} took effect",
-                    source=source,
-                ),
-            )
+            self._amend_proven_by(trade_id, self.amend_pending, source)
         if cumulative > self.quantity:
             raise Overfill(self.id, trade_id, plain(self.filled_quantity), plain(quantity), plain(self.quantity))
         record = self._partially_filled
@@ -496,6 +479,37 @@ class Order(Aggregate):
             cumulative_quantity=cumulative,
         )
         return True
+
+    def _is_known_trade(self, trade_id: str, quantity: Decimal, price: Decimal, fee: Decimal) -> bool:
+        """Whether ``trade_id`` is already recorded with these values (a duplicate); raises for an invalid fill or a
+        known trade id reported with other values (ConflictingFill)."""
+        if not trade_id:
+            raise ValueError("trade_id must be non-empty")
+        if quantity <= ZERO or price <= ZERO or fee < ZERO:
+            raise ValueError(f"fill {trade_id}: quantity and price must be positive and fee not negative")
+        known = self.fills.get(trade_id)
+        if known is None:
+            return False
+        if (known.quantity, known.price) != (quantity, price):
+            raise ConflictingFill(
+                f"order {self.id}: trade {trade_id} already recorded as "
+                f"{plain(known.quantity)} @ {plain(known.price)},"
+                f" now reported as {plain(quantity)} @ {plain(price)}"
+            )
+        return True
+
+    def _amend_proven_by(self, trade_id: str, amended_quantity: Decimal, source: str) -> None:
+        """A fill beyond the recorded quantity but within the amend in flight proves the amend took effect."""
+        self._amended(
+            quantity=amended_quantity,
+            source=source,
+            reason=make_reason(
+                Rule.AMEND_PROVEN_BY_FILL,
+                f"trade {trade_id} fills beyond {plain(self.quantity)}: the amend to "
+                f"{plain(amended_quantity)} took effect",
+                source=source,
+            ),
+        )
 
     def _record_fill(
         self,

@@ -148,54 +148,63 @@ class PairRules:
         ``price`` is the price the cost check uses: the limit price, or for a market order a reference price
         if the caller has one (else the cost minimum cannot be checked here and the venue will decide).
         """
-        errors: list[FieldError] = []
+        errors = self._status_errors(order_type, reduce_only=reduce_only, post_only=post_only)
+        errors += self._volume_errors(volume, volume_field)
+        if price is not None:
+            errors += self._price_errors(volume, price, volume_field, price_field)
+        return errors
+
+    def _status_errors(self, order_type: OrderType, *, reduce_only: bool, post_only: bool) -> list[FieldError]:
+        """What the pair's status mode refuses (cancel_only, post_only, limit_only, reduce_only)."""
         if self.status is PairStatus.CANCEL_ONLY:
-            errors.append(
-                FieldError("pair", "pair_cancel_only", f"{self.wsname} is in cancel_only mode: no new orders")
-            )
-        elif self.status is PairStatus.POST_ONLY and not (order_type is OrderType.LIMIT and post_only):
-            errors.append(
+            return [FieldError("pair", "pair_cancel_only", f"{self.wsname} is in cancel_only mode: no new orders")]
+        if self.status is PairStatus.POST_ONLY and not (order_type is OrderType.LIMIT and post_only):
+            return [
                 FieldError("pair", "pair_post_only", f"{self.wsname} is in post_only mode: only post-only limit orders")
-            )
-        elif self.status is PairStatus.LIMIT_ONLY and order_type is OrderType.MARKET:
-            errors.append(
+            ]
+        if self.status is PairStatus.LIMIT_ONLY and order_type is OrderType.MARKET:
+            return [
                 FieldError("order_type", "pair_limit_only", f"{self.wsname} is in limit_only mode: no market orders")
-            )
-        elif self.status is PairStatus.REDUCE_ONLY and not reduce_only:
-            errors.append(
+            ]
+        if self.status is PairStatus.REDUCE_ONLY and not reduce_only:
+            return [
                 FieldError(
                     "pair", "pair_reduce_only", f"{self.wsname} is in reduce_only mode: only position-reducing orders"
                 )
-            )
+            ]
+        return []
+
+    def _volume_errors(self, volume: Decimal, volume_field: str) -> list[FieldError]:
         if volume <= ZERO:
-            errors.append(
+            return [
                 FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals")
-            )
-        elif volume < self.ordermin:
-            errors.append(
+            ]
+        if volume < self.ordermin:
+            return [
                 FieldError(
                     volume_field,
                     "ordermin",
                     f"{plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}",
                 )
-            )
-        if price is not None:
-            if price <= ZERO:
-                errors.append(
-                    FieldError(
-                        price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals"
-                    )
+            ]
+        return []
+
+    def _price_errors(self, volume: Decimal, price: Decimal, volume_field: str, price_field: str) -> list[FieldError]:
+        """A price that rounds to zero, or a cost (volume x price) below the pair's ``costmin``."""
+        if price <= ZERO:
+            return [
+                FieldError(price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals")
+            ]
+        if self.costmin is not None and volume > ZERO and volume * price < self.costmin:
+            cost = plain(volume * price)
+            return [
+                FieldError(
+                    volume_field,
+                    "costmin",
+                    f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}",
                 )
-            elif self.costmin is not None and volume > ZERO and volume * price < self.costmin:
-                cost = plain(volume * price)
-                errors.append(
-                    FieldError(
-                        volume_field,
-                        "costmin",
-                        f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}",
-                    )
-                )
-        return errors
+            ]
+        return []
 
 
 def _norm(name: str) -> str:
