@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -86,6 +86,24 @@ class ExecutionHandler:
         if order.state is not State.PENDING_SUBMIT:
             return None
         now = self.clock.now()
+        if self._withdrawn_before_sending(order, now):
+            return None
+        deadline = self._submit_deadline(order, now)
+        order.submit(
+            at=now,
+            deadline=deadline,
+            reason=reason(
+                Rule.SUBMIT,
+                f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
+                deadline_s=self.submit_deadline_s,
+            ),
+        )
+        self.uow.commit(order)
+        return _add_order_request(order, deadline)
+
+    def _withdrawn_before_sending(self, order: Order, now: datetime) -> bool:
+        """An entry is not sent while trading is not RUNNING, nor once its signal is older than its maximum age:
+        record the cancel with the reason (committed) and say so."""
         trading = self.trading_state()
         if order.role is OrderRole.ENTRY and trading.mode is not TradingMode.RUNNING:
             order.request_cancel(
@@ -97,7 +115,7 @@ class ExecutionHandler:
                 )
             )
             self.uow.commit(order)
-            return None
+            return True
         age = (now - order.created_on).total_seconds()
         if order.role is OrderRole.ENTRY and age > self.entry_max_age_s:
             order.request_cancel(
@@ -110,37 +128,17 @@ class ExecutionHandler:
                 )
             )
             self.uow.commit(order)
-            return None
+            return True
+        return False
+
+    def _submit_deadline(self, order: Order, now: datetime) -> datetime:
         deadline = now + timedelta(seconds=self.submit_deadline_s)
         if order.role is OrderRole.ENTRY:
             # The venue refuses it after its maximum age, too (Kraken's ``deadline``, at least now + 2 s).
             deadline = min(
                 deadline, max(order.created_on + timedelta(seconds=self.entry_max_age_s), now + timedelta(seconds=2))
             )
-        order.submit(
-            at=now,
-            deadline=deadline,
-            reason=reason(
-                Rule.SUBMIT,
-                f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
-                deadline_s=self.submit_deadline_s,
-            ),
-        )
-        self.uow.commit(order)
-        limit = order.limit_price
-        if order.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
-            limit = order.trigger_price  # the limit sits at the trigger
-        return OrderRequest(
-            client_order_id=order.cl_ord_id,
-            pair=order.pair,
-            side=order.side,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            limit_price=limit,
-            trigger_price=order.trigger_price,
-            deadline=deadline,
-            fee_in_quote=order.role is not OrderRole.ENTRY,
-        )
+        return deadline
 
     def defer_submission(self, order_id: UUID, block: EntryBlock) -> None:
         """The venue cannot take orders now: record that the order waits, once per order per outage."""
@@ -158,7 +156,13 @@ class ExecutionHandler:
 
     def on_place_result(self, order_id: UUID, result: PlaceResult) -> None:
         order = self.index[order_id]
-        now = self.clock.now()
+        self._record_place_outcome(order, result, self.clock.now())
+        self._cancel_if_halted_meanwhile(order)
+        self._react_and_commit(order)
+
+    def _record_place_outcome(self, order: Order, result: PlaceResult, now: datetime) -> None:
+        """What AddOrder's answer proves: acknowledged, refused before executing (sent again), rejected, unknown
+        (resolved by cl_ord_id, never resent), or never sent. An answer the order's state has moved past is moot."""
         if result.status is PlaceStatus.ACKNOWLEDGED:
             order.acknowledge(txid=result.venue_order_id or "", at=now, reason=reason(Rule.ACK, "AddOrder accepted"))
         elif result.not_executed and order.state is State.SUBMITTING:
@@ -199,6 +203,8 @@ class ExecutionHandler:
                     Rule.NOT_SENT, f"AddOrder never left the process ({result.error}); it will be sent later"
                 ),
             )
+
+    def _cancel_if_halted_meanwhile(self, order: Order) -> None:
         trading = self.trading_state()
         if (
             order.role is OrderRole.ENTRY
@@ -211,7 +217,6 @@ class ExecutionHandler:
             order.request_cancel(
                 reason=reason(Rule.HALT_CANCEL_ENTRIES, f"trading halted by {trading.by}: {trading.why}", by=trading.by)
             )
-        self._react_and_commit(order)
 
     def recover_after_restart(self) -> int:
         """An order still SUBMITTING after a restart may or may not have reached the venue: its outcome is unknown
@@ -510,3 +515,21 @@ def _as_reconciliation(report: OrderStatusReport) -> OrderStatusReport:
     from dataclasses import replace
 
     return replace(report, source="reconciliation")
+
+
+def _add_order_request(order: Order, deadline: datetime) -> OrderRequest:
+    """The AddOrder for an order being submitted (a stop-limit or take-profit-limit's limit sits at its trigger)."""
+    limit = order.limit_price
+    if order.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+        limit = order.trigger_price  # the limit sits at the trigger
+    return OrderRequest(
+        client_order_id=order.cl_ord_id,
+        pair=order.pair,
+        side=order.side,
+        order_type=order.order_type,
+        quantity=order.quantity,
+        limit_price=limit,
+        trigger_price=order.trigger_price,
+        deadline=deadline,
+        fee_in_quote=order.role is not OrderRole.ENTRY,
+    )
