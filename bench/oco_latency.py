@@ -9,8 +9,10 @@ both rest on the venue). Every time is stamped on the simulator's side with ``ti
 
 The OCO figure is measured twice in each round: ``plain``, and ``held``: with another call hung all the while (the
 simulator's ``hold_request`` fault, ``--hold`` seconds, on the AddOrder of another entry, a limit buy far below the
-market; a new one is hung before the current one has less than a sample's margin left, and each sample records
-that a hold covered it from the fill to the cancel's arrival). A held reply must block no other call. Each round runs
+market; a new one is hung before the current one has less than 2 s left, counted to the service's own 10 s
+request timeout when the hold is longer). A sample counts as covered when the simulator held that AddOrder from the
+fill to the cancel's arrival and the ledger still showed its entry ``submitting`` (the service awaiting the reply)
+at both instants. A held reply must block no other call. Each round runs
 in a fresh process (its own peak RSS).
 
 Usage: .venv/bin/python bench/oco_latency.py [--samples 200] [--hold 15] [--backends sqlite,postgres] [--rounds 3]
@@ -25,6 +27,7 @@ import time
 from common import backend_settings, fmt_spread, percentile, rounds, write_result
 
 from execledger.application.service import ServiceConfig, TradingService
+from execledger.domain.order import State
 from execledger.domain.position import exits_of
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import open_ledger
@@ -47,7 +50,8 @@ class Stamps:
 
     def __init__(self, sim: KrakenSimulator):
         self.executions: dict[tuple[str, str], float] = {}  # (cl_ord_id, exec kind) -> first time seen
-        self.oco_calls: dict[str, tuple[str, float]] = {}  # txid or cl_ord_id -> (method, first arrival)
+        self.oco_calls: dict[str, tuple[str, float, bool]] = {}  # txid or cl_ord_id -> (method, arrival, hung)
+        self.hung = lambda: False  # whether one of the service's calls is waiting for a held reply right now
         self.holds: list[list[float | None]] = []  # [start, end or None while held]
         self.changed = asyncio.Event()
         sim.engine.listeners.append(self._on_execution)
@@ -57,7 +61,7 @@ class Stamps:
             entry = record(at, path, params)
             if entry.method in OCO_METHODS:
                 ref = str(params.get("txid") or params.get("order_id") or params.get("cl_ord_id") or "")
-                self.oco_calls.setdefault(ref, (entry.method, time.perf_counter()))
+                self.oco_calls.setdefault(ref, (entry.method, time.perf_counter(), self.hung()))
                 self.changed.set()
             return entry
 
@@ -85,7 +89,7 @@ class Stamps:
         return any(s is not None and s <= start and (e is None or e >= end) for s, e in self.holds)
 
     def hold_left(self, seconds: float) -> float:
-        """The longest time a hold still in progress has left (0 when none is)."""
+        """The longest time a hold still in progress has left, of ``seconds`` from its start (0 when none is)."""
         now = time.perf_counter()
         return max((s + seconds - now for s, e in self.holds if e is None and s is not None), default=0.0)
 
@@ -129,17 +133,20 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                 def legs(entry_id) -> list:
                     return exits_of(lg.engine.orders[entry_id], lg.engine.orders)
 
-                held_entries = 0
+                held_entries: list = []
+                # The service waits for a held reply until its own request timeout (10 s): a hold longer than that
+                # leaves the service with no call in flight for its last seconds, so a new one is hung before.
+                hung_for = min(hold_s, exchange.rest.timeout.total or hold_s)
+                stamps.hung = lambda: any(lg.engine.orders[h].state is State.SUBMITTING for h in held_entries)
 
                 async def keep_a_call_hung() -> None:
                     """Hang another entry's AddOrder unless one in progress covers the next sample with margin."""
-                    nonlocal held_entries
-                    if stamps.hold_left(hold_s) > min(2.0, hold_s / 2):
+                    if stamps.hold_left(hung_for) > min(2.0, hung_for / 2):
                         return
                     before = len(stamps.holds)
                     sim.inject_fault("AddOrder", FaultKind.HOLD_REQUEST, count=1, seconds=hold_s)
-                    held_entries += 1
-                    lg.engine.control.submit_signal({**HELD_ENTRY, "signal_id": f"hung{held_entries}"})
+                    signal = {**HELD_ENTRY, "signal_id": f"hung{len(held_entries)}"}
+                    held_entries.append(lg.engine.control.submit_signal(signal).order.id)
                     service.wake()
                     await stamps.until(lambda: len(stamps.holds) > before)
 
@@ -166,14 +173,17 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                             to_legs.append(max(booked) - filled_at)
                             [tp] = [o for o in pair if o.role is OrderRole.TAKE_PROFIT]
                             [stop] = [o for o in pair if o.role is OrderRole.STOP_LOSS]
-                            sim.set_mark_price("XBT/USD", THROUGH_TP)
+                            sim.set_mark_price("XBT/USD", THROUGH_TP)  # fills the take-profit, synchronously
+                            hung_at_fill = stamps.hung()
                             tp_filled = stamps.executions[(tp.cl_ord_id, ExecType.TRADE.value)]
                             refs = (stop.txid, stop.cl_ord_id)
                             await stamps.until(lambda refs=refs: any(r in stamps.oco_calls for r in refs))
-                            method, arrived = next(stamps.oco_calls[r] for r in refs if r in stamps.oco_calls)
+                            method, arrived, hung_at_cancel = next(
+                                stamps.oco_calls[r] for r in refs if r in stamps.oco_calls
+                            )
                             methods.add(method)
                             oco.append(arrived - tp_filled)
-                            covered += stamps.held_throughout(tp_filled, arrived)
+                            covered += hung_at_fill and hung_at_cancel and stamps.held_throughout(tp_filled, arrived)
                             await until(lambda entry_id=entry_id: all(o.is_terminal for o in legs(entry_id)))
                             sim.set_mark_price("XBT/USD", MARK)
                         out[variant] = {"to_legs": to_legs, "oco": oco, "covered": covered, "methods": sorted(methods)}
@@ -181,7 +191,7 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                     await service.stop()
                     await worker
                     await exchange.close()
-                out["held_entries"] = held_entries
+                out["held_entries"] = len(held_entries)
                 out["add_orders"] = len(sim.requests("AddOrder"))
                 out["held_requests"] = len(stamps.holds)
                 return out
