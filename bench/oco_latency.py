@@ -26,6 +26,7 @@ import time
 
 from common import backend_settings, fmt_spread, percentile, rounds, write_result
 
+from execledger.application.ports import FillReport
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import State
 from execledger.domain.position import exits_of
@@ -120,6 +121,19 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
 
                 lg.engine.uow.add_listener(lambda _committed: loop.create_task(notify()))
                 service = TradingService(lg.engine, exchange, ServiceConfig())  # the service's defaults
+                # Where the OCO time goes (diagnostic, the service's side): the fill report reaching the service
+                # from the stream, and the commit of that fill (with the cancel decided in it) done.
+                seen: dict[str, float] = {}
+                apply = service.apply
+
+                async def applying(report) -> None:
+                    if isinstance(report, FillReport) and report.client_order_id:
+                        seen.setdefault(f"in:{report.client_order_id}", time.perf_counter())
+                    await apply(report)
+                    if isinstance(report, FillReport) and report.client_order_id:
+                        seen.setdefault(f"committed:{report.client_order_id}", time.perf_counter())
+
+                service.apply = applying
                 worker = asyncio.create_task(service.run())
                 await asyncio.wait_for(service.recovered.wait(), 60)
                 async with asyncio.timeout(30):  # fills come over the stream, not the REST poller
@@ -154,6 +168,7 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                 try:
                     for variant in ("plain", "held"):
                         to_legs, oco, covered, methods = [], [], 0, set()
+                        stream_hop, fill_commit, to_wire = [], [], []
                         for i in range(samples):
                             if variant == "held":
                                 await keep_a_call_hung()
@@ -183,10 +198,22 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                             )
                             methods.add(method)
                             oco.append(arrived - tp_filled)
+                            got, committed = seen[f"in:{tp.cl_ord_id}"], seen[f"committed:{tp.cl_ord_id}"]
+                            stream_hop.append(got - tp_filled)
+                            fill_commit.append(committed - got)
+                            to_wire.append(arrived - committed)
                             covered += hung_at_fill and hung_at_cancel and stamps.held_throughout(tp_filled, arrived)
                             await until(lambda entry_id=entry_id: all(o.is_terminal for o in legs(entry_id)))
                             sim.set_mark_price("XBT/USD", MARK)
-                        out[variant] = {"to_legs": to_legs, "oco": oco, "covered": covered, "methods": sorted(methods)}
+                        out[variant] = {
+                            "to_legs": to_legs,
+                            "oco": oco,
+                            "covered": covered,
+                            "methods": sorted(methods),
+                            "stream_hop": stream_hop,
+                            "fill_commit": fill_commit,
+                            "to_wire": to_wire,
+                        }
                 finally:
                     await service.stop()
                     await worker
@@ -211,6 +238,13 @@ def one_round(backend: str, samples: int, hold_s: float) -> dict:
             f"{variant}_oco_p99_ms": ms(v["oco"], 0.99),
             f"{variant}_oco_max_ms": ms(v["oco"], 1.0),
             f"{variant}_oco_methods": ",".join(v["methods"]),
+            # the OCO time in three parts: sim fill -> the service has the report (WS hop, the loop's queue),
+            # -> the fill and the cancel decision committed, -> the CancelOrder at the simulator (REST hop)
+            **{
+                f"{variant}_{part}_{q}_ms": ms(v[part], level)
+                for part in ("stream_hop", "fill_commit", "to_wire")
+                for q, level in (("p50", 0.5), ("p99", 0.99))
+            },
         }
     result["held_covered_samples"] = r["held"]["covered"]
     result["held_entries"] = r["held_entries"]
@@ -239,6 +273,15 @@ def main() -> None:
             f"{fmt_spread(r['held_requests'])} held): p50 {f('held_oco_p50_ms')} ms, p99 {f('held_oco_p99_ms')} ms, "
             f"max {f('held_oco_max_ms')} ms (legs p99 {f('held_legs_p99_ms')} ms); "
             f"peak RSS {fmt_spread(r['peak_rss_mb'], 1)} MiB",
+            flush=True,
+        )
+        print(
+            "          where the OCO time goes (p50 / p99 ms), plain | held: "
+            + "; ".join(
+                f"{part} {f(f'plain_{part}_p50_ms')} / {f(f'plain_{part}_p99_ms')} | "
+                f"{f(f'held_{part}_p50_ms')} / {f(f'held_{part}_p99_ms')}"
+                for part in ("stream_hop", "fill_commit", "to_wire")
+            ),
             flush=True,
         )
     path = write_result("oco_latency", {"samples": args.samples, "hold_s": args.hold, "results": results})
