@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections import Counter
 
 from common import backend_settings, fmt_spread, percentile, rounds, write_result
 
@@ -169,6 +170,7 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                     for variant in ("plain", "held"):
                         to_legs, oco, covered, methods = [], [], 0, set()
                         stream_hop, fill_commit, to_wire = [], [], []
+                        uncovered: Counter[str] = Counter()
                         for i in range(samples):
                             if variant == "held":
                                 await keep_a_call_hung()
@@ -202,7 +204,11 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                             stream_hop.append(got - tp_filled)
                             fill_commit.append(committed - got)
                             to_wire.append(arrived - committed)
-                            covered += hung_at_fill and hung_at_cancel and stamps.held_throughout(tp_filled, arrived)
+                            spanned = stamps.held_throughout(tp_filled, arrived)
+                            covered += hung_at_fill and hung_at_cancel and spanned
+                            if variant == "held" and not (hung_at_fill and hung_at_cancel and spanned):
+                                why = "not hung at fill" if not hung_at_fill else "not hung at cancel"
+                                uncovered[why if spanned or not hung_at_fill else "no hold spans"] += 1
                             await until(lambda entry_id=entry_id: all(o.is_terminal for o in legs(entry_id)))
                             sim.set_mark_price("XBT/USD", MARK)
                         out[variant] = {
@@ -213,6 +219,7 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                             "stream_hop": stream_hop,
                             "fill_commit": fill_commit,
                             "to_wire": to_wire,
+                            "uncovered": dict(uncovered),
                         }
                 finally:
                     await service.stop()
@@ -247,6 +254,7 @@ def one_round(backend: str, samples: int, hold_s: float) -> dict:
             },
         }
     result["held_covered_samples"] = r["held"]["covered"]
+    result["held_uncovered_why"] = r["held"]["uncovered"]
     result["held_entries"] = r["held_entries"]
     result["held_requests"] = r["held_requests"]
     result["add_orders"] = r["add_orders"]
