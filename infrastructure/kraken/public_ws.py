@@ -116,7 +116,8 @@ class KrakenPublicPrices:
                 except (aiohttp.ClientError, PriceStreamInterrupted, TimeoutError, OSError, ValueError) as exc:
                     log.info("Kraken public price stream interrupted: %s", exc)
                 failures = 1 if connected else failures + 1
-                emit(StreamEvent(StreamState.DISCONNECTED, "public price stream lost"))
+                if failures == 1:  # reported once when it is lost (or never came up), not per failed attempt
+                    emit(StreamEvent(StreamState.DISCONNECTED, "public price stream lost"))
                 await self._sleep(min(self.reconnect_delay_s * 2 ** (failures - 1), MAX_RECONNECT_DELAY_S))
 
     async def _connect_once(
