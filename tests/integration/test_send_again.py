@@ -68,3 +68,16 @@ async def test_an_unknown_outcome_is_never_sent_again_and_a_blind_resend_is_flag
     assert (await venue.exchange.place(request)).status is PlaceStatus.ACKNOWLEDGED
     (finding,) = [f for f in invariant_3(trading) if "blind resend" in f]
     assert order.cl_ord_id in finding and "502" in finding
+
+
+async def test_a_resend_refused_because_the_cl_ord_id_rests_is_resolved_by_lookup_not_rejected(venue):
+    """Kraken checks cl_ord_id uniqueness across open orders: a repeat refused for it means an earlier attempt was
+    placed after all, so the outcome is unknown (resolved by cl_ord_id), never a rejection of the order."""
+    request = venue.limit_buy()
+    first = await venue.exchange.place(request)
+    assert first.status is PlaceStatus.ACKNOWLEDGED
+    again = await venue.exchange.place(request)
+    assert (again.status, again.error_class) == (PlaceStatus.UNKNOWN, ErrorClass.AMBIGUOUS)
+    assert E.DUPLICATE_CL_ORD_ID in (again.error or "")
+    found = await venue.exchange.find_by_client_order_id(request.client_order_id)
+    assert found is not None and found.venue_order_id == first.venue_order_id
