@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import wait_until
+from tests.faults.protection import libfaketime
 from tests.processes import Deployment
 
 SIGNAL = {
@@ -71,19 +72,19 @@ async def test_a_killed_service_leaves_its_legs_resting_after_the_dead_mans_time
         assert not [o for o in history.values() if o["reason"] and "dead man" in str(o["reason"]).lower()]
 
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+LIBFAKETIME = libfaketime()  # the library the ``libfaketime`` dev dependency ships (the fault suite steps with it too)
 
 
 class WallClock:
-    """The service process's wall clock, stepped through libfaketime (Debian ``faketime``): ``time.time`` and
+    """The service process's wall clock, stepped through libfaketime (the ``libfaketime`` wheel): ``time.time`` and
     ``datetime.now`` move, the monotonic clock does not, as when NTP or an operator steps a machine's clock. The
     simulator (the venue) is not affected."""
 
     def __init__(self, tmp_path: Path):
-        if not LIBFAKETIME.exists():
+        if LIBFAKETIME is None:
             if os.environ.get("CI"):
-                pytest.fail(f"{LIBFAKETIME} is missing: apt-get install faketime")
-            pytest.skip("libfaketime is not installed (apt-get install faketime)")
+                pytest.fail("libfaketime is missing: pip install -e '.[dev]' installs it")
+            pytest.skip("libfaketime is not installed (a dev dependency: pip install -e '.[dev]')")
         self.file = tmp_path / "wall-offset"
         self.step("+0")
 
