@@ -3,9 +3,12 @@
     .venv/bin/python bench/soak.py --runs 500 --seed 1 [--backend postgres] [--parallel 2]
 
 Each run SIGKILLs the real service process at a random moment while signals, price moves and faults (delayed
-replies, 502 before/after execution, EService:Unavailable, rate limits, WS disconnects and stalls) hit it, restarts
-it (sometimes killing it again during start-up recovery), settles, stops it with SIGTERM and checks the invariants.
-Writes ``bench/results/soak.json`` (runs, faults by kind, kills and what they hit, violations) and prints one line.
+replies, 502 before/after execution, EService:Unavailable, rate limits, WS disconnects and stalls; and issue 13's:
+nonce and funds refusals, fees in the base asset, held requests, AssetPairs rule changes, wall-clock steps of the
+service's machine) hit it, restarts it (sometimes killing it again during start-up recovery), settles, stops it with
+SIGTERM and checks the invariants (``tests/faults/harness.py``; no over-exit and no naked position:
+``tests/faults/protection.py``). Writes ``bench/results/soak.json`` (runs, faults by kind, kills and what they hit,
+the longest naked position, violations) and prints one line.
 Exit code 1 when any violation was found.
 """
 

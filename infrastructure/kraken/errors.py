@@ -99,6 +99,11 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule("EOrder:Margin level too low", P, P),
     ErrorRule("EOrder:Insufficient margin", P, P),
     ErrorRule("EOrder:Reduce only", P, P),
+    # An order with this cl_ord_id is already open: an earlier AddOrder of ours was placed after all (an order keeps
+    # its cl_ord_id when it is sent again after a certain refusal, and Kraken checks uniqueness across open orders,
+    # REFERENCE.md 2 [D-CLID]). Not a refusal of this order: resolved by cl_ord_id like any unknown outcome. Kraken's
+    # exact wording is an open question (REFERENCE.md 9); this is the simulator's stand-in.
+    ErrorRule("EOrder:Duplicate cl_ord_id", P, A),
     # The order is not open (any more): learn its final state by querying.
     ErrorRule("EOrder:Unknown order", N, N),
     ErrorRule("EOrder:Invalid order", N, N),

@@ -8,13 +8,18 @@ recovery), settles with no faults, is stopped with SIGTERM, and the invariants o
 
 1. every order the venue knows is in the ledger and vice versa (cl_ord_id and txid);
 2. filled quantities, trade ids, fees and statuses agree (and the venue's balances follow from the ledger's fills);
-3. at most one AddOrder per cl_ord_id in the simulator's request log;
+3. every AddOrder in the simulator's request log was decided (Submitted) in the ledger, and one cl_ord_id is sent
+   again only after the venue certainly refused it (a NOT_EXECUTED answer the ledger recorded): never blindly
+   (``tests/faults/resends.py``);
 4. every open position has exactly its protective legs (live stop and take-profit quantities equal the position,
    by the one position rule of ``domain/position.py``);
 5. the read models equal a rebuild from the log;
 6. nothing is non-terminal (or in flight) in the ledger that the venue shows terminal;
 7. no entry was sent while trading was halted or reducing (operator commands are issued at random moments: halt,
-   resume, cancel an order, close a signal's position); exits and cancels always are.
+   resume, cancel an order, close a signal's position); exits and cancels always are;
+8. no over-exit, and 9. no position left without a live exit order for longer than one retry interval while the
+   service is up, under issue 13's faults (nonce and funds refusals, base fees, held requests, rule changes, wall
+   clock steps): see ``tests/faults/protection.py``.
 
 A *session* is one simulator and one fresh store (SQLite data dir, or a PostgreSQL schema); runs accumulate state
 within it. The seed fixes every random choice (scenario, faults, kill delays); process timing is real, so a seed
@@ -36,7 +41,8 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,8 @@ from execledger.domain.values import OrderRole, Side
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.eventstore import parse_postgres_url
 from execledger.infrastructure.settings import Settings
+from tests.faults.protection import ProtectionFaults
+from tests.faults.resends import add_order_violations, recorded_attempts
 from tests.test_projections import snapshot as dump_read_models  # every read-model row, by primary key
 
 EXECLEDGER = str(Path(sys.executable).parent / "execledger")
@@ -224,6 +232,7 @@ class SoakResult:
     orders_checked: int = 0
     venue_moves_while_down: int = 0
     settle_timeouts: int = 0
+    naked_max_s: float = 0.0  # the longest a position went without a live exit order while the service was up
     oco_races: set[str] = field(default_factory=set)  # a sibling filled before its OCO cancel reached the venue
     violations: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -255,6 +264,7 @@ class SoakResult:
             "orders_checked": self.orders_checked,
             "venue_moves_while_service_down": self.venue_moves_while_down,
             "settle_timeouts": self.settle_timeouts,
+            "naked_max_s": round(self.naked_max_s, 3),
             "oco_races_both_legs_filled": len(self.oco_races),
             "oco_races": sorted(self.oco_races)[:20],
             "violations_found": len(self.violations),
@@ -268,7 +278,8 @@ class SoakResult:
             f"soak seed={self.seed} backend={self.backend}: {self.runs} runs, {self.kills} kills "
             f"({self.recovery_kills} during recovery), {sum(self.faults.values())} faults, {self.signals} signals, "
             f"{sum(self.commands.values())} operator commands, "
-            f"{self.orders_checked} order checks, {len(self.violations)} violations in {self.seconds:.0f}s"
+            f"{self.orders_checked} order checks, longest naked position {self.naked_max_s:.1f}s, "
+            f"{len(self.violations)} violations in {self.seconds:.0f}s"
         )
 
 
@@ -317,6 +328,8 @@ class Session:
         self.signal_no = 0
         self.stalled = False
         self.recovered = False
+        self.stopped_at = datetime.now(UTC)  # when the service was last stopped for a check
+        self.protection = ProtectionFaults(self)  # issue 13's faults and invariants 8-9
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXECLEDGER_")}
@@ -333,6 +346,7 @@ class Session:
             "EXECLEDGER_API_PORT": str(port),
             "EXECLEDGER_SUBMIT_DEADLINE_S": str(SUBMIT_DEADLINE_S),
         }
+        extra |= self.protection.service_env()
         if self.settings.database_url is not None:
             extra["EXECLEDGER_DATABASE_URL"] = self.settings.database_url.get_secret_value()
         return self._env(**extra)
@@ -381,6 +395,8 @@ class Session:
             return self.recovered or not wait_recovered
 
         await wait_until(ready, timeout=60, what="service health", process=self.service)
+        if self.recovered:
+            self.protection.service_up()
 
     # -- HTTP -------------------------------------------------------------------------------------------------
 
@@ -519,8 +535,10 @@ class Session:
                     await self.post_signal(self.new_signal(rng))
                 elif roll < 0.55:
                     await self.move_price(rng)
-                elif roll < 0.82:
+                elif roll < 0.68:
                     await self.inject_fault(rng)
+                elif roll < 0.82:
+                    await self.protection.inject(rng)
                 elif roll < 0.92:
                     await self.ws_fault(rng)
                 else:
@@ -566,16 +584,20 @@ class Session:
 
     async def kill_at_random(self, rng: random.Random, window: float) -> None:
         delay = rng.uniform(0.05, window)
-        timer = asyncio.get_running_loop().call_later(delay, self.service.kill)
+        timer = asyncio.get_running_loop().call_later(delay, self._kill)
         try:
             await self.activity(rng, window + 1)
         finally:
             timer.cancel()
-        self.service.kill()
+        self._kill()
         await self.service.reap()
         self.result.kills += 1
         with self.result.timed("classify"):
             self.result.kill_phases.update(await self.kill_phase())
+
+    def _kill(self) -> None:
+        self.service.kill()
+        self.protection.service_down()
 
     async def kill_during_recovery(self, rng: random.Random) -> None:
         await self.start_service(wait_recovered=False)
@@ -615,6 +637,7 @@ class Session:
     async def settle(self, timeout: float = 30.0) -> bool:
         """No more faults; run until ledger and venue agree and stay agreed (bounded)."""
         await self._clear_faults()
+        await self.protection.restore()
         if self.stalled:
             # A stall loses messages silently; the client finds out at its next gap, watchdog or periodic check
             # (up to a minute): a reconnect makes it resync now.
@@ -645,25 +668,26 @@ class Session:
         """The six invariants, on the stopped service's store and the simulator's books."""
         venue = await self.sim_get("history")
         balances = {a: Decimal(v) for a, v in (await self.sim_get("balances")).items()}
-        adds = Counter(r["params"].get("cl_ord_id") for r in await self.sim_get("requests?method=AddOrder"))
+        adds = await self.sim_get("requests?method=AddOrder")
         found: list[str] = []
 
         def bad(n, text):
             return found.append(f"[{run}] invariant {n}: {text}")
 
-        for cl_ord_id, n in adds.items():
-            if n > 1:
-                bad(3, f"{n} AddOrder calls carried cl_ord_id {cl_ord_id}")
-        await asyncio.to_thread(self._check_store, venue, balances, bad)
+        await asyncio.to_thread(self._check_store, venue, balances, adds, bad)
         return found
 
-    def _check_store(self, venue: list[dict], balances: dict[str, Decimal], bad) -> None:
+    def _check_store(self, venue: list[dict], balances: dict[str, Decimal], adds: list[dict], bad) -> None:
         with open_ledger(self.settings) as lg:
             engine = lg.engine
             engine.load()
             orders = list(engine.orders.values())
             self.result.orders_checked += len(orders)
             ours = {o.cl_ord_id: o for o in orders}
+            for text in add_order_violations(
+                adds, lambda cl: recorded_attempts(lg.ledger.order_history(ours[cl].id)) if cl in ours else None
+            ):
+                bad(3, text)
             for v in venue:
                 o = ours.get(v["cl_ord_id"])
                 if o is None:
@@ -703,6 +727,7 @@ class Session:
                     bad(6, f"{o.role.value} {o.signal_id} ({o.cl_ord_id}) still {o.state.value} after settling")
             self._check_balances(engine, balances, bad)
             self._check_legs(engine, orders, bad)
+            self.protection.check(lg, engine, orders, bad, self.stopped_at)
             self._check_halts(lg, orders, bad)
             self._check_projections(lg, bad)
 
@@ -713,9 +738,11 @@ class Session:
             sign = 1 if order.side is Side.BUY else -1
             for fill in order.fills.values():
                 expected[rules.base] = expected.get(rules.base, Decimal(0)) + sign * fill.quantity
-                expected[rules.quote] = (
-                    expected.get(rules.quote, Decimal(0)) - sign * fill.quantity * fill.price - fill.fee
-                )
+                # The venue moves the trade's cost rounded to the pair's cost_decimals (Kraken's trade ``cost``).
+                cost = (fill.quantity * fill.price).quantize(Decimal(1).scaleb(-rules.cost_decimals), ROUND_HALF_UP)
+                expected[rules.quote] = expected.get(rules.quote, Decimal(0)) - sign * cost
+                fee_asset = fill.fee_asset or rules.quote  # a fee charged in the base (fcib) is not in the quote
+                expected[fee_asset] = expected.get(fee_asset, Decimal(0)) - fill.fee
         for asset, amount in expected.items():
             if balances.get(asset, Decimal(0)) != amount:
                 bad(2, f"balance {asset}: venue {balances.get(asset)} vs ledger fills {amount}")
@@ -785,7 +812,9 @@ class Session:
         with self.result.timed("settle"):
             settled = await self.settle()
         with self.result.timed("stop"):
+            self.protection.service_down()
             code = await self.service.terminate()
+            self.stopped_at = datetime.now(UTC)
         if code != 0:
             problems.append(f"[{label}] the service exited with {code} on SIGTERM:\n{self.service.tail()}")
         with self.result.timed("check"):

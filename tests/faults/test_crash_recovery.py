@@ -1,6 +1,7 @@
 """Issue 8's fault-injection suite, bounded for CI: 20 randomized kill/restart runs of the real service process
-against a standalone simulator process, with faults injected, and the six invariants checked after every run
-(see ``tests/faults/harness.py``). ``bench/soak.py`` runs the same harness for longer.
+against a standalone simulator process, with faults injected (issue 13's protection faults among them), and the
+invariants checked after every run (see ``tests/faults/harness.py`` and ``tests/faults/protection.py``).
+``bench/soak.py`` runs the same harness for longer.
 
 Reproduce a failure with its seed: ``EXECLEDGER_FAULT_SEED=<seed> .venv/bin/python -m pytest tests/faults -s``.
 ``EXECLEDGER_FAULT_RUNS`` changes the number of runs; ``EXECLEDGER_FAULT_BACKEND=postgres`` runs it on PostgreSQL.

@@ -102,6 +102,8 @@ def test_success_fixtures_carry_no_error():
         ("EQuery:Unknown asset pair", P, P, Hint.NONE),
         ("EGeneral:Temporary lockout", P, P, Hint.NONE),
         ("ESession:Invalid session", R, R, Hint.REFRESH_TOKEN),
+        # Our own earlier attempt rests under this cl_ord_id: placed after all, resolved by lookup.
+        ("EOrder:Duplicate cl_ord_id", P, A, Hint.NONE),
         # Strings no row knows: reads refuse, a write is resolved by lookup; EService means the venue is unwell.
         ("EFoo:Something new", P, A, Hint.NONE),
         ("EService:Something new", R, A, Hint.VENUE_DOWN),

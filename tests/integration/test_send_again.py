@@ -1,0 +1,83 @@
+"""An AddOrder the venue refused before executing anything is sent again under the order's own cl_ord_id, after the
+refusal is recorded; one whose outcome is unknown never is. Against the simulator, through the trading service on
+the real adapter (the fault seed 8 of the CI suite found the first case flagged as a duplicate AddOrder; the
+invariant is now the one of ``tests/faults/resends.py``, checked here on the same request log and ledger)."""
+
+from dataclasses import replace
+
+import pytest
+
+from execledger.application.ports import ErrorClass, PlaceStatus
+from execledger.domain.order import State
+from execledger.infrastructure.simulator import FaultKind
+from execledger.infrastructure.simulator import errors as E
+from tests.faults.resends import add_order_violations, recorded_attempts
+
+
+def invariant_3(trading) -> list[str]:
+    """The fault suite's invariant 3 on this venue's request log and this ledger."""
+    by_cl = {o.cl_ord_id: o for o in trading.engine.orders.values()}
+
+    def attempts(cl_ord_id):
+        order = by_cl.get(cl_ord_id)
+        return None if order is None else recorded_attempts(trading.ledger.ledger.order_history(order.id))
+
+    return add_order_violations([r.as_json() for r in trading.venue.sim.requests("AddOrder")], attempts)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (FaultKind.ORDER_RATE_LIMIT, E.ORDER_RATE_LIMIT),
+        (FaultKind.API_RATE_LIMIT, E.API_RATE_LIMIT),
+        (FaultKind.INVALID_NONCE, E.INVALID_NONCE),
+    ],
+)
+async def test_a_certain_refusal_is_recorded_then_sent_again_under_the_same_cl_ord_id(venue, trading, fault, error):
+    order_id = trading.buy()
+    venue.sim.inject_fault("AddOrder", fault)
+    assert await trading.service.send_pending() == 1
+    refused = trading.order(order_id)
+    assert refused.state is State.PENDING_SUBMIT and venue.sim.orders() == []
+    assert trading.history(order_id) == ["Placed", "Submitted", "NotSent"]
+    assert trading.ledger.ledger.order_history(order_id)[-1].data["reason"]["error_class"] == ErrorClass.NOT_EXECUTED
+
+    assert await trading.service.send_pending() == 1
+    placed = trading.order(order_id)
+    (resting,) = venue.sim.orders()
+    assert (placed.state, placed.txid) == (State.OPEN, resting.txid)
+    assert trading.history(order_id) == ["Placed", "Submitted", "NotSent", "Submitted", "Acknowledged"]
+    calls = venue.add_orders(placed.cl_ord_id)
+    assert [(c.status, c.error) for c in calls] == [(200, error), (200, None)]
+    assert invariant_3(trading) == []
+
+
+async def test_an_unknown_outcome_is_never_sent_again_and_a_blind_resend_is_flagged(venue, trading):
+    order_id = trading.buy()
+    venue.sim.inject_fault("AddOrder", FaultKind.HTTP_502_BEFORE_EXECUTE)
+    assert await trading.service.send_pending() == 1
+    order = trading.order(order_id)
+    assert order.state is State.OUTCOME_UNKNOWN
+    for _ in range(3):
+        await trading.service.send_pending()
+    assert len(venue.add_orders(order.cl_ord_id)) == 1
+    assert invariant_3(trading) == []
+
+    # What the invariant exists for: the same AddOrder sent again after an answer that proved nothing.
+    request = replace(venue.limit_buy(), client_order_id=order.cl_ord_id)
+    assert (await venue.exchange.place(request)).status is PlaceStatus.ACKNOWLEDGED
+    (finding,) = [f for f in invariant_3(trading) if "blind resend" in f]
+    assert order.cl_ord_id in finding and "502" in finding
+
+
+async def test_a_resend_refused_because_the_cl_ord_id_rests_is_resolved_by_lookup_not_rejected(venue):
+    """Kraken checks cl_ord_id uniqueness across open orders: a repeat refused for it means an earlier attempt was
+    placed after all, so the outcome is unknown (resolved by cl_ord_id), never a rejection of the order."""
+    request = venue.limit_buy()
+    first = await venue.exchange.place(request)
+    assert first.status is PlaceStatus.ACKNOWLEDGED
+    again = await venue.exchange.place(request)
+    assert (again.status, again.error_class) == (PlaceStatus.UNKNOWN, ErrorClass.AMBIGUOUS)
+    assert E.DUPLICATE_CL_ORD_ID in (again.error or "")
+    found = await venue.exchange.find_by_client_order_id(request.client_order_id)
+    assert found is not None and found.venue_order_id == first.venue_order_id
