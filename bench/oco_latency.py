@@ -233,7 +233,10 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
 
 def one_round(backend: str, samples: int, hold_s: float) -> dict:
     r = asyncio.run(measure(backend, samples, hold_s))
-    ms = lambda values, q: round(percentile(values, q) * 1000, 3)  # noqa: E731
+
+    def ms(values, q):
+        return round(percentile(values, q) * 1000, 3)
+
     result: dict = {"samples": samples, "hold_s": hold_s}
     for variant in ("plain", "held"):
         v = r[variant]
@@ -271,7 +274,10 @@ def main() -> None:
     results = {}
     for backend in args.backends.split(","):
         r = results[backend] = rounds(one_round, backend, args.samples, args.hold, n=args.rounds)
-        f = lambda key, r=r: fmt_spread(r[key], 1)  # noqa: E731
+
+        def f(key, r=r):
+            return fmt_spread(r[key], 1)
+
         print(
             f"{backend:9s} {args.samples} samples each: fill -> both legs resting p50 {f('plain_legs_p50_ms')} ms, "
             f"p99 {f('plain_legs_p99_ms')} ms, max {f('plain_legs_max_ms')} ms; take-profit fill -> stop "
