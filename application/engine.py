@@ -39,7 +39,7 @@ class EngineConfig:
     submit_deadline_s: float = 30.0  # AddOrder ``deadline``: after it the venue would reject the request
     unknown_grace_s: float = 5.0  # how long after the deadline "not found" becomes proof of "not placed"
     signal_max_age_s: float = 60.0  # a signal that reaches the trading process later than this is not placed
-    max_pending_entries: int = 100  # backpressure: new entries are refused while this many wait to be sent
+    max_pending_entries: int = 100  # backpressure: new entries refused while this many wait to be sent/answered
 
 
 class ExecutionEngine:

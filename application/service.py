@@ -254,6 +254,13 @@ class TradingService:
         return True
 
     async def _cancel(self, order_id: UUID) -> None:
+        """Send a decided cancel. One the venue could not take (unavailable, rate limited: the adapter's retries ran
+        out) records nothing: the order stays cancel-pending and the cancel is sent again after a backoff. During an
+        outage that outlasts the retries this is the normal case, never a reason to stop the service."""
+        if not await self._tolerating_outage(f"CancelOrder for order {order_id}", lambda: self._send_cancel(order_id)):
+            self._retry_later(order_id)
+
+    async def _send_cancel(self, order_id: UUID) -> None:
         order = self.engine.orders[order_id]
         version = order.version
         result = await self.exchange.cancel(
@@ -303,8 +310,8 @@ class TradingService:
     async def _read_final_state(self, order_id: UUID) -> None:
         """A cancel the venue accepted whose final state the stream did not report in time: read it over REST."""
         self._final_state_due.pop(order_id, None)
-        await self.resync([order_id])
-        if self.engine.orders[order_id].state is State.CANCEL_PENDING:
+        read = await self._tolerating_outage(f"reading canceled order {order_id}", lambda: self.resync([order_id]))
+        if not read or self.engine.orders[order_id].state is State.CANCEL_PENDING:
             self._retry_later(order_id)  # still open on the venue: the cancel is sent again after a backoff
 
     async def wait_for_calls(self) -> None:

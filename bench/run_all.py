@@ -40,6 +40,8 @@ BENCHMARKS = [
         ["--orders", "100,1000", "--cycles", "2"],
         ["--orders", "10", "--cycles", "1", "--reconcile-interval", "2"],
     ),
+    # open-loop signals against real processes: accepted/s, 503s, signal -> AddOrder on the wire, the backlog bound
+    ("load.py", ["--rates", "10,25,50", "--duration", "20"], ["--rates", "10", "--duration", "3"]),
     # scaling curves (one round per point): full runs only
     (
         "projection_rebuild.py",
@@ -67,6 +69,14 @@ def cell(r: dict | None, render) -> str:
         return render(r) if r else "not run"
     except (KeyError, TypeError):
         return "not run"
+
+
+def load_cell(r: dict) -> str:
+    return (
+        f"accepted {r['accepted_per_s']}/s, 503 {r['statuses'].get('503', 0)}, 429 {r['statuses'].get('429', 0)}; "
+        f"signal -> AddOrder p50 {r['signal_to_addorder_p50_ms']} ms, p99 {r['signal_to_addorder_p99_ms']} ms; "
+        f"backlog max {r['backlog_max']} of {r['backlog_bound']}" + ("" if r["backlog_bound_held"] else " EXCEEDED")
+    )
 
 
 def summary_rows() -> list[tuple[str, str, str, str]]:
@@ -217,6 +227,17 @@ def summary_rows() -> list[tuple[str, str, str, str]]:
                     f"{r['calls_per_min']}/min; per reconciliation {r['calls_per_cycle']}",
                     "(SQLite only: REST cost does not depend on the store)",
                     rm["command"],
+                )
+            )
+    ld = load("load")
+    if ld:
+        for rate in sorted({x["rate_offered_per_s"] for x in ld["results"].values()}):
+            rows.append(
+                (
+                    f"load: {rate:g} signals/s offered for {ld['duration_s']:g} s",
+                    cell(ld["results"].get(f"sqlite_{rate:g}"), load_cell),
+                    cell(ld["results"].get(f"postgres_{rate:g}"), load_cell),
+                    ld["command"],
                 )
             )
     return rows

@@ -126,8 +126,8 @@ class Settings(BaseSettings):
         default=100,
         ge=1,
         le=100_000,
-        description="backpressure: while this many entries wait to be sent (or the venue is unavailable), new "
-        "signals are refused with 503 and Retry-After",
+        description="backpressure: while this many entries wait to be sent or for the venue's answer (or the venue "
+        "is unavailable), new signals are refused with 503 and Retry-After",
     )
     submit_deadline_s: float = Field(
         default=30.0,

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from execledger.application.engine import EngineConfig
 from execledger.application.trading_control import EntriesBusy
 from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
@@ -59,3 +60,38 @@ async def test_a_halt_applied_while_an_entry_waits_for_rate_capacity_is_obeyed(l
     venue.capacity_free.set()
     await asyncio.wait_for(sending, 5)
     assert h.engine.orders[entry.id].state is State.CANCELED and venue.add_order_calls[entry.cl_ord_id] == 0
+
+
+class HeldReplies(FakeExchange):
+    """A venue that holds every AddOrder's reply until the test lets them go."""
+
+    def __init__(self, clock, holding: int):
+        super().__init__(clock)
+        self.release = asyncio.Event()
+        self.all_held = asyncio.Event()  # ``holding`` AddOrders have reached the venue
+        self.holding, self.held = holding, 0
+
+    async def place(self, request):
+        self.held += 1
+        if self.held == self.holding:
+            self.all_held.set()
+        await self.release.wait()
+        return await super().place(request)
+
+
+async def test_entries_whose_addorder_is_not_answered_yet_count_toward_the_backlog_bound(ledger, clock):
+    """Found by bench/load.py: only unsent entries were counted, so a burst moved the queue into submitted entries
+    waiting for the venue and the bound no longer bounded how late an accepted entry reached it."""
+    h = Harness(ledger, clock, EngineConfig(max_pending_entries=2))
+    venue = HeldReplies(clock, holding=2)
+    h.venue = h.service.exchange = venue
+    h.engine.control.submit_signal(signal(1))
+    h.engine.control.submit_signal(signal(2))
+    assert await h.service.send_pending(wait=False) == 2
+    await asyncio.wait_for(venue.all_held.wait(), 5)
+    assert {o.state for o in h.engine.orders.values()} == {State.SUBMITTING}  # both calls wait on the venue
+    with pytest.raises(EntriesBusy, match="2 entries wait to be sent or answered by the venue"):
+        h.engine.control.submit_signal(signal(3))
+    venue.release.set()
+    await h.service.wait_for_calls()
+    assert h.engine.control.submit_signal(signal(3)).created  # answered: room again

@@ -29,6 +29,7 @@ def test_run_all_quick_completes_and_writes_its_summary(tmp_path):
         "OCO: the same with another call hung",
         "restart -> reconciled",
         "REST calls/min",
+        "signals/s offered",
     ):
         assert figure in summary, summary
     if "postgres" in backends:

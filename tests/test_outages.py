@@ -10,7 +10,10 @@ import time
 
 import pytest
 
+from execledger.application.ports import ErrorClass
+from execledger.domain.order import State
 from tests.faults.harness import free_port, wait_until
+from tests.harness import Harness
 from tests.processes import MARKET_BUY, Deployment
 
 BREAKER_RESET_S = 3.0
@@ -129,3 +132,33 @@ async def test_entries_beyond_the_backlog_bound_are_refused_with_503(tmp_path, s
         refused = [body for status, body in answers if status == 503]
         assert all("entries wait to be sent" in b["error"] for b in refused), refused
         assert await proc.terminate(15) == 0
+
+
+class VenueDown(Exception):
+    """What the adapter raises once its retries of a call ran out during an outage (a 502 page, a refused port)."""
+
+    error_class = ErrorClass.RETRYABLE
+
+
+async def test_a_cancel_the_venue_cannot_take_during_an_outage_waits_and_is_sent_again(ledger, clock):
+    """Found by the outage runs of the fault suite: a timeout cancel decided while the venue answered every call
+    with a 502 page raised once the adapter's retries ran out, and the trading task died with it."""
+    h = Harness(ledger, clock)
+    entry = await h.signal(sl_price=None, tp_price=None)
+    real_cancel, outage = h.venue.cancel, True
+
+    async def cancel(**ids):
+        if outage:
+            raise VenueDown("Kraken CancelOrder: HTTP 502 (text/html, 63 bytes) [retryable]")
+        return await real_cancel(**ids)
+
+    h.venue.cancel = cancel
+    h.engine.control.cancel_order(str(entry.id), by="ops", why="outage test")
+    events = len(ledger.order_history(entry.id))
+    assert await h.service.send_pending() == 1  # the cancel was started and failed: nothing raised
+    assert h.service._failed_calls == []
+    assert h.engine.orders[entry.id].state is State.CANCEL_PENDING
+    assert len(ledger.order_history(entry.id)) == events  # a failure that changed nothing records nothing
+    outage = False
+    await h.settle()
+    assert h.engine.orders[entry.id].state is State.CANCELED and h.venue.cancel_calls[h.txid(entry)] == 1

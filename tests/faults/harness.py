@@ -235,6 +235,8 @@ class SoakResult:
     naked_max_s: float = 0.0  # the longest a position went without a live exit order while the service was up
     oco_races: set[str] = field(default_factory=set)  # a sibling filled before its OCO cancel reached the venue
     violations: list[str] = field(default_factory=list)
+    outage: Counter = field(default_factory=Counter)  # venue outages (tests/faults/outages.py): counts and seconds
+    outage_max: dict[str, float] = field(default_factory=dict)  # worst health latency, events per order, ...
     seconds: float = 0.0
     phase_seconds: Counter = field(default_factory=Counter)  # where the wall time went
 
@@ -267,6 +269,8 @@ class SoakResult:
             "naked_max_s": round(self.naked_max_s, 3),
             "oco_races_both_legs_filled": len(self.oco_races),
             "oco_races": sorted(self.oco_races)[:20],
+            "outages": {k: round(v, 1) for k, v in sorted(self.outage.items())},
+            "outage_worst": {k: round(v, 3) for k, v in sorted(self.outage_max.items())},
             "violations_found": len(self.violations),
             "violations": self.violations[:50],
             "seconds": round(self.seconds, 1),
@@ -280,6 +284,12 @@ class SoakResult:
             f"{sum(self.commands.values())} operator commands, "
             f"{self.orders_checked} order checks, longest naked position {self.naked_max_s:.1f}s, "
             f"{len(self.violations)} violations in {self.seconds:.0f}s"
+            + (
+                f"; {self.outage['runs']} venue outages ({self.outage['seconds_breaker_open']:.0f}s with the "
+                f"breaker open, {self.outage['signals_posted']} signals posted during them)"
+                if self.outage
+                else ""
+            )
         )
 
 
@@ -835,11 +845,18 @@ async def soak(
     backend: Backend | None = None,
     runs_per_session: int = 5,
     parallel: int = 2,
+    outages: float = 0.0,
     on_run=None,
 ) -> SoakResult:
     """``runs`` kill/restart runs in sessions of ``runs_per_session``, ``parallel`` sessions at a time (each session
     is its own simulator, store and service; their seeds do not depend on the scheduling). Every violation is
-    collected; none stops the soak."""
+    collected; none stops the soak.
+
+    ``outages`` > 0: the service reaches the venue through a link the harness can cut, and that share of the runs
+    are venue outages longer than the breaker's open time with bursts of signals (``tests/faults/outages.py``);
+    which runs they are is drawn apart from the other choices, so ``outages=0`` keeps every seed's schedule."""
+    from tests.faults.outages import OutageSession
+
     backend = backend or Backend()
     result = SoakResult(seed=seed, backend=backend.name)
     started = time.monotonic()
@@ -853,12 +870,15 @@ async def soak(
     async def _session(session_no: int, n: int) -> None:
         session_dir = work_dir / f"session-{session_no}"
         session_dir.mkdir(parents=True, exist_ok=True)
-        async with Session(session_dir, backend, seed * 1000 + session_no, result) as session:
+        kind = OutageSession if outages > 0 else Session
+        async with kind(session_dir, backend, seed * 1000 + session_no, result) as session:
             for i in range(n):
                 label = f"seed {seed} session {session_no} run {i + 1}"
                 rng = random.Random(f"{seed}:{session_no}:{i}")
+                outage = outages > 0 and random.Random(f"{seed}:{session_no}:{i}:outage").random() < outages
+                run = session.outage_run if outage else session.run
                 try:
-                    problems = await session.run(rng, label, last=i == n - 1)
+                    problems = await run(rng, label + (" (venue outage)" if outage else ""), last=i == n - 1)
                 except Exception as exc:
                     result.runs += 1
                     result.violations.append(
