@@ -114,7 +114,8 @@
   const every = Number(document.body.dataset.pollMs || 0);
   if (every > 0) {
     setInterval(function () {
-      if (!document.hidden) refresh();
+      const live = document.getElementById("live-toggle");
+      if (!document.hidden && (!live || live.checked)) refresh();
     }, every);
   }
 })();
