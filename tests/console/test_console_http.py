@@ -61,6 +61,8 @@ async def login(client) -> tuple[str, str]:
 
 async def test_pages_need_a_session_given_only_for_the_token(console):
     client, _ctx = console
+    root = await client.get("/", allow_redirects=False)
+    assert root.status == 303 and root.headers["Location"] == "/console/signals"  # DESIGN.md: the console at /
     page = await client.get("/console/signals?status=open", allow_redirects=False)
     assert page.status == 303 and page.headers["Location"] == "/console/login?next=/console/signals%3Fstatus%3Dopen"
     assert (await client.get("/console/login")).status == 200

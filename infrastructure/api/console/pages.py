@@ -1,6 +1,6 @@
 """The console's routes: HTML pages rendered with Jinja2 from the read side, and the operator's buttons.
 
-- ``GET /console`` -> ``/console/signals``.
+- ``GET /`` and ``GET /console`` -> ``/console/signals`` (DESIGN.md: "the web console at ``/``").
 - ``GET /console/login``, ``POST /console/login`` ``{token, next?}``, ``POST /console/logout``: the session
   (``sessions.py``).
 - ``GET /console/signals?status=&pair=&text=&offset=``: signals with their outcome
@@ -335,6 +335,7 @@ def _act(path: str, handler, summary: str) -> Route:
 
 
 ROUTES = [
+    _page_route("/", index, "The web console (DESIGN.md): to its signals", public=True),
     _page_route("/console", index, "The console: to the signals"),
     _page_route("/console/login", login_page, "Log in with the API token", public=True),
     Route("POST", "/console/login", login, "Log in: a session cookie", console=True, public=True),
