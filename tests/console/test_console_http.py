@@ -205,3 +205,27 @@ def test_sessions_expire_and_are_bounded_and_login_goes_only_to_the_console():
     assert safe_next("/console/orders?x=1") == "/console/orders?x=1"
     for hostile in ("//evil.example/console", "https://evil.example", "/v1/orders", "/console\\@evil", None):
         assert safe_next(hostile) == "/console/signals"
+
+
+async def test_a_poll_of_an_unchanged_page_is_answered_without_running_its_queries(console):
+    client, ctx = console
+    session, _csrf = await login(client)
+    cookie = {"Cookie": f"{COOKIE}={session}"}
+    for path in ("/console/signals", "/console/orders?role=entry"):
+        page = await client.get(path, headers=cookie)
+        version = re.search(r'data-version="([0-9a-f]+)"', await page.text()).group(1)
+        again = await client.get(path, headers={**cookie, "X-Console-Version": version})
+        assert again.status == 204, path
+        other = await client.get(path, headers={**cookie, "X-Console-Version": "stale"})
+        assert other.status == 200, path
+    page = await client.get("/console/signals", headers=cookie)
+    version = re.search(r'data-version="([0-9a-f]+)"', await page.text()).group(1)
+    assert (await client.post("/v1/signals", json={**SIGNAL, "signal_id": "v-1"}, headers=BEARER)).status == 201
+    ctx.projector.catch_up()  # the read models moved: the page is new
+    fresh = await client.get("/console/signals", headers={**cookie, "X-Console-Version": version})
+    assert fresh.status == 200 and "/console/signals/v-1" in await fresh.text()
+    halted = await client.post("/v1/trading/halt", json={"reason": "v"}, headers=BEARER)
+    assert halted.status == 200
+    version = re.search(r'data-version="([0-9a-f]+)"', await fresh.text()).group(1)
+    after = await client.get("/console/signals", headers={**cookie, "X-Console-Version": version})
+    assert after.status == 200 and 'id="mode" class="badge mode-halted"' in await after.text()  # so did the mode

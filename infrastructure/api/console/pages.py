@@ -22,6 +22,9 @@ console's session.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -92,6 +95,22 @@ async def _header(ctx: ApiContext) -> dict[str, Any]:
     return health_body(snap, verdict)
 
 
+VERSION_HEADER = "X-Console-Version"
+HEALTH = web.RequestKey("console_health", dict)
+VERSION = web.RequestKey("console_version", str)
+
+
+async def _unchanged(request: web.Request, *extra: Any) -> bool:
+    """Whether the page a poll asks for is the one it has (``X-Console-Version``): a page is a function of the read
+    models' position, the trading state and the health verdict (and ``extra``), so a poll of an unchanged page is
+    answered 204 without running its queries. Keeps the health for the page itself."""
+    health = await _header(request.app[CTX])
+    key = [health["projection_position"], health["trading"], health["status"], health["problems"], request.path_qs]
+    version = hashlib.sha256(json.dumps([*key, *extra], default=str).encode()).hexdigest()[:20]
+    request[HEALTH], request[VERSION] = health, version
+    return request.headers.get(VERSION_HEADER) == version
+
+
 async def _page(request: web.Request, template: str, title: str, status: int = 200, **values: Any) -> web.Response:
     ctx = request.app[CTX]
     session = request.get(SESSION)
@@ -101,7 +120,8 @@ async def _page(request: web.Request, template: str, title: str, status: int = 2
     body = _env.get_template(template).render(
         title=title,
         csrf=session.csrf,
-        health=await _header(ctx),
+        health=request[HEALTH] if HEALTH in request else await _header(ctx),
+        version=request.get(VERSION, ""),
         path=request.path,
         logged_in=ctx.token is not None,
         poll_ms=POLL_MS,
@@ -187,6 +207,8 @@ async def logout(request: web.Request) -> web.Response:
 
 async def signals_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    if await _unchanged(request):
+        return web.Response(status=204)
     f, form, errors = _filter(request, ("status", "pair", "text"))
     page = await asyncio.to_thread(ctx.queries.signal_summaries, f, ctx.pairs) if not errors else Page([], 0, 1, 0)
     return await _page(
@@ -204,6 +226,8 @@ async def signals_page(request: web.Request) -> web.Response:
 
 async def orders_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    if await _unchanged(request):
+        return web.Response(status=204)
     f, form, errors = _filter(request, ("status", "pair", "role", "text"))
     page = await asyncio.to_thread(ctx.queries.orders, f) if not errors else Page([], 0, 1, 0)  # nothing unfiltered
     return await _page(
@@ -277,6 +301,10 @@ async def signal_page(request: web.Request) -> web.Response:
     ident = request.match_info["signal_id"]
     if not ident.strip() or len(ident) > 128:
         return await _page(request, "missing.html", "Not found", 404, ident=ident[:128])
+    marks = request.app[MARKS]
+    # The log may be ahead of the read models, and the price moves: with a venue, a page at most every TTL.
+    if await _unchanged(request, int(time.monotonic() // marks.ttl_s) if marks.available else None):
+        return web.Response(status=204)
     try:
         view = await asyncio.to_thread(signal_view, ctx, ident)
     except OrderNotFound:
@@ -284,7 +312,6 @@ async def signal_page(request: web.Request) -> web.Response:
     fills_page = await asyncio.to_thread(ctx.queries.fills, ListFilter(signal_id=view["signal_id"], limit=1000))
     entry = next(o for o in view["orders"] if o["order_id"] == view["entry_order_id"])
     rules = ctx.pairs.find(entry["pair"] or "")
-    marks = request.app[MARKS]
     tick = await marks.last(rules.key) if rules is not None else None
     summary = view["summary"]
     upnl = unrealised(summary, tick.price if tick else None)

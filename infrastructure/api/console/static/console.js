@@ -91,19 +91,28 @@
     if (busy || !document.querySelector("[data-live]")) return;
     busy = true;
     try {
-      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      const response = await fetch(window.location.href, {
+        credentials: "same-origin",
+        headers: { "X-Console-Version": document.body.dataset.version || "" },
+      });
       if (response.redirected && response.url.indexOf("/console/login") >= 0) {
         window.location.assign(response.url);
         return;
       }
+      document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+      if (response.status === 204) return; // nothing changed since this page was made
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      let skipped = false;
       for (const part of document.querySelectorAll("[data-live]")) {
         const active = document.activeElement;
-        if (active && active !== document.body && part.contains(active)) continue; // never under the cursor
+        if (active && active !== document.body && part.contains(active)) {
+          skipped = true; // never under the cursor: this part is taken at a later poll
+          continue;
+        }
         const next = fresh.getElementById(part.id);
         if (next && next.innerHTML !== part.innerHTML) part.innerHTML = next.innerHTML;
       }
-      document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+      if (!skipped) document.body.dataset.version = fresh.body.dataset.version || "";
     } catch (e) {
       document.body.dataset.offline = String(e);
     } finally {
