@@ -55,6 +55,7 @@ class ServiceConfig:
     deadman_refresh_s: float = 20.0
     deadman_enabled: bool = True
     deadman_mode: str = "entries"  # entries: armed only while no exit order lives; all; off
+    deadman_disarm_wait_s: float = 5.0  # how long a protective leg waits for the switch's disarm before going anyway
     reconcile_interval_s: float = 60.0  # continuous reconciliation while running
     reconcile_quiet_s: float = 10.0  # missing-order strikes skip orders the stream touched this recently
     poll_when_stream_down_s: float = 2.0  # REST polling cycle while the execution stream is down
@@ -94,6 +95,8 @@ class TradingService:
         self.stream_healthy = False
         self.last_reconciliation: datetime | None = None
         self.deadman_expires_at: datetime | None = None
+        self._deadman_armed: bool | None = None  # as the venue last confirmed; None: unknown (a previous process)
+        self._deadman_lock = asyncio.Lock()  # one CancelAllOrdersAfter at a time: a slow arm never lands after a disarm
         self._last_fill_at: datetime | None = None
         self._retry_at: dict[UUID, float] = {}  # order id -> loop time before which it is not sent again
         self._retries: Counter[UUID] = Counter()
@@ -208,6 +211,8 @@ class TradingService:
         if not await self.exchange.wait_for_order_capacity(order.pair, self.engine.execution.time_left(order)):
             self._retry_later(order_id)  # not within its maximum age: it is withdrawn at its next try
             return
+        if order.role is not OrderRole.ENTRY:
+            await self._disarm_before_protecting(order)
         request = self.engine.execution.begin_submission(order_id)
         if request is None:
             return
@@ -661,28 +666,54 @@ class TradingService:
             return False
         return not any(o.role is not OrderRole.ENTRY for o in self.engine.live_orders())
 
+    async def _disarm_before_protecting(self, order: Order) -> None:
+        """In the ``entries`` mode, a protective leg goes out only after the venue confirmed the switch disarmed:
+        a leg that rested while the switch was still armed (the disarm slow, refused or not yet sent) would be
+        canceled with everything else if the service died then (issue 13 scenario 7). A disarm that fails, or
+        takes longer than ``deadman_disarm_wait_s``, is reported and the leg is sent anyway: protection while the
+        service lives comes first (the switch loop disarms again once the venue answers)."""
+        if not self.config.deadman_enabled or self.config.deadman_mode != "entries" or self._deadman_armed is False:
+            return
+        try:
+            await asyncio.wait_for(self._sync_deadman(refresh=False), self.config.deadman_disarm_wait_s)
+        except Exception as exc:  # housekeeping: reported, never a reason to hold a leg back
+            log.warning("dead-man's switch: could not disarm before the %s of %s (%s)", order.role.value, order.id, exc)
+
+    async def _sync_deadman(self, *, refresh: bool) -> bool:
+        """Arm or disarm the switch as ``deadman_wanted`` says now (read under the lock, so an arm decided before a
+        protective leg was decided never lands after it), and re-arm an armed one when ``refresh``. Returns whether
+        a call was made; a venue error propagates."""
+        async with self._deadman_lock:
+            wanted = self.deadman_wanted()
+            if wanted == self._deadman_armed and not (wanted and refresh):
+                return False
+            try:
+                self.deadman_expires_at = await self.exchange.cancel_all_after(
+                    self.config.deadman_timeout_s if wanted else 0
+                )
+            except BaseException:
+                self._deadman_armed = None  # the call may or may not have landed
+                raise
+            self._deadman_armed = wanted
+            return True
+
     async def _deadman(self) -> None:
-        armed: bool | None = None
         refreshed = 0.0
         try:
             while not self.stopping:
-                wanted = self.deadman_wanted()
-                due = wanted and _loop_time() - refreshed >= self.config.deadman_refresh_s
-                if wanted != armed or due:
-                    try:
-                        self.deadman_expires_at = await self.exchange.cancel_all_after(
-                            self.config.deadman_timeout_s if wanted else 0
-                        )
-                        armed, refreshed = wanted, _loop_time()
-                    except Exception as exc:  # housekeeping: reported, never a reason to stop trading
-                        log.warning("dead-man's switch (%s) failed: %s", "arm" if wanted else "disarm", exc)
+                try:
+                    if await self._sync_deadman(refresh=_loop_time() - refreshed >= self.config.deadman_refresh_s):
+                        refreshed = _loop_time()
+                except Exception as exc:  # housekeeping: reported, never a reason to stop trading
+                    log.warning("dead-man's switch (%s) failed: %s", "arm" if self.deadman_wanted() else "disarm", exc)
                 self._deadman_wake.clear()
                 await self._wait(self._deadman_wake, self.config.deadman_refresh_s)
         finally:
             # Disarm on a clean stop so a planned shutdown does not cancel every resting order a minute later.
-            if self.stopping and armed:
+            if self.stopping and self._deadman_armed:
                 try:
                     await asyncio.wait_for(self.exchange.cancel_all_after(0), 5.0)
+                    self._deadman_armed = False
                 except Exception as exc:
                     log.warning("could not disarm the dead-man's switch at shutdown (%s): it fires by itself", exc)
 

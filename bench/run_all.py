@@ -32,6 +32,8 @@ BENCHMARKS = [
     ("projection_rebuild.py", ["--events", "45000"], ["--events", "3000", "--rounds", "1"]),
     ("lifecycles.py", ["--lifecycles", "200"], ["--lifecycles", "10", "--concurrency", "5", "--rounds", "1"]),
     ("bracket_latency.py", ["--brackets", "1000"], ["--brackets", "30", "--open", "0,100", "--rounds", "1"]),
+    # the other call is hung 15 s (Kraken's slow reply in issue 13); quick: 2 s, so the smoke run stays short
+    ("oco_latency.py", ["--samples", "200"], ["--samples", "5", "--hold", "2", "--rounds", "1"]),
     ("recovery.py", ["--orders", "1000,10000"], ["--orders", "50", "--rounds", "1"]),
     (
         "rest_monitoring.py",
@@ -148,6 +150,46 @@ def summary_rows() -> list[tuple[str, str, str, str]]:
             rows.append(
                 (f"fill -> stop-loss AddOrder, {int(key):,} open orders", lat("sqlite"), lat("postgres"), bl["command"])
             )
+    oc = load("oco_latency")
+    if oc:
+
+        def legs(b):
+            return cell(
+                oc["results"].get(b),
+                lambda r: (
+                    f"p50 {fmt_spread(r['plain_legs_p50_ms'], 1)} ms, p99 {fmt_spread(r['plain_legs_p99_ms'], 1)} ms, "
+                    f"max {fmt_spread(r['plain_legs_max_ms'], 1)} ms"
+                ),
+            )
+
+        def oco(b, variant):
+            return cell(
+                oc["results"].get(b),
+                lambda r: (
+                    f"{r[f'{variant}_oco_methods']} p50 {fmt_spread(r[f'{variant}_oco_p50_ms'], 1)} ms, "
+                    f"p99 {fmt_spread(r[f'{variant}_oco_p99_ms'], 1)} ms, "
+                    f"max {fmt_spread(r[f'{variant}_oco_max_ms'], 1)} ms"
+                    + (
+                        f" ({fmt_spread(r['held_covered_samples'])} of {fmt_spread(r['samples'])} covered by a hold)"
+                        if variant == "held"
+                        else ""
+                    )
+                ),
+            )
+
+        rows.append(
+            ("OCO: entry fill -> both protective legs resting", legs("sqlite"), legs("postgres"), oc["command"])
+        )
+        what = "OCO: take-profit fill -> stop cancel on the wire"
+        rows.append((what, oco("sqlite", "plain"), oco("postgres", "plain"), oc["command"]))
+        rows.append(
+            (
+                f"OCO: the same with another call hung {oc['hold_s']:g} s",
+                oco("sqlite", "held"),
+                oco("postgres", "held"),
+                oc["command"],
+            )
+        )
     for name in ("recovery", "recovery_curve"):
         rc = load(name)
         if not rc:

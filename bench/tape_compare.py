@@ -141,8 +141,11 @@ async def run_once(
     outcome = Outcome(setting=",".join(f"{k}={v}" for k, v in setting.items()))
     with tempfile.TemporaryDirectory(prefix="execledger-tape-") as tmp:
         async with sim:
-            base = Settings(
-                data_dir=Path(tmp), database_url=None, default_timeout_s=float(setting.get("timeout_s", 300))
+            base = Settings(  # the wallet holds the base for both legs: both rest on the venue (no price watcher here)
+                data_dir=Path(tmp),
+                database_url=None,
+                default_timeout_s=float(setting.get("timeout_s", 300)),
+                resting_leg="both",
             )
             settings = base.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
             with open_ledger(settings, clock=clock) as lg:

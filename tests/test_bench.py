@@ -25,6 +25,8 @@ def test_run_all_quick_completes_and_writes_its_summary(tmp_path):
         "ledger append vs raw insert+commit",
         "end-to-end lifecycles/s",
         "fill -> stop-loss AddOrder",
+        "OCO: take-profit fill -> stop cancel on the wire",
+        "OCO: the same with another call hung",
         "restart -> reconciled",
         "REST calls/min",
     ):

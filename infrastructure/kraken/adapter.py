@@ -43,9 +43,11 @@ from execledger.infrastructure.kraken.errors import (
     Transport,
 )
 from execledger.infrastructure.kraken.parse import epoch, number, parse_add_order, parse_orders, parse_trades
+from execledger.infrastructure.kraken.public_ws import KrakenPublicPrices
 from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
 from execledger.infrastructure.kraken.rest import KrakenRestClient
 from execledger.infrastructure.kraken.retry import RetryPolicy
+from execledger.infrastructure.kraken.urls import derive_public_ws_url
 from execledger.infrastructure.settings import Settings
 
 log = logging.getLogger("execledger.kraken.adapter")
@@ -104,6 +106,7 @@ class KrakenExchange:
         retry: RetryPolicy | None = None,
         trading_limiter: TradingRateLimiter | None = None,
         ws_url: str | None = None,
+        public_ws_url: str | None = None,
         stream_factory: Callable[[KrakenExchange], Any] | None = None,
     ):
         self.rest = rest
@@ -111,6 +114,7 @@ class KrakenExchange:
         self.retry = retry or RetryPolicy()
         self.trading = trading_limiter
         self.ws_url = ws_url
+        self.public_ws_url = public_ws_url if public_ws_url is not None else derive_public_ws_url(ws_url)
         self._stream_factory = stream_factory
         self._orders: dict[str, tuple[str, str | None]] = {}  # txid or cl_ord_id -> (pair, txid)
         self.stream: Any = None  # the executions stream once started (its health is reported)
@@ -328,8 +332,12 @@ class KrakenExchange:
         return found
 
     def price_ticks(self, pairs: Sequence[str]) -> AsyncIterator[PriceTick | StreamEvent]:
-        """The live public price stream (WS v2 ``ticker``) is not wired yet: the service polls ``last_prices``."""
-        raise NotImplementedError("no public price stream: REST Ticker is polled")
+        """The live public prices of ``pairs`` (WS v2 ``trade``/``ticker`` on ``public_ws_url``, see
+        ``public_ws.KrakenPublicPrices``). Raises NotImplementedError when no public endpoint is known (an origin
+        other than Kraken's or the simulator's): the service polls ``last_prices`` instead."""
+        if not self.public_ws_url:
+            raise NotImplementedError("no public WS endpoint known for this venue: REST Ticker is polled")
+        return KrakenPublicPrices(self.public_ws_url, self.pairs).ticks(pairs)
 
     async def _cancel_call(self, method: str, params: dict[str, Any]) -> Any:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.CANCEL))

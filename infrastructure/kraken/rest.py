@@ -133,6 +133,8 @@ class KrakenRestClient:
             try:
                 return await self._guarded(method, kind, lambda: self._signed_request(method, params or {}, kind))
             except KrakenVenueError as exc:
+                if exc.rule.hint is Hint.FRESH_NONCE:
+                    self.nonce.invalidate()  # another signer on the key went ahead: continue above its ceiling
                 if exc.rule.hint is Hint.FRESH_NONCE and kind is CallKind.READ and attempt == 1:
                     log.warning("Kraken %s: invalid nonce, retrying once with a fresh one", method)
                     continue

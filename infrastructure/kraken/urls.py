@@ -13,6 +13,7 @@ from execledger.infrastructure.net import is_loopback
 
 KRAKEN_REST_ORIGIN = "https://api.kraken.com"  # REFERENCE.md 2: base URL https://api.kraken.com/0
 KRAKEN_WS_AUTH_URL = "wss://ws-auth.kraken.com/v2"  # REFERENCE.md 6.1: v2 primary, private (auth)
+KRAKEN_WS_PUBLIC_URL = "wss://ws.kraken.com/v2"  # REFERENCE.md 6.1: v2 public (market data)
 
 
 def _port_ok(parts) -> bool:
@@ -63,4 +64,19 @@ def derive_ws_url(rest_origin: str) -> str | None:
     parts = urlsplit(origin)
     if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return f"ws://{parts.netloc}/v2"
+    return None
+
+
+def derive_public_ws_url(ws_auth_url: str | None) -> str | None:
+    """The public WS v2 endpoint (``ticker``/``trade``) beside a checked private one, or None when it cannot be
+    known (then prices come from REST ``Ticker``). Kraken's ``wss://ws-auth.kraken.com/v2`` ->
+    ``wss://ws.kraken.com/v2``; the simulator's ``ws://HOST:PORT/v2`` -> ``ws://HOST:PORT/public/v2``."""
+    if not ws_auth_url:
+        return None
+    url = check_ws_url(ws_auth_url).rstrip("/")
+    if url == KRAKEN_WS_AUTH_URL:
+        return KRAKEN_WS_PUBLIC_URL
+    parts = urlsplit(url)
+    if parts.scheme == "ws" and parts.path == "/v2" and parts.hostname and is_loopback(parts.hostname):
+        return f"ws://{parts.netloc}/public/v2"
     return None

@@ -59,7 +59,6 @@ STABLE_USD = frozenset(
     {"USDT", "USDC", "DAI", "PYUSD", "USD1", "AUSD", "USDD", "RLUSD", "USDQ", "USDR", "USDG", "TUSD"}
 )
 SEED_ORDER_VALUE_USD = Decimal(5)
-WS_V2_ASSET_NAMES = {"XBT": "BTC", "XDG": "DOGE"}
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -118,16 +117,6 @@ def derive_assets(asset_pairs: Mapping[str, Mapping[str, Any]]) -> dict[str, dic
             "status": "enabled",
         }
     return assets
-
-
-def ws_asset(altname: str) -> str:
-    """The WS v2 name of an asset altname (``XBT`` -> ``BTC``)."""
-    return WS_V2_ASSET_NAMES.get(altname, altname)
-
-
-def ws_symbol_of(wsname: str) -> str:
-    """The WS v2 symbol of a REST ``wsname`` (``XBT/USD`` -> ``BTC/USD``, ``XDG/EUR`` -> ``DOGE/EUR``)."""
-    return "/".join(ws_asset(part) for part in wsname.split("/"))
 
 
 def _usd_value(altname: str) -> Decimal | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .catalog import shipped_registry, ws_symbol_of
+from execledger.infrastructure.kraken.wire import ws_symbol_of
+
+from .catalog import shipped_registry
 from .feed import LivePriceFeed
 from .server import KrakenSimulator
 

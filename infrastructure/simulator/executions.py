@@ -14,8 +14,8 @@ from typing import Any
 from execledger.domain.pairs import PairRules
 from execledger.domain.values import ZERO
 from execledger.infrastructure.kraken.wire import ExecType as ObservationKind
+from execledger.infrastructure.kraken.wire import ws_asset, ws_symbol_of
 
-from .catalog import ws_asset, ws_symbol_of
 from .clock import rfc3339
 from .engine import Execution, SimOrder, SimTrade
 from .orderentry import TRAILING_TYPES

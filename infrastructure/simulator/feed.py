@@ -24,9 +24,9 @@ import aiohttp
 
 from execledger.domain.pairs import PairRules
 from execledger.domain.values import Side
+from execledger.infrastructure.kraken.wire import ws_symbol_of
 
 from . import errors as E
-from .catalog import ws_symbol_of
 from .errors import KrakenError
 
 if TYPE_CHECKING:

@@ -18,10 +18,11 @@ from aiohttp import web
 from execledger.domain.pairs import PairRules
 from execledger.domain.values import to_decimal
 from execledger.infrastructure.kraken.auth import decode_secret
+from execledger.infrastructure.kraken.wire import WS_V2_ASSET_NAMES, ws_symbol_of
 
 from . import control, rest, ws
 from .appkey import SIMULATOR
-from .catalog import WS_V2_ASSET_NAMES, asset_altnames, derive_assets, registry_for, seed_prices, ws_symbol_of
+from .catalog import asset_altnames, derive_assets, registry_for, seed_prices
 from .clock import SimClock
 from .config import FROM_TIER, SimulatorConfig
 from .engine import SYSTEM_STATUSES, Exchange, Fees, SimOrder, SimTrade

@@ -18,7 +18,7 @@ def test_a_restart_with_the_clock_set_back_continues_upwards(tmp_path):
     first = PersistentNonce(tmp_path / "n", clock=lambda: 9_000_000)
     issued = first.next()
     restarted = PersistentNonce(tmp_path / "n", clock=lambda: 1_000)  # new process, clock an hour behind
-    assert restarted.next() == issued + 1
+    assert restarted.next() > issued
 
 
 def test_follows_the_clock_when_it_is_ahead(tmp_path):
@@ -31,8 +31,12 @@ def test_follows_the_clock_when_it_is_ahead(tmp_path):
 
 def test_the_value_is_on_disk_before_use_and_the_file_is_private(tmp_path):
     path = tmp_path / "n"
-    value = PersistentNonce(path, clock=lambda: 42).next()
-    assert path.read_text() == str(value)
+    nonce = PersistentNonce(path, clock=lambda: 42)
+    value = nonce.next()
+    assert int(path.read_text()) >= value  # the ceiling on disk covers what was issued
+    now = [10**9]
+    nonce._clock = lambda: now[0]  # the clock leaves the reserved range: a new ceiling is on disk first
+    assert nonce.next() == 10**9 and int(path.read_text()) >= 10**9
     assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0
 
 
@@ -60,3 +64,29 @@ def test_two_processes_never_issue_the_same_nonce(tmp_path):
     issued = results[0] + results[1]
     assert len(set(issued)) == 400
     assert all(b > a for r in results for a, b in itertools.pairwise(r))  # each process sees its own values grow
+
+
+def test_a_signed_call_costs_an_fsync_about_once_a_second_not_every_time(tmp_path, monkeypatch):
+    now = [1_000_000]
+    nonce = PersistentNonce(tmp_path / "n", clock=lambda: now[0])
+    syncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd)))
+    for _ in range(100):  # 100 calls within 0.1 s
+        nonce.next()
+        now[0] += 1_000
+    assert len(syncs) == 1
+    now[0] += 2_000_000  # two seconds later
+    nonce.next()
+    assert len(syncs) == 2
+
+
+def test_after_another_process_went_ahead_an_invalidated_nonce_continues_above_it(tmp_path):
+    mine = PersistentNonce(tmp_path / "n", clock=lambda: 5_000)
+    first = mine.next()
+    other = PersistentNonce(tmp_path / "n", clock=lambda: 5_000)
+    theirs = other.next()
+    assert theirs > first + mine.reserve_us - 1  # disjoint ranges: theirs starts above my ceiling
+    assert mine.next() < theirs  # still in my range: Kraken would refuse it as not above theirs...
+    mine.invalidate()  # ...so the REST client invalidates on EAPI:Invalid nonce
+    assert mine.next() > other._ceiling

@@ -21,7 +21,7 @@ from execledger.infrastructure.simulator.embedded import PaperConfigError, build
 D = Decimal
 
 
-async def start(settings):
+async def start(settings, service_config: ServiceConfig | None = None):
     stop, ready = asyncio.Event(), asyncio.Queue()
     task = asyncio.create_task(
         run_service(
@@ -29,7 +29,7 @@ async def start(settings):
             stop=stop,
             on_ready=ready.put_nowait,
             api_port=0,
-            service_config=ServiceConfig(tick_interval_s=0.05),
+            service_config=service_config or ServiceConfig(tick_interval_s=0.05),
         )
     )
     getter = asyncio.create_task(ready.get())
@@ -73,6 +73,7 @@ async def test_paper_trading_places_fills_and_brackets_a_sol_usd_signal_on_a_rec
                 "paper_feed_url": market.public_ws_url,
                 "paper_rest_url": market.rest_url,
                 "paper_balances": "ZUSD=1000,SOL=10",  # SOL on hand: both legs can hold what they sell
+                "resting_leg": "both",  # so both rest on the paper book (the emulated take-profit: its own test)
             }
         )
         stop, task, running = await start(paper)
@@ -124,6 +125,71 @@ async def test_paper_trading_places_fills_and_brackets_a_sol_usd_signal_on_a_rec
             assert [(t.side.value, t.vol) for t in trades] == [("buy", D("10")), ("sell", D("10"))]
             assert venue.price_feed.trades_seen > 0  # prices came over the public WS feed
             assert not [r for r in market.requests() if r.path.startswith("/0/private")]  # no order left
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def test_a_take_profit_the_account_cannot_fund_is_held_by_the_ledger_and_fired_by_the_public_stream(settings):
+    """Only the SOL bought is on hand, so the venue holds it for the untriggered stop (a take-profit beside it would
+    be refused for funds): the stop rests, the ledger holds the take-profit, and the first public trade through it
+    (WS v2 ``trade`` of the paper venue, not a REST poll) cancels the stop and exits at market."""
+    async with KrakenSimulator(tier=None) as market:
+        tape = market.play_tape("SOL/USD", "solusd_trades.csv", speed=None)
+        tape.step(1)  # 18.89
+        paper = settings.model_copy(
+            update={
+                "paper": True,
+                "paper_feed_url": market.public_ws_url,
+                "paper_rest_url": market.rest_url,
+                "paper_balances": "ZUSD=1000",
+            }
+        )
+        polls = ServiceConfig(tick_interval_s=0.05, price_poll_s=3600.0)  # REST Ticker never: the stream decides
+        stop, task, running = await start(paper, polls)
+        try:
+            venue = running.simulator
+            ledger = Ledger(running)
+            async with aiohttp.ClientSession() as http:
+                answer = await http.post(
+                    f"{running.api_url}/v1/signals",
+                    json={
+                        "signal_id": "paper-sol-2",
+                        "pair": "SOL/USD",
+                        "side": "buy",
+                        "order_type": "market",
+                        "quantity": "10",
+                        "sl_price": "18.70",
+                        "tp_price": "18.98",
+                    },
+                )
+                assert answer.status == 201, await answer.text()
+            await ledger.until(
+                lambda: (
+                    [o.state for o in ledger.orders(OrderRole.STOP_LOSS)] == [State.OPEN]
+                    and not ledger.orders(OrderRole.TAKE_PROFIT)
+                ),
+                "the stop resting alone, the take-profit held by the ledger",
+            )
+            for _ in range(tape.position, len(tape.rows)):
+                if ledger.orders(OrderRole.TAKE_PROFIT):
+                    break
+                seen = venue.price_feed.trades_seen
+                tape.step(1)
+                await asyncio.wait_for(venue.price_feed.until_trades(seen + 1), 30)
+            await ledger.until(
+                lambda: (
+                    [o.state for o in ledger.orders(OrderRole.TAKE_PROFIT)] == [State.FILLED]
+                    and [o.state for o in ledger.orders(OrderRole.STOP_LOSS)] == [State.CANCELED]
+                ),
+                "the take-profit fired at market and the stop canceled",
+            )
+            entry = ledger.orders(OrderRole.ENTRY)[0]
+            assert list(entry.brackets[0].triggered) == ["take_profit"]
+            assert entry.brackets[0].triggered["take_profit"] >= D("18.98")  # the public trade that crossed it
+            take = ledger.orders(OrderRole.TAKE_PROFIT)[0]
+            assert take.order_type.value == "market" and take.filled_quantity == D("10")
+            assert [(t.side.value, t.vol) for t in venue.trades()] == [("buy", D("10")), ("sell", D("10"))]
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
