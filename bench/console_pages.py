@@ -5,7 +5,8 @@ N bracketed lifecycles run through the engine against the in-memory FakeExchange
 read models catch up; then the API application (the api role: no venue, so no price reads) answers over HTTP on
 loopback: ``GET /v1/orders?limit=50`` (the JSON baseline) and the console's orders list (50 rows), signals list
 (50 signals with their outcome) and one signal's page (timeline, chart, health header), each ``--requests``
-times. Reported: p50/p99 in ms and each page's p50 as a ratio of the JSON baseline's.
+times, and the signals page polled while nothing changed (the script's ``X-Console-Version``: a 204).
+Reported: p50/p99 in ms and each page's p50 as a ratio of the JSON baseline's.
 
 Usage: .venv/bin/python bench/console_pages.py --signals 300 [--requests 40] [--backends sqlite,postgres]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -49,14 +51,18 @@ async def one_backend(backend: str, n: int, requests: int) -> dict:
                     "console_signals_50": "/console/signals",
                     "console_signal_page": f"/console/signals/s-{n // 2}",
                 }
+                page = await (await client.get("/console/signals", headers=cookie)).text()
+                version = re.search(r'data-version="([0-9a-f]+)"', page).group(1)
+                unchanged = {**cookie, "X-Console-Version": version}
+                routes["console_signals_poll_unchanged"] = "/console/signals"
                 timings: dict[str, list[float]] = {name: [] for name in routes}
                 for _ in range(requests):
                     for name, path in routes.items():
                         t0 = time.perf_counter()
-                        r = await client.get(path, headers=cookie)
+                        r = await client.get(path, headers=unchanged if name.endswith("_unchanged") else cookie)
                         await r.read()
                         timings[name].append(time.perf_counter() - t0)
-                        assert r.status == 200, (path, r.status)
+                        assert r.status == (204 if name.endswith("_unchanged") else 200), (path, r.status)
             finally:
                 await client.close()
         finally:
