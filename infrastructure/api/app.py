@@ -12,6 +12,7 @@ from aiohttp import web
 from execledger.application.ledger import LedgerError
 from execledger.infrastructure.api import health, openapi, reports, signal_view, signals, trading
 from execledger.infrastructure.api.commands import REFUSAL_STATUS
+from execledger.infrastructure.api.console import pages as console
 from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.guard import ROUTE_INFO, guard
 from execledger.infrastructure.api.jsonio import MAX_BODY_BYTES
@@ -87,11 +88,15 @@ def all_routes() -> list[Route]:
 
 
 def create_api(ctx: ApiContext, routes: list[Route] | None = None) -> web.Application:
-    """The aiohttp application serving ``routes`` (default: every declared route) behind the guard."""
-    routes = all_routes() if routes is None else routes
+    """The aiohttp application serving ``routes`` (default: every declared route and the web console) behind the
+    guard. The console's routes (``console/pages.py``) are HTML or the documented commands under its session: they
+    are not in the OpenAPI document."""
+    routes = all_routes() + console.ROUTES if routes is None else routes
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
     app[CTX] = ctx
-    app[openapi.DOCUMENT] = openapi.build_document(routes)
+    app[openapi.DOCUMENT] = openapi.build_document([r for r in routes if not r.console])
+    if any(r.console for r in routes):
+        console.install(app, ctx)
     info = {}
     for route in routes:
         info[app.router.add_route(route.method, route.path, route.handler)] = route

@@ -5,7 +5,10 @@
    bearer token (mandatory off loopback) is the guard: a browser never sends it by itself.
 2. **Origin** (403): when a browser says where the page came from, it must be this API itself. Cross-site pages
    (CSRF), other local ports and ``Origin: null`` are refused.
-3. **Bearer token** (401) when one is configured, except for routes declared ``public``.
+3. **Bearer token** (401) when one is configured, except for routes declared ``public``. The web console's routes
+   (``console=True``, under ``/console``) take its session instead: an HttpOnly ``SameSite=Strict`` cookie given
+   only for the token, and on every POST the session's CSRF token in a header (``console/sessions.py``). No
+   ``/v1`` route accepts that cookie.
 4. **JSON only** (415): a request with a body must say ``Content-Type: application/json`` (UTF-8): a browser cannot
    send that cross-site without a CORS preflight, which this API never grants.
 5. **Body limits** (413, 400): ``jsonio.MAX_BODY_BYTES``, nesting ``jsonio.MAX_DEPTH``, strict JSON; a route that
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import ValidationError
 
+from execledger.infrastructure.api.console.sessions import console_access
 from execledger.infrastructure.api.context import CTX
 from execledger.infrastructure.api.jsonio import JSON_BODY, MAX_BODY_BYTES, ApiError, error_response, parse_body
 from execledger.infrastructure.api.routes import VALID_BODY, Route
@@ -145,10 +149,14 @@ async def guard(request: web.Request, handler):
     try:
         host = check_host(request)
         check_origin(request, host)
-        check_token(request, ctx.token, route)
-        if request.method not in SAFE_METHODS:
+        refused = None
+        if route is not None and route.console:
+            refused = console_access(request, ctx.token, route)  # a redirect to the login page, or None
+        else:
+            check_token(request, ctx.token, route)
+        if refused is None and request.method not in SAFE_METHODS:
             await read_body(request, route)
-        response = await handler(request)
+        response = refused if refused is not None else await handler(request)
     except ApiError as exc:
         response = exc.response()
     except BadQuery as exc:

@@ -44,6 +44,7 @@ class Route:
     public: bool = False  # no bearer token needed (health, the API's own description)
     html: bool = False  # answers text/html instead of JSON
     tags: tuple[str, ...] = ()
+    console: bool = False  # the web console's: its session cookie + CSRF token stand for the bearer token; undocumented
 
     @property
     def operation_id(self) -> str:

@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import Engine, Table, and_, func, select
+from sqlalchemy import Engine, Table, and_, func, or_, select
 
 from execledger.domain.errors import FieldError
 from execledger.domain.order import OrderStatus
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.signal import SIGNAL_ID_PATTERN
-from execledger.domain.values import plain
+from execledger.domain.values import OrderRole, plain
 from execledger.infrastructure.present import exit_reason_of
 from execledger.infrastructure.readmodels import tables as t
 
@@ -34,7 +34,11 @@ class ListFilter(BaseModel):
 
     signal_id: str | None = Field(default=None, max_length=64, pattern=SIGNAL_ID_PATTERN)  # no NUL for PostgreSQL
     pair: str | None = Field(default=None, max_length=20)
-    status: OrderStatus | None = None
+    status: OrderStatus | None = None  # signals: the entry's status
+    role: OrderRole | None = None  # orders, execution reports and fills (signals have no role)
+    text: str | None = Field(  # a part of any id: signal id, order id, txid, cl_ord_id (trade id for fills)
+        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$"
+    )
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
@@ -103,6 +107,7 @@ class ReportQueries:
         time_col: str,
         order_by: tuple,
         status_upper: bool = False,
+        text_cols: tuple[str, ...] = ("signal_id",),
     ) -> Page:
         conds = []
         c = table.c
@@ -112,6 +117,11 @@ class ReportQueries:
             conds.append(c[pair_col] == f.pair)
         if f.status is not None and status_col is not None:
             conds.append(c[status_col] == (f.status.value.upper() if status_upper else f.status.value))
+        if f.role is not None and "role" in c:
+            conds.append(c.role == f.role.value)
+        if f.text is not None:  # a substring, case-insensitive (txids are upper case), LIKE wildcards taken literally
+            like = "%" + f.text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(or_(*(func.upper(c[name]).like(like, escape="\\") for name in text_cols)))
         if f.since is not None:
             conds.append(c[time_col] >= f.since)
         if f.until is not None:
@@ -132,6 +142,7 @@ class ReportQueries:
             status_col="status",
             time_col="created_at",
             order_by=(t.orders.c.created_at, t.orders.c.order_id),
+            text_cols=("signal_id", "order_id", "txid", "cl_ord_id"),
         )
 
     def execution_reports(self, f: ListFilter) -> Page:
@@ -143,6 +154,7 @@ class ReportQueries:
             time_col="timestamp",
             status_upper=True,
             order_by=(t.execution_reports.c.timestamp, t.execution_reports.c.order_id, t.execution_reports.c.version),
+            text_cols=("signal_id", "order_id", "exchange_order_id", "client_order_id"),
         )
 
     def fills(self, f: ListFilter) -> Page:
@@ -153,6 +165,7 @@ class ReportQueries:
             status_col=None,
             time_col="recorded_at",
             order_by=(t.fills.c.recorded_at, t.fills.c.trade_id),
+            text_cols=("signal_id", "order_id", "trade_id"),
         )
 
     def signals(self, f: ListFilter) -> Page:
@@ -160,9 +173,10 @@ class ReportQueries:
             t.signals,
             f,
             pair_col="pair",
-            status_col=None,
+            status_col="entry_status",
             time_col="updated_at",
             order_by=(t.signals.c.updated_at, t.signals.c.signal_id),
+            text_cols=("signal_id", "entry_order_id"),
         )
 
     def order(self, order_id: str) -> dict[str, Any] | None:
