@@ -55,8 +55,8 @@ class MarkPrices:
                 seen = self._seen.setdefault(pair, deque(maxlen=self._keep))
                 if not seen or seen[-1] != tick:
                     seen.append(tick)
-        seen = self._seen.get(pair)
-        return seen[-1] if seen else None
+        latest = self._seen.get(pair)
+        return latest[-1] if latest else None
 
     def history(self, pair: str) -> list[PriceTick]:
         return list(self._seen.get(pair, ()))

@@ -113,10 +113,9 @@ async def _unchanged(request: web.Request, *extra: Any) -> bool:
 
 async def _page(request: web.Request, template: str, title: str, status: int = 200, **values: Any) -> web.Response:
     ctx = request.app[CTX]
-    session = request.get(SESSION)
-    new = session is None  # only without a configured token (sessions.console_access): the page gives one
-    if new:
-        session = sessions_of(request.app).create()
+    found = request.get(SESSION)
+    new = found is None  # only without a configured token (sessions.console_access): the page gives one
+    session = sessions_of(request.app).create() if found is None else found
     body = _env.get_template(template).render(
         title=title,
         csrf=session.csrf,
@@ -317,7 +316,7 @@ async def signal_page(request: web.Request) -> web.Response:
     upnl = unrealised(summary, tick.price if tick else None)
     points = [
         Point(
-            _when(f.get("executed_at") or f["recorded_at"]),
+            _when(f.get("executed_at") or f["recorded_at"]) or ctx.ledger.ledger.clock.now(),
             Decimal(f["price"]),
             f"{f['role']} {f['side']} {f['quantity']} @ {f['price']}",
             f["role"],
