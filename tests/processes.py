@@ -17,6 +17,9 @@ LIMIT_BUY = {"pair": "XBT/USD", "side": "buy", "order_type": "limit", "quantity"
 MARKET_BUY = {"pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
 
 
+NO_LIMITS = ("--tier", "none")
+
+
 class Deployment:
     """A simulator process and execledger processes over one store, all killed at the end."""
 
@@ -51,7 +54,20 @@ class Deployment:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         sim = self.start(
             "simulator",
-            ["simulator", "--host", "127.0.0.1", "--port", str(self.sim_port), "--key", KEY, "--secret", SECRET],
+            # no rate limits on either side (the service models none, EXECLEDGER_KRAKEN_TIER above): what these
+            # processes measure is the ledger, not Kraken's counters (tests/simulator covers those)
+            [
+                "simulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.sim_port),
+                "--key",
+                KEY,
+                "--secret",
+                SECRET,
+                *NO_LIMITS,
+            ],
         )
         await wait_until(self.simulator_up, timeout=30, what="simulator", process=sim)
         return self
