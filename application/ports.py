@@ -49,6 +49,18 @@ class ErrorClass(StrEnum):
     # after a wait (nonce, rate limit, market gate) or corrected (funds: resized; precision: re-rounded)
 
 
+class VenueError(Exception):
+    """A venue call that produced no usable result, as it crosses the port: ``error_class`` says how to treat it
+    (the adapter's one error table decides; for Kraken ``infrastructure/kraken/errors.py``). Anything else an
+    adapter raises is a bug and propagates."""
+
+    error_class: ErrorClass
+
+    def __init__(self, message: str, error_class: ErrorClass):
+        super().__init__(message)
+        self.error_class = error_class
+
+
 class Correction(StrEnum):
     """What a NOT_EXECUTED write needs before it is sent again."""
 
@@ -325,6 +337,7 @@ __all__ = [
     "StreamEvent",
     "StreamState",
     "SystemClock",
+    "VenueError",
     "VenueOrderStatus",
     "VenueReport",
 ]

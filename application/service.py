@@ -31,6 +31,7 @@ from execledger.application.ports import (
     PriceTick,
     StreamEvent,
     StreamState,
+    VenueError,
     VenueReport,
 )
 from execledger.application.unit_of_work import Committed
@@ -244,8 +245,8 @@ class TradingService:
                 touched = self.engine.contingencies.resize_to_holdings(order, await self.exchange.available_balances())
             else:
                 touched = []
-        except Exception as exc:
-            if getattr(exc, "error_class", None) not in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+        except VenueError as exc:
+            if exc.error_class not in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
                 raise
             log.warning("could not %s order %s now (%s): trying again later", correction.value, order_id, exc)
             self._corrections[order_id] = correction
@@ -292,11 +293,8 @@ class TradingService:
             return
         try:
             result = await self.exchange.amend(quantity=quantity, venue_order_id=order.txid)
-        except Exception as exc:
-            error_class = getattr(exc, "error_class", None)
-            if error_class is None:
-                raise
-            result = AmendResult(PlaceStatus.UNKNOWN, error=str(exc), error_class=error_class)
+        except VenueError as exc:
+            result = AmendResult(PlaceStatus.UNKNOWN, error=str(exc), error_class=exc.error_class)
         if self.engine.execution.on_amend_result(order_id, result) and await self._tolerating_outage(
             "reading an amended order", lambda: self.resync([order_id])
         ):
@@ -542,10 +540,8 @@ class TradingService:
         try:
             await work()
             return True
-        except Exception as exc:
-            error_class = getattr(exc, "error_class", None)
-            if error_class is None:
-                raise
+        except VenueError as exc:
+            error_class = exc.error_class
             if error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
                 log.warning("%s: the venue is unavailable for now (%s); trying again at the next turn", what, exc)
             else:

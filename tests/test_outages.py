@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from execledger.application.ports import ErrorClass
+from execledger.application.ports import ErrorClass, VenueError
 from execledger.domain.order import State
 from tests.faults.harness import free_port, wait_until
 from tests.harness import Harness
@@ -134,10 +134,11 @@ async def test_entries_beyond_the_backlog_bound_are_refused_with_503(tmp_path, s
         assert await proc.terminate(15) == 0
 
 
-class VenueDown(Exception):
+class VenueDown(VenueError):
     """What the adapter raises once its retries of a call ran out during an outage (a 502 page, a refused port)."""
 
-    error_class = ErrorClass.RETRYABLE
+    def __init__(self, message: str = "venue down") -> None:
+        super().__init__(message, ErrorClass.RETRYABLE)
 
 
 async def test_a_cancel_the_venue_cannot_take_during_an_outage_waits_and_is_sent_again(ledger, clock):

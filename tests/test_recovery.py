@@ -3,7 +3,7 @@
 import asyncio
 from decimal import Decimal as D
 
-from execledger.application.ports import ErrorClass, OrderRequest, PlaceResult, PlaceStatus
+from execledger.application.ports import ErrorClass, OrderRequest, PlaceResult, PlaceStatus, VenueError
 from execledger.application.service import ServiceConfig
 from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
@@ -192,8 +192,11 @@ async def test_compensating_cancel_by_cl_ord_id_learns_the_txid(ledger, clock):
     assert order.state is State.CANCELED and order.txid == h.venue.by_client_id(order.cl_ord_id).venue_order_id
 
 
-class VenueDown(Exception):
-    error_class = ErrorClass.RETRYABLE  # what the adapter raises once its retries ran out
+class VenueDown(VenueError):
+    """What the adapter raises once its retries ran out."""
+
+    def __init__(self, message: str = "venue down") -> None:
+        super().__init__(message, ErrorClass.RETRYABLE)
 
 
 async def test_start_up_recovery_waits_out_a_venue_outage_instead_of_crashing(ledger, clock):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from execledger.application.ports import Correction, ErrorClass
+from execledger.application.ports import Correction, ErrorClass, VenueError
 
 R, L, P, A, N, X = (
     ErrorClass.RETRYABLE,
@@ -200,15 +200,14 @@ def trips_breaker(kind: Transport, status: int | None = None) -> bool:
     return True
 
 
-class KrakenCallFailed(Exception):
+class KrakenCallFailed(VenueError):
     """A Kraken call did not produce a usable result. The message names the method and the cause only: never a
     key, secret, signature, nonce or request body."""
 
     def __init__(self, method: str, description: str, error_class: ErrorClass):
-        super().__init__(f"Kraken {method}: {description} [{error_class}]")
+        super().__init__(f"Kraken {method}: {description} [{error_class}]", error_class)
         self.method = method
         self.description = description
-        self.error_class = error_class
 
 
 class KrakenVenueError(KrakenCallFailed):

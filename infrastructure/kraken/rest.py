@@ -146,7 +146,8 @@ class KrakenRestClient:
         try:
             await self.private("Balance")
         except KrakenVenueError as exc:
-            if exc.error_class is ErrorClass.PERMANENT:
+            # A nonce refusal says nothing about the key (another signer on it went ahead): not a credentials error.
+            if exc.error_class is ErrorClass.PERMANENT and exc.rule.hint is not Hint.FRESH_NONCE:
                 raise CredentialsError(
                     f"Kraken refused the API credentials ({exc.description}); check "
                     "EXECLEDGER_KRAKEN_KEY and the secret, and the key's permissions"

@@ -169,6 +169,15 @@ async def test_validate_credentials(stub, rest):
     await rest.validate_credentials()
 
 
+async def test_a_nonce_refused_twice_at_the_credentials_check_is_not_a_bad_key(stub, rest):
+    """Found by the fault suite: another client's nonce 3 s ahead at a restart made the start-up check refuse the
+    key (exit 3); the key is fine, the venue refused the call, which the start rides out like an outage."""
+    stub.scripts["Balance"] = [{"error": ["EAPI:Invalid nonce"]}, {"error": ["EAPI:Invalid nonce"]}]
+    with pytest.raises(KrakenVenueError) as refused:
+        await rest.validate_credentials()
+    assert not isinstance(refused.value, CredentialsError)
+
+
 async def test_private_call_without_credentials_is_a_clear_error(stub):
     async with KrakenRestClient(stub.url) as client:
         with pytest.raises(CredentialsError):
