@@ -86,8 +86,7 @@ class ExecutionEngine:
         """Rebuild the index and the trading state from the log; returns the number of orders loaded."""
         self.orders.clear()
         self.contingencies.forget_watches()
-        for order_id in self.ledger.order_ids():
-            order = self.ledger.get_order(order_id)
+        for order in self.ledger.load_orders():  # one pass over the log, not one query per order
             self.orders.put(order)
             if order.brackets:
                 self.contingencies.watch(order)
