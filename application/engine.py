@@ -29,6 +29,7 @@ from execledger.domain import clock as domain_clock
 from execledger.domain.events import is_reported
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
+from execledger.domain.position import position_of
 from execledger.domain.reports import ExecutionReport, execution_report
 
 
@@ -58,7 +59,8 @@ class ExecutionEngine:
         self.clock = ledger.clock
         self.config = config or EngineConfig()
         domain_clock.use(self.clock.now)  # one clock: decisions and the timestamps of their events
-        self.orders = OrderIndex()
+        # Holds the signals that can still matter; finished ones are retired and loaded again when asked for.
+        self.orders = OrderIndex(ledger, self._is_flat if ledger.can_retire else None)
         self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
         self.control = TradingControl(
@@ -83,7 +85,8 @@ class ExecutionEngine:
         )
 
     def load(self) -> int:
-        """Rebuild the index and the trading state from the log; returns the number of orders loaded."""
+        """Rebuild the index and the trading state from the log; returns the number of orders held (retired
+        signals are not loaded)."""
         self.orders.clear()
         self.contingencies.forget_watches()
         for order in self.ledger.load_orders():  # one pass over the log, not one query per order
@@ -91,7 +94,16 @@ class ExecutionEngine:
             if order.brackets:
                 self.contingencies.watch(order)
         self.control.reload_state()
+        self.orders.retire_finished()  # signals that finished before they could be retired (or before this version)
         return len(self.orders)
+
+    def _is_flat(self, entry: Order) -> bool:
+        """Whether a signal whose orders are all terminal holds nothing (the one position rule)."""
+        try:
+            base = self.contingencies.rules(entry).base
+        except LookupError:
+            return False
+        return position_of(entry, self.orders, base).is_flat
 
     def update_pairs(self, pairs: PairRegistry, *, source: str = "venue") -> bool:
         """The venue's current pair rules (loaded at start, periodically and after a precision refusal): used from
@@ -116,6 +128,7 @@ class ExecutionEngine:
                 self.uow.commit(*touched)
         for entry in self.contingencies.needing_attention():
             self.uow.commit(*self.contingencies.react(entry))
+        self.orders.retire_finished()  # memory is bounded by the signals that can still matter
 
     # --- what the workers ask ------------------------------------------------------------------------------------
 

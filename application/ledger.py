@@ -173,6 +173,8 @@ class ExecutionLedger:
         select = getattr(self.app.recorder, "select_live_order_events", None)
         if select is None:  # a store without the retired-orders table (in-memory): every order
             select = self.app.recorder.select_notifications
+        else:
+            self.app.recorder.revive_retired()  # signals that got an event after they were retired load again
         to_event = self.app.mapper.to_domain_event
         orders: dict[UUID, Order] = {}
         start = 1
@@ -198,6 +200,9 @@ class ExecutionLedger:
             return [order]
         exits = [order if i == order.id else self.find(i) for i in entry.exit_order_ids()]
         return [entry, *(o for o in exits if o is not None)]
+
+    def signal_entry_id(self, signal_id: str) -> UUID:
+        return entry_order_id(signal_id)
 
     def retire(self, orders: list[Order]) -> None:
         """Record that these orders (whole signals, flat and terminal) are no longer held in memory: start-up skips

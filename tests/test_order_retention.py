@@ -4,10 +4,17 @@ asks for it (a late venue fact, a repeated signal, a command by any of its ids, 
 
 import json
 import uuid
+from dataclasses import replace
 from decimal import Decimal as D
 
-from eventsourcing.persistence import StoredEvent
+import pytest
+from eventsourcing.persistence import StoredEvent, Tracking
 
+from execledger.application.ledger import SignalConflict, entry_order_id
+from execledger.application.orders_app import COMMANDS
+from execledger.domain.commands import Command, CommandKind, Outcome, Refusal
+from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 from tests.harness import Harness
 
 
@@ -56,3 +63,129 @@ async def test_the_bulk_load_builds_exactly_what_repository_get_builds(ledger, c
         assert vars(loaded[order_id]) == vars(expected), order_id
     assert loaded[legacy].tags == {} and loaded[legacy].timeout_s is None and loaded[legacy].quantity == D("0.5")
     assert loaded[busy.id].version > 40
+
+
+async def _finished_and_live(h, clock):
+    """Two finished signals (an entry that timed out unfilled; an entry filled and stopped out) and two that still
+    matter (a resting entry; a filled entry with its stop working)."""
+    gone = await h.signal(signal_id="gone", timeout_s=10)
+    stopped = await h.signal(signal_id="stopped")
+    h.venue.fill(h.txid(stopped), "1", "100")
+    await h.settle()
+    [stop] = h.legs(stopped, OrderRole.STOP_LOSS)
+    resting = await h.signal(signal_id="resting", timeout_s=3600)
+    held = await h.signal(signal_id="held")
+    h.venue.fill(h.txid(held), "1", "100")
+    clock.advance(11)  # "gone" times out
+    await h.settle()
+    h.venue.fill(h.txid(stop), "1", "90")  # "stopped" is flat
+    await h.settle()
+    return gone, stopped, resting, held
+
+
+def _held(h) -> set[str]:
+    return {o.signal_id for o in h.engine.orders.values()}
+
+
+async def test_finished_signals_are_retired_and_not_loaded_at_start(ledger, clock):
+    h = Harness(ledger, clock)
+    gone, stopped, *_ = await _finished_and_live(h, clock)
+    assert _held(h) == {"resting", "held"}  # the held signal with its legs, filled or not
+    assert h.engine.orders.get(gone.id) is None and gone.id not in h.engine.orders
+    h2 = Harness(ledger, clock)
+    h2.engine.load()
+    assert _held(h2) == {"resting", "held"}
+    assert {o.id for o in h2.engine.orders.values()} == {o.id for o in h.engine.orders.values()}
+    # asked for, a retired order is loaded with its whole signal, exactly as the log has it
+    again = h2.engine.orders[stopped.id]
+    assert vars(again) == vars(ledger.app.repository.get(stopped.id)) and again.state is State.FILLED
+    assert _held(h2) == {"resting", "held", "stopped"} and h2.position(again) == 0
+    h2.engine.tick()  # nothing changed: retired again
+    assert _held(h2) == {"resting", "held"}
+
+
+async def test_a_late_fill_for_a_retired_order_is_applied_and_its_signal_is_held_again(ledger, clock):
+    h = Harness(ledger, clock)
+    gone, *_ = await _finished_and_live(h, clock)
+    txid = ledger.get_order(gone.id).txid
+    h.venue.fill(txid, "0.5", "100")  # the venue reports a fill for the order canceled long ago
+    await h.settle()
+    entry = h.engine.orders.get(gone.id)
+    assert entry is not None and entry.filled_quantity == D("0.5") and not h.engine.execution.unmatched
+    assert ledger.get_order(gone.id).filled_quantity == D("0.5")
+    h.assert_legs_match_position(entry)  # not flat any more: protected, and held
+    h2 = Harness(ledger, clock)
+    h2.engine.load()  # an event after its retirement: loaded at start again
+    assert "gone" in _held(h2) and h2.position(entry) == D("0.5")
+
+
+async def test_a_status_report_for_a_retired_order_finds_it_and_changes_nothing(ledger, clock):
+    h = Harness(ledger, clock)
+    gone, stopped, *_ = await _finished_and_live(h, clock)
+    position = ledger.app.recorder.max_notification_id()
+    for order in (gone, ledger.get_order(h.legs(stopped, OrderRole.STOP_LOSS)[0].id)):
+        report = replace(h.venue.orders[order.txid], source="ws", ts_last=clock.now())
+        await h.service.apply(report)
+        await h.service.apply(replace(report, venue_order_id=None))  # by cl_ord_id alone
+    assert not h.engine.execution.unmatched and ledger.app.recorder.max_notification_id() == position
+    assert h.engine.orders.find(client_order_id=gone.cl_ord_id).id == gone.id
+
+
+async def test_a_repeated_signal_of_a_retired_signal_answers_the_same_order_and_writes_nothing(ledger, clock):
+    h = Harness(ledger, clock)
+    gone, *_ = await _finished_and_live(h, clock)
+    position = ledger.app.recorder.max_notification_id()
+    same = {
+        "signal_id": "gone",
+        "pair": "XBT/USD",
+        "side": "buy",
+        "order_type": "limit",
+        "quantity": "1",
+        "limit_price": "100",
+        "sl_price": "90",
+        "tp_price": "120",
+        "timeout_s": 10,
+    }
+    result = h.engine.control.submit_signal(same)
+    assert not result.created and result.order.id == gone.id == entry_order_id("gone")
+    with pytest.raises(SignalConflict):
+        h.engine.control.submit_signal({**same, "quantity": "2"})
+    assert ledger.app.recorder.max_notification_id() == position
+
+
+async def test_commands_and_audit_find_a_retired_order_by_any_of_its_ids(ledger, clock):
+    h = Harness(ledger, clock)
+    gone, stopped, *_ = await _finished_and_live(h, clock)
+    gone = ledger.get_order(gone.id)
+    tracked = iter(range(1, 100))
+
+    def run(kind, **payload):
+        command = Command.issue(kind=kind, payload=payload, by="test", why="retired", origin="test")
+        receipt = h.engine.control.handle(command, Tracking(COMMANDS, next(tracked)))
+        h.engine.tick()  # whatever was loaded to answer is retired again
+        return receipt
+
+    for ref in (str(gone.id), gone.txid, gone.cl_ord_id):
+        for kind, extra in ((CommandKind.CANCEL_ORDER, {}), (CommandKind.RESOLVE_ORDER, {"resolution": "canceled"})):
+            receipt = run(kind, order=ref, **extra)
+            assert receipt.refusal is Refusal.NOT_ALLOWED and "already canceled" in receipt.detail["message"], ref
+            assert receipt.detail["order_id"] == str(gone.id)
+    assert run(CommandKind.CANCEL_ORDER, order="nobody").refusal is Refusal.NOT_FOUND
+    closed = run(CommandKind.CLOSE_POSITION, signal_id="stopped")
+    assert closed.outcome is Outcome.UNCHANGED and closed.detail["entry_order_id"] == str(stopped.id)
+    assert [e.name for e in ledger.order_history(gone.id)][-1] == "Canceled"
+    assert _held(h) == {"resting", "held"}
+    assert h.engine.orders.resolve(gone.txid).id == gone.id and "gone" in _held(h)
+
+
+async def test_memory_is_bounded_by_the_signals_that_can_still_matter(ledger, clock):
+    h = Harness(ledger, clock)
+    for i in range(15):
+        entry = await h.signal(signal_id=f"life{i}")
+        h.venue.fill(h.txid(entry), "1", "100")
+        await h.settle()
+        [stop] = h.legs(entry, OrderRole.STOP_LOSS)
+        h.venue.fill(h.txid(stop), "1", "90")
+        await h.settle()
+        assert len(h.engine.orders) == 0, i
+    assert sum(1 for _ in ledger.load_orders()) == 0 and len(list(ledger.order_ids())) >= 30
