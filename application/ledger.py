@@ -165,13 +165,14 @@ class ExecutionLedger:
                 yield n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
             start = batch[-1].id + 1
 
-    def load_orders(self, page: int = 1000) -> Iterator[Order]:
+    def load_orders(self, page: int = 1000, *, everything: bool = False) -> Iterator[Order]:
         """Every order the trading process must hold, built in one pass over the log: pages of the orders' stored
         events, decoded by the application's mapper (upcasts included) and folded into aggregates in memory, as
         ``repository.get`` folds them, instead of one query per order. Orders of retired signals (``retire``) are
-        left out unless an event was recorded for them after they were retired. In placement order."""
-        select = getattr(self.app.recorder, "select_live_order_events", None)
-        if select is None:  # a store without the retired-orders table (in-memory): every order
+        left out unless an event was recorded for them after they were retired (``everything``: every order, for
+        audits). In placement order."""
+        select = None if everything else getattr(self.app.recorder, "select_live_order_events", None)
+        if select is None:  # every order (or a store without the retired-orders table)
             select = self.app.recorder.select_notifications
         else:
             self.app.recorder.revive_retired()  # signals that got an event after they were retired load again
