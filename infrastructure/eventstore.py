@@ -139,9 +139,11 @@ def app_env(settings: Settings, app_name: str) -> dict[str, str]:
 def open_orders_app(settings: Settings) -> OrdersApp:
     """The Orders event store as the settings select it. Close it with ``app.close()``."""
     env = app_env(settings, OrdersApp.name)
-    recorder = "PostgresOrdersRecorder" if settings.database_url else "SQLiteOrdersRecorder"
+    recorder = (
+        "orderstore_postgres:PostgresOrdersRecorder" if settings.database_url else "orderstore:SQLiteOrdersRecorder"
+    )
     # eventsourcing's recorder plus the retired-orders table (infrastructure/orderstore.py).
-    env[f"{OrdersApp.name.upper()}_PROCESS_RECORDER_TOPIC"] = f"execledger.infrastructure.orderstore:{recorder}"
+    env[f"{OrdersApp.name.upper()}_PROCESS_RECORDER_TOPIC"] = f"execledger.infrastructure.{recorder}"
     return _open(OrdersApp, env)
 
 
