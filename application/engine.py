@@ -94,8 +94,14 @@ class ExecutionEngine:
             if order.brackets:
                 self.contingencies.watch(order)
         self.control.reload_state()
-        self.orders.retire_finished()  # signals that finished before they could be retired (or before this version)
+        self._retire_finished()  # signals that finished before they could be retired (or before this version)
         return len(self.orders)
+
+    def _retire_finished(self) -> None:
+        """Memory is bounded by the signals that can still matter: drop the finished ones (see OrderIndex)."""
+        retired = self.orders.retire_finished()
+        if retired:
+            self.contingencies.unwatch(o.id for o in retired)
 
     def _is_flat(self, entry: Order) -> bool:
         """Whether a signal whose orders are all terminal holds nothing (the one position rule)."""
@@ -128,7 +134,7 @@ class ExecutionEngine:
                 self.uow.commit(*touched)
         for entry in self.contingencies.needing_attention():
             self.uow.commit(*self.contingencies.react(entry))
-        self.orders.retire_finished()  # memory is bounded by the signals that can still matter
+        self._retire_finished()
 
     # --- what the workers ask ------------------------------------------------------------------------------------
 

@@ -135,14 +135,14 @@ class OrderIndex(Mapping[UUID, Order]):
     def clear(self) -> None:
         self._reset()
 
-    def retire_finished(self) -> int:
+    def retire_finished(self) -> list[Order]:
         """Retire every held signal that is finished: all its orders terminal with nothing uncommitted, and
         ``is_finished(entry)`` (its position is flat). Recorded in the store first, then dropped from memory.
-        Returns the number of orders dropped. Only signals an order of which became terminal (or was loaded) since
-        the last call are looked at."""
+        Returns the orders dropped. Only signals an order of which became terminal (or was loaded) since the last
+        call are looked at."""
         settling, self._settling = self._settling, set()
         if self.source is None or self.is_finished is None:
-            return 0
+            return []
         done: list[Order] = []
         for entry_id in settling:
             entry = self._orders.get(entry_id)
@@ -158,7 +158,7 @@ class OrderIndex(Mapping[UUID, Order]):
             self.source.retire(done)
             for order in done:
                 self.remove(order.id)
-        return len(done)
+        return done
 
     def _load(self, order_id: UUID) -> Order | None:
         """Hold again the signal of a retired order (None when the store has no such order)."""

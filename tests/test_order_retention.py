@@ -188,4 +188,5 @@ async def test_memory_is_bounded_by_the_signals_that_can_still_matter(ledger, cl
         h.venue.fill(h.txid(stop), "1", "90")
         await h.settle()
         assert len(h.engine.orders) == 0, i
+        assert not h.engine.contingencies._emulating  # nor does the price watch keep the retired entries' ids
     assert sum(1 for _ in ledger.load_orders()) == 0 and len(list(ledger.load_orders(everything=True))) >= 30
