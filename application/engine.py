@@ -12,6 +12,7 @@ venue and hand the outcomes to ``execution``. State is the log; ``load()`` rebui
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
 from execledger.domain.position import position_of
 from execledger.domain.reports import ExecutionReport, execution_report
+
+log = logging.getLogger("execledger.engine")
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,11 @@ class ExecutionEngine:
 
     def _retire_finished(self) -> None:
         """Memory is bounded by the signals that can still matter: drop the finished ones (see OrderIndex)."""
-        retired = self.orders.retire_finished()
+        try:
+            retired = self.orders.retire_finished()
+        except Exception:  # the store refused: keep holding them (memory, not correctness), try again next tick
+            log.exception("could not retire finished signals; they stay in memory")
+            return
         if retired:
             self.contingencies.unwatch(o.id for o in retired)
 

@@ -155,7 +155,11 @@ class OrderIndex(Mapping[UUID, Order]):
             if all(o.is_terminal and not o.pending_events for o in signal) and self.is_finished(entry):
                 done += signal
         if done:
-            self.source.retire(done)
+            try:
+                self.source.retire(done)
+            except BaseException:
+                self._settling.update(settling)  # nothing was dropped: the next pass tries again
+                raise
             for order in done:
                 self.remove(order.id)
         return done

@@ -190,3 +190,24 @@ async def test_memory_is_bounded_by_the_signals_that_can_still_matter(ledger, cl
         assert len(h.engine.orders) == 0, i
         assert not h.engine.contingencies._emulating  # nor does the price watch keep the retired entries' ids
     assert sum(1 for _ in ledger.load_orders()) == 0 and len(list(ledger.load_orders(everything=True))) >= 30
+
+
+async def test_a_store_that_refuses_the_retirement_keeps_the_signal_held_and_trading_goes_on(ledger, clock):
+    h = Harness(ledger, clock)
+    refuse = True
+    retire = ledger.retire
+
+    def flaky_retire(orders):
+        if refuse:
+            raise OSError("disk full")
+        retire(orders)
+
+    ledger.retire = flaky_retire
+    gone, *_ = await _finished_and_live(h, clock)  # the timer ran: it logged, nothing was dropped
+    assert "gone" in _held(h) and "stopped" in _held(h)
+    refuse = False
+    h.engine.tick()
+    assert _held(h) == {"resting", "held"}
+    h2 = Harness(ledger, clock)
+    h2.engine.load()
+    assert _held(h2) == {"resting", "held"} and h2.engine.orders[gone.id].state is State.CANCELED
