@@ -9,7 +9,7 @@ transaction as the fact that caused them. Nothing here talks to the venue or the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -77,6 +77,10 @@ class ContingencyManager:
         """Follow the public price for this entry (it holds an emulated leg): loaded entries and new brackets."""
         if emulated_roles(entry) or triggered_roles(entry):
             self._emulating.add(entry.id)
+
+    def unwatch(self, entry_ids: Iterable[UUID]) -> None:
+        """Forget entries the index no longer holds (retired: flat, nothing working)."""
+        self._emulating.difference_update(entry_ids)
 
     def watched_pairs(self) -> set[str]:
         """The pairs whose public price the service must follow now: those of entries that hold a position with

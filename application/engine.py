@@ -12,6 +12,7 @@ venue and hand the outcomes to ``execution``. State is the log; ``load()`` rebui
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +31,10 @@ from execledger.domain.clock import TimestampedEvent
 from execledger.domain.events import is_reported
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
+from execledger.domain.position import position_of
 from execledger.domain.reports import ExecutionReport, execution_report
+
+log = logging.getLogger("execledger.engine")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class ExecutionEngine:
         self.clock = ledger.clock
         self.config = config or EngineConfig()
         domain_clock.use(self.clock.now)  # one clock: decisions and the timestamps of their events
-        self.orders = OrderIndex()
+        # Holds the signals that can still matter; finished ones are retired and loaded again when asked for.
+        self.orders = OrderIndex(ledger, self._is_flat if ledger.can_retire else None)
         self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
         self.control = TradingControl(
@@ -84,16 +89,35 @@ class ExecutionEngine:
         )
 
     def load(self) -> int:
-        """Rebuild the index and the trading state from the log; returns the number of orders loaded."""
+        """Rebuild the index and the trading state from the log; returns the number of orders held (retired
+        signals are not loaded)."""
         self.orders.clear()
         self.contingencies.forget_watches()
-        for order_id in self.ledger.order_ids():
-            order = self.ledger.get_order(order_id)
+        for order in self.ledger.load_orders():  # one pass over the log, not one query per order
             self.orders.put(order)
             if order.brackets:
                 self.contingencies.watch(order)
         self.control.reload_state()
+        self._retire_finished()  # signals that finished before they could be retired (or before this version)
         return len(self.orders)
+
+    def _retire_finished(self) -> None:
+        """Memory is bounded by the signals that can still matter: drop the finished ones (see OrderIndex)."""
+        try:
+            retired = self.orders.retire_finished()
+        except Exception:  # the store refused: keep holding them (memory, not correctness), try again next tick
+            log.exception("could not retire finished signals; they stay in memory")
+            return
+        if retired:
+            self.contingencies.unwatch(o.id for o in retired)
+
+    def _is_flat(self, entry: Order) -> bool:
+        """Whether a signal whose orders are all terminal holds nothing (the one position rule)."""
+        try:
+            base = self.contingencies.rules(entry).base
+        except LookupError:
+            return False
+        return position_of(entry, self.orders, base).is_flat
 
     def update_pairs(self, pairs: PairRegistry, *, source: str = "venue") -> bool:
         """The venue's current pair rules (loaded at start, periodically and after a precision refusal): used from
@@ -118,6 +142,7 @@ class ExecutionEngine:
                 self.uow.commit(*touched)
         for entry in self.contingencies.needing_attention():
             self.uow.commit(*self.contingencies.react(entry))
+        self._retire_finished()
 
     # --- what the workers ask ------------------------------------------------------------------------------------
 

@@ -1,26 +1,59 @@
 """OrderIndex: the trading process's in-memory view of its orders, by id, venue order id, client order id, state
 and entry. It is rebuilt from the log at start and kept current by the unit of work after every commit, so every
 question the workers ask ("what waits to be sent?", "which order has this txid?") costs what its answer costs, not a
-scan of every order ever placed."""
+scan of every order ever placed.
+
+It holds whole signals (an entry and every exit order of it: the position rule needs them all), and only those that
+can still matter: a signal whose position is flat and whose orders are all terminal is *retired* (``retire_finished``,
+run by the engine's timer): recorded as such in the store, then dropped. Whatever asks for a retired order by its
+id, its venue txid, its cl_ord_id or its signal gets it back: the whole signal is loaded from the store again
+(``OrderSource``), held, and retired again once it is finished. ``in`` and ``get`` answer from memory only (the
+orders held now); ``[]``, ``find``, ``resolve`` and ``entry_of_signal`` load what is not held.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 from uuid import UUID
 
 from execledger.domain.order import TERMINAL, Order, State
 from execledger.domain.values import OrderRole
 
 
+class OrderSource(Protocol):
+    """Where the index finds the orders it does not hold (the store, through ``ExecutionLedger``)."""
+
+    def load_signal(self, order_id: UUID) -> list[Order]:
+        """Every order of the signal this order belongs to, entry first; [] when there is no such order."""
+        ...
+
+    def signal_entry_id(self, signal_id: str) -> UUID:
+        """The id the entry of this signal has (derived from the signal id)."""
+        ...
+
+    def retired_order_id(self, ref: str) -> UUID | None:
+        """The id of a retired order with this venue txid or cl_ord_id."""
+        ...
+
+    def retire(self, orders: list[Order]) -> None:
+        """Record durably that these orders are no longer held (before they are dropped)."""
+        ...
+
+
 class OrderIndex(Mapping[UUID, Order]):
-    """A mapping order id -> Order, plus secondary indexes. ``put`` (re-)indexes an order after it changed."""
+    """A mapping order id -> Order, plus secondary indexes. ``put`` (re-)indexes an order after it changed.
 
-    def __init__(self) -> None:
-        self.clear()
+    ``source`` loads what the index does not hold; ``is_finished(entry)`` says whether a signal whose orders are all
+    terminal can be retired (its position is flat). Without either, nothing is loaded or retired."""
 
-    def clear(self) -> None:
-        """Forget every order (the index is rebuilt from the log)."""
+    def __init__(self, source: OrderSource | None = None, is_finished: Callable[[Order], bool] | None = None) -> None:
+        self.source = source
+        self.is_finished = is_finished
+        self._reset()
+
+    def _reset(self) -> None:
         self._orders: dict[UUID, Order] = {}
         self._by_venue_id: dict[str, UUID] = {}
         self._by_client_id: dict[str, UUID] = {}
@@ -29,11 +62,25 @@ class OrderIndex(Mapping[UUID, Order]):
         self._by_signal: dict[str, UUID] = {}  # signal id -> entry order id
         self._seq: dict[UUID, int] = {}  # the order orders were first seen in (placement order)
         self._amending: set[UUID] = set()  # live orders with an amend decided and not yet answered
+        self._settling: set[UUID] = set()  # entries of signals that may be finished (an order of them is terminal)
 
     # --- Mapping ---------------------------------------------------------------------------------------------
 
     def __getitem__(self, order_id: UUID) -> Order:
-        return self._orders[order_id]
+        found = self._orders.get(order_id)
+        if found is None:
+            found = self._load(order_id)
+            if found is None:
+                raise KeyError(order_id)
+        return found
+
+    def __contains__(self, order_id: object) -> bool:
+        """Whether the order is held now (a retired order is not; ``[]`` would load it)."""
+        return order_id in self._orders
+
+    def get(self, order_id: UUID, default: Any = None) -> Any:
+        """The order if it is held now (never loads: see ``[]``)."""
+        return self._orders.get(order_id, default)
 
     def __iter__(self) -> Iterator[UUID]:
         return iter(self._orders)
@@ -62,6 +109,8 @@ class OrderIndex(Mapping[UUID, Order]):
             self._amending.add(order.id)
         else:
             self._amending.discard(order.id)
+        if order.is_terminal:
+            self._settling.add(order.parent_id or order.id)
 
     def put_all(self, orders: Iterable[Order]) -> None:
         for order in orders:
@@ -83,6 +132,50 @@ class OrderIndex(Mapping[UUID, Order]):
         self._seq.pop(order_id, None)
         self._amending.discard(order_id)
 
+    def clear(self) -> None:
+        self._reset()
+
+    def retire_finished(self) -> list[Order]:
+        """Retire every held signal that is finished: all its orders terminal with nothing uncommitted, and
+        ``is_finished(entry)`` (its position is flat). Recorded in the store first, then dropped from memory.
+        Returns the orders dropped. Only signals an order of which became terminal (or was loaded) since the last
+        call are looked at."""
+        settling, self._settling = self._settling, set()
+        if self.source is None or self.is_finished is None:
+            return []
+        done: list[Order] = []
+        for entry_id in settling:
+            entry = self._orders.get(entry_id)
+            if entry is None:
+                continue
+            exit_ids = entry.exit_order_ids()
+            if not all(i in self._orders for i in exit_ids):
+                continue
+            signal = [entry, *(self._orders[i] for i in exit_ids)]
+            if all(o.is_terminal and not o.pending_events for o in signal) and self.is_finished(entry):
+                done += signal
+        if done:
+            try:
+                self.source.retire(done)
+            except BaseException:
+                self._settling.update(settling)  # nothing was dropped: the next pass tries again
+                raise
+            for order in done:
+                self.remove(order.id)
+        return done
+
+    def _load(self, order_id: UUID) -> Order | None:
+        """Hold again the signal of a retired order (None when the store has no such order)."""
+        if self.source is None:
+            return None
+        loaded = self.source.load_signal(order_id)
+        for order in loaded:
+            if order.id not in self._orders:  # what is held is as new as the store's, or newer (uncommitted)
+                self.put(order)
+        if loaded:
+            self._settling.add(loaded[0].id)  # retired again at the next pass if nothing changed
+        return self._orders.get(order_id)
+
     # --- queries ---------------------------------------------------------------------------------------------
 
     def find(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> Order | None:
@@ -90,19 +183,34 @@ class OrderIndex(Mapping[UUID, Order]):
         oid = (self._by_venue_id.get(venue_order_id) if venue_order_id else None) or (
             self._by_client_id.get(client_order_id) if client_order_id else None
         )
-        return self._orders.get(oid) if oid else None
+        if oid:
+            return self._orders.get(oid)
+        if self.source is None:
+            return None
+        for ref in (venue_order_id, client_order_id):
+            retired = self.source.retired_order_id(ref) if ref else None
+            if retired is not None:
+                return self._orders.get(retired) or self._load(retired)
+        return None
 
     def resolve(self, ref: str) -> Order | None:
         """An order by any of its ids: order id (UUID), Kraken txid or cl_ord_id."""
         try:
-            found = self._orders.get(UUID(ref))
+            order_id = UUID(ref)
         except ValueError:
             found = None
+        else:
+            found = self._orders.get(order_id) or self._load(order_id)
         return found or self.find(venue_order_id=ref, client_order_id=ref)
 
     def entry_of_signal(self, signal_id: str) -> Order | None:
         oid = self._by_signal.get(signal_id)
-        return self._orders.get(oid) if oid else None
+        if oid is not None:
+            return self._orders.get(oid)
+        if self.source is None:
+            return None
+        entry_id = self.source.signal_entry_id(signal_id)
+        return self._orders.get(entry_id) or self._load(entry_id)
 
     def entry_of(self, order: Order) -> Order | None:
         """The entry an order belongs to (itself for an entry)."""

@@ -131,9 +131,9 @@ async def wire(backend: str, lifecycles: int, concurrency: int) -> dict:
                     await service.stop()
                     await worker
                     await exchange.close()
-                closed = sum(
+                closed = sum(  # every order in the log: the engine holds only the signals still open
                     1
-                    for o in lg.engine.orders.values()
+                    for o in lg.ledger.load_orders(everything=True)
                     if o.role is OrderRole.TAKE_PROFIT and o.state.value == "filled"
                 )
                 assert closed == lifecycles, f"{closed} of {lifecycles} lifecycles closed by their take-profit"
@@ -166,8 +166,10 @@ async def ledger_only(backend: str, lifecycles: int, concurrency: int) -> dict:
             await h.settle()
             done += n
         seconds = time.perf_counter() - started
-        closed = sum(
-            1 for o in h.engine.orders.values() if o.role is OrderRole.TAKE_PROFIT and o.state.value == "filled"
+        closed = sum(  # every order in the log: the engine holds only the signals still open
+            1
+            for o in lg.ledger.load_orders(everything=True)
+            if o.role is OrderRole.TAKE_PROFIT and o.state.value == "filled"
         )
         assert closed == lifecycles, f"{closed} of {lifecycles} lifecycles closed by their take-profit"
         batches, size = counter.batches, counter.bytes // max(1, counter.events)

@@ -198,7 +198,8 @@ async def _replay(sim, pair_name, rows, signals, setting, clock, lg, service, st
 
 def _tally(outcome: Outcome, engine, last_price: Decimal) -> None:
     cash = Decimal(0)
-    for order in engine.orders.values():
+    orders = list(engine.ledger.load_orders(everything=True))  # every order: the engine holds only live signals
+    for order in orders:
         if order.role is OrderRole.ENTRY:
             outcome.entries += 1
             outcome.entries_filled += order.filled_quantity > 0
@@ -215,15 +216,15 @@ def _tally(outcome: Outcome, engine, last_price: Decimal) -> None:
                 cash += fill.quantity * fill.price
     outcome.position = outcome.bought - outcome.sold
     closed = min(outcome.bought, outcome.sold)
-    average_buy = _average(engine, Side.BUY)
-    average_sell = _average(engine, Side.SELL)
+    average_buy = _average(orders, Side.BUY)
+    average_sell = _average(orders, Side.SELL)
     outcome.realised_pnl = (closed * (average_sell - average_buy) if closed else Decimal(0)) - outcome.fees
     outcome.marked_pnl = cash + outcome.position * last_price - outcome.fees
 
 
-def _average(engine, side: Side) -> Decimal:
+def _average(orders, side: Side) -> Decimal:
     qty = cost = Decimal(0)
-    for order in engine.orders.values():
+    for order in orders:
         if order.side is side:
             for fill in order.fills.values():
                 qty += fill.quantity

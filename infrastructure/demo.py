@@ -124,11 +124,16 @@ class Demo:
         return self.engine.orders[order.id]
 
     def legs(self, entry: Order, role: OrderRole) -> list[Order]:
-        return [o for o in self.engine.orders.values() if o.parent_id == entry.id and o.role is role]
+        return [o for o in self._exits(entry) if o.role is role]
 
     def legs_open(self, entry: Order) -> bool:
-        legs = [o for o in self.engine.orders.values() if o.parent_id == entry.id]
+        legs = self._exits(entry)
         return len(legs) >= 1 and all(o.txid for o in legs)
+
+    def _exits(self, entry: Order) -> list[Order]:
+        """The entry's exit orders (a finished signal is loaded again from the store: the engine retires it)."""
+        entry = self.engine.orders[entry.id]
+        return [self.engine.orders[i] for i in entry.exit_order_ids()]
 
     async def story_take_profit(self) -> None:
         self.say("\n[1/5] market entry, then the take-profit is reached")

@@ -138,7 +138,13 @@ def app_env(settings: Settings, app_name: str) -> dict[str, str]:
 
 def open_orders_app(settings: Settings) -> OrdersApp:
     """The Orders event store as the settings select it. Close it with ``app.close()``."""
-    return _open(OrdersApp, app_env(settings, OrdersApp.name))
+    env = app_env(settings, OrdersApp.name)
+    recorder = (
+        "orderstore_postgres:PostgresOrdersRecorder" if settings.database_url else "orderstore:SQLiteOrdersRecorder"
+    )
+    # eventsourcing's recorder plus the retired-orders table (infrastructure/orderstore.py).
+    env[f"{OrdersApp.name.upper()}_PROCESS_RECORDER_TOPIC"] = f"execledger.infrastructure.{recorder}"
+    return _open(OrdersApp, env)
 
 
 def open_commands_app(settings: Settings) -> CommandsApp:

@@ -86,7 +86,8 @@ class SimHarness:
     def assert_consistent(self) -> None:
         """The venue's books and balances agree with the ledger, and no leg outlives its position."""
         venue = {o.txid: o for o in self.sim.orders()}
-        ours = {o.txid: o for o in self.engine.orders.values() if o.txid}
+        every = {o.id: o for o in self.engine.ledger.load_orders(everything=True)}  # finished signals are retired
+        ours = {o.txid: o for o in every.values() if o.txid}
         assert set(venue) == set(ours), "orders known to one side only"
         for txid, order in ours.items():
             v = venue[txid]
@@ -97,7 +98,7 @@ class SimHarness:
                 f"{order.role.value} {txid}: venue {v.status} vs ledger {order.state.value}"
             )
         expected = dict(self.initial_balances)
-        for order in self.engine.orders.values():
+        for order in every.values():
             rules = self.engine.contingencies.rules(order)
             for fill in order.fills.values():
                 sign = 1 if order.side is Side.BUY else -1
@@ -108,9 +109,9 @@ class SimHarness:
         actual = self.sim.balances()
         for asset, amount in expected.items():
             assert actual.get(asset, Decimal(0)) == amount, f"{asset}: venue {actual.get(asset)} vs ledger {amount}"
-        for entry in (o for o in self.engine.orders.values() if o.role is OrderRole.ENTRY):
+        for entry in (o for o in every.values() if o.role is OrderRole.ENTRY):
             rules = self.engine.contingencies.rules(entry)
-            assert protection_gaps(entry, self.engine.orders, rules.base, rules.ordermin) == []
+            assert protection_gaps(entry, every, rules.base, rules.ordermin) == []
 
 
 @pytest.fixture

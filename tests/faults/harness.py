@@ -691,7 +691,7 @@ class Session:
         with open_ledger(self.settings) as lg:
             engine = lg.engine
             engine.load()
-            orders = list(engine.orders.values())
+            orders = list(lg.ledger.load_orders(everything=True))  # retired signals too: every order is checked
             self.result.orders_checked += len(orders)
             ours = {o.cl_ord_id: o for o in orders}
             for text in add_order_violations(
@@ -735,15 +735,15 @@ class Session:
                     bad(1, f"{o.role.value} {o.signal_id} {o.txid}: in the ledger, not on the venue")
                 if o.state.value in TRANSIENT:
                     bad(6, f"{o.role.value} {o.signal_id} ({o.cl_ord_id}) still {o.state.value} after settling")
-            self._check_balances(engine, balances, bad)
+            self._check_balances(engine, orders, balances, bad)
             self._check_legs(engine, orders, bad)
             self.protection.check(lg, engine, orders, bad, self.stopped_at)
             self._check_halts(lg, orders, bad)
             self._check_projections(lg, bad)
 
-    def _check_balances(self, engine, balances: dict[str, Decimal], bad) -> None:
+    def _check_balances(self, engine, orders, balances: dict[str, Decimal], bad) -> None:
         expected = dict(self.initial_balances)
-        for order in engine.orders.values():
+        for order in orders:
             rules = engine.contingencies.rules(order)
             sign = 1 if order.side is Side.BUY else -1
             for fill in order.fills.values():

@@ -49,7 +49,8 @@ class Ledger:
         self.engine.uow.add_listener(lambda committed: self.changed.set())
 
     def orders(self, role: OrderRole):
-        return [o for o in self.engine.orders.values() if o.role is role]
+        """Every order of this role in the log (a finished signal is no longer held by the engine)."""
+        return [o for o in self.engine.ledger.load_orders(everything=True) if o.role is role]
 
     async def until(self, condition, what: str, timeout: float = 60) -> None:
         async def reached() -> None:
