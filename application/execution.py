@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -418,6 +419,10 @@ class ExecutionHandler:
         for fill in sorted(
             (f for f in fills if f.venue_order_id == report.venue_order_id), key=lambda f: (f.ts_event, f.trade_id)
         ):
+            if report.commission_asset and fill.source != "ws":
+                # A REST trade names no fee asset; its order does (fcib/fciq): a fill charged in the base must say
+                # so whichever path delivered it, or the position and the balances count a base fee as quote.
+                fill = replace(fill, commission_asset=report.commission_asset)
             self._apply_fill(order, fill, source=source)
         if (
             report.quantity is not None
@@ -512,8 +517,6 @@ class ExecutionHandler:
 
 
 def _as_reconciliation(report: OrderStatusReport) -> OrderStatusReport:
-    from dataclasses import replace
-
     return replace(report, source="reconciliation")
 
 

@@ -197,6 +197,9 @@ class OrderStatusReport:
     filled_qty: Decimal | None = None  # cumulative
     avg_px: Decimal | None = None
     commission: Decimal | None = None  # cumulative, in the fee asset
+    # The asset the order's fees are charged in, when the report says (REST order info's ``oflags``: ``fcib`` the
+    # base, ``fciq`` the quote). REST trades name none: their fills take it from here, as the stream names it.
+    commission_asset: str | None = None
     limit_price: Decimal | None = None
     trigger_price: Decimal | None = None
     ts_accepted: datetime | None = None  # Kraken ``opentm``

@@ -1,5 +1,6 @@
 """Process managers end to end against the in-memory exchange: fills, timeouts, brackets, OCO, HALT, unknowns."""
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -480,4 +481,22 @@ async def test_legs_are_sized_to_what_the_account_holds_after_a_fee_charged_in_t
     assert all(o.quantity == D("0.009974") for o in legs)
     assert all(h.venue.requests[o.txid].fee_in_quote for o in legs)
     assert h.position(entry) == D("0.009974")
+    h.assert_legs_match_position(entry)
+
+
+async def test_a_base_fee_learned_over_rest_is_charged_in_the_base(h):
+    """Found by the outage soak (base_fees): a fill the stream missed is read from TradesHistory, which names no fee
+    asset (the quote is assumed); the order's info does (``oflags=fcib``). Recorded as quote, the fee was counted as
+    held base: the position and the legs were 0.000026 too large and the ledger's balances off the venue's."""
+    entry = await h.signal(order_type="market", limit_price=None, quantity="0.01", sl_price="90", tp_price="120")
+    txid = h.txid(entry)
+    h.venue.fill(txid, "0.01", "100", fee="0.000026", fee_asset="ZUSD")  # what REST's trade says
+    h.venue.orders[txid] = replace(h.venue.orders[txid], commission_asset="XXBT")  # what the order's oflags say
+    h.venue.drain()  # the stream missed it (an outage, a restart)
+    await h.service.poll_once()
+    await h.settle()
+    entry = h.engine.orders[entry.id]
+    assert [f.fee_asset for f in entry.fills.values()] == ["XXBT"]
+    assert h.position(entry) == D("0.009974")
+    assert all(o.quantity == D("0.009974") for o in h.legs(entry, live_only=True))
     h.assert_legs_match_position(entry)

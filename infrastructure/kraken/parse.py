@@ -121,6 +121,7 @@ def parse_order_info(
         filled_qty=executed,
         avg_px=optional_price(info.get("price")) if executed > ZERO else None,
         commission=number(info.get("fee", "0")),
+        commission_asset=_fee_asset(str(info.get("oflags") or ""), str(descr.get("pair", "")), pairs),
         limit_price=limit_price,
         trigger_price=stop_price,
         ts_accepted=epoch(info.get("opentm")),
@@ -128,6 +129,16 @@ def parse_order_info(
         reason=info.get("reason") or None,
         trade_ids=tuple(info.get("trades") or ()),
     )
+
+
+def _fee_asset(oflags: str, pair: str, pairs: PairRegistry | None) -> str | None:
+    """The asset an order's fees are charged in, as its ``oflags`` name it (Kraken always names ``fcib`` or ``fciq``
+    there): the pair's base or quote key; None when the flags or the pair's rules are not known."""
+    rules = pairs.find(pair) if pairs is not None and pair else None
+    flags = {f.strip() for f in oflags.split(",")}
+    if rules is None:
+        return None
+    return rules.base if "fcib" in flags else rules.quote if "fciq" in flags else None
 
 
 def parse_orders(
@@ -140,7 +151,8 @@ def parse_orders(
 
 def parse_trade(trade_txid: str, info: Mapping[str, Any], pairs: PairRegistry | None = None) -> FillReport:
     """One TradesHistory / QueryTrades entry. ``trade_id`` is the trade txid (what WS v2 calls ``exec_id``), so a
-    fill seen by the stream and by REST has one id. REST gives no fee asset: it is the quote by default (fciq)."""
+    fill seen by the stream and by REST has one id. REST gives no fee asset: it is the quote by default (fciq), and
+    the order's report (its ``oflags``) corrects it when the order pays in the base (``fcib``)."""
     try:
         pair = _pair_key(str(info["pair"]), pairs)
         rules = pairs.find(pair) if pairs is not None else None

@@ -178,6 +178,17 @@ def test_pair_names_become_assetpairs_keys_when_known():
     assert _orders_of("rest_query_orders_official_example_closed_filled.json")["OMMDB2-FSB6Z-7W3HPO"].pair == "XBTUSD"
 
 
+def test_an_orders_fee_asset_comes_from_its_oflags():
+    # REST trades name no fee asset; the order's oflags do (fcib: the base, fciq: the quote), once the pair is known.
+    result = kraken_fixture("rest_query_orders_official_example_closed_filled.json")["result"]
+    orders = parse_orders(result, _asset_pairs())
+    assert orders["OMMDB2-FSB6Z-7W3HPO"].commission_asset == "XXBT"  # oflags fcib
+    assert orders["OBCMZD-JIEE7-77TH3F"].commission_asset == "ZUSD"  # oflags fciq
+    assert parse_orders(result)["OMMDB2-FSB6Z-7W3HPO"].commission_asset is None  # the pair's rules unknown
+    info = dict(result["OMMDB2-FSB6Z-7W3HPO"], oflags="post")
+    assert parse_order_info("OMMDB2-FSB6Z-7W3HPO", info, _asset_pairs()).commission_asset is None  # not named
+
+
 def test_cl_ord_id_is_carried():
     info = dict(
         kraken_fixture("rest_query_orders_open_limit_post_only_ccxt_static.json")["result"]["OR6EGN-KQSEG-AMI6CL"]
