@@ -299,9 +299,13 @@ class TradingService:
             "reading an amended order", lambda: self.resync([order_id])
         ):
             self.engine.execution.amend_not_applied(order_id, None)
-        if self.engine.orders[order_id].amend_pending is not None and not self.engine.orders[order_id].is_terminal:
+        order = self.engine.orders[order_id]
+        carried_out = result.status is PlaceStatus.ACKNOWLEDGED
+        if order.amend_pending is not None and not order.is_terminal and not carried_out:
             self._retry_later(order_id)  # refused before anything executed, or the venue could not be read
         else:
+            # Carried out: an amend its answer decided (the entry filled more meanwhile) is a new decision, sent at
+            # once rather than after the backoff of one not carried out (the soak's leg short of its position).
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
 

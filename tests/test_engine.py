@@ -500,3 +500,36 @@ async def test_a_base_fee_learned_over_rest_is_charged_in_the_base(h):
     assert h.position(entry) == D("0.009974")
     assert all(o.quantity == D("0.009974") for o in h.legs(entry, live_only=True))
     h.assert_legs_match_position(entry)
+
+
+async def test_an_amend_decided_by_an_amends_answer_is_sent_at_once(h):
+    """Found by the outage soak: the entry filled more while a leg's amend was in flight, so the amend's answer
+    decided the next one; that one was taken for the same amend not carried out and waited out the backoff (up to
+    ``retry_max_s``, past the soak's stop): the leg stayed short of the position."""
+    h.service.config = replace(h.service.config, retry_min_s=5.0)
+    entry = await h.signal(quantity="1")
+    h.venue.fill(h.txid(entry), "0.5", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.fill(h.txid(entry), "0.3", "100")
+    for report in h.venue.drain():
+        await h.service.apply(report)
+    assert h.engine.orders[sl.id].amend_pending == D("0.8")
+    amend, filled = h.venue.amend, []
+
+    async def entry_fills_meanwhile(**kwargs):
+        if not filled:
+            filled.append(h.venue.fill(h.txid(entry), "0.2", "100"))
+            h.venue.drain()
+            h.engine.execution.on_fill_report(filled[0])
+        return await amend(**kwargs)
+
+    h.venue.amend = entry_fills_meanwhile
+    await h.service.send_pending()
+    await h.service.wait_for_calls()
+    h.venue.amend = amend
+    assert h.engine.orders[sl.id].quantity == D("0.8") and h.engine.orders[sl.id].amend_pending == D("1")
+    await h.service.send_pending()  # no time passes: nothing failed, nothing to back off from
+    await h.service.wait_for_calls()
+    assert h.engine.orders[sl.id].quantity == D("1") and h.engine.orders[sl.id].amend_pending is None
+    h.assert_legs_match_position(entry)
