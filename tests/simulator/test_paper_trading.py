@@ -40,6 +40,24 @@ async def start(settings, service_config: ServiceConfig | None = None):
     return stop, task, getter.result()
 
 
+async def buy_sol_with_a_bracket(running, signal_id: str) -> None:
+    """POST a market buy of 10 SOL/USD with a stop at 18.70 and a take-profit at 18.98; it must be placed (201)."""
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(
+            f"{running.api_url}/v1/signals",
+            json={
+                "signal_id": signal_id,
+                "pair": "SOL/USD",
+                "side": "buy",
+                "order_type": "market",
+                "quantity": "10",
+                "sl_price": "18.70",
+                "tp_price": "18.98",
+            },
+        )
+        assert answer.status == 201, await answer.text()
+
+
 class Ledger:
     """Waits on the ledger's commits (every change is one) until a condition holds."""
 
@@ -83,20 +101,7 @@ async def test_paper_trading_places_fills_and_brackets_a_sol_usd_signal_on_a_rec
             assert venue is not None and venue.price_feed is not None
             assert venue.balances() == {"ZUSD": D("1000"), "SOL": D("10")}
             ledger = Ledger(running)
-            async with aiohttp.ClientSession() as http:
-                answer = await http.post(
-                    f"{running.api_url}/v1/signals",
-                    json={
-                        "signal_id": "paper-sol-1",
-                        "pair": "SOL/USD",
-                        "side": "buy",
-                        "order_type": "market",
-                        "quantity": "10",
-                        "sl_price": "18.70",
-                        "tp_price": "18.98",
-                    },
-                )
-                assert answer.status == 201, await answer.text()
+            await buy_sol_with_a_bracket(running, "paper-sol-1")
             await ledger.until(
                 lambda: (
                     [o.state for o in ledger.orders(OrderRole.ENTRY)] == [State.FILLED]
@@ -151,20 +156,7 @@ async def test_a_take_profit_the_account_cannot_fund_is_held_by_the_ledger_and_f
         try:
             venue = running.simulator
             ledger = Ledger(running)
-            async with aiohttp.ClientSession() as http:
-                answer = await http.post(
-                    f"{running.api_url}/v1/signals",
-                    json={
-                        "signal_id": "paper-sol-2",
-                        "pair": "SOL/USD",
-                        "side": "buy",
-                        "order_type": "market",
-                        "quantity": "10",
-                        "sl_price": "18.70",
-                        "tp_price": "18.98",
-                    },
-                )
-                assert answer.status == 201, await answer.text()
+            await buy_sol_with_a_bracket(running, "paper-sol-2")
             await ledger.until(
                 lambda: (
                     [o.state for o in ledger.orders(OrderRole.STOP_LOSS)] == [State.OPEN]
