@@ -164,12 +164,19 @@ async def test_a_take_profit_the_account_cannot_fund_is_held_by_the_ledger_and_f
                 ),
                 "the stop resting alone, the take-profit held by the ledger",
             )
-            for _ in range(tape.position, len(tape.rows)):
-                if ledger.orders(OrderRole.TAKE_PROFIT):
-                    break
+
+            def triggered() -> bool:
+                entry = ledger.orders(OrderRole.ENTRY)[0]
+                return bool(entry.brackets and entry.brackets[0].triggered)
+
+            for _ in range(tape.position, len(tape.rows)):  # play the tape up to the first trade through 18.98
+                row = tape.rows[tape.position]
                 seen = venue.price_feed.trades_seen
                 tape.step(1)
                 await asyncio.wait_for(venue.price_feed.until_trades(seen + 1), 30)
+                if row.price >= D("18.98"):  # the ledger hears it on the public stream: the tape waits for it
+                    await ledger.until(triggered, "the take-profit's trigger crossed")
+                    break
             await ledger.until(
                 lambda: (
                     [o.state for o in ledger.orders(OrderRole.TAKE_PROFIT)] == [State.FILLED]
