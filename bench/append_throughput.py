@@ -1,13 +1,18 @@
 """Ledger append throughput against the raw database with the same batch size (ratio measured in one run).
 
-Ledger: Order aggregates saved through the eventsourcing application (mapper, JSON transcoder, optimistic
-concurrency), ``batch`` events per save. Raw: a plain insert + commit loop of rows of the same size into a
-table of the same shape, ``batch`` rows per commit, on the same database file / server.
+Ledger: Order aggregates committed through the product's one commit path (``UnitOfWork.commit`` ->
+``app.events.put`` -> the Orders recorder: mapper, JSON transcoder, optimistic concurrency on (originator_id,
+version), notification ids in commit order, NOTIFY on PostgreSQL), ``batch`` events a commit. Raw: the driver's
+own insert + commit loop of rows of the same size into a table with the same columns and the same two unique
+indexes ((originator_id, version) and the notification id), ``batch`` rows a commit, on the same database file
+directory / server, with the same durability (SQLite WAL with its default synchronous=FULL; PostgreSQL fsync on).
 
-Each round runs in a fresh process (its own peak RSS); min / median / max over the rounds.
+The two sides run interleaved in one process (``--segments`` alternating slices of the events, the order swapped
+every slice), so a machine that drifts slows both alike and the ratio holds. Each round runs in a fresh process
+(its own peak RSS); min / median / max over the rounds.
 
 Usage: .venv/bin/python bench/append_throughput.py [--events 3000] [--batches 1,10] [--backends sqlite,postgres]
-       [--rounds 3]
+       [--rounds 3] [--segments 10]
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ import argparse
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal as D
 
 from common import backend_settings, fmt_spread, rounds, write_result
 
+from execledger.application.order_index import OrderIndex
+from execledger.application.unit_of_work import UnitOfWork
 from execledger.domain.order import Order
 from execledger.domain.reasons import reason
 from execledger.domain.values import OrderRole, OrderType, Side
@@ -46,69 +54,104 @@ def orders(n: int) -> list[Order]:
     ]
 
 
-def ledger_rate(settings, events: int, batch: int) -> tuple[float, int]:
-    app = open_orders_app(settings)
-    try:
-        pending = orders(events)
-        size = len(app.mapper.to_stored_event(pending[0].pending_events[0]).state)
-        started = time.perf_counter()
-        for i in range(0, events, batch):
-            app.save(*pending[i : i + batch])
-        return events / (time.perf_counter() - started), size
-    finally:
-        app.close()
+Writer = Callable[[int], None]  # writes the next ``n`` events / rows, ``batch`` a transaction
 
 
-def raw_rate(settings, events: int, batch: int, size: int) -> float:
+def ledger_writer(app, events: int, batch: int) -> Writer:
+    """Commits prepared orders through the unit of work, ``batch`` a commit."""
+    uow = UnitOfWork(app, OrderIndex())
+    pending = orders(events)
+    done = 0
+
+    def write(n: int) -> None:
+        nonlocal done
+        for i in range(done, done + n, batch):
+            uow.commit(*pending[i : min(i + batch, done + n)])
+        done += n
+
+    return write
+
+
+def raw_sqlite_writer(settings, batch: int, size: int, topic: str):
+    conn = sqlite3.connect(settings.data_dir / "raw.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE raw (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+        "PRIMARY KEY (originator_id, originator_version))"  # a rowid table: the rowid is the notification id
+    )
     payload = b"x" * size
-    if settings.database_url is None:
-        conn = sqlite3.connect(settings.data_dir / "raw.sqlite", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE raw (id INTEGER PRIMARY KEY, originator_id TEXT, version INTEGER, topic TEXT,"
-            " state BLOB, UNIQUE (originator_id, version))"
-        )
-        started = time.perf_counter()
-        for _ in range(0, events, batch):
+
+    def write(n: int) -> None:
+        for i in range(0, n, batch):
             conn.execute("BEGIN")
             conn.executemany(
-                "INSERT INTO raw (originator_id, version, topic, state) VALUES (?, 1, 'domain.order:Order.Placed', ?)",
-                [(uuid.uuid4().hex, payload) for _ in range(batch)],
+                "INSERT INTO raw VALUES (?, 1, ?, ?)",
+                [(uuid.uuid4().hex, topic, payload) for _ in range(min(batch, n - i))],
             )
             conn.execute("COMMIT")
-        rate = events / (time.perf_counter() - started)
-        conn.close()
-        return rate
+
+    return write, conn
+
+
+def raw_postgres_writer(settings, batch: int, size: int, topic: str):
     import psycopg
 
     t = parse_postgres_url(settings.database_url.get_secret_value())
-    with psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password) as conn:
-        conn.execute(f'SET search_path TO "{t.schema}"')
-        conn.execute(
-            "CREATE TABLE raw (id bigserial PRIMARY KEY, originator_id uuid, version int, topic text,"
-            " state bytea, UNIQUE (originator_id, version))"
-        )
-        conn.commit()
-        started = time.perf_counter()
-        for _ in range(0, events, batch):
+    conn = psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password)
+    conn.execute(f'SET search_path TO "{t.schema}"')
+    conn.execute(
+        "CREATE TABLE raw (originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text, state bytea,"
+        " notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+    )
+    conn.execute("CREATE UNIQUE INDEX raw_notification_id ON raw (notification_id)")
+    conn.commit()
+    payload = b"x" * size
+
+    def write(n: int) -> None:
+        for i in range(0, n, batch):
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO raw (originator_id, version, topic, state) "
-                    "VALUES (%s, 1, 'domain.order:Order.Placed', %s)",
-                    [(uuid.uuid4(), payload) for _ in range(batch)],
+                    "INSERT INTO raw (originator_id, originator_version, topic, state) VALUES (%s, 1, %s, %s)",
+                    [(uuid.uuid4(), topic, payload) for _ in range(min(batch, n - i))],
                 )
             conn.commit()
-        return events / (time.perf_counter() - started)
+
+    return write, conn
 
 
-def one_round(backend: str, events: int, batch: int) -> dict:
+def interleaved(ledger: Writer, raw: Writer, events: int, segments: int) -> tuple[float, float]:
+    """Seconds each side took for ``events``, written in ``segments`` alternating slices (ABBA order)."""
+    took = {"ledger": 0.0, "raw": 0.0}
+    sides = [("ledger", ledger), ("raw", raw)]
+    step = -(-events // segments)
+    for k, start in enumerate(range(0, events, step)):
+        n = min(step, events - start)
+        for name, write in sides if k % 2 == 0 else sides[::-1]:
+            began = time.perf_counter()
+            write(n)
+            took[name] += time.perf_counter() - began
+    return took["ledger"], took["raw"]
+
+
+def one_round(backend: str, events: int, batch: int, segments: int = 10) -> dict:
     with backend_settings(backend) as settings:
-        ledger, size = ledger_rate(settings, events, batch)
-        raw = raw_rate(settings, events, batch, size)
+        app = open_orders_app(settings)
+        try:
+            sample = orders(1)[0].pending_events[0]
+            stored = app.mapper.to_stored_event(sample)
+            size = len(stored.state)
+            make_raw = raw_sqlite_writer if settings.database_url is None else raw_postgres_writer
+            raw, conn = make_raw(settings, batch, size, stored.topic)
+            try:
+                ledger_s, raw_s = interleaved(ledger_writer(app, events, batch), raw, events, segments)
+            finally:
+                conn.close()
+        finally:
+            app.close()
     return {
-        "ledger_events_per_s": round(ledger),
-        "raw_rows_per_s": round(raw),
-        "of_raw": round(ledger / raw, 3),
+        "ledger_events_per_s": round(events / ledger_s),
+        "raw_rows_per_s": round(events / raw_s),
+        "of_raw": round(raw_s / ledger_s, 3),
         "event_bytes": size,
     }
 
@@ -119,18 +162,21 @@ def main() -> None:
     parser.add_argument("--batches", default="1,10")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--segments", type=int, default=10, help="alternating ledger/raw slices a round")
     args = parser.parse_args()
     results: dict = {}
     for backend in args.backends.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            r = results[f"{backend}_batch{batch}"] = rounds(one_round, backend, args.events, batch, n=args.rounds)
+            r = results[f"{backend}_batch{batch}"] = rounds(
+                one_round, backend, args.events, batch, args.segments, n=args.rounds
+            )
             print(
                 f"{backend:9s} {batch:3d} events a save: ledger {fmt_spread(r['ledger_events_per_s'])} ev/s, "
                 f"raw {fmt_spread(r['raw_rows_per_s'])} rows/s: {fmt_spread(r['of_raw'], 3)} of raw; "
                 f"peak RSS {fmt_spread(r['peak_rss_mb'], 1)} MiB",
                 flush=True,
             )
-    path = write_result("append_throughput", {"events": args.events, "results": results})
+    path = write_result("append_throughput", {"events": args.events, "segments": args.segments, "results": results})
     print(f"written to {path}")
 
 
