@@ -119,18 +119,20 @@ def raw_postgres_writer(settings, batch: int, size: int, topic: str):
     return write, conn
 
 
-def interleaved(ledger: Writer, raw: Writer, events: int, segments: int) -> tuple[float, float]:
-    """Seconds each side took for ``events``, written in ``segments`` alternating slices (ABBA order)."""
-    took = {"ledger": 0.0, "raw": 0.0}
+def interleaved(ledger: Writer, raw: Writer, events: int, segments: int) -> dict[str, float]:
+    """Wall and this process's CPU seconds each side took for ``events``, written in ``segments`` alternating
+    slices (ABBA order): keys ``ledger``, ``raw``, ``ledger_cpu``, ``raw_cpu``."""
+    took = {"ledger": 0.0, "raw": 0.0, "ledger_cpu": 0.0, "raw_cpu": 0.0}
     sides = [("ledger", ledger), ("raw", raw)]
     step = -(-events // segments)
     for k, start in enumerate(range(0, events, step)):
         n = min(step, events - start)
         for name, write in sides if k % 2 == 0 else sides[::-1]:
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             write(n)
             took[name] += time.perf_counter() - began
-    return took["ledger"], took["raw"]
+            took[f"{name}_cpu"] += time.process_time() - began_cpu
+    return took
 
 
 def one_round(backend: str, events: int, batch: int, segments: int = 10) -> dict:
@@ -143,15 +145,19 @@ def one_round(backend: str, events: int, batch: int, segments: int = 10) -> dict
             make_raw = raw_sqlite_writer if settings.database_url is None else raw_postgres_writer
             raw, conn = make_raw(settings, batch, size, stored.topic)
             try:
-                ledger_s, raw_s = interleaved(ledger_writer(app, events, batch), raw, events, segments)
+                took = interleaved(ledger_writer(app, events, batch), raw, events, segments)
             finally:
                 conn.close()
         finally:
             app.close()
     return {
-        "ledger_events_per_s": round(events / ledger_s),
-        "raw_rows_per_s": round(events / raw_s),
-        "of_raw": round(raw_s / ledger_s, 3),
+        "ledger_events_per_s": round(events / took["ledger"]),
+        "raw_rows_per_s": round(events / took["raw"]),
+        "of_raw": round(took["raw"] / took["ledger"], 3),
+        # CPU of this process a row (the database server's own CPU is not in it): the ledger's Python cost,
+        # which the commit latency of a loaded machine hides in the rates.
+        "ledger_cpu_us_per_event": round(took["ledger_cpu"] / events * 1e6, 1),
+        "raw_cpu_us_per_row": round(took["raw_cpu"] / events * 1e6, 1),
         "event_bytes": size,
     }
 
@@ -172,7 +178,8 @@ def main() -> None:
             )
             print(
                 f"{backend:9s} {batch:3d} events a save: ledger {fmt_spread(r['ledger_events_per_s'])} ev/s, "
-                f"raw {fmt_spread(r['raw_rows_per_s'])} rows/s: {fmt_spread(r['of_raw'], 3)} of raw; "
+                f"raw {fmt_spread(r['raw_rows_per_s'])} rows/s: {fmt_spread(r['of_raw'], 3)} of raw; CPU "
+                f"{fmt_spread(r['ledger_cpu_us_per_event'], 1)} vs {fmt_spread(r['raw_cpu_us_per_row'], 1)} us; "
                 f"peak RSS {fmt_spread(r['peak_rss_mb'], 1)} MiB",
                 flush=True,
             )
