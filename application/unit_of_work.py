@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from execledger.application.order_index import OrderIndex
@@ -50,10 +49,12 @@ class UnitOfWork:
         committed: Committed = [(a, list(a.pending_events)) for a in unique if a.pending_events]
         if not committed and tracking is None:
             return []
-        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking=tracking)
-        processing.collect_events(*(a for a, _ in committed))
+        # Each aggregate's own collect_events(), as eventsourcing's ProcessingEvent.collect_events would call it,
+        # without that method's isinstance() checks against runtime-checkable Protocols: 31 us an aggregate on
+        # Python 3.11, more than encoding its event (the aggregates here are Aggregates, never bare events).
+        events = [event for aggregate, _ in committed for event in aggregate.collect_events()]
         try:
-            self.app.events.put(processing.events, tracking=tracking)
+            self.app.events.put(events, tracking=tracking)
         except IntegrityError as exc:
             self._rollback(a for a, _ in committed)
             raise ConcurrencyConflict(f"the store refused the transaction ({exc}); nothing was kept") from exc
