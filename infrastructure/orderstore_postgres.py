@@ -25,6 +25,8 @@ from execledger.infrastructure.orderstore import RetiredRow
 
 
 class PostgresOrdersRecorder(PostgresProcessRecorder):
+    VALUES_MAX = 32  # saves of up to this many events use a multi-row VALUES, each count its own prepared statement
+
     def __init__(self, datastore: Any, **kwargs: Any):
         super().__init__(datastore, **kwargs)
         self.retired_table = self.events_table_name.removesuffix("_events") + "_retired"
@@ -46,12 +48,16 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
             ),
         ]
         self._names = {**names, "events": Identifier(self.events_table_name)}
-        self._rendered: tuple[bytes, list[bytes], bytes, bytes, bytes, bytes] | None = None
+        self._rendered: tuple[bytes, list[bytes], bytes, bytes, tuple[bytes, bytes], bytes] | None = None
         self._begin, self._commit = SQL("BEGIN"), SQL("COMMIT")
         self._notify = SQL("NOTIFY {0}").format(Identifier(self.channel_name))
         # The library's INSERT reads one array of a composite type, which psycopg sends as text (every state
         # escaped as a bytea literal inside a composite literal, parsed back by the server); four plain arrays
         # sent in binary are the same rows for half the time (10 events: 1.25 ms -> 0.6 ms a statement).
+        self._insert_values_head = SQL(
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) VALUES "
+        ).format(**self._names)
+        self._insert_values: dict[int, bytes] = {}  # rows a save -> its multi-row INSERT (see ``_insert``)
         self._insert_columns = SQL(
             "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
@@ -98,13 +104,7 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
                 params = {"application_name": tracking.application_name, "notification_id": tracking.notification_id}
                 tracked.execute(track, params, prepare=True)
             curs.execute(notify, prepare=True)
-            columns = (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            )
-            inserted.execute(insert, columns, prepare=True)
+            inserted.execute(*self._insert(insert, stored_events), prepare=True)
             if tracking is not None:
                 pipeline.sync()
                 if self.datastore.single_row_tracking and tracked.fetchone() is None:
@@ -115,7 +115,27 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
             pipeline.sync()
             return [row["notification_id"] for row in inserted.fetchall()]
 
-    def _render(self, conn: Any) -> tuple[bytes, list[bytes], bytes, bytes, bytes, bytes]:
+    def _insert(self, insert: tuple[bytes, bytes], stored_events: Sequence[StoredEvent]) -> tuple[bytes, Any]:
+        """The INSERT of these rows and its parameters: up to ``VALUES_MAX`` rows as one multi-row ``VALUES`` of
+        binary scalars (psycopg's C dumpers: 40 us less CPU than the arrays for one row, 20 us for ten); more as
+        four binary arrays (``_insert_columns``), one statement whatever the count."""
+        n = len(stored_events)
+        if n > self.VALUES_MAX:
+            columns = (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            )
+            return insert[1], columns
+        statement = self._insert_values.get(n)
+        if statement is None:
+            statement = self._insert_values[n] = (
+                insert[0] + b",".join([b"(%b,%b,%b,%b)"] * n) + b" RETURNING notification_id"
+            )
+        return statement, [x for e in stored_events for x in (e.originator_id, e.originator_version, e.topic, e.state)]
+
+    def _render(self, conn: Any) -> tuple[bytes, list[bytes], bytes, bytes, tuple[bytes, bytes], bytes]:
         """The insert path's statements as bytes, rendered once: psycopg renders a ``sql.Composed`` again at every
         execute (a third of the insert path's CPU in a profile of one event a save)."""
         self._rendered = (
@@ -123,7 +143,7 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
             [_rendered(statement, conn) for statement in self.lock_table_statements],
             self.insert_tracking_statement.as_bytes(conn),
             self._notify.as_bytes(conn),
-            self._insert_columns.as_bytes(conn),
+            (self._insert_values_head.as_bytes(conn), self._insert_columns.as_bytes(conn)),
             self._commit.as_bytes(conn),
         )
         return self._rendered
