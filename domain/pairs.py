@@ -253,7 +253,14 @@ class PairRegistry:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def find(self, name: str) -> PairRules | None:
-        return self._by_name.get(_norm(name))
+        # Names as given are remembered: a reconciliation parses every open order's pair twice (10,000 at start).
+        try:
+            return self._by_name[name]
+        except KeyError:
+            rules = self._by_name.get(_norm(name))
+        if rules is not None:
+            self._by_name[name] = rules
+        return rules
 
     def require(self, name: str) -> PairRules:
         """The rules of a pair the ledger already trades (its orders were placed by them): LookupError if gone."""

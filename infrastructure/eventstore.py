@@ -144,6 +144,8 @@ def open_orders_app(settings: Settings) -> OrdersApp:
     )
     # eventsourcing's recorder plus the retired-orders table (infrastructure/orderstore.py).
     env[f"{OrdersApp.name.upper()}_PROCESS_RECORDER_TOPIC"] = f"execledger.infrastructure.{recorder}"
+    # The same JSON, decoded with orjson: start-up decodes every stored event of the orders it holds.
+    env[f"{OrdersApp.name.upper()}_TRANSCODER_TOPIC"] = "execledger.infrastructure.transcoder:OrjsonTranscoder"
     return _open(OrdersApp, env)
 
 

@@ -137,3 +137,10 @@ def test_pair_status_modes(status, order_type, post_only, reduce_only, rule):
 def test_unusable_entry_is_a_clear_error():
     with pytest.raises(ValueError, match=r"XBAD.*pair_decimals"):
         PairRules.from_kraken("XBAD", {"altname": "BAD", "base": "B", "quote": "Q", "lot_decimals": 8})
+
+
+def test_every_spelling_finds_the_same_rules_each_time_and_unknown_names_stay_unknown():
+    registry = PairRegistry.from_asset_pairs(kraken_fixture("rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD.json"))
+    for _ in range(2):  # the second time from the names remembered the first time
+        assert {registry.find(n).key for n in ("XBTUSD", "xbt/usd", " BTC/USD", "XXBTZUSD")} == {"XXBTZUSD"}
+        assert registry.find("DOGE/EUR") is None
