@@ -52,6 +52,10 @@ def readmodel_engine(settings: Settings) -> Engine:
         def _wal(dbapi_conn, _record):  # readers keep reading while the projector writes
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA busy_timeout=10000")
+            # Debian's SQLite is built with SECURE_DELETE: every dropped table and replaced row was zeroed page by
+            # page (the swap's DROP of the old tables was 1.1 s of a 100k-event rebuild). FAST zeroes only what
+            # costs no extra I/O; every value here is derived from the event log beside it anyway.
+            dbapi_conn.execute("PRAGMA secure_delete=FAST")
 
         return engine
     target = parse_postgres_url(settings.database_url.get_secret_value())
