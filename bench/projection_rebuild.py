@@ -257,7 +257,8 @@ def measure(backend: str, events: int, n_rounds: int | None) -> dict:
 
 def line(r: dict) -> str:
     return (
-        f"{r['backend']:9s} {r['stored_events']:>9,} events: rebuild {fmt_spread(r['rebuild_events_per_s'])} ev/s; "
+        f"{r['backend']:9s} {r['stored_events']:>9,} events: rebuild {fmt_spread(r['rebuild_s'], 2)} s, "
+        f"{fmt_spread(r['rebuild_events_per_s'])} ev/s ({fmt_spread(r['rebuild_events_per_cpu_s'])} per CPU s); "
         f"{fmt_spread(r['of_library_scan'], 3)} of the library scan, {fmt_spread(r['of_driver_scan'], 3)} of the "
         f"driver scan, {fmt_spread(r['of_floor'], 3)} of the raw floor; peak RSS by the end of the rebuild "
         f"{fmt_spread(r['rebuild_peak_rss_mb'], 1)} MiB"

@@ -96,6 +96,23 @@ async def test_rebuild_equals_live(ledger, clock, projector):
     assert snapshot(projector.engine) == live
 
 
+async def test_the_projector_reads_the_stores_own_recorder_without_the_library_scan(ledger, clock, projector):
+    # The Orders store's recorders derive from eventsourcing's (orderstore.py): the read models page through its
+    # events table directly; select_notifications (a UUID and a Notification per row) is the fallback for others.
+    await trade_a_bracket(ledger, clock)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the projector went through select_notifications")
+
+    recorder = ledger.app.recorder
+    recorder.select_notifications = refused
+    try:
+        assert projector.catch_up() == recorder.max_notification_id()
+    finally:
+        del recorder.select_notifications
+    assert snapshot(projector.engine)["execution_reports"]
+
+
 async def test_fresh_projector_process_resumes_from_tracking(ledger, clock, projector, orders_app):
     await trade_a_bracket(ledger, clock)
     projector.catch_up()

@@ -26,6 +26,7 @@ from execledger.infrastructure.api import ApiContext, create_api
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.commandbus import CommandBus
 from execledger.infrastructure.readmodels import tables as t
+from execledger.infrastructure.readmodels.database import storable
 from execledger.infrastructure.readmodels.follower import ProjectionFollower
 from tests.faults.harness import EXECLEDGER, Process, free_port, wait_until
 from tests.harness import Harness
@@ -60,6 +61,20 @@ async def write_hostile_text(lg, clock) -> dict:
 def decision_texts(engine) -> list[tuple]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(t.decisions.c.rule, t.decisions.c.text))]
+
+
+def test_storable_leaves_ordinary_batches_alone_and_fixes_only_the_cells_that_need_it():
+    table = t.decisions  # order_id String(36), ..., rule String(80), text Text, reason_json Text
+    plain_row = ("o" * 36, 1, "s1", "Placed", "decision", "rule", "ok", "{}", "2026-01-01 00:00:00.000000")
+    rows = [plain_row] * 1000
+    assert storable(table, rows) is rows  # nothing to do: the very same list, no copy
+    hostile = [*rows[:500], (*plain_row[:5], "r" * 81, "a\x00b", "\ud800"), *rows[500:], (*plain_row[:6], 5, "{}")]
+    fixed = storable(table, hostile)
+    assert fixed[500][5:8] == ("r" * 80, "a\\u0000b", "\\ud800")  # cut to the column, escaped
+    assert fixed[:500] == rows[:500] and fixed[501:1001] == rows[500:]
+    assert fixed[1001][6] == 5  # not text: left as it is
+    accented = [(*plain_row[:6], "café", "{}")]
+    assert storable(table, accented) == accented  # not ASCII but storable: unchanged
 
 
 async def test_nul_surrogates_and_overlong_text_are_stored_escaped_live_and_rebuilt(settings, clock):
