@@ -196,10 +196,24 @@ class ExecutionHandler:
             self.uow.commit(order)
 
     def on_place_result(self, order_id: UUID, result: PlaceResult) -> None:
-        order = self.index[order_id]
-        self._record_place_outcome(order, result, self.clock.now())
-        self._cancel_if_halted_meanwhile(order)
-        self._react_and_commit(order)
+        self.on_place_results([(order_id, result)])
+
+    def on_place_results(self, answers: Iterable[tuple[UUID, PlaceResult]]) -> None:
+        """AddOrder answers (order id, result), each recorded with what it decides, all in ONE commit. Raises (and
+        keeps nothing of any of them) when one cannot be recorded."""
+        touched: list[Any] = []
+        now = self.clock.now()
+        try:
+            for order_id, result in answers:
+                order = self.index[order_id]
+                touched.append(order)
+                self._record_place_outcome(order, result, now)
+                self._cancel_if_halted_meanwhile(order)
+                touched += self.contingencies.react(order)
+        except BaseException:
+            self.uow._rollback(touched)
+            raise
+        self._commit_with_submissions(touched)
 
     def _record_place_outcome(self, order: Order, result: PlaceResult, now: datetime) -> None:
         """What AddOrder's answer proves: acknowledged, refused before executing (sent again), rejected, unknown

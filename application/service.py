@@ -107,6 +107,7 @@ class TradingService:
         self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
+        self._answers: list[tuple[UUID, PlaceResult, asyncio.Future[None]]] = []  # AddOrder answers to record
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
         engine.execution.send_at_once = self._sendable_now
@@ -267,7 +268,7 @@ class TradingService:
         except Exception as exc:  # anything after Submitted may have reached the venue
             log.exception("AddOrder for %s raised; outcome unknown", request.client_order_id)
             result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
-        self.engine.execution.on_place_result(order_id, result)
+        await self._record_place_result(order_id, result)
         if result.status is PlaceStatus.NOT_SENT or result.not_executed:
             self._retry_later(order_id)
             if result.correction is not Correction.NONE:
@@ -275,6 +276,29 @@ class TradingService:
         else:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
+
+    async def _record_place_result(self, order_id: UUID, result: PlaceResult) -> None:
+        """Record an AddOrder's answer together with the other answers that arrived in the same turn of the event
+        loop: one commit for them all (a wave of acknowledgements), flushed at the next turn. Returns once it is
+        committed; raises what the commit raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._answers.append((order_id, result, done))
+        if len(self._answers) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_answers)
+        await done
+
+    def _flush_answers(self) -> None:
+        answers, self._answers = self._answers, []
+        try:
+            self.engine.execution.on_place_results([(order_id, result) for order_id, result, _ in answers])
+        except BaseException as exc:  # nothing of them was kept: each call fails as it would have on its own
+            for *_, done in answers:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for *_, done in answers:
+            if not done.done():  # a call canceled meanwhile (stopping): its answer is recorded all the same
+                done.set_result(None)
 
     async def _correct(self, order_id: UUID, correction: Correction) -> bool:
         """Correct a waiting order before it is sent again: the venue's current rules (re-round), what the account

@@ -101,3 +101,13 @@ async def test_the_rate_limit_splits_a_send_pass_and_a_halt_meanwhile_still_stop
     first, *rest = (h.engine.orders[e.id] for e in entries)
     assert first.state is State.OPEN and h.venue.add_order_calls[first.cl_ord_id] == 1
     assert all(o.state is State.CANCELED and h.venue.add_order_calls[o.cl_ord_id] == 0 for o in rest)
+
+
+async def test_answers_that_arrive_in_the_same_turn_are_recorded_in_one_commit(ledger, clock):
+    h = Harness(ledger, clock)
+    entries = [h.engine.control.submit_signal(signal(n)).order for n in range(4)]
+    rec = Recorder(h)
+    await h.service.send_pending()
+    acknowledged = [c for c in rec.commits if any(name == "Acknowledged" for _, name in c)]
+    assert len(acknowledged) == 1 and {i for i, n in acknowledged[0] if n == "Acknowledged"} == {e.id for e in entries}
+    assert all(h.engine.orders[e.id].txid for e in entries)
