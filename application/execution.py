@@ -67,9 +67,34 @@ class ExecutionHandler:
         self.unknown_grace_s = unknown_grace_s
         self.entry_max_age_s = entry_max_age_s
         self.unmatched: deque[Any] = deque(maxlen=1000)  # venue reports about orders this ledger does not know
+        # Which of the exit orders a reaction just decided may be sent at once (the service: nothing to wait for);
+        # their Submitted is then committed with the fact that caused them, one durable commit instead of two.
+        self.send_at_once: Callable[[list[Order]], list[Order]] = lambda orders: []
+        self._ready: dict[UUID, OrderRequest] = {}  # order id -> AddOrder whose Submitted is committed, not sent
 
     def _react_and_commit(self, order: Order) -> None:
-        self.uow.commit(*self.contingencies.react(order))
+        self._commit_with_submissions(self.contingencies.react(order))
+
+    def _commit_with_submissions(self, touched: list[Any]) -> None:
+        """Commit ``touched`` together with Submitted for its new exit orders that ``send_at_once`` lets go now
+        (a fill and the stop-loss it causes share one transaction). Their AddOrders are handed out by
+        ``take_ready`` only once that commit is durable: a decision is committed before its side effect."""
+        pending = [
+            o
+            for o in {id(a): a for a in touched}.values()
+            if isinstance(o, Order) and o.state is State.PENDING_SUBMIT and o.role is not OrderRole.ENTRY
+        ]
+        chosen = self.send_at_once(pending) if pending else []
+        now = self.clock.now()
+        requests = {o.id: request for o in chosen if (request := self._decide_submission(o, now)) is not None}
+        self.uow.commit(*touched)
+        self._ready.update(requests)
+
+    def take_ready(self) -> dict[UUID, OrderRequest]:
+        """The AddOrders whose Submitted a reaction already committed (order id -> request), each handed out once:
+        the caller sends them."""
+        ready, self._ready = self._ready, {}
+        return ready
 
     # --- submission ------------------------------------------------------------------------------------------
 
@@ -83,11 +108,29 @@ class ExecutionHandler:
     def begin_submission(self, order_id: UUID) -> OrderRequest | None:
         """Record Submitted (the intent, before the call) and return the AddOrder to send; None if the order is no
         longer pending. An entry while trading is not RUNNING is withdrawn instead, with the reason."""
-        order = self.index[order_id]
-        if order.state is not State.PENDING_SUBMIT:
-            return None
+        return self.begin_submissions([order_id]).get(order_id)
+
+    def begin_submissions(self, order_ids: Iterable[UUID]) -> dict[UUID, OrderRequest]:
+        """``begin_submission`` for several orders in ONE commit (a send pass): Submitted for each order still
+        pending, or its withdrawal (an entry while trading is not RUNNING or past its maximum age). Returns the
+        AddOrders to send by order id, only once the commit is durable."""
         now = self.clock.now()
-        if self._withdrawn_before_sending(order, now):
+        touched: list[Order] = []
+        requests: dict[UUID, OrderRequest] = {}
+        for order_id in order_ids:
+            order = self.index[order_id]
+            request = self._decide_submission(order, now)
+            if request is not None:
+                requests[order.id] = request
+            if order.pending_events:
+                touched.append(order)
+        self.uow.commit(*touched)
+        return requests
+
+    def _decide_submission(self, order: Order, now: datetime) -> OrderRequest | None:
+        """Submitted (uncommitted) for a pending order, and its AddOrder; None when it is not pending any more or
+        was withdrawn instead (also uncommitted)."""
+        if order.state is not State.PENDING_SUBMIT or self._withdrawn_before_sending(order, now):
             return None
         deadline = self._submit_deadline(order, now)
         order.submit(
@@ -99,12 +142,11 @@ class ExecutionHandler:
                 deadline_s=self.submit_deadline_s,
             ),
         )
-        self.uow.commit(order)
         return _add_order_request(order, deadline)
 
     def _withdrawn_before_sending(self, order: Order, now: datetime) -> bool:
         """An entry is not sent while trading is not RUNNING, nor once its signal is older than its maximum age:
-        record the cancel with the reason (committed) and say so."""
+        record the cancel with the reason (the caller commits it) and say so."""
         trading = self.trading_state()
         if order.role is OrderRole.ENTRY and trading.mode is not TradingMode.RUNNING:
             order.request_cancel(
@@ -115,7 +157,6 @@ class ExecutionHandler:
                     by=trading.by,
                 )
             )
-            self.uow.commit(order)
             return True
         age = (now - order.created_on).total_seconds()
         if order.role is OrderRole.ENTRY and age > self.entry_max_age_s:
@@ -128,7 +169,6 @@ class ExecutionHandler:
                     max_age_s=self.entry_max_age_s,
                 )
             )
-            self.uow.commit(order)
             return True
         return False
 
@@ -156,10 +196,24 @@ class ExecutionHandler:
             self.uow.commit(order)
 
     def on_place_result(self, order_id: UUID, result: PlaceResult) -> None:
-        order = self.index[order_id]
-        self._record_place_outcome(order, result, self.clock.now())
-        self._cancel_if_halted_meanwhile(order)
-        self._react_and_commit(order)
+        self.on_place_results([(order_id, result)])
+
+    def on_place_results(self, answers: Iterable[tuple[UUID, PlaceResult]]) -> None:
+        """AddOrder answers (order id, result), each recorded with what it decides, all in ONE commit. Raises (and
+        keeps nothing of any of them) when one cannot be recorded."""
+        touched: list[Any] = []
+        now = self.clock.now()
+        try:
+            for order_id, result in answers:
+                order = self.index[order_id]
+                touched.append(order)
+                self._record_place_outcome(order, result, now)
+                self._cancel_if_halted_meanwhile(order)
+                touched += self.contingencies.react(order)
+        except BaseException:
+            self.uow._rollback(touched)
+            raise
+        self._commit_with_submissions(touched)
 
     def _record_place_outcome(self, order: Order, result: PlaceResult, now: datetime) -> None:
         """What AddOrder's answer proves: acknowledged, refused before executing (sent again), rejected, unknown

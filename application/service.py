@@ -25,6 +25,7 @@ from execledger.application.ports import (
     ErrorClass,
     ExchangePort,
     FillReport,
+    OrderRequest,
     OrderStatusReport,
     PlaceResult,
     PlaceStatus,
@@ -106,8 +107,10 @@ class TradingService:
         self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
+        self._answers: list[tuple[UUID, PlaceResult, asyncio.Future[None]]] = []  # AddOrder answers to record
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
+        engine.execution.send_at_once = self._sendable_now
 
     # --- wake-ups ------------------------------------------------------------------------------------------------
 
@@ -153,24 +156,17 @@ class TradingService:
 
     async def send_pending(self, *, wait: bool = True) -> int:
         """Start a call for every due AddOrder (never twice: Submitted is recorded first) and every pending cancel,
-        each in its own task, one in flight per order: a reply the venue holds delays no other order's call. An
-        order that could not be sent, or that the venue refused before executing anything, is sent again after a
-        backoff (corrected first when the refusal says how). With ``wait`` the pass waits for the calls it started
+        each in its own task, one in flight per order: a reply the venue holds delays no other order's call. The
+        AddOrders that need to wait for nothing (``_sendable_now``) are decided together, in one commit, before
+        any of them leaves; the others wait for what they need first, each on its own (``_submit``). An order that
+        could not be sent, or that the venue refused before executing anything, is sent again after a backoff
+        (corrected first when the refusal says how). With ``wait`` the pass waits for the calls it started
         (tests, the harness); the sender loop does not. Returns how many calls were started."""
         started: list[asyncio.Task[None]] = []
         now = _loop_time()
-        block = self.exchange.entry_block()
-        if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
-            self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
-        for order in self.engine.pending_submissions():
-            if order.id in self._inflight:
-                continue
-            if block is not None:
-                self.engine.execution.defer_submission(order.id, block)
-                continue
-            if self._retry_at.get(order.id, 0.0) > now:
-                continue
-            started.append(self._start_call(order.id, self._submit(order.id)))
+        for order_id, request in self.engine.execution.take_ready().items():  # committed with the fill that caused it
+            started.append(self._start_call(order_id, self._place(order_id, request)))
+        started += self._start_submissions(now)
         for order in self.engine.pending_amends():
             if order.id in self._inflight or self._retry_at.get(order.id, 0.0) > now:
                 continue
@@ -187,6 +183,51 @@ class TradingService:
         if wait and started:
             await asyncio.gather(*started, return_exceptions=True)
         return len(started)
+
+    def _start_submissions(self, now: float) -> list[asyncio.Task[None]]:
+        """The send pass's AddOrders: those that can go at once decided in one commit, the rest one by one."""
+        pending = [o for o in self.engine.pending_submissions() if o.id not in self._inflight]
+        block = self.exchange.entry_block()
+        if block is not None:
+            if self.engine.orders.count(State.PENDING_SUBMIT):
+                self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
+            for order in pending:
+                self.engine.execution.defer_submission(order.id, block)
+            return []
+        at_once = self._sendable_now(pending)
+        requests = self.engine.execution.begin_submissions(o.id for o in at_once) if at_once else {}
+        started = [self._start_call(i, self._place(i, request)) for i, request in requests.items()]
+        decided = {o.id for o in at_once}
+        for order in pending:
+            if order.id not in decided and self._retry_at.get(order.id, 0.0) <= now:
+                started.append(self._start_call(order.id, self._submit(order.id)))
+        return started
+
+    def _sendable_now(self, orders: list[Order]) -> list[Order]:
+        """Those of ``orders`` whose AddOrder may be decided and sent at once, waiting for nothing: no call in flight,
+        not postponed, no correction first, the venue takes orders, its rate limit lets each of them out now
+        (counted per pair, in the order given) and, for an exit, no disarm of the dead-man's switch must go first.
+        Nothing is taken from the rate limit (``place`` takes it)."""
+        if not orders or self.exchange.entry_block() is not None:
+            return []
+        disarm_first = (
+            self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
+        )
+        room: dict[str, int | None] = {}
+        chosen: list[Order] = []
+        for order in orders:
+            if order.id in self._inflight or order.id in self._corrections or order.id in self._retry_at:
+                continue
+            if disarm_first and order.role is not OrderRole.ENTRY:
+                continue
+            if order.pair not in room:
+                room[order.pair] = self.exchange.order_capacity(order.pair, 0.0)
+            left = room[order.pair]
+            if left is not None and left < 1:
+                continue
+            room[order.pair] = None if left is None else left - 1
+            chosen.append(order)
+        return chosen
 
     def _start_call(self, order_id: UUID, call: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(call)
@@ -217,14 +258,17 @@ class TradingService:
         if order.role is not OrderRole.ENTRY:
             await self._disarm_before_protecting(order)
         request = self.engine.execution.begin_submission(order_id)
-        if request is None:
-            return
+        if request is not None:
+            await self._place(order_id, request)
+
+    async def _place(self, order_id: UUID, request: OrderRequest) -> None:
+        """Send an AddOrder whose Submitted is committed, and record its outcome."""
         try:
             result = await self.exchange.place(request)
         except Exception as exc:  # anything after Submitted may have reached the venue
             log.exception("AddOrder for %s raised; outcome unknown", request.client_order_id)
             result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
-        self.engine.execution.on_place_result(order_id, result)
+        await self._record_place_result(order_id, result)
         if result.status is PlaceStatus.NOT_SENT or result.not_executed:
             self._retry_later(order_id)
             if result.correction is not Correction.NONE:
@@ -232,6 +276,29 @@ class TradingService:
         else:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
+
+    async def _record_place_result(self, order_id: UUID, result: PlaceResult) -> None:
+        """Record an AddOrder's answer together with the other answers that arrived in the same turn of the event
+        loop: one commit for them all (a wave of acknowledgements), flushed at the next turn. Returns once it is
+        committed; raises what the commit raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._answers.append((order_id, result, done))
+        if len(self._answers) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_answers)
+        await done
+
+    def _flush_answers(self) -> None:
+        answers, self._answers = self._answers, []
+        try:
+            self.engine.execution.on_place_results([(order_id, result) for order_id, result, _ in answers])
+        except BaseException as exc:  # nothing of them was kept: each call fails as it would have on its own
+            for *_, done in answers:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for *_, done in answers:
+            if not done.done():  # a call canceled meanwhile (stopping): its answer is recorded all the same
+                done.set_result(None)
 
     async def _correct(self, order_id: UUID, correction: Correction) -> bool:
         """Correct a waiting order before it is sent again: the venue's current rules (re-round), what the account
