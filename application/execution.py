@@ -211,7 +211,7 @@ class ExecutionHandler:
                 self._cancel_if_halted_meanwhile(order)
                 touched += self.contingencies.react(order)
         except BaseException:
-            self.uow._rollback(touched)
+            self.uow.discard(touched)
             raise
         self._commit_with_submissions(touched)
 
@@ -522,7 +522,7 @@ class ExecutionHandler:
         """A venue fact the ledger cannot apply: forget whatever of it was applied in memory, record the conflict
         for an operator (once), and carry on."""
         log.error("%s of order %s from %s cannot be applied: %s", what, order.id, source, exc)
-        self.uow._rollback([order])
+        self.uow.discard([order])
         order = self.index[order.id]
         order.record_conflict(
             key=f"{what}:{type(exc).__name__}",

@@ -226,7 +226,7 @@ class TradingControl:
     def _discard_uncommitted(self) -> None:
         """After a failed decision: forget every in-memory change that was not committed."""
         for order in [o for o in self.index.values() if o.pending_events]:
-            self.uow._rollback([order])
+            self.uow.discard([order])
         self.reload_state()
 
     # --- decisions ----------------------------------------------------------------------------------------------

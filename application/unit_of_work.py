@@ -56,10 +56,10 @@ class UnitOfWork:
         try:
             self.app.events.put(events, tracking=tracking)
         except IntegrityError as exc:
-            self._rollback(a for a, _ in committed)
+            self.discard(a for a, _ in committed)
             raise ConcurrencyConflict(f"the store refused the transaction ({exc}); nothing was kept") from exc
         except BaseException:
-            self._rollback(a for a, _ in committed)
+            self.discard(a for a, _ in committed)
             raise
         self.commits += 1
         for aggregate, _ in committed:
@@ -72,7 +72,7 @@ class UnitOfWork:
                 log.exception("listener %r failed after a commit", listener)
         return committed
 
-    def _rollback(self, aggregates: Iterable[Any]) -> None:
+    def discard(self, aggregates: Iterable[Any]) -> None:
         """Forget in-memory changes that never reached the store: reload from the log, or forget new aggregates."""
         for aggregate in aggregates:
             if not isinstance(aggregate, Order):
