@@ -11,7 +11,9 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from execledger.application.ledger import entry_order_id
 from execledger.application.service import ServiceConfig
+from execledger.domain.order import State
 from execledger.infrastructure.api import OPENAPI, ApiContext, create_api
 from execledger.infrastructure.api.console.sessions import COOKIE, CSRF_HEADER, ConsoleSessions, safe_next
 from execledger.infrastructure.bootstrap import build_trading, open_ledger
@@ -42,6 +44,20 @@ async def console(settings, clock):
 
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def until_committed(ctx, predicate, timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, checked after each commit of the trading process (no sleeps)."""
+    changed = asyncio.Event()
+    ctx.service.engine.uow.add_listener(lambda committed: changed.set())
+    while not predicate():
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), timeout)
+
+
+def _entry_state(ctx, signal_id: str) -> State | None:
+    order = ctx.service.engine.orders.get(entry_order_id(signal_id))
+    return None if order is None else order.state
 
 
 async def login(client) -> tuple[str, str]:
@@ -156,6 +172,8 @@ async def test_filters_are_the_apis_and_a_bad_one_is_named_on_the_page(console):
     cookie = {"Cookie": f"{COOKIE}={session}"}
     for sid in ("alpha-1", "beta-2"):
         assert (await client.post("/v1/signals", json={**SIGNAL, "signal_id": sid}, headers=BEARER)).status == 201
+    # The status filter below needs both entries acknowledged by the venue (201 means accepted, not yet resting).
+    await until_committed(ctx, lambda: all(_entry_state(ctx, sid) is State.OPEN for sid in ("alpha-1", "beta-2")))
     ctx.projector.catch_up()
     page = await (await client.get("/console/orders?role=entry&text=ALPHA", headers=cookie)).text()
     assert 'href="/console/signals/alpha-1"' in page and "beta-2" not in page
