@@ -50,9 +50,15 @@ class BurstSession(Session):
 
     async def halt(self, rng: random.Random) -> float:
         body = {"reason": "burst halt", "by": "break", "cancel_entries": rng.random() < 0.5}
-        async with self.http.post(f"{self.api_url}/v1/trading/halt", json=body) as r:
+        t0 = time.monotonic()
+        async with self.http.post(
+            f"{self.api_url}/v1/trading/halt", json=body, timeout=aiohttp.ClientTimeout(total=120)
+        ) as r:
             text = await r.text()
-            assert r.status in (200, 202), f"halt: {r.status} {text}"
+        took = time.monotonic() - t0
+        print(f"  halt answered {r.status} in {took:.2f}s", flush=True)
+        self.halt_took = took
+        assert r.status in (200, 202), f"halt: {r.status} {text}"
         return time.time()
 
     async def resume(self) -> None:
@@ -130,6 +136,8 @@ class BurstSession(Session):
         settled = await self.settle(timeout=45)
         if halted_at is not None:
             problems += await self.check_after_halt(label, halted_at)
+            if self.halt_took > 5:
+                problems.append(f"[{label}] the halt took {self.halt_took:.1f}s to be confirmed during the burst")
         self.protection.service_down()
         code = await self.service.terminate()
         if code != 0:
@@ -203,7 +211,48 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend", default="sqlite")
+    p.add_argument("--deadline", type=float, default=None, help="EXECLEDGER_SUBMIT_DEADLINE_S (harness: 1.0)")
     a = p.parse_args()
+    if a.deadline is not None:
+        import tests.faults.harness as harness
+
+        harness.SUBMIT_DEADLINE_S = a.deadline
     d = pathlib.Path(tempfile.mkdtemp(prefix=f"burst-{a.scenario}-", dir="/work/wt-break/break-out"))
     print("work dir", d, flush=True)
     asyncio.run(main(a.scenario, a.runs, a.seed, a.backend, d))
+
+
+async def measure(seed: int, backend_name: str, work_dir, n: int = 20) -> None:
+    """Submitted -> venue latency of a burst of ``n`` market entries (from each AddOrder's ``deadline`` parameter,
+    which is Submitted.at + EXECLEDGER_SUBMIT_DEADLINE_S, and the simulator's arrival time)."""
+    from datetime import datetime as dt
+
+    from tests.faults.harness import SUBMIT_DEADLINE_S, Backend, SoakResult
+
+    url = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    backend = Backend(backend_name, url if backend_name == "postgres" else None)
+    async with BurstSession(work_dir, backend, seed, SoakResult(seed=seed, backend=backend_name)) as s:
+        rng = random.Random(seed)
+        bodies = []
+        for _ in range(n):
+            b = s.new_signal(rng)
+            b.update(order_type="market")
+            b.pop("limit_price", None), b.pop("timeout_s", None)
+            bodies.append(b)
+        t0 = time.time()
+        await asyncio.gather(*(s.post_signal(b) for b in bodies), return_exceptions=True)
+        await asyncio.sleep(8)
+        adds = await s.sim_get("requests?method=AddOrder")
+        rows = []
+        for a in adds:
+            d = a["params"].get("deadline")
+            if not d:
+                continue
+            submitted = dt.fromisoformat(str(d).replace("Z", "+00:00")).timestamp() - SUBMIT_DEADLINE_S
+            rows.append((submitted - t0, a["time"] - submitted, a.get("error")))
+        rows.sort()
+        for r in rows:
+            print(f"submitted +{r[0]:6.3f}s  wire latency {r[1] * 1000:8.1f} ms  {r[2] or ''}")
+        lat = sorted(r[1] for r in rows)
+        if lat:
+            print(f"{len(lat)} AddOrders: p50 {lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
