@@ -17,6 +17,7 @@ Then it settles, stops the service with SIGTERM and checks the harness's invaria
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -239,9 +240,30 @@ async def measure(seed: int, backend_name: str, work_dir, n: int = 20) -> None:
             b.update(order_type="market")
             b.pop("limit_price", None), b.pop("timeout_s", None)
             bodies.append(b)
+        pings: dict[str, list[float]] = {"simulator": [], "service": []}
+        stop = asyncio.Event()
+
+        async def ping(name: str, url: str) -> None:
+            while not stop.is_set():
+                p0 = time.monotonic()
+                with contextlib.suppress(Exception):
+                    async with s.http.get(url) as r:
+                        await r.read()
+                pings[name].append(time.monotonic() - p0)
+                await asyncio.sleep(0.1)
+
+        pingers = [
+            asyncio.ensure_future(ping("simulator", f"{s.sim_url}/_sim/faults")),
+            asyncio.ensure_future(ping("service", f"{s.api_url}/v1/health/live")),
+        ]
         t0 = time.time()
         await asyncio.gather(*(s.post_signal(b) for b in bodies), return_exceptions=True)
         await asyncio.sleep(8)
+        stop.set()
+        await asyncio.gather(*pingers)
+        for name, xs in pings.items():
+            xs.sort()
+            print(f"{name} ping: n={len(xs)} p50 {xs[len(xs) // 2] * 1000:.1f} ms max {xs[-1] * 1000:.1f} ms")
         adds = await s.sim_get("requests?method=AddOrder")
         rows = []
         for a in adds:
