@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -273,10 +273,11 @@ class ExecutionHandler:
                 reason=reason(Rule.HALT_CANCEL_ENTRIES, f"trading halted by {trading.by}: {trading.why}", by=trading.by)
             )
 
-    def recover_after_restart(self) -> int:
+    def recover_after_restart(self, in_flight: Collection[UUID] = ()) -> int:
         """An order still SUBMITTING after a restart may or may not have reached the venue: its outcome is unknown
-        (and will be resolved by cl_ord_id like any other ambiguous submit, never by resending)."""
-        stuck = self.index.in_state(State.SUBMITTING)
+        (and will be resolved by cl_ord_id like any other ambiguous submit, never by resending). ``in_flight``: orders
+        whose AddOrder this process is still waiting for (a reconciliation while running): their answer decides."""
+        stuck = [o for o in self.index.in_state(State.SUBMITTING) if o.id not in in_flight]
         for order in stuck:
             order.outcome_unknown(
                 error="the process stopped during submission",

@@ -487,7 +487,7 @@ class TradingService:
         orders on the venue this ledger does not know (reported only). What it learns becomes ordinary events whose
         reasons say ``source=reconciliation``; applying the same evidence twice writes nothing."""
         report = ReconcileReport()
-        report.stuck_submissions = self.engine.execution.recover_after_restart()
+        report.stuck_submissions = self.engine.execution.recover_after_restart(in_flight=set(self._inflight))
         await self.resolve_unknowns()
         await self.poll_once(quiet_s=quiet_s, report=report, source="reconciliation")
         for venue_order in report.foreign:
