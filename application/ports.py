@@ -8,7 +8,7 @@ protocol, so the same adapter talks to both. Policy and engine tests use an in-m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -246,11 +246,17 @@ class EntryBlock:
     retry_in_s: float
 
 
+StillWanted = Callable[[], str | None]  # None: send it; a reason: do not send it after all
+
+
 class ExchangePort(Protocol):
     """Everything the process managers and recovery need from the venue."""
 
-    async def place(self, request: OrderRequest) -> PlaceResult:
-        """Send one AddOrder exactly once. Never resent: an ambiguous outcome is reported as UNKNOWN."""
+    async def place(self, request: OrderRequest, *, still_wanted: StillWanted | None = None) -> PlaceResult:
+        """Send one AddOrder exactly once. Never resent: an ambiguous outcome is reported as UNKNOWN.
+        ``still_wanted`` is asked at the last moment before the request is signed and sent (after any wait for
+        the rate limit or for other calls' turn on the wire): a reason (str) means it is not sent, and the result
+        is NOT_SENT with that reason (a HALT applied while an entry waited its turn stops it)."""
         ...
 
     async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:

@@ -37,6 +37,7 @@ from execledger.application.ports import (
 )
 from execledger.application.unit_of_work import Committed
 from execledger.domain.order import Order, State
+from execledger.domain.trading_state import TradingMode
 from execledger.domain.values import OrderRole
 
 log = logging.getLogger("execledger.service")
@@ -264,7 +265,7 @@ class TradingService:
     async def _place(self, order_id: UUID, request: OrderRequest) -> None:
         """Send an AddOrder whose Submitted is committed, and record its outcome."""
         try:
-            result = await self.exchange.place(request)
+            result = await self.exchange.place(request, still_wanted=lambda: self._still_wanted(order_id))
         except Exception as exc:  # anything after Submitted may have reached the venue
             log.exception("AddOrder for %s raised; outcome unknown", request.client_order_id)
             result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
@@ -276,6 +277,15 @@ class TradingService:
         else:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
+
+    def _still_wanted(self, order_id: UUID) -> str | None:
+        """Asked by the adapter when an AddOrder's turn on the wire comes: an entry whose Submitted was recorded
+        before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go."""
+        order = self.engine.orders.get(order_id)
+        trading = self.engine.control.state
+        if order is None or order.role is not OrderRole.ENTRY or trading.mode is TradingMode.RUNNING:
+            return None
+        return f"trading is {trading.mode.value} ({trading.by}: {trading.why})"
 
     async def _record_place_result(self, order_id: UUID, result: PlaceResult) -> None:
         """Record an AddOrder's answer together with the other answers that arrived in the same turn of the event

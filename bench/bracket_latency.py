@@ -37,9 +37,9 @@ class StampingExchange(FakeExchange):
         super().__init__(SystemClock())
         self.sent_at: dict[str, float] = {}
 
-    async def place(self, request):
+    async def place(self, request, *, still_wanted=None):
         self.sent_at[request.client_order_id] = time.perf_counter()
-        return await super().place(request)
+        return await super().place(request, still_wanted=still_wanted)
 
 
 def signal(i: int, **extra) -> dict:

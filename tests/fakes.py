@@ -50,7 +50,10 @@ class FakeExchange:
 
     # --- ExchangePort --------------------------------------------------------------------------------------
 
-    async def place(self, request: OrderRequest) -> PlaceResult:
+    async def place(self, request: OrderRequest, *, still_wanted=None) -> PlaceResult:
+        withdrawn = still_wanted() if still_wanted is not None else None
+        if withdrawn is not None:  # as the adapter: asked when the call's turn comes, nothing leaves
+            return PlaceResult(PlaceStatus.NOT_SENT, error=f"withdrawn: {withdrawn}", error_class=ErrorClass.RETRYABLE)
         self.add_order_calls[request.client_order_id] += 1
         scripted = self.script.pop(0) if self.script else None
         if isinstance(scripted, PlaceResult):

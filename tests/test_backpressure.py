@@ -73,12 +73,12 @@ class HeldReplies(FakeExchange):
         self.all_held = asyncio.Event()  # ``holding`` AddOrders have reached the venue
         self.holding, self.held = holding, 0
 
-    async def place(self, request):
+    async def place(self, request, *, still_wanted=None):
         self.held += 1
         if self.held == self.holding:
             self.all_held.set()
         await self.release.wait()
-        return await super().place(request)
+        return await super().place(request, still_wanted=still_wanted)
 
 
 async def test_entries_whose_addorder_is_not_answered_yet_count_toward_the_backlog_bound(ledger, clock):

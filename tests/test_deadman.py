@@ -36,9 +36,9 @@ class SlowDisarm:
             self.calls.append(("disarmed", 0))
         return None
 
-    async def place(self, request):
+    async def place(self, request, *, still_wanted=None):
         self.calls.append(("AddOrder", request.client_order_id))
-        return await self._place(request)
+        return await self._place(request, still_wanted=still_wanted)
 
 
 async def test_a_leg_waits_for_the_disarm_the_venue_is_slow_to_take(ledger, clock):

@@ -28,10 +28,10 @@ class Recorder:
     def committed(self, committed) -> None:
         self.commits.append([(a.id, type(ev).__name__) for a, events in committed for ev in events])
 
-    async def place(self, request):
+    async def place(self, request, *, still_wanted=None):
         order = self.h.engine.orders.find(client_order_id=request.client_order_id)
         self.stored_at_send[request.client_order_id] = self.h.engine.app.repository.get(order.id).state
-        return await self._place(request)
+        return await self._place(request, still_wanted=still_wanted)
 
 
 def signal(n: int, **extra) -> dict:

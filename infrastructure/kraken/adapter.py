@@ -26,6 +26,7 @@ from execledger.application.ports import (
     PlaceResult,
     PlaceStatus,
     PriceTick,
+    StillWanted,
     StreamEvent,
     VenueReport,
 )
@@ -35,6 +36,7 @@ from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
 from execledger.infrastructure.kraken.errors import (
     BreakerOpen,
+    CallWithdrawn,
     Hint,
     KrakenCallFailed,
     KrakenTransportError,
@@ -201,10 +203,11 @@ class KrakenExchange:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
-    async def place(self, request: OrderRequest) -> PlaceResult:
+    async def place(self, request: OrderRequest, *, still_wanted: StillWanted | None = None) -> PlaceResult:
         """Send one AddOrder, exactly once. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open,
-        throttle wait too long, no connection made) or UNKNOWN (may have reached the engine: resolve by
-        ``find_by_client_order_id``, never by resending)."""
+        throttle wait too long, no connection made, or ``still_wanted`` gave a reason when the call's turn to be
+        signed came) or UNKNOWN (may have reached the engine: resolve by ``find_by_client_order_id``, never by
+        resending)."""
         breaker = self.rest.breaker
         if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
             return PlaceResult(
@@ -215,8 +218,10 @@ class KrakenExchange:
         try:
             if self.trading is not None:
                 await self.trading.acquire_add(request.pair)
-            result = await self.rest.private("AddOrder", add_order_params(request), kind=CallKind.NEW_ENTRY)
-        except (BreakerOpen, ThrottleWaitTooLong) as exc:
+            result = await self.rest.private(
+                "AddOrder", add_order_params(request), kind=CallKind.NEW_ENTRY, still_wanted=still_wanted
+            )
+        except (BreakerOpen, ThrottleWaitTooLong, CallWithdrawn) as exc:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
         except KrakenCallFailed as exc:
             return self._place_failed(request, exc)

@@ -239,6 +239,14 @@ class BreakerOpen(KrakenCallFailed):
         super().__init__(method, f"not sent, circuit breaker {detail}", ErrorClass.RETRYABLE)
 
 
+class CallWithdrawn(KrakenCallFailed):
+    """The caller no longer wanted the call when its turn to be signed and sent came (a HALT while an AddOrder
+    waited for the wire): it was not sent."""
+
+    def __init__(self, method: str, why: str):
+        super().__init__(method, f"not sent, withdrawn before it left: {why}", ErrorClass.RETRYABLE)
+
+
 class ThrottleWaitTooLong(KrakenCallFailed):
     """Capacity would only be free after longer than the configured wait: the call was not sent."""
 

@@ -13,6 +13,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
 from execledger.infrastructure.kraken.credentials import CredentialsError, KrakenCredentials
 from execledger.infrastructure.kraken.errors import (
     BreakerOpen,
+    CallWithdrawn,
     Hint,
     KrakenTransportError,
     KrakenVenueError,
@@ -123,15 +125,23 @@ class KrakenRestClient:
         return await self._guarded(method, CallKind.READ, send)
 
     async def private(
-        self, method: str, params: dict[str, Any] | None = None, *, kind: CallKind = CallKind.READ
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        kind: CallKind = CallKind.READ,
+        still_wanted: Callable[[], str | None] | None = None,
     ) -> Any:
         """``POST /0/private/<method>`` signed; returns ``result``. ``kind`` NEW_ENTRY marks a write whose
-        failures after sending are AMBIGUOUS; only READs get the fresh-nonce retry."""
+        failures after sending are AMBIGUOUS; only READs get the fresh-nonce retry. ``still_wanted`` is asked once
+        the call holds the signing lock, just before its nonce is taken: a reason raises CallWithdrawn (not sent)."""
         if self.credentials is None or self.nonce is None:
             raise CredentialsError(f"Kraken {method} needs API credentials")
         for attempt in (1, 2):
             try:
-                return await self._guarded(method, kind, lambda: self._signed_request(method, params or {}, kind))
+                return await self._guarded(
+                    method, kind, lambda: self._signed_request(method, params or {}, kind, still_wanted)
+                )
             except KrakenVenueError as exc:
                 if exc.rule.hint is Hint.FRESH_NONCE:
                     self.nonce.invalidate()  # another signer on the key went ahead: continue above its ceiling
@@ -181,7 +191,9 @@ class KrakenRestClient:
             breaker.record_success()
         return result
 
-    async def _signed_request(self, method: str, params: dict[str, Any], kind: CallKind) -> Any:
+    async def _signed_request(
+        self, method: str, params: dict[str, Any], kind: CallKind, still_wanted: Callable[[], str | None] | None
+    ) -> Any:
         assert self.credentials is not None and self.nonce is not None
         path = f"/0/private/{method}"
         # Kraken counts a call when it arrives: capacity is waited for outside the lock (so a throttled read never
@@ -196,6 +208,9 @@ class KrakenRestClient:
             try:
                 if limiter is not None and not limiter.take_now(method):
                     continue  # another call took the room meanwhile: wait again, without the lock
+                withdrawn = still_wanted() if still_wanted is not None else None
+                if withdrawn is not None:  # its turn came too late: nothing was signed, nothing leaves
+                    raise CallWithdrawn(method, withdrawn)
                 nonce = self.nonce.next()
                 body = urlencode({"nonce": nonce, **params})
                 headers = {

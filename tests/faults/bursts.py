@@ -17,7 +17,6 @@ Then it settles, stops the service with SIGTERM and checks the harness's invaria
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -218,63 +217,6 @@ if __name__ == "__main__":
         import tests.faults.harness as harness
 
         harness.SUBMIT_DEADLINE_S = a.deadline
-    d = pathlib.Path(tempfile.mkdtemp(prefix=f"burst-{a.scenario}-", dir="/work/wt-break/break-out"))
+    d = pathlib.Path(tempfile.mkdtemp(prefix=f"burst-{a.scenario}-"))
     print("work dir", d, flush=True)
     asyncio.run(main(a.scenario, a.runs, a.seed, a.backend, d))
-
-
-async def measure(seed: int, backend_name: str, work_dir, n: int = 20) -> None:
-    """Submitted -> venue latency of a burst of ``n`` market entries (from each AddOrder's ``deadline`` parameter,
-    which is Submitted.at + EXECLEDGER_SUBMIT_DEADLINE_S, and the simulator's arrival time)."""
-    from datetime import datetime as dt
-
-    from tests.faults.harness import SUBMIT_DEADLINE_S, Backend, SoakResult
-
-    url = os.environ.get("EXECLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    backend = Backend(backend_name, url if backend_name == "postgres" else None)
-    async with BurstSession(work_dir, backend, seed, SoakResult(seed=seed, backend=backend_name)) as s:
-        rng = random.Random(seed)
-        bodies = []
-        for _ in range(n):
-            b = s.new_signal(rng)
-            b.update(order_type="market")
-            b.pop("limit_price", None), b.pop("timeout_s", None)
-            bodies.append(b)
-        pings: dict[str, list[float]] = {"simulator": [], "service": []}
-        stop = asyncio.Event()
-
-        async def ping(name: str, url: str) -> None:
-            while not stop.is_set():
-                p0 = time.monotonic()
-                with contextlib.suppress(Exception):
-                    async with s.http.get(url) as r:
-                        await r.read()
-                pings[name].append(time.monotonic() - p0)
-                await asyncio.sleep(0.1)
-
-        pingers = [
-            asyncio.ensure_future(ping("simulator", f"{s.sim_url}/_sim/faults")),
-            asyncio.ensure_future(ping("service", f"{s.api_url}/v1/health/live")),
-        ]
-        t0 = time.time()
-        await asyncio.gather(*(s.post_signal(b) for b in bodies), return_exceptions=True)
-        await asyncio.sleep(8)
-        stop.set()
-        await asyncio.gather(*pingers)
-        for name, xs in pings.items():
-            xs.sort()
-            print(f"{name} ping: n={len(xs)} p50 {xs[len(xs) // 2] * 1000:.1f} ms max {xs[-1] * 1000:.1f} ms")
-        adds = await s.sim_get("requests?method=AddOrder")
-        rows = []
-        for a in adds:
-            d = a["params"].get("deadline")
-            if not d:
-                continue
-            submitted = dt.fromisoformat(str(d).replace("Z", "+00:00")).timestamp() - SUBMIT_DEADLINE_S
-            rows.append((submitted - t0, a["time"] - submitted, a.get("error")))
-        rows.sort()
-        for r in rows:
-            print(f"submitted +{r[0]:6.3f}s  wire latency {r[1] * 1000:8.1f} ms  {r[2] or ''}")
-        lat = sorted(r[1] for r in rows)
-        if lat:
-            print(f"{len(lat)} AddOrders: p50 {lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")

@@ -156,3 +156,23 @@ async def test_ambiguous_outcomes_in_one_session_never_resend(venue, trading):
     assert {trading.order(o.id).txid for o in orders.values()} - {None} == placed and len(placed) == 2
     assert len(venue.sim.requests("AddOrder")) == 3
     assert_one_add_order_per_cl_ord_id(venue)
+
+
+async def test_an_addorder_withdrawn_when_its_turn_on_the_wire_comes_never_leaves(venue):
+    """``still_wanted`` is asked once the AddOrder holds the signing lock (after any wait for other calls' turn):
+    a reason means NOT_SENT, no nonce taken, nothing on the wire; the lock is free again for the next call."""
+    asked_holding_the_lock: list[bool] = []
+
+    def halted() -> str:
+        asked_holding_the_lock.append(venue.exchange.rest._signed.locked())
+        return "trading is halted (ops: incident)"
+
+    request = venue.limit_buy()
+    result = await venue.exchange.place(request, still_wanted=halted)
+    assert result.status is PlaceStatus.NOT_SENT and "halted" in (result.error or ""), result
+    assert result.error_class is ErrorClass.RETRYABLE
+    assert asked_holding_the_lock == [True]
+    assert venue.add_orders(request.client_order_id) == []  # the simulator never saw it
+    wanted = await venue.exchange.place(venue.limit_buy(), still_wanted=lambda: None)
+    assert wanted.status is PlaceStatus.ACKNOWLEDGED  # a call that is still wanted goes
+    assert len(venue.sim.requests("AddOrder")) == 1

@@ -29,9 +29,9 @@ async def test_a_reconciliation_during_an_addorder_in_flight_keeps_a_not_execute
     place = h.venue.place
     held: list[str] = []
 
-    async def slow_then_refused(request):
+    async def slow_then_refused(request, *, still_wanted=None):
         if request.client_order_id in held or held:  # only the first leg's first call is held and refused
-            return await place(request)
+            return await place(request, still_wanted=still_wanted)
         held.append(request.client_order_id)
         await release.wait()  # on the wire, the venue slow to answer
         return PlaceResult(PlaceStatus.REJECTED, error="EService:Deadline elapsed", error_class=ErrorClass.NOT_EXECUTED)
