@@ -45,6 +45,10 @@ log = logging.getLogger("execledger.execution")
 MISSING_ON_VENUE = "missing_on_venue"  # the conflict key reconciliation records for an order the venue lost
 
 
+# eventsourcing generates Order.Acknowledged from its @event mutator at run time, where mypy cannot see it.
+_ACKNOWLEDGED: type = Order.Acknowledged  # type: ignore[attr-defined]
+
+
 class ExecutionHandler:
     def __init__(
         self,
@@ -71,6 +75,9 @@ class ExecutionHandler:
         # their Submitted is then committed with the fact that caused them, one durable commit instead of two.
         self.send_at_once: Callable[[list[Order]], list[Order]] = lambda orders: []
         self._ready: dict[UUID, OrderRequest] = {}  # order id -> AddOrder whose Submitted is committed, not sent
+        # Set by whoever promises to flush soon (the service): a commit of acknowledgements alone is then deferred
+        # to the next commit (``UnitOfWork.defer``) and this is called; unset, every reaction commits at once.
+        self.on_deferred: Callable[[], None] | None = None
 
     def _react_and_commit(self, order: Order) -> None:
         self._commit_with_submissions(self.contingencies.react(order))
@@ -78,7 +85,12 @@ class ExecutionHandler:
     def _commit_with_submissions(self, touched: list[Any]) -> None:
         """Commit ``touched`` together with Submitted for its new exit orders that ``send_at_once`` lets go now
         (a fill and the stop-loss it causes share one transaction). Their AddOrders are handed out by
-        ``take_ready`` only once that commit is durable: a decision is committed before its side effect."""
+        ``take_ready`` only once that commit is durable: a decision is committed before its side effect.
+        Acknowledgements alone are deferred when ``on_deferred`` is set."""
+        if self.on_deferred is not None and all(type(e) is _ACKNOWLEDGED for o in touched for e in o.pending_events):
+            self.uow.defer(touched)  # an acknowledgement decides nothing and the venue can tell it again
+            self.on_deferred()
+            return
         pending = [
             o
             for o in {id(a): a for a in touched}.values()

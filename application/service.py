@@ -69,6 +69,7 @@ class ServiceConfig:
     rules_refresh_s: float = 3600.0  # how often the venue's pair rules (AssetPairs) are loaded again
     cancel_confirm_s: float = 2.0  # an accepted cancel's final state is read over REST if the stream says nothing
     price_poll_s: float = 2.0  # REST Ticker cycle for watched pairs while the public price stream is down
+    ack_flush_s: float = 0.005  # AddOrder acknowledgements wait at most this long for a commit to join
 
 
 class TradingService:
@@ -109,6 +110,7 @@ class TradingService:
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
         self._answers: list[tuple[UUID, PlaceResult, asyncio.Future[None]]] = []  # AddOrder answers to record
+        self._ack_flush: asyncio.TimerHandle | None = None  # commits deferred acknowledgements (UnitOfWork.defer)
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
         engine.execution.send_at_once = self._sendable_now
@@ -289,8 +291,9 @@ class TradingService:
 
     async def _record_place_result(self, order_id: UUID, result: PlaceResult) -> None:
         """Record an AddOrder's answer together with the other answers that arrived in the same turn of the event
-        loop: one commit for them all (a wave of acknowledgements), flushed at the next turn. Returns once it is
-        committed; raises what the commit raised."""
+        loop: one commit for them all, at the next turn. Acknowledgements that decide nothing join the next commit
+        instead, or are committed ``ack_flush_s`` later (a crash before that loses nothing: the order is found by
+        its cl_ord_id, as after a crash before the answer). Returns once recorded; raises what the commit raised."""
         done = asyncio.get_running_loop().create_future()
         self._answers.append((order_id, result, done))
         if len(self._answers) == 1:
@@ -309,6 +312,22 @@ class TradingService:
         for *_, done in answers:
             if not done.done():  # a call canceled meanwhile (stopping): its answer is recorded all the same
                 done.set_result(None)
+
+    def _flush_soon(self) -> None:
+        """Acknowledgements were deferred (``ExecutionHandler.on_deferred``): committed ``ack_flush_s`` from now
+        unless another commit takes them along first."""
+        if self._ack_flush is None:
+            self._ack_flush = asyncio.get_running_loop().call_later(self.config.ack_flush_s, self._flush_deferred)
+
+    def _flush_deferred(self) -> None:
+        """Commit the acknowledgements no other commit took along (a failure stops the service, as any call's)."""
+        self._ack_flush = None
+        try:
+            self.engine.uow.flush()
+        except Exception as exc:
+            log.exception("could not record deferred acknowledgements")
+            self._failed_calls.append(exc)
+            self.wake()
 
     async def _correct(self, order_id: UUID, correction: Correction) -> bool:
         """Correct a waiting order before it is sent again: the venue's current rules (re-round), what the account
@@ -568,6 +587,7 @@ class TradingService:
         if self.stopping:
             return
         self.recovered.set()
+        self.engine.execution.on_deferred = self._flush_soon  # the loops run: a deferred acknowledgement is flushed
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(), name="sender")
@@ -584,6 +604,11 @@ class TradingService:
                 raise _Stop
         except* _Stop:
             pass
+        finally:
+            self.engine.execution.on_deferred = None
+            if self._ack_flush is not None:
+                self._ack_flush.cancel()
+                self._flush_deferred()
 
     async def refresh_pairs(self, source: str = "venue") -> bool:
         """Load the venue's current pair rules (AssetPairs); the ledger trades by them from now on."""

@@ -37,14 +37,34 @@ class UnitOfWork:
         self.index = index
         self.listeners: list[Listener] = list(listeners)
         self.commits = 0
+        self._deferred: dict[Any, Any] = {}  # aggregate id -> aggregate whose observations wait for the next commit
 
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
+    def defer(self, aggregates: Iterable[Any]) -> None:
+        """Keep the pending events of ``aggregates`` for the next commit, which records them first. Only for
+        observations that decide nothing and that the venue can tell again after a crash (an AddOrder's
+        acknowledgement: the order is found by its cl_ord_id): a wave of answers then costs no commit of its own.
+        The caller makes sure ``flush`` runs soon when nothing else is committed."""
+        for aggregate in aggregates:
+            if aggregate is not None and aggregate.pending_events:
+                self._deferred[aggregate.id] = aggregate
+
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
+    def flush(self) -> Committed:
+        """Commit what ``defer`` kept (nothing when nothing is kept)."""
+        return self.commit()
+
     def commit(self, *aggregates: Any, tracking: Tracking | None = None) -> Committed:
         """Record the pending events of ``aggregates`` (duplicates and None ignored), with ``tracking`` when a
-        command is carried out. Returns what was committed. Raises ConcurrencyConflict (and keeps nothing) when
-        the store refuses the transaction."""
+        command is carried out, after the deferred observations (``defer``). Returns what was committed. Raises
+        ConcurrencyConflict (and keeps nothing) when the store refuses the transaction."""
+        if self._deferred:
+            aggregates, self._deferred = (*self._deferred.values(), *aggregates), {}
         unique = list({a.id: a for a in aggregates if a is not None}.values())
         committed: Committed = [(a, list(a.pending_events)) for a in unique if a.pending_events]
         if not committed and tracking is None:
@@ -75,6 +95,7 @@ class UnitOfWork:
     def discard(self, aggregates: Iterable[Any]) -> None:
         """Forget in-memory changes that never reached the store: reload from the log, or forget new aggregates."""
         for aggregate in aggregates:
+            self._deferred.pop(aggregate.id, None)  # reloaded below: what it deferred is gone with it
             if not isinstance(aggregate, Order):
                 continue
             try:
