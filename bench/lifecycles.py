@@ -1,8 +1,10 @@
 """End-to-end order lifecycles per second: place a market entry with SL/TP, fill, bracket (both legs acknowledged),
-take-profit hit, stop canceled; ``--concurrency`` lifecycles at a time. Three variants in the same run:
+take-profit hit, stop canceled; ``--concurrency`` lifecycles at a time. Four variants in the same run:
 
-- ``wire``: everything over the wire against the in-process simulator (the real adapter, REST for orders, the WS v2
-  stream for fills) with durable commits on the chosen backend;
+- ``wire``: everything over the wire (the real adapter, REST for orders, the WS v2 stream for fills) with durable
+  commits on the chosen backend, against a standalone ``execledger simulator`` process, as in production, where
+  the venue's work is done on another host's CPU;
+- ``wire_one_process``: the same with the simulator inside the ledger's process (its Python on the ledger's core);
 - ``ledger``: the same lifecycle with an in-memory venue (``tests/fakes.py``), so the ledger's own cost is
   separated from the wire's;
 - ``raw``: the raw database doing the ledger's durable work: as many insert+commit transactions, with as many
@@ -18,9 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from common import backend_settings, fmt_spread, raw_commits, rounds, write_result
+import aiohttp
+from common import backend_settings, fmt_spread, free_port, raw_commits, rounds, write_result
 
 from execledger.application.engine import EngineConfig
 from execledger.application.policies import PolicyConfig
@@ -32,6 +40,9 @@ from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 from execledger.infrastructure.simulator import KrakenSimulator
 
+EXECLEDGER = str(Path(sys.executable).with_name("execledger"))
+SIM_KEY, SIM_SECRET = "bench-key", base64.b64encode(b"bench-secret-bytes-0123456789abcdef").decode()
+BALANCES = {"ZUSD": "100000000", "XXBT": "1000"}
 SIGNAL = {
     "pair": "XBT/USD",
     "side": "buy",
@@ -82,10 +93,77 @@ class Wave:
         return all(all(o.is_terminal for o in self.legs(e)) for e in self.entries)
 
 
-async def wire(backend: str, lifecycles: int, concurrency: int) -> dict:
-    async with KrakenSimulator(balances={"ZUSD": "100000000", "XXBT": "1000"}, tier=None) as sim:
+class InProcessVenue:
+    """The simulator in the ledger's own process (``wire_one_process``): its Python shares the ledger's core."""
+
+    async def __aenter__(self):
+        self.sim = await KrakenSimulator(balances=BALANCES, tier=None).__aenter__()
+        self.url, self.ws_url, self.key, self.secret = self.sim.rest_url, self.sim.ws_url, self.sim.key, self.sim.secret
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.sim.__aexit__(*exc)
+
+    async def set_mark(self, price: str) -> None:
+        self.sim.set_mark_price("XBT/USD", price)
+
+    async def count(self, method: str) -> int:
+        return len(self.sim.requests(method))
+
+
+class SimulatorProcess:
+    """A standalone ``execledger simulator`` process (``wire``), as a venue is in production: another host's
+    CPU. Driven through its ``/_sim`` control routes."""
+
+    async def __aenter__(self):
+        port = free_port()
+        self.url, self.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v2"
+        self.key, self.secret = SIM_KEY, SIM_SECRET
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXECLEDGER_")}
+        argv = [
+            EXECLEDGER,
+            "simulator",
+            "--port",
+            str(port),
+            "--key",
+            SIM_KEY,
+            "--secret",
+            SIM_SECRET,
+            "--tier",
+            "none",
+        ]
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        deadline = time.monotonic() + 30
+        while True:  # a process boundary: bounded polling is the only way to see it listening
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                await self.__aexit__(None, None, None)
+                raise RuntimeError("the simulator process did not start")
+            try:
+                async with self.http.post(f"{self.url}/_sim/balances", json=BALANCES) as r:
+                    r.raise_for_status()
+                    return self
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+
+    async def __aexit__(self, *exc) -> None:
+        await self.http.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+    async def set_mark(self, price: str) -> None:
+        async with self.http.post(f"{self.url}/_sim/price", json={"pair": "XBT/USD", "price": price}) as r:
+            r.raise_for_status()
+
+    async def count(self, method: str) -> int:
+        async with self.http.get(f"{self.url}/_sim/requests", params={"method": method}) as r:
+            return len(await r.json())
+
+
+async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=SimulatorProcess) -> dict:
+    async with venue_kind() as venue:
         with backend_settings(backend) as base:
-            settings = base.with_exchange(url=sim.rest_url, ws_url=sim.ws_url, key=sim.key, secret=sim.secret)
+            settings = base.with_exchange(url=venue.url, ws_url=venue.ws_url, key=venue.key, secret=venue.secret)
             settings = settings.model_copy(update={"resting_leg": "both"})  # the lifecycle: both legs, OCO
             with open_ledger(settings) as lg:
                 exchange = KrakenExchange.from_settings(settings, tier=None)
@@ -122,9 +200,9 @@ async def wire(backend: str, lifecycles: int, concurrency: int) -> dict:
                         wave.start(ids)
                         service.wake()
                         await until(wave.legs_acknowledged)
-                        sim.set_mark_price("XBT/USD", "70010")
+                        await venue.set_mark("70010")
                         await until(wave.legs_terminal)
-                        sim.set_mark_price("XBT/USD", "67000")
+                        await venue.set_mark("67000")
                         done += n
                     seconds = time.perf_counter() - started
                 finally:
@@ -140,8 +218,8 @@ async def wire(backend: str, lifecycles: int, concurrency: int) -> dict:
                 return {
                     "lifecycles_per_s": round(lifecycles / seconds, 1),
                     "seconds": round(seconds, 2),
-                    "add_orders": len(sim.requests("AddOrder")),
-                    "cancels": len(sim.requests("CancelOrder")),
+                    "add_orders": await venue.count("AddOrder"),
+                    "cancels": await venue.count("CancelOrder"),
                 }
 
 
@@ -186,9 +264,11 @@ async def ledger_only(backend: str, lifecycles: int, concurrency: int) -> dict:
 
 def one_round(backend: str, lifecycles: int, concurrency: int) -> dict:
     w = asyncio.run(wire(backend, lifecycles, concurrency))
+    one = asyncio.run(wire(backend, lifecycles, concurrency, InProcessVenue))
     led = asyncio.run(ledger_only(backend, lifecycles, concurrency))
     return {
         "wire_lifecycles_per_s": w["lifecycles_per_s"],
+        "wire_one_process_lifecycles_per_s": one["lifecycles_per_s"],
         "ledger_lifecycles_per_s": led["lifecycles_per_s"],
         "raw_lifecycles_per_s": led["raw_lifecycles_per_s"],
         "ledger_of_raw": led["of_raw"],
@@ -211,7 +291,8 @@ def main() -> None:
         r = results[b] = rounds(one_round, b, args.lifecycles, args.concurrency, n=args.rounds)
         print(
             f"{b:9s} {args.lifecycles} lifecycles, {args.concurrency} at a time: over the wire "
-            f"{fmt_spread(r['wire_lifecycles_per_s'], 1)}/s; "
+            f"{fmt_spread(r['wire_lifecycles_per_s'], 1)}/s "
+            f"(simulator in the same process {fmt_spread(r['wire_one_process_lifecycles_per_s'], 1)}/s); "
             f"ledger only {fmt_spread(r['ledger_lifecycles_per_s'], 1)}/s "
             f"vs raw {fmt_spread(r['raw_lifecycles_per_s'], 1)}/s "
             f"({fmt_spread(r['ledger_of_raw'], 3)} of raw; "
