@@ -50,6 +50,8 @@ class UnitOfWork:
         for aggregate in aggregates:
             if aggregate is not None and aggregate.pending_events:
                 self._deferred[aggregate.id] = aggregate
+                if isinstance(aggregate, Order):
+                    self.index.put(aggregate)  # found by its txid at once (a REST fill names only the txid)
 
     @property
     def has_deferred(self) -> bool:

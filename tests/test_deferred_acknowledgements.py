@@ -43,6 +43,7 @@ async def test_acknowledgements_alone_wait_and_the_next_commit_records_them_firs
     assert deferrals and all(o.state is State.OPEN and o.txid for o in held)
     assert [stored_state(h, o) for o in held] == [State.SUBMITTING] * 3  # as after a crash right after sending
     assert all("Acknowledged" not in names for names in commits)
+    assert [h.engine.orders.find(venue_order_id=o.txid) for o in held] == held  # a REST fill names only the txid
 
     h.venue.fill(held[0].txid, "1", "100")
     await h.service.apply(h.venue.drain()[0])
