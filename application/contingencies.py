@@ -64,6 +64,8 @@ def needs_attention(order: Order) -> bool:
 
 class ContingencyManager:
     def __init__(self, index: OrderIndex, pairs: PairRegistry, config: PolicyConfig, clock: Clock | None = None):
+        if index.flag is not needs_attention:  # needing_attention and watched_pairs read the flagged set
+            raise ValueError("ContingencyManager needs an OrderIndex built with flag=needs_attention")
         self.index = index
         self.pairs = pairs
         self.config = config
@@ -105,10 +107,10 @@ class ContingencyManager:
     def watched_pairs(self) -> set[str]:
         """The pairs whose public price the service must follow now: those of entries that hold a position with
         a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg. Also
-        refreshes which entries ``note_price`` returns. Costs one pass over the live orders."""
-        candidates: dict[UUID, Order | None] = {
-            o.parent_id: self.index.entry_of(o) for o in self.index.live() if o.parent_id is not None
-        }
+        refreshes which entries ``note_price`` returns. Costs one pass over the live legs (``needs_attention`` flags
+        them in the index), not over every live order."""
+        legs = self.index.placement_order(o for o in self.index.flagged() if o.parent_id is not None)  # the live legs
+        candidates: dict[UUID, Order | None] = {o.parent_id: self.index.entry_of(o) for o in legs if o.parent_id}
         candidates.update((i, self.index.get(i)) for i in self._emulating)
         watch: dict[str, list[UUID]] = {}
         for entry in candidates.values():
