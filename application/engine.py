@@ -184,6 +184,11 @@ class ExecutionEngine:
     def unknown_outcomes(self) -> list[Order]:
         return self.orders.in_state(State.OUTCOME_UNKNOWN)
 
+    def exit_orders_live(self) -> bool:
+        """Whether a stop-loss, take-profit or market exit is live or about to be sent (every exit order has its
+        entry as parent; the index flags the live ones): O(flagged orders), not a pass over every live order."""
+        return any(o.parent_id is not None for o in self.orders.flagged())
+
     def live_orders(self) -> list[Order]:
         return self.orders.live()
 

@@ -1,7 +1,9 @@
 """The timer's pass (``ExecutionEngine.tick``: timeouts, the contingency safety net, retirement) with ``--open``
 resting limit entries held and nothing due: what one tick takes on the event loop (a fill arriving meanwhile
 waits for it), and the commits it makes; beside it the price watcher's look at which pairs to follow
-(``ContingencyManager.watched_pairs``), also once a tick. Each round runs in a fresh process.
+(``ContingencyManager.watched_pairs``), also once a tick, and the dead-man's switch's question
+(``TradingService.deadman_wanted``, each refresh and before a protective leg while armed). Each round runs in a
+fresh process.
 
 Usage: .venv/bin/python bench/tick_cost.py [--open 1000,10000] [--ticks 20] [--rounds 3]
 """
@@ -39,7 +41,13 @@ async def measure(open_orders: int, ticks: int) -> dict:
             started = time.perf_counter()
             lg.engine.contingencies.watched_pairs()
             looks.append(time.perf_counter() - started)
+        deadman = []
+        for _ in range(ticks):
+            started = time.perf_counter()
+            service.deadman_wanted()
+            deadman.append(time.perf_counter() - started)
         return {
+            "deadman_wanted_median_ms": round(statistics.median(deadman) * 1000, 3),
             "watched_pairs_median_ms": round(statistics.median(looks) * 1000, 3),
             "tick_median_ms": round(statistics.median(took) * 1000, 3),
             "tick_max_ms": round(max(took) * 1000, 3),
@@ -63,7 +71,8 @@ def main() -> None:
         print(
             f"{n:6d} open: tick median {fmt_spread(r['tick_median_ms'], 2)} ms, max {fmt_spread(r['tick_max_ms'], 2)} "
             f"ms, {r['commits_per_tick']['median']} commits a tick; watched_pairs median "
-            f"{fmt_spread(r['watched_pairs_median_ms'], 2)} ms",
+            f"{fmt_spread(r['watched_pairs_median_ms'], 2)} ms; deadman_wanted median "
+            f"{fmt_spread(r['deadman_wanted_median_ms'], 2)} ms",
             flush=True,
         )
     print(f"written to {write_result('tick_cost', {'ticks': args.ticks, 'results': results})}")
