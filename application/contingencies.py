@@ -42,8 +42,30 @@ from execledger.domain.reasons import Rule, reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
 
+def needs_attention(order: Order) -> bool:
+    """Whether the timer's safety net looks at this order's entry (``ContingencyManager.needing_attention``): a live
+    leg (OCO between the legs); a live entry that holds something, has a bracket or is being closed; a finished
+    entry with unprotected fills, a close, or an emulated or triggered leg. A live entry that filled nothing and
+    has neither a bracket nor a close needs no decision (protection_policy and close_policy decide nothing for
+    it): the thousands of those resting are not looked at every second."""
+    if order.parent_id is not None:
+        return not order.is_terminal
+    if order.role is not OrderRole.ENTRY:
+        return False
+    if not order.is_terminal:
+        return order.filled_quantity > ZERO or order.closing is not None or bool(order.brackets)
+    return order.state in (State.FILLED, State.CANCELED, State.EXPIRED) and (
+        order.filled_quantity > order.bracketed_quantity
+        or order.closing is not None
+        or bool(emulated_roles(order))
+        or bool(triggered_roles(order))
+    )
+
+
 class ContingencyManager:
     def __init__(self, index: OrderIndex, pairs: PairRegistry, config: PolicyConfig, clock: Clock | None = None):
+        if index.flag is not needs_attention:  # needing_attention and watched_pairs read the flagged set
+            raise ValueError("ContingencyManager needs an OrderIndex built with flag=needs_attention")
         self.index = index
         self.pairs = pairs
         self.config = config
@@ -85,10 +107,10 @@ class ContingencyManager:
     def watched_pairs(self) -> set[str]:
         """The pairs whose public price the service must follow now: those of entries that hold a position with
         a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg. Also
-        refreshes which entries ``note_price`` returns. Costs one pass over the live orders."""
-        candidates: dict[UUID, Order | None] = {
-            o.parent_id: self.index.entry_of(o) for o in self.index.live() if o.parent_id is not None
-        }
+        refreshes which entries ``note_price`` returns. Costs one pass over the live legs (``needs_attention`` flags
+        them in the index), not over every live order."""
+        legs = self.index.placement_order(o for o in self.index.flagged() if o.parent_id is not None)  # the live legs
+        candidates: dict[UUID, Order | None] = {o.parent_id: self.index.entry_of(o) for o in legs if o.parent_id}
         candidates.update((i, self.index.get(i)) for i in self._emulating)
         watch: dict[str, list[UUID]] = {}
         for entry in candidates.values():
@@ -140,21 +162,14 @@ class ContingencyManager:
 
     def needing_attention(self) -> list[Order]:
         """Entries whose contingencies may need a decision: those with live legs (OCO) or unprotected fills, and
-        every closing entry (the safety net the timer runs, so nothing waits for the next venue report)."""
+        every closing entry (the safety net the timer runs, so nothing waits for the next venue report), in
+        placement order. Costs what the answer costs (``needs_attention`` is kept by the index), not a scan."""
         entries: dict[Any, Order] = {}
-        for order in self.index.live():
+        for order in self.index.flagged():  # needs_attention(order) at its last change (OrderIndex keeps the set)
             entry = self.index.entry_of(order)
             if entry is not None:
                 entries[entry.id] = entry
-        for order in self.index.in_state(State.FILLED, State.CANCELED, State.EXPIRED):
-            if order.role is OrderRole.ENTRY and (
-                order.filled_quantity > order.bracketed_quantity
-                or order.closing is not None
-                or emulated_roles(order)
-                or triggered_roles(order)
-            ):
-                entries[order.id] = order
-        return list(entries.values())
+        return self.index.placement_order(entries.values())
 
     # --- corrections before sending again ------------------------------------------------------------------------
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from execledger.application.contingencies import ContingencyManager
+from execledger.application.contingencies import ContingencyManager, needs_attention
 from execledger.application.execution import ExecutionHandler
 from execledger.application.ledger import ExecutionLedger
 from execledger.application.order_index import OrderIndex
-from execledger.application.policies import LastPrice, PolicyConfig
+from execledger.application.policies import LastPrice, PolicyConfig, timeout_deadline
 from execledger.application.ports import PriceTick
 from execledger.application.trading_control import TradingControl
 from execledger.application.unit_of_work import Committed, Listener, UnitOfWork
@@ -35,6 +36,8 @@ from execledger.domain.position import position_of
 from execledger.domain.reports import ExecutionReport, execution_report
 
 log = logging.getLogger("execledger.engine")
+
+TICK_COMMIT_ORDERS = 200  # aggregates a transaction when a tick decides for many (bounds one commit's size)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,12 @@ class ExecutionEngine:
         self.config = config or EngineConfig()
         domain_clock.use(self.clock.now)  # one clock: decisions and the timestamps of their events
         # Holds the signals that can still matter; finished ones are retired and loaded again when asked for.
-        self.orders = OrderIndex(ledger, self._is_flat if ledger.can_retire else None)
+        self.orders = OrderIndex(
+            ledger,
+            self._is_flat if ledger.can_retire else None,
+            deadline_of=lambda order: timeout_deadline(order, self.config.policy),
+            flag=needs_attention,
+        )
         self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
         self.control = TradingControl(
@@ -133,15 +141,25 @@ class ExecutionEngine:
         return changed
 
     def tick(self) -> None:
-        """The time-driven decisions: timeouts of resting limit entries, then the contingency safety net over every
-        entry that may need a decision (each committed on its own)."""
+        """The time-driven decisions: timeouts of resting limit entries whose deadline passed (``OrderIndex.due``,
+        not a scan of every open order), then the contingency safety net over every entry that may need a
+        decision. The decisions of one tick are committed together, ``TICK_COMMIT_ORDERS`` orders a transaction
+        (one durable commit a second instead of one per order: each commit is an fsync on the loop)."""
         now = self.clock.now()
-        for order in self.orders.in_state(State.OPEN):
-            touched = self.contingencies.timeouts_of(order, now)
-            if touched:
-                self.uow.commit(*touched)
-        for entry in self.contingencies.needing_attention():
-            self.uow.commit(*self.contingencies.react(entry))
+        reactions = [self.contingencies.timeouts_of(order, now) for order in self.orders.due(now)]
+        reactions += [self.contingencies.react(entry) for entry in self.contingencies.needing_attention()]
+        decided = [[a for a in touched if a.pending_events] for touched in reactions]
+        done = 0
+        try:
+            batch: list[Any] = []  # whole reactions: each one's aggregates stay in one transaction
+            for k, touched in enumerate(decided):
+                batch += touched
+                if len(batch) >= TICK_COMMIT_ORDERS or k == len(decided) - 1:
+                    self.uow.commit(*batch)
+                    batch, done = [], k + 1
+        except BaseException:  # what was decided and not recorded is not kept either
+            self.uow.discard(a for touched in decided[done:] for a in touched)
+            raise
         self._retire_finished()
 
     # --- what the workers ask ------------------------------------------------------------------------------------
@@ -165,6 +183,11 @@ class ExecutionEngine:
 
     def unknown_outcomes(self) -> list[Order]:
         return self.orders.in_state(State.OUTCOME_UNKNOWN)
+
+    def exit_orders_live(self) -> bool:
+        """Whether a stop-loss, take-profit or market exit is live or about to be sent (every exit order has its
+        entry as parent; the index flags the live ones): O(flagged orders), not a pass over every live order."""
+        return any(o.parent_id is not None for o in self.orders.flagged())
 
     def live_orders(self) -> list[Order]:
         return self.orders.live()

@@ -13,8 +13,10 @@ orders held now); ``[]``, ``find``, ``resolve`` and ``entry_of_signal`` load wha
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -46,11 +48,21 @@ class OrderIndex(Mapping[UUID, Order]):
     """A mapping order id -> Order, plus secondary indexes. ``put`` (re-)indexes an order after it changed.
 
     ``source`` loads what the index does not hold; ``is_finished(entry)`` says whether a signal whose orders are all
-    terminal can be retired (its position is flat). Without either, nothing is loaded or retired."""
+    terminal can be retired (its position is flat). Without either, nothing is loaded or retired. ``deadline_of``
+    gives the time an order is next due for a time-driven decision (None: none), which ``due`` answers without a
+    scan of the held orders; ``flag(order)`` marks the orders ``flagged`` returns (kept at every ``put``)."""
 
-    def __init__(self, source: OrderSource | None = None, is_finished: Callable[[Order], bool] | None = None) -> None:
+    def __init__(
+        self,
+        source: OrderSource | None = None,
+        is_finished: Callable[[Order], bool] | None = None,
+        deadline_of: Callable[[Order], datetime | None] | None = None,
+        flag: Callable[[Order], bool] | None = None,
+    ) -> None:
         self.source = source
         self.is_finished = is_finished
+        self.deadline_of = deadline_of
+        self.flag = flag
         self._reset()
 
     def _reset(self) -> None:
@@ -63,6 +75,9 @@ class OrderIndex(Mapping[UUID, Order]):
         self._seq: dict[UUID, int] = {}  # the order orders were first seen in (placement order)
         self._amending: set[UUID] = set()  # live orders with an amend decided and not yet answered
         self._settling: set[UUID] = set()  # entries of signals that may be finished (an order of them is terminal)
+        self._deadline: dict[UUID, datetime] = {}  # order id -> when it is due (``deadline_of``)
+        self._due_heap: list[tuple[datetime, int, UUID]] = []  # (deadline, seq, id); stale rows are skipped
+        self._flagged: set[UUID] = set()  # held orders ``flag`` holds true for
 
     # --- Mapping ---------------------------------------------------------------------------------------------
 
@@ -111,6 +126,23 @@ class OrderIndex(Mapping[UUID, Order]):
             self._amending.discard(order.id)
         if order.is_terminal:
             self._settling.add(order.parent_id or order.id)
+        if self.deadline_of is not None:
+            self._note_deadline(order.id, self.deadline_of(order))
+        if self.flag is not None:
+            if self.flag(order):
+                self._flagged.add(order.id)
+            else:
+                self._flagged.discard(order.id)
+
+    def _note_deadline(self, order_id: UUID, deadline: datetime | None) -> None:
+        if deadline is None:
+            self._deadline.pop(order_id, None)
+        elif self._deadline.get(order_id) != deadline:
+            self._deadline[order_id] = deadline
+            heapq.heappush(self._due_heap, (deadline, self._seq[order_id], order_id))
+            if len(self._due_heap) > 2 * len(self._deadline) + 64:  # bounded: drop the rows of changed deadlines
+                self._due_heap = [(d, self._seq[i], i) for i, d in self._deadline.items()]
+                heapq.heapify(self._due_heap)
 
     def put_all(self, orders: Iterable[Order]) -> None:
         for order in orders:
@@ -131,6 +163,8 @@ class OrderIndex(Mapping[UUID, Order]):
             self._by_state[state].discard(order_id)
         self._seq.pop(order_id, None)
         self._amending.discard(order_id)
+        self._deadline.pop(order_id, None)
+        self._flagged.discard(order_id)
 
     def clear(self) -> None:
         self._reset()
@@ -222,6 +256,26 @@ class OrderIndex(Mapping[UUID, Order]):
         """Orders currently in any of ``states``, in the order they were placed."""
         ids = set().union(*(self._by_state[s] for s in states))
         return [self._orders[i] for i in sorted(ids, key=self._seq.__getitem__)]
+
+    def due(self, now: datetime) -> list[Order]:
+        """Held orders whose ``deadline_of`` is ``now`` or earlier, in deadline order: O(due + log n), no scan. An
+        order stays due (returned again at the next call) until a ``put`` gives it another deadline or none."""
+        heap, due = self._due_heap, []
+        while heap and heap[0][0] <= now:
+            row = heapq.heappop(heap)
+            if self._deadline.get(row[2]) == row[0]:  # not a stale row (the deadline changed, the order left)
+                due.append(row)
+        for row in due:
+            heapq.heappush(heap, row)
+        return [self._orders[i] for _, _, i in due]
+
+    def flagged(self) -> list[Order]:
+        """The held orders ``flag`` held true for at their last ``put``, in no particular order: O(flagged)."""
+        return [self._orders[i] for i in self._flagged]
+
+    def placement_order(self, orders: Iterable[Order]) -> list[Order]:
+        """``orders`` sorted in the order they were placed."""
+        return sorted(orders, key=lambda o: self._seq[o.id])
 
     def amending(self) -> list[Order]:
         """Resting orders whose amend is decided and not answered yet (sent, or sent again after a restart)."""

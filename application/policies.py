@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -165,19 +165,38 @@ def meets_minimums(rules: PairRules, quantity: Decimal, price: Decimal | None) -
 # --- timeout (FR-605) --------------------------------------------------------------------------------------
 
 
+def _timeout_of(order: Order, config: PolicyConfig) -> tuple[datetime, float, str] | None:
+    """(when the resting limit entry started working, its timeout in seconds, the rule that set it), or None for
+    an order the timeout does not apply to."""
+    if order.role is not OrderRole.ENTRY or order.order_type is not OrderType.LIMIT or order.state is not State.OPEN:
+        return None
+    started = order.acknowledged_at or order.submitted_at
+    if started is None:
+        return None
+    if order.timeout_s:
+        return started, order.timeout_s, "signal.timeout_s"
+    return started, config.default_timeout_s, "config.default_timeout_s"
+
+
+def timeout_deadline(order: Order, config: PolicyConfig) -> datetime | None:
+    """When ``timeout_policy`` first decides for this order (None: it never does in its present state); the timer
+    asks only the orders whose deadline has passed (``OrderIndex.due``) instead of every open order."""
+    timing = _timeout_of(order, config)
+    if timing is None:
+        return None
+    try:
+        return timing[0] + timedelta(seconds=timing[1])
+    except OverflowError:  # a timeout beyond the calendar: never
+        return None
+
+
 def timeout_policy(order: Order, rules: PairRules, now: datetime, config: PolicyConfig) -> list[Action]:
     """A resting limit entry older than its timeout is canceled, unless what it already filled could not be sold
     (below the pair's minimums), in which case the cancel is refused and the refusal recorded."""
-    if order.role is not OrderRole.ENTRY or order.order_type is not OrderType.LIMIT or order.state is not State.OPEN:
+    timing = _timeout_of(order, config)
+    if timing is None:
         return []
-    started = order.acknowledged_at or order.submitted_at
-    if started is None:
-        return []
-    threshold, rule = (
-        (order.timeout_s, "signal.timeout_s")
-        if order.timeout_s
-        else (config.default_timeout_s, "config.default_timeout_s")
-    )
+    started, threshold, rule = timing
     age = (now - started).total_seconds()
     if age < threshold:
         return []

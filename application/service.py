@@ -776,7 +776,7 @@ class TradingService:
             return True
         if mode == "off":
             return False
-        return not any(o.role is not OrderRole.ENTRY for o in self.engine.live_orders())
+        return not self.engine.exit_orders_live()
 
     async def _disarm_before_protecting(self, order: Order) -> None:
         """In the ``entries`` mode, a protective leg goes out only after the venue confirmed the switch disarmed:

@@ -4,8 +4,11 @@ durable commit in between (fill + bracket decision + legs in one transaction, th
 transactions, with as many rows each, as the ledger made for that sample, counted at the recorder) and its latency
 is reported beside ours: that is the floor. Each round runs in a fresh process (its own peak RSS).
 
+``--freeze``: after the set-up, freeze what the process holds as the trading process does once start-up has
+loaded its orders (``infrastructure/gcpolicy.py``); without it the cyclic collector walks the resting orders.
+
 Usage: .venv/bin/python bench/bracket_latency.py [--brackets 1000] [--open 0] [--backends sqlite,postgres]
-       [--rounds 3]        (a curve: --open 100,1000,10000 --brackets 300 --rounds 1)
+       [--rounds 3] [--freeze]        (a curve: --open 100,1000,10000 --brackets 300 --rounds 1)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from execledger.domain.position import exits_of
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.eventstore import parse_postgres_url, prepare_database
+from execledger.infrastructure.gcpolicy import freeze_long_lived
 from tests.fakes import FakeExchange
 
 
@@ -54,7 +58,9 @@ def signal(i: int, **extra) -> dict:
     }
 
 
-async def measure(backend: str, brackets: int, open_orders: int) -> tuple[list[float], list[list[int]], int]:
+async def measure(
+    backend: str, brackets: int, open_orders: int, freeze: bool = False
+) -> tuple[list[float], list[list[int]], int]:
     with backend_settings(backend) as settings, open_ledger(settings) as lg:
         exchange = StampingExchange()
         service = TradingService(lg.engine, exchange, ServiceConfig(deadman_enabled=False))
@@ -79,6 +85,8 @@ async def measure(backend: str, brackets: int, open_orders: int) -> tuple[list[f
             return insert(stored_events, **kwargs)
 
         lg.app.recorder.insert_events = counting
+        if freeze:
+            freeze_long_lived()
         samples, per_sample = [], []
         for i, entry_id in enumerate(entries):
             entry = lg.engine.orders[entry_id]
@@ -148,8 +156,8 @@ def raw_latencies(backend: str, per_sample: list[list[int]], size: int) -> list[
         return out
 
 
-def one_round(backend: str, brackets: int, open_orders: int) -> dict:
-    samples, per_sample, size = asyncio.run(measure(backend, brackets, open_orders))
+def one_round(backend: str, brackets: int, open_orders: int, freeze: bool = False) -> dict:
+    samples, per_sample, size = asyncio.run(measure(backend, brackets, open_orders, freeze))
     raw = raw_latencies(backend, per_sample, size)
 
     def ms(values, q):
@@ -172,11 +180,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--name", default="bracket_latency", help="the result file: bench/results/NAME.json")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--freeze", action="store_true", help="freeze what the set-up left, as start-up does")
     args = parser.parse_args()
     results = {}
     for backend in args.backends.split(","):
         for n in (int(x) for x in args.open.split(",")):
-            r = results[f"{backend}_open{n}"] = rounds(one_round, backend, args.brackets, n, n=args.rounds)
+            r = results[f"{backend}_open{n}"] = rounds(one_round, backend, args.brackets, n, args.freeze, n=args.rounds)
             print(
                 f"{backend:9s} {n:6d} open, {args.brackets} fills -> stop AddOrder: "
                 f"p50 {fmt_spread(r['p50_ms'], 2)} ms, p99 {fmt_spread(r['p99_ms'], 2)} ms; "

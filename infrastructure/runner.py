@@ -25,6 +25,7 @@ from execledger.application.service import ServiceConfig, TradingService
 from execledger.infrastructure.api import ApiContext, create_api, require_token_for
 from execledger.infrastructure.bootstrap import Ledger, build_trading, open_ledger, process_name
 from execledger.infrastructure.commandbus import CommandBus
+from execledger.infrastructure.gcpolicy import keep_frozen
 from execledger.infrastructure.ops import OperatorSurface
 from execledger.infrastructure.pgnotify import listen, notify_channel
 from execledger.infrastructure.readmodels.follower import ProjectionFollower
@@ -85,10 +86,12 @@ async def run_service(
     service_config: ServiceConfig | None = None,
     api_port: int | None = None,
     exchange: ExchangePort | None = None,
+    freeze_gc: bool = False,
 ) -> None:
     """Run the given role(s) until ``stop`` is set. Raises WriterLockHeld if another trading process writes the
     ledger (unless ``standby``: then wait for the lock and take over when the holder dies). ``exchange`` replaces
-    the Kraken adapter (tests)."""
+    the Kraken adapter (tests). ``freeze_gc`` (the process's own entry point, not an embedding test): the trading
+    process freezes what it holds after start-up so collections do not walk it (``infrastructure/gcpolicy.py``)."""
     async with contextlib.AsyncExitStack() as stack:
         trading = role in (Role.ALL, Role.TRADING)
         if trading:
@@ -117,6 +120,8 @@ async def run_service(
             running.service = parts.service
             surface.attach_trading(parts.service, exchange)
             tasks.append(asyncio.create_task(parts.service.run(), name="trading"))
+            if freeze_gc:
+                helpers.append(asyncio.create_task(keep_frozen(parts.service.recovered, stop), name="gc-freeze"))
             channel = notify_channel(ledger.commands)
             if db_url and channel:  # commands recorded by other processes wake the inbox at once
                 helpers.append(

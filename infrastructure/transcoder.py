@@ -1,24 +1,92 @@
-"""The stored events' transcoder: eventsourcing's JSON transcoding (same bytes written, same objects read back),
-decoding with orjson.
+"""The stored events' transcoder: eventsourcing's JSON transcoding (the same documents written, the same objects
+read back), encoded and decoded with orjson.
 
 Start-up decodes every stored event of the orders it holds (30,000 at 10,000 open orders); the standard library's
 decoder calling the transcoder's hook for each of their objects was a third of that pass. orjson parses the
 document, then one walk, innermost objects first as the hook is called, turns the tagged objects
-(``{"_type_": ..., "_data_": ...}``) into their types. What orjson refuses and the standard library accepts (NaN,
-integers beyond 64 bits) is decoded by the standard library as before.
+(``{"_type_": ..., "_data_": ...}``) into their types. What orjson refuses or reads otherwise than the standard
+library (NaN; integers beyond 64 bits, which it reads as floats: any run of 19 digits sends the document to the
+library) is decoded by the standard library as before.
+
+Every save encodes its events: the standard library's encoder calling the transcoder's ``default`` for each
+Decimal and datetime was most of the ledger's own cost of an append (issue 18). orjson writes the same document:
+compact separators, UTF-8 without escaping, Decimal and datetime through the same transcodings (its ``default``),
+UUIDs tagged ``uuid_hex`` by a walk beforehand (orjson would write them as plain strings, which read back as
+strings). Whatever it would write differently or not at all (NaN and infinities, which it writes as ``null``;
+integers beyond 64 bits; keys that are not strings; lone surrogates; a type the transcoder has no transcoding
+for; a transcoder with other transcodings registered) is encoded by the standard library as before. The bytes are
+the standard library's for everything the ledger writes except floats, which both write in a shortest form that
+reads back as the same float (``1e16`` here, ``1e+16`` there); nothing compares stored bytes.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+_PLAIN = frozenset((str, int, bool, type(None)))  # written by orjson as the standard library writes them
+_DEFAULTS = frozenset((Decimal, datetime))  # orjson hands these to ``default``: the registered transcodings
+_AS_IS = _PLAIN | _DEFAULTS  # left to orjson by the walk
+# 19 digits in a row: an integer that may lie beyond 64 bits (or digits inside a string: decoded by the library too).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class _Refused(Exception):
+    """A value orjson would not write as the standard library does: the whole document goes to the library."""
 
 
 class OrjsonTranscoder(JSONTranscoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._fast = True  # only eventsourcing's own transcodings (UUID, Decimal, datetime) are registered
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        self._fast = self._fast and transcoding.type in (UUID, Decimal, datetime)
+
+    def encode(self, obj: Any) -> bytes:
+        """``obj`` as UTF-8 JSON bytes, the document ``JSONTranscoder.encode`` writes (see the module's notes)."""
+        if self._fast:
+            try:
+                return orjson.dumps(self._tag(obj), default=self._default, option=_OPTIONS)
+            except (_Refused, orjson.JSONEncodeError):
+                pass
+        return super().encode(obj)
+
+    def _tag(self, value: Any) -> Any:
+        """``value`` with its UUIDs tagged as the transcoding tags them; raises _Refused for a value orjson would
+        write otherwise than the standard library."""
+        kind = type(value)
+        if kind in _AS_IS:
+            return value
+        if kind is dict:
+            return {k: item if type(item) in _AS_IS else self._tag(item) for k, item in value.items()}
+        if kind is list or kind is tuple:
+            return [item if type(item) in _AS_IS else self._tag(item) for item in value]
+        if kind is UUID:
+            return {"_type_": "uuid_hex", "_data_": value.hex}
+        if kind is float and math.isfinite(value):
+            return value
+        if issubclass(kind, str) and str.__str__(value) == getattr(value, "value", value):
+            return str.__str__(value)  # a StrEnum member: the library writes its string
+        raise _Refused(kind)
+
+    def _default(self, value: Any) -> Any:
+        """Decimal and datetime (orjson hands them over): their transcoding's tagged object."""
+        return self._encode_obj(value)
+
     def decode(self, data: bytes) -> Any:
         """The object encoded in ``data`` (UTF-8 JSON bytes), as ``JSONTranscoder.decode`` returns it."""
+        if _LONG_NUMBER.search(data) is not None:  # orjson reads integers beyond 64 bits as floats, silently
+            return super().decode(data)
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -533,3 +533,41 @@ async def test_an_amend_decided_by_an_amends_answer_is_sent_at_once(h):
     await h.service.wait_for_calls()
     assert h.engine.orders[sl.id].quantity == D("1") and h.engine.orders[sl.id].amend_pending is None
     h.assert_legs_match_position(entry)
+
+
+async def test_timeouts_due_in_one_tick_are_recorded_in_one_commit_and_only_due_orders_are_asked(h):
+    """The timer asks the orders whose deadline passed (the index keeps them by deadline) and records the decisions
+    of one tick in one transaction, not one commit per order."""
+    first = await h.signal(signal_id="t1", timeout_s=60)
+    second = await h.signal(signal_id="t2", timeout_s=60)
+    later = await h.signal(signal_id="t3", timeout_s=600)
+    h.clock.advance(59)
+    assert h.engine.orders.due(h.clock.now()) == []
+    h.clock.advance(1)
+    assert [o.id for o in h.engine.orders.due(h.clock.now())] == [first.id, second.id]
+    commits = h.engine.uow.commits
+    h.engine.tick()
+    assert h.engine.uow.commits == commits + 1
+    assert {h.engine.orders[o.id].state for o in (first, second)} == {State.CANCEL_PENDING}
+    assert h.engine.orders[later.id].state is State.OPEN
+    assert h.engine.orders.due(h.clock.now()) == []  # canceling: no longer a timeout to decide
+    await h.settle()
+    h.clock.advance(540)
+    assert [o.id for o in h.engine.orders.due(h.clock.now())] == [later.id]
+
+
+async def test_a_tick_with_nothing_due_commits_nothing(h):
+    await h.signal(signal_id="quiet", timeout_s=60)
+    commits = h.engine.uow.commits
+    h.engine.tick()
+    assert h.engine.uow.commits == commits
+    assert h.engine.contingencies.needing_attention() == []  # a resting entry without fills needs no decision
+
+
+async def test_deadlines_are_rebuilt_from_the_log_at_load(h):
+    entry = await h.signal(signal_id="reload", timeout_s=60)
+    h.engine.load()
+    h.clock.advance(60)
+    assert [o.id for o in h.engine.orders.due(h.clock.now())] == [entry.id]
+    await h.settle()
+    assert h.engine.orders[entry.id].state is State.CANCELED

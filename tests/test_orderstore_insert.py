@@ -74,3 +74,19 @@ def test_a_tracking_position_already_recorded_is_refused_with_its_events(orders_
     orders_app.events.put(list(_order(2).collect_events()), tracking=Tracking("Commands", 6))
     assert orders_app.recorder.max_tracking_id("Commands") == 6
     assert len(_log(orders_app)) == len(before) + 1
+
+
+def test_the_notification_ids_a_save_returns_are_the_stored_ones(orders_app):
+    """The recordings the store returns name exactly the rows it wrote (both backends, with and without tracking):
+    what the listeners and the follower read by notification id is what was committed."""
+    uow = UnitOfWork(orders_app, OrderIndex())
+    uow.commit(_order(0))
+    returned = []
+    for k, batch in enumerate([[_order(i) for i in range(1, 4)], [_order(4)], [_order(i) for i in range(5, 45)]]):
+        events = [e for o in batch for e in o.collect_events()]
+        tracking = Tracking(notification_id=k + 1, application_name="Commands") if k == 2 else None
+        returned += [
+            (r.notification.id, r.notification.originator_id) for r in orders_app.events.put(events, tracking=tracking)
+        ]
+    assert returned == [(n, o) for n, o, _ in _log(orders_app)][1:]
+    assert orders_app.recorder.max_tracking_id("Commands") == 3

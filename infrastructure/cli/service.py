@@ -192,7 +192,7 @@ def register(main: click.Group) -> None:
             with early.signals_to(asyncio.get_running_loop(), stop.set):
                 if stop.is_set():
                     return  # signalled while starting: start nothing
-                await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby)
+                await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby, freeze_gc=True)
 
         try:
             asyncio.run(serve())
