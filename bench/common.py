@@ -162,7 +162,7 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
     """``n`` resting limit buys far below the market (3 USD each), placed through ``exchange``."""
     from execledger.application.service import ServiceConfig, TradingService
 
-    service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False))
+    service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False, retry_min_s=0.0))
     for i in range(n):
         engine.control.submit_signal(
             {
@@ -178,6 +178,10 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
         if (i + 1) % 50 == 0:  # the engine bounds entries waiting to be sent (max_pending_entries, 100)
             await service.send_pending()
     await service.send_pending()
+    for _ in range(20):  # calls overtaken on the way (EAPI:Invalid nonce) were refused unexecuted: send them again
+        if not engine.pending_submissions():
+            break
+        await service.send_pending()
     placed = sum(1 for o in engine.orders.values() if o.txid)
     assert placed == n, f"only {placed} of {n} orders were placed: " + next(
         (o.last_error for o in engine.orders.values() if o.last_error), ""
