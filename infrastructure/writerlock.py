@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from execledger.infrastructure.eventstore import parse_postgres_url
 from execledger.infrastructure.settings import Settings
+
+log = logging.getLogger("execledger.writerlock")
 
 LOCK_NAME = "execledger-writer"
 WRITER_TABLE = "execledger_writer"  # PostgreSQL: one row, the last holder of the lock (pid, host, since)
@@ -56,6 +59,7 @@ class WriterLock:
         self.settings = settings
         self._fd: int | None = None
         self._conn = None
+        self._lock_key: int | None = None
 
     @property
     def where(self) -> str:
@@ -218,7 +222,7 @@ class WriterLock:
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        self._conn, self._lock_key = conn, lock_id
 
     def release(self) -> None:
         if self._fd is not None:
@@ -226,8 +230,13 @@ class WriterLock:
             os.close(self._fd)
             self._fd = None
         if self._conn is not None:
-            self._conn.close()  # ending the session releases the advisory lock
-            self._conn = None
+            try:  # released before the call returns: the session's end alone frees it only once its backend exits,
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))  # later under load
+            except Exception:  # the connection is gone: its session's end releases the lock
+                log.debug("could not release the writer lock explicitly", exc_info=True)
+            finally:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> WriterLock:
         return self.acquire()
