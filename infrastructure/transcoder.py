@@ -36,6 +36,14 @@ _DEFAULTS = frozenset((Decimal, datetime))  # orjson hands these to ``default``:
 _AS_IS = _PLAIN | _DEFAULTS  # left to orjson by the walk
 # 19 digits in a row: an integer that may lie beyond 64 bits (or digits inside a string: decoded by the library too).
 _LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def may_hold_long_integer(data: bytes) -> bool:
+    """True when ``data`` has a run of 19 digits: an integer that may lie beyond 64 bits, which orjson would read
+    as a float without a word (so such a document is read by the standard library)."""
+    return _LONG_NUMBER.search(data) is not None
+
+
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -85,7 +93,7 @@ class OrjsonTranscoder(JSONTranscoder):
 
     def decode(self, data: bytes) -> Any:
         """The object encoded in ``data`` (UTF-8 JSON bytes), as ``JSONTranscoder.decode`` returns it."""
-        if _LONG_NUMBER.search(data) is not None:  # orjson reads integers beyond 64 bits as floats, silently
+        if may_hold_long_integer(data):
             return super().decode(data)
         try:
             parsed = orjson.loads(data)

@@ -221,6 +221,18 @@ def test_reasons_with_tagged_values_and_huge_integers_keep_their_json_value():
     assert json.loads(reason_json(huge)) == huge
 
 
+def test_an_integer_beyond_64_bits_in_a_stored_event_is_projected_exactly():
+    order = new_order()
+    [placed] = order.collect_events()
+    state = json.loads(mapper().to_stored_event(placed).state)
+    state["reason"]["big"] = 2**80 + 1  # orjson would read it as a float: 1.2089258196146292e+24
+    record = StoredRecord(1, str(order.id), 1, "execledger.domain.order:Order.Placed", json.dumps(state).encode())
+    rows = OrdersProjection(lambda ids: {}, lambda ids: {}).stage([record])
+    texts = [str(value) for table in (rows.reports, rows.decisions) for row in table for value in row]
+    assert any(str(2**80 + 1) in text for text in texts)
+    assert not any("e+24" in text for text in texts)
+
+
 def test_a_stored_event_that_is_not_json_is_refused_naming_it():
     record = StoredRecord(7, str(uuid.uuid4()), 1, "execledger.domain.order:Order.Placed", b"{not json")
     try:

@@ -35,6 +35,7 @@ from execledger.infrastructure.readmodels.rows import (
     signal_row,
     uuid_text,
 )
+from execledger.infrastructure.transcoder import may_hold_long_integer
 
 
 class StoredRecord(NamedTuple):
@@ -80,18 +81,26 @@ def topic_info(topic: str) -> _Topic | None:
     return info
 
 
+def _loads(record: StoredRecord) -> dict:
+    """The stored JSON: orjson, or the standard library for what orjson refuses (NaN) or would misread (an integer
+    beyond 64 bits, read as a float)."""
+    if not may_hold_long_integer(record.state):
+        try:
+            return orjson.loads(record.state)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(record.state)
+    except ValueError as exc:
+        raise EventDecodeError(
+            f"stored event {record.id} ({record.topic}, order {record.originator_id} v{record.originator_version})"
+            f" is not valid JSON: {exc}"
+        ) from None
+
+
 def decode(record: StoredRecord, info: _Topic) -> dict:
     """The stored state as plain JSON values (tagged decimals, UUIDs and times left tagged), upcast to the class."""
-    try:
-        state = orjson.loads(record.state)
-    except orjson.JSONDecodeError:
-        try:  # what the standard library wrote but orjson refuses (NaN, an integer over 64 bits)
-            state = json.loads(record.state)
-        except ValueError as exc:
-            raise EventDecodeError(
-                f"stored event {record.id} ({record.topic}, order {record.originator_id} v{record.originator_version})"
-                f" is not valid JSON: {exc}"
-            ) from None
+    state = _loads(record)
     version = state.pop("class_version", 1)
     while version < info.class_version:
         getattr(info.cls, f"upcast_v{version}_v{version + 1}")(state)
