@@ -70,6 +70,7 @@ class ServiceConfig:
     cancel_confirm_s: float = 2.0  # an accepted cancel's final state is read over REST if the stream says nothing
     price_poll_s: float = 2.0  # REST Ticker cycle for watched pairs while the public price stream is down
     ack_flush_s: float = 0.005  # AddOrder acknowledgements wait at most this long for a commit to join
+    stop_drain_s: float = 2.0  # at stop, how long venue calls in flight may take to be answered or withdrawn
 
 
 class TradingService:
@@ -282,7 +283,11 @@ class TradingService:
 
     def _still_wanted(self, order_id: UUID) -> str | None:
         """Asked by the adapter when an AddOrder's turn on the wire comes: an entry whose Submitted was recorded
-        before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go."""
+        before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go.
+        While the service stops nothing more is signed: NOT_SENT is recorded, so the next start sends the order at
+        once instead of resolving an unknown outcome (a leg naked, an entry refused, for the submit deadline)."""
+        if self.stopping:
+            return "the service is stopping"
         order = self.engine.orders.get(order_id)
         trading = self.engine.control.state
         if order is None or order.role is not OrderRole.ENTRY or trading.mode is TradingMode.RUNNING:
@@ -663,6 +668,10 @@ class TradingService:
                 await self.send_pending(wait=False)
                 await self._wait(self._work, self.next_retry_in())
         finally:
+            # Calls still queued for the wire are withdrawn (``_still_wanted``) and those on it answered, each
+            # outcome recorded; only a call the venue holds longer than ``stop_drain_s`` is cut off (unknown).
+            if self._inflight:
+                await asyncio.wait(list(self._inflight.values()), timeout=self.config.stop_drain_s)
             for task in list(self._inflight.values()):
                 task.cancel()
             await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
