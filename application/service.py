@@ -70,6 +70,7 @@ class ServiceConfig:
     cancel_confirm_s: float = 2.0  # an accepted cancel's final state is read over REST if the stream says nothing
     price_poll_s: float = 2.0  # REST Ticker cycle for watched pairs while the public price stream is down
     ack_flush_s: float = 0.005  # AddOrder acknowledgements wait at most this long for a commit to join
+    stop_drain_s: float = 2.0  # at stop, how long venue calls in flight may take to be answered or withdrawn
 
 
 class TradingService:
@@ -107,6 +108,7 @@ class TradingService:
         self._retries: Counter[UUID] = Counter()
         self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
         self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
+        self._handed: set[UUID] = set()  # orders whose AddOrder this process handed to the venue adapter
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
         self._answers: list[tuple[UUID, PlaceResult, asyncio.Future[None]]] = []  # AddOrder answers to record
@@ -266,6 +268,7 @@ class TradingService:
 
     async def _place(self, order_id: UUID, request: OrderRequest) -> None:
         """Send an AddOrder whose Submitted is committed, and record its outcome."""
+        self._handed.add(order_id)  # from here on it may reach the venue: never withdrawn as "not sent"
         try:
             result = await self.exchange.place(request, still_wanted=lambda: self._still_wanted(order_id))
         except Exception as exc:  # anything after Submitted may have reached the venue
@@ -280,9 +283,37 @@ class TradingService:
             self._retry_at.pop(order_id, None)
             self._retries.pop(order_id, None)
 
+    async def drain_calls(self) -> None:
+        """At stop, before the workers are cancelled: calls still queued for the wire are withdrawn
+        (``_still_wanted``) and those on it answered, each outcome recorded, for at most ``stop_drain_s``; only a
+        call the venue holds longer is cut off (unknown). Then what never reached the adapter is NOT_SENT."""
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=self.config.stop_drain_s)
+        self._withdraw_unsent()
+        await self._cancel_calls()
+
+    def _withdraw_unsent(self) -> None:
+        """At stop: an order whose Submitted is committed (a leg decided with its fill, say) but whose AddOrder was
+        never handed to the adapter certainly did not leave; NOT_SENT is recorded, so the next start sends it at
+        once instead of resolving an unknown outcome. Skipped after a failed call (the state may be stale)."""
+        if self._failed_calls:
+            return
+        unsent = [o.id for o in self.engine.orders.in_state(State.SUBMITTING) if o.id not in self._handed]
+        if not unsent:
+            return
+        result = PlaceResult(PlaceStatus.NOT_SENT, error="not sent: the service stopped first")
+        try:
+            self.engine.execution.on_place_results([(order_id, result) for order_id in unsent])
+        except Exception:  # nothing recorded: each stays SUBMITTING and is resolved as unknown at the next start
+            log.exception("could not record %d AddOrders withdrawn at stop", len(unsent))
+
     def _still_wanted(self, order_id: UUID) -> str | None:
         """Asked by the adapter when an AddOrder's turn on the wire comes: an entry whose Submitted was recorded
-        before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go."""
+        before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go.
+        While the service stops nothing more is signed: NOT_SENT is recorded, so the next start sends the order at
+        once instead of resolving an unknown outcome (a leg naked, an entry refused, for the submit deadline)."""
+        if self.stopping:
+            return "the service is stopping"
         order = self.engine.orders.get(order_id)
         trading = self.engine.control.state
         if order is None or order.role is not OrderRole.ENTRY or trading.mode is TradingMode.RUNNING:
@@ -601,6 +632,7 @@ class TradingService:
                     tg.create_task(self._deadman(), name="deadman")
                 self.wake()
                 await self._stopping.wait()
+                await self.drain_calls()  # here, not in the sender: cancelling the workers would cut it short
                 raise _Stop
         except* _Stop:
             pass
@@ -663,9 +695,13 @@ class TradingService:
                 await self.send_pending(wait=False)
                 await self._wait(self._work, self.next_retry_in())
         finally:
-            for task in list(self._inflight.values()):
-                task.cancel()
-            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+            if not self.stopping:  # a failure: calls in flight are cut off (when stopping, drain_calls ends them)
+                await self._cancel_calls()
+
+    async def _cancel_calls(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
     async def _stream(self) -> None:
         async for report in self.exchange.executions():

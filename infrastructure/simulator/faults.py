@@ -80,10 +80,12 @@ class Fault:
 
 
 class FaultPlan:
-    """Faults waiting for their calls, first injected first served."""
+    """Faults waiting for their calls, first injected first served. ``methods``: the REST methods the venue answers
+    (with ``WS_METHODS``, the only names a fault may target; empty: any name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, methods: frozenset[str] = frozenset()) -> None:
         self._faults: list[Fault] = []
+        self._methods = methods | WS_METHODS if methods else frozenset()
 
     def inject(self, path: str, kind: FaultKind | str, count: int = 1, seconds: float = 0.0) -> Fault:
         """Queue a fault for the next ``count`` calls to ``path``. ``ValueError`` says what is wrong, listing the
@@ -91,6 +93,10 @@ class FaultPlan:
         fault = Fault(fault_kind(kind), method_name(str(path)), count, seconds)
         if not fault.method:
             raise ValueError("path names no method (e.g. AddOrder, /0/private/AddOrder or add_order)")
+        if self._methods and fault.method not in self._methods:
+            # A misspelt method would wait forever for a call that never comes: the fault would silently not happen.
+            names = ", ".join(sorted(self._methods))
+            raise ValueError(f"unknown method {fault.method!r} in path: valid methods are {names}")
         if fault.kind is FaultKind.DELAYED_ACCEPTANCE and fault.method != "AddOrder":
             raise ValueError("delayed_acceptance applies to AddOrder only")
         if fault.method in WS_METHODS and fault.kind not in WS_KINDS:

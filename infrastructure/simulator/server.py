@@ -30,6 +30,7 @@ from .faults import Fault, FaultKind, FaultPlan
 from .ids import IdFactory
 from .limits import PublicLimiter, RestCallLimiter, TradingLimiter
 from .market import MarketData
+from .methods import PRIVATE, PUBLIC
 from .nonces import NonceBook
 from .prices import SHIPPED_TAPES, PricePath, TapePlayer, load_tape, load_trade_tape
 from .requestlog import RequestLog, RequestRecord
@@ -75,7 +76,7 @@ class KrakenSimulator:
         self.api_keys = {self.config.key: self.config.key}  # API key -> the account it trades for
         self.nonces = NonceBook(self.config.nonce_window)
         self.ws_tokens: dict[str, str] = {}
-        self.faults = FaultPlan()
+        self.faults = FaultPlan(frozenset(PUBLIC) | frozenset(PRIVATE))
         self.request_log = RequestLog()
         self.rest_limiter = RestCallLimiter(self.config.rest_tier) if self.config.rest_tier else None
         self.trading_limiter = TradingLimiter(self.config.trading_tier) if self.config.trading_tier else None

@@ -172,8 +172,16 @@ async def test_filters_are_the_apis_and_a_bad_one_is_named_on_the_page(console):
     cookie = {"Cookie": f"{COOKIE}={session}"}
     for sid in ("alpha-1", "beta-2"):
         assert (await client.post("/v1/signals", json={**SIGNAL, "signal_id": sid}, headers=BEARER)).status == 201
-    # The status filter below needs both entries acknowledged by the venue (201 means accepted, not yet resting).
-    await until_committed(ctx, lambda: all(_entry_state(ctx, sid) is State.OPEN for sid in ("alpha-1", "beta-2")))
+    # The status filter below needs both entries acknowledged by the venue (201 means accepted, not yet resting),
+    # and those acknowledgements committed: one alone waits for the next commit (deferred), while the order in
+    # memory already shows it, so the read models would not see it yet.
+    await until_committed(
+        ctx,
+        lambda: (
+            all(_entry_state(ctx, sid) is State.OPEN for sid in ("alpha-1", "beta-2"))
+            and not ctx.service.engine.uow.has_deferred
+        ),
+    )
     ctx.projector.catch_up()
     page = await (await client.get("/console/orders?role=entry&text=ALPHA", headers=cookie)).text()
     assert 'href="/console/signals/alpha-1"' in page and "beta-2" not in page

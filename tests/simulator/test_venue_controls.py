@@ -137,6 +137,11 @@ async def test_a_bad_fault_lists_the_valid_kinds(sim, wire):
     assert "delay_reply" in answer["error"] and "insufficient_funds" in answer["error"]
     answer = await control(wire, "POST", "faults", expect=400, path="add_order", kind="http_502_after_execute")
     assert "hold_request" in answer["error"]  # the kinds a WS method takes
+    for typo in ("AddOrders", "addorder", "/0/private/Bogus"):  # a misspelt method would never misbehave
+        answer = await control(wire, "POST", "faults", expect=400, path=typo, kind="service_busy")
+        assert f"unknown method {typo.rsplit('/', 1)[-1]!r}" in answer["error"]
+        assert "AddOrder" in answer["error"] and "OpenOrders" in answer["error"] and "add_order" in answer["error"]
+    assert sim.faults.pending() == []
     missing = await control(wire, "POST", "faults", expect=400, kind="service_busy")
     assert missing["error"] == "missing field 'path'"
     status = await control(wire, "POST", "status", expect=400, status="closed")

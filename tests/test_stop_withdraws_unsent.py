@@ -1,0 +1,37 @@
+"""A stopping service knows which AddOrders never left it: an order whose Submitted is committed but which was never
+handed to the adapter (a leg decided together with its fill, say) is recorded NOT_SENT at stop, so the next start
+sends it at once; one the adapter may have put on the wire stays SUBMITTING and is resolved by cl_ord_id.
+Found by breaking the product with real processes (SIGTERM in the middle of bursts, ``break`` branch): before, each
+such order came back as an unknown outcome, refused 35 s later as never placed (an entry the trading system was
+told was accepted) or leaving its position naked that long (a leg). The process-level check is
+``tests/faults/test_graceful_stop.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from execledger.domain.order import State
+from tests.harness import Harness
+from tests.test_group_commits import signal
+
+
+async def test_a_stop_records_not_sent_for_what_was_never_handed_to_the_adapter(ledger, clock):
+    h = Harness(ledger, clock)
+    h.service.config = replace(h.service.config, stop_drain_s=0.05)
+    never_handed, on_the_wire = (h.engine.control.submit_signal(signal(n)).order for n in range(2))
+    requests = h.engine.execution.begin_submissions([never_handed.id, on_the_wire.id])
+    assert never_handed.state is State.SUBMITTING and on_the_wire.state is State.SUBMITTING
+
+    async def held_by_the_venue(request, *, still_wanted=None):
+        await asyncio.Event().wait()  # signed and sent: the venue holds the reply past the stop
+
+    h.venue.place = held_by_the_venue
+    h.service._start_call(on_the_wire.id, h.service._place(on_the_wire.id, requests[on_the_wire.id]))
+    await asyncio.sleep(0)  # the call starts: handed to the adapter
+    await h.service.stop()
+    await h.service.drain_calls()  # what run() does once stopping, before it cancels the workers
+
+    assert never_handed.state is State.PENDING_SUBMIT  # NotSent: sent again at once by the next start
+    assert "stopped" in (never_handed.last_error or "")
+    assert on_the_wire.state is State.SUBMITTING  # may have reached the venue: never called "not sent"
