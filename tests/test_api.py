@@ -1,6 +1,7 @@
 """The HTTP API: signals in (201/200/409/422/423), reports out with filters, pagination and clear 4xx."""
 
 import asyncio
+from uuid import UUID
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -166,8 +167,11 @@ async def test_order_detail_errors(env):
 async def test_health_reports_projection_lag(env):
     client, projector = env.client, env.projector
     projector.catch_up()
-    await client.post("/v1/signals", json=SIGNAL)
+    order_id = UUID((await (await client.post("/v1/signals", json=SIGNAL)).json())["order_id"])
     assert (await (await client.get("/v1/health")).json())["projection_lag"] >= 1
+    # The trading process writes on after the POST (the AddOrder, its acknowledgement, deferred up to
+    # ack_flush_s): once the acknowledgement is in the store it has nothing more to write for this order.
+    await env.until(lambda: env.lg.app.repository.get(order_id).txid is not None)
     projector.catch_up()
     body = await (await client.get("/v1/health")).json()
     assert body["projection_lag"] == 0 and body["trading"]["mode"] == "running"
