@@ -45,6 +45,13 @@ log = logging.getLogger("execledger.execution")
 MISSING_ON_VENUE = "missing_on_venue"  # the conflict key reconciliation records for an order the venue lost
 
 
+# How a refused AddOrder goes out again, for its reason (ports.Correction).
+_AFTER = {
+    Correction.REROUND: " after a reround",
+    Correction.RESIZE: " after a resize",
+    Correction.FRESH_NONCE: " at once with a fresh nonce",
+}
+
 # eventsourcing generates Order.Acknowledged from its @event mutator at run time, where mypy cannot see it.
 _ACKNOWLEDGED: type = Order.Acknowledged  # type: ignore[attr-defined]
 
@@ -240,7 +247,7 @@ class ExecutionHandler:
                 reason=reason(
                     Rule.NOT_EXECUTED_SEND_AGAIN,
                     f"AddOrder refused before executing anything ({result.error}); sent again"
-                    + (f" after a {result.correction.value}" if result.correction is not Correction.NONE else ""),
+                    + _AFTER.get(result.correction, ""),
                     error_class=result.error_class,
                     correction=result.correction,
                 ),

@@ -67,6 +67,10 @@ class Correction(StrEnum):
     NONE = "none"  # just wait (a nonce, a rate limit, a market gate, a deadline)
     REROUND = "reround"  # the venue's price/volume rules changed: reload them and round again
     RESIZE = "resize"  # not enough funds: size to what the account holds
+    # Overtaken on the way (calls signed in nonce order travel on separate connections and may arrive out of
+    # order; REFERENCE.md [S-NW]) or another signer went ahead: sent again at once with a fresh nonce, the first
+    # time; a second refusal in a row waits like any other.
+    FRESH_NONCE = "fresh_nonce"
 
 
 class PlaceStatus(StrEnum):

@@ -276,8 +276,8 @@ class TradingService:
             result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
         await self._record_place_result(order_id, result)
         if result.status is PlaceStatus.NOT_SENT or result.not_executed:
-            self._retry_later(order_id)
-            if result.correction is not Correction.NONE:
+            self._retry_later(order_id, at_once=result.correction is Correction.FRESH_NONCE)
+            if result.correction in (Correction.REROUND, Correction.RESIZE):
                 self._corrections[order_id] = result.correction
         else:
             self._retry_at.pop(order_id, None)
@@ -448,9 +448,12 @@ class TradingService:
         while self._inflight:
             await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
-    def _retry_later(self, order_id: UUID) -> None:
+    def _retry_later(self, order_id: UUID, *, at_once: bool = False) -> None:
+        """Send the order again after a backoff; ``at_once`` (a nonce overtaken on the way) skips the first wait."""
         self._retries[order_id] += 1
         wait = min(self.config.retry_max_s, self.config.retry_min_s * 2 ** (self._retries[order_id] - 1))
+        if at_once and self._retries[order_id] == 1:
+            wait = 0.0
         self._retry_at[order_id] = _loop_time() + wait
 
     def next_retry_in(self) -> float | None:

@@ -61,8 +61,8 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule("EGeneral:Internal error", R, A),
     ErrorRule("EDatabase:Internal error", R, A),
     # Nonce: checked before the engine sees the request, so a write is certainly not executed (another client on
-    # the key signed with a nonce ahead of ours): sent again with a fresh nonce.
-    ErrorRule("EAPI:Invalid nonce", P, X, Hint.FRESH_NONCE),
+    # the key signed with a nonce ahead of ours, or our own later call arrived first): sent again with a fresh nonce.
+    ErrorRule("EAPI:Invalid nonce", P, X, Hint.FRESH_NONCE, Correction.FRESH_NONCE),
     # Market gates and deadline: nothing was executed; the same order may pass later.
     ErrorRule("EService:Market in cancel_only mode", P, X),
     ErrorRule("EService:Market in post_only mode", P, X),
