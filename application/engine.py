@@ -13,7 +13,7 @@ venue and hand the outcomes to ``execution``. State is the log; ``load()`` rebui
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +96,13 @@ class ExecutionEngine:
             entry_max_age_s=self.config.signal_max_age_s,
         )
 
-    def load(self) -> int:
+    def load(self, orders: Iterable[Order] | None = None) -> int:
         """Rebuild the index and the trading state from the log; returns the number of orders held (retired
-        signals are not loaded)."""
+        signals are not loaded). ``orders``: what ``ledger.load_orders()`` returned, when the caller folded the log
+        itself (in a worker thread while it waited for the venue: ``TradingService.run``)."""
         self.orders.clear()
         self.contingencies.forget_watches()
-        for order in self.ledger.load_orders():  # one pass over the log, not one query per order
+        for order in self.ledger.load_orders() if orders is None else orders:  # one pass, not a query per order
             self.orders.put(order)
             if order.brackets:
                 self.contingencies.watch(order)

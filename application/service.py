@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from uuid import UUID
 
 from execledger.application.commands import CommandInbox
@@ -496,21 +497,21 @@ class TradingService:
             self.engine.execution.resolve_unknown(order.id, found, fills)
 
     async def poll_once(
-        self, *, quiet_s: float = 0.0, report: ReconcileReport | None = None, source: str = "rest"
+        self,
+        *,
+        quiet_s: float = 0.0,
+        report: ReconcileReport | None = None,
+        source: str = "rest",
+        open_orders: list[OrderStatusReport] | None = None,
     ) -> ReconcileReport:
-        """One REST look at the venue, flat in the number of open orders: one OpenOrders call; then, only for
-        orders whose fills or state changed, their fills and (for those that left the book) a batched QueryOrders.
-        Orders on the venue this ledger does not know are reported, never touched."""
+        """One REST look at the venue, flat in the number of open orders: one OpenOrders call (unless its answer
+        is given); then, only for orders whose fills or state changed, their fills and (for those that left the
+        book) a batched QueryOrders. Orders on the venue this ledger does not know are reported, never touched."""
         report = report or ReconcileReport()
-        open_now = {o.venue_order_id: o for o in await self.exchange.open_orders()}
-        for venue_order in open_now.values():
-            if (
-                self.engine.orders.find(
-                    venue_order_id=venue_order.venue_order_id, client_order_id=venue_order.client_order_id
-                )
-                is None
-            ):
-                report.foreign.append(venue_order)
+        if open_orders is None:
+            open_orders = await self.exchange.open_orders()
+        open_now = {o.venue_order_id: o for o in open_orders}
+        report.foreign += self._foreign(open_now.values())
         live = [o for o in self.engine.live_orders() if o.txid]
         report.checked = len(live)
         changed = [o for o in live if o.txid not in open_now or (open_now[o.txid].filled_qty or 0) > o.filled_quantity]
@@ -545,14 +546,27 @@ class TradingService:
         self._note_fills(fills)
         return report
 
-    async def reconcile(self, *, quiet_s: float = 0.0) -> ReconcileReport:
+    def _foreign(self, venue_orders: Iterable[OrderStatusReport]) -> list[OrderStatusReport]:
+        """The venue's orders this ledger does not know (by venue order id or client order id)."""
+        find = self.engine.orders.find
+        return [
+            o for o in venue_orders if find(venue_order_id=o.venue_order_id, client_order_id=o.client_order_id) is None
+        ]
+
+    async def reconcile(
+        self, *, quiet_s: float = 0.0, open_orders: list[OrderStatusReport] | None = None
+    ) -> ReconcileReport:
         """Bring the ledger in line with the venue: stuck submissions, unknown outcomes, every live order, and
         orders on the venue this ledger does not know (reported only). What it learns becomes ordinary events whose
-        reasons say ``source=reconciliation``; applying the same evidence twice writes nothing."""
+        reasons say ``source=reconciliation``; applying the same evidence twice writes nothing. ``open_orders``:
+        the venue's OpenOrders answer read since the ledger last changed (start-up); it is read again when there
+        are outcomes to look up first."""
         report = ReconcileReport()
         report.stuck_submissions = self.engine.execution.recover_after_restart(in_flight=set(self._inflight))
+        if report.stuck_submissions or self.engine.unknown_outcomes():
+            open_orders = None  # the lookups by cl_ord_id come first, the open orders are read after them
         await self.resolve_unknowns()
-        await self.poll_once(quiet_s=quiet_s, report=report, source="reconciliation")
+        await self.poll_once(quiet_s=quiet_s, report=report, source="reconciliation", open_orders=open_orders)
         for venue_order in report.foreign:
             log.warning(
                 "open order %s on the venue is not in this ledger: reported, not touched", venue_order.venue_order_id
@@ -612,11 +626,12 @@ class TradingService:
 
     async def run(self) -> None:
         """Run all workers until ``stop()``. A worker that fails stops the service (and the error propagates)."""
-        await self._anchor_clock()
-        await self._tolerating_outage("loading the venue's pair rules", self.refresh_pairs)
-        self.engine.load()
+        open_now = await self._load_while_asking_the_venue()
         self.pull_commands()  # a halt recorded while no trading process ran applies before anything is sent
-        while not self.stopping and not await self._tolerating_outage("start-up reconciliation", self.reconcile):
+        while not self.stopping and not await self._tolerating_outage(
+            "start-up reconciliation", partial(self.reconcile, open_orders=open_now)
+        ):
+            open_now = None  # read again at the next attempt
             await self._wait(None, self.config.tick_interval_s)  # the venue is unavailable: recovery waits for it
         if self.stopping:
             return
@@ -644,6 +659,32 @@ class TradingService:
             if self._ack_flush is not None:
                 self._ack_flush.cancel()
                 self._flush_deferred()
+
+    async def _load_while_asking_the_venue(self) -> list[OrderStatusReport] | None:
+        """Start-up: the log is folded into orders in a worker thread (``ledger.load_orders`` only reads the store)
+        while this loop anchors the clock, loads the pair rules and reads the venue's open orders; the index and
+        the trading state are then built here, after the clock and the rules, as before. Nothing is decided or
+        sent meanwhile, so the venue's answer is compared with the same loaded state as if it were read after the
+        load. Returns that answer (None: not read, the reconciliation reads it)."""
+        venue = asyncio.create_task(self._venue_at_start(), name="venue-at-start")
+        try:
+            orders = await asyncio.to_thread(self.engine.ledger.load_orders)
+        except BaseException:
+            venue.cancel()
+            await asyncio.gather(venue, return_exceptions=True)
+            raise
+        open_now = await venue
+        self.engine.load(orders)
+        return open_now
+
+    async def _venue_at_start(self) -> list[OrderStatusReport] | None:
+        await self._anchor_clock()
+        if not await self._tolerating_outage("loading the venue's pair rules", self.refresh_pairs):
+            return None  # open orders are parsed by the pair rules: the reconciliation reads them later
+        try:
+            return await self.exchange.open_orders()
+        except VenueError:
+            return None  # the start-up reconciliation reads them again (and waits for the venue if it must)
 
     async def refresh_pairs(self, source: str = "venue") -> bool:
         """Load the venue's current pair rules (AssetPairs); the ledger trades by them from now on."""

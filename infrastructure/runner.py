@@ -134,7 +134,8 @@ async def run_service(
                 ledger.projector, poll_interval_s=1.0, database_url=db_url, channel=notify_channel(ledger.app)
             )
             if role is not Role.API:
-                tasks.append(asyncio.create_task(running.follower.run(stop), name="projections"))
+                recovered = running.service.recovered if running.service is not None else None
+                tasks.append(asyncio.create_task(running.follower.run(stop, after=recovered), name="projections"))
                 if (notifier := OperatorSurface.notifier(settings, ledger)) is not None:
                     tasks.append(asyncio.create_task(notifier.run(stop), name="notifications"))
         if role in (Role.ALL, Role.API):

@@ -1,6 +1,7 @@
 """The projection follower: woken by LISTEN/NOTIFY on PostgreSQL, by in-process nudges, else by polling."""
 
 import asyncio
+import threading
 
 import pytest
 
@@ -57,6 +58,41 @@ async def test_polling_fallback(ledger, projector):
     follower = ProjectionFollower(projector, poll_interval_s=0.05)
     stop, task = await run_follower(follower)
     ExecutionEngine(ledger).control.submit_signal(SIGNAL)
+    await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
+    stop.set()
+    await task
+
+
+async def test_in_the_trading_process_the_first_catch_up_waits_for_the_start_up_reconciliation(ledger, projector):
+    ExecutionEngine(ledger).control.submit_signal(SIGNAL)  # written before the process started
+    recovered = asyncio.Event()
+    catch_up = projector.catch_up
+    seen_recovered: list[bool] = []
+    called = threading.Event()
+
+    def watched_catch_up():
+        seen_recovered.append(recovered.is_set())
+        called.set()
+        return catch_up()
+
+    projector.catch_up = watched_catch_up
+    follower = ProjectionFollower(projector, poll_interval_s=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop, after=recovered, head_start_s=3600))
+    follower.nudge()  # nudged and polled (every 10 ms), it still leaves the log to trading's recovery
+    assert not await asyncio.to_thread(called.wait, 0.5)  # a negative: what it did within a window of 50 polls
+    recovered.set()
+    await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
+    stop.set()
+    await task
+    assert seen_recovered and all(seen_recovered)
+
+
+async def test_a_recovery_that_takes_long_holds_the_read_models_back_only_for_the_head_start(ledger, projector):
+    ExecutionEngine(ledger).control.submit_signal(SIGNAL)
+    follower = ProjectionFollower(projector, poll_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop, after=asyncio.Event(), head_start_s=0.1))  # never recovers
     await follower.wait_for(ledger.app.recorder.max_notification_id(), timeout=10)
     stop.set()
     await task

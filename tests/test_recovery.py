@@ -1,6 +1,7 @@
 """Restart recovery against the in-memory exchange: nothing lost, nothing sent twice, nothing foreign touched."""
 
 import asyncio
+import threading
 from decimal import Decimal as D
 
 from execledger.application.ports import ErrorClass, OrderRequest, PlaceResult, PlaceStatus, VenueError
@@ -220,3 +221,76 @@ async def test_start_up_recovery_waits_out_a_venue_outage_instead_of_crashing(le
     await h2.service.stop()
     await asyncio.wait_for(task, 5)
     assert next(failures, None) is None
+
+
+async def run_until_recovered(h: Harness) -> None:
+    h.service.config = ServiceConfig(tick_interval_s=0.01, deadman_enabled=False)
+    task = asyncio.create_task(h.service.run())
+    await asyncio.wait_for(h.service.recovered.wait(), 5)
+    await h.service.stop()
+    await asyncio.wait_for(task, 5)
+
+
+def count_open_orders_calls(h: Harness) -> list[str]:
+    calls: list[str] = []
+    query = h.venue.open_orders
+
+    async def counted():
+        calls.append("OpenOrders")
+        return await query()
+
+    h.venue.open_orders = counted
+    return calls
+
+
+async def test_start_up_reads_the_open_orders_while_the_log_is_loaded_and_reconciles_with_that_answer(ledger, clock):
+    # Start-up overlaps the venue's round trips with the fold of the log (in a worker thread). The fold here waits
+    # until OpenOrders has been asked: done one after the other, the start would wait for it and never recover.
+    h = Harness(ledger, clock)
+    entry = await h.signal(signal_id="c8")
+    h.venue.fill(h.txid(entry), "1", "100")
+    h.venue.drain()  # filled while no process ran
+    h2 = restart(h, ledger, clock)
+    calls = count_open_orders_calls(h2)
+    asked = threading.Event()
+    fold = h2.engine.ledger.load_orders
+    query = h2.venue.open_orders
+
+    async def asking():
+        asked.set()
+        return await query()
+
+    def waiting_fold():
+        assert asked.wait(5), "the log was loaded before the venue was asked"
+        return fold()
+
+    h2.venue.open_orders = asking
+    h2.engine.ledger.load_orders = waiting_fold
+    await run_until_recovered(h2)
+    entry = h2.engine.orders[entry.id]
+    assert calls == ["OpenOrders"]  # the answer read meanwhile is the reconciliation's: not read twice
+    assert entry.state is State.FILLED and entry.filled_quantity == D("1")
+    fill_sources = {e.data["source"] for e in ledger.order_history(entry.id) if e.name in ("PartiallyFilled", "Filled")}
+    assert fill_sources == {"reconciliation"}
+    h2.assert_legs_match_position(entry)
+
+
+async def test_start_up_reads_the_open_orders_again_after_looking_up_an_unknown_outcome(ledger, clock):
+    h = Harness(ledger, clock)
+    order = h.engine.control.submit_signal(
+        {
+            "signal_id": "c9",
+            "pair": "XBT/USD",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": "1",
+            "limit_price": "100",
+        }
+    ).order
+    await h.venue.place(h.engine.execution.begin_submission(order.id))  # reached the venue; the process died
+    h2 = restart(h, ledger, clock)
+    calls = count_open_orders_calls(h2)
+    await run_until_recovered(h2)
+    order = h2.engine.orders[order.id]
+    assert calls == ["OpenOrders", "OpenOrders"]  # once at start, once after the lookup by cl_ord_id, as always
+    assert order.state is State.OPEN and order.txid and h.venue.add_order_calls[order.cl_ord_id] == 1

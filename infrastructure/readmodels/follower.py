@@ -17,6 +17,9 @@ from execledger.infrastructure.readmodels.projector import ReadModelProjector, d
 log = logging.getLogger(__name__)
 
 MAX_RETRY_S = 30.0
+# In the process that also trades: how long the read models wait for trading's start-up reconciliation before they
+# catch up anyway (a venue that stays down must not leave the reports behind for longer).
+HEAD_START_S = 10.0
 
 
 class ProjectionFollower:
@@ -49,7 +52,15 @@ class ProjectionFollower:
 
         await asyncio.wait_for(reached(), timeout)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, after: asyncio.Event | None = None, head_start_s: float = HEAD_START_S
+    ) -> None:
+        """Follow the log until ``stop``. ``after``: the trading service's ``recovered`` in the same process; the
+        first catch-up waits for it (at most ``head_start_s``): a catch-up in a worker thread competes for the GIL
+        with the start-up fold and reconciliation (a 30k-event catch-up added ~0.3 s to a 1.5 s recovery). It
+        only starts later: every event is still projected once, in log order."""
+        if after is not None:
+            await self._head_start(after, stop, head_start_s)
         listener = None
         if self.database_url and self.channel:
             listener = asyncio.create_task(self._listen(stop, self.database_url, self.channel))
@@ -84,6 +95,15 @@ class ProjectionFollower:
             if listener is not None:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
+
+    @staticmethod
+    async def _head_start(after: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:
+        waiters = {asyncio.ensure_future(after.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _listen(self, stop: asyncio.Event, database_url: str, channel: str) -> None:
         import psycopg
