@@ -40,6 +40,9 @@ BENCHMARKS = [
         ["--orders", "100,1000", "--cycles", "2"],
         ["--orders", "10", "--cycles", "1", "--reconcile-interval", "2"],
     ),
+    # the timers' pass and a full cyclic collection at 1k / 10k open orders (stalls of the event loop)
+    ("tick_cost.py", ["--open", "1000,10000"], ["--open", "100", "--ticks", "3", "--rounds", "1"]),
+    ("gc_pause.py", ["--open", "1000,10000"], ["--open", "100", "--rounds", "1"]),
     # open-loop signals against real processes: accepted/s, 503s, signal -> AddOrder on the wire, the backlog bound
     ("load.py", ["--rates", "10,25,50", "--duration", "20"], ["--rates", "10", "--duration", "3"]),
     # scaling curves (one round per point): full runs only
@@ -62,7 +65,7 @@ BENCHMARKS = [
         None,
     ),
 ]
-SQLITE_ONLY = {"rest_monitoring.py"}
+SQLITE_ONLY = {"rest_monitoring.py", "tick_cost.py", "gc_pause.py"}  # no --backends: in-memory or SQLite only
 
 
 def load(name: str) -> dict | None:
@@ -138,7 +141,8 @@ def summary_rows() -> list[tuple[str, str, str, str]]:
             return cell(
                 lc["results"].get(b),
                 lambda r: (
-                    f"wire {fmt_spread(r['wire_lifecycles_per_s'], 1)}/s; ledger only "
+                    f"wire {fmt_spread(r['wire_lifecycles_per_s'], 1)}/s (simulator in the same process "
+                    f"{fmt_spread(r['wire_one_process_lifecycles_per_s'], 1)}/s); ledger only "
                     f"{fmt_spread(r['ledger_lifecycles_per_s'], 1)}/s vs raw "
                     f"{fmt_spread(r['raw_lifecycles_per_s'], 1)}/s "
                     f"({fmt_spread(r['ledger_of_raw'], 2)} of raw)"
