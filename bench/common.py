@@ -158,8 +158,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None:
-    """``n`` resting limit buys far below the market (3 USD each), placed through ``exchange``."""
+async def place_resting_orders(engine, exchange, n: int, *, prefix: str):
+    """``n`` resting limit buys far below the market (3 USD each), placed through ``exchange``. Returns the
+    TradingService that placed them (the one service of ``engine``)."""
     from execledger.application.service import ServiceConfig, TradingService
 
     service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False, retry_min_s=0.0))
@@ -186,6 +187,7 @@ async def place_resting_orders(engine, exchange, n: int, *, prefix: str) -> None
     assert placed == n, f"only {placed} of {n} orders were placed: " + next(
         (o.last_error for o in engine.orders.values() if o.last_error), ""
     )
+    return service
 
 
 def raw_commits(settings, batches: list[int], size: int) -> float:

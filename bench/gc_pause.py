@@ -12,22 +12,16 @@ import asyncio
 import gc
 import time
 
-from bracket_latency import StampingExchange, signal
-from common import backend_settings, fmt_spread, rounds, write_result
+from bracket_latency import StampingExchange
+from common import backend_settings, fmt_spread, place_resting_orders, rounds, write_result
 
-from execledger.application.service import ServiceConfig, TradingService
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.gcpolicy import freeze_long_lived
 
 
 async def fill_store(settings, open_orders: int) -> None:
     with open_ledger(settings) as lg:
-        service = TradingService(lg.engine, StampingExchange(), ServiceConfig(deadman_enabled=False))
-        for i in range(open_orders):
-            lg.engine.control.submit_signal(signal(i, signal_id=f"rest{i}", limit_price="30000", timeout_s=86400))
-            if (i + 1) % 50 == 0:
-                await service.send_pending()
-        await service.send_pending()
+        await place_resting_orders(lg.engine, StampingExchange(), open_orders, prefix="rest")
 
 
 def one_round(open_orders: int, frozen: bool) -> dict:

@@ -15,21 +15,15 @@ import asyncio
 import statistics
 import time
 
-from bracket_latency import StampingExchange, signal
-from common import backend_settings, fmt_spread, rounds, write_result
+from bracket_latency import StampingExchange
+from common import backend_settings, fmt_spread, place_resting_orders, rounds, write_result
 
-from execledger.application.service import ServiceConfig, TradingService
 from execledger.infrastructure.bootstrap import open_ledger
 
 
 async def measure(open_orders: int, ticks: int) -> dict:
     with backend_settings("sqlite") as settings, open_ledger(settings) as lg:
-        service = TradingService(lg.engine, StampingExchange(), ServiceConfig(deadman_enabled=False))
-        for i in range(open_orders):
-            lg.engine.control.submit_signal(signal(i, signal_id=f"rest{i}", limit_price="30000", timeout_s=86400))
-            if (i + 1) % 50 == 0:
-                await service.send_pending()
-        await service.send_pending()
+        service = await place_resting_orders(lg.engine, StampingExchange(), open_orders, prefix="rest")
         commits = lg.engine.uow.commits
         took = []
         for _ in range(ticks):

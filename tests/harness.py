@@ -12,6 +12,19 @@ from execledger.domain.values import OrderRole
 from tests.fakes import FakeExchange
 
 
+def limit_buy(signal_id: str, **fields) -> dict:
+    """A limit-buy signal without brackets (1 XBT/USD at 100), ``fields`` overriding."""
+    return {
+        "signal_id": signal_id,
+        "pair": "XBT/USD",
+        "side": "buy",
+        "order_type": "limit",
+        "quantity": "1",
+        "limit_price": "100",
+        **fields,
+    }
+
+
 class Harness:
     def __init__(self, ledger, clock, config: EngineConfig | None = None):
         self.clock = clock

@@ -7,18 +7,7 @@ a crash right after sending would have left it (Submitted, no txid), which start
 from __future__ import annotations
 
 from execledger.domain.order import State
-from tests.harness import Harness
-
-
-def limit_entry(n: int) -> dict:
-    return {
-        "signal_id": f"ack{n}",
-        "pair": "XBT/USD",
-        "side": "buy",
-        "order_type": "limit",
-        "quantity": "1",
-        "limit_price": "100",
-    }
+from tests.harness import Harness, limit_buy
 
 
 def stored_state(h: Harness, order) -> State:
@@ -35,7 +24,7 @@ def deferring(h: Harness) -> list[int]:
 async def test_acknowledgements_alone_wait_and_the_next_commit_records_them_first(ledger, clock):
     h = Harness(ledger, clock)
     deferrals = deferring(h)
-    entries = [h.engine.control.submit_signal(limit_entry(n)).order for n in range(3)]
+    entries = [h.engine.control.submit_signal(limit_buy(f"ack{n}")).order for n in range(3)]
     commits: list[list[str]] = []
     h.engine.uow.add_listener(lambda c: commits.append([type(e).__name__ for _, events in c for e in events]))
     await h.service.send_pending()
@@ -56,7 +45,7 @@ async def test_acknowledgements_alone_wait_and_the_next_commit_records_them_firs
 async def test_flush_records_what_was_deferred_and_nothing_twice(ledger, clock):
     h = Harness(ledger, clock)
     deferring(h)
-    entry = h.engine.control.submit_signal(limit_entry(1)).order
+    entry = h.engine.control.submit_signal(limit_buy("ack1")).order
     await h.service.send_pending()
     assert h.engine.uow.has_deferred and stored_state(h, entry) is State.SUBMITTING
     (committed,) = h.engine.uow.flush()
@@ -68,7 +57,7 @@ async def test_flush_records_what_was_deferred_and_nothing_twice(ledger, clock):
 async def test_an_order_reloaded_after_a_refused_commit_drops_what_it_deferred(ledger, clock):
     h = Harness(ledger, clock)
     deferring(h)
-    entry = h.engine.control.submit_signal(limit_entry(1)).order
+    entry = h.engine.control.submit_signal(limit_buy("ack1")).order
     await h.service.send_pending()
     held = h.engine.orders[entry.id]
     h.engine.uow.discard([held])  # a failed transaction reloads the order from the log
@@ -79,6 +68,6 @@ async def test_an_order_reloaded_after_a_refused_commit_drops_what_it_deferred(l
 
 async def test_without_a_flusher_every_acknowledgement_is_committed_at_once(ledger, clock):
     h = Harness(ledger, clock)  # tests, tools and the harness drive passes by hand: nothing may wait for a timer
-    entry = h.engine.control.submit_signal(limit_entry(1)).order
+    entry = h.engine.control.submit_signal(limit_buy("ack1")).order
     await h.service.send_pending()
     assert not h.engine.uow.has_deferred and stored_state(h, entry) is State.OPEN

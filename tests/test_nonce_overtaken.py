@@ -9,7 +9,7 @@ from execledger.application.ports import Correction, ErrorClass, PlaceResult, Pl
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import State
 from execledger.infrastructure.kraken.errors import rule_for
-from tests.harness import Harness
+from tests.harness import Harness, limit_buy
 
 NONCE = PlaceResult(
     PlaceStatus.REJECTED,
@@ -20,16 +20,7 @@ NONCE = PlaceResult(
 
 
 def entry(h: Harness):
-    return h.engine.control.submit_signal(
-        {
-            "signal_id": "n1",
-            "pair": "XBT/USD",
-            "side": "buy",
-            "order_type": "limit",
-            "quantity": "1",
-            "limit_price": "100",
-        }
-    ).order
+    return h.engine.control.submit_signal(limit_buy("n1")).order
 
 
 def test_the_error_table_asks_for_a_fresh_nonce():

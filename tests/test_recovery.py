@@ -9,7 +9,7 @@ from execledger.application.service import ServiceConfig
 from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
 from execledger.domain.values import OrderType, Side
-from tests.harness import Harness
+from tests.harness import Harness, limit_buy
 
 
 def restart(h: Harness, ledger, clock) -> Harness:
@@ -23,16 +23,7 @@ def restart(h: Harness, ledger, clock) -> Harness:
 
 async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.control.submit_signal(
-        {
-            "signal_id": "c1",
-            "pair": "XBT/USD",
-            "side": "buy",
-            "order_type": "limit",
-            "quantity": "1",
-            "limit_price": "100",
-        }
-    ).order
+    order = h.engine.control.submit_signal(limit_buy("c1")).order
     request = h.engine.execution.begin_submission(order.id)
     await h.venue.place(request)  # reached the venue; the process dies before recording the outcome
     h2 = restart(h, ledger, clock)
@@ -46,16 +37,7 @@ async def test_crash_after_submitted_resolves_by_cl_ord_id_without_resending(led
 
 async def test_crash_before_the_request_left_is_proven_not_placed_after_the_deadline(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.control.submit_signal(
-        {
-            "signal_id": "c2",
-            "pair": "XBT/USD",
-            "side": "buy",
-            "order_type": "limit",
-            "quantity": "1",
-            "limit_price": "100",
-        }
-    ).order
+    order = h.engine.control.submit_signal(limit_buy("c2")).order
     h.engine.execution.begin_submission(order.id)  # dies before sending
     h2 = restart(h, ledger, clock)
     await h2.service.reconcile()
@@ -148,16 +130,7 @@ async def test_periodic_reconcile_after_the_stream_writes_nothing(ledger, clock)
 
 def unknown_entry_to_cancel(h: Harness, signal_id: str):
     """An entry whose AddOrder is about to go out (the caller decides whether it reaches the venue)."""
-    order = h.engine.control.submit_signal(
-        {
-            "signal_id": signal_id,
-            "pair": "XBT/USD",
-            "side": "buy",
-            "order_type": "limit",
-            "quantity": "1",
-            "limit_price": "100",
-        }
-    ).order
+    order = h.engine.control.submit_signal(limit_buy(signal_id)).order
     request = h.engine.execution.begin_submission(order.id)
     return order, request
 
@@ -277,16 +250,7 @@ async def test_start_up_reads_the_open_orders_while_the_log_is_loaded_and_reconc
 
 async def test_start_up_reads_the_open_orders_again_after_looking_up_an_unknown_outcome(ledger, clock):
     h = Harness(ledger, clock)
-    order = h.engine.control.submit_signal(
-        {
-            "signal_id": "c9",
-            "pair": "XBT/USD",
-            "side": "buy",
-            "order_type": "limit",
-            "quantity": "1",
-            "limit_price": "100",
-        }
-    ).order
+    order = h.engine.control.submit_signal(limit_buy("c9")).order
     await h.venue.place(h.engine.execution.begin_submission(order.id))  # reached the venue; the process died
     h2 = restart(h, ledger, clock)
     calls = count_open_orders_calls(h2)
