@@ -156,7 +156,7 @@ async def test_not_found_means_in_neither_open_nor_closed_orders(stub, exchange)
         ("rest_error_invalid_price_decimals_kraken_api_dca_issue_1.json", ErrorClass.NOT_EXECUTED, Correction.REROUND),
         ("rest_error_market_cancel_only_mode_ccxt_comment.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
         ("rest_error_eorder_rate_limit_exceeded_ccxt_pr_4581.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
-        ("rest_error_invalid_nonce_ccxt_issue_253.json", ErrorClass.NOT_EXECUTED, Correction.NONE),
+        ("rest_error_invalid_nonce_ccxt_issue_253.json", ErrorClass.NOT_EXECUTED, Correction.FRESH_NONCE),
     ],
 )
 async def test_rejections_say_whether_anything_executed_and_what_to_correct(
