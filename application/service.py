@@ -213,8 +213,11 @@ class TradingService:
         """Those of ``orders`` whose AddOrder may be decided and sent at once, waiting for nothing: no call in flight,
         not postponed, no correction first, the venue takes orders, its rate limit lets each of them out now
         (counted per pair, in the order given) and, for an exit, no disarm of the dead-man's switch must go first.
-        Nothing is taken from the rate limit (``place`` takes it)."""
-        if not orders or self.exchange.entry_block() is not None:
+        Nothing is taken from the rate limit (``place`` takes it). While the service stops, none: nothing would send
+        it any more, and a Submitted left behind comes back as an unknown outcome at the next start (what a
+        stopping service still records, a fill from the stream or the NotSent of a withdrawn leg, decides its
+        legs but leaves them PENDING_SUBMIT, sent at once by the next start)."""
+        if not orders or self.stopping or self.exchange.entry_block() is not None:
             return []
         disarm_first = (
             self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
@@ -263,6 +266,8 @@ class TradingService:
             return
         if order.role is not OrderRole.ENTRY:
             await self._disarm_before_protecting(order)
+        if self.stopping:  # stopped while it waited: left PENDING_SUBMIT, never Submitted with nobody to send it
+            return
         request = self.engine.execution.begin_submission(order_id)
         if request is not None:
             await self._place(order_id, request)

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import replace
 
 from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 from tests.harness import Harness
 from tests.test_group_commits import signal
 
@@ -35,3 +36,36 @@ async def test_a_stop_records_not_sent_for_what_was_never_handed_to_the_adapter(
     assert never_handed.state is State.PENDING_SUBMIT  # NotSent: sent again at once by the next start
     assert "stopped" in (never_handed.last_error or "")
     assert on_the_wire.state is State.SUBMITTING  # may have reached the venue: never called "not sent"
+
+
+async def test_a_leg_withdrawn_at_stop_is_not_decided_again_on_the_way_out(ledger, clock):
+    """The leg Submitted with its fill but not handed out before the stop: NotSent at the drain, and that NotSent's
+    reaction must not decide a new Submitted for it (nobody sends it any more): it stays PENDING_SUBMIT. Seen in
+    ``tests/faults/test_graceful_stop.py``: Submitted, NotSent, Submitted again, then unknown at the next start."""
+    h = Harness(ledger, clock)
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])  # the stop-loss is decided and Submitted with the fill
+    stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
+    assert stop.state is State.SUBMITTING
+    await h.service.stop()  # before the sender handed it to the adapter
+    await h.service.drain_calls()
+
+    stop = h.engine.orders[stop.id]
+    assert stop.state is State.PENDING_SUBMIT, [e.name for e in h.engine.ledger.order_history(stop.id)]
+    assert h.venue.add_order_calls[stop.cl_ord_id] == 0
+
+
+async def test_a_fill_while_stopping_decides_its_legs_but_no_submission(ledger, clock):
+    """Whatever a stopping service still records (a fill from the stream, an answer of a call it drains) decides
+    legs, but no Submitted: nothing would send it, and a Submitted left behind comes back as an unknown outcome."""
+    h = Harness(ledger, clock)
+    entry = await h.signal()
+    await h.service.stop()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])
+    await h.service.drain_calls()
+
+    legs = h.legs(entry)
+    assert legs and all(leg.state is State.PENDING_SUBMIT for leg in legs)
+    assert all(h.venue.add_order_calls[leg.cl_ord_id] == 0 for leg in legs)
