@@ -206,8 +206,9 @@ class ContingencyManager:
 
     def resize_to_holdings(self, order: Order, available: Mapping[str, Decimal]) -> list[Any]:
         """Size a waiting exit order to what the account holds (the venue refused it for funds): never more than the
-        available balance of what it sells, rounded down to the lot. Entries keep their size (they wait for funds
-        within their maximum age); an exit that cannot be funded at all waits too, recorded once."""
+        available balance of what it sells, rounded down to the lot. Entries keep their size (an entry refused for
+        funds is rejected at once: the error table's entry column, ``infrastructure/kraken/errors.py``); an exit
+        that cannot be funded at all waits, recorded once."""
         if order.role is OrderRole.ENTRY:
             return []
         rules = self.rules(order)

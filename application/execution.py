@@ -609,4 +609,5 @@ def _add_order_request(order: Order, deadline: datetime) -> OrderRequest:
         trigger_price=order.trigger_price,
         deadline=deadline,
         fee_in_quote=order.role is not OrderRole.ENTRY,
+        role=order.role,
     )

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from execledger.domain.pairs import PairRegistry
-from execledger.domain.values import OrderType, Side
+from execledger.domain.values import OrderRole, OrderType, Side
 
 # --- time ----------------------------------------------------------------------------------------------------
 
@@ -100,6 +100,7 @@ class OrderRequest:
     reduce_only: bool = False
     validate: bool = False
     fee_in_quote: bool = False  # exits: the fee is paid in the quote, so the base held covers the whole quantity
+    role: OrderRole = OrderRole.ENTRY  # an entry or an exit: the error table can treat a refusal of each differently
 
 
 @dataclass(frozen=True)

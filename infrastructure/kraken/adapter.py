@@ -31,7 +31,7 @@ from execledger.application.ports import (
     VenueReport,
 )
 from execledger.domain.pairs import PairRegistry
-from execledger.domain.values import OrderType, plain
+from execledger.domain.values import OrderRole, OrderType, plain
 from execledger.infrastructure.kraken.breaker import CallKind, CircuitBreaker
 from execledger.infrastructure.kraken.credentials import KrakenCredentials
 from execledger.infrastructure.kraken.errors import (
@@ -252,10 +252,13 @@ class KrakenExchange:
             return PlaceResult(PlaceStatus.UNKNOWN, error=exc.description, error_class=exc.error_class)
         if isinstance(exc, KrakenTransportError) and exc.kind is Transport.CONNECT_FAILED:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
-        correction = exc.rule.correction if isinstance(exc, KrakenVenueError) else Correction.NONE
-        return PlaceResult(
-            PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class, correction=correction
-        )
+        if not isinstance(exc, KrakenVenueError):
+            return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=exc.error_class)
+        # The error table decides, for an entry or an exit: a refusal that is definite for an entry (funds, the
+        # open-order limit) is not sent again; a protective leg is, corrected as the row says.
+        error_class = exc.rule.write_class(entry=request.role is OrderRole.ENTRY)
+        correction = exc.rule.correction if error_class is ErrorClass.NOT_EXECUTED else Correction.NONE
+        return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=error_class, correction=correction)
 
     async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:
         """Cancel one order by txid or cl_ord_id, retried (a cancel is idempotent in effect). An order that is

@@ -3,6 +3,14 @@
 REFERENCE.md section 4. Two columns per row: a *read* (queries, cancels: idempotent, may be retried) and a *write*
 (AddOrder: never resent). For a write, anything that may have reached the matching engine is AMBIGUOUS: it is
 resolved by evidence (cl_ord_id lookup, the deadline), never by sending it again.
+
+A third, optional column, *entry*, is an entry's AddOrder where it differs from an exit's. A refusal that executed
+nothing (NOT_EXECUTED) is sent again, after a wait or corrected; that is right for a protective leg, which must keep
+protecting the position it is for (a leg refused for funds is resized to what the account holds, REFERENCE.md
+3.3: an untriggered stop holds the base). For an entry the same refusal can be definite: no wait and no correction
+makes the venue take it (an entry keeps its size; the account's funds or its open-order count do not change
+because we ask again), so it is recorded rejected at once, with the venue's reason, instead of being sent again
+until the signal's maximum age runs out.
 """
 
 from __future__ import annotations
@@ -41,6 +49,12 @@ class ErrorRule:
     write: ErrorClass
     hint: Hint = Hint.NONE
     correction: Correction = Correction.NONE  # a NOT_EXECUTED write: what to correct before sending it again
+    entry: ErrorClass | None = None  # an entry's AddOrder, where it differs from ``write`` (an exit's)
+
+    def write_class(self, *, entry: bool) -> ErrorClass:
+        """The class of an AddOrder refused with this error: an entry's (``entry`` column, else ``write``) or an
+        exit's (``write``)."""
+        return self.entry if entry and self.entry is not None else self.write
 
 
 # Order matters only where one prefix extends another; lookup takes the longest matching prefix.
@@ -85,13 +99,14 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule("EQuery:Unknown asset", P, P),
     ErrorRule("EQuery:Invalid asset pair", P, P),
     # Refused for what it asks, but correctable: the pair's rules changed (re-round), the funds are short (resize),
-    # too many orders rest (wait). Nothing was executed.
+    # too many orders rest (wait). Nothing was executed. An entry is re-rounded like a leg (the venue's rules
+    # changed), but it is never resized and does not wait for its funds or for open orders to end: definite (P).
     ErrorRule("EGeneral:Invalid arguments:volume", P, X, correction=RR),
     ErrorRule("EOrder:Invalid price", P, X, correction=RR),
     ErrorRule("EOrder:Tick size check failed", P, X, correction=RR),
-    ErrorRule("EOrder:Insufficient funds", P, X, correction=RS),
-    ErrorRule("EOrder:Orders limit exceeded", P, X),
-    ErrorRule("EOrder:Scheduled orders limit exceeded", P, X),
+    ErrorRule("EOrder:Insufficient funds", P, X, correction=RS, entry=P),
+    ErrorRule("EOrder:Orders limit exceeded", P, X, entry=P),
+    ErrorRule("EOrder:Scheduled orders limit exceeded", P, X, entry=P),
     ErrorRule("EOrder:Order minimum not met", P, P),
     ErrorRule("EOrder:Cost minimum not met", P, P),
     ErrorRule("EOrder:Positions limit exceeded", P, P),
@@ -138,10 +153,11 @@ def rule_for(message: str) -> ErrorRule:
     return UNKNOWN_ERROR
 
 
-def classify_error(message: str, *, write: bool) -> ErrorClass:
-    """How to treat one Kraken error string for a read/cancel (``write=False``) or an AddOrder (``write=True``)."""
+def classify_error(message: str, *, write: bool, entry: bool = False) -> ErrorClass:
+    """How to treat one Kraken error string for a read/cancel (``write=False``) or an AddOrder (``write=True``): an
+    exit's, or with ``entry`` an entry's."""
     rule = rule_for(message)
-    return rule.write if write else rule.read
+    return rule.write_class(entry=entry) if write else rule.read
 
 
 def retry_at(message: str) -> float | None:

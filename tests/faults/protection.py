@@ -5,8 +5,8 @@ Injected at random moments of a run (``ProtectionFaults.inject``), each counted 
 - ``invalid_nonce``: the next AddOrder/CancelOrder/AmendOrder is refused ``EAPI:Invalid nonce`` (nothing executed);
 - ``nonce_ahead``: another client on the key signs a nonce 0.5-3 s ahead (``/_sim/nonce``): every private call is
   refused until ours passes it;
-- ``insufficient_funds``: the next AddOrder is refused ``EOrder:Insufficient funds`` (the leg is resized, the entry
-  sent again);
+- ``insufficient_funds``: the next AddOrder is refused ``EOrder:Insufficient funds`` (the leg is resized and sent
+  again, the entry rejected at once: the error table's entry column);
 - ``base_fees`` / ``quote_fees``: the account's fees go to the base asset (a buy then holds less than it bought:
   Kraken's ``fcib``) or back to the quote (``/_sim/fees``);
 - ``hold_request``: the venue holds one AddOrder/CancelOrder/AmendOrder 1-12 s before executing it (a slow engine:

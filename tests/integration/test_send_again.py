@@ -81,3 +81,25 @@ async def test_a_resend_refused_because_the_cl_ord_id_rests_is_resolved_by_looku
     assert E.DUPLICATE_CL_ORD_ID in (again.error or "")
     found = await venue.exchange.find_by_client_order_id(request.client_order_id)
     assert found is not None and found.venue_order_id == first.venue_order_id
+
+
+@pytest.mark.parametrize("how", ["fault", "balance"])
+async def test_an_entry_refused_for_funds_is_rejected_at_once_with_the_reason(venue, trading, how):
+    """The break test's finding: an entry refused ``EOrder:Insufficient funds`` was sent again with backoff until its
+    maximum age (60 s). The error table says it is definite for an entry: Rejected at the first answer, with the
+    venue's reason, and never sent again (a protective leg refused so is resized and sent again:
+    ``tests/kraken/test_adapter.py``, ``tests/test_engine.py``)."""
+    order_id = trading.buy()
+    if how == "fault":
+        venue.sim.inject_fault("AddOrder", FaultKind.INSUFFICIENT_FUNDS)
+    else:
+        venue.sim.set_balance("ZUSD", "1")  # 0.01 XBT at 60000 costs 600
+    assert await trading.service.send_pending() == 1
+    rejected = trading.order(order_id)
+    assert rejected.state is State.REJECTED and rejected.last_error == E.INSUFFICIENT_FUNDS
+    assert trading.history(order_id) == ["Placed", "Submitted", "Rejected"]
+    why = trading.ledger.ledger.order_history(order_id)[-1].data["reason"]
+    assert why["error_class"] == ErrorClass.PERMANENT and E.INSUFFICIENT_FUNDS in why["text"]
+    for _ in range(3):
+        await trading.service.send_pending()
+    assert len(venue.add_orders(rejected.cl_ord_id)) == 1 and venue.sim.orders() == []

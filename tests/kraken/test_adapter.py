@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from execledger.application.ports import Correction, ErrorClass, OrderRequest, PlaceStatus, VenueOrderStatus
-from execledger.domain.values import OrderType, Side
+from execledger.domain.values import OrderRole, OrderType, Side
 from execledger.infrastructure.kraken.adapter import KrakenExchange, add_order_params
 from execledger.infrastructure.kraken.breaker import BreakerState
 from execledger.infrastructure.kraken.errors import KrakenTransportError, KrakenVenueError
@@ -170,6 +170,45 @@ async def test_rejections_say_whether_anything_executed_and_what_to_correct(
     assert result.not_executed is (error_class is ErrorClass.NOT_EXECUTED)
     assert result.error == kraken_fixture(fixture)["error"][0]
     assert len(stub.calls("AddOrder")) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "leg_correction"),
+    [
+        ("EOrder:Insufficient funds", Correction.RESIZE),
+        ("EOrder:Orders limit exceeded", Correction.NONE),
+        ("EOrder:Scheduled orders limit exceeded", Correction.NONE),
+    ],
+)
+async def test_a_refusal_definite_for_an_entry_is_sent_again_for_a_protective_leg(
+    stub, exchange, error, leg_correction
+):
+    """The break test's finding: an entry refused for funds was sent again for up to 60 s (its maximum age). The
+    error table's entry column makes it definite (rejected at once, with the venue's reason); a stop-loss refused
+    the same way keeps protecting: sent again, resized to what the account holds where the row says so."""
+    stub.on("AddOrder", {"error": [error], "result": {}})
+    entry = await exchange.place(order_request())
+    assert (entry.status, entry.error_class, entry.correction) == (
+        PlaceStatus.REJECTED,
+        ErrorClass.PERMANENT,
+        Correction.NONE,
+    )
+    assert not entry.not_executed and entry.error == error
+    stop = order_request(
+        role=OrderRole.STOP_LOSS,
+        side=Side.SELL,
+        order_type=OrderType.STOP_LOSS,
+        trigger_price=Decimal("36000"),
+        limit_price=None,
+        fee_in_quote=True,
+    )
+    leg = await exchange.place(stop)
+    assert (leg.status, leg.error_class, leg.correction) == (
+        PlaceStatus.REJECTED,
+        ErrorClass.NOT_EXECUTED,
+        leg_correction,
+    )
+    assert leg.not_executed and len(stub.calls("AddOrder")) == 2
 
 
 async def test_trading_rate_limit_answer_fills_the_pair_counter(stub, exchange):

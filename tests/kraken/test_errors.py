@@ -2,7 +2,7 @@
 
 import pytest
 
-from execledger.application.ports import ErrorClass
+from execledger.application.ports import Correction, ErrorClass
 from execledger.infrastructure.kraken.errors import (
     ERROR_TABLE,
     Hint,
@@ -114,6 +114,38 @@ def test_table_rows(message, read, write, hint):
     assert classify_error(message, write=False) is read
     assert classify_error(message, write=True) is write
     assert rule_for(message).hint is hint
+
+
+@pytest.mark.parametrize(
+    ("message", "exit_write", "entry_write"),
+    [
+        # Definite for an entry (it is never resized and does not wait for funds or for orders to end); an exit
+        # is sent again, resized or after a wait, for the position it protects.
+        ("EOrder:Insufficient funds", X, P),
+        ("EOrder:Orders limit exceeded", X, P),
+        ("EOrder:Scheduled orders limit exceeded", X, P),
+        # The same for both: a wait (rate limits, the nonce) or a re-round by the venue's new rules helps either.
+        ("EOrder:Rate limit exceeded", X, X),
+        ("EAPI:Invalid nonce", X, X),
+        ("EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.", X, X),
+        ("EOrder:Order minimum not met", P, P),
+        ("EOrder:Cost minimum not met", P, P),
+        ("EService:Unavailable", A, A),
+    ],
+)
+def test_an_entry_and_an_exit_refused_alike_are_classified_for_what_they_are(message, exit_write, entry_write):
+    assert classify_error(message, write=True) is exit_write
+    assert classify_error(message, write=True, entry=True) is entry_write
+
+
+def test_every_eorder_refusal_an_exit_sends_again_is_either_definite_for_an_entry_or_helped_by_a_wait_or_reround():
+    """No EOrder row leaves an entry retried for a refusal that no wait or correction can cure (the break test's
+    funds finding, checked for the whole table)."""
+    curable = {Correction.REROUND}
+    for rule in ERROR_TABLE:
+        if not rule.prefix.startswith("EOrder:") or rule.write_class(entry=True) is not X:
+            continue
+        assert rule.read is L or rule.correction in curable, rule.prefix
 
 
 def test_longest_prefix_wins():
