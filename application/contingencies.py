@@ -30,7 +30,7 @@ from execledger.application.policies import (
     TimeOut,
     TriggerEmulated,
     close_policy,
-    meets_minimums,
+    minimums,
     protection_policy,
     timeout_policy,
 )
@@ -220,15 +220,17 @@ class ContingencyManager:
         quantity = rules.round_volume(min(order.quantity, max(affordable, ZERO)))
         if quantity == order.quantity:
             return []
-        if not meets_minimums(rules, quantity, order.trigger_price or order.limit_price):
+        breach = rules.minimum_breach(quantity, order.trigger_price or order.limit_price)
+        if breach is not None:
             recorded = order.defer(
                 key=f"exit_unfunded:{plain(affordable)}",
                 reason=reason(
                     Rule.EXIT_UNFUNDED,
-                    f"the account holds {plain(affordable)} available for this {order.role.value}, below the pair's "
-                    f"minimums: it waits for funds (another order may hold them)",
+                    f"the account holds {plain(affordable)} available for this {order.role.value}, too little to "
+                    f"send ({breach.message}): it waits for funds (another order may hold them)",
                     available=affordable,
                     quantity=order.quantity,
+                    **minimums(rules, breach),
                 ),
             )
             return [order] if recorded else []

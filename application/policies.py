@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from execledger.domain.errors import FieldError
 from execledger.domain.order import Bracket, Order, State
 from execledger.domain.pairs import PairRules
 from execledger.domain.position import emulated_roles, entered, planned_roles, position_of, triggered_roles
@@ -155,11 +156,11 @@ class PolicyConfig:
     price_max_age_s: float = 15.0  # a public price older than this decides nothing (no trigger, no crossed stop)
 
 
-def meets_minimums(rules: PairRules, quantity: Decimal, price: Decimal | None) -> bool:
-    """Would Kraken accept an order of this size (ordermin, and costmin when a price is known)?"""
-    if quantity <= ZERO or quantity < rules.ordermin:
-        return False
-    return not (price is not None and rules.costmin is not None and quantity * price < rules.costmin)
+def minimums(rules: PairRules, breach: FieldError) -> dict[str, Any]:
+    """The fields a reason records for a size the pair's minimums refuse (``PairRules.minimum_breach``, the one
+    minimum rule): which minimum it breaks (``ordermin``: volume, ``costmin``: cost at the price checked) and both
+    thresholds, so the text and the fields name the rule that decided, never the other one."""
+    return {"minimum": breach.rule, "ordermin": rules.ordermin, "costmin": rules.costmin}
 
 
 # --- timeout (FR-605) --------------------------------------------------------------------------------------
@@ -201,22 +202,20 @@ def timeout_policy(order: Order, rules: PairRules, now: datetime, config: Policy
     if age < threshold:
         return []
     filled = order.filled_quantity
-    if filled > ZERO and not meets_minimums(rules, filled, order.average_fill_price):
+    breach = rules.minimum_breach(filled, order.average_fill_price) if filled > ZERO else None
+    if breach is not None:
         return [
             Defer(
                 order.id,
                 f"timeout_cancel:{plain(filled)}",
                 reason(
                     Rule.TIMEOUT_CANCEL_REFUSED,
-                    f"timed out after {age:g}s (threshold {threshold:g}s, {rule}) but canceling would leave a filled "
-                    f"{plain(filled)} below the pair's minimums (ordermin {plain(rules.ordermin)}), which could be "
-                    f"neither "
-                    f"protected nor sold; the order keeps working",
+                    f"timed out after {age:g}s (threshold {threshold:g}s, {rule}) but canceling would leave the "
+                    f"{plain(filled)} filled unprotectable and unsellable ({breach.message}); the order keeps working",
                     age_s=age,
                     threshold_s=threshold,
                     filled=filled,
-                    ordermin=rules.ordermin,
-                    costmin=rules.costmin,
+                    **minimums(rules, breach),
                 ),
             )
         ]
@@ -339,7 +338,8 @@ def _first_bracket(
     if held <= ZERO:
         return []
     check_price = entry.sl_price or entry.tp_price
-    if meets_minimums(rules, held, check_price):
+    breach = rules.minimum_breach(held, check_price)
+    if breach is None:
         why = reason(
             Rule.BRACKET_PLACED,
             f"entry filled {plain(entry.filled_quantity)} of {plain(entry.quantity)}: protect the {plain(held)} held "
@@ -360,11 +360,10 @@ def _first_bracket(
                 f"bracket_dust:{plain(held)}",
                 reason(
                     Rule.BRACKET_DUST_UNPROTECTABLE,
-                    f"the entry ended with {plain(held)} unprotected, below the pair's minimums "
-                    f"(ordermin {plain(rules.ordermin)}): Kraken would reject a stop or an exit of that size",
+                    f"the entry ended with {plain(held)} unprotected: Kraken would reject a stop or an exit of that "
+                    f"size ({breach.message})",
                     quantity=held,
-                    ordermin=rules.ordermin,
-                    costmin=rules.costmin,
+                    **minimums(rules, breach),
                 ),
             )
         ]
@@ -374,10 +373,10 @@ def _first_bracket(
             f"bracket_wait:{plain(held)}",
             reason(
                 Rule.BRACKET_BELOW_MINIMUM,
-                f"{plain(held)} filled so far is below the pair's minimums (ordermin {plain(rules.ordermin)}); "
-                f"the bracket waits for more fills",
+                f"{plain(held)} filled so far is too small to protect ({breach.message}); the bracket waits for "
+                f"more fills",
                 quantity=held,
-                ordermin=rules.ordermin,
+                **minimums(rules, breach),
             ),
         )
     ]
@@ -477,8 +476,9 @@ def _exit_triggered(r: _Role, others_live: bool, rules: PairRules) -> list[Actio
     """An emulated trigger fired: exit at market once nothing else of the position can sell."""
     if r.live or others_live or r.held <= ZERO:
         return []
-    if not meets_minimums(rules, r.held, None):
-        return [_dust(r.entry, r.role, r.held, rules)]
+    breach = rules.minimum_breach(r.held, None)  # a market exit: no price to cost it at
+    if breach is not None:
+        return [_dust(r.entry, r.role, r.held, rules, breach)]
     why = reason(
         Rule.EMULATED_TRIGGER_EXIT,
         f"the {r.role.value} trigger was crossed: exit the {plain(r.held)} held at market",
@@ -529,8 +529,9 @@ def _replace_ended(r: _Role, rules: PairRules) -> list[Action]:
     latest = r.generations[-1] if r.generations else None
     if latest is not None and latest.state is State.REJECTED and not latest.rejected_transiently:
         return [_refused_for_good(r, latest)]
-    if not meets_minimums(rules, r.held, r.price):
-        return [_dust(r.entry, r.role, r.held, rules)]
+    breach = rules.minimum_breach(r.held, r.price)  # each leg at its own trigger
+    if breach is not None:
+        return [_dust(r.entry, r.role, r.held, rules, breach)]
     if latest is None:
         rule, text = Rule.LEG_PLACED, f"place the {r.role.value} for the {plain(r.held)} held"
     elif latest.state is State.REJECTED:
@@ -572,16 +573,17 @@ def _refused_for_good(r: _Role, latest: Order) -> Action:
     )
 
 
-def _dust(entry: Order, role: OrderRole, held: Decimal, rules: PairRules) -> Defer:
+def _dust(entry: Order, role: OrderRole, held: Decimal, rules: PairRules, breach: FieldError) -> Defer:
+    """No leg of ``role`` can work ``held``: the reason names the minimum it breaks (a take-profit below
+    ``costmin`` at its trigger is not a volume below ``ordermin``)."""
     return Defer(
         entry.id,
         f"leg_dust:{role.value}:{plain(held)}",
         reason(
             Rule.LEG_BELOW_MINIMUM,
-            f"{plain(held)} held by signal {entry.signal_id} is below the pair's minimums: no {role.value} can "
-            f"protect it",
+            f"no {role.value} can protect the {plain(held)} held by signal {entry.signal_id}: {breach.message}",
             held=held,
-            ordermin=rules.ordermin,
+            **minimums(rules, breach),
         ),
     )
 
@@ -614,18 +616,17 @@ def close_policy(entry: Order, exits: list[Order], rules: PairRules) -> list[Act
     held = entered(entry, rules.base) - sum((o.filled_quantity for o in exits), ZERO)
     if held <= ZERO:
         return actions
-    reference = entry.average_fill_price
-    if not meets_minimums(rules, rules.round_volume(held), reference):
+    breach = rules.minimum_breach(rules.round_volume(held), entry.average_fill_price)
+    if breach is not None:
         return [
             Defer(
                 entry.id,
                 f"close_dust:{plain(held)}",
                 reason(
                     Rule.CLOSE_DUST_UNSELLABLE,
-                    f"{plain(held)} is held but is below the pair's minimums (ordermin {plain(rules.ordermin)}): "
-                    f"Kraken would reject an exit of that size",
+                    f"{plain(held)} is held but Kraken would reject an exit of that size ({breach.message})",
                     quantity=held,
-                    ordermin=rules.ordermin,
+                    **minimums(rules, breach),
                 ),
             )
         ]

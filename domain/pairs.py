@@ -149,10 +149,46 @@ class PairRules:
         if the caller has one (else the cost minimum cannot be checked here and the venue will decide).
         """
         errors = self._status_errors(order_type, reduce_only=reduce_only, post_only=post_only)
-        errors += self._volume_errors(volume, volume_field)
-        if price is not None:
-            errors += self._price_errors(volume, price, volume_field, price_field)
+        if price is not None and price <= ZERO:
+            errors.append(
+                FieldError(price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals")
+            )
+            price = None
+        breach = self.minimum_breach(volume, price, volume_field=volume_field)
+        if breach is not None:
+            errors.append(breach)
         return errors
+
+    def minimum_breach(
+        self, volume: Decimal, price: Decimal | None, *, volume_field: str = "quantity"
+    ) -> FieldError | None:
+        """The one minimum rule: which of Kraken's minimums an order of ``volume`` (base units, already rounded)
+        at ``price`` (quote per base unit; None when no price is known, then the cost is not checked) breaks, or
+        None when it meets them. Each breach names its rule, as Kraken names its refusal (REFERENCE.md 2, section
+        4; AssetPairs ``ordermin``/``costmin``, fixture ``rest_asset_pairs_captured_trimmed_XXBTZUSD_XETHZUSD``):
+
+        - ``volume_rounds_to_zero``: nothing left at ``lot_decimals``;
+        - ``ordermin``: the volume is below ``ordermin`` (base units): ``EOrder:Order minimum not met``;
+        - ``costmin``: the cost ``volume x price`` is below ``costmin`` (quote units): ``EOrder:Cost minimum not
+          met``. A pair without ``costmin`` has no cost minimum.
+
+        ``field`` of the breach is ``volume_field``: the size is what would have to change."""
+        if volume <= ZERO:
+            return FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals")
+        if volume < self.ordermin:
+            return FieldError(
+                volume_field,
+                "ordermin",
+                f"volume {plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}",
+            )
+        if price is not None and self.costmin is not None and volume * price < self.costmin:
+            return FieldError(
+                volume_field,
+                "costmin",
+                f"cost {plain(volume * price)} ({plain(volume)} at {plain(price)}) is below the pair's costmin "
+                f"{plain(self.costmin)} {self.quote}",
+            )
+        return None
 
     def _status_errors(self, order_type: OrderType, *, reduce_only: bool, post_only: bool) -> list[FieldError]:
         """What the pair's status mode refuses (cancel_only, post_only, limit_only, reduce_only)."""
@@ -170,38 +206,6 @@ class PairRules:
             return [
                 FieldError(
                     "pair", "pair_reduce_only", f"{self.wsname} is in reduce_only mode: only position-reducing orders"
-                )
-            ]
-        return []
-
-    def _volume_errors(self, volume: Decimal, volume_field: str) -> list[FieldError]:
-        if volume <= ZERO:
-            return [
-                FieldError(volume_field, "volume_rounds_to_zero", f"rounds to 0 at {self.lot_decimals} lot decimals")
-            ]
-        if volume < self.ordermin:
-            return [
-                FieldError(
-                    volume_field,
-                    "ordermin",
-                    f"{plain(volume)} is below the pair's ordermin {plain(self.ordermin)} {self.base}",
-                )
-            ]
-        return []
-
-    def _price_errors(self, volume: Decimal, price: Decimal, volume_field: str, price_field: str) -> list[FieldError]:
-        """A price that rounds to zero, or a cost (volume x price) below the pair's ``costmin``."""
-        if price <= ZERO:
-            return [
-                FieldError(price_field, "price_rounds_to_zero", f"rounds to 0 at {self.pair_decimals} price decimals")
-            ]
-        if self.costmin is not None and volume > ZERO and volume * price < self.costmin:
-            cost = plain(volume * price)
-            return [
-                FieldError(
-                    volume_field,
-                    "costmin",
-                    f"cost {cost} is below the pair's costmin {plain(self.costmin)} {self.quote}",
                 )
             ]
         return []

@@ -200,7 +200,11 @@ class EntryPlan:
 
 
 def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
-    """Resolve the pair, round once by its rules and reject what Kraken would reject (all errors at once)."""
+    """Resolve the pair, round once by its rules and reject what Kraken would reject (all errors at once).
+
+    Each leg is checked against the pair's minimums for the whole quantity at its own trigger
+    (``PairRules.minimum_breach``): a stop-loss or take-profit the venue would refuse even once everything is filled
+    is refused here, naming its field and the minimum it breaks. Raises SignalRejected."""
     rules = pairs.find(signal.pair)
     if rules is None:
         known = ", ".join(sorted(r.wsname for r in pairs))
@@ -214,11 +218,27 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry) -> EntryPlan:
     sl = rules.round_price(signal.sl_price, exit_side, PriceKind.STOP) if signal.sl_price is not None else None
     tp = rules.round_price(signal.tp_price, exit_side, PriceKind.TAKE_PROFIT) if signal.tp_price is not None else None
     errors = rules.check_new_order(order_type=OrderType(signal.order_type), volume=quantity, price=limit_price)
-    for field, price in (("sl_price", sl), ("tp_price", tp)):
-        if price is not None and price <= 0:
-            errors.append(
-                FieldError(field, "price_rounds_to_zero", f"rounds to 0 at {rules.pair_decimals} price decimals")
-            )
+    errors += _leg_errors(rules, quantity, sl, tp, volume_ok=not any(e.field == "quantity" for e in errors))
     if errors:
         raise SignalRejected(errors)
     return EntryPlan(signal=signal, rules=rules, quantity=quantity, limit_price=limit_price, sl_price=sl, tp_price=tp)
+
+
+def _leg_errors(
+    rules: PairRules, quantity: Decimal, sl: Decimal | None, tp: Decimal | None, *, volume_ok: bool
+) -> list[FieldError]:
+    """Each leg for the whole quantity at its own trigger, by the pair's one minimum rule: the field named is the
+    leg's price (a stop or take-profit too close to zero to be worth ``costmin``); a quantity below ``ordermin`` is
+    already the entry's own error."""
+    errors = []
+    for field, price in (("sl_price", sl), ("tp_price", tp)):
+        if price is None:
+            continue
+        if price <= 0:
+            errors.append(
+                FieldError(field, "price_rounds_to_zero", f"rounds to 0 at {rules.pair_decimals} price decimals")
+            )
+        elif volume_ok and (breach := rules.minimum_breach(quantity, price, volume_field=field)) is not None:
+            leg = "stop-loss" if field == "sl_price" else "take-profit"
+            errors.append(FieldError(field, breach.rule, f"the {leg} for the whole quantity: {breach.message}"))
+    return errors

@@ -193,6 +193,35 @@ class TestFirstBracket:
         assert isinstance(decide(o)[0], Defer)
 
 
+class TestMinimumsNameTheirRule:
+    """Each refusal for size names the minimum it breaks (``PairRules.minimum_breach``): the break test saw a
+    take-profit below costmin deferred with a reason naming only ordermin."""
+
+    def test_a_bracket_below_costmin_waits_naming_costmin(self):
+        o = entry(sl="3000", tp="4000")  # 0.0001 meets ordermin 0.00005; at 3000 it costs 0.3 < costmin 0.5
+        fill(o, "0.0001")
+        [wait] = decide(o)
+        assert wait.reason["rule"] == "bracket_below_minimum" and wait.reason["minimum"] == "costmin"
+        assert "costmin 0.5" in wait.reason["text"] and "ordermin" not in wait.reason["text"]
+
+    def test_a_bracket_below_ordermin_waits_naming_ordermin(self):
+        o = entry()
+        fill(o, "0.00001")
+        [wait] = decide(o)
+        assert wait.reason["minimum"] == "ordermin" and "ordermin 0.00005" in wait.reason["text"]
+
+    def test_a_take_profit_below_costmin_at_its_trigger_is_not_recreated_naming_costmin(self):
+        e = entry(sl="3000", tp="4000")
+        fill(e, "0.0001")
+        s_leg, t_leg = bracketed(e, "0.0001")
+        t_leg.mark_canceled(reason=R, venue_reason=None)  # ended without our asking: re-created if it can be
+        actions = decide(e, s_leg, t_leg)
+        [dust] = [a for a in actions if isinstance(a, Defer)]
+        assert dust.reason["rule"] == "leg_below_minimum" and dust.reason["minimum"] == "costmin"
+        assert "take_profit" in dust.reason["text"] and "cost 0.4" in dust.reason["text"]
+        assert not any(isinstance(a, PlaceLeg) for a in actions)
+
+
 class TestOneLegPerRole:
     def setup_method(self):
         self.e = entry()

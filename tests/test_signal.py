@@ -122,3 +122,30 @@ def test_rounded_volume_never_exceeds_request_and_is_on_lot_grid(quantity):
     assert plan.quantity <= quantity
     assert plan.quantity == plan.quantity.quantize(D("0.00000001"))
     assert quantity - plan.quantity < D("0.00000001")
+
+
+def test_each_minimum_breach_names_the_rule_it_breaks(pairs):
+    rules = pairs.find("XBT/USD")  # AssetPairs: ordermin 0.00005 XBT, costmin 0.5 USD
+    assert rules.minimum_breach(D("0.00004"), D("60000")).rule == "ordermin"
+    assert rules.minimum_breach(D("0.00004"), None).rule == "ordermin"
+    costmin = rules.minimum_breach(D("0.0001"), D("4000"))  # cost 0.4
+    assert costmin.rule == "costmin" and "cost 0.4" in costmin.message and "ordermin" not in costmin.message
+    assert rules.minimum_breach(D("0.0001"), None) is None  # no price: the cost is not known
+    assert rules.minimum_breach(D("0.0001"), D("5000")) is None  # cost 0.5: exactly the minimum
+    assert rules.minimum_breach(D("0"), D("5000")).rule == "volume_rounds_to_zero"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # a sell's take-profit buys back low: 0.0001 at 4000 costs 0.4, below costmin 0.5 (volume meets ordermin)
+        ({"side": "sell", "sl_price": "65000", "tp_price": "4000"}, {("tp_price", "costmin")}),
+        ({"limit_price": "60000", "sl_price": "4000", "tp_price": "65000"}, {("sl_price", "costmin")}),
+        ({"quantity": "0.00004"}, {("quantity", "ordermin")}),  # the entry's own: not repeated for each leg
+        ({"limit_price": "4000", "sl_price": "3000", "tp_price": "4500"}, {("quantity", "costmin")}),
+    ],
+)
+def test_the_entry_and_each_leg_are_refused_naming_the_minimum_they_break(pairs, change, expected):
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(parse_signal({**GOOD, "quantity": "0.0001", **change}), pairs)
+    assert {(e.field, e.rule) for e in info.value.errors} == expected
