@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from execledger.application.orders_app import OrdersApp
+from execledger.application.policies import LastPrice
 from execledger.application.ports import Clock, SystemClock
 from execledger.domain.clock import stamped
 from execledger.domain.errors import DomainError
@@ -69,18 +70,27 @@ _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_top
 
 
 def entry_for_signal(
-    data: Mapping[str, Any] | TradeSignal, pairs: PairRegistry, existing: Order | None
+    data: Mapping[str, Any] | TradeSignal,
+    pairs: PairRegistry,
+    existing: Order | None,
+    last_price: Callable[[str], LastPrice | None] | None = None,
 ) -> SubmitResult:
     """Validate an approved signal into its entry order (Placed), not yet saved.
 
     Idempotent by ``signal_id``: ``existing`` is the entry already recorded for that id (if any); the same signal
     again returns it (``created=False``), the same id with other content raises SignalConflict. Invalid input raises
-    SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``)."""
+    SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``).
+
+    ``last_price`` gives a pair's (AssetPairs key) fresh last public price, or None (the trading process's price
+    watcher: ``ContingencyManager.last_price``). A market entry's sl/tp and cost are checked against it
+    (``plan_entry``); the Placed reason records the price used, or that none was known, in ``market_reference``."""
     signal = parse_signal(data)
     fingerprint = signal.fingerprint()
     if existing is not None:
         return SubmitResult(_same_signal(existing, signal, fingerprint), created=False)
-    plan = plan_entry(signal, pairs)
+    known = pairs.find(signal.pair)
+    last = last_price(known.key) if last_price and known and signal.order_type == "market" else None
+    plan = plan_entry(signal, pairs, last.price if last is not None else None)
     order = Order.place(
         order_id=entry_order_id(signal.signal_id),
         signal_id=signal.signal_id,
@@ -107,9 +117,21 @@ def entry_for_signal(
                 "costmin": plan.rules.costmin,
             },
             rounded=plan.rounding(),
+            **_market_reference(signal, last),
         ),
     )
     return SubmitResult(order, created=True)
+
+
+def _market_reference(signal: TradeSignal, last: LastPrice | None) -> dict[str, Any]:
+    """What a market entry's sl/tp were checked against: the last price (and when it was seen), or the note that no
+    fresh price was known (the trading process follows prices only of pairs whose protection needs them): then
+    the venue's stop triggers at once and the protection policy exits at market a stop the price has crossed."""
+    if signal.order_type != "market" or (signal.sl_price is None and signal.tp_price is None):
+        return {}
+    if last is None:
+        return {"market_reference": "no fresh last price known: sl/tp not checked against the market"}
+    return {"market_reference": {"last_price": last.price, "observed_at": last.at}}
 
 
 def _same_signal(order: Order, signal: TradeSignal, fingerprint: str) -> Order:

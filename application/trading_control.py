@@ -244,7 +244,7 @@ class TradingControl:
             existing = None
         if existing is None:
             self.state.check_entry_allowed()
-        result = entry_for_signal(data, self.ledger.pairs, existing)
+        result = entry_for_signal(data, self.ledger.pairs, existing, self.contingencies.last_price)
         if result.created and (busy := self._busy(result.order.pair)) is not None:
             raise EntriesBusy(busy)
         if result.created:

@@ -124,6 +124,34 @@ def test_rounded_volume_never_exceeds_request_and_is_on_lot_grid(quantity):
     assert quantity - plan.quantity < D("0.00000001")
 
 
+MARKET = {**GOOD, "order_type": "market", "limit_price": None, "quantity": "0.01"}
+
+
+@pytest.mark.parametrize(
+    ("side", "sl", "tp", "expected"),
+    [
+        ("buy", "68000", "70000", {("sl_price", "sl_not_below_last_price_for_buy")}),  # the break test's input
+        ("buy", "67000", "70000", {("sl_price", "sl_not_below_last_price_for_buy")}),  # at the price: triggers too
+        ("buy", "60000", "66000", {("tp_price", "tp_not_above_last_price_for_buy")}),
+        ("sell", "66000", "60000", {("sl_price", "sl_not_above_last_price_for_sell")}),
+        ("sell", "70000", "68000", {("tp_price", "tp_not_below_last_price_for_sell")}),
+    ],
+)
+def test_a_market_signals_legs_are_checked_against_the_last_price(pairs, side, sl, tp, expected):
+    signal = parse_signal({**MARKET, "side": side, "sl_price": sl, "tp_price": tp})
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(signal, pairs, D("67000"))
+    assert {(e.field, e.rule) for e in info.value.errors} == expected
+    assert all("last price 67000" in e.message for e in info.value.errors)
+    plan_entry(signal, pairs)  # no price known: not checked here (the Placed reason says so)
+
+
+def test_a_market_signal_with_its_legs_either_side_of_the_last_price_is_planned(pairs):
+    for side, sl, tp in (("buy", "60000", "70000"), ("sell", "70000", "60000")):
+        plan = plan_entry(parse_signal({**MARKET, "side": side, "sl_price": sl, "tp_price": tp}), pairs, D("67000"))
+        assert (plan.sl_price, plan.tp_price) == (D(sl), D(tp))
+
+
 def test_each_minimum_breach_names_the_rule_it_breaks(pairs):
     rules = pairs.find("XBT/USD")  # AssetPairs: ordermin 0.00005 XBT, costmin 0.5 USD
     assert rules.minimum_breach(D("0.00004"), D("60000")).rule == "ordermin"
@@ -149,3 +177,11 @@ def test_the_entry_and_each_leg_are_refused_naming_the_minimum_they_break(pairs,
     with pytest.raises(SignalRejected) as info:
         plan_entry(parse_signal({**GOOD, "quantity": "0.0001", **change}), pairs)
     assert {(e.field, e.rule) for e in info.value.errors} == expected
+
+
+def test_a_market_entrys_cost_is_checked_at_the_last_price(pairs):
+    signal = parse_signal({**MARKET, "quantity": "0.0001", "sl_price": None, "tp_price": None})
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(signal, pairs, D("4000"))
+    assert [(e.field, e.rule) for e in info.value.errors] == [("quantity", "costmin")]
+    assert plan_entry(signal, pairs, D("60000")).quantity == D("0.0001")

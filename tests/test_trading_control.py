@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from execledger.application.orders_app import COMMANDS
+from execledger.application.policies import LastPrice
 from execledger.domain.commands import Command, CommandKind, CommandReceipt, Outcome, Refusal
 from execledger.domain.order import State
 from execledger.domain.position import position_of
@@ -162,3 +163,42 @@ async def test_a_stale_signal_command_is_refused_not_placed(settings, clock):
         trading.service.pull_commands()
         receipt = CommandBus(lg, role="test").find_receipt(command.id)
         assert receipt.refusal is Refusal.STALE and lg.engine.orders.entry_of_signal("old") is None
+
+
+def market_signal_command(signal_id: str, **fields) -> Command:
+    signal = {"signal_id": signal_id, "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
+    return Command.issue(
+        kind=CommandKind.SUBMIT_SIGNAL, payload={"signal": {**signal, **fields}}, by="api", why="test", origin="test"
+    )
+
+
+async def test_a_market_signal_whose_stop_the_last_price_has_crossed_is_refused_with_the_field(settings, clock):
+    """The break test's finding: a market buy with its stop-loss above the market (it would trigger at once) was
+    accepted. With a fresh last price known, the receipt refuses it naming ``sl_price`` and the price."""
+    with open_ledger(settings, clock=clock) as lg:
+        trading = build_trading(lg, FakeExchange(clock))
+        lg.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("67000"), clock.now()))
+        bad = market_signal_command("above", sl_price="68000", tp_price="70000")
+        good = market_signal_command("around", sl_price="60000", tp_price="70000")
+        lg.commands.save(bad, good)
+        trading.service.pull_commands()
+        receipt = CommandBus(lg, role="test").find_receipt(bad.id)
+        assert receipt.outcome is Outcome.REFUSED and receipt.refusal is Refusal.INVALID
+        [error] = receipt.detail["errors"]
+        assert error["field"] == "sl_price" and error["rule"] == "sl_not_below_last_price_for_buy"
+        assert "last price 67000" in error["message"] and lg.engine.orders.entry_of_signal("above") is None
+        placed = lg.engine.orders.entry_of_signal("around")
+        assert placed.placement_reason["market_reference"]["last_price"] == "67000"
+
+
+async def test_a_market_signal_without_a_fresh_price_records_that_its_legs_were_not_checked(settings, clock):
+    with open_ledger(settings, clock=clock) as lg:
+        trading = build_trading(lg, FakeExchange(clock))
+        seen = clock.now()
+        lg.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("67000"), seen))
+        clock.set(seen + timedelta(seconds=lg.engine.contingencies.config.price_max_age_s + 1))  # too old to decide
+        command = market_signal_command("stale-price", sl_price="68000", tp_price="70000")
+        lg.commands.save(command)
+        trading.service.pull_commands()
+        entry = lg.engine.orders.entry_of_signal("stale-price")
+        assert "not checked" in entry.placement_reason["market_reference"]
