@@ -175,7 +175,9 @@ class ContingencyManager:
 
     def reround(self, order: Order) -> list[Any]:
         """Round a waiting order again by its pair's current rules (the venue refused its precision: its rules
-        changed). Returns the touched orders (none when nothing changed)."""
+        changed). Returns the touched orders (none when nothing changed). An entry the current rules round the same
+        is not sent again unchanged (the venue would refuse it again until its maximum age): withdrawn, with the
+        venue's reason. A leg is sent again all the same: it protects a position, and the rules may yet change."""
         rules = self.rules(order)
         exit_side = order.side  # a leg's trigger rounds to the nearest tick whatever its side
         quantity = rules.round_volume(order.quantity)
@@ -202,6 +204,12 @@ class ContingencyManager:
                 trigger_price=trigger,
             ),
         )
+        if not changed and order.role is OrderRole.ENTRY:
+            return self._unsendable(
+                order,
+                f"the venue refused its precision ({order.last_error}) and {rules.wsname}'s current rules "
+                f"(pair_decimals {rules.pair_decimals}, lot_decimals {rules.lot_decimals}) round it the same",
+            )
         return [order] if changed else []
 
     def resize_to_holdings(self, order: Order, available: Mapping[str, Decimal]) -> list[Any]:
