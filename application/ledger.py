@@ -82,14 +82,17 @@ def entry_for_signal(
     SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``).
 
     ``last_price`` gives a pair's (AssetPairs key) fresh last public price, or None (the trading process's price
-    watcher: ``ContingencyManager.last_price``). A market entry's sl/tp and cost are checked against it
-    (``plan_entry``); the Placed reason records the price used, or that none was known, in ``market_reference``."""
+    watcher: ``ContingencyManager.last_price``). The sl/tp of an entry that fills at once (market, marketable
+    limit) and a market entry's cost are checked against it (``plan_entry``); the Placed reason records the price
+    used, or that none was known, in ``market_reference``."""
     signal = parse_signal(data)
     fingerprint = signal.fingerprint()
     if existing is not None:
         return SubmitResult(_same_signal(existing, signal, fingerprint), created=False)
     known = pairs.find(signal.pair)
-    last = last_price(known.key) if last_price and known and signal.order_type == "market" else None
+    brackets = signal.sl_price is not None or signal.tp_price is not None
+    wanted = brackets or signal.order_type == "market"  # the legs' check, a market entry's cost
+    last = last_price(known.key) if last_price and known and wanted else None
     plan = plan_entry(signal, pairs, last.price if last is not None else None)
     order = Order.place(
         order_id=entry_order_id(signal.signal_id),
@@ -124,11 +127,13 @@ def entry_for_signal(
 
 
 def _market_reference(signal: TradeSignal, last: LastPrice | None) -> dict[str, Any]:
-    """What a market entry's sl/tp were checked against: the last price (and when it was seen), or the note that no
-    fresh price was known (the trading process follows prices only of pairs whose protection needs them): then
-    the venue's stop triggers at once and the protection policy exits at market a stop the price has crossed."""
-    if signal.order_type != "market" or (signal.sl_price is None and signal.tp_price is None):
+    """What an entry's sl/tp were checked against besides its limit: the last price (and when it was seen), or, for
+    a market entry, the note that no fresh price was known (the trading process follows prices only of pairs whose
+    protection needs them): then a stop above a buy's fill triggers at once on the venue."""
+    if signal.sl_price is None and signal.tp_price is None:
         return {}
+    if last is None and signal.order_type != "market":
+        return {}  # a limit entry's legs were checked against its limit
     if last is None:
         return {"market_reference": "no fresh last price known: sl/tp not checked against the market"}
     return {"market_reference": {"last_price": last.price, "observed_at": last.at}}

@@ -203,7 +203,8 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry, last_price: Decimal | N
     """Resolve the pair, round once by its rules and reject what Kraken would reject (all errors at once).
 
     ``last_price`` is the pair's last public trade price (quote per base unit) if the caller knows a fresh one:
-    a market entry's sl/tp are checked against it (``_market_bracket_errors``) and its cost against ``costmin``.
+    the sl/tp of an entry that fills at once (market, or a limit the last price already reaches) are checked
+    against it (``_crossed_at_entry_errors``), and a market entry's cost against ``costmin``.
     Each leg is checked against the pair's minimums for the whole quantity at its own trigger
     (``PairRules.minimum_breach``): a stop-loss or take-profit the venue would refuse even once everything is filled
     is refused here, naming its field and the minimum it breaks. Raises SignalRejected."""
@@ -221,21 +222,27 @@ def plan_entry(signal: TradeSignal, pairs: PairRegistry, last_price: Decimal | N
     tp = rules.round_price(signal.tp_price, exit_side, PriceKind.TAKE_PROFIT) if signal.tp_price is not None else None
     reference = limit_price if limit_price is not None else last_price
     errors = rules.check_new_order(order_type=OrderType(signal.order_type), volume=quantity, price=reference)
-    if limit_price is None and last_price is not None:
-        errors += _market_bracket_errors(signal, last_price)
+    if last_price is not None:
+        errors += _crossed_at_entry_errors(signal, last_price)
     errors += _leg_errors(rules, quantity, sl, tp, volume_ok=not any(e.field == "quantity" for e in errors))
     if errors:
         raise SignalRejected(errors)
     return EntryPlan(signal=signal, rules=rules, quantity=quantity, limit_price=limit_price, sl_price=sl, tp_price=tp)
 
 
-def _market_bracket_errors(s: TradeSignal, last: Decimal) -> list[FieldError]:
-    """A market entry fills at about the last price, so its legs are checked against it as a limit entry's are
-    against its limit: a buy's stop-loss below and take-profit above it, a sell's mirrored. A stop-loss triggers
-    from the unfavourable direction and a take-profit from the favourable one (REFERENCE.md 3.3, Kraken's
-    order_type descriptions, trigger ``last`` by default): a buy's stop at or above the last price would trigger the
-    moment it rests and sell what was just bought (the break test's finding), a take-profit at or below it likewise.
+def _crossed_at_entry_errors(s: TradeSignal, last: Decimal) -> list[FieldError]:
+    """An entry that fills at once fills at about the last price: a market entry, or a limit the last price already
+    reaches (a buy's limit at or above it, a sell's at or below). Its legs are then checked against the last price
+    as a resting limit's are against its limit: a buy's stop-loss below and take-profit above it, a sell's mirrored.
+    A stop-loss triggers from the unfavourable direction and a take-profit from the favourable one (REFERENCE.md
+    3.3, Kraken's order_type descriptions, trigger ``last`` by default): a buy's stop at or above the last price
+    would trigger the moment it rests and sell what was just bought (the break test's finding), a take-profit at or
+    below it likewise. A resting limit is checked against its limit only (``_cross_field_errors``): it fills there.
     Without a fresh last price nothing is checked here (the caller records that)."""
+    limit = s.limit_price
+    if limit is not None and (limit < last if s.side is Side.BUY else limit > last):
+        return []  # rests: it fills at its limit, against which its legs were checked
+    entry = "market" if limit is None else "marketable limit"
     errors = []
     below, above = ("sl_price", "tp_price") if s.side is Side.BUY else ("tp_price", "sl_price")
     lo, hi = getattr(s, below), getattr(s, above)
@@ -244,7 +251,7 @@ def _market_bracket_errors(s: TradeSignal, last: Decimal) -> list[FieldError]:
             FieldError(
                 below,
                 f"{below.split('_')[0]}_not_below_last_price_for_{s.side}",
-                f"{plain(lo)} must be below the last price {plain(last)} for a market {s.side}: it would trigger at "
+                f"{plain(lo)} must be below the last price {plain(last)} for a {entry} {s.side}: it would trigger at "
                 f"once",
             )
         )
@@ -253,7 +260,7 @@ def _market_bracket_errors(s: TradeSignal, last: Decimal) -> list[FieldError]:
             FieldError(
                 above,
                 f"{above.split('_')[0]}_not_above_last_price_for_{s.side}",
-                f"{plain(hi)} must be above the last price {plain(last)} for a market {s.side}: it would trigger at "
+                f"{plain(hi)} must be above the last price {plain(last)} for a {entry} {s.side}: it would trigger at "
                 f"once",
             )
         )

@@ -146,6 +146,23 @@ def test_a_market_signals_legs_are_checked_against_the_last_price(pairs, side, s
     plan_entry(signal, pairs)  # no price known: not checked here (the Placed reason says so)
 
 
+def test_a_marketable_limit_is_checked_against_the_last_price_a_resting_one_against_its_limit(pairs):
+    """A buy limited at 70000 with the market at 67000 fills at about 67000: a stop at 68000 would trigger at once
+    though it is below the limit. Resting (limit 60000), the same rule would be wrong: it fills at its limit."""
+    marketable = parse_signal({**GOOD, "limit_price": "70000", "sl_price": "68000", "tp_price": "75000"})
+    with pytest.raises(SignalRejected) as info:
+        plan_entry(marketable, pairs, D("67000"))
+    [error] = info.value.errors
+    assert (error.field, error.rule) == ("sl_price", "sl_not_below_last_price_for_buy")
+    assert "marketable limit" in error.message
+    resting = parse_signal({**GOOD, "limit_price": "60000", "sl_price": "58000", "tp_price": "62000"})
+    assert plan_entry(resting, pairs, D("67000")).tp_price == D("62000")  # below the market, above its limit: fine
+    sell = parse_signal({**GOOD, "side": "sell", "limit_price": "60000", "sl_price": "66000", "tp_price": "50000"})
+    with pytest.raises(SignalRejected) as info:  # a sell limited below the market sells at about 67000
+        plan_entry(sell, pairs, D("67000"))
+    assert [(e.field, e.rule) for e in info.value.errors] == [("sl_price", "sl_not_above_last_price_for_sell")]
+
+
 def test_a_market_signal_with_its_legs_either_side_of_the_last_price_is_planned(pairs):
     for side, sl, tp in (("buy", "60000", "70000"), ("sell", "70000", "60000")):
         plan = plan_entry(parse_signal({**MARKET, "side": side, "sl_price": sl, "tp_price": tp}), pairs, D("67000"))
