@@ -79,20 +79,13 @@ def entry_for_signal(
 
     Idempotent by ``signal_id``: ``existing`` is the entry already recorded for that id (if any); the same signal
     again returns it (``created=False``), the same id with other content raises SignalConflict. Invalid input raises
-    SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``).
-
-    ``last_price`` gives a pair's (AssetPairs key) fresh last public price, or None (the trading process's price
-    watcher: ``ContingencyManager.last_price``). The sl/tp of an entry that fills at once (market, marketable
-    limit) and a market entry's cost are checked against it (``plan_entry``); the Placed reason records the price
-    used, or that none was known, in ``market_reference``."""
+    SignalRejected. Values are rounded once, by the pair's rules (``domain/pairs.py``). ``last_price``: a pair's
+    (AssetPairs key) fresh last price or None (``ContingencyManager.last_price``), used as ``plan_entry`` says."""
     signal = parse_signal(data)
     fingerprint = signal.fingerprint()
     if existing is not None:
         return SubmitResult(_same_signal(existing, signal, fingerprint), created=False)
-    known = pairs.find(signal.pair)
-    brackets = signal.sl_price is not None or signal.tp_price is not None
-    wanted = brackets or signal.order_type == "market"  # the legs' check, a market entry's cost
-    last = last_price(known.key) if last_price and known and wanted else None
+    last = _last_price_of(signal, pairs, last_price)
     plan = plan_entry(signal, pairs, last.price if last is not None else None)
     order = Order.place(
         order_id=entry_order_id(signal.signal_id),
@@ -124,6 +117,17 @@ def entry_for_signal(
         ),
     )
     return SubmitResult(order, created=True)
+
+
+def _last_price_of(
+    signal: TradeSignal, pairs: PairRegistry, last_price: Callable[[str], LastPrice | None] | None
+) -> LastPrice | None:
+    """The fresh last price of the signal's pair when a check needs it: the legs of an entry that fills at once
+    (market, marketable limit), a market entry's cost (``plan_entry``). The Placed reason records the price used,
+    or that none was known, in ``market_reference``."""
+    known = pairs.find(signal.pair)
+    wanted = signal.sl_price is not None or signal.tp_price is not None or signal.order_type == "market"
+    return last_price(known.key) if last_price is not None and known is not None and wanted else None
 
 
 def _market_reference(signal: TradeSignal, last: LastPrice | None) -> dict[str, Any]:
