@@ -56,11 +56,11 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any):
         super().__init__(datastore, **kwargs)
-        self._insert_values: dict[int, str] = {}  # rows -> ``INSERT ... VALUES (?,?,?,?),... RETURNING ...``
+        self._insert_values: dict[tuple[int, bool], str] = {}  # (rows, returning) -> ``INSERT ... VALUES ...``
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert ``stored_events`` (and ``tracking=``, if given) in one transaction; returns their notification ids
-        (rowids), in the order of ``stored_events``.
+        (rowids), in the order of ``stored_events``, or None with ``returning_ids=False``.
 
         The library's ``SQLiteProcessRecorder.insert_events`` runs one ``execute`` a row through its cursor
         wrappers (to read each ``lastrowid``) between ``BEGIN`` and ``COMMIT``. Here the rows go in one
@@ -72,12 +72,16 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
         statements and the library's tracking upsert run in the library's ``BEGIN`` ... ``COMMIT``
         (``SQLiteTransaction``). SQLite returns RETURNING rows in an arbitrary order (sqlite.org/lang_returning),
         so the ids are matched to the events by their (originator_id, originator_version), the primary key.
+        ``returning_ids=False`` (for a caller that reads no ids, ``UnitOfWork``) leaves out the ``RETURNING``
+        clause: the same rows, transaction and errors, 2 us less an event (SQLite's ephemeral table of returned
+        rows, their Python rows and the matching).
         Errors: a version already stored (optimistic concurrency) or a tracking position already recorded raise
         eventsourcing's ``IntegrityError`` and nothing of the save is kept; other ``sqlite3`` errors are
         translated as the library translates them."""
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)
         tracking: Tracking | None = kwargs.get("tracking")
+        returning: bool = kwargs.get("returning_ids", True)
         params = [
             x
             for s in stored_events
@@ -91,35 +95,38 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
         with self.datastore.get_connection(commit=True) as conn:
             if tracking is None and len(stored_events) <= self.VALUES_MAX:
                 with _OneStatement(conn, commit=True) as curs, curs:
-                    rows = self._insert_rows(curs.sqlite_cursor, params)
+                    rows = self._insert_rows(curs.sqlite_cursor, params, returning)
             else:
-                rows = self._insert_in_transaction(conn, params, tracking)
+                rows = self._insert_in_transaction(conn, params, tracking, returning)
+        if not returning:
+            return None
         notification_ids = {(row[1], row[2]): row[0] for row in rows}
         return [notification_ids[key] for key in zip(params[0::4], params[1::4], strict=True)]
 
     def _insert_in_transaction(
-        self, conn: SQLiteConnection, params: list[Any], tracking: Tracking | None
+        self, conn: SQLiteConnection, params: list[Any], tracking: Tracking | None, returning: bool
     ) -> list[sqlite3.Row]:
         rows: list[sqlite3.Row] = []
         with SQLiteTransaction(conn, commit=True) as curs, curs:
             step = 4 * self.VALUES_MAX
             for start in range(0, len(params), step):
-                rows += self._insert_rows(curs.sqlite_cursor, params[start : start + step])
+                rows += self._insert_rows(curs.sqlite_cursor, params[start : start + step], returning)
             if tracking is not None:
                 self._insert_tracking(curs, tracking)
         return rows
 
-    def _insert_rows(self, cursor: sqlite3.Cursor, params: list[Any]) -> list[sqlite3.Row]:
-        """Insert the rows of ``params`` (4 a row) in one statement; returns (rowid, originator_id, version)s."""
-        n = len(params) // 4
-        statement = self._insert_values.get(n)
+    def _insert_rows(self, cursor: sqlite3.Cursor, params: list[Any], returning: bool) -> list[sqlite3.Row]:
+        """Insert the rows of ``params`` (4 a row) in one statement; returns their (rowid, originator_id,
+        originator_version)s if ``returning``, else nothing."""
+        key = (len(params) // 4, returning)
+        statement = self._insert_values.get(key)
         if statement is None:
-            statement = self._insert_values[n] = (
-                f"INSERT INTO {self.events_table_name} VALUES {','.join(['(?,?,?,?)'] * n)} "
-                "RETURNING rowid, originator_id, originator_version"
+            statement = self._insert_values[key] = (
+                f"INSERT INTO {self.events_table_name} VALUES {','.join(['(?,?,?,?)'] * key[0])}"
+                + (" RETURNING rowid, originator_id, originator_version" if returning else "")
             )
         cursor.execute(statement, params)
-        return cursor.fetchall()
+        return cursor.fetchall() if returning else []
 
     def construct_create_table_statements(self) -> list[str]:
         return [

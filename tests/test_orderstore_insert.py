@@ -154,6 +154,29 @@ def test_a_save_with_tracking_records_both_or_neither(orders_app, n):
     assert _rows(orders_app, 1) == before and orders_app.recorder.max_tracking_id("Commands") == 7
 
 
+@pytest.mark.parametrize("n", [1, 10, 65, 131])
+def test_a_save_without_ids_writes_the_same_rows_and_refuses_the_same_saves(orders_app, n):
+    """``returning_ids=False`` (the unit of work's saves; SQLite leaves out RETURNING, PostgreSQL ignores it)."""
+    recorder, a = orders_app.recorder, uuid.uuid4()
+    last = recorder.insert_events([_stored(a, 1)])[-1]
+    batch = [_stored(uuid.uuid4(), 1) for _ in range(n - 1)] + [_stored(a, 2)]
+    returned = recorder.insert_events(batch, returning_ids=False)
+    rows = _rows(orders_app, last + 1)
+    assert [r[1:] for r in rows] == [(s.originator_id, s.originator_version, s.state) for s in batch]
+    ids = [r[0] for r in rows]
+    assert ids == sorted(ids) and len(set(ids)) == n and returned in (None, ids)
+    before = _rows(orders_app, 1)
+    for tracking in (None, Tracking("Commands", 3)):  # version 2 of ``a`` again: refused, with or without tracking
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([_stored(uuid.uuid4(), 1), _stored(a, 2)], tracking=tracking, returning_ids=False)
+        assert _rows(orders_app, 1) == before
+    recorder.insert_events([_stored(a, 3)], tracking=Tracking("Commands", 3), returning_ids=False)
+    assert recorder.max_tracking_id("Commands") == 3 and _rows(orders_app, 1)[-1][1:3] == (a, 3)
+    with pytest.raises(IntegrityError):  # position 3 again
+        recorder.insert_events([_stored(a, 4)], tracking=Tracking("Commands", 3), returning_ids=False)
+    assert recorder.select_events(a)[-1].originator_version == 3
+
+
 def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
     """A database locked by another writer beyond the lock timeout: eventsourcing's OperationalError, nothing kept,
     the recorder's pooled connection usable afterwards."""
