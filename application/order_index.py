@@ -107,32 +107,34 @@ class OrderIndex(Mapping[UUID, Order]):
 
     def put(self, order: Order) -> None:
         """Add the order, or re-index it after events changed it (state, venue order id)."""
-        self._orders[order.id] = order
-        self._seq.setdefault(order.id, len(self._seq))
-        self._by_client_id[order.cl_ord_id] = order.id
+        order_id, state = order.id, order.state  # read once: ``id`` is a property (every commit re-indexes)
+        self._orders[order_id] = order
+        if order_id not in self._seq:
+            self._seq[order_id] = len(self._seq)
+        self._by_client_id[order.cl_ord_id] = order_id
         if order.txid:
-            self._by_venue_id[order.txid] = order.id
+            self._by_venue_id[order.txid] = order_id
         if order.role is OrderRole.ENTRY:
-            self._by_signal[order.signal_id] = order.id
-        previous = self._state_of.get(order.id)
-        if previous is not order.state:
+            self._by_signal[order.signal_id] = order_id
+        previous = self._state_of.get(order_id)
+        if previous is not state:
             if previous is not None:
-                self._by_state[previous].discard(order.id)
-            self._by_state[order.state].add(order.id)
-            self._state_of[order.id] = order.state
-        if order.amend_pending is not None and order.state is State.OPEN:
-            self._amending.add(order.id)
+                self._by_state[previous].discard(order_id)
+            self._by_state[state].add(order_id)
+            self._state_of[order_id] = state
+        if order.amend_pending is not None and state is State.OPEN:
+            self._amending.add(order_id)
         else:
-            self._amending.discard(order.id)
+            self._amending.discard(order_id)
         if order.is_terminal:
-            self._settling.add(order.parent_id or order.id)
+            self._settling.add(order.parent_id or order_id)
         if self.deadline_of is not None:
-            self._note_deadline(order.id, self.deadline_of(order))
+            self._note_deadline(order_id, self.deadline_of(order))
         if self.flag is not None:
             if self.flag(order):
-                self._flagged.add(order.id)
+                self._flagged.add(order_id)
             else:
-                self._flagged.discard(order.id)
+                self._flagged.discard(order_id)
 
     def _note_deadline(self, order_id: UUID, deadline: datetime | None) -> None:
         if deadline is None:

@@ -76,7 +76,7 @@ class UnitOfWork:
         # Python 3.11, more than encoding its event (the aggregates here are Aggregates, never bare events).
         events = [event for aggregate, _ in committed for event in aggregate.collect_events()]
         try:
-            self.app.events.put(events, tracking=tracking)
+            self._record(events, tracking)
         except IntegrityError as exc:
             self.discard(a for a, _ in committed)
             raise ConcurrencyConflict(f"the store refused the transaction ({exc}); nothing was kept") from exc
@@ -93,6 +93,16 @@ class UnitOfWork:
             except Exception:  # a broken listener must not break trading: the decision is already recorded
                 log.exception("listener %r failed after a commit", listener)
         return committed
+
+    def _record(self, events: list[Any], tracking: Tracking | None) -> None:
+        """What ``app.events.put`` does (the mapper, then the recorder's one transaction) without what nothing here
+        reads: the ``Recording`` (and its ``Notification``) of each event that ``put`` builds, 1.1 us an event,
+        and the notification ids (``returning_ids=False``: the SQLite recorder then leaves out its ``RETURNING``
+        clause, 2 us an event; the PostgreSQL recorder returns them anyway). The listeners and the follower read
+        committed events by position from the log, never from here."""
+        mapper = self.app.mapper
+        stored = [mapper.to_stored_event(event) for event in events]
+        self.app.recorder.insert_events(stored, tracking=tracking, returning_ids=False)
 
     def discard(self, aggregates: Iterable[Any]) -> None:
         """Forget in-memory changes that never reached the store: reload from the log, or forget new aggregates."""

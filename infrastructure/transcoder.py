@@ -10,13 +10,14 @@ library) is decoded by the standard library as before.
 
 Every save encodes its events: the standard library's encoder calling the transcoder's ``default`` for each
 Decimal and datetime was most of the ledger's own cost of an append (issue 18). orjson writes the same document:
-compact separators, UTF-8 without escaping, Decimal and datetime through the same transcodings (its ``default``),
-UUIDs tagged ``uuid_hex`` by a walk beforehand (orjson would write them as plain strings, which read back as
-strings). Whatever it would write differently or not at all (NaN and infinities, which it writes as ``null``;
-integers beyond 64 bits; keys that are not strings; lone surrogates; a type the transcoder has no transcoding
-for; a transcoder with other transcodings registered) is encoded by the standard library as before. The bytes are
-the standard library's for everything the ledger writes except floats, which both write in a shortest form that
-reads back as the same float (``1e16`` here, ``1e+16`` there); nothing compares stored bytes.
+compact separators, UTF-8 without escaping. A walk beforehand tags what the library's transcodings tag (UUID as
+``uuid_hex``, Decimal as ``decimal_str``, datetime as ``datetime_iso``: orjson would write UUIDs as plain strings,
+which read back as strings), so orjson never calls back into Python. Whatever it would write differently or not at
+all (NaN and infinities, which it writes as ``null``; integers beyond 64 bits; keys that are not strings; lone
+surrogates; a type the transcoder has no transcoding for; a transcoder with other transcodings registered, or
+other transcodings for these types) is encoded by the standard library as before. The bytes are the standard
+library's for everything the ledger writes except floats, which both write in a shortest form that reads back as
+the same float (``1e16`` here, ``1e+16`` there); nothing compares stored bytes.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Transcoding, UUIDAsHex
 
 _PLAIN = frozenset((str, int, bool, type(None)))  # written by orjson as the standard library writes them
-_DEFAULTS = frozenset((Decimal, datetime))  # orjson hands these to ``default``: the registered transcodings
-_AS_IS = _PLAIN | _DEFAULTS  # left to orjson by the walk
+# The library's own transcodings, whose tagged objects the walk writes itself (``_tag``).
+_LIBRARY_TRANSCODINGS = (UUIDAsHex, DecimalAsStr, DatetimeAsISO)
 # 19 digits in a row: an integer that may lie beyond 64 bits (or digits inside a string: decoded by the library too).
 _LONG_NUMBER = re.compile(rb"\d{19}")
 
@@ -58,27 +59,33 @@ class OrjsonTranscoder(JSONTranscoder):
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
-        self._fast = self._fast and transcoding.type in (UUID, Decimal, datetime)
+        self._fast = self._fast and type(transcoding) in _LIBRARY_TRANSCODINGS
 
     def encode(self, obj: Any) -> bytes:
         """``obj`` as UTF-8 JSON bytes, the document ``JSONTranscoder.encode`` writes (see the module's notes)."""
         if self._fast:
             try:
-                return orjson.dumps(self._tag(obj), default=self._default, option=_OPTIONS)
+                return orjson.dumps(self._tag(obj), option=_OPTIONS)
             except (_Refused, orjson.JSONEncodeError):
                 pass
         return super().encode(obj)
 
     def _tag(self, value: Any) -> Any:
-        """``value`` with its UUIDs tagged as the transcoding tags them; raises _Refused for a value orjson would
-        write otherwise than the standard library."""
+        """``value`` with its UUIDs, Decimals and datetimes tagged as the library's transcodings tag them (the
+        same ``{"_type_": name, "_data_": ...}`` objects as ``JSONTranscoder``'s ``default``); raises _Refused for
+        a value orjson would write otherwise than the standard library. Tagging here rather than in orjson's
+        ``default`` callback: 0.7 us less an order's Placed event (4.0 -> 3.3 us)."""
         kind = type(value)
-        if kind in _AS_IS:
-            return value
         if kind is dict:
-            return {k: item if type(item) in _AS_IS else self._tag(item) for k, item in value.items()}
+            return {k: item if type(item) in _PLAIN else self._tag(item) for k, item in value.items()}
+        if kind is Decimal:
+            return {"_type_": "decimal_str", "_data_": str(value)}
+        if kind is datetime:
+            return {"_type_": "datetime_iso", "_data_": value.isoformat()}
+        if kind in _PLAIN:
+            return value
         if kind is list or kind is tuple:
-            return [item if type(item) in _AS_IS else self._tag(item) for item in value]
+            return [item if type(item) in _PLAIN else self._tag(item) for item in value]
         if kind is UUID:
             return {"_type_": "uuid_hex", "_data_": value.hex}
         if kind is float and math.isfinite(value):
@@ -86,10 +93,6 @@ class OrjsonTranscoder(JSONTranscoder):
         if issubclass(kind, str) and str.__str__(value) == getattr(value, "value", value):
             return str.__str__(value)  # a StrEnum member: the library writes its string
         raise _Refused(kind)
-
-    def _default(self, value: Any) -> Any:
-        """Decimal and datetime (orjson hands them over): their transcoding's tagged object."""
-        return self._encode_obj(value)
 
     def decode(self, data: bytes) -> Any:
         """The object encoded in ``data`` (UTF-8 JSON bytes), as ``JSONTranscoder.decode`` returns it."""

@@ -1,17 +1,20 @@
 """The Orders recorder's insert path (both backends): one transaction a save, notification ids in commit order, a
 conflicting version or an already-recorded tracking position refused with nothing kept, and the store usable after."""
 
+import sqlite3
 import uuid
 from decimal import Decimal as D
 
 import pytest
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent, Tracking
+from eventsourcing.sqlite import SQLiteDatastore
 
 from execledger.application.order_index import OrderIndex
 from execledger.application.unit_of_work import ConcurrencyConflict, UnitOfWork
 from execledger.domain.order import Order
 from execledger.domain.reasons import reason
 from execledger.domain.values import OrderRole, OrderType, Side
+from execledger.infrastructure.orderstore import SQLiteOrdersRecorder
 
 
 def _order(i: int) -> Order:
@@ -90,3 +93,108 @@ def test_the_notification_ids_a_save_returns_are_the_stored_ones(orders_app):
         ]
     assert returned == [(n, o) for n, o, _ in _log(orders_app)][1:]
     assert orders_app.recorder.max_tracking_id("Commands") == 3
+
+
+# --- the recorder's insert_events itself (both backends; SQLite: ``SQLiteOrdersRecorder``'s multi-row INSERT) ---
+
+
+def _stored(originator_id: uuid.UUID, version: int) -> StoredEvent:
+    return StoredEvent(originator_id, version, "tests:Event", f'{{"v":{version}}}'.encode())
+
+
+def _rows(app, start: int) -> list[tuple[int, uuid.UUID, int, bytes]]:
+    return [
+        (n.id, n.originator_id, n.originator_version, n.state) for n in app.recorder.select_notifications(start, 1000)
+    ]
+
+
+# 1 and 10 rows; 64 and 65 (SQLite: one statement in autocommit up to VALUES_MAX = 64, statements in a transaction
+# beyond); 131 (SQLite: three statements; PostgreSQL: arrays beyond 32).
+@pytest.mark.parametrize("n", [1, 10, 64, 65, 131])
+def test_a_mixed_save_gets_ids_in_its_order_contiguous_in_the_log(orders_app, n):
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    orders_app.recorder.insert_events([_stored(c, 1)])
+    # Several aggregates, several versions of one, not sorted by id or version.
+    pattern = [(b, 1), (a, 1), (a, 2), (c, 2), (a, 3), (b, 2)] if n >= 6 else []
+    batch = [_stored(*key) for key in pattern] + [_stored(uuid.uuid4(), 1) for _ in range(n - len(pattern))]
+    ids = orders_app.recorder.insert_events(batch)
+    assert len(ids) == n and ids == sorted(ids) and len(set(ids)) == n
+    # What the log reads from the first id on is exactly this save, in its order, under the returned ids.
+    expected = [(i, s.originator_id, s.originator_version, s.state) for i, s in zip(ids, batch, strict=True)]
+    assert _rows(orders_app, ids[0]) == expected
+    assert orders_app.recorder.max_notification_id() == ids[-1]
+
+
+@pytest.mark.parametrize("n", [3, 131])
+def test_a_version_already_stored_refuses_the_whole_save(orders_app, n):
+    a = uuid.uuid4()
+    first = orders_app.recorder.insert_events([_stored(a, 1)])
+    before = _rows(orders_app, 1)
+    # New rows, then (last, so that earlier statements of a long save have run) a row whose version is stored.
+    batch = [_stored(uuid.uuid4(), 1) for _ in range(n - 1)] + [_stored(a, 1)]
+    with pytest.raises(IntegrityError):
+        orders_app.recorder.insert_events(batch)
+    assert _rows(orders_app, 1) == before
+    assert orders_app.recorder.select_events(batch[0].originator_id) == []
+    again = orders_app.recorder.insert_events([_stored(a, 2), _stored(uuid.uuid4(), 1)])  # usable, ids go on
+    assert again[0] > first[0] and _rows(orders_app, again[0])[0][1:3] == (a, 2)
+
+
+@pytest.mark.parametrize("n", [1, 131])
+def test_a_save_with_tracking_records_both_or_neither(orders_app, n):
+    batch = [_stored(uuid.uuid4(), 1) for _ in range(n)]
+    ids = orders_app.recorder.insert_events(batch, tracking=Tracking("Commands", 7))
+    assert orders_app.recorder.max_tracking_id("Commands") == 7
+    assert [r[1] for r in _rows(orders_app, ids[0])] == [s.originator_id for s in batch]
+    before = _rows(orders_app, 1)
+    with pytest.raises(IntegrityError):  # position 7 again: already recorded
+        orders_app.recorder.insert_events(
+            [_stored(uuid.uuid4(), 1) for _ in range(n)], tracking=Tracking("Commands", 7)
+        )
+    assert _rows(orders_app, 1) == before and orders_app.recorder.max_tracking_id("Commands") == 7
+
+
+@pytest.mark.parametrize("n", [1, 10, 65, 131])
+def test_a_save_without_ids_writes_the_same_rows_and_refuses_the_same_saves(orders_app, n):
+    """``returning_ids=False`` (the unit of work's saves; SQLite leaves out RETURNING, PostgreSQL ignores it)."""
+    recorder, a = orders_app.recorder, uuid.uuid4()
+    last = recorder.insert_events([_stored(a, 1)])[-1]
+    batch = [_stored(uuid.uuid4(), 1) for _ in range(n - 1)] + [_stored(a, 2)]
+    returned = recorder.insert_events(batch, returning_ids=False)
+    rows = _rows(orders_app, last + 1)
+    assert [r[1:] for r in rows] == [(s.originator_id, s.originator_version, s.state) for s in batch]
+    ids = [r[0] for r in rows]
+    assert ids == sorted(ids) and len(set(ids)) == n and returned in (None, ids)
+    before = _rows(orders_app, 1)
+    for tracking in (None, Tracking("Commands", 3)):  # version 2 of ``a`` again: refused, with or without tracking
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([_stored(uuid.uuid4(), 1), _stored(a, 2)], tracking=tracking, returning_ids=False)
+        assert _rows(orders_app, 1) == before
+    recorder.insert_events([_stored(a, 3)], tracking=Tracking("Commands", 3), returning_ids=False)
+    assert recorder.max_tracking_id("Commands") == 3 and _rows(orders_app, 1)[-1][1:3] == (a, 3)
+    with pytest.raises(IntegrityError):  # position 3 again
+        recorder.insert_events([_stored(a, 4)], tracking=Tracking("Commands", 3), returning_ids=False)
+    assert recorder.select_events(a)[-1].originator_version == 3
+
+
+def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
+    """A database locked by another writer beyond the lock timeout: eventsourcing's OperationalError, nothing kept,
+    the recorder's pooled connection usable afterwards."""
+    datastore = SQLiteDatastore(str(tmp_path / "orders.sqlite"), lock_timeout=0.2)  # type: ignore[arg-type]
+    recorder = SQLiteOrdersRecorder(datastore)
+    recorder.create_table()
+    other = sqlite3.connect(tmp_path / "orders.sqlite", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        with pytest.raises(OperationalError, match="locked"):  # one statement in autocommit
+            recorder.insert_events([_stored(uuid.uuid4(), 1)])
+        with pytest.raises(OperationalError, match="locked"):  # statements in BEGIN ... COMMIT
+            recorder.insert_events([_stored(uuid.uuid4(), 1) for _ in range(SQLiteOrdersRecorder.VALUES_MAX + 1)])
+        with pytest.raises(OperationalError, match="locked"):
+            recorder.insert_events([_stored(uuid.uuid4(), 1)], tracking=Tracking("Commands", 1))
+        other.execute("ROLLBACK")
+        assert recorder.max_notification_id() is None
+        assert recorder.insert_events([_stored(uuid.uuid4(), 1), _stored(uuid.uuid4(), 1)]) == [1, 2]
+    finally:
+        other.close()
+        datastore.close()

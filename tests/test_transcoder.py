@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from execledger.domain.values import OrderRole
 from execledger.infrastructure.eventstore import open_orders_app
@@ -128,6 +128,28 @@ def test_what_orjson_would_write_otherwise_is_encoded_by_the_library():
         assert fast.encode(state) == library.encode(state)
     with pytest.raises(Exception, match="not"):
         fast.encode({"x": object()})  # no transcoding: refused as the library refuses it
+
+
+class DecimalAsFloatText(Transcoding):
+    """Another transcoding for Decimal than the library's (another tag): the walk must not write its own."""
+
+    type = Decimal
+    name = "decimal_float_text"
+
+    def encode(self, obj: Decimal) -> str:
+        return repr(float(obj))
+
+    def decode(self, data: str) -> Decimal:
+        return Decimal(data)
+
+
+def test_other_transcodings_for_the_tagged_types_are_encoded_by_the_library():
+    library, fast = JSONTranscoder(), OrjsonTranscoder()
+    for transcoder in (library, fast):
+        transcoder.register(DecimalAsFloatText())
+    state = {"quantity": Decimal("0.5"), "nested": [{"price": Decimal("2")}]}
+    assert fast.encode(state) == library.encode(state)
+    assert b"decimal_float_text" in fast.encode(state)
 
 
 async def test_every_event_the_ledger_writes_reads_back_as_the_library_writes_it(ledger, clock):
