@@ -30,6 +30,7 @@ from execledger.application.policies import (
     TimeOut,
     TriggerEmulated,
     close_policy,
+    decides_on_price,
     meets_minimums,
     protection_policy,
     timeout_policy,
@@ -76,11 +77,16 @@ class ContingencyManager:
 
     def note_price(self, pair: str, price: LastPrice) -> list[Order]:
         """A pair's last public price (WS v2 ticker/trade, or REST Ticker while the stream is down). Returns the
-        entries whose protection may depend on it (as of the last ``watched_pairs``): react to each."""
+        entries watched for it (as of the last ``watched_pairs``) whose decision the price can change now
+        (``decides_on_price``): react to each. An entry whose legs all rest on the venue is only kept watched (a
+        leg refused later decides on the price recorded here), at no reaction per tick."""
         known = self.prices.get(pair)
         if known is None or price.at >= known.at:
             self.prices[pair] = price
-        return [self.index[i] for i in self._watch.get(pair, ()) if i in self.index]
+        watched = (self.index.get(i) for i in self._watch.get(pair, ()))
+        return [
+            entry for entry in watched if entry is not None and decides_on_price(entry, self.index, self.rules(entry))
+        ]
 
     def last_price(self, pair: str) -> LastPrice | None:
         """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
