@@ -470,11 +470,16 @@ class ExecutionHandler:
         if order is None:
             self.unmatched.append(report)
             return False
+        recorded = len(order.pending_events)
         try:
             missing_fills = self._status(order, report, fills)
         except DomainError as exc:
             self._conflict(order, f"status {report.status.value}", report.source, exc)
             return False
+        if report.source == "ws" and len(order.pending_events) == recorded:
+            # The stream tells what the ledger already holds (pending_new, new after the acknowledgement, filled
+            # after the trade): nothing changed, so nothing is decided again. REST passes always react (a net).
+            return missing_fills
         self._react_and_commit(order)
         return missing_fills
 

@@ -324,6 +324,26 @@ async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses
     assert placed.reason["rule"] == "stop_trigger_crossed_exit"
 
 
+async def test_a_stream_status_that_changes_nothing_decides_nothing_again(h, monkeypatch):
+    """The stream repeats what the ledger holds (pending_new, new after the acknowledgement, filled after the
+    trade): no reaction for it. A REST pass over the same status still reacts, and a change always does."""
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    reacted = []
+    react = h.engine.contingencies.react
+    monkeypatch.setattr(h.engine.contingencies, "react", lambda order: reacted.append(order.id) or react(order))
+    again = replace(h.venue.orders[h.txid(sl)], source="ws")  # the leg open, as the ledger holds it
+    await h.service.apply(again)
+    assert reacted == []
+    await h.service.apply(replace(again, source="reconciliation"))
+    assert reacted == [sl.id]
+    h.venue.vanish(h.txid(sl))
+    await h.settle()
+    assert reacted[1] == sl.id and len(h.legs(entry, OrderRole.STOP_LOSS, live_only=True)) == 1
+
+
 async def test_market_entry_fills_at_once_and_is_bracketed(h):
     entry = await h.signal(order_type="market", limit_price=None)
     h.venue.fill(h.txid(entry), "1", "101")
