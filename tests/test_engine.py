@@ -299,6 +299,7 @@ async def test_a_price_tick_costs_no_reaction_while_both_legs_rest(h):
     assert h.position(entry) == 0 and not h.legs(entry, live_only=True)
     # Flat, though still in the watch list until the next watched_pairs: a stop with no live leg decides nothing.
     assert h.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("80"), h.clock.now())) == []
+    assert h.engine.contingencies._watch["XXBTZUSD"] == []  # and no longer looked at on every tick
 
 
 async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses_its_trigger(h):
