@@ -343,10 +343,11 @@ def main() -> None:
             flush=True,
         )
         print(
-            f"{'':9s} over the wire, a lifecycle: {r['wire_wall_ms_per_lifecycle']['median']} ms wall, ledger CPU "
-            f"{r['wire_ledger_cpu_ms_per_lifecycle']['median']} ms, simulator CPU "
-            f"{r['wire_venue_cpu_ms_per_lifecycle']['median']} ms, {r['wire_rest_calls_per_lifecycle']['median']} "
-            f"REST calls, {r['wire_commits_per_lifecycle']['median']} commits (medians)",
+            f"{'':9s} over the wire, a lifecycle (medians): {r['wire_wall_ms_per_lifecycle']['median']:.2f} ms wall, "
+            f"ledger CPU {r['wire_ledger_cpu_ms_per_lifecycle']['median']:.2f} ms, simulator CPU "
+            f"{r['wire_venue_cpu_ms_per_lifecycle']['median']:.2f} ms, "
+            f"{r['wire_rest_calls_per_lifecycle']['median']:.2f} REST calls, "
+            f"{r['wire_commits_per_lifecycle']['median']:.2f} commits",
             flush=True,
         )
     path = write_result(
