@@ -104,7 +104,8 @@ class ExecutionHandler:
         one durable write instead of one each. Every reaction decides as it would alone; only the commit waits, and
         the AddOrders decided are handed out (``take_ready``) after it: a decision is still committed before its
         side effect. A report the ledger cannot apply raises ``BatchConflict`` once everything the block applied
-        and decided is forgotten (reloaded from the log); any other exception forgets it too and propagates."""
+        and decided is forgotten (reloaded from the log; acknowledgements its orders held are kept, deferred);
+        any other exception forgets it too and propagates."""
         if self._batch is not None:
             raise RuntimeError("one_commit blocks do not nest")
         self._batch, self._batch_ready = [], {}
@@ -112,7 +113,9 @@ class ExecutionHandler:
             yield
             touched, ready = self._batch, self._batch_ready
         except BaseException:
-            self.uow.discard({id(a): a for a in self._batch if a is not None}.values())
+            forgotten = list({id(a): a for a in self._batch if a is not None}.values())
+            self.uow.discard(forgotten)
+            self._acknowledge_again(forgotten)
             raise
         finally:
             self._batch, self._batch_ready = None, {}
@@ -121,6 +124,26 @@ class ExecutionHandler:
         else:
             self.uow.commit(*touched)
             self._ready.update(ready)
+
+    def _acknowledge_again(self, forgotten: list[Any]) -> None:
+        """After a block was forgotten: an acknowledgement one of its orders held uncommitted (deferred before the
+        block, or applied in it) is applied again to the order as the log has it, and deferred: the venue's txid
+        was heard, and the order must not wait for reconciliation to be found open again."""
+        acknowledged = []
+        for old in forgotten:
+            ack: Any = next((e for e in getattr(old, "pending_events", ()) if type(e) is _ACKNOWLEDGED), None)
+            order = self.index.get(old.id) if ack is not None else None
+            if order is None or order.txid is not None:
+                continue
+            try:
+                order.acknowledge(txid=ack.txid, at=ack.at, reason=ack.reason)
+            except DomainError:
+                continue
+            acknowledged.append(order)
+        if acknowledged:
+            self.uow.defer(acknowledged)
+            if self.on_deferred is not None:
+                self.on_deferred()
 
     def _commit_with_submissions(self, touched: list[Any]) -> None:
         """Commit ``touched`` together with Submitted for its new exit orders that ``send_at_once`` lets go now

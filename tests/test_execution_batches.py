@@ -118,3 +118,27 @@ async def test_the_stream_applies_what_arrived_together_and_stops_with_its_failu
         await h.service._stream()
     assert sum(batches) == len(arrived) and len(batches) < len(arrived)
     assert all(h.engine.orders[e.id].state is State.FILLED for e in (a, b))
+
+
+async def test_a_forgotten_block_keeps_the_acknowledgements_deferred_before_it(h):
+    """A stop's acknowledgement waits for the next commit (deferred); a block that decides the stop's cancel (its
+    take-profit filled) is forgotten for another report's conflict. Applied again one by one, the stop is still
+    known open, so its cancel is decided at once instead of after a reconciliation finds it."""
+    a, b = await two_entries(h)
+    h.engine.execution.on_deferred = lambda: None  # the service's loop would flush ack_flush_s later
+    h.venue.fill(h.txid(a), "1", "100")
+    await h.service.apply_all(h.venue.drain())  # the legs decided, their Submitted committed
+    assert await h.service.send_pending() == 2  # sent; the answers are deferred acknowledgements
+    [stop] = h.legs(a, OrderRole.STOP_LOSS)
+    [tp] = h.legs(a, OrderRole.TAKE_PROFIT)
+    assert stop.state is State.OPEN and "Acknowledged" not in names(h, stop)  # deferred, not yet in the log
+    trade = h.venue.fill(h.txid(tp), "1", "120")
+    reports = h.venue.drain()
+    overfill = replace(
+        trade, trade_id="T-OVER", venue_order_id=h.txid(b), client_order_id=b.cl_ord_id, last_qty=D("5"), source="ws"
+    )
+    await h.service.apply_all([*reports, overfill])
+    assert names(h, b)[-1] == "ConflictRecorded"
+    assert h.engine.orders[tp.id].state is State.FILLED
+    stop = h.engine.orders[stop.id]
+    assert stop.cancel_requested and "Acknowledged" in names(h, stop)
