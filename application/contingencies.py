@@ -30,6 +30,7 @@ from execledger.application.policies import (
     TimeOut,
     TriggerEmulated,
     close_policy,
+    decides_on_price,
     minimums,
     protection_policy,
     timeout_policy,
@@ -76,11 +77,26 @@ class ContingencyManager:
 
     def note_price(self, pair: str, price: LastPrice) -> list[Order]:
         """A pair's last public price (WS v2 ticker/trade, or REST Ticker while the stream is down). Returns the
-        entries whose protection may depend on it (as of the last ``watched_pairs``): react to each."""
+        entries watched for it (as of the last ``watched_pairs``) whose decision the price can change now
+        (``decides_on_price``): react to each. An entry whose legs all rest on the venue is only kept watched (a
+        leg refused later decides on the price recorded here), at no reaction per tick; one flat with nothing
+        working is no longer watched (as ``watched_pairs`` would find)."""
         known = self.prices.get(pair)
         if known is None or price.at >= known.at:
             self.prices[pair] = price
-        return [self.index[i] for i in self._watch.get(pair, ()) if i in self.index]
+        deciding: list[Order] = []
+        kept: list[UUID] = []
+        for entry_id in self._watch.get(pair, ()):
+            entry = self.index.get(entry_id)
+            if entry is None:
+                continue
+            if decides_on_price(entry, self.index, self.rules(entry)):
+                deciding.append(entry)
+            elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
+                continue  # flat with nothing working: only a new fact changes that, and its reaction decides
+            kept.append(entry_id)
+        self._watch[pair] = kept  # until watched_pairs looks again
+        return deciding
 
     def last_price(self, pair: str) -> LastPrice | None:
         """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +57,11 @@ _AFTER = {
 _ACKNOWLEDGED: type = Order.Acknowledged  # type: ignore[attr-defined]
 
 
+class BatchConflict(Exception):
+    """A venue report inside ``ExecutionHandler.one_commit`` could not be applied: everything the block applied
+    and decided was forgotten (nothing of it was committed or handed out); apply the reports again one by one."""
+
+
 class ExecutionHandler:
     def __init__(
         self,
@@ -85,18 +91,71 @@ class ExecutionHandler:
         # Set by whoever promises to flush soon (the service): a commit of acknowledgements alone is then deferred
         # to the next commit (``UnitOfWork.defer``) and this is called; unset, every reaction commits at once.
         self.on_deferred: Callable[[], None] | None = None
+        self._batch: list[Any] | None = None  # inside one_commit: what the reports touched, committed at its end
+        self._batch_ready: dict[UUID, OrderRequest] = {}  # inside one_commit: AddOrders decided, not handed out
 
     def _react_and_commit(self, order: Order) -> None:
         self._commit_with_submissions(self.contingencies.react(order))
+
+    @contextmanager
+    def one_commit(self) -> Iterator[None]:
+        """Venue reports applied inside the block (``on_fill_report``, ``on_status_report``; nothing inside may
+        await) share ONE commit, made when it ends: the reports that arrived together, say a wave of fills, cost
+        one durable write instead of one each. Every reaction decides as it would alone; only the commit waits, and
+        the AddOrders decided are handed out (``take_ready``) after it: a decision is still committed before its
+        side effect. A report the ledger cannot apply raises ``BatchConflict`` once everything the block applied
+        and decided is forgotten (reloaded from the log; acknowledgements its orders held are kept, deferred);
+        any other exception forgets it too and propagates."""
+        if self._batch is not None:
+            raise RuntimeError("one_commit blocks do not nest")
+        self._batch, self._batch_ready = [], {}
+        try:
+            yield
+            touched, ready = self._batch, self._batch_ready
+        except BaseException:
+            forgotten = list({id(a): a for a in self._batch if a is not None}.values())
+            self.uow.discard(forgotten)
+            self._acknowledge_again(forgotten)
+            raise
+        finally:
+            self._batch, self._batch_ready = None, {}
+        if not ready and self._deferring(touched):
+            self._defer(touched)
+        else:
+            self.uow.commit(*touched)
+            self._ready.update(ready)
+
+    def _acknowledge_again(self, forgotten: list[Any]) -> None:
+        """After a block was forgotten: an acknowledgement one of its orders held uncommitted (deferred before the
+        block, or applied in it) is applied again to the order as the log has it, and deferred: the venue's txid
+        was heard, and the order must not wait for reconciliation to be found open again."""
+        acknowledged = []
+        for old in forgotten:
+            ack: Any = next((e for e in getattr(old, "pending_events", ()) if type(e) is _ACKNOWLEDGED), None)
+            order = self.index.get(old.id) if ack is not None else None
+            if order is None or order.txid is not None:
+                continue
+            try:
+                order.acknowledge(txid=ack.txid, at=ack.at, reason=ack.reason)
+            except DomainError:
+                continue
+            acknowledged.append(order)
+        if acknowledged:
+            self.uow.defer(acknowledged)
+            if self.on_deferred is not None:
+                self.on_deferred()
 
     def _commit_with_submissions(self, touched: list[Any]) -> None:
         """Commit ``touched`` together with Submitted for its new exit orders that ``send_at_once`` lets go now
         (a fill and the stop-loss it causes share one transaction). Their AddOrders are handed out by
         ``take_ready`` only once that commit is durable: a decision is committed before its side effect.
-        Acknowledgements alone are deferred when ``on_deferred`` is set."""
-        if self.on_deferred is not None and all(type(e) is _ACKNOWLEDGED for o in touched for e in o.pending_events):
-            self.uow.defer(touched)  # an acknowledgement decides nothing and the venue can tell it again
-            self.on_deferred()
+        Acknowledgements alone are deferred when ``on_deferred`` is set. Inside ``one_commit`` the same is
+        decided and the commit waits for the block's end."""
+        if self._deferring(touched):
+            if self._batch is not None:
+                self._batch += touched  # joins the block's commit, or is deferred with it
+            else:
+                self._defer(touched)
             return
         pending = [
             o
@@ -106,8 +165,22 @@ class ExecutionHandler:
         chosen = self.send_at_once(pending) if pending else []
         now = self.clock.now()
         requests = {o.id: request for o in chosen if (request := self._decide_submission(o, now)) is not None}
+        if self._batch is not None:
+            self._batch += touched
+            self._batch_ready.update(requests)
+            return
         self.uow.commit(*touched)
         self._ready.update(requests)
+
+    def _deferring(self, touched: list[Any]) -> bool:
+        """Whether ``touched`` holds acknowledgements alone, to be deferred (``on_deferred`` is set)."""
+        return self.on_deferred is not None and all(type(e) is _ACKNOWLEDGED for o in touched for e in o.pending_events)
+
+    def _defer(self, touched: list[Any]) -> None:
+        if any(o.pending_events for o in touched):
+            self.uow.defer(touched)  # an acknowledgement decides nothing and the venue can tell it again
+            assert self.on_deferred is not None  # _deferring said so
+            self.on_deferred()
 
     def take_ready(self) -> dict[UUID, OrderRequest]:
         """The AddOrders whose Submitted a reaction already committed (order id -> request), each handed out once:
@@ -470,11 +543,16 @@ class ExecutionHandler:
         if order is None:
             self.unmatched.append(report)
             return False
+        recorded = len(order.pending_events)
         try:
             missing_fills = self._status(order, report, fills)
         except DomainError as exc:
             self._conflict(order, f"status {report.status.value}", report.source, exc)
             return False
+        if report.source == "ws" and len(order.pending_events) == recorded:
+            # The stream tells what the ledger already holds (pending_new, new after the acknowledgement, filled
+            # after the trade): nothing changed, so nothing is decided again. REST passes always react (a net).
+            return missing_fills
         self._react_and_commit(order)
         return missing_fills
 
@@ -540,7 +618,10 @@ class ExecutionHandler:
 
     def _conflict(self, order: Order, what: str, source: str, exc: Exception) -> None:
         """A venue fact the ledger cannot apply: forget whatever of it was applied in memory, record the conflict
-        for an operator (once), and carry on."""
+        for an operator (once), and carry on. Inside ``one_commit``: BatchConflict (the block is forgotten)."""
+        if self._batch is not None:
+            self._batch.append(order)
+            raise BatchConflict(f"{what} of order {order.id} from {source}: {exc}") from exc
         log.error("%s of order %s from %s cannot be applied: %s", what, order.id, source, exc)
         self.uow.discard([order])
         order = self.index[order.id]

@@ -286,6 +286,24 @@ def protection_policy(
     return actions
 
 
+def decides_on_price(entry: Order, legs: Mapping[UUID, Order], rules: PairRules) -> bool:
+    """Whether a new last price can change what ``protection_policy`` decides for ``entry`` now, other things
+    equal: only while it holds a position, and then before its first bracket (a stop whose trigger is crossed is
+    placed as a market exit), while it holds an armed emulated trigger, or while no stop-loss leg lives (a refused
+    or ended stop whose trigger is crossed exits at market). False while every planned leg rests on the venue,
+    after a trigger fired (the exit goes at market whatever the price), while a close is under way
+    (``close_policy`` reads no price) and once flat. The price watcher reacts to a tick only for the entries this
+    is True for; ``legs`` holds the entry's exit orders."""
+    if entry.role is not OrderRole.ENTRY or entry.closing is not None:
+        return False
+    if entry.brackets and not emulated_roles(entry):
+        if OrderRole.STOP_LOSS not in planned_roles(entry) or triggered_roles(entry):
+            return False
+        if any(not o.is_terminal for o in _legs_of(entry, OrderRole.STOP_LOSS, legs)):
+            return False
+    return position_of(entry, legs, rules.base).net > ZERO
+
+
 def _bookkeeping(entry: Order, bracket: Bracket, held: Decimal, rules: PairRules) -> list[Action]:
     """The bracket grows with the entry's later fills; an over-exit (both legs filled before one's cancel landed)
     is recorded for an operator."""

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from execledger.application.commands import CommandInbox
 from execledger.application.engine import ExecutionEngine
+from execledger.application.execution import BatchConflict
 from execledger.application.ports import (
     AmendResult,
     Correction,
@@ -42,6 +43,13 @@ from execledger.domain.trading_state import TradingMode
 from execledger.domain.values import OrderRole
 
 log = logging.getLogger("execledger.service")
+
+
+@dataclass(frozen=True)
+class _StreamEnd:
+    """The execution stream ended (``error``: how it failed)."""
+
+    error: Exception | None
 
 
 @dataclass
@@ -596,9 +604,34 @@ class TradingService:
     async def apply(self, report: VenueReport) -> None:
         """Apply one report from the execution stream (resyncing the order over REST if it reveals missed
         fills), or react to a change of the stream's health."""
+        resync = self._apply_report(report)
+        if resync is not None:
+            await self._tolerating_outage("resync", lambda: self.resync([resync]))
+        self.wake()
+
+    async def apply_all(self, reports: Sequence[VenueReport]) -> None:
+        """Apply reports that arrived together (``apply`` each) with ONE commit for them all
+        (``ExecutionHandler.one_commit``), then resync what they revealed missing. When one of them cannot be
+        applied, nothing of the block is kept and they are applied again one by one, each with its own commit."""
+        if len(reports) == 1:
+            await self.apply(reports[0])
+            return
+        try:
+            with self.engine.execution.one_commit():
+                resync = [order_id for report in reports if (order_id := self._apply_report(report)) is not None]
+        except BatchConflict:
+            for report in reports:
+                await self.apply(report)
+            return
+        if resync:
+            await self._tolerating_outage("resync", lambda: self.resync(resync))
+        self.wake()
+
+    def _apply_report(self, report: VenueReport) -> UUID | None:
+        """Apply one report, awaiting nothing; returns the order to resync over REST (missed fills), if any."""
         if isinstance(report, StreamEvent):
             self._on_stream_event(report)
-            return
+            return None
         order = self.engine.orders.find(venue_order_id=report.venue_order_id, client_order_id=report.client_order_id)
         if isinstance(report, FillReport):
             self.engine.execution.on_fill_report(report)
@@ -607,11 +640,10 @@ class TradingService:
         else:
             needs_resync = self.engine.execution.on_status_report(report)
         order = order or self.engine.orders.find(venue_order_id=report.venue_order_id)
-        if order is not None:
-            self.stream_seen[order.id] = self.engine.clock.now()
-            if needs_resync:
-                await self._tolerating_outage("resync", lambda: self.resync([order.id]))
-        self.wake()
+        if order is None:
+            return None
+        self.stream_seen[order.id] = self.engine.clock.now()
+        return order.id if needs_resync else None
 
     def _on_stream_event(self, event: StreamEvent) -> None:
         # Down: REST takes over now (and polls every cycle until the stream is back). A gap or a (re)connect:
@@ -753,10 +785,43 @@ class TradingService:
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
     async def _stream(self) -> None:
-        async for report in self.exchange.executions():
-            await self.apply(report)
-            if self.stopping:
-                return
+        """Apply the execution stream's reports: those that arrived together at once (``apply_all``)."""
+        arrived: asyncio.Queue[VenueReport | _StreamEnd] = asyncio.Queue()
+        pump = asyncio.ensure_future(self._pump_reports(arrived))
+        try:
+            while True:
+                reports: list[VenueReport] = []
+                end: _StreamEnd | None = None
+                item = await arrived.get()
+                while True:
+                    if isinstance(item, _StreamEnd):
+                        end = item  # always the last item
+                        break
+                    reports.append(item)
+                    if arrived.empty():
+                        break
+                    item = arrived.get_nowait()
+                if reports:
+                    await self.apply_all(reports)
+                if end is not None:
+                    if end.error is not None:
+                        raise end.error
+                    return
+                if self.stopping:
+                    return
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _pump_reports(self, arrived: asyncio.Queue[VenueReport | _StreamEnd]) -> None:
+        """The stream's reports into ``arrived`` as they come, then how the stream ended."""
+        try:
+            async for report in self.exchange.executions():
+                arrived.put_nowait(report)
+        except Exception as exc:
+            arrived.put_nowait(_StreamEnd(exc))
+            return
+        arrived.put_nowait(_StreamEnd(None))
 
     async def _poller(self) -> None:
         """REST in place of the stream: a cycle every ``poll_when_stream_down_s`` while it is down, and one right

@@ -10,6 +10,10 @@ take-profit hit, stop canceled; ``--concurrency`` lifecycles at a time. Four var
 - ``raw``: the raw database doing the ledger's durable work: as many insert+commit transactions, with as many
   rows each, as the ledger variant made (counted at the recorder), rows of the same mean size.
 
+The wire variant also reports, per lifecycle, the CPU the ledger's process spent (getrusage) and the simulator
+process's (``/proc/PID/stat``), both in ms, the REST calls the venue logged and the ledger's durable commits: with
+the wall time, they say which process bounds the rate.
+
 Each round runs in a fresh process (its own peak RSS). The waits are event-driven (woken after every save) and
 look only at the orders of the current wave, so the harness costs O(1) per check, not O(orders).
 
@@ -22,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -107,8 +112,11 @@ class InProcessVenue:
     async def set_mark(self, price: str) -> None:
         self.sim.set_mark_price("XBT/USD", price)
 
-    async def count(self, method: str) -> int:
+    async def count(self, method: str | None = None) -> int:
         return len(self.sim.requests(method))
+
+    def cpu_s(self) -> float | None:
+        return None  # its CPU is the ledger's process's
 
 
 class SimulatorProcess:
@@ -155,9 +163,23 @@ class SimulatorProcess:
         async with self.http.post(f"{self.url}/_sim/price", json={"pair": "XBT/USD", "price": price}) as r:
             r.raise_for_status()
 
-    async def count(self, method: str) -> int:
-        async with self.http.get(f"{self.url}/_sim/requests", params={"method": method}) as r:
+    async def count(self, method: str | None = None) -> int:
+        """How many requests the simulator logged (of ``method``; None: every method)."""
+        params = {"method": method} if method else {}
+        async with self.http.get(f"{self.url}/_sim/requests", params=params) as r:
             return len(await r.json())
+
+    def cpu_s(self) -> float | None:
+        """The simulator process's user + system CPU seconds so far (Linux ``/proc/PID/stat``)."""
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s() -> float:
+    """This process's user + system CPU seconds so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=SimulatorProcess) -> dict:
@@ -188,7 +210,13 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                         await asyncio.wait_for(changed.wait_for(predicate), 120)
 
                 try:
-                    started = time.perf_counter()
+                    calls0 = await venue.count()  # every method
+                    started, cpu0, venue_cpu0, commits0 = (
+                        time.perf_counter(),
+                        cpu_s(),
+                        venue.cpu_s(),
+                        lg.engine.uow.commits,
+                    )
                     done = 0
                     while done < lifecycles:
                         wave = Wave(lg.engine.orders)
@@ -205,6 +233,8 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                         await venue.set_mark("67000")
                         done += n
                     seconds = time.perf_counter() - started
+                    cpu, venue_cpu, commits = cpu_s() - cpu0, venue.cpu_s(), lg.engine.uow.commits - commits0
+                    calls = await venue.count() - calls0
                 finally:
                     await service.stop()
                     await worker
@@ -218,6 +248,13 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                 return {
                     "lifecycles_per_s": round(lifecycles / seconds, 1),
                     "seconds": round(seconds, 2),
+                    "ledger_cpu_ms_per_lifecycle": round(cpu / lifecycles * 1000, 2),
+                    "venue_cpu_ms_per_lifecycle": None
+                    if venue_cpu is None or venue_cpu0 is None
+                    else round((venue_cpu - venue_cpu0) / lifecycles * 1000, 2),
+                    "wall_ms_per_lifecycle": round(seconds / lifecycles * 1000, 2),
+                    "rest_calls_per_lifecycle": round(calls / lifecycles, 2),
+                    "commits_per_lifecycle": round(commits / lifecycles, 2),
                     "add_orders": await venue.count("AddOrder"),
                     "cancels": await venue.count("CancelOrder"),
                 }
@@ -268,6 +305,11 @@ def one_round(backend: str, lifecycles: int, concurrency: int) -> dict:
     led = asyncio.run(ledger_only(backend, lifecycles, concurrency))
     return {
         "wire_lifecycles_per_s": w["lifecycles_per_s"],
+        "wire_ledger_cpu_ms_per_lifecycle": w["ledger_cpu_ms_per_lifecycle"],
+        "wire_venue_cpu_ms_per_lifecycle": w["venue_cpu_ms_per_lifecycle"],
+        "wire_wall_ms_per_lifecycle": w["wall_ms_per_lifecycle"],
+        "wire_rest_calls_per_lifecycle": w["rest_calls_per_lifecycle"],
+        "wire_commits_per_lifecycle": w["commits_per_lifecycle"],
         "wire_one_process_lifecycles_per_s": one["lifecycles_per_s"],
         "ledger_lifecycles_per_s": led["lifecycles_per_s"],
         "raw_lifecycles_per_s": led["raw_lifecycles_per_s"],
@@ -298,6 +340,14 @@ def main() -> None:
             f"({fmt_spread(r['ledger_of_raw'], 3)} of raw; "
             f"{r['commits_per_lifecycle']['median']} commits, {r['events_per_lifecycle']['median']} events each); "
             f"peak RSS {fmt_spread(r['peak_rss_mb'], 1)} MiB",
+            flush=True,
+        )
+        print(
+            f"{'':9s} over the wire, a lifecycle (medians): {r['wire_wall_ms_per_lifecycle']['median']:.2f} ms wall, "
+            f"ledger CPU {r['wire_ledger_cpu_ms_per_lifecycle']['median']:.2f} ms, simulator CPU "
+            f"{r['wire_venue_cpu_ms_per_lifecycle']['median']:.2f} ms, "
+            f"{r['wire_rest_calls_per_lifecycle']['median']:.2f} REST calls, "
+            f"{r['wire_commits_per_lifecycle']['median']:.2f} commits",
             flush=True,
         )
     path = write_result(

@@ -124,17 +124,19 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                 service = TradingService(lg.engine, exchange, ServiceConfig())  # the service's defaults
                 # Where the OCO time goes (diagnostic, the service's side): the fill report reaching the service
                 # from the stream, and the commit of that fill (with the cancel decided in it) done.
+                # The stream applies what arrived together at once (TradingService.apply_all), in one commit.
                 seen: dict[str, float] = {}
-                apply = service.apply
+                apply_all = service.apply_all
 
-                async def applying(report) -> None:
-                    if isinstance(report, FillReport) and report.client_order_id:
-                        seen.setdefault(f"in:{report.client_order_id}", time.perf_counter())
-                    await apply(report)
-                    if isinstance(report, FillReport) and report.client_order_id:
-                        seen.setdefault(f"committed:{report.client_order_id}", time.perf_counter())
+                async def applying(reports) -> None:
+                    fills = [r.client_order_id for r in reports if isinstance(r, FillReport) and r.client_order_id]
+                    for ref in fills:
+                        seen.setdefault(f"in:{ref}", time.perf_counter())
+                    await apply_all(reports)
+                    for ref in fills:
+                        seen.setdefault(f"committed:{ref}", time.perf_counter())
 
-                service.apply = applying
+                service.apply_all = applying
                 worker = asyncio.create_task(service.run())
                 await asyncio.wait_for(service.recovered.wait(), 60)
                 async with asyncio.timeout(30):  # fills come over the stream, not the REST poller

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from execledger.application.engine import EngineConfig
-from execledger.application.policies import PolicyConfig
+from execledger.application.policies import LastPrice, PolicyConfig
 from execledger.application.ports import AmendResult, Correction, ErrorClass, PlaceResult, PlaceStatus
 from execledger.domain.order import OrderStatus, State
 from execledger.domain.trading_state import TradingHalted, TradingMode
@@ -275,6 +275,74 @@ async def test_a_stop_refused_for_what_it_is_is_reported_not_sold_at_market(h):
     assert h.engine.orders[sl.id].state is State.REJECTED and h.legs(entry, OrderRole.EXIT) == []
     reasons = [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
     assert "leg_rejected_not_recreated" in reasons
+
+
+async def test_a_price_tick_costs_no_reaction_while_both_legs_rest(h):
+    """Every public trade is a tick: an entry whose stop-loss and take-profit both rest decides nothing on it, so
+    the price watcher does not react for it (it stays watched: a leg refused later decides on the price)."""
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    assert len(h.legs(entry, live_only=True)) == 2
+    assert h.engine.contingencies.watched_pairs() == {"XXBTZUSD"}
+    tick = LastPrice(D("95"), h.clock.now())
+    assert h.engine.contingencies.note_price("XXBTZUSD", tick) == []
+    assert h.engine.contingencies.last_price("XXBTZUSD") == tick  # recorded all the same
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.vanish(h.txid(sl))  # the stop ends without our asking: it is placed again, deciding on the price
+    await h.settle()
+    [sl2] = h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    assert sl2.id != sl.id and sl2.order_type.value == "stop-loss"
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "1", "120")
+    await h.settle()
+    assert h.position(entry) == 0 and not h.legs(entry, live_only=True)
+    # Flat, though still in the watch list until the next watched_pairs: a stop with no live leg decides nothing.
+    assert h.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("80"), h.clock.now())) == []
+    assert h.engine.contingencies._watch["XXBTZUSD"] == []  # and no longer looked at on every tick
+
+
+async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses_its_trigger(h):
+    entry = await h.signal()
+    h.venue.script = [
+        PlaceResult(PlaceStatus.REJECTED, error="EGeneral:Permission denied", error_class=ErrorClass.PERMANENT)
+    ]
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    assert h.engine.contingencies.watched_pairs() == {"XXBTZUSD"}
+    [entry_now] = h.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("95"), h.clock.now()))
+    assert entry_now.id == entry.id
+    h.venue.prices["XXBTZUSD"] = D("95")  # above the stop (90): nothing to do
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    assert [o.state for o in h.legs(entry, OrderRole.STOP_LOSS)] == [State.REJECTED]
+    h.venue.prices["XXBTZUSD"] = D("89")  # crossed: the position exits at market
+    await h.service.poll_prices({"XXBTZUSD"})
+    await h.settle()
+    _, exit_leg = h.legs(entry, OrderRole.STOP_LOSS)
+    assert exit_leg.order_type.value == "market" and exit_leg.quantity == D("1") and exit_leg.state is State.OPEN
+    placed = next(e for e in h.engine.ledger.order_history(exit_leg.id) if e.name == "Placed")
+    assert placed.reason["rule"] == "stop_trigger_crossed_exit"
+
+
+async def test_a_stream_status_that_changes_nothing_decides_nothing_again(h, monkeypatch):
+    """The stream repeats what the ledger holds (pending_new, new after the acknowledgement, filled after the
+    trade): no reaction for it. A REST pass over the same status still reacts, and a change always does."""
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    reacted = []
+    react = h.engine.contingencies.react
+    monkeypatch.setattr(h.engine.contingencies, "react", lambda order: reacted.append(order.id) or react(order))
+    again = replace(h.venue.orders[h.txid(sl)], source="ws")  # the leg open, as the ledger holds it
+    await h.service.apply(again)
+    assert reacted == []
+    await h.service.apply(replace(again, source="reconciliation"))
+    assert reacted == [sl.id]
+    h.venue.vanish(h.txid(sl))
+    await h.settle()
+    assert reacted[1] == sl.id and len(h.legs(entry, OrderRole.STOP_LOSS, live_only=True)) == 1
 
 
 async def test_market_entry_fills_at_once_and_is_bracketed(h):
