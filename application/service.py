@@ -85,6 +85,10 @@ class ServiceConfig:
 class TradingService:
     """Runs until ``stop()``; one pass of each worker is callable on its own (tests, the demo)."""
 
+    # Stream reports that arrived together are applied with one commit (``apply_all``), at most this many: a
+    # flood of fills is many bounded blocks, and the event loop (timers, HALT, the API) runs between them.
+    REPORTS_A_COMMIT = 64
+
     def __init__(
         self,
         engine: ExecutionEngine,
@@ -785,8 +789,11 @@ class TradingService:
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
     async def _stream(self) -> None:
-        """Apply the execution stream's reports: those that arrived together at once (``apply_all``)."""
-        arrived: asyncio.Queue[VenueReport | _StreamEnd] = asyncio.Queue()
+        """Apply the execution stream's reports: those that arrived together at once (``apply_all``), at most
+        ``REPORTS_A_COMMIT`` a block. The queue between the socket and the ledger holds no more than that either:
+        a flood of reports waits in the socket (the venue's TCP window), not in memory, and no block is long
+        enough to hold the event loop (timers, HALT, the API) for more than a block's work."""
+        arrived: asyncio.Queue[VenueReport | _StreamEnd] = asyncio.Queue(self.REPORTS_A_COMMIT)
         pump = asyncio.ensure_future(self._pump_reports(arrived))
         try:
             while True:
@@ -798,7 +805,7 @@ class TradingService:
                         end = item  # always the last item
                         break
                     reports.append(item)
-                    if arrived.empty():
+                    if arrived.empty() or len(reports) >= self.REPORTS_A_COMMIT:
                         break
                     item = arrived.get_nowait()
                 if reports:
@@ -817,11 +824,11 @@ class TradingService:
         """The stream's reports into ``arrived`` as they come, then how the stream ended."""
         try:
             async for report in self.exchange.executions():
-                arrived.put_nowait(report)
+                await arrived.put(report)
         except Exception as exc:
-            arrived.put_nowait(_StreamEnd(exc))
+            await arrived.put(_StreamEnd(exc))
             return
-        arrived.put_nowait(_StreamEnd(None))
+        await arrived.put(_StreamEnd(None))
 
     async def _poller(self) -> None:
         """REST in place of the stream: a cycle every ``poll_when_stream_down_s`` while it is down, and one right

@@ -120,6 +120,34 @@ async def test_the_stream_applies_what_arrived_together_and_stops_with_its_failu
     assert all(h.engine.orders[e.id].state is State.FILLED for e in (a, b))
 
 
+async def test_a_flood_of_reports_is_applied_in_bounded_blocks(h):
+    """However many reports wait, a block holds at most REPORTS_A_COMMIT of them (one commit each block), so the
+    event loop runs between blocks; the queue behind the socket holds no more than that either."""
+    entries = [await h.signal(signal_id=f"s{i}") for i in range(3)]
+    h.venue.drain()
+    for i, entry in enumerate(entries):
+        h.venue.fill(h.txid(entry), "1", str(100 + i))
+    arrived = h.venue.drain()
+    h.service.REPORTS_A_COMMIT = 2
+    batches: list[int] = []
+    apply_all = h.service.apply_all
+
+    async def recording(reports):
+        batches.append(len(reports))
+        await apply_all(reports)
+
+    async def executions():
+        for report in arrived:
+            yield report
+
+    h.service.apply_all = recording
+    h.venue.executions = executions
+    await h.service._stream()
+    assert len(arrived) >= 6 and sum(batches) == len(arrived)
+    assert max(batches) == 2
+    assert all(h.engine.orders[e.id].state is State.FILLED for e in entries)
+
+
 async def test_a_forgotten_block_keeps_the_acknowledgements_deferred_before_it(h):
     """A stop's acknowledgement waits for the next commit (deferred); a block that decides the stop's cancel (its
     take-profit filled) is forgotten for another report's conflict. Applied again one by one, the stop is still
