@@ -18,22 +18,42 @@ surrogates; a type the transcoder has no transcoding for; a transcoder with othe
 other transcodings for these types) is encoded by the standard library as before. The bytes are the standard
 library's for everything the ledger writes except floats, which both write in a shortest form that reads back as
 the same float (``1e16`` here, ``1e+16`` there); nothing compares stored bytes.
+
+A UTC datetime's text inside its tag is orjson's to write: the same text as ``datetime.isoformat`` (checked on
+200,000 datetimes of years 1-9999, with and without microseconds), 0.6 us less an event; other datetimes are
+written by ``isoformat`` in the walk. ``OrjsonMapper`` encodes an event's state straight from its attributes
+through the same walk.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Transcoding, UUIDAsHex
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    Transcoder,
+    Transcoding,
+    UUIDAsHex,
+)
+from eventsourcing.utils import get_topic
 
 _PLAIN = frozenset((str, int, bool, type(None)))  # written by orjson as the standard library writes them
-# The library's own transcodings, whose tagged objects the walk writes itself (``_tag``).
+# The library's own transcodings, whose tagged objects the walk writes itself (``_tagged``).
 _LIBRARY_TRANSCODINGS = (UUIDAsHex, DecimalAsStr, DatetimeAsISO)
 # 19 digits in a row: an integer that may lie beyond 64 bits (or digits inside a string: decoded by the library too).
 _LONG_NUMBER = re.compile(rb"\d{19}")
@@ -45,11 +65,49 @@ def may_hold_long_integer(data: bytes) -> bool:
     return _LONG_NUMBER.search(data) is not None
 
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+# No ``OPT_PASSTHROUGH_DATETIME``: the only datetimes orjson sees are the UTC ones the walk leaves in its tags (any
+# other datetime, date or time is turned into text or refused by the walk).
+_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class _Refused(Exception):
     """A value orjson would not write as the standard library does: the whole document goes to the library."""
+
+
+# str Enum classes the walk has met (StrEnums: a Placed event has three members): their members are checked
+# without reading ``value``, a property.
+_STR_ENUMS: set[type] = set()
+
+
+def _tagged(value: Any) -> Any:
+    """``value`` with its UUIDs, Decimals and datetimes tagged as the library's transcodings tag them (the same
+    ``{"_type_": name, "_data_": ...}`` objects as ``JSONTranscoder``'s ``default``); raises _Refused for a value
+    orjson would write otherwise than the standard library. Tagging here rather than in orjson's ``default``
+    callback: 0.7 us less an order's Placed event (4.0 -> 3.3 us)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: item if type(item) in _PLAIN else _tagged(item) for k, item in value.items()}
+    if kind is Decimal:
+        return {"_type_": "decimal_str", "_data_": str(value)}
+    if kind is datetime:  # a UTC datetime's text is written by orjson: the same as ``isoformat``'s
+        return {"_type_": "datetime_iso", "_data_": value if value.tzinfo is UTC else value.isoformat()}
+    if kind in _STR_ENUMS:
+        text = str.__str__(value)
+        if text == value._value_:
+            return text
+    if kind in _PLAIN:
+        return value
+    if kind is list or kind is tuple:
+        return [item if type(item) in _PLAIN else _tagged(item) for item in value]
+    if kind is UUID:
+        return {"_type_": "uuid_hex", "_data_": value.hex}
+    if kind is float and math.isfinite(value):
+        return value
+    if issubclass(kind, str) and str.__str__(value) == getattr(value, "value", value):
+        if issubclass(kind, Enum):
+            _STR_ENUMS.add(kind)
+        return str.__str__(value)  # a StrEnum member: the library writes its string
+    raise _Refused(kind)
 
 
 class OrjsonTranscoder(JSONTranscoder):
@@ -65,34 +123,25 @@ class OrjsonTranscoder(JSONTranscoder):
         """``obj`` as UTF-8 JSON bytes, the document ``JSONTranscoder.encode`` writes (see the module's notes)."""
         if self._fast:
             try:
-                return orjson.dumps(self._tag(obj), option=_OPTIONS)
+                return orjson.dumps(_tagged(obj), option=_OPTIONS)
             except (_Refused, orjson.JSONEncodeError):
                 pass
         return super().encode(obj)
 
-    def _tag(self, value: Any) -> Any:
-        """``value`` with its UUIDs, Decimals and datetimes tagged as the library's transcodings tag them (the
-        same ``{"_type_": name, "_data_": ...}`` objects as ``JSONTranscoder``'s ``default``); raises _Refused for
-        a value orjson would write otherwise than the standard library. Tagging here rather than in orjson's
-        ``default`` callback: 0.7 us less an order's Placed event (4.0 -> 3.3 us)."""
-        kind = type(value)
-        if kind is dict:
-            return {k: item if type(item) in _PLAIN else self._tag(item) for k, item in value.items()}
-        if kind is Decimal:
-            return {"_type_": "decimal_str", "_data_": str(value)}
-        if kind is datetime:
-            return {"_type_": "datetime_iso", "_data_": value.isoformat()}
-        if kind in _PLAIN:
-            return value
-        if kind is list or kind is tuple:
-            return [item if type(item) in _PLAIN else self._tag(item) for item in value]
-        if kind is UUID:
-            return {"_type_": "uuid_hex", "_data_": value.hex}
-        if kind is float and math.isfinite(value):
-            return value
-        if issubclass(kind, str) and str.__str__(value) == getattr(value, "value", value):
-            return str.__str__(value)  # a StrEnum member: the library writes its string
-        raise _Refused(kind)
+    def encode_state(self, items: Iterator[tuple[str, Any]], class_version: int) -> bytes | None:
+        """The bytes ``encode`` writes for the object of these (name, value) ``items`` (an event's attributes
+        without its originator id and version), with ``class_version`` added last when above 1, as eventsourcing's
+        ``Mapper.to_stored_event`` adds it; None when only the library's encoder may write it (see the module's
+        notes: the caller then encodes the whole event as the library does)."""
+        if not self._fast:
+            return None
+        try:
+            state = {k: v if type(v) in _PLAIN else _tagged(v) for k, v in items}
+            if class_version > 1:
+                state["class_version"] = class_version
+            return orjson.dumps(state, option=_OPTIONS)
+        except (_Refused, orjson.JSONEncodeError):
+            return None
 
     def decode(self, data: bytes) -> Any:
         """The object encoded in ``data`` (UTF-8 JSON bytes), as ``JSONTranscoder.decode`` returns it."""
@@ -114,3 +163,37 @@ class OrjsonTranscoder(JSONTranscoder):
         if kind is list:
             return [self._untag(item) if type(item) is dict or type(item) is list else item for item in value]
         return value
+
+
+class OrjsonMapper(Mapper[UUID]):
+    """eventsourcing's ``Mapper`` writing the same ``StoredEvent`` (id, version, topic, state bytes) with less
+    Python a save: the state is encoded from the event's attributes in one walk (``OrjsonTranscoder.encode_state``)
+    instead of a copy of them with the originator's id and version popped, and an event class's topic and
+    ``class_version`` are looked up once: an order's Placed event 3.8 us against 4.2 us through the library's
+    ``Mapper`` with the same transcoder (5.3 us before the transcoder left UTC datetimes to orjson and remembered
+    its StrEnum classes; ``timeit``, 2026-12-02, issue 18). Anything else (another transcoder, a compressor or a
+    cipher, an event whose first attributes are not its originator's id and version, a state only the library's
+    encoder may write) is mapped by ``Mapper.to_stored_event`` itself; reading (``to_domain_event``) is the
+    library's."""
+
+    def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None, cipher: Cipher | None = None):
+        super().__init__(transcoder, compressor, cipher)
+        self._orjson = transcoder if isinstance(transcoder, OrjsonTranscoder) else None
+        self._forms: dict[type, tuple[str, int]] = {}  # event class -> (topic, class_version)
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        transcoder = self._orjson
+        if transcoder is None or self.compressor or self.cipher:
+            return super().to_stored_event(domain_event)
+        cls = type(domain_event)
+        form = self._forms.get(cls)
+        if form is None:
+            form = self._forms[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+        items = iter(vars(domain_event).items())
+        first, second = next(items, None), next(items, None)  # the dataclass's first fields
+        if first is None or second is None or first[0] != "originator_id" or second[0] != "originator_version":
+            return super().to_stored_event(domain_event)
+        state = transcoder.encode_state(items, form[1])
+        if state is None:
+            return super().to_stored_event(domain_event)
+        return StoredEvent(first[1], second[1], form[0], state)  # positional: 0.2 us less than by name

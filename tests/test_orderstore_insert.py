@@ -198,3 +198,72 @@ def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
     finally:
         other.close()
         datastore.close()
+
+
+# --- SQLite: the saves' kept connection ------------------------------------------------------------------------
+
+
+def test_saves_from_threads_stay_whole_beside_the_pools_other_writers(tmp_path):
+    """Saves of two threads on the recorder's kept connection (one statement, or three in a transaction) and, at
+    the same time, the pool's writers (the retired-orders table in its own transactions): every save's rows are
+    contiguous in the log, in its order, and every write is kept."""
+    import threading
+
+    datastore = SQLiteDatastore(str(tmp_path / "orders.sqlite"), lock_timeout=10)  # type: ignore[arg-type]
+    recorder = SQLiteOrdersRecorder(datastore)
+    recorder.create_table()
+    saves: list[tuple[list[int], list[StoredEvent]]] = []
+    errors: list[BaseException] = []
+
+    def save(n: int, size: int) -> None:
+        try:
+            for _ in range(n):
+                batch = [_stored(uuid.uuid4(), 1) for _ in range(size)]
+                saves.append((list(recorder.insert_events(batch) or []), batch))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def retire(n: int) -> None:
+        try:
+            for i in range(n):
+                recorder.retire_orders([(uuid.uuid4(), uuid.uuid4(), 1, f"c{i}", None)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    # 10 rows: one statement in autocommit; 130 rows: three statements in BEGIN ... COMMIT.
+    threads = [threading.Thread(target=save, args=(50, 10)), threading.Thread(target=save, args=(20, 130))]
+    threads.append(threading.Thread(target=retire, args=(100,)))
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        log = {n.id: n for n in recorder.select_notifications(1, 10_000)}
+        assert len(log) == 50 * 10 + 20 * 130 and len(saves) == 70
+        for ids, batch in saves:
+            assert ids == list(range(ids[0], ids[0] + len(batch)))
+            assert [(log[i].originator_id, log[i].state) for i in ids] == [(s.originator_id, s.state) for s in batch]
+        with datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {recorder.RETIRED}")
+            assert c.fetchone()[0] == 100
+    finally:
+        datastore.close()
+
+
+def test_a_save_after_the_store_closed_is_refused(tmp_path):
+    """The pool closes the kept connection with the others: a later save is refused, nothing written."""
+    from eventsourcing.persistence import ConnectionPoolClosedError, PersistenceError
+
+    datastore = SQLiteDatastore(str(tmp_path / "orders.sqlite"))  # type: ignore[arg-type]
+    recorder = SQLiteOrdersRecorder(datastore)
+    recorder.create_table()
+    recorder.insert_events([_stored(uuid.uuid4(), 1)])
+    datastore.close()
+    with pytest.raises((ConnectionPoolClosedError, PersistenceError)):
+        recorder.insert_events([_stored(uuid.uuid4(), 1)])
+    again = SQLiteDatastore(str(tmp_path / "orders.sqlite"))  # type: ignore[arg-type]
+    try:
+        assert SQLiteOrdersRecorder(again).max_notification_id() == 1
+    finally:
+        again.close()

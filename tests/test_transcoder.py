@@ -174,3 +174,92 @@ async def test_every_event_the_ledger_writes_reads_back_as_the_library_writes_it
         same_document(library, fast, state)
         assert fast.encode(state) == app.mapper.transcoder.encode(state)
     assert {"Placed", "Submitted", "Acknowledged", "PartiallyFilled", "BracketPlaced", "TimedOut", "Filled"} <= topics
+
+
+# --- mapping: OrjsonMapper stores what eventsourcing's Mapper stores ---------------------------------------------
+
+from datetime import timedelta, timezone  # noqa: E402
+
+from eventsourcing.compressor import ZlibCompressor  # noqa: E402
+from eventsourcing.domain import Aggregate  # noqa: E402
+from eventsourcing.persistence import Mapper  # noqa: E402
+
+from execledger.infrastructure.transcoder import OrjsonMapper  # noqa: E402
+
+
+def mappers(**kwargs) -> tuple[Mapper, OrjsonMapper]:
+    library, fast = transcoders()
+    return Mapper(transcoder=library, **kwargs), OrjsonMapper(transcoder=fast, **kwargs)
+
+
+class Noted(Aggregate.Event):
+    """An event with what the walk writes itself and what it leaves to the library."""
+
+    class_version = 3
+    at: datetime
+    colour: Colour
+    detail: dict
+
+
+def noted(**detail) -> Noted:
+    return Noted(
+        originator_id=uuid4(),
+        originator_version=2,
+        timestamp=datetime(2026, 12, 2, 5, 0, tzinfo=UTC),
+        at=datetime(2026, 12, 2, 6, 0, 0, 5, tzinfo=timezone(timedelta(hours=1))),
+        colour=Colour.RED,
+        detail=detail,
+    )
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        noted(price=Decimal("1.5"), when=datetime(2026, 1, 1, tzinfo=UTC), naive=datetime(2026, 1, 1, 0, 0, 0, 7)),
+        noted(x=math.nan),  # orjson would write null: the library's encoder writes it
+        noted(big=2**70),
+        noted(colours=[Colour.RED, "red"], ids=(uuid4(),)),
+    ],
+)
+def test_the_mapper_stores_what_the_library_mapper_stores(event):
+    library, fast = mappers()
+    assert fast.to_stored_event(event) == library.to_stored_event(event)
+    assert library.to_domain_event(fast.to_stored_event(event)).__dict__.keys() == event.__dict__.keys()
+
+
+def test_an_event_of_tagged_types_is_mapped_without_the_library(monkeypatch):
+    library, fast = mappers()
+    event = noted(price=Decimal("1.5"), when=datetime(2026, 1, 1, tzinfo=UTC), ids=[uuid4()])
+    expected = library.to_stored_event(event)
+
+    def refused(*args):
+        raise AssertionError("the library's to_stored_event was called")
+
+    monkeypatch.setattr(Mapper, "to_stored_event", refused)
+    assert fast.to_stored_event(event) == expected
+
+
+def test_with_a_compressor_the_library_maps():
+    library, fast = mappers(compressor=ZlibCompressor())
+    event = noted(price=Decimal("2"))
+    assert fast.to_stored_event(event) == library.to_stored_event(event)
+
+
+async def test_every_event_the_ledger_stores_is_the_library_mappers(ledger, clock):
+    """The bytes stored for each event of an eventful signal's life are what eventsourcing's own Mapper (with its
+    JSONTranscoder) writes for that event."""
+    h = Harness(ledger, clock, EngineConfig(policy=PolicyConfig(default_timeout_s=300, resting_leg="both")))
+    entry = await h.signal(signal_id="map1", timeout_s=60)
+    h.venue.fill(h.txid(entry), "0.4", "100")
+    await h.settle()
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.fill(h.txid(sl), "0.4", "90")
+    await h.settle()
+    app = h.engine.app
+    assert isinstance(app.mapper, OrjsonMapper)
+    library, _ = mappers()
+    notifications = app.recorder.select_notifications(start=1, limit=10_000)
+    for n in notifications:
+        event = app.mapper.to_domain_event(n)
+        assert library.to_stored_event(event).state == n.state, n.topic
+    assert len(notifications) >= 8
