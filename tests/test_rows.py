@@ -37,6 +37,11 @@ COMMANDS = st.sampled_from(
         "reject",
         "unknown",
         "not_sent",
+        "correct",
+        "amend",
+        "amended",
+        "amend_shrunk",
+        "amend_rejected",
     ]
 )
 
@@ -78,6 +83,14 @@ def drive(order: Order, commands: list[str], qty_steps: list[int]) -> None:
                 order.not_sent(error="breaker open", reason=R)
             elif command == "correct":
                 order.correct(reason=R, quantity=order.quantity - D("0.1"), limit_price=D("99.5"))
+            elif command == "amend":  # a leg that grows with its entry's fills
+                order.request_amend(quantity=order.quantity + D("0.2"), reason=R)
+            elif command == "amended":  # the venue's answer: the amend took effect
+                order.amended(quantity=order.amend_pending or order.quantity, source="rest", reason=R)
+            elif command == "amend_shrunk":  # the venue shows less (e.g. shrunk to what has filled)
+                order.amended(quantity=max(order.filled_quantity, D("0.1")), source="ws", reason=R)
+            elif command == "amend_rejected":
+                order.amend_rejected(error="EOrder:Invalid order", reason=R)
         except (DomainError, ValueError):
             continue
 
@@ -155,6 +168,8 @@ def records(events, topic_prefix: str | None = None) -> list[StoredRecord]:
 @example(["submit", "not_sent", "submit", "unknown", "reject"], [1])
 @example(["submit", "not_sent", "correct", "submit", "reject", "ack", "fill"], [2])
 @example(["submit", "fill", "ack", "fill", "fill"], [5, 3])
+@example(["submit", "ack", "fill", "amend", "amended", "fill"], [2])
+@example(["submit", "ack", "fill", "amend_shrunk", "cancel"], [3])
 def test_every_projected_row_equals_what_the_aggregate_says(commands, qty_steps):
     order = new_order()
     drive(order, commands, qty_steps)
@@ -171,6 +186,9 @@ def test_every_projected_row_equals_what_the_aggregate_says(commands, qty_steps)
         expected_decisions += 1 if decided or getattr(ev, "reason", None) else 0
     assert rows.reports == expected_reports
     [row] = rows.orders
+    assert (row[7], row[8], row[9]) == tuple(
+        None if v is None else plain(v) for v in (replayed.quantity, replayed.limit_price, replayed.trigger_price)
+    )
     assert row[10] == replayed.status.value and row[11] == plain(replayed.filled_quantity)
     assert row[12] == (plain(replayed.average_fill_price) if replayed.filled_quantity else None)
     assert (row[13], row[15], row[17], row[20]) == (

@@ -284,6 +284,10 @@ class OrderView:
             self.quantity = dec_text(e["quantity"])
             self.limit_price = dec_text(e.get("limit_price"))
             self.trigger_price = dec_text(e.get("trigger_price"))
+        elif name == "Amended":  # the venue shows a new total quantity (AmendOrder, or a report of the order)
+            self.quantity = dec_text(e["quantity"])
+            if self.filled_quantity == dec(e["quantity"]) and self.state in ("open", "cancel_pending"):
+                self.state = "filled"  # shrunk to what had filled: nothing is left to work
         elif name == "NotSent":
             self.state, self.last_error = "pending_submit", e.get("error")
         elif name == "Rejected":
