@@ -44,6 +44,10 @@ TICK_COMMIT_ORDERS = 200  # aggregates a transaction when a tick decides for man
 class EngineConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     submit_deadline_s: float = 30.0  # AddOrder ``deadline``: after it the venue would reject the request
+    # A protective leg's AddOrder ``deadline``: shorter, because after a crash between its Submitted and the wire
+    # the position waits this long (plus ``unknown_grace_s``) before "not found" proves the leg was never placed
+    # and it is sent again. At least the clock's tolerated offset to the venue (5 s) plus Kraken's minimum (2 s).
+    exit_submit_deadline_s: float = 10.0
     unknown_grace_s: float = 5.0  # how long after the deadline "not found" becomes proof of "not placed"
     signal_max_age_s: float = 60.0  # a signal that reaches the trading process later than this is not placed
     max_pending_entries: int = 100  # backpressure: new entries refused while this many wait to be sent/answered
@@ -92,6 +96,7 @@ class ExecutionEngine:
             self.clock,
             trading_state=lambda: self.control.state,
             submit_deadline_s=self.config.submit_deadline_s,
+            exit_submit_deadline_s=self.config.exit_submit_deadline_s,
             unknown_grace_s=self.config.unknown_grace_s,
             entry_max_age_s=self.config.signal_max_age_s,
         )

@@ -74,6 +74,7 @@ class ExecutionHandler:
         submit_deadline_s: float,
         unknown_grace_s: float,
         entry_max_age_s: float,
+        exit_submit_deadline_s: float | None = None,
     ):
         self.index = index
         self.uow = uow
@@ -81,6 +82,7 @@ class ExecutionHandler:
         self.clock = clock
         self.trading_state = trading_state
         self.submit_deadline_s = submit_deadline_s
+        self.exit_submit_deadline_s = min(exit_submit_deadline_s or submit_deadline_s, submit_deadline_s)
         self.unknown_grace_s = unknown_grace_s
         self.entry_max_age_s = entry_max_age_s
         self.unmatched: deque[Any] = deque(maxlen=1000)  # venue reports about orders this ledger does not know
@@ -265,13 +267,17 @@ class ExecutionHandler:
         return False
 
     def _submit_deadline(self, order: Order, now: datetime) -> datetime:
-        deadline = now + timedelta(seconds=self.submit_deadline_s)
-        if order.role is OrderRole.ENTRY:
-            # The venue refuses it after its maximum age, too (Kraken's ``deadline``, at least now + 2 s).
-            deadline = min(
-                deadline, max(order.created_on + timedelta(seconds=self.entry_max_age_s), now + timedelta(seconds=2))
-            )
-        return deadline
+        """The AddOrder's ``deadline`` (REFERENCE.md 3.2, AddOrder parameters: the engine rejects the request if it
+        has not processed it by then; at least now + 2 s, at most now + 60 s): ``submit_deadline_s`` for an entry,
+        capped by its maximum age, ``exit_submit_deadline_s`` for a protective leg, whose unknown outcome after a
+        crash leaves the position waiting that long (plus the grace) before the leg is sent again."""
+        if order.role is not OrderRole.ENTRY:
+            return now + timedelta(seconds=self.exit_submit_deadline_s)
+        # The venue refuses an entry after its maximum age, too (Kraken's ``deadline``, at least now + 2 s).
+        return min(
+            now + timedelta(seconds=self.submit_deadline_s),
+            max(order.created_on + timedelta(seconds=self.entry_max_age_s), now + timedelta(seconds=2)),
+        )
 
     def defer_submission(self, order_id: UUID, block: EntryBlock) -> None:
         """The venue cannot take orders now: record that the order waits, once per order per outage."""

@@ -43,6 +43,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         policy=PolicyConfig(default_timeout_s=settings.default_timeout_s, resting_leg=settings.resting_leg),
         submit_deadline_s=settings.submit_deadline_s,
+        exit_submit_deadline_s=settings.exit_submit_deadline_s,
         signal_max_age_s=settings.signal_max_age_s,
         max_pending_entries=settings.max_pending_entries,
     )

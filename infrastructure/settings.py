@@ -136,6 +136,15 @@ class Settings(BaseSettings):
         "on the venue after it (plus a grace) is proof the order was never placed",
     )
 
+    exit_submit_deadline_s: float = Field(
+        default=10.0,
+        ge=7.0,
+        le=60.0,
+        description="a protective leg's AddOrder deadline: after a crash between deciding a leg and sending it, "
+        "the position waits this long (plus 5 s) before the leg is known unplaced and sent again; at least the "
+        "clock's tolerated offset to the venue (5 s) plus Kraken's minimum (2 s), at most Kraken's 60 s",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, value: Path) -> Path:

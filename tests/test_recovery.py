@@ -8,7 +8,7 @@ from execledger.application.ports import ErrorClass, OrderRequest, PlaceResult, 
 from execledger.application.service import ServiceConfig
 from execledger.domain.order import State
 from execledger.domain.trading_state import TradingMode
-from execledger.domain.values import OrderType, Side
+from execledger.domain.values import OrderRole, OrderType, Side
 from tests.harness import Harness, limit_buy
 
 
@@ -45,6 +45,30 @@ async def test_crash_before_the_request_left_is_proven_not_placed_after_the_dead
     clock.advance(36)
     await h2.settle()
     assert h2.engine.orders[order.id].state is State.REJECTED and h.venue.add_order_calls[order.cl_ord_id] == 0
+
+
+async def test_a_leg_decided_but_never_sent_before_a_crash_is_sent_again_after_its_short_deadline(ledger, clock):
+    """A crash between a stop-loss's Submitted and the wire leaves the position unprotected until "not found"
+    proves the leg unplaced: a leg's deadline is exit_submit_deadline_s (10 s), not the entry's 30 s, so the stop
+    is sent again 15 s after the crash (deadline + grace), where it took 35 s before."""
+    h = Harness(ledger, clock)
+    entry = await h.signal(signal_id="c-leg")
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply_all(h.venue.drain())  # the legs are decided and Submitted; the process dies before sending
+    stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
+    submitted = next(e for e in ledger.order_history(stop.id) if e.name == "Submitted")
+    assert (submitted.data["deadline"] - submitted.data["at"]).total_seconds() == 10
+    h2 = restart(h, ledger, clock)
+    await h2.service.reconcile()
+    assert h2.engine.orders[stop.id].state is State.OUTCOME_UNKNOWN
+    clock.advance(14)
+    await h2.settle()
+    assert h2.engine.orders[stop.id].state is State.OUTCOME_UNKNOWN  # the deadline and its grace are not over
+    clock.advance(2)
+    await h2.settle()
+    assert h2.engine.orders[stop.id].state is State.REJECTED and h.venue.add_order_calls[stop.cl_ord_id] == 0
+    h2.assert_legs_match_position(h2.engine.orders[entry.id])  # a new stop-loss protects the position again
+    assert all(o.state is State.OPEN for o in h2.legs(entry, OrderRole.STOP_LOSS) if o.id != stop.id)
 
 
 async def test_fills_while_down_are_recovered_and_bracketed(ledger, clock):
