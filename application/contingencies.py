@@ -71,7 +71,7 @@ class ContingencyManager:
         self.pairs = pairs
         self.config = config
         self.clock = clock
-        self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (the service's price watcher)
+        self.prices: dict[str, LastPrice] = {}  # pair -> the freshest last price seen (public ticks, our fills)
         self._emulating: set[UUID] = set()  # entries holding an emulated leg (armed or triggered)
         self._watch: dict[str, list[UUID]] = {}  # pair -> entries the price decides for (see watched_pairs)
 
@@ -81,9 +81,7 @@ class ContingencyManager:
         (``decides_on_price``): react to each. An entry whose legs all rest on the venue is only kept watched (a
         leg refused later decides on the price recorded here), at no reaction per tick; one flat with nothing
         working is no longer watched (as ``watched_pairs`` would find)."""
-        known = self.prices.get(pair)
-        if known is None or price.at >= known.at:
-            self.prices[pair] = price
+        self._remember(pair, price)
         deciding: list[Order] = []
         kept: list[UUID] = []
         for entry_id in self._watch.get(pair, ()):
@@ -98,8 +96,31 @@ class ContingencyManager:
         self._watch[pair] = kept  # until watched_pairs looks again
         return deciding
 
+    def note_fill(self, pair: str, trade_id: str, price: Decimal, executed_at: datetime | None) -> None:
+        """One of our fills on ``pair`` (AssetPairs key) that the ledger recorded: a trade on the venue's book at
+        ``price`` (quote per base unit), so a last price as good as a public tick. Observed at the venue's trade time
+        (``executed_at``, WS v2 ``timestamp`` / REST ``time``), never later than the clock's now (a venue clock
+        ahead of ours must not make it look fresher), the clock's now when the venue gave none. The fresher of
+        tick and fill is kept; a fill recorded late (a REST resync) is older than a tick seen since and changes
+        nothing, and staleness (``price_max_age_s``) applies to it as to a tick. Decides nothing by itself: what is
+        decided later (a signal's intake, the timer's safety net) asks ``last_price``."""
+        now = self.clock.now() if self.clock is not None else None
+        at = executed_at if executed_at is not None else now
+        if at is None:
+            return
+        if now is not None and at > now:
+            at = now
+        self._remember(pair, LastPrice(price, at, source=f"fill {trade_id}"))
+
+    def _remember(self, pair: str, price: LastPrice) -> None:
+        """Keep the fresher of what is known and ``price`` (a tie goes to the newer report)."""
+        known = self.prices.get(pair)
+        if known is None or price.at >= known.at:
+            self.prices[pair] = price
+
     def last_price(self, pair: str) -> LastPrice | None:
-        """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
+        """The pair's last price (a public tick or one of our fills, the fresher: ``note_price``, ``note_fill``) if
+        it is fresh enough to decide on (``price_max_age_s``)."""
         price = self.prices.get(pair)
         if price is None or self.clock is None:
             return price
