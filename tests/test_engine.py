@@ -320,25 +320,28 @@ async def test_a_recorded_fill_is_its_pairs_last_price_until_it_is_stale(h):
     assert contingencies.last_price("XXBTZUSD") is None  # staleness applies to a fill as to a tick
 
 
-async def test_the_fresher_of_a_public_tick_and_a_fill_is_the_last_price(h):
+async def test_a_fresh_public_price_wins_and_our_fills_are_the_fallback_never_a_trigger(h):
+    """Intake checks sl/tp against the fresh public price; only without one against our freshest recorded fill. A
+    resting order fills at its own price when the market gaps through it, so a fill can be far from the market:
+    emulated legs and crossed stops are judged on public prices alone (``market_price``)."""
     contingencies = h.engine.contingencies
     entry = await h.signal()
-    late = h.venue.fill(h.txid(entry), "0.4", "99")  # traded now, recorded after the tick below (a late report)
-    h.clock.advance(2)
     tick = LastPrice(D("101"), h.clock.now())
     contingencies.note_price("XXBTZUSD", tick)
-    await h.settle()
-    assert h.engine.orders[entry.id].fills[late.trade_id].price == D("99")  # recorded...
-    assert contingencies.last_price("XXBTZUSD") == tick  # ...but older than the tick: the tick stays
     h.clock.advance(1)
-    fresher = h.venue.fill(h.txid(entry), "0.6", "98")
+    fill = h.venue.fill(h.txid(entry), "0.4", "99")  # fresher than the tick, and still not the market
     await h.settle()
-    assert contingencies.last_price("XXBTZUSD") == LastPrice(D("98"), fresher.ts_event, f"fill {fresher.trade_id}")
-    contingencies.note_price("XXBTZUSD", stale := LastPrice(D("97"), tick.at))  # a tick older than the fill
-    assert contingencies.last_price("XXBTZUSD").price == D("98") and stale.at < fresher.ts_event
+    assert contingencies.last_price("XXBTZUSD") == tick and contingencies.market_price("XXBTZUSD") == tick
+    h.clock.advance(contingencies.config.price_max_age_s)  # the tick is stale, the fill is not
+    assert contingencies.market_price("XXBTZUSD") is None
+    assert contingencies.last_price("XXBTZUSD") == LastPrice(D("99"), fill.ts_event, f"fill {fill.trade_id}")
+    older = fill.ts_event - timedelta(seconds=1)
+    contingencies.note_fill("XXBTZUSD", "T-OLDER", D("50"), older)  # an older fill reported late: kept out
+    assert contingencies.last_price("XXBTZUSD").price == D("99")
     ahead = h.clock.now() + timedelta(seconds=60)  # a venue clock ahead of ours: observed no later than now
     contingencies.note_fill("XXBTZUSD", "T-AHEAD", D("96"), ahead)
     assert contingencies.last_price("XXBTZUSD") == LastPrice(D("96"), h.clock.now(), "fill T-AHEAD")
+    assert contingencies.market_price("XXBTZUSD") is None  # a fill never becomes the market's price
     h.clock.advance(contingencies.config.price_max_age_s + 1)
     assert contingencies.last_price("XXBTZUSD") is None
 
