@@ -215,7 +215,7 @@ class Backend:
 # --- results -----------------------------------------------------------------------------------------------------
 
 
-def _refused_by_market(answer: dict) -> bool:
+def refused_by_market(answer: dict) -> bool:
     """A 422 whose every error is an sl/tp on the wrong side of the last price (``*_last_price_for_buy|sell``)."""
     rules = [e.get("rule", "") for e in answer.get("errors", [])]
     return bool(rules) and all("_last_price_for_" in rule for rule in rules)
@@ -485,7 +485,7 @@ class Session:
         async with self.http.post(f"{self.api_url}/v1/signals", json=body) as r:
             if r.status in (202, 503):
                 return
-            if r.status == 422 and _refused_by_market(await r.json()):
+            if r.status == 422 and refused_by_market(await r.json()):
                 self.unanswered.pop(body["signal_id"])
                 self.result.refused_by_market += 1
                 return

@@ -35,7 +35,7 @@ from collections import Counter
 import aiohttp
 
 from execledger.infrastructure.bootstrap import open_ledger
-from tests.faults.harness import Session, free_port, wait_until
+from tests.faults.harness import Session, free_port, refused_by_market, wait_until
 
 BREAKER_RESET_S = 2.0  # EXECLEDGER_KRAKEN_BREAKER_RESET_S for outage sessions: outages outlast it 1.5-3 times
 # The signals refused during an outage are posted again at its end, dozens at once: a 1 s AddOrder deadline
@@ -204,6 +204,8 @@ class OutageSession(Session):
                     self.unanswered[body["signal_id"]] = body
                 elif r.status in (200, 201):
                     self.result.signals += 1
+                elif r.status == 422 and refused_by_market(await r.json()):
+                    self.result.refused_by_market += 1
                 elif r.status != 423:
                     raise AssertionError(f"POST /v1/signals {body['signal_id']}: {r.status} {await r.text()}")
 
