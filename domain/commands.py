@@ -299,6 +299,7 @@ def signal_command_id(signal_id: str, refused: int) -> uuid.UUID:
 
 
 def signal_refusals_id(signal_id: str) -> uuid.UUID:
+    """The id of signal ``signal_id``'s ``SignalRefusals`` (in the orders store)."""
     return uuid.uuid5(_SIGNAL_REFUSALS, signal_id)
 
 
