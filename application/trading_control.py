@@ -42,7 +42,9 @@ from execledger.domain.commands import (
     Outcome,
     Refusal,
     ResolveOrder,
+    SignalRefusals,
     SubmitSignal,
+    signal_refusals_id,
 )
 from execledger.domain.errors import SignalRejected
 from execledger.domain.order import FILLABLE, Order, State
@@ -191,8 +193,29 @@ class TradingControl:
             detail=_jsonable({**decision.detail, "by": command.by, "why": command.why}),
             process=self.process,
         )
-        self._commit(decision, receipt, tracking=tracking)
+        self._commit(decision, receipt, self._signal_refused(command, decision), tracking=tracking)
         return receipt
+
+    def _signal_refused(self, command: Command, decision: Decision) -> SignalRefusals | None:
+        """A refused ``submit_signal``: the signal's ``SignalRefusals`` with this refusal added (committed with the
+        receipt), so that the signal's id finds it; None for anything else."""
+        signal = command.payload.get("signal") if command.kind is CommandKind.SUBMIT_SIGNAL else None
+        signal_id = signal.get("signal_id") if isinstance(signal, dict) else None
+        if decision.outcome is not Outcome.REFUSED or not isinstance(signal_id, str) or not signal_id:
+            return None
+        refusal = {
+            "command_id": str(command.id),
+            "refusal": str(decision.detail.get("refusal") or Refusal.INVALID.value),
+            "message": str(decision.detail.get("message", "")),
+            "recorded_at": command.created_on.isoformat(),
+            "process": self.process,
+        }
+        try:
+            refusals: SignalRefusals = self.ledger.app.repository.get(signal_refusals_id(signal_id))
+        except AggregateNotFoundError:
+            return SignalRefusals.first(signal_id=signal_id, refusal=refusal)
+        refusals.refused(**refusal)
+        return refusals
 
     def _decide(self, command: Command) -> Decision:
         try:

@@ -173,8 +173,18 @@ class Command(Aggregate):
         origin: str  # which process recorded it, e.g. "api pid 4242 on host-1"
 
     @classmethod
-    def issue(cls, *, kind: CommandKind, payload: dict[str, Any], by: str, why: str, origin: str) -> Command:
-        """Validate and record a command. ``by`` (who, at most 200 characters) and ``why`` (at most 500) are
+    def issue(
+        cls,
+        *,
+        kind: CommandKind,
+        payload: dict[str, Any],
+        by: str,
+        why: str,
+        origin: str,
+        command_id: uuid.UUID | None = None,
+    ) -> Command:
+        """Validate and record a command (``command_id``: its id, a new uuid4 unless given, e.g.
+        ``signal_command_id`` for a signal). ``by`` (who, at most 200 characters) and ``why`` (at most 500) are
         required: they become part of its reasons. No text of the command (``by``, ``why``, any text of the payload,
         nested or a key) may hold a control character. Raises InvalidCommand naming every bad field; nothing is
         shortened or changed silently."""
@@ -198,7 +208,7 @@ class Command(Aggregate):
         parse_payload(kind, recorded)  # what the trading process will read back must parse (a Decimal beyond bounds)
         return cls._create(
             cls.Issued,
-            id=uuid.uuid4(),
+            id=command_id or uuid.uuid4(),
             kind=CommandKind(kind).value,
             payload=recorded,
             by=texts["by"],
@@ -275,3 +285,63 @@ class CommandReceipt(Aggregate):
     def refusal(self) -> Refusal | None:
         value = self.detail.get("refusal")
         return Refusal(value) if value else None
+
+
+_SIGNAL_COMMANDS = uuid.UUID("6d3c1f8e-2a8b-5f0e-9c4d-7b1e0a2f9c31")  # namespace of a signal's command ids
+_SIGNAL_REFUSALS = uuid.UUID("0f6b2c4e-8d1a-5b3f-a7e9-2c5d8f1b4e60")  # namespace of SignalRefusals ids
+
+
+def signal_command_id(signal_id: str, refused: int) -> uuid.UUID:
+    """The id of the ``submit_signal`` command that records signal ``signal_id`` after ``refused`` of its commands
+    were refused (``SignalRefusals.version``; 0 when none was): one id per attempt, so a signal's pending command is
+    found by one lookup, and two POSTs of one signal at once record one command."""
+    return uuid.uuid5(_SIGNAL_COMMANDS, f"{signal_id}/{refused}")
+
+
+def signal_refusals_id(signal_id: str) -> uuid.UUID:
+    """The id of signal ``signal_id``'s ``SignalRefusals`` (in the orders store)."""
+    return uuid.uuid5(_SIGNAL_REFUSALS, signal_id)
+
+
+class SignalRefusals(Aggregate):
+    """Every recorded ``submit_signal`` command of one signal that the trading process refused, newest last; written
+    by the trading process in the same transaction as the command's receipt. Its id is ``signal_refusals_id``; its
+    ``version`` is how many of the signal's commands were refused (which numbers the next one,
+    ``signal_command_id``). Each event holds the whole refusal: the newest event alone answers "what became of
+    signal X" for a signal that has no entry order."""
+
+    class Event(TimestampedEvent):
+        pass
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    class FirstRefused(Created):
+        signal_id: str
+        command_id: str
+        refusal: str  # a ``Refusal`` value
+        message: str
+        recorded_at: str  # ISO 8601 UTC: when the command was recorded (the signal's arrival)
+        process: str  # the trading process that refused it
+
+    @classmethod
+    def first(cls, *, signal_id: str, refusal: dict[str, Any]) -> SignalRefusals:
+        return cls._create(cls.FirstRefused, id=signal_refusals_id(signal_id), signal_id=signal_id, **refusal)
+
+    @event(FirstRefused)
+    def __init__(
+        self, *, signal_id: str, command_id: str, refusal: str, message: str, recorded_at: str, process: str
+    ) -> None:
+        self.signal_id = signal_id
+        self._set(command_id, refusal, message, recorded_at, process)
+
+    @event("Refused")
+    def refused(self, *, command_id: str, refusal: str, message: str, recorded_at: str, process: str) -> None:
+        self._set(command_id, refusal, message, recorded_at, process)
+
+    def _set(self, command_id: str, refusal: str, message: str, recorded_at: str, process: str) -> None:
+        self.command_id = command_id
+        self.refusal = Refusal(refusal)
+        self.message = message
+        self.recorded_at = recorded_at
+        self.process = process

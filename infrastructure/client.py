@@ -116,7 +116,9 @@ class ExecledgerClient:
         return await self._call("POST", "/v1/signals", json=dict(signal))  # type: ignore[return-value]
 
     async def get_signal(self, ident: str) -> dict[str, Any]:
-        """GET /v1/signals/{id}: summary, orders and timeline; ``ident`` is a signal id, order id, txid or cl_ord_id."""
+        """GET /v1/signals/{id}: summary, orders and timeline (``status: placed``); ``ident`` is a signal id, order id,
+        txid or cl_ord_id. A signal recorded (its POST answered 202) and not placed: ``status: pending``, or
+        ``status: refused`` with ``refusal``, ``reason`` and ``refused_at``; ApiError 404 for an id never seen."""
         return await self._call("GET", f"/v1/signals/{quote(ident, safe='')}")
 
     async def get_order(self, ident: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +28,18 @@ from eventsourcing.application import AggregateNotFoundError
 
 from execledger.application.audit import resolve_order
 from execledger.application.ledger import OrderNotFound, entry_order_id
-from execledger.domain.commands import CancelOrder, ClosePosition, Command, CommandKind, CommandReceipt, ResolveOrder
+from execledger.domain.clock import stamped
+from execledger.domain.commands import (
+    CancelOrder,
+    ClosePosition,
+    Command,
+    CommandKind,
+    CommandReceipt,
+    ResolveOrder,
+    SignalRefusals,
+    signal_command_id,
+    signal_refusals_id,
+)
 from execledger.domain.order import Order
 from execledger.infrastructure.bootstrap import Ledger, process_name
 from execledger.infrastructure.preflight import describe_ledger
@@ -53,6 +66,22 @@ class TargetNotAllowed(RuntimeError):
     refuse it, and an ended order never works again (checked while no trading process runs)."""
 
 
+@dataclass(frozen=True)
+class SignalTrace:
+    """What became of a signal recorded as a ``submit_signal`` command that has no entry order: ``pending`` (its
+    command waits for the trading process) or ``refused`` (kind, reason, when and by which process)."""
+
+    signal_id: str
+    status: str  # "pending" or "refused"
+    command_id: str  # the command of the newest attempt
+    recorded_at: datetime  # when that command was recorded (UTC)
+    refusal: str | None = None  # a ``Refusal`` value (busy, stale, halted, invalid, conflict)
+    reason: str | None = None
+    refused_at: datetime | None = None
+    refused_by: str | None = None  # the trading process that refused it
+    refused_times: int = 0  # how many of the signal's commands were refused in all
+
+
 class CommandBus:
     def __init__(self, ledger: Ledger, *, role: str, local_trading: Any = None, lock_probe_ttl_s: float = 1.0):
         self.ledger = ledger
@@ -64,12 +93,70 @@ class CommandBus:
         if local_trading is not None:
             ledger.engine.uow.add_listener(self._on_commit)
 
-    def issue(self, kind: CommandKind, payload: dict[str, Any], *, by: str, why: str) -> Command:
+    def issue(
+        self, kind: CommandKind, payload: dict[str, Any], *, by: str, why: str, command_id: UUID | None = None
+    ) -> Command:
         """Record a command; the trading process carries it out. Raises InvalidCommand naming the field, and, when
-        no trading process runs, LedgerUnused or TargetNotFound (see ``check``); nothing is recorded then."""
-        command = Command.issue(kind=kind, payload=payload, by=by, why=why, origin=self.origin)
+        no trading process runs, LedgerUnused or TargetNotFound (see ``check``); nothing is recorded then. A
+        ``command_id`` already recorded raises eventsourcing's IntegrityError (nothing recorded)."""
+        command = Command.issue(kind=kind, payload=payload, by=by, why=why, origin=self.origin, command_id=command_id)
         self.record(command)
         return command
+
+    def find_command(self, command_id: UUID) -> Command | None:
+        try:
+            command: Command = self.ledger.commands.repository.get(command_id)
+        except AggregateNotFoundError:
+            return None
+        return command if isinstance(command, Command) else None
+
+    def latest_refusal(self, signal_id: str) -> SignalRefusals.Event | None:
+        """The newest refusal of signal ``signal_id``'s commands (its ``version`` counts them), or None: one indexed
+        read of the newest event of its ``SignalRefusals``, however many there were."""
+        recorder = self.ledger.app.recorder
+        stored = recorder.select_events(signal_refusals_id(signal_id), desc=True, limit=1)
+        if not stored:
+            return None
+        event = self.ledger.app.mapper.to_domain_event(stored[0])
+        return event if isinstance(event, SignalRefusals.Event) else None
+
+    def signal_trace(self, signal_id: str) -> SignalTrace | None:
+        """What became of a signal that has no entry order, by three keyed reads (no scan): its newest refusal, the
+        command of its next attempt and that command's receipt. Pending: that command is recorded and not yet carried
+        out. Refused: the newest refusal (or the receipt that just refused the command). None: never recorded."""
+        latest = self.latest_refusal(signal_id)
+        refused = latest.originator_version if latest is not None else 0
+        command = self.find_command(signal_command_id(signal_id, refused))
+        if command is not None:
+            receipt = self.find_receipt(command.id)
+            if receipt is None:
+                return SignalTrace(signal_id, "pending", str(command.id), command.created_on, refused_times=refused)
+            if receipt.refusal is None:
+                return None  # carried out: the entry order answers (it was committed with this receipt)
+            return SignalTrace(
+                signal_id,
+                "refused",
+                str(command.id),
+                command.created_on,
+                refusal=receipt.refusal.value,
+                reason=str(receipt.detail.get("message", "")),
+                refused_at=receipt.created_on,
+                refused_by=receipt.process,
+                refused_times=refused + 1,
+            )
+        if latest is None:
+            return None
+        return SignalTrace(
+            signal_id,
+            "refused",
+            str(getattr(latest, "command_id", "")),
+            datetime.fromisoformat(str(getattr(latest, "recorded_at", ""))),
+            refusal=str(getattr(latest, "refusal", "")),
+            reason=str(getattr(latest, "message", "")),
+            refused_at=stamped(latest).timestamp,
+            refused_by=str(getattr(latest, "process", "")),
+            refused_times=refused,
+        )
 
     def record(self, command: Command) -> None:
         """Record an issued (validated) command, checked first when no trading process runs."""

@@ -5,7 +5,8 @@ placement (Submitted, then Acknowledged with the txid), each fill, each bracket,
 leg shrunk or re-created, exit at market), a timeout, a rejection, what reconciliation found (events whose reason
 or fill says ``source=reconciliation``) and every trading-mode change. Loggers: ``execledger.orders`` and
 ``execledger.trading``. Every line carries ``signal_id``, ``order_id``, ``role``, ``cl_ord_id``, ``txid`` (once
-known), ``event`` and, for decisions, ``rule``.
+known), ``event`` and, for decisions, ``rule``. A refused signal is one line of its own (``log_signal_refused``,
+logger ``execledger.signals``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from execledger.domain.commands import SignalRefusals
 from execledger.domain.order import Order
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.trading_state import TradingState
 from execledger.domain.values import plain
+from execledger.infrastructure.logconfig import one_line
 from execledger.infrastructure.present import pair_name
 
+signals_log = logging.getLogger("execledger.signals")
 orders_log = logging.getLogger("execledger.orders")
 trading_log = logging.getLogger("execledger.trading")
 
@@ -115,6 +119,19 @@ def describe(order: Order, ev: Any, pairs: PairRegistry | None = None) -> tuple[
     return None
 
 
+def log_signal_refused(signal_id: object, refusal: str, reason: object, **extra: object) -> None:
+    """The one line of a refused signal (logger ``execledger.signals``, WARNING): ``signal <id> refused (<kind>):
+    <reason>`` with ``signal_id`` and ``refusal`` on the line; the signal's own text is escaped to one line. Written
+    by the API for a signal refused at once (nothing recorded), and by the trading process after it committed the
+    refusal of a recorded ``submit_signal`` command (``EventLogger``): each refusal once."""
+    sid = one_line(signal_id, 128) if signal_id not in (None, "") else None
+    fields = {"signal_id": sid, "refusal": refusal, "event": "SignalRefused", **extra}
+    signals_log.warning(
+        f"signal {sid or '(no signal_id)'} refused ({refusal}): {one_line(reason)}",
+        extra={k: v for k, v in fields.items() if v is not None},
+    )
+
+
 class EventLogger:
     """Writes the lines for each saved batch; call it with ``[(aggregate, events), ...]``."""
 
@@ -129,6 +146,11 @@ class EventLogger:
             elif isinstance(aggregate, TradingState):
                 for ev in events:
                     self._trading_line(aggregate, ev)
+            elif isinstance(aggregate, SignalRefusals):
+                for ev in events:
+                    log_signal_refused(
+                        aggregate.signal_id, ev.refusal, ev.message, command_id=ev.command_id, refused_by=ev.process
+                    )
 
     def _order_line(self, order: Order, ev: Any) -> None:
         described = describe(order, ev, self.pairs)

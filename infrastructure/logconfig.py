@@ -32,7 +32,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 # The ids a line may carry, in the order the text format prints them.
-CONTEXT_KEYS = ("signal_id", "order_id", "role", "cl_ord_id", "txid", "event", "rule", "repeated")
+CONTEXT_KEYS = ("signal_id", "order_id", "role", "cl_ord_id", "txid", "event", "rule", "refusal", "repeated")
 
 # A mutable default (B039) is safe here: the dict is never mutated, each change sets a new one.
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("execledger_log_context", default={})  # noqa: B039
@@ -91,6 +91,17 @@ class RedactFilter(logging.Filter):
             record.exc_text = self.redact(record.exc_text)
             record.exc_info = None  # the formatter would render the traceback again, unredacted
         return True
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """``text`` as it may go into a line: control characters and lone surrogates written as ``\\xNN`` /
+    ``\\uNNNN`` escapes (a refused signal's own text must not start a forged line), at most ``limit``
+    characters (then ``...``)."""
+    escaped = _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], str(text))
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
 
 
 _DIGITS = re.compile(r"\d+(?:\.\d+)?")

@@ -12,8 +12,10 @@ an order a cancel or resolve names that has already ended (409, ``refusal: not_a
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from aiohttp import web
+from eventsourcing.persistence import IntegrityError
 
 from execledger.domain.commands import Command, CommandKind, CommandReceipt, InvalidCommand, Outcome, Refusal
 from execledger.infrastructure.api.context import ApiContext
@@ -65,11 +67,24 @@ def answer(command: Command, receipt: CommandReceipt | None, trading: str | None
 
 
 async def issue_and_wait(
-    ctx: ApiContext, kind: CommandKind, payload: dict[str, Any], *, by: str, why: str
+    ctx: ApiContext,
+    kind: CommandKind,
+    payload: dict[str, Any],
+    *,
+    by: str,
+    why: str,
+    command_id: UUID | None = None,
 ) -> tuple[Command, CommandReceipt | None, str | None] | web.Response:
-    """Record the command and wait for its receipt; a command that cannot be recorded is a 422 naming the field."""
+    """Record the command and wait for its receipt; a command that cannot be recorded is a 422 naming the field.
+    A ``command_id`` already recorded (a signal's attempt posted twice at once) is waited for as it is when it
+    holds the same payload, and a 409 when it holds another."""
     try:
-        command = ctx.bus.issue(kind, payload, by=by, why=why)
+        command = ctx.bus.issue(kind, payload, by=by, why=why, command_id=command_id)
+    except IntegrityError:
+        existing = ctx.bus.find_command(command_id) if command_id is not None else None
+        if existing is None or existing.payload != payload:
+            return error_response(409, "signal_id reused with other content", refusal=Refusal.CONFLICT.value)
+        command = existing
     except InvalidCommand as exc:
         if kind is CommandKind.SUBMIT_SIGNAL:  # the body is the signal: name its fields as the signal's own errors do
             errors = [{**e.__dict__, "field": e.field.removeprefix("signal.")} for e in exc.errors]

@@ -4,9 +4,10 @@ against them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class _Model(BaseModel):
@@ -166,8 +167,30 @@ class SignalView(_Model):
     """``GET /v1/signals/{id}`` (any of signal id, order id, txid, cl_ord_id): the signal's outcome from the read
     models (null until projected), its orders and its dated timeline from the log."""
 
+    status: Literal["placed"] = "placed"  # the signal has an entry order (SignalNotPlaced: it has none)
     signal_id: str
     entry_order_id: str
     summary: SignalSummary | None
     orders: list[OrderBrief]
     timeline: list[TimelineItem]
+
+
+class SignalNotPlaced(_Model):
+    """``GET /v1/signals/{id}`` for a signal recorded as a command (a POST answered 202) that has no entry order:
+    ``pending`` (202: the trading process has not carried the command out yet) or ``refused`` (200: it refused it;
+    ``refusal`` is the kind: busy, stale, halted, invalid, conflict; ``reason`` its text; times UTC)."""
+
+    status: Literal["pending", "refused"]
+    signal_id: str
+    command_id: str  # the command of the newest attempt
+    recorded_at: datetime
+    refusal: str | None = None
+    reason: str | None = None
+    refused_at: datetime | None = None
+    refused_by: str | None = None  # the trading process
+    refused_times: int = 0  # how many of the signal's commands were refused in all (a caller may post it again)
+    note: str | None = None
+
+
+class SignalAnswer(RootModel[Annotated[SignalView | SignalNotPlaced, Field(discriminator="status")]]):
+    """``GET /v1/signals/{id}`` with 200: the placed signal, or the refusal of one recorded and refused."""

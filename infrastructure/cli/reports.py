@@ -7,6 +7,7 @@ signals name them (``XBT/USD``).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from execledger.domain.values import plain
 from execledger.infrastructure.bootstrap import engine_config
 from execledger.infrastructure.cli.common import load, open_or_exit, timestamp
 from execledger.infrastructure.cli.exits import Exit, fail
+from execledger.infrastructure.commandbus import CommandBus, SignalTrace
 from execledger.infrastructure.present import order_brief, pair_name, present_fill, present_order, present_report
 from execledger.infrastructure.readmodels.queries import BadQuery, parse_filter
 from execledger.infrastructure.render import FORMATS, emit, timeline_rows
@@ -149,6 +151,15 @@ def signal_totals(items: list[dict]) -> dict[str, Any]:
     }
 
 
+def _not_placed(trace: SignalTrace, fmt: str) -> None:
+    """A signal recorded as a command that has no entry order: pending, or refused (kind, reason, when)."""
+    row = {k: v for k, v in asdict(trace).items() if v is not None}
+    what = f"refused ({trace.refusal}) by {trace.refused_by}" if trace.status == "refused" else "pending"
+    head = f"signal {trace.signal_id}: recorded as command {trace.command_id}, {what}; times UTC"
+    columns = ["status", "recorded_at", "refusal", "refused_at", "reason"]
+    emit([row], fmt, columns=[c for c in columns if c in row], title=head)
+
+
 def register(main: click.Group) -> None:
     @main.command()
     @click.argument("kind", type=click.Choice(sorted(TABLE_COLUMNS)), default="reports")
@@ -228,7 +239,11 @@ def register(main: click.Group) -> None:
             try:
                 entry, orders, timeline = signal_timeline(lg.ledger, ident, lg.queries.find_order_id)
             except OrderNotFound as exc:
-                fail(Exit.NOT_FOUND, str(exc))
+                trace = CommandBus(lg, role="cli").signal_trace(ident.strip())
+                if trace is None:
+                    fail(Exit.NOT_FOUND, str(exc))
+                _not_placed(trace, fmt)
+                return
             pairs = lg.ledger.pairs
         rows = timeline_rows(orders, timeline)
         if fmt == "table":

@@ -54,7 +54,7 @@ from execledger.infrastructure.api.context import CTX, ApiContext
 from execledger.infrastructure.api.health import monitor_of
 from execledger.infrastructure.api.jsonio import JSON_BODY, error_response, json_response
 from execledger.infrastructure.api.routes import Route
-from execledger.infrastructure.api.signal_view import signal_view
+from execledger.infrastructure.api.signal_view import not_placed_view, signal_view
 from execledger.infrastructure.health import health_body
 from execledger.infrastructure.present import present_order
 from execledger.infrastructure.readmodels.queries import BadQuery, ListFilter, Page, parse_filter
@@ -304,6 +304,9 @@ async def signal_page(request: web.Request) -> web.Response:
     # The log may be ahead of the read models, and the price moves: with a venue, a page at most every TTL.
     if await _unchanged(request, int(time.monotonic() // marks.ttl_s) if marks.available else None):
         return web.Response(status=204)
+    trace = await asyncio.to_thread(not_placed_view, ctx, ident)  # recorded, no entry: pending or refused
+    if trace is not None:
+        return await _page(request, "notplaced.html", f"Signal {trace['signal_id']}", trace=trace)
     try:
         view = await asyncio.to_thread(signal_view, ctx, ident)
     except OrderNotFound:
