@@ -95,12 +95,10 @@ async def test_a_report_that_cannot_be_applied_makes_the_block_apply_one_by_one(
     assert all(o.state is State.OPEN for o in h.legs(a, OrderRole.STOP_LOSS))
 
 
-async def test_the_stream_applies_what_arrived_together_and_stops_with_its_failure(h):
-    a, b = await two_entries(h)
-    h.venue.fill(h.txid(a), "1", "100")
-    h.venue.fill(h.txid(b), "1", "101")
-    arrived = h.venue.drain()
-    batches = []
+def stream_of(h, arrived: list, end: Exception | None = None) -> list[int]:
+    """Make the venue's execution stream yield ``arrived`` (then raise ``end``, if given); returns the list that
+    records the size of each block the service applies."""
+    batches: list[int] = []
     apply_all = h.service.apply_all
 
     async def recording(reports):
@@ -110,10 +108,20 @@ async def test_the_stream_applies_what_arrived_together_and_stops_with_its_failu
     async def executions():
         for report in arrived:
             yield report
-        raise ConnectionError("the stream broke")
+        if end is not None:
+            raise end
 
     h.service.apply_all = recording
     h.venue.executions = executions
+    return batches
+
+
+async def test_the_stream_applies_what_arrived_together_and_stops_with_its_failure(h):
+    a, b = await two_entries(h)
+    h.venue.fill(h.txid(a), "1", "100")
+    h.venue.fill(h.txid(b), "1", "101")
+    arrived = h.venue.drain()
+    batches = stream_of(h, arrived, ConnectionError("the stream broke"))
     with pytest.raises(ConnectionError, match="the stream broke"):
         await h.service._stream()
     assert sum(batches) == len(arrived) and len(batches) < len(arrived)
@@ -129,19 +137,7 @@ async def test_a_flood_of_reports_is_applied_in_bounded_blocks(h):
         h.venue.fill(h.txid(entry), "1", str(100 + i))
     arrived = h.venue.drain()
     h.service.REPORTS_A_COMMIT = 2
-    batches: list[int] = []
-    apply_all = h.service.apply_all
-
-    async def recording(reports):
-        batches.append(len(reports))
-        await apply_all(reports)
-
-    async def executions():
-        for report in arrived:
-            yield report
-
-    h.service.apply_all = recording
-    h.venue.executions = executions
+    batches = stream_of(h, arrived)
     await h.service._stream()
     assert len(arrived) >= 6 and sum(batches) == len(arrived)
     assert max(batches) == 2
