@@ -1,0 +1,109 @@
+"""A graceful stop (SIGTERM) protects filled positions before it exits: entries stop at once (those queued for the
+wire are withdrawn NotSent, those waiting stay PENDING_SUBMIT), while the protective legs of filled positions are
+still decided and sent until each position's stop-loss is acknowledged, or ``stop_protect_s`` runs out
+(``TradingService.protect_positions``); only then is the rest withdrawn (``drain_calls``). Found by the break test
+``burst.py t1 200 term 1.0``: 39 positions filled, 11 with a stop on the venue, 27 stop-losses withdrawn NotSent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+
+from execledger.domain.order import State
+from execledger.domain.values import OrderRole
+from tests.harness import Harness
+from tests.test_group_commits import signal
+
+
+async def test_a_fill_before_the_stop_still_gets_its_stop_loss_and_a_queued_entry_is_withdrawn(ledger, clock):
+    h = Harness(ledger, clock)
+    entry = await h.signal()
+    waiting = h.engine.control.submit_signal(signal(1)).order  # an entry not sent yet
+    queued = h.engine.control.submit_signal(signal(2)).order  # an entry Submitted, queued for the wire
+    requests = h.engine.execution.begin_submissions([queued.id])
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])  # the stop-loss is decided with the fill
+    await h.service.stop()
+    assert h.engine.positions_without_stop() == [h.engine.orders[entry.id]]
+
+    protect = asyncio.create_task(h.service.protect_positions())
+    await asyncio.sleep(0)
+    assert not protect.done()  # waits for the stop-loss's acknowledgement
+    await h.service.send_pending()  # the sender still runs while stopping
+    await h.service._place(queued.id, requests[queued.id])  # its turn on the wire comes after the stop
+    assert await asyncio.wait_for(protect, 1) == 0
+    await h.service.drain_calls()
+
+    stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
+    assert stop.state is State.OPEN and h.venue.add_order_calls[stop.cl_ord_id] == 1
+    assert h.engine.positions_without_stop() == []
+    assert waiting.state is State.PENDING_SUBMIT and h.venue.add_order_calls[waiting.cl_ord_id] == 0
+    assert queued.state is State.PENDING_SUBMIT and h.venue.add_order_calls[queued.cl_ord_id] == 0
+    assert "stopping" in (queued.last_error or "")  # NotSent: the next start sends it at once
+
+
+async def test_a_fill_during_the_stop_decides_and_sends_its_legs(ledger, clock):
+    """The stream still delivers fills while the service stops: their legs are Submitted and sent, not left
+    PENDING_SUBMIT for the next start (before, a stopping service decided no Submitted at all)."""
+    h = Harness(ledger, clock)
+    entry = await h.signal()
+    await h.service.stop()
+    protect = asyncio.create_task(h.service.protect_positions())
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])
+    await h.service.send_pending()
+    assert await asyncio.wait_for(protect, 1) == 0
+    await h.service.drain_calls()
+
+    for leg in h.legs(entry):
+        assert h.venue.add_order_calls[leg.cl_ord_id] == 1, leg.role
+    assert h.legs(entry, OrderRole.STOP_LOSS)[0].state is State.OPEN
+
+
+async def test_protection_is_bounded_and_the_naked_positions_are_logged(ledger, clock, caplog):
+    """A stop-loss the venue does not take within ``stop_protect_s``: the stop goes on, withdraws the leg NotSent
+    (never Submitted with nobody to send it) and says, in one line, how many positions are left naked."""
+    h = Harness(ledger, clock)
+    h.service.config = replace(h.service.config, stop_protect_s=0.05, stop_drain_s=0.05)
+    entry = await h.signal()
+
+    async def held_by_the_venue(request, *, still_wanted=None):
+        await asyncio.Event().wait()  # the venue never answers
+
+    h.venue.place = held_by_the_venue
+    await h.service.stop()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])
+    await h.service.send_pending(wait=False)
+    with caplog.at_level(logging.WARNING, logger="execledger.service"):
+        assert await h.service.protect_positions() == 1
+    await h.service.drain_calls()
+
+    assert any("1 filled positions left without a stop-loss" in r.getMessage() for r in caplog.records)
+    assert not h.service._inflight
+    assert h.legs(entry, OrderRole.STOP_LOSS)[0].state is not State.PENDING_SUBMIT  # handed out: may have left
+
+
+async def test_stop_now_does_not_wait_for_calls_in_flight(ledger, clock):
+    h = Harness(ledger, clock)
+    h.service.config = replace(h.service.config, stop_drain_s=30.0, stop_protect_s=30.0)
+    entry = await h.signal()
+
+    async def held_by_the_venue(request, *, still_wanted=None):
+        await asyncio.Event().wait()
+
+    h.venue.place = held_by_the_venue
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])
+    await h.service.send_pending(wait=False)
+    await h.service.stop()
+    protect = asyncio.create_task(h.service.protect_positions())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    h.service.stop_now()
+    assert await asyncio.wait_for(protect, 1) == 1
+    await asyncio.wait_for(h.service.drain_calls(), 1)
+    assert time.monotonic() - started < 1.0
+    assert not h.service._inflight
