@@ -253,12 +253,12 @@ class TradingService:
     def _sendable_now(self, orders: list[Order]) -> list[Order]:
         """Those of ``orders`` whose AddOrder may be decided and sent at once, waiting for nothing: no call in flight,
         not postponed, no correction first, the venue takes orders, its rate limit lets each of them out now
-        (counted per pair, in the order given) and, for an exit, no disarm of the dead-man's switch must go first.
-        Nothing is taken from the rate limit (``place`` takes it). While the service stops, no entry; once its
-        protection phase is over (closing), none: nothing would send it any more, and a Submitted left behind
-        comes back as an unknown outcome at the next start (what a closing service still records, a fill from the
-        stream or the NotSent of a withdrawn leg, decides its legs but leaves them PENDING_SUBMIT, sent at once by
-        the next start)."""
+        (counted per pair, exits first, then in the order given) and, for an exit, no disarm of the dead-man's
+        switch must go first. Nothing is taken from the rate limit (``place`` takes it). While the service stops,
+        no entry; once its protection phase is over (closing), none: nothing would send it any more, and a
+        Submitted left behind comes back as an unknown outcome at the next start (what a closing service still
+        records, a fill from the stream or the NotSent of a withdrawn leg, decides its legs but leaves them
+        PENDING_SUBMIT, sent at once by the next start)."""
         if not orders or self.closing or self.exchange.entry_block() is not None:
             return []
         disarm_first = (
@@ -266,7 +266,7 @@ class TradingService:
         )
         room: dict[str, int | None] = {}
         chosen: list[Order] = []
-        for order in orders:
+        for order in sorted(orders, key=lambda o: o.role is OrderRole.ENTRY):  # protection takes the room first
             if order.id in self._inflight or order.id in self._corrections or order.id in self._retry_at:
                 continue
             if self._withheld(order):

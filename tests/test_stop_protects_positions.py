@@ -107,3 +107,20 @@ async def test_stop_now_does_not_wait_for_calls_in_flight(ledger, clock):
     await asyncio.wait_for(h.service.drain_calls(), 1)
     assert time.monotonic() - started < 1.0
     assert not h.service._inflight
+
+
+async def test_a_protective_leg_takes_the_rate_limits_room_before_an_entry_placed_earlier(ledger, clock):
+    """At any time, not only at stop: with room for one AddOrder on the pair, the stop-loss goes, not the entry
+    that was placed before it (``_sendable_now`` counts exits first; before, the entry took the room)."""
+    h = Harness(ledger, clock)
+    entry = await h.signal()
+    earlier = h.engine.control.submit_signal(signal(1)).order  # an entry waiting to be sent
+    room = [0]
+    h.venue.order_capacity = lambda pair, within_s: room[0]
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.service.apply(h.venue.drain()[0])  # no room: the stop-loss waits, PENDING_SUBMIT
+    stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
+    assert [o.id for o in h.engine.pending_submissions()] == [earlier.id, stop.id]
+
+    room[0] = 1
+    assert h.service._sendable_now(h.engine.pending_submissions()) == [h.engine.orders[stop.id]]

@@ -219,7 +219,11 @@ class KrakenExchange:
             if self.trading is not None:
                 await self.trading.acquire_add(request.pair)
             result = await self.rest.private(
-                "AddOrder", add_order_params(request), kind=CallKind.NEW_ENTRY, still_wanted=still_wanted
+                "AddOrder",
+                add_order_params(request),
+                kind=CallKind.NEW_ENTRY,
+                still_wanted=still_wanted,
+                urgent=request.role is not OrderRole.ENTRY,  # protection before entries (rest.SigningTurn)
             )
         except (BreakerOpen, ThrottleWaitTooLong, CallWithdrawn) as exc:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
