@@ -305,7 +305,10 @@ class TradingService:
         # Wait for the venue's rate limit *before* deciding to send: a halt (or the entry's maximum age) applied
         # meanwhile is then obeyed, where waiting after Submitted would send an entry the operator just stopped.
         order = self.engine.orders[order_id]
-        if not await self.exchange.wait_for_order_capacity(order.pair, self.engine.execution.time_left(order)):
+        urgent = order.role is not OrderRole.ENTRY  # a protective leg goes before the entries waiting with it
+        if not await self.exchange.wait_for_order_capacity(
+            order.pair, self.engine.execution.time_left(order), urgent=urgent
+        ):
             self._retry_later(order_id)  # not within its maximum age: it is withdrawn at its next try
             return
         if order.role is not OrderRole.ENTRY:
