@@ -40,7 +40,7 @@ from execledger.application.ports import (
 from execledger.application.unit_of_work import Committed
 from execledger.domain.order import Order, State
 from execledger.domain.trading_state import TradingMode
-from execledger.domain.values import OrderRole
+from execledger.domain.values import OrderRole, OrderType
 
 log = logging.getLogger("execledger.service")
 
@@ -354,14 +354,27 @@ class TradingService:
         self._withdraw_unsent()
         await self._cancel_calls()
 
+    def _fill_due(self) -> bool:
+        """Whether an entry may fill any moment: its AddOrder is on the wire, or it is a market order acknowledged
+        whose fill is not reported yet. Its position needs its stop-loss too: seen in the break test, an entry
+        answered just after protection ended filled, and its leg was withdrawn at the drain."""
+        orders = self.engine.orders
+        if any(orders[i].role is OrderRole.ENTRY for i in self._inflight if i in orders):
+            return True
+        return any(
+            o.role is OrderRole.ENTRY and o.order_type == OrderType.MARKET and o.remaining_quantity > 0
+            for o in orders.in_state(State.OPEN)
+        )
+
     async def protect_positions(self) -> int:
         """At stop, before ``drain_calls``: entries are no longer sent, but the workers still record fills and
         answers, decide protective legs and send them, until every filled position has its stop-loss acknowledged
-        on the venue (``ExecutionEngine.positions_without_stop``), ``stop_protect_s`` ran out, or ``stop_now``.
-        Logs one line: how many positions are left without a stop-loss, if any. Returns that number."""
+        on the venue (``ExecutionEngine.positions_without_stop``) and no entry's fill is due (``_fill_due``),
+        ``stop_protect_s`` ran out, or ``stop_now``. Logs one line: how many positions are left without a
+        stop-loss, if any. Returns that number."""
         deadline = _loop_time() + self.config.stop_protect_s
         naked = self.engine.positions_without_stop()
-        while naked and not self.closing and (left := deadline - _loop_time()) > 0:
+        while (naked or self._fill_due()) and not self.closing and (left := deadline - _loop_time()) > 0:
             self._committed.clear()
             await self._wait(self._committed, min(left, self.config.tick_interval_s), until=self._closing)
             naked = self.engine.positions_without_stop()

@@ -124,3 +124,40 @@ async def test_a_protective_leg_takes_the_rate_limits_room_before_an_entry_place
 
     room[0] = 1
     assert h.service._sendable_now(h.engine.pending_submissions()) == [h.engine.orders[stop.id]]
+
+
+async def test_protection_waits_for_a_market_entry_on_the_wire_at_the_stop(ledger, clock):
+    """Seen in the break test: a market entry whose answer came just after every position had its stop filled
+    then, and its stop-loss was withdrawn at the drain. Protection goes on while an entry's AddOrder is on the wire
+    or an acknowledged market entry's fill is due (``_fill_due``)."""
+    h = Harness(ledger, clock)
+    entry = h.engine.control.submit_signal(
+        {"signal_id": "m", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "1", "sl_price": "90"}
+    ).order
+    requests = h.engine.execution.begin_submissions([entry.id])
+    answer, place = asyncio.Event(), h.venue.place
+
+    async def answered_late(request, *, still_wanted=None):
+        result = await place(request, still_wanted=still_wanted)  # on the wire before the stop
+        await answer.wait()
+        return result
+
+    h.venue.place = answered_late
+    h.service._start_call(entry.id, h.service._place(entry.id, requests[entry.id]))
+    await asyncio.sleep(0)
+    await h.service.stop()
+    protect = asyncio.create_task(h.service.protect_positions())
+    await asyncio.sleep(0.05)
+    assert not protect.done()  # its answer is due
+    answer.set()
+    await h.service.wait_for_calls()
+    assert h.engine.orders[entry.id].state is State.OPEN
+    await asyncio.sleep(0.05)
+    assert not protect.done()  # acknowledged: its fill is due
+    h.venue.fill(h.txid(entry), "1", "100")
+    for report in h.venue.drain():
+        await h.service.apply(report)
+    await h.service.send_pending()
+    assert await asyncio.wait_for(protect, 1) == 0
+    stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
+    assert stop.state is State.OPEN and h.venue.add_order_calls[stop.cl_ord_id] == 1
