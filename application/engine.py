@@ -32,8 +32,9 @@ from execledger.domain.clock import TimestampedEvent
 from execledger.domain.events import is_reported
 from execledger.domain.order import Order, State
 from execledger.domain.pairs import VENUE_RULES_ID, PairRegistry, VenueRules
-from execledger.domain.position import position_of
+from execledger.domain.position import exits_of, position_of, required_cover
 from execledger.domain.reports import ExecutionReport, execution_report
+from execledger.domain.values import ZERO, OrderRole
 
 log = logging.getLogger("execledger.engine")
 
@@ -213,6 +214,24 @@ class ExecutionEngine:
 
     def live_orders(self) -> list[Order]:
         return self.orders.live()
+
+    def positions_without_stop(self) -> list[Order]:
+        """The entries holding a position whose stop-loss is not on the venue: the one position rule
+        (``domain/position.py``) requires a stop-loss cover above zero, and no stop-loss leg of the entry is
+        acknowledged (OPEN) yet. A stop-loss the ledger emulates requires no order. O(flagged orders): the entries
+        with live legs or unprotected fills (``ContingencyManager.needing_attention``), in placement order."""
+        naked = []
+        for entry in self.contingencies.needing_attention():
+            try:
+                base = self.contingencies.rules(entry).base
+            except LookupError:
+                base = None
+            if required_cover(entry, self.orders, base).get(OrderRole.STOP_LOSS, ZERO) <= ZERO:
+                continue
+            legs = exits_of(entry, self.orders)
+            if not any(o.role is OrderRole.STOP_LOSS and o.state is State.OPEN for o in legs):
+                naked.append(entry)
+        return naked
 
 
 class ReportPublisher:

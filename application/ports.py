@@ -309,9 +309,12 @@ class ExchangePort(Protocol):
         blocked)."""
         ...
 
-    async def wait_for_order_capacity(self, pair: str, max_wait_s: float | None = None) -> bool:
+    async def wait_for_order_capacity(
+        self, pair: str, max_wait_s: float | None = None, *, urgent: bool = False
+    ) -> bool:
         """Wait until the venue's rate limit lets an AddOrder on ``pair`` through (nothing taken); False, at once,
-        when that would take longer than ``max_wait_s``."""
+        when that would take longer than ``max_wait_s``. ``urgent`` (a protective leg): it goes before every other
+        AddOrder waiting on the pair."""
         ...
 
     def order_capacity(self, pair: str, within_s: float) -> int | None:

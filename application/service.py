@@ -40,7 +40,7 @@ from execledger.application.ports import (
 from execledger.application.unit_of_work import Committed
 from execledger.domain.order import Order, State
 from execledger.domain.trading_state import TradingMode
-from execledger.domain.values import OrderRole
+from execledger.domain.values import OrderRole, OrderType
 
 log = logging.getLogger("execledger.service")
 
@@ -80,6 +80,9 @@ class ServiceConfig:
     price_poll_s: float = 2.0  # REST Ticker cycle for watched pairs while the public price stream is down
     ack_flush_s: float = 0.005  # AddOrder acknowledgements wait at most this long for a commit to join
     stop_drain_s: float = 2.0  # at stop, how long venue calls in flight may take to be answered or withdrawn
+    # At stop, how long the protective legs of filled positions are still decided and sent (entries stop at once),
+    # before the drain above: until every position's stop-loss is acknowledged, or this runs out.
+    stop_protect_s: float = 10.0
 
 
 class TradingService:
@@ -105,7 +108,10 @@ class TradingService:
         self._sleep = sleep
         self._work = asyncio.Event()
         self._commands = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # stop asked: no entry is sent any more; protective legs still are
+        self._closing = asyncio.Event()  # protection over (or a second signal): nothing more is sent
+        self._hurry = asyncio.Event()  # a second signal: calls in flight are not waited for either
+        self._committed = asyncio.Event()  # something was recorded (the protection phase looks again)
         self._poll_now = asyncio.Event()
         self._deadman_wake = asyncio.Event()
         self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
@@ -158,10 +164,23 @@ class TradingService:
 
     def _after_commit(self, committed: Committed) -> None:
         self._work.set()
+        self._committed.set()
         self._deadman_wake.set()  # an exit order may have started or ended: arm or disarm at once
 
     async def stop(self) -> None:
+        """Stop gracefully (SIGTERM): no entry is sent from now on (those queued for the wire are withdrawn as
+        NotSent), while the protective legs of filled positions are still decided and sent, for at most
+        ``stop_protect_s`` (``protect_positions``); then what is in flight is drained (``drain_calls``)."""
         self._stopping.set()
+        self._work.set()
+        self._commands.set()
+
+    def stop_now(self) -> None:
+        """Stop at once (a second SIGTERM or SIGINT): no more protection, no wait for calls in flight; what never
+        left is still recorded NotSent, and a call cut off on the wire is resolved by cl_ord_id at the next start."""
+        self._stopping.set()
+        self._closing.set()
+        self._hurry.set()
         self._work.set()
         self._commands.set()
         self._poll_now.set()
@@ -169,6 +188,16 @@ class TradingService:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    @property
+    def closing(self) -> bool:
+        """Nothing more is decided for the wire or sent: the protection phase of a stop is over."""
+        return self._closing.is_set()
+
+    def _withheld(self, order: Order) -> bool:
+        """Whether ``order``'s AddOrder may no longer be decided or sent: an entry once stopping, anything once
+        closing (never Submitted with nobody to send it)."""
+        return self.closing or (self.stopping and order.role is OrderRole.ENTRY)
 
     # --- one pass of each worker ---------------------------------------------------------------------------------
 
@@ -204,7 +233,7 @@ class TradingService:
 
     def _start_submissions(self, now: float) -> list[asyncio.Task[None]]:
         """The send pass's AddOrders: those that can go at once decided in one commit, the rest one by one."""
-        pending = [o for o in self.engine.pending_submissions() if o.id not in self._inflight]
+        pending = [o for o in self.engine.pending_submissions() if o.id not in self._inflight and not self._withheld(o)]
         block = self.exchange.entry_block()
         if block is not None:
             if self.engine.orders.count(State.PENDING_SUBMIT):
@@ -224,20 +253,23 @@ class TradingService:
     def _sendable_now(self, orders: list[Order]) -> list[Order]:
         """Those of ``orders`` whose AddOrder may be decided and sent at once, waiting for nothing: no call in flight,
         not postponed, no correction first, the venue takes orders, its rate limit lets each of them out now
-        (counted per pair, in the order given) and, for an exit, no disarm of the dead-man's switch must go first.
-        Nothing is taken from the rate limit (``place`` takes it). While the service stops, none: nothing would send
-        it any more, and a Submitted left behind comes back as an unknown outcome at the next start (what a
-        stopping service still records, a fill from the stream or the NotSent of a withdrawn leg, decides its
-        legs but leaves them PENDING_SUBMIT, sent at once by the next start)."""
-        if not orders or self.stopping or self.exchange.entry_block() is not None:
+        (counted per pair, exits first, then in the order given) and, for an exit, no disarm of the dead-man's
+        switch must go first. Nothing is taken from the rate limit (``place`` takes it). While the service stops,
+        no entry; once its protection phase is over (closing), none: nothing would send it any more, and a
+        Submitted left behind comes back as an unknown outcome at the next start (what a closing service still
+        records, a fill from the stream or the NotSent of a withdrawn leg, decides its legs but leaves them
+        PENDING_SUBMIT, sent at once by the next start)."""
+        if not orders or self.closing or self.exchange.entry_block() is not None:
             return []
         disarm_first = (
             self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
         )
         room: dict[str, int | None] = {}
         chosen: list[Order] = []
-        for order in orders:
+        for order in sorted(orders, key=lambda o: o.role is OrderRole.ENTRY):  # protection takes the room first
             if order.id in self._inflight or order.id in self._corrections or order.id in self._retry_at:
+                continue
+            if self._withheld(order):
                 continue
             if disarm_first and order.role is not OrderRole.ENTRY:
                 continue
@@ -273,12 +305,17 @@ class TradingService:
         # Wait for the venue's rate limit *before* deciding to send: a halt (or the entry's maximum age) applied
         # meanwhile is then obeyed, where waiting after Submitted would send an entry the operator just stopped.
         order = self.engine.orders[order_id]
-        if not await self.exchange.wait_for_order_capacity(order.pair, self.engine.execution.time_left(order)):
+        urgent = order.role is not OrderRole.ENTRY  # a protective leg goes before the entries waiting with it
+        if not await self.exchange.wait_for_order_capacity(
+            order.pair, self.engine.execution.time_left(order), urgent=urgent
+        ):
             self._retry_later(order_id)  # not within its maximum age: it is withdrawn at its next try
             return
         if order.role is not OrderRole.ENTRY:
             await self._disarm_before_protecting(order)
-        if self.stopping:  # stopped while it waited: left PENDING_SUBMIT, never Submitted with nobody to send it
+        if self._withheld(
+            order
+        ):  # stopped while it waited: left PENDING_SUBMIT, never Submitted with nobody to send it
             return
         request = self.engine.execution.begin_submission(order_id)
         if request is not None:
@@ -302,13 +339,55 @@ class TradingService:
             self._retries.pop(order_id, None)
 
     async def drain_calls(self) -> None:
-        """At stop, before the workers are cancelled: calls still queued for the wire are withdrawn
-        (``_still_wanted``) and those on it answered, each outcome recorded, for at most ``stop_drain_s``; only a
-        call the venue holds longer is cut off (unknown). Then what never reached the adapter is NOT_SENT."""
-        if self._inflight:
-            await asyncio.wait(list(self._inflight.values()), timeout=self.config.stop_drain_s)
+        """At stop, once protection is over (``protect_positions``), before the workers are cancelled: from now on
+        nothing more is sent (closing); calls still queued for the wire are withdrawn (``_still_wanted``) and
+        those on it answered, each outcome recorded, for at most ``stop_drain_s`` (not at all after ``stop_now``);
+        only a call the venue holds longer is cut off (unknown). Then what never reached the adapter is NOT_SENT."""
+        self._closing.set()
+        self._poll_now.set()
+        if self._inflight and not self._hurry.is_set():
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            try:
+                await asyncio.wait([*self._inflight.values(), hurry], timeout=self.config.stop_drain_s)
+            finally:
+                hurry.cancel()
         self._withdraw_unsent()
         await self._cancel_calls()
+
+    def _fill_due(self) -> bool:
+        """Whether an entry may fill any moment: its AddOrder is on the wire, or it is a market order acknowledged
+        whose fill is not reported yet. Its position needs its stop-loss too: seen in the break test, an entry
+        answered just after protection ended filled, and its leg was withdrawn at the drain."""
+        orders = self.engine.orders
+        if any(orders[i].role is OrderRole.ENTRY for i in self._inflight if i in orders):
+            return True
+        return any(
+            o.role is OrderRole.ENTRY and o.order_type == OrderType.MARKET and o.remaining_quantity > 0
+            for o in orders.in_state(State.OPEN)
+        )
+
+    async def protect_positions(self) -> int:
+        """At stop, before ``drain_calls``: entries are no longer sent, but the workers still record fills and
+        answers, decide protective legs and send them, until every filled position has its stop-loss acknowledged
+        on the venue (``ExecutionEngine.positions_without_stop``) and no entry's fill is due (``_fill_due``),
+        ``stop_protect_s`` ran out, or ``stop_now``. Logs one line: how many positions are left without a
+        stop-loss, if any. Returns that number."""
+        deadline = _loop_time() + self.config.stop_protect_s
+        naked = self.engine.positions_without_stop()
+        while (naked or self._fill_due()) and not self.closing and (left := deadline - _loop_time()) > 0:
+            self._committed.clear()
+            await self._wait(self._committed, min(left, self.config.tick_interval_s), until=self._closing)
+            naked = self.engine.positions_without_stop()
+        if naked:
+            log.warning(
+                "stopping: %d filled positions left without a stop-loss on the venue (signals %s); the next start "
+                "sends their legs at once",
+                len(naked),
+                ", ".join(e.signal_id for e in naked[:10]) + (", ..." if len(naked) > 10 else ""),
+            )
+        else:
+            log.info("stopping: every filled position has its stop-loss on the venue")
+        return len(naked)
 
     def _withdraw_unsent(self) -> None:
         """At stop: an order whose Submitted is committed (a leg decided with its fill, say) but whose AddOrder was
@@ -328,11 +407,12 @@ class TradingService:
     def _still_wanted(self, order_id: UUID) -> str | None:
         """Asked by the adapter when an AddOrder's turn on the wire comes: an entry whose Submitted was recorded
         before a HALT is not sent after it (NOT_SENT, then withdrawn by the next send pass); exits always go.
-        While the service stops nothing more is signed: NOT_SENT is recorded, so the next start sends the order at
-        once instead of resolving an unknown outcome (a leg naked, an entry refused, for the submit deadline)."""
-        if self.stopping:
-            return "the service is stopping"
+        While the service stops no entry is signed, and once its protection phase is over (closing) nothing is:
+        NOT_SENT is recorded, so the next start sends the order at once instead of resolving an unknown outcome (a
+        leg naked, an entry refused, for the submit deadline)."""
         order = self.engine.orders.get(order_id)
+        if self.closing or (self.stopping and (order is None or order.role is OrderRole.ENTRY)):
+            return "the service is stopping"
         trading = self.engine.control.state
         if order is None or order.role is not OrderRole.ENTRY or trading.mode is TradingMode.RUNNING:
             return None
@@ -476,11 +556,12 @@ class TradingService:
 
     def next_retry_in(self) -> float | None:
         """Seconds until the earliest postponed call is due (None when nothing is postponed)."""
-        waiting = {o.id for o in self.engine.pending_submissions()} | {o.id for o in self.engine.pending_cancels()}
+        submissions = [o for o in self.engine.pending_submissions() if not self._withheld(o)]
+        waiting = {o.id for o in submissions} | {o.id for o in self.engine.pending_cancels()}
         if not waiting:
             return None
         block = self.exchange.entry_block()
-        if block is not None and self.engine.orders.count(State.PENDING_SUBMIT):
+        if block is not None and submissions:
             return max(0.05, block.retry_in_s)
         due = [t for oid, t in self._retry_at.items() if oid in waiting]
         return max(0.0, min(due) - _loop_time()) if due else None
@@ -691,6 +772,7 @@ class TradingService:
                     tg.create_task(self._deadman(), name="deadman")
                 self.wake()
                 await self._stopping.wait()
+                await self.protect_positions()  # entries stopped; the legs of filled positions still go out
                 await self.drain_calls()  # here, not in the sender: cancelling the workers would cut it short
                 raise _Stop
         except* _Stop:
@@ -744,9 +826,12 @@ class TradingService:
         if venue_now is not None:
             anchor(venue_now)
 
-    async def _wait(self, event: asyncio.Event | None, timeout: float | None) -> None:
-        """Wait for ``event`` (or stop) at most ``timeout`` seconds; returns early when stopping."""
-        waiters = [asyncio.ensure_future(self._stopping.wait())]
+    async def _wait(
+        self, event: asyncio.Event | None, timeout: float | None, *, until: asyncio.Event | None = None
+    ) -> None:
+        """Wait for ``event`` (or stop) at most ``timeout`` seconds; returns early when stopping (or, with
+        ``until``, when that is set: the workers that carry on while positions are protected wait for closing)."""
+        waiters = [asyncio.ensure_future((until or self._stopping).wait())]
         if event is not None:
             waiters.append(asyncio.ensure_future(event.wait()))
         try:
@@ -773,12 +858,12 @@ class TradingService:
 
     async def _sender(self) -> None:
         try:
-            while not self.stopping:
+            while not self.closing:  # a stopping service still sends protective legs (``protect_positions``)
                 self._work.clear()
                 if self._failed_calls:
                     raise self._failed_calls.pop(0)
                 await self.send_pending(wait=False)
-                await self._wait(self._work, self.next_retry_in())
+                await self._wait(self._work, self.next_retry_in(), until=self._closing)
         finally:
             if not self.stopping:  # a failure: calls in flight are cut off (when stopping, drain_calls ends them)
                 await self._cancel_calls()
@@ -814,7 +899,7 @@ class TradingService:
                     if end.error is not None:
                         raise end.error
                     return
-                if self.stopping:
+                if self.closing:  # while stopping, fills still come in: they decide the legs that protect them
                     return
         finally:
             pump.cancel()
@@ -835,11 +920,11 @@ class TradingService:
         after a gap or a reconnect (what happened meanwhile), repeated at that interval until it succeeds; nothing
         while the stream is healthy."""
         failed = False
-        while not self.stopping:
+        while not self.closing:  # REST stands in for the stream while positions are protected at stop too
             idle = self.stream_healthy and not failed
-            await self._wait(self._poll_now, None if idle else self.config.poll_when_stream_down_s)
+            await self._wait(self._poll_now, None if idle else self.config.poll_when_stream_down_s, until=self._closing)
             self._poll_now.clear()
-            if self.stopping:
+            if self.closing:
                 return
             failed = not await self._tolerating_outage("REST polling", self.poll_once)
 

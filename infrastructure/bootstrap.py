@@ -133,7 +133,9 @@ class Trading:
 def build_trading(ledger: Ledger, exchange: ExchangePort, service_config: ServiceConfig | None = None) -> Trading:
     """The one writer: the command inbox following the commands log, and the workers around the venue."""
     inbox = CommandInbox(ledger.app, ledger.commands, ledger.engine.control)
-    config = service_config or ServiceConfig(deadman_mode=ledger.settings.deadman)
+    config = service_config or ServiceConfig(
+        deadman_mode=ledger.settings.deadman, stop_protect_s=ledger.settings.stop_protect_s
+    )
     if ledger.settings.database_url is None:
         # SQLite has no NOTIFY: another process's command is seen by polling, which costs one indexed read.
         config = replace(config, commands_poll_s=min(config.commands_poll_s, 0.02))

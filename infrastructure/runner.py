@@ -81,6 +81,7 @@ async def run_service(
     *,
     role: Role = Role.ALL,
     stop: asyncio.Event,
+    stop_now: asyncio.Event | None = None,
     on_ready: Callable[[RunningService], None] | None = None,
     standby: bool = False,
     service_config: ServiceConfig | None = None,
@@ -88,10 +89,12 @@ async def run_service(
     exchange: ExchangePort | None = None,
     freeze_gc: bool = False,
 ) -> None:
-    """Run the given role(s) until ``stop`` is set. Raises WriterLockHeld if another trading process writes the
-    ledger (unless ``standby``: then wait for the lock and take over when the holder dies). ``exchange`` replaces
-    the Kraken adapter (tests). ``freeze_gc`` (the process's own entry point, not an embedding test): the trading
-    process freezes what it holds after start-up so collections do not walk it (``infrastructure/gcpolicy.py``)."""
+    """Run the given role(s) until ``stop`` is set (a graceful stop: the trading service still protects filled
+    positions for up to ``stop_protect_s``); ``stop_now`` set afterwards (a second signal) ends that at once.
+    Raises WriterLockHeld if another trading process writes the ledger (unless ``standby``: then wait for the lock
+    and take over when the holder dies). ``exchange`` replaces the Kraken adapter (tests). ``freeze_gc`` (the
+    process's own entry point, not an embedding test): the trading process freezes what it holds after start-up so
+    collections do not walk it (``infrastructure/gcpolicy.py``)."""
     async with contextlib.AsyncExitStack() as stack:
         trading = role in (Role.ALL, Role.TRADING)
         if trading:
@@ -176,17 +179,33 @@ async def run_service(
             stopped.cancel()
         finally:
             stop.set()
+            grace, hurry = STOP_GRACE_S, None
             if running.service is not None:
                 await running.service.stop()
+                grace += running.service.config.stop_protect_s + running.service.config.stop_drain_s
+                if stop_now is not None:
+                    hurry = asyncio.create_task(_on_set(stop_now, running.service.stop_now), name="stop-now")
             if running.follower is not None:
                 running.follower.nudge()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await _stop_within(tasks, STOP_GRACE_S)
+            try:
+                await _stop_within(tasks, grace)
+            finally:
+                if hurry is not None:
+                    hurry.cancel()
+                    await asyncio.gather(hurry, return_exceptions=True)
 
 
-STOP_GRACE_S = 5.0  # SIGTERM/SIGINT: how long workers may take to finish what they are doing
+# SIGTERM/SIGINT: how long workers may take to finish what they are doing, beyond the trading service's protection
+# phase and drain (``ServiceConfig.stop_protect_s`` + ``stop_drain_s``).
+STOP_GRACE_S = 5.0
+
+
+async def _on_set(event: asyncio.Event, then: Callable[[], None]) -> None:
+    await event.wait()
+    then()
 
 
 async def _stop_within(tasks: list[asyncio.Task], grace_s: float) -> None:

@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         "clock's tolerated offset to the venue (5 s) plus Kraken's minimum (2 s), at most Kraken's 60 s",
     )
 
+    stop_protect_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=120.0,
+        description="at a graceful stop (SIGTERM), how long the service keeps deciding and sending the protective "
+        "legs of filled positions (entries are withdrawn at once) before it withdraws what is left and exits",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, value: Path) -> Path:

@@ -99,3 +99,38 @@ async def test_a_failed_worker_stops_the_service_with_its_error(settings, monkey
     monkeypatch.setattr(TradingService, "run", broken)
     with pytest.raises(RuntimeError, match="worker failed"):
         await asyncio.wait_for(run_service(settings, stop=asyncio.Event(), api_port=0), 20)
+
+
+async def test_a_second_stop_signal_ends_the_protection_of_a_graceful_stop_at_once(settings):
+    """SIGTERM: the stop waits (up to ``stop_protect_s``, here 60 s) for the filled position's stop-loss, which the
+    venue holds; a second SIGTERM/SIGINT (``stop_now``, as the CLI sets it) ends the stop at once."""
+    stop_now = asyncio.Event()
+    stop, task, running = await start(settings, stop_now=stop_now)
+    running.service.config = ServiceConfig(tick_interval_s=0.05, stop_protect_s=60.0, stop_drain_s=60.0)
+    place = running.exchange.place
+
+    async def legs_held_by_the_venue(request, *, still_wanted=None):
+        if request.role.value != "entry":
+            await asyncio.Event().wait()
+        return await place(request, still_wanted=still_wanted)
+
+    running.exchange.place = legs_held_by_the_venue
+    filled = asyncio.Event()
+    running.ledger.engine.uow.add_listener(
+        ReportPublisher(
+            running.ledger.ledger,
+            lambda r: filled.set() if r.role == "entry" and r.order_status == "FILLED" else None,
+        )
+    )
+    async with aiohttp.ClientSession() as http:
+        body = {"signal_id": "naked", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
+        r = await http.post(f"{running.api_url}/v1/signals", json={**body, "sl_price": "60000"})
+        assert r.status == 201
+    await asyncio.wait_for(filled.wait(), 20)
+
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=1.0)
+    assert not done  # the first signal: protecting the naked position
+    assert running.service.stopping and not running.service.closing
+    stop_now.set()
+    await asyncio.wait_for(task, 5)  # the second: at once, not after stop_protect_s + stop_drain_s

@@ -39,9 +39,10 @@ async def test_a_stop_records_not_sent_for_what_was_never_handed_to_the_adapter(
 
 
 async def test_a_leg_withdrawn_at_stop_is_not_decided_again_on_the_way_out(ledger, clock):
-    """The leg Submitted with its fill but not handed out before the stop: NotSent at the drain, and that NotSent's
-    reaction must not decide a new Submitted for it (nobody sends it any more): it stays PENDING_SUBMIT. Seen in
-    ``tests/faults/test_graceful_stop.py``: Submitted, NotSent, Submitted again, then unknown at the next start."""
+    """The leg Submitted with its fill but not handed out before protection ended (here: at once, the drain with
+    no protection phase): NotSent at the drain, and that NotSent's reaction must not decide a new Submitted for it
+    (nobody sends it any more): it stays PENDING_SUBMIT. Seen in ``tests/faults/test_graceful_stop.py``:
+    Submitted, NotSent, Submitted again, then unknown at the next start."""
     h = Harness(ledger, clock)
     entry = await h.signal()
     h.venue.fill(h.txid(entry), "1", "100")
@@ -56,12 +57,14 @@ async def test_a_leg_withdrawn_at_stop_is_not_decided_again_on_the_way_out(ledge
     assert h.venue.add_order_calls[stop.cl_ord_id] == 0
 
 
-async def test_a_fill_while_stopping_decides_its_legs_but_no_submission(ledger, clock):
-    """Whatever a stopping service still records (a fill from the stream, an answer of a call it drains) decides
-    legs, but no Submitted: nothing would send it, and a Submitted left behind comes back as an unknown outcome."""
+async def test_a_fill_once_protection_is_over_decides_its_legs_but_no_submission(ledger, clock):
+    """Whatever a closing service still records (a fill from the stream, an answer of a call it drains) decides
+    legs, but no Submitted: nothing would send it, and a Submitted left behind comes back as an unknown outcome.
+    (While it only stops, such legs are still sent: ``tests/test_stop_protects_positions.py``.) Closing: after
+    ``protect_positions``, or at once on ``stop_now`` (a second signal)."""
     h = Harness(ledger, clock)
     entry = await h.signal()
-    await h.service.stop()
+    h.service.stop_now()
     h.venue.fill(h.txid(entry), "1", "100")
     await h.service.apply(h.venue.drain()[0])
     await h.service.drain_calls()

@@ -188,11 +188,25 @@ def register(main: click.Group) -> None:
             click.echo(f"execledger running (role {role}): api {running.api_url or '-'}, venue {where}", err=True)
 
         async def serve() -> None:
-            stop = asyncio.Event()
-            with early.signals_to(asyncio.get_running_loop(), stop.set):
+            # The first SIGTERM/SIGINT stops gracefully (filled positions get their stop-loss first, at most
+            # EXECLEDGER_STOP_PROTECT_S); a second one during that stop ends it at once.
+            stop, stop_now = asyncio.Event(), asyncio.Event()
+
+            def on_signal() -> None:
+                (stop_now if stop.is_set() else stop).set()
+
+            with early.signals_to(asyncio.get_running_loop(), on_signal):
                 if stop.is_set():
                     return  # signalled while starting: start nothing
-                await run_service(settings, role=Role(role), stop=stop, on_ready=ready, standby=standby, freeze_gc=True)
+                await run_service(
+                    settings,
+                    role=Role(role),
+                    stop=stop,
+                    stop_now=stop_now,
+                    on_ready=ready,
+                    standby=standby,
+                    freeze_gc=True,
+                )
 
         try:
             asyncio.run(serve())

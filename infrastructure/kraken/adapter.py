@@ -177,12 +177,15 @@ class KrakenExchange:
     async def _read(self, method: str, params: dict[str, Any] | None = None) -> Any:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.READ))
 
-    async def wait_for_order_capacity(self, pair: str, max_wait_s: float | None = None) -> bool:
+    async def wait_for_order_capacity(
+        self, pair: str, max_wait_s: float | None = None, *, urgent: bool = False
+    ) -> bool:
         """Wait until an AddOrder on ``pair`` fits Kraken's per-pair trading counter as modelled (REFERENCE.md 5.2);
-        False, at once, when that would take longer than ``max_wait_s``. Nothing is taken: ``place`` takes it."""
+        False, at once, when that would take longer than ``max_wait_s``. Nothing is taken: ``place`` takes it.
+        ``urgent`` (a protective leg): it goes before every other AddOrder waiting on the pair."""
         if self.trading is None:
             return True
-        return await self.trading.wait_for_add(pair, max_wait_s)
+        return await self.trading.wait_for_add(pair, max_wait_s, urgent=urgent)
 
     def order_capacity(self, pair: str, within_s: float) -> int | None:
         """How many AddOrders on ``pair`` the modelled trading counter lets out within ``within_s`` (None when no
@@ -217,9 +220,13 @@ class KrakenExchange:
             )
         try:
             if self.trading is not None:
-                await self.trading.acquire_add(request.pair)
+                await self.trading.acquire_add(request.pair, urgent=request.role is not OrderRole.ENTRY)
             result = await self.rest.private(
-                "AddOrder", add_order_params(request), kind=CallKind.NEW_ENTRY, still_wanted=still_wanted
+                "AddOrder",
+                add_order_params(request),
+                kind=CallKind.NEW_ENTRY,
+                still_wanted=still_wanted,
+                urgent=request.role is not OrderRole.ENTRY,  # protection before entries (rest.SigningTurn)
             )
         except (BreakerOpen, ThrottleWaitTooLong, CallWithdrawn) as exc:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)

@@ -197,31 +197,52 @@ class TradingRateLimiter(_WaitingLimiter):
         self.limits = TRADING_LIMITS[tier]
         self._counters: dict[str, DecayingCounter] = {}
         self._placed_at: dict[str, float] = {}  # txid -> clock time placed or amended
+        self._exits_waiting: dict[str, int] = {}  # pair -> protective legs' AddOrders waiting for room
 
     def counter(self, pair: str) -> DecayingCounter:
         if pair not in self._counters:
             self._counters[pair] = DecayingCounter(self.limits, self._clock)
         return self._counters[pair]
 
-    async def acquire_add(self, pair: str) -> None:
-        """Wait for room for one AddOrder (+1 fixed) on ``pair``."""
-        await self._take(self.counter(pair), 1, f"AddOrder {pair}")
+    async def acquire_add(self, pair: str, *, urgent: bool = False) -> None:
+        """Wait for room for one AddOrder (+1 fixed) on ``pair``, then take it. ``urgent`` (a protective leg): the
+        room of the legs waiting is kept from every other AddOrder (``wait_for_add``)."""
+        if not await self.wait_for_add(pair, self.max_wait_s, urgent=urgent, raise_if_too_long=True):
+            raise AssertionError("unreachable: raise_if_too_long")
+        self.counter(pair).add(1)
 
-    async def wait_for_add(self, pair: str, max_wait_s: float | None) -> bool:
+    async def wait_for_add(
+        self, pair: str, max_wait_s: float | None, *, urgent: bool = False, raise_if_too_long: bool = False
+    ) -> bool:
         """Wait until one AddOrder on ``pair`` fits (without taking it). False, without waiting, when that would
-        take longer than ``max_wait_s``."""
+        take longer than ``max_wait_s`` (or ThrottleWaitTooLong with ``raise_if_too_long``). An AddOrder not
+        ``urgent`` also leaves room for every protective leg waiting on the pair: legs go first."""
         counter = self.counter(pair)
-        while (wait := counter.wait_for(1)) > 0:
-            if max_wait_s is not None and wait > max_wait_s:
-                return False
-            self.waited_s += wait
-            await self._sleep(wait)
-        return True
+        if urgent:
+            self._exits_waiting[pair] = self._exits_waiting.get(pair, 0) + 1
+        try:
+            while (wait := counter.wait_for(_to_fit(counter, 1 + self._ahead(pair, urgent)))) > 0:
+                if max_wait_s is not None and wait > max_wait_s:
+                    if raise_if_too_long:
+                        raise ThrottleWaitTooLong(f"AddOrder {pair}", wait)
+                    return False
+                self.waited_s += wait
+                await self._sleep(wait)
+            return True
+        finally:
+            if urgent:
+                self._exits_waiting[pair] -= 1
+
+    def _ahead(self, pair: str, urgent: bool) -> int:
+        """How many AddOrders on ``pair`` go before one that waits: the legs waiting, for anything but a leg."""
+        return 0 if urgent else self._exits_waiting.get(pair, 0)
 
     def adds_within(self, pair: str, seconds: float) -> int:
-        """How many AddOrders on ``pair`` the counter lets through within ``seconds`` from now."""
+        """How many AddOrders on ``pair`` the counter lets through within ``seconds`` from now, after the
+        protective legs already waiting for room."""
         counter = self.counter(pair)
-        return int(counter.limits.maximum - counter.level + counter.limits.decay_per_s * seconds)
+        room = int(counter.limits.maximum - counter.level + counter.limits.decay_per_s * seconds)
+        return room - self._exits_waiting.get(pair, 0)
 
     def order_placed(self, txid: str, age_s: float = 0.0) -> None:
         """Remember when an order started its life (placement, amend, or its ``opentm`` seen in a query)."""

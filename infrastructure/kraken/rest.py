@@ -13,6 +13,7 @@ import json
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,48 @@ async def _body_sent(session: aiohttp.ClientSession, context: Any, params: Any) 
         sent.set()
 
 
+class SigningTurn:
+    """The lock that serialises signing and sending (nonce order is arrival order), urgent callers first: a
+    protective leg's AddOrder takes the next turn before every entry or read already waiting, so a burst of entries
+    queued for the wire never holds a stop-loss back. First come, first served within each kind."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+
+    def locked(self) -> bool:
+        return self._held
+
+    def waiting(self, *, urgent: bool = False) -> int:
+        """How many callers of that kind wait for their turn."""
+        return sum(not t.done() for t in self._waiting[0 if urgent else 1])
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if not self._held and not any(self._waiting):
+            self._held = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting[0 if urgent else 1]
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # the turn was given just as the caller was canceled: pass it on
+            elif turn in queue:
+                queue.remove(turn)
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # handed over: still held
+                    return
+        self._held = False
+
+
 class KrakenRestClient:
     """Kraken Spot REST. Signed calls of one key are serialised (nonce order is arrival order); TLS certificates
     are always verified; every request has a timeout and a User-Agent."""
@@ -87,7 +130,7 @@ class KrakenRestClient:
         self.user_agent = user_agent
         self._session = session
         self._owns_session = session is None
-        self._signed = asyncio.Lock()
+        self._signed = SigningTurn()
 
     def __repr__(self) -> str:
         return f"KrakenRestClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
@@ -131,16 +174,18 @@ class KrakenRestClient:
         *,
         kind: CallKind = CallKind.READ,
         still_wanted: Callable[[], str | None] | None = None,
+        urgent: bool = False,
     ) -> Any:
         """``POST /0/private/<method>`` signed; returns ``result``. ``kind`` NEW_ENTRY marks a write whose
         failures after sending are AMBIGUOUS; only READs get the fresh-nonce retry. ``still_wanted`` is asked once
-        the call holds the signing lock, just before its nonce is taken: a reason raises CallWithdrawn (not sent)."""
+        the call holds the signing lock, just before its nonce is taken: a reason raises CallWithdrawn (not sent).
+        ``urgent`` (a protective leg's AddOrder) takes the signing lock before every call not urgent waiting."""
         if self.credentials is None or self.nonce is None:
             raise CredentialsError(f"Kraken {method} needs API credentials")
         for attempt in (1, 2):
             try:
                 return await self._guarded(
-                    method, kind, lambda: self._signed_request(method, params or {}, kind, still_wanted)
+                    method, kind, lambda: self._signed_request(method, params or {}, kind, still_wanted, urgent)
                 )
             except KrakenVenueError as exc:
                 if exc.rule.hint is Hint.FRESH_NONCE:
@@ -192,7 +237,12 @@ class KrakenRestClient:
         return result
 
     async def _signed_request(
-        self, method: str, params: dict[str, Any], kind: CallKind, still_wanted: Callable[[], str | None] | None
+        self,
+        method: str,
+        params: dict[str, Any],
+        kind: CallKind,
+        still_wanted: Callable[[], str | None] | None,
+        urgent: bool = False,
     ) -> Any:
         assert self.credentials is not None and self.nonce is not None
         path = f"/0/private/{method}"
@@ -203,7 +253,7 @@ class KrakenRestClient:
         while True:
             if limiter is not None:
                 await limiter.wait_for_room(method)
-            await self._signed.acquire()
+            await self._signed.acquire(urgent=urgent)
             released = False
             try:
                 if limiter is not None and not limiter.take_now(method):

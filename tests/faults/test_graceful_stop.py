@@ -7,11 +7,16 @@ The race it found (about 2 runs in 10, one order of the 20): a leg Submitted wit
 the adapter was recorded NotSent by the drain, and that NotSent's own reaction decided a new Submitted for it, which
 nobody sent any more. A stopping service now decides no Submitted at all (``TradingService._sendable_now``); the
 deterministic checks are in ``tests/test_stop_withdraws_unsent.py``. About 7 s for both stores.
+
+While the service is down after the stop, every position that filled has its stop-loss resting on the venue: the
+stop withdraws the entries at once but keeps sending protective legs (``EXECLEDGER_STOP_PROTECT_S``,
+``tests/test_stop_protects_positions.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 
 from tests.faults.harness import wait_until
@@ -32,6 +37,15 @@ async def sent_cl_ord_ids(d: Deployment) -> set[str]:
     """The cl_ord_id of every AddOrder the venue received."""
     async with d.http.get(f"{d.sim_url}/_sim/requests", params={"method": "AddOrder"}) as r:
         return {c["params"]["cl_ord_id"] for c in await r.json()}
+
+
+async def venue_orders(d: Deployment) -> list[dict]:
+    """Every order the venue holds, open or closed: ``{cl_ord_id, ordertype, status, vol_exec, ...}``."""
+    async with d.http.get(f"{d.sim_url}/_sim/orders") as r:
+        open_now = [o for pair in (await r.json()).values() for o in pair["open"]]
+    async with d.http.get(f"{d.sim_url}/_sim/history") as r:
+        closed = await r.json()
+    return list({o["cl_ord_id"]: o for o in [*closed, *open_now]}.values())  # one row per order, its latest
 
 
 async def orders_of(d: Deployment, api: str, signal_id: str) -> list[dict]:
@@ -65,6 +79,12 @@ async def test_a_graceful_stop_leaves_no_unsent_addorder_with_an_unknown_outcome
         answers = await asyncio.gather(*posts, return_exceptions=True)
         accepted = [f"g{i}" for i, a in enumerate(answers) if not isinstance(a, BaseException) and a[0] == 201]
         sent_before_stop = await sent_cl_ord_ids(d)
+        # While the service is down: every position that filled has its stop-loss resting on the venue (the stop
+        # kept sending protective legs, entries withdrawn); before, most were withdrawn NotSent with the entries.
+        on_venue = await venue_orders(d)
+        filled = [o for o in on_venue if o["ordertype"] == "market" and Decimal(o["vol_exec"]) > 0]
+        stops = [o for o in on_venue if o["ordertype"] == "stop-loss" and o["status"] == "open"]
+        assert filled and len(stops) == len(filled), f"{len(filled)} positions filled, {len(stops)} stops resting"
 
         service, api = await d.service("svc-again", EXECLEDGER_SUBMIT_DEADLINE_S="30")
         unsent_unknown = [

@@ -4,12 +4,15 @@ cl_ord_id, or "never placed" once its AddOrder deadline and the grace are past).
 worker passes (``send_pending``, ``resolve_unknowns``) in simulator time. The simulator's request log proves one
 AddOrder per cl_ord_id in every case."""
 
+import asyncio
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from execledger.application.ports import ErrorClass, PlaceStatus, VenueOrderStatus
 from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 from execledger.infrastructure.simulator import FaultKind
 
 from .conftest import DEADLINE_S, GRACE_S, PAIR
@@ -176,3 +179,20 @@ async def test_an_addorder_withdrawn_when_its_turn_on_the_wire_comes_never_leave
     wanted = await venue.exchange.place(venue.limit_buy(), still_wanted=lambda: None)
     assert wanted.status is PlaceStatus.ACKNOWLEDGED  # a call that is still wanted goes
     assert len(venue.sim.requests("AddOrder")) == 1
+
+
+async def test_a_protective_legs_addorder_goes_before_the_entries_queued_for_the_wire(venue):
+    """Signing and sending are serialised (nonce order): a stop-loss decided while a burst of entries waits for its
+    turn goes next, not behind the burst (``rest.SigningTurn``). Before, it waited for every entry queued ahead."""
+    entries = [venue.limit_buy() for _ in range(8)]
+    leg = replace(venue.limit_buy(), role=OrderRole.STOP_LOSS)  # its role decides its turn, not what it is
+    calls = [asyncio.ensure_future(venue.exchange.place(r)) for r in entries]
+    signing = venue.exchange.rest._signed
+    while signing.waiting() < len(entries) - 1:  # one entry holds the turn, the others wait for it
+        await asyncio.sleep(0)
+    calls.append(asyncio.ensure_future(venue.exchange.place(leg)))
+    results = await asyncio.gather(*calls)
+    assert {r.status for r in results} == {PlaceStatus.ACKNOWLEDGED}
+    wire = [r.params.get("cl_ord_id") for r in venue.sim.requests("AddOrder")]
+    assert wire.index(leg.client_order_id) == 1, wire  # right after the entry that held the turn
+    assert_one_add_order_per_cl_ord_id(venue)

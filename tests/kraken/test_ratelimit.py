@@ -132,3 +132,39 @@ async def test_trading_counter_burst_of_adds_and_cancels_never_exceeds_the_thres
     assert limiter.waited_s > 0
     limiter.on_rate_limited("XXBTZUSD")
     assert limiter.counter("XXBTZUSD").level == 60
+
+
+async def test_a_protective_leg_waiting_for_room_goes_before_entries_that_waited_longer():
+    """The trading counter full: entries wait for room, then a stop-loss starts waiting. The leg gets the next
+    room, and the entries leave room for it meanwhile (``adds_within`` counts it too). Before, whoever woke first
+    took it: the entries, which had started waiting earlier."""
+    import asyncio
+
+    now, sleeping = [1000.0], []
+
+    async def sleep(seconds: float) -> None:  # wakes when the test moves the clock, in the order slept
+        woken = asyncio.get_running_loop().create_future()
+        sleeping.append(woken)
+        await woken
+
+    limiter = TradingRateLimiter(Tier.STARTER, clock=lambda: now[0], sleep=sleep)
+    limiter.counter("XBT/USD").fill()
+    taken: list[str] = []
+
+    async def add(name: str, urgent: bool = False) -> None:
+        await limiter.acquire_add("XBT/USD", urgent=urgent)
+        taken.append(name)
+
+    calls = [asyncio.ensure_future(add(f"entry-{i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    calls.append(asyncio.ensure_future(add("stop-loss", urgent=True)))
+    await asyncio.sleep(0)
+    assert len(sleeping) == 4 and limiter.adds_within("XBT/USD", 1.0) == 0  # the next room is the leg's
+    while not all(c.done() for c in calls):
+        now[0] += 1.0  # room for one more AddOrder
+        woken, sleeping[:] = list(sleeping), []
+        for w in woken:
+            w.set_result(None)
+        for _ in range(10):
+            await asyncio.sleep(0)
+    assert taken == ["stop-loss", "entry-0", "entry-1", "entry-2"], taken

@@ -223,3 +223,38 @@ async def test_a_throttled_burst_of_reads_does_not_hold_up_a_cancel(stub, creden
         )
     order = [r.method for r in stub.requests]
     assert order.count("OpenOrders") == 20 and order.index("CancelOrder") < 19
+
+
+async def test_the_signing_turn_goes_to_urgent_callers_first_and_past_a_canceled_one():
+    """``SigningTurn``: urgent (a protective leg's AddOrder) before every other waiter, FIFO within each kind; a
+    caller canceled while it waits, or just after its turn was handed to it, never keeps the turn."""
+    from execledger.infrastructure.kraken.rest import SigningTurn
+
+    turn, order = SigningTurn(), []
+
+    async def call(name: str, urgent: bool = False) -> None:
+        await turn.acquire(urgent=urgent)
+        order.append(name)
+        await asyncio.sleep(0)
+        turn.release()
+
+    await turn.acquire()  # held: everything below waits
+    tasks = [asyncio.ensure_future(call(n)) for n in ("entry-1", "entry-2")]
+    tasks.append(asyncio.ensure_future(call("leg", urgent=True)))
+    gone = asyncio.ensure_future(call("canceled", urgent=True))
+    await asyncio.sleep(0)
+    assert (turn.waiting(), turn.waiting(urgent=True)) == (2, 2)
+    gone.cancel()
+    turn.release()
+    await asyncio.gather(*tasks)
+    assert order == ["leg", "entry-1", "entry-2"]
+    assert not turn.locked() and gone.cancelled()
+
+    await turn.acquire()
+    handed = asyncio.ensure_future(call("handed-then-canceled"))
+    after = asyncio.ensure_future(call("after"))
+    await asyncio.sleep(0)
+    turn.release()  # the turn is handed to the first waiter...
+    handed.cancel()  # ...canceled before it runs: it passes the turn on
+    await after
+    assert order[-1] == "after" and not turn.locked()
