@@ -71,8 +71,7 @@ class ContingencyManager:
         self.pairs = pairs
         self.config = config
         self.clock = clock
-        self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (ticker / trade channel)
-        self.fill_prices: dict[str, LastPrice] = {}  # pair -> the freshest of our recorded fills' prices
+        self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (the service's price watcher)
         self._emulating: set[UUID] = set()  # entries holding an emulated leg (armed or triggered)
         self._watch: dict[str, list[UUID]] = {}  # pair -> entries the price decides for (see watched_pairs)
 
@@ -82,7 +81,9 @@ class ContingencyManager:
         (``decides_on_price``): react to each. An entry whose legs all rest on the venue is only kept watched (a
         leg refused later decides on the price recorded here), at no reaction per tick; one flat with nothing
         working is no longer watched (as ``watched_pairs`` would find)."""
-        self._remember(self.prices, pair, price)
+        known = self.prices.get(pair)
+        if known is None or price.at >= known.at:
+            self.prices[pair] = price
         deciding: list[Order] = []
         kept: list[UUID] = []
         for entry_id in self._watch.get(pair, ()):
@@ -97,40 +98,9 @@ class ContingencyManager:
         self._watch[pair] = kept  # until watched_pairs looks again
         return deciding
 
-    def note_fill(self, pair: str, trade_id: str, price: Decimal, executed_at: datetime | None) -> None:
-        """One of our fills on ``pair`` (AssetPairs key) that the ledger recorded: a trade on the venue's book at
-        ``price`` (quote per base unit). Observed at the venue's trade time (``executed_at``, WS v2 ``timestamp`` /
-        REST ``time``), never later than the clock's now (a venue clock ahead of ours must not make it look
-        fresher), the clock's now when the venue gave none; the fresher of our fills is kept. A fallback for a
-        signal's intake when no fresh public price is known (``last_price``), never a trigger: a resting order
-        fills at its own price when the market gaps through it, so the fill can be far from where the market
-        is now; emulated legs trigger on public prices alone (``market_price``)."""
-        now = self.clock.now() if self.clock is not None else None
-        at = executed_at if executed_at is not None else now
-        if at is None:
-            return
-        if now is not None and at > now:
-            at = now
-        self._remember(self.fill_prices, pair, LastPrice(price, at, source=f"fill {trade_id}"))
-
-    @staticmethod
-    def _remember(prices: dict[str, LastPrice], pair: str, price: LastPrice) -> None:
-        """Keep the fresher of what is known and ``price`` (a tie goes to the newer report)."""
-        known = prices.get(pair)
-        if known is None or price.at >= known.at:
-            prices[pair] = price
-
-    def market_price(self, pair: str) -> LastPrice | None:
-        """The pair's last public price (``note_price``: the ticker or trade channel) if it is fresh enough to
-        decide on (``price_max_age_s``): what emulated legs trigger on and a stop already crossed is judged by."""
-        return self._fresh(self.prices.get(pair))
-
     def last_price(self, pair: str) -> LastPrice | None:
-        """What a signal's sl/tp are checked against at intake: the fresh public price (``market_price``), else
-        the freshest of our own recorded fills on the pair if fresh enough (``note_fill``), else None."""
-        return self.market_price(pair) or self._fresh(self.fill_prices.get(pair))
-
-    def _fresh(self, price: LastPrice | None) -> LastPrice | None:
+        """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
+        price = self.prices.get(pair)
         if price is None or self.clock is None:
             return price
         age = (self.clock.now() - price.at).total_seconds()
@@ -191,12 +161,12 @@ class ContingencyManager:
         if entry.closing is not None:
             touched += self._apply(entry, close_policy(entry, exits_of(entry, self.index), rules))
             return touched
-        actions = protection_policy(entry, self.index, rules, self.config, self.market_price(entry.pair))
+        actions = protection_policy(entry, self.index, rules, self.config, self.last_price(entry.pair))
         touched += self._apply(entry, actions)
         if any(isinstance(a, (TriggerEmulated, ResizeBracket)) for a in actions):
             # What was just decided (a trigger, a bigger bracket) changes what the legs need: decide once more.
             touched += self._apply(
-                entry, protection_policy(entry, self.index, rules, self.config, self.market_price(entry.pair))
+                entry, protection_policy(entry, self.index, rules, self.config, self.last_price(entry.pair))
             )
         return touched
 

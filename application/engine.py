@@ -40,9 +40,6 @@ log = logging.getLogger("execledger.engine")
 
 TICK_COMMIT_ORDERS = 200  # aggregates a transaction when a tick decides for many (bounds one commit's size)
 
-# eventsourcing generates these from the @event mutators at run time, where mypy cannot see them.
-_FILL_EVENTS: tuple[type, ...] = (Order.PartiallyFilled, Order.Filled)  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -81,9 +78,8 @@ class ExecutionEngine:
             deadline_of=lambda order: timeout_deadline(order, self.config.policy),
             flag=needs_attention,
         )
+        self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
-        # The fills' prices are known before any other listener (a command's waiter) hears of the commit.
-        self.uow = UnitOfWork(self.app, self.orders, [self._note_fill_prices, *listeners])
         self.control = TradingControl(
             ledger,
             self.orders,
@@ -191,18 +187,6 @@ class ExecutionEngine:
         trigger crossed, a refused stop whose trigger is crossed). Observed at the engine's clock."""
         for entry in self.contingencies.note_price(tick.pair, LastPrice(tick.price, self.clock.now())):
             self.uow.commit(*self.contingencies.react(entry))
-
-    def _note_fill_prices(self, committed: Committed) -> None:
-        """A unit-of-work listener: every fill the ledger recorded is a last price of its pair (``note_fill``), so
-        a pair we trade is known between public ticks. A fill an operator resolved by hand is not: its price is
-        what the operator said and its time when they said it, not a trade seen on the venue."""
-        for aggregate, events in committed:
-            if not isinstance(aggregate, Order):
-                continue
-            fills: list[Any] = [ev for ev in events if isinstance(ev, _FILL_EVENTS)]
-            for fill in fills:
-                if fill.source != "operator":
-                    self.contingencies.note_fill(aggregate.pair, fill.trade_id, fill.price, fill.executed_at)
 
     def unknown_outcomes(self) -> list[Order]:
         return self.orders.in_state(State.OUTCOME_UNKNOWN)

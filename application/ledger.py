@@ -131,17 +131,16 @@ def _last_price_of(
 
 
 def _market_reference(signal: TradeSignal, last: LastPrice | None) -> dict[str, Any]:
-    """What an entry's sl/tp were checked against besides its limit: the last price, when it was seen and where
-    from (a public tick, or one of our own fills: ``LastPrice.source``), or, for a market entry, the note that no
-    fresh price was known (the trading process follows public prices only of pairs whose protection needs them,
-    and learns from our fills): then a stop above a buy's fill triggers at once on the venue."""
+    """What an entry's sl/tp were checked against besides its limit: the last price (and when it was seen), or, for
+    a market entry, the note that no fresh price was known (the trading process follows prices only of pairs whose
+    protection needs them): then a stop above a buy's fill triggers at once on the venue."""
     if signal.sl_price is None and signal.tp_price is None:
         return {}
     if last is None and signal.order_type != "market":
         return {}  # a limit entry's legs were checked against its limit
     if last is None:
         return {"market_reference": "no fresh last price known: sl/tp not checked against the market"}
-    return {"market_reference": {"last_price": last.price, "observed_at": last.at, "source": last.source}}
+    return {"market_reference": {"last_price": last.price, "observed_at": last.at}}
 
 
 def _same_signal(order: Order, signal: TradeSignal, fingerprint: str) -> Order:

@@ -118,13 +118,10 @@ class TriggerEmulated:
 
 @dataclass(frozen=True)
 class LastPrice:
-    """A pair's last trade price (quote per base unit) and when it was observed: the venue's public ticker or trade
-    channel (``source`` "public", observed at the clock's time), or one of our own fills the ledger recorded
-    (``source`` "fill <trade id>", at the venue's trade time): a fill is a trade on the venue's book too."""
+    """A pair's last public trade price and when it was observed (the venue's ticker or trade channel)."""
 
     price: Decimal
     at: datetime
-    source: str = "public"
 
 
 @dataclass(frozen=True)

@@ -97,37 +97,6 @@ async def test_invalid_signal_is_422_with_field_errors_and_nothing_written(env):
     assert env.lg.commands.recorder.max_notification_id() in (None, 0)
 
 
-async def test_in_a_quiet_market_our_own_fill_is_the_price_a_market_signals_stop_is_checked_against(env):
-    """The break test's finding: with no public tick in the last 15 s, a market buy whose stop sat above the market
-    was accepted (and stopped out at once), though the ledger had just recorded its own fill at the market. The
-    fill is the last price: the signal is refused 422 naming ``sl_price``; one on the right side is placed."""
-    client, engine = env.client, env.engine
-    market = {**SIGNAL, "order_type": "market", "limit_price": None}
-    first = await client.post(
-        "/v1/signals", json={**market, "signal_id": "q-1", "sl_price": "60000", "tp_price": "80000"}
-    )
-    assert first.status == 201  # nothing known yet: accepted, its legs not checked against the market
-    assert "not checked" in engine.orders.entry_of_signal("q-1").placement_reason["market_reference"]
-    await env.until(lambda: engine.orders.entry_of_signal("q-1").txid is not None)
-    trade = env.venue.fill(engine.orders.entry_of_signal("q-1").txid, "1", "67000")
-    await env.until(lambda: engine.orders.entry_of_signal("q-1").state is State.FILLED)
-    assert env.venue.prices == {}  # still no public price: the venue's Ticker knows none
-    bad = await client.post(
-        "/v1/signals", json={**market, "signal_id": "q-2", "sl_price": "70000", "tp_price": "80000"}
-    )
-    body = await bad.json()
-    assert bad.status == 422 and [(e["field"], e["rule"]) for e in body["errors"]] == [
-        ("sl_price", "sl_not_below_last_price_for_buy")
-    ]
-    assert "last price 67000" in body["errors"][0]["message"] and engine.orders.entry_of_signal("q-2") is None
-    good = await client.post(
-        "/v1/signals", json={**market, "signal_id": "q-3", "sl_price": "66000", "tp_price": "80000"}
-    )
-    assert good.status == 201
-    checked = engine.orders.entry_of_signal("q-3").placement_reason["market_reference"]
-    assert checked["last_price"] == "67000" and checked["source"] == f"fill {trade.trade_id}"
-
-
 async def test_halted_refuses_with_423_and_reason(env):
     client = env.client
     env.engine.control.set_mode(TradingMode.HALTED, by="ops", why="maintenance")

@@ -1,7 +1,6 @@
 """Process managers end to end against the in-memory exchange: fills, timeouts, brackets, OCO, HALT, unknowns."""
 
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -301,49 +300,6 @@ async def test_a_price_tick_costs_no_reaction_while_both_legs_rest(h):
     # Flat, though still in the watch list until the next watched_pairs: a stop with no live leg decides nothing.
     assert h.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("80"), h.clock.now())) == []
     assert h.engine.contingencies._watch["XXBTZUSD"] == []  # and no longer looked at on every tick
-
-
-async def test_a_recorded_fill_is_its_pairs_last_price_until_it_is_stale(h):
-    """The break test's quiet market: no public tick, yet the ledger just recorded our own fill on the pair. That
-    fill is a trade on the venue's book: it is the last price, at the venue's trade time, for ``price_max_age_s``."""
-    contingencies = h.engine.contingencies
-    entry = await h.signal()
-    assert contingencies.last_price("XXBTZUSD") is None  # a quiet market: nothing known
-    trade = h.venue.fill(h.txid(entry), "0.4", "100.5")
-    assert contingencies.last_price("XXBTZUSD") is None  # reported, not yet recorded
-    await h.settle()
-    last = contingencies.last_price("XXBTZUSD")
-    assert last == LastPrice(D("100.5"), trade.ts_event, source=f"fill {trade.trade_id}")
-    h.clock.advance(contingencies.config.price_max_age_s)
-    assert contingencies.last_price("XXBTZUSD") == last  # at the limit: still fresh
-    h.clock.advance(1)
-    assert contingencies.last_price("XXBTZUSD") is None  # staleness applies to a fill as to a tick
-
-
-async def test_a_fresh_public_price_wins_and_our_fills_are_the_fallback_never_a_trigger(h):
-    """Intake checks sl/tp against the fresh public price; only without one against our freshest recorded fill. A
-    resting order fills at its own price when the market gaps through it, so a fill can be far from the market:
-    emulated legs and crossed stops are judged on public prices alone (``market_price``)."""
-    contingencies = h.engine.contingencies
-    entry = await h.signal()
-    tick = LastPrice(D("101"), h.clock.now())
-    contingencies.note_price("XXBTZUSD", tick)
-    h.clock.advance(1)
-    fill = h.venue.fill(h.txid(entry), "0.4", "99")  # fresher than the tick, and still not the market
-    await h.settle()
-    assert contingencies.last_price("XXBTZUSD") == tick and contingencies.market_price("XXBTZUSD") == tick
-    h.clock.advance(contingencies.config.price_max_age_s)  # the tick is stale, the fill is not
-    assert contingencies.market_price("XXBTZUSD") is None
-    assert contingencies.last_price("XXBTZUSD") == LastPrice(D("99"), fill.ts_event, f"fill {fill.trade_id}")
-    older = fill.ts_event - timedelta(seconds=1)
-    contingencies.note_fill("XXBTZUSD", "T-OLDER", D("50"), older)  # an older fill reported late: kept out
-    assert contingencies.last_price("XXBTZUSD").price == D("99")
-    ahead = h.clock.now() + timedelta(seconds=60)  # a venue clock ahead of ours: observed no later than now
-    contingencies.note_fill("XXBTZUSD", "T-AHEAD", D("96"), ahead)
-    assert contingencies.last_price("XXBTZUSD") == LastPrice(D("96"), h.clock.now(), "fill T-AHEAD")
-    assert contingencies.market_price("XXBTZUSD") is None  # a fill never becomes the market's price
-    h.clock.advance(contingencies.config.price_max_age_s + 1)
-    assert contingencies.last_price("XXBTZUSD") is None
 
 
 async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses_its_trigger(h):
