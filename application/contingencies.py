@@ -123,8 +123,9 @@ class ContingencyManager:
     def watched_pairs(self) -> set[str]:
         """The pairs whose public price the service must follow now: those of entries that hold a position with
         a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg. Also
-        refreshes which entries ``note_price`` returns. Costs one pass over the live legs (``needs_attention`` flags
-        them in the index), not over every live order."""
+        refreshes which entries ``note_price`` returns, and forgets the price of a pair no longer watched: nothing
+        keeps it current any more, so a signal's intake must not take it for the market's (``last_price``). Costs
+        one pass over the live legs (``needs_attention`` flags them in the index), not over every live order."""
         legs = self.index.placement_order(o for o in self.index.flagged() if o.parent_id is not None)  # the live legs
         candidates: dict[UUID, Order | None] = {o.parent_id: self.index.entry_of(o) for o in legs if o.parent_id}
         candidates.update((i, self.index.get(i)) for i in self._emulating)
@@ -137,6 +138,8 @@ class ContingencyManager:
             elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
                 self._emulating.discard(entry.id)  # flat and nothing left working: done
         self._watch = watch
+        for pair in [p for p in self.prices if p not in watch]:
+            del self.prices[pair]
         return set(watch)
 
     def _holds(self, entry: Order) -> bool:

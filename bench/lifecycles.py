@@ -231,6 +231,9 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                         await venue.set_mark("70010")
                         await until(wave.legs_terminal)
                         await venue.set_mark("67000")
+                        # The service's next look at the watched pairs (every tick) forgets the take-profit's
+                        # 70,010 of a pair it no longer follows; look now, or the next wave's tp 70,000 is refused.
+                        lg.engine.contingencies.watched_pairs()
                         done += n
                     seconds = time.perf_counter() - started
                     cpu, venue_cpu, commits = cpu_s() - cpu0, venue.cpu_s(), lg.engine.uow.commits - commits0

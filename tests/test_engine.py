@@ -302,6 +302,24 @@ async def test_a_price_tick_costs_no_reaction_while_both_legs_rest(h):
     assert h.engine.contingencies._watch["XXBTZUSD"] == []  # and no longer looked at on every tick
 
 
+async def test_the_price_of_a_pair_no_longer_followed_is_forgotten(h):
+    """A pair leaves the watched set when its last position is flat: nothing keeps its price current any more, so
+    a signal's intake must not check sl/tp against it (it fails open, as for a pair never followed)."""
+    contingencies = h.engine.contingencies
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    assert contingencies.watched_pairs() == {"XXBTZUSD"}
+    contingencies.note_price("XXBTZUSD", LastPrice(D("130"), h.clock.now()))  # through the take-profit (120)
+    await h.settle()
+    [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
+    h.venue.fill(h.txid(tp), "1", "130")
+    await h.settle()
+    assert contingencies.last_price("XXBTZUSD") is not None  # until the next look at the watched pairs
+    assert contingencies.watched_pairs() == set()
+    assert contingencies.last_price("XXBTZUSD") is None
+
+
 async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses_its_trigger(h):
     entry = await h.signal()
     h.venue.script = [
