@@ -31,17 +31,23 @@ async def start(settings, **kwargs):
     return stop, task, getter.result()
 
 
+def when_reported(running, role: str, status: str) -> asyncio.Event:
+    """An event set once an execution report of an order of ``role`` with ``order_status`` ``status`` is
+    committed."""
+    seen = asyncio.Event()
+    running.ledger.engine.uow.add_listener(
+        ReportPublisher(
+            running.ledger.ledger, lambda r: seen.set() if r.role == role and r.order_status == status else None
+        )
+    )
+    return seen
+
+
 async def test_all_roles_over_the_builtin_simulator(settings):
     stop, task, running = await start(settings)
     try:
         assert running.simulator is not None and running.api_url.startswith("http://127.0.0.1:")
-        filled = asyncio.Event()
-        running.ledger.engine.uow.add_listener(
-            ReportPublisher(
-                running.ledger.ledger,
-                lambda r: filled.set() if r.role == "stop_loss" and r.order_status == "OPEN" else None,
-            )
-        )
+        filled = when_reported(running, "stop_loss", "OPEN")
         async with aiohttp.ClientSession() as http:
             r = await http.post(
                 f"{running.api_url}/v1/signals",
@@ -115,13 +121,7 @@ async def test_a_second_stop_signal_ends_the_protection_of_a_graceful_stop_at_on
         return await place(request, still_wanted=still_wanted)
 
     running.exchange.place = legs_held_by_the_venue
-    filled = asyncio.Event()
-    running.ledger.engine.uow.add_listener(
-        ReportPublisher(
-            running.ledger.ledger,
-            lambda r: filled.set() if r.role == "entry" and r.order_status == "FILLED" else None,
-        )
-    )
+    filled = when_reported(running, "entry", "FILLED")
     async with aiohttp.ClientSession() as http:
         body = {"signal_id": "naked", "pair": "XBT/USD", "side": "buy", "order_type": "market", "quantity": "0.01"}
         r = await http.post(f"{running.api_url}/v1/signals", json={**body, "sl_price": "60000"})
