@@ -313,9 +313,8 @@ class TradingService:
             return
         if order.role is not OrderRole.ENTRY:
             await self._disarm_before_protecting(order)
-        if self._withheld(
-            order
-        ):  # stopped while it waited: left PENDING_SUBMIT, never Submitted with nobody to send it
+        # Stopped while it waited: left PENDING_SUBMIT, never Submitted with nobody to send it.
+        if self._withheld(order):
             return
         request = self.engine.execution.begin_submission(order_id)
         if request is not None:
