@@ -9,9 +9,14 @@ generated class.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import CommandMethodDecorator, decorated_func_callers
+from eventsourcing.utils import get_topic
 
 T = TypeVar("T")
 
@@ -58,3 +63,69 @@ def kinds_by_name(aggregate: type) -> dict[str, EventKind]:
     """Event name -> kind for every event class of ``aggregate`` that declares one (for readers keyed by name)."""
     kinds = {name: getattr(value, "kind", None) for name, value in vars(aggregate).items() if isinstance(value, type)}
     return {name: kind for name, kind in kinds.items() if isinstance(kind, EventKind)}
+
+
+def lean_triggers(aggregate: type) -> type:
+    """Class decorator (below ``bind_declarations``): each ``@event`` command method of ``aggregate`` (not
+    ``__init__``) records its event through ``_trigger`` instead of eventsourcing's decorator path.
+
+    The event is the one the library records (the class it registered for the method, built with the same values,
+    the same id, next version and timestamp), the method's body is applied to the aggregate with those values, and
+    the aggregate's version, modified time and pending events change as the library's ``trigger_event`` changes
+    them. What the library spends on the way, 20-25 us an event on Python 3.11 (the bound decorator object, the
+    coercion and two filterings of the arguments, the checks of ``mutate``), is left out: ~11 events a lifecycle
+    (issue 18). Replay is untouched: stored events are applied by the library's ``mutate``."""
+    for name, member in list(vars(aggregate).items()):
+        if not isinstance(member, CommandMethodDecorator) or member.decorated_property is not None:
+            continue
+        func = member.decorated_func
+        if func.__name__ == "__init__":
+            continue
+        setattr(aggregate, name, _trigger(decorated_func_callers[member], func))
+    return aggregate
+
+
+def _trigger(event_cls: Any, func: Callable[..., None]) -> Callable[..., None]:
+    """A command method recording ``event_cls`` and applying ``func`` (the decorated body) with its values."""
+    params = [p for p in inspect.signature(func).parameters.values() if p.name != "self"]
+    names = tuple(p.name for p in params)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    stamp = event_cls.create_timestamp
+
+    def trigger(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args:
+            kwargs.update(zip(names, args, strict=False))
+        if defaults:
+            kwargs = {**defaults, **kwargs}
+        new = event_cls(originator_id=self._id, originator_version=self._version + 1, timestamp=stamp(), **kwargs)
+        func(self, **kwargs)  # the library applies the event's values: the same objects
+        self._version = new.originator_version
+        self._modified_on = new.timestamp
+        self._pending_events.append(new)
+
+    trigger.__name__, trigger.__qualname__, trigger.__doc__ = func.__name__, func.__qualname__, func.__doc__
+    return trigger
+
+
+def lean_create(aggregate_cls: type[T], event_cls: Any, originator_id: UUID, **kwargs: Any) -> T:
+    """A new ``aggregate_cls`` from its created event ``event_cls`` with ``kwargs``: what the library's ``_create``
+    records and builds (the same event, version 1, the class's topic; the aggregate's base attributes, then its
+    ``@event`` ``__init__`` body with the event's values), without its argument filtering and topic resolving
+    (20 us an order on Python 3.11, three orders a lifecycle; issue 18)."""
+    cls: Any = aggregate_cls
+    timestamp = event_cls.create_timestamp()
+    version = cls.INITIAL_VERSION
+    new = event_cls(
+        originator_topic=get_topic(cls),
+        originator_id=originator_id,
+        originator_version=version,
+        timestamp=timestamp,
+        **kwargs,
+    )
+    aggregate = cls.__new__(cls)
+    aggregate.__base_init__(originator_id=originator_id, originator_version=version, timestamp=timestamp)
+    vars(cls)["__init__"].decorated_func(aggregate, **kwargs)
+    new.apply(aggregate)
+    aggregate._pending_events.append(new)
+    result: T = aggregate
+    return result

@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from execledger.domain.clock import TimestampedEvent
 from execledger.domain.errors import ConflictingFill, InvalidTransition, Overfill
-from execledger.domain.events import EventKind, bind_declarations, declares
+from execledger.domain.events import EventKind, bind_declarations, declares, lean_create, lean_triggers
 from execledger.domain.reasons import Rule
 from execledger.domain.reasons import reason as make_reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
@@ -106,6 +106,7 @@ def _opt_decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+@lean_triggers
 @bind_declarations
 class Order(Aggregate):
     """One order on Kraken (an entry or a bracket leg), from the decision to place it to its final state."""
@@ -174,9 +175,10 @@ class Order(Aggregate):
         """Record the decision to place an order. Values must already be rounded by the pair's rules."""
         if quantity <= ZERO:
             raise ValueError(f"quantity must be positive, got {quantity}")
-        return cls._create(
+        return lean_create(
+            cls,
             cls.Placed,
-            id=order_id,
+            order_id,
             signal_id=signal_id,
             role=OrderRole(role).value,
             pair=pair,
