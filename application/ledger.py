@@ -263,6 +263,14 @@ class ExecutionLedger:
 
     # --- helpers ----------------------------------------------------------------------------------------
 
+    def find_recorded(self, order_id: UUID) -> Order | None:
+        """``find`` for an id that is most likely not recorded (a new signal's entry): the store's cheap existence
+        check first (``has_events``, where the recorder has one), the aggregate only when it is there."""
+        has_events = getattr(self.app.recorder, "has_events", None)
+        if has_events is not None and not has_events(order_id):
+            return None
+        return self.find(order_id)
+
     def find(self, order_id: UUID) -> Order | None:
         """The order as the log has it, or None."""
         try:

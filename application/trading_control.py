@@ -256,7 +256,7 @@ class TradingControl:
 
     def _existing_entry(self, signal_id: str) -> Order | None:
         order_id = entry_order_id(signal_id)
-        return self.index.get(order_id) or self.ledger.find(order_id)
+        return self.index.get(order_id) or self.ledger.find_recorded(order_id)
 
     def _signal(self, data: Mapping[str, Any]) -> SubmitResult:
         signal_id = str(data.get("signal_id", "")) if isinstance(data, Mapping) else ""

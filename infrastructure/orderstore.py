@@ -114,6 +114,22 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
         notification_ids = {(row[1], row[2]): row[0] for row in rows}
         return [notification_ids[key] for key in zip(params[0::4], params[1::4], strict=True)]
 
+    def has_events(self, originator_id: UUID) -> bool:
+        """Whether any event of ``originator_id`` is stored: one lookup by the primary key on the connection the
+        saves run on (it sees every save of this process as soon as it is made), one statement in autocommit mode.
+        ``repository.get`` of an id that has no events (a new signal's entry: intake asks whether the signal was
+        recorded before) goes through the pool's reader connection and its ``BEGIN`` ... ``ROLLBACK``: 30-150 us
+        against 5 (issue 18)."""
+        statement = f"SELECT 1 FROM {self.events_table_name} WHERE originator_id=? LIMIT 1"
+        params = (originator_id.hex,)
+        if self.datastore.pool.is_sqlite_memory_mode:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(statement, params)
+                return c.fetchone() is not None
+        with self._inserting, _OneStatement(self._inserts_connection(), commit=False) as curs, curs as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchone() is not None
+
     def _inserts_connection(self) -> SQLiteConnection:
         """The connection the saves run on: taken from the pool once (outside its reader / writer interlock, which
         a file database's writers alone use), again if the pool closed it (then the pool refuses)."""

@@ -267,3 +267,20 @@ def test_a_save_after_the_store_closed_is_refused(tmp_path):
         assert SQLiteOrdersRecorder(again).max_notification_id() == 1
     finally:
         again.close()
+
+
+def test_has_events_answers_from_the_saves_at_once_without_the_readers(orders_app):
+    """Intake's check whether a signal's entry was recorded before (``ExecutionLedger.find_recorded``): the
+    recorder's ``has_events`` where it has one, else ``repository.get``; both answer the same."""
+    from execledger.application.ledger import ExecutionLedger
+    from execledger.infrastructure.pairs import load_default_pairs
+
+    ledger = ExecutionLedger(orders_app, load_default_pairs())
+    order, other = _order(0), _order(1)
+    assert ledger.find_recorded(order.id) is None
+    UnitOfWork(orders_app, OrderIndex()).commit(order)
+    assert ledger.find_recorded(order.id).cl_ord_id == order.cl_ord_id
+    assert ledger.find_recorded(other.id) is None
+    has_events = getattr(orders_app.recorder, "has_events", None)
+    if has_events is not None:
+        assert has_events(order.id) and not has_events(other.id)
