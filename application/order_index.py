@@ -78,6 +78,7 @@ class OrderIndex(Mapping[UUID, Order]):
         self._deadline: dict[UUID, datetime] = {}  # order id -> when it is due (``deadline_of``)
         self._due_heap: list[tuple[datetime, int, UUID]] = []  # (deadline, seq, id); stale rows are skipped
         self._flagged: set[UUID] = set()  # held orders ``flag`` holds true for
+        self._put_version: dict[UUID, int] = {}  # order id -> its version at its last ``put``
 
     # --- Mapping ---------------------------------------------------------------------------------------------
 
@@ -106,8 +107,16 @@ class OrderIndex(Mapping[UUID, Order]):
     # --- maintenance -----------------------------------------------------------------------------------------
 
     def put(self, order: Order) -> None:
-        """Add the order, or re-index it after events changed it (state, venue order id)."""
+        """Add the order, or re-index it after events changed it (state, venue order id). The same order object at
+        the version it was last put at has not changed since (every change of an order is an event): nothing to
+        re-index, only a terminal one is noted for ``retire_finished`` again (a put of a deferred answer, a new leg
+        or a new entry, then its commit: half the puts of a lifecycle)."""
         order_id, state = order.id, order.state  # read once: ``id`` is a property (every commit re-indexes)
+        if self._put_version.get(order_id) == order.version and self._orders.get(order_id) is order:
+            if state in TERMINAL:
+                self._settling.add(order.parent_id or order_id)
+            return
+        self._put_version[order_id] = order.version
         self._orders[order_id] = order
         if order_id not in self._seq:
             self._seq[order_id] = len(self._seq)
@@ -164,6 +173,7 @@ class OrderIndex(Mapping[UUID, Order]):
         if state is not None:
             self._by_state[state].discard(order_id)
         self._seq.pop(order_id, None)
+        self._put_version.pop(order_id, None)
         self._amending.discard(order_id)
         self._deadline.pop(order_id, None)
         self._flagged.discard(order_id)

@@ -24,6 +24,13 @@ class Stub:
     amend_pending: object = None
     is_terminal: bool = False
     parent_id: uuid.UUID | None = None
+    version: int = 1
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # As an Order's: every change is an event, which moves the version (put re-indexes a changed version only).
+        if name != "version" and name in self.__dict__:
+            object.__setattr__(self, "version", self.version + 1)
+        object.__setattr__(self, name, value)
 
 
 def index() -> OrderIndex:
