@@ -51,6 +51,7 @@ class OrderStatus(StrEnum):
 
 
 TERMINAL = frozenset({State.FILLED, State.CANCELED, State.EXPIRED, State.REJECTED})
+_STATUS_OF = {state: OrderStatus(state.value) for state in State}  # the status of each state (OPEN: unfilled)
 
 S = State
 # The transition table: every allowed (from, to) edge, with why it exists. Anything else is InvalidTransition.
@@ -268,7 +269,7 @@ class Order(Aggregate):
     def status(self) -> OrderStatus:
         if self.state is State.OPEN and self.filled_quantity > ZERO:
             return OrderStatus.PARTIALLY_FILLED
-        return OrderStatus(self.state.value)
+        return _STATUS_OF[self.state]
 
     @property
     def is_terminal(self) -> bool:

@@ -286,3 +286,12 @@ def test_the_view_cache_is_bounded_settled_orders_go_first():
         projection.stage(records(events))
         projection.commit()
         assert len(projection.views) == kept and not any(v.is_terminal for v in projection.views.values())
+
+
+def test_report_id_is_uuid5_of_the_order_id_and_version():
+    import uuid as _uuid
+
+    for _ in range(200):
+        oid = _uuid.uuid4()
+        for version in (1, 2, 9, 10, 123456):
+            assert report_id(oid, version) == _uuid.uuid5(oid, f"report:{version}")
