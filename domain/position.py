@@ -49,7 +49,8 @@ class Position:
 
 def exits_of(entry: Order, orders: Mapping[UUID, Order]) -> list[Order]:
     """The entry's exit orders that ``orders`` holds, oldest first."""
-    return [orders[i] for i in entry.exit_order_ids() if i in orders]
+    get = orders.get
+    return [o for i in entry.exit_order_ids() if (o := get(i)) is not None]
 
 
 def position_of(entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None) -> Position:
@@ -66,8 +67,9 @@ def working(exits: list[Order], role: OrderRole) -> Decimal:
 
 def planned_roles(entry: Order) -> tuple[OrderRole, ...]:
     """The protective roles the signal asked for."""
-    planned = {OrderRole.STOP_LOSS: entry.sl_price, OrderRole.TAKE_PROFIT: entry.tp_price}
-    return tuple(role for role, price in planned.items() if price is not None)
+    if entry.sl_price is None:
+        return () if entry.tp_price is None else (OrderRole.TAKE_PROFIT,)
+    return PROTECTIVE_ROLES if entry.tp_price is not None else (OrderRole.STOP_LOSS,)
 
 
 def emulated_roles(entry: Order) -> set[OrderRole]:
