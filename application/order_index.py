@@ -269,8 +269,18 @@ class OrderIndex(Mapping[UUID, Order]):
 
     def in_state(self, *states: State) -> list[Order]:
         """Orders currently in any of ``states``, in the order they were placed."""
-        ids = set().union(*(self._by_state[s] for s in states))
+        if len(states) == 1:  # the workers ask one state at a time, most often an empty one
+            ids = self._by_state[states[0]]
+            if not ids:
+                return []
+        else:
+            ids = set().union(*(self._by_state[s] for s in states))
         return [self._orders[i] for i in sorted(ids, key=self._seq.__getitem__)]
+
+    def count_role(self, role: OrderRole, *states: State) -> int:
+        """How many orders of ``role`` are in any of ``states`` (no sorting, no list)."""
+        orders = self._orders
+        return sum(1 for s in states for i in self._by_state[s] if orders[i].role is role)
 
     def due(self, now: datetime) -> list[Order]:
         """Held orders whose ``deadline_of`` is ``now`` or earlier, in deadline order: O(due + log n), no scan. An

@@ -279,7 +279,7 @@ class TradingControl:
         answered yet: not sent, and submitted (its AddOrder queued behind the signed calls before it, or on the
         wire). Counting only the unsent ones let a burst move the queue into submitting entries, unbounded: at
         twice the rate the venue took, an accepted entry reached it 20 s later (bench/load.py)."""
-        waiting = sum(1 for o in self.index.in_state(*_UNANSWERED) if o.role is OrderRole.ENTRY)
+        waiting = self.index.count_role(OrderRole.ENTRY, *_UNANSWERED)
         if waiting >= self.max_pending_entries:
             return (
                 f"{waiting} entries wait to be sent or answered by the venue (the bound is "
