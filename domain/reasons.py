@@ -91,8 +91,16 @@ class Rule(StrEnum):
     OPERATOR_RESOLVED = "operator_resolved"
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})  # exact types returned unchanged (subclasses: below)
+
+
 def jsonable(value: Any) -> Any:
     """JSON-friendly copy of a value: Decimals as plain text, enums as their values, unknown types as text."""
+    kind = type(value)
+    if kind in _AS_IS:  # the common values first, by their exact type (an enum member or other subclass is not)
+        return value
+    if kind is Decimal:
+        return plain(value)
     if isinstance(value, Decimal):
         return plain(value)
     if isinstance(value, Enum):
