@@ -32,6 +32,9 @@ log = logging.getLogger("execledger.kraken.ws")
 
 MAX_RECONNECT_DELAY_S = 30.0
 
+# One decoder for every frame: ``json.loads(text, parse_float=Decimal)`` builds a new JSONDecoder each call.
+_decode = json.JSONDecoder(parse_float=Decimal).decode  # exact decimals from WS numbers
+
 
 class StreamInterrupted(Exception):
     """The stream must be rebuilt (stale token, Cloudflare restart, unexpected frame)."""
@@ -145,27 +148,36 @@ class KrakenExecutionsStream:
                     "params": {"channel": "executions", "token": token, "snap_orders": True, "snap_trades": True},
                 }
             )
-            while True:
-                try:
-                    frame = await ws.receive(timeout=self.heartbeat_timeout_s)
-                except TimeoutError:
+            watchdog = _Watchdog(self.heartbeat_timeout_s)
+            try:
+                await self._receive(ws, watchdog)
+            except asyncio.CancelledError:
+                if watchdog.expired():  # the watchdog's own cancel, not the stream being closed
                     raise StreamInterrupted(
                         f"no frame for {self.heartbeat_timeout_s:g}s (heartbeat watchdog)"
                     ) from None
-                if frame.type in (
-                    aiohttp.WSMsgType.CLOSE,
-                    aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.CLOSING,
-                    aiohttp.WSMsgType.ERROR,
-                ):
-                    raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
-                if frame.type is aiohttp.WSMsgType.TEXT:
-                    await self._on_text(frame.data)
+                raise
+            finally:
+                watchdog.stop()
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: _Watchdog) -> None:
+        while True:
+            frame = await ws.receive()
+            watchdog.last = now = watchdog.loop.time()
+            if frame.type is aiohttp.WSMsgType.TEXT:
+                self.last_message_at = now
+                await self._on_text(frame.data)
+            elif frame.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
 
     async def _on_text(self, text: str) -> None:
-        self.last_message_at = asyncio.get_running_loop().time()
         try:
-            message = json.loads(text, parse_float=Decimal)  # exact decimals from WS numbers
+            message = _decode(text)
         except ValueError:
             raise StreamInterrupted(f"non-JSON frame ({len(text)} chars), e.g. a Cloudflare restart") from None
         if not isinstance(message, dict):
@@ -206,3 +218,40 @@ class KrakenExecutionsStream:
             self.gaps += 1
             log.warning("Kraken executions sequence gap (expected %s, got %s)", (last or 0) + 1, sequence)
             self._emit(StreamEvent(StreamState.GAP, f"expected sequence {(last or 0) + 1}, got {sequence}"))
+
+
+class _Watchdog:
+    """The heartbeat watchdog: cancels the task reading the socket once no frame came for ``timeout_s``, as
+    ``asyncio.timeout`` would, but with one timer per ``timeout_s`` of a live stream instead of one per frame (a
+    timeout around each ``receive`` made and canceled a timer and a context manager for every frame). The reader
+    notes the loop time of each frame in ``last``; the timer re-arms itself at ``last + timeout_s`` until that
+    passes with no frame."""
+
+    def __init__(self, timeout_s: float):
+        self.loop = asyncio.get_running_loop()
+        self.timeout_s = timeout_s
+        self.last = self.loop.time()
+        self._task = asyncio.current_task()
+        self._cancelling = self._task.cancelling() if self._task is not None else 0
+        self._fired = False
+        self._handle: asyncio.TimerHandle | None = self.loop.call_at(self.last + timeout_s, self._check)
+
+    def _check(self) -> None:
+        due = self.last + self.timeout_s
+        if self.loop.time() < due:
+            self._handle = self.loop.call_at(due, self._check)
+            return
+        self._handle = None
+        if self._task is not None:
+            self._fired = True
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        """After a CancelledError: whether it was this watchdog's, and only its (a close of the stream meanwhile
+        still cancels)."""
+        return self._fired and self._task is not None and self._task.uncancel() <= self._cancelling
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
