@@ -564,16 +564,9 @@ class ExecutionHandler:
 
     def _status(self, order: Order, report: OrderStatusReport, fills: Iterable[FillReport]) -> bool:
         source = report.source
-        evidence = reason(
-            Rule(f"venue_{report.status.value}"),
-            f"{source} shows the order {report.status.value}",
-            source=source,
-            venue_status=report.status,
-            filled_qty=report.filled_qty,
-            sequence=report.sequence,
-        )
+        evidence = _Evidence(report)  # built only when recorded: most stream reports change nothing
         if order.txid is None and order.state is not State.PENDING_SUBMIT:
-            order.acknowledge(txid=report.venue_order_id, at=self.clock.now(), reason=evidence)
+            order.acknowledge(txid=report.venue_order_id, at=self.clock.now(), reason=evidence.reason)
         for fill in sorted(
             (f for f in fills if f.venue_order_id == report.venue_order_id), key=lambda f: (f.ts_event, f.trade_id)
         ):
@@ -589,7 +582,7 @@ class ExecutionHandler:
             and report.quantity >= order.filled_quantity
         ):
             # The venue works the order for another total (our amend, or one whose reply was lost): its fact.
-            order.amended(quantity=report.quantity, source=source, reason=evidence)
+            order.amended(quantity=report.quantity, source=source, reason=evidence.reason)
         missing_fills = report.filled_qty is not None and report.filled_qty > order.filled_quantity
         if not missing_fills and order.state is not State.FILLED:
             self._apply_status(order, report, evidence)
@@ -643,11 +636,11 @@ class ExecutionHandler:
         )
         self.uow.commit(order)
 
-    def _apply_status(self, order: Order, report: OrderStatusReport, evidence: dict[str, Any]) -> None:
+    def _apply_status(self, order: Order, report: OrderStatusReport, evidence: _Evidence) -> None:
         if report.status is VenueOrderStatus.CANCELED:
-            order.mark_canceled(reason=evidence, venue_reason=report.reason)
+            order.mark_canceled(reason=evidence.reason, venue_reason=report.reason)
         elif report.status is VenueOrderStatus.EXPIRED:
-            order.mark_expired(reason=evidence)
+            order.mark_expired(reason=evidence.reason)
         elif (
             report.status is VenueOrderStatus.FILLED
             and report.filled_qty is not None
@@ -675,6 +668,31 @@ class ExecutionHandler:
             executed_at=fill.ts_event,
             source=source or fill.source,
         )
+
+
+class _Evidence:
+    """The reason a status report's facts are recorded with (the report's source, status, filled quantity and
+    sequence), made on first use and then shared by every event the report records."""
+
+    __slots__ = ("_reason", "_report")
+
+    def __init__(self, report: OrderStatusReport):
+        self._report = report
+        self._reason: dict[str, Any] | None = None
+
+    @property
+    def reason(self) -> dict[str, Any]:
+        if self._reason is None:
+            report = self._report
+            self._reason = reason(
+                Rule(f"venue_{report.status.value}"),
+                f"{report.source} shows the order {report.status.value}",
+                source=report.source,
+                venue_status=report.status,
+                filled_qty=report.filled_qty,
+                sequence=report.sequence,
+            )
+        return self._reason
 
 
 def _as_reconciliation(report: OrderStatusReport) -> OrderStatusReport:

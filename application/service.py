@@ -688,7 +688,7 @@ class TradingService:
     async def apply(self, report: VenueReport) -> None:
         """Apply one report from the execution stream (resyncing the order over REST if it reveals missed
         fills), or react to a change of the stream's health."""
-        resync = self._apply_report(report)
+        resync = self._apply_report(report, self.engine.clock.now())
         if resync is not None:
             await self._tolerating_outage("resync", lambda: self.resync([resync]))
         self.wake()
@@ -701,8 +701,9 @@ class TradingService:
             await self.apply(reports[0])
             return
         try:
+            now = self.engine.clock.now()  # they arrived together: one time for all
             with self.engine.execution.one_commit():
-                resync = [order_id for report in reports if (order_id := self._apply_report(report)) is not None]
+                resync = [order_id for report in reports if (order_id := self._apply_report(report, now)) is not None]
         except BatchConflict:
             for report in reports:
                 await self.apply(report)
@@ -711,8 +712,9 @@ class TradingService:
             await self._tolerating_outage("resync", lambda: self.resync(resync))
         self.wake()
 
-    def _apply_report(self, report: VenueReport) -> UUID | None:
-        """Apply one report, awaiting nothing; returns the order to resync over REST (missed fills), if any."""
+    def _apply_report(self, report: VenueReport, now: datetime) -> UUID | None:
+        """Apply one report that arrived at ``now``, awaiting nothing; returns the order to resync over REST
+        (missed fills), if any."""
         if isinstance(report, StreamEvent):
             self._on_stream_event(report)
             return None
@@ -726,7 +728,7 @@ class TradingService:
         order = order or self.engine.orders.find(venue_order_id=report.venue_order_id)
         if order is None:
             return None
-        self.stream_seen[order.id] = self.engine.clock.now()
+        self.stream_seen[order.id] = now
         return order.id if needs_resync else None
 
     def _on_stream_event(self, event: StreamEvent) -> None:
