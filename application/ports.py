@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from execledger.domain.pairs import PairRegistry
 from execledger.domain.values import OrderRole, OrderType, Side
@@ -332,7 +332,27 @@ class ExchangePort(Protocol):
 
     def executions(self) -> AsyncIterator[VenueReport]:
         """The live execution stream (WS v2 ``executions``): reports, and StreamEvents when its health changes.
-        It only streams; REST fallback while it is down is the trading service's job."""
+        It only streams; REST fallback while it is down is the trading service's job. It may also be a
+        ``ReportsArrivingTogether``."""
+        ...
+
+
+@runtime_checkable
+class ReportsArrivingTogether(Protocol):
+    """An execution stream that also hands out, without waiting, the reports that arrived with the one just read
+    (what the socket held): the consumer applies them together with no task of its own between the socket and
+    the ledger."""
+
+    def __aiter__(self) -> AsyncIterator[VenueReport]: ...
+
+    async def __anext__(self) -> VenueReport: ...
+
+    def arrived(self, limit: int) -> list[VenueReport]:
+        """At most ``limit`` reports that are already here, in order (none: an empty list); never waits."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the stream (reading further ends the iteration)."""
         ...
 
 
@@ -351,6 +371,7 @@ __all__ = [
     "PlaceResult",
     "PlaceStatus",
     "PriceTick",
+    "ReportsArrivingTogether",
     "StreamEvent",
     "StreamState",
     "SystemClock",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,6 +32,7 @@ from execledger.application.ports import (
     PlaceResult,
     PlaceStatus,
     PriceTick,
+    ReportsArrivingTogether,
     StreamEvent,
     StreamState,
     VenueError,
@@ -50,6 +51,51 @@ class _StreamEnd:
     """The execution stream ended (``error``: how it failed)."""
 
     error: Exception | None
+
+
+class _Pumped:
+    """Any execution stream as a ``ReportsArrivingTogether``: a pump task reads it into a queue of ``size``
+    reports, and ``arrived`` hands out what the queue holds; how the stream ended is raised after its reports."""
+
+    def __init__(self, reports: AsyncIterator[VenueReport], size: int):
+        self._queue: asyncio.Queue[VenueReport | _StreamEnd] = asyncio.Queue(size)
+        self._pump = asyncio.ensure_future(self._read(reports))
+        self._end: _StreamEnd | None = None
+
+    async def _read(self, reports: AsyncIterator[VenueReport]) -> None:
+        try:
+            async for report in reports:
+                await self._queue.put(report)
+        except Exception as exc:
+            await self._queue.put(_StreamEnd(exc))
+            return
+        await self._queue.put(_StreamEnd(None))
+
+    def __aiter__(self) -> _Pumped:
+        return self
+
+    async def __anext__(self) -> VenueReport:
+        item = self._end or await self._queue.get()
+        if isinstance(item, _StreamEnd):
+            self._end = item
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        return item
+
+    def arrived(self, limit: int) -> list[VenueReport]:
+        out: list[VenueReport] = []
+        while self._end is None and len(out) < limit and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _StreamEnd):
+                self._end = item  # always the last item
+            else:
+                out.append(item)
+        return out
+
+    async def aclose(self) -> None:
+        self._pump.cancel()
+        await asyncio.gather(self._pump, return_exceptions=True)
 
 
 @dataclass
@@ -876,45 +922,18 @@ class TradingService:
 
     async def _stream(self) -> None:
         """Apply the execution stream's reports: those that arrived together at once (``apply_all``), at most
-        ``REPORTS_A_COMMIT`` a block. The queue between the socket and the ledger holds no more than that either:
-        a flood of reports waits in the socket (the venue's TCP window), not in memory, and no block is long
-        enough to hold the event loop (timers, HALT, the API) for more than a block's work."""
-        arrived: asyncio.Queue[VenueReport | _StreamEnd] = asyncio.Queue(self.REPORTS_A_COMMIT)
-        pump = asyncio.ensure_future(self._pump_reports(arrived))
+        ``REPORTS_A_COMMIT`` a block, so no block is long enough to hold the event loop (timers, HALT, the API) for
+        more than a block's work. A stream that is no ``ReportsArrivingTogether`` is read by a pump task into a
+        queue of that size: a flood of reports then waits in the socket (the venue's TCP window), not in memory."""
+        reports = self.exchange.executions()
+        together = reports if isinstance(reports, ReportsArrivingTogether) else _Pumped(reports, self.REPORTS_A_COMMIT)
         try:
-            while True:
-                reports: list[VenueReport] = []
-                end: _StreamEnd | None = None
-                item = await arrived.get()
-                while True:
-                    if isinstance(item, _StreamEnd):
-                        end = item  # always the last item
-                        break
-                    reports.append(item)
-                    if arrived.empty() or len(reports) >= self.REPORTS_A_COMMIT:
-                        break
-                    item = arrived.get_nowait()
-                if reports:
-                    await self.apply_all(reports)
-                if end is not None:
-                    if end.error is not None:
-                        raise end.error
-                    return
+            async for report in together:
+                await self.apply_all([report, *together.arrived(self.REPORTS_A_COMMIT - 1)])
                 if self.closing:  # while stopping, fills still come in: they decide the legs that protect them
                     return
         finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
-
-    async def _pump_reports(self, arrived: asyncio.Queue[VenueReport | _StreamEnd]) -> None:
-        """The stream's reports into ``arrived`` as they come, then how the stream ended."""
-        try:
-            async for report in self.exchange.executions():
-                await arrived.put(report)
-        except Exception as exc:
-            await arrived.put(_StreamEnd(exc))
-            return
-        await arrived.put(_StreamEnd(None))
+            await together.aclose()
 
     async def _poller(self) -> None:
         """REST in place of the stream: a cycle every ``poll_when_stream_down_s`` while it is down, and one right

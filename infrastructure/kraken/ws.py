@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -72,14 +72,10 @@ class KrakenExecutionsStream:
 
     # -- consumer side ---------------------------------------------------------------------------------------
 
-    async def reports(self) -> AsyncIterator[VenueReport]:
-        """Start the stream; yield reports and stream events until the consumer stops iterating."""
-        self.start()
-        try:
-            while True:
-                yield await self._queue.get()
-        finally:
-            await self.close()
+    def reports(self) -> _Reports:
+        """The reports and stream events, read with ``async for`` (the first read starts the stream) until
+        ``aclose()``; ``arrived()`` also hands out those already here, without waiting."""
+        return _Reports(self)
 
     def start(self) -> None:
         if self._task is None:
@@ -218,6 +214,33 @@ class KrakenExecutionsStream:
             self.gaps += 1
             log.warning("Kraken executions sequence gap (expected %s, got %s)", (last or 0) + 1, sequence)
             self._emit(StreamEvent(StreamState.GAP, f"expected sequence {(last or 0) + 1}, got {sequence}"))
+
+
+class _Reports:
+    """``KrakenExecutionsStream.reports()``: a ``ReportsArrivingTogether`` over the stream's queue. A consumer that
+    reads the reports of a frame together needs no task of its own between the socket and the ledger (a pump task
+    was one more task step and two queue hops for every frame)."""
+
+    def __init__(self, stream: KrakenExecutionsStream):
+        self._stream = stream
+        self._closed = False
+
+    def __aiter__(self) -> _Reports:
+        return self
+
+    async def __anext__(self) -> VenueReport:
+        if self._closed:
+            raise StopAsyncIteration
+        self._stream.start()
+        return await self._stream._queue.get()
+
+    def arrived(self, limit: int) -> list[VenueReport]:
+        queue = self._stream._queue
+        return [queue.get_nowait() for _ in range(min(limit, queue.qsize()))]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._stream.close()
 
 
 class _Watchdog:
