@@ -62,10 +62,10 @@ def epoch(value: Any) -> datetime | None:
 
 
 def rfc3339(value: Any) -> datetime | None:
-    """A WS v2 timestamp such as ``2024-05-18T12:58:40.165132Z``."""
+    """A WS v2 timestamp such as ``2024-05-18T12:58:40.165132Z`` (Python 3.11 reads the ``Z`` itself)."""
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return datetime.fromisoformat(value if type(value) is str else str(value))
 
 
 def _pair_key(name: str, pairs: PairRegistry | None) -> str:
@@ -188,14 +188,21 @@ def parse_add_order(result: Mapping[str, Any]) -> str | None:
     return str(txids[0]) if txids else None
 
 
-# The status an execution record implies when it carries no ``order_status`` (records are sparse).
-_STATUS_OF_EXEC_TYPE = {
+# The status an execution record implies when it carries no ``order_status`` (records are sparse). Keyed by the
+# wire's strings (an ExecType is one), so a record's ``exec_type`` is looked up as it came.
+_STATUS_OF_EXEC_TYPE: dict[str, VenueOrderStatus] = {
     ExecType.PENDING_NEW: VenueOrderStatus.PENDING,
     ExecType.NEW: VenueOrderStatus.OPEN,
     ExecType.FILLED: VenueOrderStatus.FILLED,
     ExecType.CANCELED: VenueOrderStatus.CANCELED,
     ExecType.EXPIRED: VenueOrderStatus.EXPIRED,
 }
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+
+
+def _dec(record: Mapping[str, Any], name: str) -> Decimal | None:
+    value = record.get(name)
+    return None if value is None else number(value)
 
 
 def parse_execution_report(
@@ -211,17 +218,14 @@ def parse_execution_report(
     except KeyError as exc:
         raise UnparseablePayload(f"execution report without {exc}") from None
 
-    def dec(name: str) -> Decimal | None:
-        return number(record[name]) if record.get(name) is not None else None
-
     raw_status = record.get("order_status")
     status = WS_ORDER_STATUS.get(raw_status) if raw_status else None
-    if status is None and exec_type in _STATUS_OF_EXEC_TYPE:
-        status = _STATUS_OF_EXEC_TYPE[ExecType(exec_type)]
+    if status is None:
+        status = _STATUS_OF_EXEC_TYPE.get(exec_type)
     timestamp = rfc3339(record.get("timestamp"))
     symbol = record.get("symbol")
     pair = _pair_key(str(symbol), pairs) if symbol else None
-    side = Side(record["side"]) if record.get("side") in ("buy", "sell") else None
+    side = _SIDES.get(record.get("side"))  # type: ignore[arg-type]  # any other value (or none) is no side
     cl_ord_id = record.get("cl_ord_id") or None
     reports: list[FillReport | OrderStatusReport] = []
     if exec_type == ExecType.TRADE and record.get("exec_id"):
@@ -256,10 +260,10 @@ def parse_execution_report(
             pair=pair,
             side=side,
             order_type=record.get("order_type"),
-            quantity=dec("order_qty"),
-            filled_qty=dec("cum_qty"),
-            avg_px=dec("avg_price") or None,
-            limit_price=dec("limit_price") or None,
+            quantity=_dec(record, "order_qty"),
+            filled_qty=_dec(record, "cum_qty"),
+            avg_px=_dec(record, "avg_price") or None,
+            limit_price=_dec(record, "limit_price") or None,
             trigger_price=_ws_trigger(record),
             ts_last=timestamp,
             reason=record.get("reason") or record.get("cancel_reason") or None,
@@ -282,7 +286,7 @@ def _asset_key(asset: str, symbol: Any, pairs: PairRegistry | None) -> str:
 
 def _ws_trigger(record: Mapping[str, Any]) -> Decimal | None:
     triggers = record.get("triggers")
-    if isinstance(triggers, Mapping) and triggers.get("price") is not None:
+    if triggers is not None and isinstance(triggers, Mapping) and triggers.get("price") is not None:
         return number(triggers["price"]) or None
     return optional_price(record.get("stop_price"))
 
