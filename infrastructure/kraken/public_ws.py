@@ -32,12 +32,14 @@ import aiohttp
 from execledger.application.ports import PriceTick, StreamEvent, StreamState
 from execledger.domain.pairs import PairRegistry
 from execledger.infrastructure.kraken.urls import check_ws_url
+from execledger.infrastructure.kraken.watchdog import FrameWatchdog
 from execledger.infrastructure.kraken.wire import ws_symbol_of
 
 log = logging.getLogger("execledger.kraken.prices")
 
 MAX_RECONNECT_DELAY_S = 30.0  # Cloudflare bans IPs that reconnect more than ~150 times in 10 minutes (REFERENCE 5.4)
 CHANNELS = ("trade", "ticker")
+_decode = json.JSONDecoder(parse_float=Decimal).decode  # one decoder for every frame (exact decimals)
 
 
 class PriceStreamInterrupted(Exception):
@@ -130,21 +132,27 @@ class KrakenPublicPrices:
             for number, channel in enumerate(CHANNELS, start=1):
                 params = {"channel": channel, "symbol": sorted(symbols), "snapshot": True}
                 await ws.send_json({"method": "subscribe", "params": params, "req_id": number})
-            while True:
-                try:
-                    frame = await ws.receive(timeout=self.heartbeat_timeout_s)
-                except TimeoutError:
+            watchdog = FrameWatchdog(self.heartbeat_timeout_s)
+            try:
+                while True:
+                    frame = await ws.receive()
+                    watchdog.seen()
+                    if frame.type is not aiohttp.WSMsgType.TEXT:
+                        raise PriceStreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
+                    for item in self._on_text(frame.data, symbols, acknowledged):
+                        if isinstance(item, StreamEvent):
+                            acknowledged = True
+                        emit(item)
+            except asyncio.CancelledError:
+                if watchdog.expired():  # the watchdog's own cancel, not the stream being closed
                     raise PriceStreamInterrupted(f"no frame for {self.heartbeat_timeout_s:g}s") from None
-                if frame.type is not aiohttp.WSMsgType.TEXT:
-                    raise PriceStreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
-                for item in self._on_text(frame.data, symbols, acknowledged):
-                    if isinstance(item, StreamEvent):
-                        acknowledged = True
-                    emit(item)
+                raise
+            finally:
+                watchdog.stop()
 
     def _on_text(self, text: str, symbols: Mapping[str, str], acknowledged: bool) -> list[PriceTick | StreamEvent]:
         try:
-            message = json.loads(text, parse_float=Decimal)
+            message = _decode(text)
         except ValueError:
             raise PriceStreamInterrupted(f"non-JSON frame ({len(text)} chars)") from None
         if not isinstance(message, dict):

@@ -24,6 +24,7 @@ from execledger.application.ports import FillReport, StreamEvent, StreamState, V
 from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
 from execledger.infrastructure.kraken.parse import parse_executions_message
 from execledger.infrastructure.kraken.urls import check_ws_url
+from execledger.infrastructure.kraken.watchdog import FrameWatchdog
 
 if TYPE_CHECKING:
     from execledger.infrastructure.kraken.adapter import KrakenExchange
@@ -144,7 +145,7 @@ class KrakenExecutionsStream:
                     "params": {"channel": "executions", "token": token, "snap_orders": True, "snap_trades": True},
                 }
             )
-            watchdog = _Watchdog(self.heartbeat_timeout_s)
+            watchdog = FrameWatchdog(self.heartbeat_timeout_s)
             try:
                 await self._receive(ws, watchdog)
             except asyncio.CancelledError:
@@ -156,10 +157,10 @@ class KrakenExecutionsStream:
             finally:
                 watchdog.stop()
 
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: _Watchdog) -> None:
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: FrameWatchdog) -> None:
         while True:
             frame = await ws.receive()
-            watchdog.last = now = watchdog.loop.time()
+            now = watchdog.seen()
             if frame.type is aiohttp.WSMsgType.TEXT:
                 self.last_message_at = now
                 await self._on_text(frame.data)
@@ -241,40 +242,3 @@ class _Reports:
     async def aclose(self) -> None:
         self._closed = True
         await self._stream.close()
-
-
-class _Watchdog:
-    """The heartbeat watchdog: cancels the task reading the socket once no frame came for ``timeout_s``, as
-    ``asyncio.timeout`` would, but with one timer per ``timeout_s`` of a live stream instead of one per frame (a
-    timeout around each ``receive`` made and canceled a timer and a context manager for every frame). The reader
-    notes the loop time of each frame in ``last``; the timer re-arms itself at ``last + timeout_s`` until that
-    passes with no frame."""
-
-    def __init__(self, timeout_s: float):
-        self.loop = asyncio.get_running_loop()
-        self.timeout_s = timeout_s
-        self.last = self.loop.time()
-        self._task = asyncio.current_task()
-        self._cancelling = self._task.cancelling() if self._task is not None else 0
-        self._fired = False
-        self._handle: asyncio.TimerHandle | None = self.loop.call_at(self.last + timeout_s, self._check)
-
-    def _check(self) -> None:
-        due = self.last + self.timeout_s
-        if self.loop.time() < due:
-            self._handle = self.loop.call_at(due, self._check)
-            return
-        self._handle = None
-        if self._task is not None:
-            self._fired = True
-            self._task.cancel()
-
-    def expired(self) -> bool:
-        """After a CancelledError: whether it was this watchdog's, and only its (a close of the stream meanwhile
-        still cancels)."""
-        return self._fired and self._task is not None and self._task.uncancel() <= self._cancelling
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None

@@ -91,3 +91,19 @@ def test_the_adapter_streams_prices_only_where_it_knows_the_public_endpoint(tmp_
     assert KrakenExchange(rest, ws_url="ws://127.0.0.1:9/v2").public_ws_url == "ws://127.0.0.1:9/public/v2"
     with pytest.raises(NotImplementedError):
         KrakenExchange(rest, ws_url=None).price_ticks(["XXBTZUSD"])
+
+
+async def test_a_silent_socket_is_rebuilt_by_the_heartbeat_watchdog():
+    sim = KrakenSimulator(tier=None)
+    await sim.start()
+    prices = KrakenPublicPrices(sim.public_ws_url, shipped_registry(), heartbeat_timeout_s=0.2, reconnect_delay_s=0.01)
+    stream = prices.ticks(["XXBTZUSD"])
+    try:
+        assert (await next_of(stream, StreamEvent)).state is StreamState.CONNECTED
+        # no trade after the snapshot: nothing arrives for 0.2 s although the socket is open
+        assert (await next_of(stream, StreamEvent)).state is StreamState.DISCONNECTED
+        assert (await next_of(stream, StreamEvent)).state is StreamState.CONNECTED
+        assert prices.connects >= 2
+    finally:
+        await stream.aclose()
+        await sim.stop()
