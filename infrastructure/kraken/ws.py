@@ -163,7 +163,7 @@ class KrakenExecutionsStream:
             now = watchdog.seen()
             if frame.type is aiohttp.WSMsgType.TEXT:
                 self.last_message_at = now
-                await self._on_text(frame.data)
+                self._on_text(frame.data)
             elif frame.type in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSED,
@@ -172,7 +172,7 @@ class KrakenExecutionsStream:
             ):
                 raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
 
-    async def _on_text(self, text: str) -> None:
+    def _on_text(self, text: str) -> None:
         try:
             message = _decode(text)
         except ValueError:
@@ -182,7 +182,7 @@ class KrakenExecutionsStream:
         if message.get("method") == "subscribe":
             self._on_subscribe_ack(message)
         elif message.get("channel") == "executions":
-            await self._on_executions(message)
+            self._on_executions(message)
         # heartbeat / status / pong frames only prove the connection is alive (the watchdog saw them)
 
     def _on_subscribe_ack(self, message: dict[str, Any]) -> None:
@@ -196,7 +196,7 @@ class KrakenExecutionsStream:
             f"subscribe refused: {error}" + (" (fresh token next)" if hint is Hint.REFRESH_TOKEN else "")
         )
 
-    async def _on_executions(self, message: dict[str, Any]) -> None:
+    def _on_executions(self, message: dict[str, Any]) -> None:
         sequence = message.get("sequence")
         last = self._expected_sequence
         gap = (
