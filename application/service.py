@@ -924,7 +924,8 @@ class TradingService:
         """Apply the execution stream's reports: those that arrived together at once (``apply_all``), at most
         ``REPORTS_A_COMMIT`` a block, so no block is long enough to hold the event loop (timers, HALT, the API) for
         more than a block's work. A stream that is no ``ReportsArrivingTogether`` is read by a pump task into a
-        queue of that size: a flood of reports then waits in the socket (the venue's TCP window), not in memory."""
+        queue of that size; the Kraken stream bounds its own queue (``KrakenExecutionsStream.QUEUE_HIGH``). Either way a
+        flood of reports waits in the socket (the venue's TCP window), not in memory."""
         reports = self.exchange.executions()
         together = reports if isinstance(reports, ReportsArrivingTogether) else _Pumped(reports, self.REPORTS_A_COMMIT)
         try:

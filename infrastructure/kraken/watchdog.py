@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 
 class FrameWatchdog:
@@ -19,6 +21,7 @@ class FrameWatchdog:
         self._task = asyncio.current_task()
         self._cancelling = self._task.cancelling() if self._task is not None else 0
         self._fired = False
+        self._held = False
         self._handle: asyncio.TimerHandle | None = self.loop.call_at(self.last + timeout_s, self._check)
 
     def seen(self) -> float:
@@ -26,7 +29,20 @@ class FrameWatchdog:
         self.last = now = self.loop.time()
         return now
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """The reader stopped reading on purpose (its consumer is behind): no expiry meanwhile, and the time
+        counts again from when it reads again."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            self.seen()
+
     def _check(self) -> None:
+        if self._held:
+            self.seen()
         due = self.last + self.timeout_s
         if self.loop.time() < due:
             self._handle = self.loop.call_at(due, self._check)

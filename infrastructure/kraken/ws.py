@@ -43,7 +43,14 @@ class StreamInterrupted(Exception):
 
 class KrakenExecutionsStream:
     """Yields ``VenueReport``s from ``reports()`` until closed. Without a WS URL it yields one DISCONNECTED event
-    and then nothing: the consumer polls REST."""
+    and then nothing: the consumer polls REST.
+
+    Memory is bounded: once ``QUEUE_HIGH`` reports wait for the consumer, the stream stops reading the socket
+    (a flood then waits in aiohttp's bounded reader and the venue's TCP window, not in this queue) until the
+    consumer has taken the queue down to half; the heartbeat watchdog counts that wait as alive. One frame's
+    reports always go in whole (a snapshot of many orders may pass the bound once)."""
+
+    QUEUE_HIGH = 512
 
     def __init__(
         self,
@@ -63,6 +70,7 @@ class KrakenExecutionsStream:
         self._session = session
         self._owns_session = session is None
         self._queue: asyncio.Queue[VenueReport] = asyncio.Queue()
+        self._room = asyncio.Event()  # set by the consumer once the queue is down to QUEUE_HIGH // 2
         self._task: asyncio.Task | None = None
         self._expected_sequence: int | None = None  # the last sequence seen
         self._seen_trades: OrderedDict[str, None] = OrderedDict()
@@ -159,6 +167,8 @@ class KrakenExecutionsStream:
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: FrameWatchdog) -> None:
         while True:
+            if self._queue.qsize() >= self.QUEUE_HIGH:
+                await self._until_consumed(watchdog)
             frame = await ws.receive()
             now = watchdog.seen()
             if frame.type is aiohttp.WSMsgType.TEXT:
@@ -171,6 +181,15 @@ class KrakenExecutionsStream:
                 aiohttp.WSMsgType.ERROR,
             ):
                 raise StreamInterrupted(f"closed by the server ({frame.type.name}, {ws.close_code})")
+
+    async def _until_consumed(self, watchdog: FrameWatchdog) -> None:
+        """The consumer is behind: read no frame until it has taken the queue down to half (the venue is not
+        silent meanwhile, so the watchdog holds)."""
+        self._room.clear()
+        with watchdog.holding():
+            while self._queue.qsize() > self.QUEUE_HIGH // 2:
+                await self._room.wait()
+                self._room.clear()
 
     def _on_text(self, text: str) -> None:
         try:
@@ -232,12 +251,20 @@ class _Reports:
     async def __anext__(self) -> VenueReport:
         if self._closed:
             raise StopAsyncIteration
-        self._stream.start()
-        return await self._stream._queue.get()
+        stream = self._stream
+        stream.start()
+        report = await stream._queue.get()
+        if stream._queue.qsize() <= stream.QUEUE_HIGH // 2:
+            stream._room.set()
+        return report
 
     def arrived(self, limit: int) -> list[VenueReport]:
-        queue = self._stream._queue
-        return [queue.get_nowait() for _ in range(min(limit, queue.qsize()))]
+        stream = self._stream
+        queue = stream._queue
+        taken = [queue.get_nowait() for _ in range(min(limit, queue.qsize()))]
+        if queue.qsize() <= stream.QUEUE_HIGH // 2:
+            stream._room.set()
+        return taken
 
     async def aclose(self) -> None:
         self._closed = True

@@ -363,3 +363,32 @@ async def test_an_unreachable_endpoint_backs_off_costs_no_rest_call_and_reports_
     # from the start). Tokens are fetched only once a socket is open: an unreachable endpoint costs no REST call.
     assert stream._queue.empty() and not stream.healthy and stream.connects == 0
     assert stub.requests == []
+
+
+async def test_a_consumer_behind_stops_the_reading_and_loses_nothing(rest, ws_stub, rest_answers, monkeypatch):
+    """A flood of frames while the consumer is busy: the stream stops reading the socket once QUEUE_HIGH reports
+    wait (memory bounded by the bound, not by the flood), holds its heartbeat watchdog meanwhile (no reconnect
+    although no frame is read for longer than its timeout), and hands every report over, in order, afterwards."""
+    updates = [message("ws_v2_executions_update_new_docs.json", n) for n in range(2, 102)]
+    ws_stub.scripts = [([ACK, snapshot(1), *updates], "hold")]
+    stream = make_stream(rest, ws_stub.url, Pacing(), heartbeat_timeout_s=0.2)
+    stream.QUEUE_HIGH = 8
+    behind = asyncio.Event()
+    original = stream._until_consumed
+
+    async def until_consumed(watchdog):
+        behind.set()
+        await original(watchdog)
+
+    monkeypatch.setattr(stream, "_until_consumed", until_consumed)
+    reports = stream.reports()
+    first = await take(reports, 1)  # starts the stream
+    await asyncio.wait_for(behind.wait(), 5)
+    assert stream._queue.qsize() <= 8 + 1  # the bound plus at most one frame's reports
+    await asyncio.sleep(0.5)  # longer than the heartbeat timeout, with the consumer still behind
+    assert stream._queue.qsize() <= 8 + 1  # it read no frame meanwhile
+    rest_of_them = await take(reports, 100)
+    await reports.aclose()
+    assert shape(first) == [("event", CONNECTED)]
+    assert [r.sequence for r in rest_of_them] == list(range(2, 102))
+    assert stream.connects == 1 and stream.gaps == 0  # the watchdog held: no reconnect, nothing skipped
