@@ -34,7 +34,10 @@ from execledger.infrastructure.orderstore import RetiredRow
 
 
 class PostgresOrdersRecorder(PostgresProcessRecorder):
-    VALUES_MAX = 32  # saves of up to this many events pass their rows as scalars, each count its own prepared call
+    # Saves of up to this many events pass their rows as scalars, each count its own prepared call; more as four
+    # arrays. Per save of 1 / 8 / 16 / 32 events, scalars against arrays (us of CPU): 65 / 79 / 190 / 296 against
+    # 85 / 95 / 110 / 138 (psycopg's dump of more than about 50 parameters costs far more a parameter).
+    VALUES_MAX = 12
 
     def __init__(self, datastore: Any, **kwargs: Any):
         super().__init__(datastore, **kwargs)
@@ -61,6 +64,23 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
         self.check_identifier_length(self.save_function)
         self.sql_create_statements.append(self._create_save_function())
         self._calls: dict[int, bytes] = {}  # rows a save (0: more than VALUES_MAX) -> its call (see ``_call``)
+        self._select_statement = (
+            SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+                "WHERE originator_id = %b ORDER BY originator_version ASC"
+            )
+            .format(**self._names)
+            .as_bytes(None)
+        )
+        self._retire_statement = (
+            SQL(
+                "INSERT INTO {schema}.{table} SELECT * FROM unnest(%b::{id_type}[], %b::{id_type}[], %b::bigint[], "
+                "%b::text[], %b::text[]) ON CONFLICT (order_id) DO UPDATE SET entry_id=excluded.entry_id, "
+                "version=excluded.version, cl_ord_id=excluded.cl_ord_id, txid=excluded.txid"
+            )
+            .format(**self._names)
+            .as_bytes(None)
+        )
         self._kept: Any = None  # a cursor of the pool's connection the saves run on (see ``insert_events``)
         self._kept_until = 0.0  # when the pool would retire that connection (time.monotonic())
         self._keeping = threading.Lock()  # one save at a time on it
@@ -140,8 +160,8 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
     def _call(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> tuple[bytes, list[Any]]:
         """The call of ``save_function`` for these rows and its parameters: up to ``VALUES_MAX`` rows as four
         ``ARRAY[...]`` of binary scalars (psycopg's C dumpers; a statement for each count, prepared once), more as
-        four binary arrays (psycopg's list dumpers, in Python: 40 us more a save), one statement whatever the
-        count."""
+        four binary arrays (psycopg's list dumpers, in Python: 20 us more a save of one event, less than the
+        scalars beyond ``VALUES_MAX``), one statement whatever the count."""
         n = len(stored_events)
         position = (tracking.application_name, tracking.notification_id) if tracking is not None else (None, None)
         if n > self.VALUES_MAX:
@@ -171,8 +191,7 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
         call = SQL("SELECT * FROM {schema}.{function}({arguments}, %b::text, %b::bigint)").format(
             schema=Identifier(self.datastore.schema), function=Identifier(self.save_function), arguments=arguments
         )
-        with self.datastore.get_connection() as conn:
-            return call.as_bytes(conn)
+        return call.as_bytes(None)  # the client encoding is UTF-8 (psycopg's default); identifiers are ASCII
 
     def _kept_cursor(self) -> Any:
         """A cursor of the connection the saves run on (the caller holds ``_keeping``): taken from the pool at the
@@ -188,7 +207,7 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
                 conn = pool.getconn()
             except psycopg.Error as exc:
                 raise _translated(exc) from exc
-            curs = self._kept = conn.cursor(row_factory=tuple_row)
+            curs = self._kept = conn.cursor(binary=True, row_factory=tuple_row)
             self._kept_until = time.monotonic() + pool.max_lifetime
         return curs
 
@@ -206,16 +225,52 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
         with self._keeping:
             self._give_back()
 
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """An aggregate's events, as the library selects them. The whole sequence of one aggregate (what
+        ``repository.get`` asks: the trading process looks up every new signal's entry order this way) is read on
+        the saves' kept connection when no save holds it, with the statement rendered once and binary rows:
+        150 -> 100 us of wall time, 90 -> 45 us of CPU a read. Otherwise, or if that read fails for the
+        connection, the library's read on a pooled connection, with its retries."""
+        if gt is None and lte is None and limit is None and not desc and self._keeping.acquire(blocking=False):
+            try:
+                curs = self._kept_cursor()
+                curs.execute(self._select_statement, [originator_id], prepare=True)
+                return [StoredEvent(*row) for row in curs.fetchall()]
+            except psycopg.Error as exc:
+                if curs.connection.broken:
+                    self._give_back()
+                if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                    raise _translated(exc) from exc
+            except (InterfaceError, OperationalError):
+                pass  # no connection from the pool: the library's read below waits and retries
+            finally:
+                self._keeping.release()
+        return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+
     def retire_orders(self, rows: Sequence[RetiredRow]) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.executemany(
-                SQL(
-                    "INSERT INTO {schema}.{table} VALUES (%s,%s,%s,%s,%s) ON CONFLICT (order_id) DO UPDATE SET "
-                    "entry_id=excluded.entry_id, version=excluded.version, cl_ord_id=excluded.cl_ord_id, "
-                    "txid=excluded.txid"
-                ).format(**self._names),
-                list(rows),
-            )
+        """Upsert ``rows`` in one statement, its own transaction, on the saves' kept connection (one round trip
+        instead of ``BEGIN``, a statement a row and ``COMMIT`` on a pooled one). A row's later duplicate wins, as
+        it did row by row (one statement may not upsert a key twice)."""
+        unique = list({row[0]: row for row in rows}.values())
+        if not unique:
+            return
+        columns = [list(column) for column in zip(*unique, strict=True)]
+        with self._keeping:
+            curs = self._kept_cursor()
+            try:
+                curs.execute(self._retire_statement, columns, prepare=True)
+            except psycopg.Error as exc:
+                if curs.connection.broken:
+                    self._give_back()
+                raise _translated(exc) from exc
 
     def retired_order_id(self, ref: str) -> UUID | None:
         with self.datastore.transaction(commit=False) as curs:

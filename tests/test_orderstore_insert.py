@@ -38,7 +38,7 @@ def _log(app) -> list[tuple[int, uuid.UUID, int]]:
 
 def test_saves_get_increasing_ids_and_read_back_identically(orders_app):
     uow = UnitOfWork(orders_app, OrderIndex())
-    # 1, 10 and 40 events a save (the PostgreSQL recorder sends up to 32 rows as VALUES, more as arrays)
+    # 1, 10 and 40 events a save (the PostgreSQL recorder sends up to 12 rows as scalars, more as arrays)
     batches = [[_order(0)], [_order(i) for i in range(1, 11)], [_order(11)], [_order(i) for i in range(12, 52)]]
     for batch in batches:
         uow.commit(*batch)
@@ -109,7 +109,7 @@ def _rows(app, start: int) -> list[tuple[int, uuid.UUID, int, bytes]]:
 
 
 # 1 and 10 rows; 64 and 65 (SQLite: one statement in autocommit up to VALUES_MAX = 64, statements in a transaction
-# beyond); 131 (SQLite: three statements; PostgreSQL: arrays beyond 32).
+# beyond); 131 (SQLite: three statements; PostgreSQL: scalars up to 12 rows, arrays beyond).
 @pytest.mark.parametrize("n", [1, 10, 64, 65, 131])
 def test_a_mixed_save_gets_ids_in_its_order_contiguous_in_the_log(orders_app, n):
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -326,7 +326,7 @@ def test_pg_saves_from_threads_stay_whole_beside_the_pools_other_writers(orders_
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    # 10 rows: scalars; 40 rows: arrays (beyond VALUES_MAX = 32).
+    # 10 rows: scalars; 40 rows: arrays (beyond VALUES_MAX = 12).
     threads = [threading.Thread(target=save, args=(40, 10)), threading.Thread(target=save, args=(20, 40))]
     threads.append(threading.Thread(target=retire, args=(50,)))
     for t in threads:
@@ -381,3 +381,28 @@ def test_pg_the_kept_connection_closes_with_the_application(settings):
         assert again.recorder.max_notification_id() == 1
     finally:
         again.close()
+
+
+@postgres_only
+def test_pg_an_aggregates_events_read_back_as_the_library_reads_them(orders_app):
+    """``select_events`` on the saves' kept connection, on a pooled one while a save holds it, and with the
+    library's options: the same StoredEvents as eventsourcing's own read, bytes state included."""
+    from eventsourcing.postgres import PostgresAggregateRecorder
+
+    recorder, a = orders_app.recorder, uuid.uuid4()
+    recorder.insert_events([_stored(a, 1), _stored(uuid.uuid4(), 1), _stored(a, 2)])
+    recorder.insert_events([_stored(a, 3)])
+    library = PostgresAggregateRecorder.select_events.__wrapped__(recorder, a)
+    assert [e.originator_version for e in library] == [1, 2, 3]
+    assert recorder.select_events(a) == library and isinstance(recorder.select_events(a)[0].state, bytes)
+    assert recorder.select_events(uuid.uuid4()) == []
+    with recorder._keeping:  # a save in progress: read on a pooled connection
+        assert recorder.select_events(a) == library
+    assert recorder.select_events(a, gt=1, desc=True, limit=1) == [library[2]]
+    assert orders_app.repository.get(_save_order(orders_app)).version == 1
+
+
+def _save_order(app) -> uuid.UUID:
+    order = _order(99)
+    UnitOfWork(app, OrderIndex()).commit(order)
+    return order.id
