@@ -355,6 +355,13 @@ def test_pg_a_save_on_a_broken_kept_connection_is_made_on_a_fresh_one(orders_app
     ids = recorder.insert_events(batch)
     assert [r[1] for r in _rows(orders_app, first[0] + 1)] == [s.originator_id for s in batch]
     assert len(ids) == 2 and recorder._kept.connection.info.backend_pid != kept_pid
+    # A read finds the kept connection ended too: it is read on a pooled one, and the next save on a fresh one.
+    kept_pid = recorder._kept.connection.info.backend_pid
+    with recorder.datastore.get_connection() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (kept_pid,))
+    assert recorder.select_events(batch[0].originator_id) == [batch[0]]
+    assert recorder.insert_events([_stored(batch[0].originator_id, 2)])
+    assert [e.originator_version for e in recorder.select_events(batch[0].originator_id)] == [1, 2]
 
 
 @postgres_only
