@@ -144,6 +144,9 @@ def open_orders_app(settings: Settings) -> OrdersApp:
     )
     # eventsourcing's recorder plus the retired-orders table (infrastructure/orderstore.py).
     env[f"{OrdersApp.name.upper()}_PROCESS_RECORDER_TOPIC"] = f"execledger.infrastructure.{recorder}"
+    if settings.database_url:
+        # eventsourcing.postgres's factory, which also closes the connection the recorder keeps for its saves.
+        env["PERSISTENCE_MODULE"] = "execledger.infrastructure.orderstore_postgres:OrdersPostgresFactory"
     # The same JSON, decoded with orjson: start-up decodes every stored event of the orders it holds.
     env[f"{OrdersApp.name.upper()}_TRANSCODER_TOPIC"] = "execledger.infrastructure.transcoder:OrjsonTranscoder"
     # The same stored events, mapped with less Python a save (the append path, issue 18).

@@ -38,7 +38,7 @@ def _log(app) -> list[tuple[int, uuid.UUID, int]]:
 
 def test_saves_get_increasing_ids_and_read_back_identically(orders_app):
     uow = UnitOfWork(orders_app, OrderIndex())
-    # 1, 10 and 40 events a save (the PostgreSQL recorder sends up to 32 rows as VALUES, more as arrays)
+    # 1, 10 and 40 events a save (the PostgreSQL recorder sends up to 12 rows as scalars, more as arrays)
     batches = [[_order(0)], [_order(i) for i in range(1, 11)], [_order(11)], [_order(i) for i in range(12, 52)]]
     for batch in batches:
         uow.commit(*batch)
@@ -109,7 +109,7 @@ def _rows(app, start: int) -> list[tuple[int, uuid.UUID, int, bytes]]:
 
 
 # 1 and 10 rows; 64 and 65 (SQLite: one statement in autocommit up to VALUES_MAX = 64, statements in a transaction
-# beyond); 131 (SQLite: three statements; PostgreSQL: arrays beyond 32).
+# beyond); 131 (SQLite: three statements; PostgreSQL: scalars up to 12 rows, arrays beyond).
 @pytest.mark.parametrize("n", [1, 10, 64, 65, 131])
 def test_a_mixed_save_gets_ids_in_its_order_contiguous_in_the_log(orders_app, n):
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -284,3 +284,132 @@ def test_has_events_answers_from_the_saves_at_once_without_the_readers(orders_ap
     has_events = getattr(orders_app.recorder, "has_events", None)
     if has_events is not None:
         assert has_events(order.id) and not has_events(other.id)
+
+
+# --- PostgreSQL: the saves' function and kept connection ----------------------------------------------------------
+
+
+postgres_only = pytest.mark.parametrize(
+    "settings", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def _backend_pids(app) -> set[int]:
+    """The server processes connected to the test database (this test's and any other's)."""
+    with app.recorder.datastore.get_connection() as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()
+    return {row["pid"] for row in rows}
+
+
+@postgres_only
+def test_pg_saves_from_threads_stay_whole_beside_the_pools_other_writers(orders_app):
+    """Saves of two threads on the recorder's kept connection and, at the same time, the pool's writers (the
+    retired-orders table): every save's rows are contiguous in the log, in its order, and every write is kept."""
+    import threading
+
+    recorder = orders_app.recorder
+    saves: list[tuple[list[int], list[StoredEvent]]] = []
+    errors: list[BaseException] = []
+
+    def save(n: int, size: int) -> None:
+        try:
+            for _ in range(n):
+                batch = [_stored(uuid.uuid4(), 1) for _ in range(size)]
+                saves.append((list(recorder.insert_events(batch) or []), batch))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def retire(n: int) -> None:
+        try:
+            for i in range(n):
+                recorder.retire_orders([(uuid.uuid4(), uuid.uuid4(), 1, f"c{i}", None)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    # 10 rows: scalars; 40 rows: arrays (beyond VALUES_MAX = 12).
+    threads = [threading.Thread(target=save, args=(40, 10)), threading.Thread(target=save, args=(20, 40))]
+    threads.append(threading.Thread(target=retire, args=(50,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    log = {n.id: n for n in recorder.select_notifications(1, 10_000)}
+    assert len(log) == 40 * 10 + 20 * 40 and len(saves) == 60
+    for ids, batch in saves:
+        assert ids == list(range(ids[0], ids[0] + len(batch)))
+        assert [(log[i].originator_id, log[i].state) for i in ids] == [(s.originator_id, s.state) for s in batch]
+    assert recorder.retired_order_id("c49") is not None
+
+
+@postgres_only
+def test_pg_a_save_on_a_broken_kept_connection_is_made_on_a_fresh_one(orders_app):
+    """The server ends the kept connection (a restart, an administrator): the next save is retried on a connection
+    taken from the pool again, as the library retries a save, and is kept once."""
+    recorder = orders_app.recorder
+    first = recorder.insert_events([_stored(uuid.uuid4(), 1)])
+    kept_pid = recorder._kept.connection.info.backend_pid
+    with recorder.datastore.get_connection() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (kept_pid,))
+    batch = [_stored(uuid.uuid4(), 1), _stored(uuid.uuid4(), 1)]
+    ids = recorder.insert_events(batch)
+    assert [r[1] for r in _rows(orders_app, first[0] + 1)] == [s.originator_id for s in batch]
+    assert len(ids) == 2 and recorder._kept.connection.info.backend_pid != kept_pid
+    # A read finds the kept connection ended too: it is read on a pooled one, and the next save on a fresh one.
+    kept_pid = recorder._kept.connection.info.backend_pid
+    with recorder.datastore.get_connection() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (kept_pid,))
+    assert recorder.select_events(batch[0].originator_id) == [batch[0]]
+    assert recorder.insert_events([_stored(batch[0].originator_id, 2)])
+    assert [e.originator_version for e in recorder.select_events(batch[0].originator_id)] == [1, 2]
+
+
+@postgres_only
+def test_pg_the_kept_connection_closes_with_the_application(settings):
+    """Closing the application closes the connection the saves kept (the pool closes only those it holds); a save
+    afterwards is refused and writes nothing."""
+    from eventsourcing.persistence import PersistenceError
+
+    from execledger.infrastructure.eventstore import open_orders_app
+
+    app = open_orders_app(settings)
+    recorder = app.recorder
+    recorder.insert_events([_stored(uuid.uuid4(), 1)])
+    kept = recorder._kept.connection
+    kept_pid = kept.info.backend_pid
+    assert kept_pid in _backend_pids(app)
+    app.close()
+    assert kept.closed
+    with pytest.raises(PersistenceError):  # the save without the library's retries (ten, 0.2 s apart)
+        recorder.insert_events.__wrapped__(recorder, [_stored(uuid.uuid4(), 1)])
+    again = open_orders_app(settings)
+    try:
+        assert kept_pid not in _backend_pids(again)
+        assert again.recorder.max_notification_id() == 1
+    finally:
+        again.close()
+
+
+@postgres_only
+def test_pg_an_aggregates_events_read_back_as_the_library_reads_them(orders_app):
+    """``select_events`` on the saves' kept connection, on a pooled one while a save holds it, and with the
+    library's options: the same StoredEvents as eventsourcing's own read, bytes state included."""
+    from eventsourcing.postgres import PostgresAggregateRecorder
+
+    recorder, a = orders_app.recorder, uuid.uuid4()
+    recorder.insert_events([_stored(a, 1), _stored(uuid.uuid4(), 1), _stored(a, 2)])
+    recorder.insert_events([_stored(a, 3)])
+    library = PostgresAggregateRecorder.select_events.__wrapped__(recorder, a)
+    assert [e.originator_version for e in library] == [1, 2, 3]
+    assert recorder.select_events(a) == library and isinstance(recorder.select_events(a)[0].state, bytes)
+    assert recorder.select_events(uuid.uuid4()) == []
+    with recorder._keeping:  # a save in progress: read on a pooled connection
+        assert recorder.select_events(a) == library
+    assert recorder.select_events(a, gt=1, desc=True, limit=1) == [library[2]]
+    assert orders_app.repository.get(_save_order(orders_app)).version == 1
+
+
+def _save_order(app) -> uuid.UUID:
+    order = _order(99)
+    UnitOfWork(app, OrderIndex()).commit(order)
+    return order.id
