@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal as D
 
-from common import backend_settings, fmt_spread, rounds, write_result
+from common import backend_settings, fmt_spread, raw_insert, rounds, write_result
 
 from execledger.application.order_index import OrderIndex
 from execledger.application.unit_of_work import UnitOfWork
@@ -74,6 +74,9 @@ def ledger_writer(app, events: int, batch: int) -> Writer:
     return write
 
 
+COLUMNS = "originator_id, originator_version, topic, state"  # the raw tables' columns, as the event store's
+
+
 def raw_sqlite_writer(settings, batch: int, size: int, topic: str, events: int):
     conn = sqlite3.connect(settings.data_dir / "raw.sqlite", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -84,14 +87,12 @@ def raw_sqlite_writer(settings, batch: int, size: int, topic: str, events: int):
     payload = b"x" * size
     ids = iter([uuid.uuid4().hex for _ in range(events)])  # made beforehand, as the ledger's orders are
 
-    def write(n: int) -> None:
+    def write(n: int) -> None:  # one multi-row INSERT in autocommit a save, as the ledger's recorder does
         for i in range(0, n, batch):
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO raw VALUES (?, 1, ?, ?)",
-                [(next(ids), topic, payload) for _ in range(min(batch, n - i))],
+            k = min(batch, n - i)
+            conn.execute(
+                raw_insert("sqlite", k, columns=COLUMNS), [x for _ in range(k) for x in (next(ids), topic, payload)]
             )
-            conn.execute("COMMIT")
 
     return write, conn
 
@@ -100,25 +101,21 @@ def raw_postgres_writer(settings, batch: int, size: int, topic: str, events: int
     import psycopg
 
     t = parse_postgres_url(settings.database_url.get_secret_value())
-    conn = psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password)
+    conn = psycopg.connect(host=t.host, port=t.port, dbname=t.dbname, user=t.user, password=t.password, autocommit=True)
     conn.execute(f'SET search_path TO "{t.schema}"')
     conn.execute(
         "CREATE TABLE raw (originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text, state bytea,"
         " notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
     )
     conn.execute("CREATE UNIQUE INDEX raw_notification_id ON raw (notification_id)")
-    conn.commit()
     payload = b"x" * size
     ids = iter([uuid.uuid4() for _ in range(events)])  # made beforehand, as the ledger's orders are
 
-    def write(n: int) -> None:
+    def write(n: int) -> None:  # one multi-row INSERT in autocommit a save: one round trip, as the ledger's saves
         for i in range(0, n, batch):
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO raw (originator_id, originator_version, topic, state) VALUES (%s, 1, %s, %s)",
-                    [(next(ids), topic, payload) for _ in range(min(batch, n - i))],
-                )
-            conn.commit()
+            k = min(batch, n - i)
+            values = [x for _ in range(k) for x in (next(ids), topic, payload)]
+            conn.execute(raw_insert("postgres", k, columns=COLUMNS), values, prepare=True)
 
     return write, conn
 
