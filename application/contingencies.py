@@ -74,6 +74,8 @@ class ContingencyManager:
         self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (the service's price watcher)
         self._emulating: set[UUID] = set()  # entries holding an emulated leg (armed or triggered)
         self._watch: dict[str, list[UUID]] = {}  # pair -> entries the price decides for (see watched_pairs)
+        # Watched entries the price decides nothing for until they or their legs change (note_price), -> pair
+        self._parked: dict[UUID, str] = {}
 
     def note_price(self, pair: str, price: LastPrice) -> list[Order]:
         """A pair's last public price (WS v2 ticker/trade, or REST Ticker while the stream is down). Returns the
@@ -85,18 +87,31 @@ class ContingencyManager:
         if known is None or price.at >= known.at:
             self.prices[pair] = price
         deciding: list[Order] = []
-        kept: list[UUID] = []
         for entry_id in self._watch.get(pair, ()):
             entry = self.index.get(entry_id)
             if entry is None:
                 continue
             if decides_on_price(entry, self.index, self.rules(entry)):
                 deciding.append(entry)
-            elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
-                continue  # flat with nothing working: only a new fact changes that, and its reaction decides
-            kept.append(entry_id)
-        self._watch[pair] = kept  # until watched_pairs looks again
+            elif any(not o.is_terminal for o in exits_of(entry, self.index)):
+                # What it decides changes only with a commit of it or a leg (``on_committed`` unparks it), not
+                # with the price: a tick costs O(entries the price decides for), not O(every watched entry).
+                self._parked[entry_id] = pair
+            # else flat with nothing working: only a new fact changes that, and its reaction decides
+        self._watch[pair] = [e.id for e in deciding]  # until watched_pairs looks again
         return deciding
+
+    def on_committed(self, committed: Iterable[tuple[Any, list[Any]]]) -> None:
+        """A unit of work's listener: an entry parked by ``note_price`` whose entry or leg was just committed is
+        looked at again on the next tick (every exit order has its entry as parent)."""
+        if not self._parked:
+            return
+        for aggregate, _ in committed:
+            if isinstance(aggregate, Order):
+                entry_id = aggregate.parent_id or aggregate.id
+                pair = self._parked.pop(entry_id, None)
+                if pair is not None:
+                    self._watch.setdefault(pair, []).append(entry_id)
 
     def last_price(self, pair: str) -> LastPrice | None:
         """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
@@ -110,6 +125,7 @@ class ContingencyManager:
         """Before the index is loaded again from the log."""
         self._emulating.clear()
         self._watch = {}
+        self._parked = {}
 
     def watch(self, entry: Order) -> None:
         """Follow the public price for this entry (it holds an emulated leg): loaded entries and new brackets."""
@@ -137,7 +153,7 @@ class ContingencyManager:
                 watch.setdefault(entry.pair, []).append(entry.id)
             elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
                 self._emulating.discard(entry.id)  # flat and nothing left working: done
-        self._watch = watch
+        self._watch, self._parked = watch, {}
         for pair in [p for p in self.prices if p not in watch]:
             del self.prices[pair]
         return set(watch)

@@ -80,6 +80,7 @@ class ExecutionEngine:
         )
         self.uow = UnitOfWork(self.app, self.orders, listeners)
         self.contingencies = ContingencyManager(self.orders, self.pairs, self.config.policy, self.clock)
+        self.uow.add_listener(self.contingencies.on_committed)  # unparks the entries a commit changed
         self.control = TradingControl(
             ledger,
             self.orders,

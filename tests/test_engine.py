@@ -302,6 +302,28 @@ async def test_a_price_tick_costs_no_reaction_while_both_legs_rest(h):
     assert h.engine.contingencies._watch["XXBTZUSD"] == []  # and no longer looked at on every tick
 
 
+async def test_a_tick_looks_again_at_a_parked_entry_once_a_commit_changes_it(h):
+    """While both legs rest, a tick parks the entry: later ticks do not look at it (a tick costs O(entries the
+    price decides for), not O(every watched entry)). A commit of the entry or a leg puts it back: a stop that
+    vanished and whose re-creation the venue refused decides on the very next tick, before watched_pairs."""
+    contingencies = h.engine.contingencies
+    entry = await h.signal()
+    h.venue.fill(h.txid(entry), "1", "100")
+    await h.settle()
+    assert contingencies.watched_pairs() == {"XXBTZUSD"}
+    assert contingencies.note_price("XXBTZUSD", LastPrice(D("95"), h.clock.now())) == []
+    assert contingencies._watch["XXBTZUSD"] == [] and contingencies._parked == {entry.id: "XXBTZUSD"}
+    [sl] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.script = [
+        PlaceResult(PlaceStatus.REJECTED, error="EGeneral:Permission denied", error_class=ErrorClass.PERMANENT)
+    ]
+    h.venue.vanish(h.txid(sl))
+    await h.settle()
+    assert not h.legs(entry, OrderRole.STOP_LOSS, live_only=True)
+    [deciding] = contingencies.note_price("XXBTZUSD", LastPrice(D("95"), h.clock.now()))
+    assert deciding.id == entry.id
+
+
 async def test_the_price_of_a_pair_no_longer_followed_is_forgotten(h):
     """A pair leaves the watched set when its last position is flat: nothing keeps its price current any more, so
     a signal's intake must not check sl/tp against it (it fails open, as for a pair never followed)."""
