@@ -203,15 +203,12 @@ def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
 # --- SQLite: the saves' kept connection ------------------------------------------------------------------------
 
 
-def test_saves_from_threads_stay_whole_beside_the_pools_other_writers(tmp_path):
-    """Saves of two threads on the recorder's kept connection (one statement, or three in a transaction) and, at
-    the same time, the pool's writers (the retired-orders table in its own transactions): every save's rows are
-    contiguous in the log, in its order, and every write is kept."""
+def _saves_beside_retires(recorder, save_plan: list[tuple[int, int]], retires: int) -> list:
+    """Threads saving ``n`` batches of ``size`` events for each (n, size) of ``save_plan`` and one retiring
+    ``retires`` orders, all at once through ``recorder``; returns the saves as (notification ids, batch) after
+    checking that none failed and that each save's rows are contiguous in the log, in its order."""
     import threading
 
-    datastore = SQLiteDatastore(str(tmp_path / "orders.sqlite"), lock_timeout=10)  # type: ignore[arg-type]
-    recorder = SQLiteOrdersRecorder(datastore)
-    recorder.create_table()
     saves: list[tuple[list[int], list[StoredEvent]]] = []
     errors: list[BaseException] = []
 
@@ -230,20 +227,31 @@ def test_saves_from_threads_stay_whole_beside_the_pools_other_writers(tmp_path):
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    # 10 rows: one statement in autocommit; 130 rows: three statements in BEGIN ... COMMIT.
-    threads = [threading.Thread(target=save, args=(50, 10)), threading.Thread(target=save, args=(20, 130))]
-    threads.append(threading.Thread(target=retire, args=(100,)))
+    threads = [threading.Thread(target=save, args=plan) for plan in save_plan]
+    threads.append(threading.Thread(target=retire, args=(retires,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    log = {n.id: n for n in recorder.select_notifications(1, 10_000)}
+    assert len(log) == sum(n * size for n, size in save_plan) and len(saves) == sum(n for n, _ in save_plan)
+    for ids, batch in saves:
+        assert ids == list(range(ids[0], ids[0] + len(batch)))
+        assert [(log[i].originator_id, log[i].state) for i in ids] == [(s.originator_id, s.state) for s in batch]
+    return saves
+
+
+def test_saves_from_threads_stay_whole_beside_the_pools_other_writers(tmp_path):
+    """Saves of two threads on the recorder's kept connection (one statement, or three in a transaction) and, at
+    the same time, the pool's writers (the retired-orders table in its own transactions): every save's rows are
+    contiguous in the log, in its order, and every write is kept."""
+    datastore = SQLiteDatastore(str(tmp_path / "orders.sqlite"), lock_timeout=10)  # type: ignore[arg-type]
+    recorder = SQLiteOrdersRecorder(datastore)
+    recorder.create_table()
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        log = {n.id: n for n in recorder.select_notifications(1, 10_000)}
-        assert len(log) == 50 * 10 + 20 * 130 and len(saves) == 70
-        for ids, batch in saves:
-            assert ids == list(range(ids[0], ids[0] + len(batch)))
-            assert [(log[i].originator_id, log[i].state) for i in ids] == [(s.originator_id, s.state) for s in batch]
+        # 10 rows: one statement in autocommit; 130 rows: three statements in BEGIN ... COMMIT.
+        _saves_beside_retires(recorder, [(50, 10), (20, 130)], 100)
         with datastore.transaction(commit=False) as c:
             c.execute(f"SELECT COUNT(*) FROM {recorder.RETIRED}")
             assert c.fetchone()[0] == 100
@@ -305,41 +313,9 @@ def _backend_pids(app) -> set[int]:
 def test_pg_saves_from_threads_stay_whole_beside_the_pools_other_writers(orders_app):
     """Saves of two threads on the recorder's kept connection and, at the same time, the pool's writers (the
     retired-orders table): every save's rows are contiguous in the log, in its order, and every write is kept."""
-    import threading
-
-    recorder = orders_app.recorder
-    saves: list[tuple[list[int], list[StoredEvent]]] = []
-    errors: list[BaseException] = []
-
-    def save(n: int, size: int) -> None:
-        try:
-            for _ in range(n):
-                batch = [_stored(uuid.uuid4(), 1) for _ in range(size)]
-                saves.append((list(recorder.insert_events(batch) or []), batch))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    def retire(n: int) -> None:
-        try:
-            for i in range(n):
-                recorder.retire_orders([(uuid.uuid4(), uuid.uuid4(), 1, f"c{i}", None)])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
     # 10 rows: scalars; 40 rows: arrays (beyond VALUES_MAX = 12).
-    threads = [threading.Thread(target=save, args=(40, 10)), threading.Thread(target=save, args=(20, 40))]
-    threads.append(threading.Thread(target=retire, args=(50,)))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    log = {n.id: n for n in recorder.select_notifications(1, 10_000)}
-    assert len(log) == 40 * 10 + 20 * 40 and len(saves) == 60
-    for ids, batch in saves:
-        assert ids == list(range(ids[0], ids[0] + len(batch)))
-        assert [(log[i].originator_id, log[i].state) for i in ids] == [(s.originator_id, s.state) for s in batch]
-    assert recorder.retired_order_id("c49") is not None
+    _saves_beside_retires(orders_app.recorder, [(40, 10), (20, 40)], 50)
+    assert orders_app.recorder.retired_order_id("c49") is not None
 
 
 @postgres_only
