@@ -161,6 +161,8 @@ class TradingService:
         self._poll_now = asyncio.Event()
         self._deadman_wake = asyncio.Event()
         self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
+        self.failed = asyncio.Event()  # set at once when a worker fails: the process must not look alive (runner)
+        self.failure: BaseException | None = None  # that worker's error
         self.missing: Counter[UUID] = Counter()  # lost-order strikes: never terminal until the venue proves it
         self.stream_seen: dict[UUID, datetime] = {}  # when the live stream last reported on an order
         self.stream_healthy = False
@@ -808,15 +810,13 @@ class TradingService:
         self.engine.execution.on_deferred = self._flush_soon  # the loops run: a deferred acknowledgement is flushed
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._sender(), name="sender")
-                tg.create_task(self._stream(), name="stream")
-                tg.create_task(self._poller(), name="rest-poller")
-                tg.create_task(self._timers(), name="timers")
-                tg.create_task(self._reconciler(), name="reconciler")
-                tg.create_task(self._command_follower(), name="commands")
-                tg.create_task(self._price_watcher(), name="prices")
+                workers = {"sender": self._sender, "stream": self._stream, "rest-poller": self._poller}
+                workers |= {"timers": self._timers, "reconciler": self._reconciler, "prices": self._price_watcher}
+                workers |= {"commands": self._command_follower}
                 if self.config.deadman_enabled:
-                    tg.create_task(self._deadman(), name="deadman")
+                    workers["deadman"] = self._deadman
+                for name, worker in workers.items():
+                    tg.create_task(self._watched(name, worker), name=name)
                 self.wake()
                 await self._stopping.wait()
                 await self.protect_positions()  # entries stopped; the legs of filled positions still go out
@@ -829,6 +829,26 @@ class TradingService:
             if self._ack_flush is not None:
                 self._ack_flush.cancel()
                 self._flush_deferred()
+
+    async def _watched(self, name: str, worker: Callable[[], Awaitable[None]]) -> None:
+        """Run one worker; its failure is made known at once (``failed``, ``failure``, one CRITICAL log line)
+        instead of when the task group has wound down the others, which a worker slow to cancel (a socket's
+        close) can delay without bound: meanwhile the process would answer as if it traded."""
+        try:
+            await worker()
+        except Exception as exc:
+            if self.failure is None:
+                self.failure = exc
+                log.critical(
+                    "trading worker %s failed: %s: %s; trading stops (the process exits, and the next start "
+                    "reconciles with the venue)",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+                self.failed.set()
+            raise
 
     async def _load_while_asking_the_venue(self) -> list[OrderStatusReport] | None:
         """Start-up: the log is folded into orders in a worker thread (``ledger.load_orders`` only reads the store)

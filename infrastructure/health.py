@@ -77,6 +77,7 @@ class HealthSnapshot:
     trading_process: str | None = None  # who holds the writer lock (the trading process), if known
     pending_commands: PendingCommands | None = None  # None: not known in this process
     projection_failure: dict[str, Any] | None = None  # the batch the read models cannot apply (position, error, ...)
+    trading_failure: str | None = None  # a worker of the trading service failed: trading stopped, the process exits
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def assess(s: HealthSnapshot, limits: HealthLimits | None = None) -> Assessment:
     limits = limits or HealthLimits()
     problems: list[str] = []
     warnings: list[str] = []
-    if s.recovered is False:
+    if s.trading_failure is not None:
+        problems.append(f"the trading service stopped: {s.trading_failure}; the process exits and a restart recovers")
+    elif s.recovered is False:
         problems.append("start-up reconciliation has not finished: signals are not safe yet")
     v = s.venue
     if v is not None:
@@ -177,6 +180,7 @@ def health_body(s: HealthSnapshot, a: Assessment) -> dict[str, Any]:
             "recovered": s.recovered,
             "process": s.trading_process,
             "pending_commands": _pending_body(s.at, s.pending_commands),
+            "failure": s.trading_failure,
         },
         "venue": venue,
         "projection_lag": s.projection_lag,
@@ -307,11 +311,17 @@ class HealthMonitor:
             trading_process=self.process() if self.process else None,
             pending_commands=self.pending() if self.pending else None,
             projection_failure=failure,
+            trading_failure=_failure_text(self.service),
         )
 
     def assess(self) -> tuple[HealthSnapshot, Assessment]:
         snap = self.snapshot()
         return snap, assess(snap, self.limits)
+
+
+def _failure_text(service: Any) -> str | None:
+    failure = getattr(service, "failure", None)
+    return None if failure is None else f"{type(failure).__name__}: {failure}"
 
 
 def snapshot_dict(s: HealthSnapshot) -> dict[str, Any]:

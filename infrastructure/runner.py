@@ -175,14 +175,19 @@ async def run_service(
             # Until stopped, or until a worker fails: a process whose trading (or projection) task died must not
             # keep answering the API as if it traded. The failure propagates from the gather below.
             stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
+            watch = {stopped, *tasks}
+            if running.service is not None:  # a failed worker: at once, not once its task group has wound down
+                watch.add(asyncio.create_task(running.service.failed.wait()))
+            await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in watch - set(tasks):
+                waiter.cancel()
         finally:
             stop.set()
             grace, hurry = STOP_GRACE_S, None
             if running.service is not None:
                 await running.service.stop()
-                grace += running.service.config.stop_protect_s + running.service.config.stop_drain_s
+                if running.service.failure is None:  # a failed service protects nothing more: no protection phase
+                    grace += running.service.config.stop_protect_s + running.service.config.stop_drain_s
                 if stop_now is not None:
                     hurry = asyncio.create_task(_on_set(stop_now, running.service.stop_now), name="stop-now")
             if running.follower is not None:
@@ -192,6 +197,8 @@ async def run_service(
             await asyncio.gather(*helpers, return_exceptions=True)
             try:
                 await _stop_within(tasks, grace)
+                if running.service is not None and running.service.failure is not None:
+                    raise running.service.failure  # its task may have been canceled before it could raise it
             finally:
                 if hurry is not None:
                     hurry.cancel()

@@ -58,6 +58,9 @@ class TradingHealth(_Model):
     recovered: bool | None
     process: str | None = Field(description="the trading process holding the writer lock: pid, host, since")
     pending_commands: PendingCommandsBody | None = None
+    failure: str | None = Field(
+        default=None, description="a worker of the trading service failed: its error (the process then exits)"
+    )
 
 
 class ProjectionFailureBody(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -91,6 +92,13 @@ def test_health_verdicts():
     assert verdict.status == "degraded" and verdict.can_trade  # a HALT is the operator's choice, not a failure
     not_recovered = HealthSnapshot(NOW, "all", "running", "s", "i", False, snap().venue, 0, 0)
     assert assess(not_recovered).http_status == 503
+    died = dataclasses.replace(snap(), trading_failure="ConcurrencyConflict: the store refused the transaction")
+    verdict = assess(died)  # recovered long ago, venue fine: a dead worker still means no trading
+    assert (verdict.http_status, verdict.can_trade) == (503, False)
+    assert verdict.problems == [
+        "the trading service stopped: ConcurrencyConflict: the store refused the transaction; the process exits "
+        "and a restart recovers"
+    ]
 
 
 def test_monitor_follows_its_hooks():
