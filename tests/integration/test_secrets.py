@@ -19,14 +19,14 @@ from .conftest import BREAKER_THRESHOLD, PAIR, Collector, until
 @pytest.fixture
 def signatures(monkeypatch):
     """Every API-Sign header value the client computes."""
-    made = []
-    sign = rest_module.sign
+    made: list[str] = []
 
-    def recording(*args):
-        made.append(sign(*args))
-        return made[-1]
+    class Recording(rest_module.Signer):
+        def sign(self, *args):
+            made.append(super().sign(*args))
+            return made[-1]
 
-    monkeypatch.setattr(rest_module, "sign", recording)
+    monkeypatch.setattr(rest_module, "Signer", Recording)
     return made
 
 

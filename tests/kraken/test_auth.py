@@ -2,7 +2,7 @@
 
 import pytest
 
-from execledger.infrastructure.kraken.auth import InvalidSecret, decode_secret, sign, verify
+from execledger.infrastructure.kraken.auth import InvalidSecret, Signer, decode_secret, sign, verify
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 NONCE = "1616492376594"
@@ -27,3 +27,15 @@ def test_bad_secret_is_a_clear_error_without_echoing_it(bad):
     with pytest.raises(InvalidSecret) as info:
         decode_secret(bad)
     assert (bad not in str(info.value)) or bad == ""
+
+
+def test_the_keyed_signer_gives_the_published_vector_and_what_sign_gives():
+    secret = decode_secret(SECRET)
+    signer = Signer(secret)
+    assert signer.sign(b"/0/private/AddOrder", NONCE.encode(), BODY.encode()) == EXPECTED
+    for nonce, body in [("1", ""), ("1616492376595", BODY + "&x=%2F"), ("9" * 19, "nonce=" + "9" * 19)]:
+        # keyed once, each signature from a copy: one call never leaves state behind for the next
+        assert signer.sign(b"/0/private/CancelOrder", nonce.encode(), body.encode()) == sign(
+            "/0/private/CancelOrder", nonce, body, secret
+        )
+    assert SECRET not in repr(signer) and secret.hex() not in repr(signer)

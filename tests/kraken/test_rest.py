@@ -258,3 +258,33 @@ async def test_the_signing_turn_goes_to_urgent_callers_first_and_past_a_canceled
     handed.cancel()  # ...canceled before it runs: it passes the turn on
     await after
     assert order[-1] == "after" and not turn.locked()
+
+
+async def test_a_reply_the_venue_holds_delays_no_other_signed_call(stub, rest):
+    """The signing turn passes on once the request's body is with the transport, not when its reply comes: while
+    Kraken holds one AddOrder's reply, a cancel is signed, sent and answered."""
+    stub.on("AddOrder", Hang())
+    stub.on("CancelOrder", {"error": [], "result": {"count": 1}})
+    held = asyncio.ensure_future(rest.private("AddOrder", {"pair": "XBT/USD"}, kind=CallKind.NEW_ENTRY))
+    while not stub.calls("AddOrder"):  # the stub has read the held request
+        await asyncio.sleep(0.005)
+    assert not rest._signed.locked()
+    answer = await asyncio.wait_for(
+        rest.private("CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}, kind=CallKind.CANCEL), timeout=0.5
+    )
+    assert answer == {"count": 1} and not held.done()
+    (sent,) = stub.calls("AddOrder")
+    (cancel,) = stub.calls("CancelOrder")
+    assert int(cancel.params["nonce"]) > int(sent.params["nonce"])
+    with pytest.raises(KrakenTransportError):  # the client's timeout (1 s) ends the held call
+        await held
+    assert not rest._signed.locked()
+
+
+async def test_a_call_that_never_reaches_the_wire_passes_the_signing_turn_on(credentials, tmp_path):
+    """No connection (nothing listens): the turn is passed on when the call fails, and the next call gets it."""
+    async with KrakenRestClient("http://127.0.0.1:9", credentials, data_dir=tmp_path, timeout_s=1.0) as client:
+        for _ in range(2):
+            with pytest.raises(KrakenTransportError) as failed:
+                await client.private("Balance")
+            assert failed.value.kind is Transport.CONNECT_FAILED and not client._signed.locked()
