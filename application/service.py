@@ -996,8 +996,9 @@ class TradingService:
         streaming, polled, looked = False, 0.0, _loop_time()
         try:
             while not self.stopping:
-                try:
-                    item = await asyncio.wait_for(queue.get(), self.config.price_poll_s)
+                try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the
+                    async with asyncio.timeout(self.config.price_poll_s):  # item arrives, and this loop never ends
+                        item = await queue.get()
                 except TimeoutError:  # a quiet market: nothing changes
                     pass
                 else:

@@ -311,7 +311,8 @@ class NotificationFollower:
                     )
                     if stop is not None:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), wait)
+                            async with asyncio.timeout(wait):  # not wait_for: 3.11's can swallow a cancel
+                                await stop.wait()
                         if stop.is_set():
                             return False
                     else:

@@ -58,4 +58,5 @@ async def listen(
                 listening.clear()
             log.warning("LISTEN on %s failed (%s); polling meanwhile", channel, type(exc).__name__)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry_s)
+                async with asyncio.timeout(retry_s):  # not wait_for: 3.11's can swallow a cancel
+                    await stop.wait()

@@ -246,7 +246,8 @@ async def _acquire_writer_lock(
                 raise
             log.info("standby: another trading process holds the writer lock; waiting to take over")
             try:
-                await asyncio.wait_for(stop.wait(), poll_s)
+                async with asyncio.timeout(poll_s):  # not wait_for: 3.11's can swallow a cancel
+                    await stop.wait()
                 return None
             except TimeoutError:
                 continue

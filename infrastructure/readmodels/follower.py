@@ -81,7 +81,8 @@ class ProjectionFollower:
                         exc_info=failures == 1,
                     )
                     with contextlib.suppress(TimeoutError):  # nudges do not shorten the pause; a stop does
-                        await asyncio.wait_for(stop.wait(), pause)
+                        async with asyncio.timeout(pause):  # not wait_for: 3.11's can swallow a cancel
+                            await stop.wait()
                     continue
                 if failures:
                     log.warning("the read models apply batches again after %d failed attempts", failures)
@@ -89,7 +90,8 @@ class ProjectionFollower:
                 async with self._progress:
                     self._progress.notify_all()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    async with asyncio.timeout(self.poll_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             if listener is not None:

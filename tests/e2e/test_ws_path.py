@@ -1,9 +1,11 @@
 """The live path: the service's own workers, driven by the WS v2 executions stream (no test-driven polling)."""
 
 import asyncio
+from decimal import Decimal
 
 from execledger.application.engine import ReportPublisher
 from execledger.application.policies import PolicyConfig
+from execledger.application.ports import PriceTick
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import State
 from execledger.domain.values import OrderRole
@@ -95,3 +97,23 @@ async def test_the_price_watcher_sends_the_held_take_profit_when_the_price_reach
     [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
     assert h.order(sl).state is State.CANCELED and h.order(tp).state is State.FILLED and h.position(entry) == 0
     h.assert_consistent()
+
+
+async def test_a_cancel_that_lands_with_a_price_ends_the_price_watcher(harness, monkeypatch):
+    """The task group cancels the price watcher (another worker failed) in the very step a price reaches it: the
+    watcher must end. Python 3.11's ``asyncio.wait_for`` returned the price and dropped the cancel, so the
+    watcher went on forever and the failed service never finished (tests/faults/test_save_refused.py)."""
+    h = await harness()
+    service = TradingService(h.engine, h.exchange, ServiceConfig(deadman_enabled=False, price_poll_s=30))
+    watcher: asyncio.Task | None = None
+
+    async def price_ticks(pairs):
+        yield PriceTick("XXBTZUSD", Decimal("70000"), h.clock.now())
+        assert watcher is not None
+        watcher.cancel()  # the watcher's queue was handed the price in this same step
+        await asyncio.Event().wait()  # then a quiet market
+
+    monkeypatch.setattr(h.exchange, "price_ticks", price_ticks)
+    watcher = asyncio.create_task(service._follow_prices({"XXBTZUSD"}))
+    done, _ = await asyncio.wait({watcher}, timeout=5)
+    assert watcher in done and watcher.cancelled()
