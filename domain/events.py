@@ -10,6 +10,7 @@ generated class.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -65,6 +66,23 @@ def kinds_by_name(aggregate: type) -> dict[str, EventKind]:
     return {name: kind for name, kind in kinds.items() if isinstance(kind, EventKind)}
 
 
+_DECISIONS = itertools.count()  # the order in which this process decided events, across every aggregate
+
+
+def decided_order(aggregate: Any) -> list[int]:
+    """The decision numbers of ``aggregate``'s pending events, one each in order, and forgets them; [] when any
+    of them was recorded without one (the library's own path): the unit of work then keeps that aggregate's
+    events where they are. Stored events are written in decision order across aggregates (a leg's decision
+    taken after its entry's first fill is stored before that entry's later fill), so that replaying the log
+    re-decides in the order things were decided."""
+    numbers: list[int] = aggregate.__dict__.pop("_decided", [])
+    return numbers if len(numbers) == len(aggregate._pending_events) else []
+
+
+def _number(aggregate: Any) -> None:
+    aggregate.__dict__.setdefault("_decided", []).append(next(_DECISIONS))
+
+
 def lean_triggers(aggregate: type) -> type:
     """Class decorator (below ``bind_declarations``): each ``@event`` command method of ``aggregate`` (not
     ``__init__``) records its event through ``_trigger`` instead of eventsourcing's decorator path.
@@ -102,6 +120,7 @@ def _trigger(event_cls: Any, func: Callable[..., None]) -> Callable[..., None]:
         self._version = new.originator_version
         self._modified_on = new.timestamp
         self._pending_events.append(new)
+        _number(self)
 
     trigger.__name__, trigger.__qualname__, trigger.__doc__ = func.__name__, func.__qualname__, func.__doc__
     return trigger
@@ -127,5 +146,6 @@ def lean_create(aggregate_cls: type[T], event_cls: Any, originator_id: UUID, **k
     vars(cls)["__init__"].decorated_func(aggregate, **kwargs)
     new.apply(aggregate)
     aggregate._pending_events.append(new)
+    _number(aggregate)
     result: T = aggregate
     return result

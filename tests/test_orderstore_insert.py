@@ -389,3 +389,17 @@ def _save_order(app) -> uuid.UUID:
     order = _order(99)
     UnitOfWork(app, OrderIndex()).commit(order)
     return order.id
+
+
+def test_one_commit_stores_events_in_the_order_they_were_decided_across_orders(orders_app):
+    """A group commit (reports applied together) stores what was decided in decision order, not order by order,
+    as if each decision had been committed on its own: replay re-decides in log order. Break test of issue 18: a
+    leg's amend decided after its entry's first fill was stored after that entry's later fill."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    a, b = _order(0), _order(1)  # decided: a placed, b placed, then b submitted, then a submitted
+    b.submit(at=now, deadline=None, reason=reason("test", "submit"))
+    a.submit(at=now, deadline=None, reason=reason("test", "submit"))
+    UnitOfWork(orders_app, OrderIndex()).commit(a, b)
+    assert [(o, v) for _, o, v in _log(orders_app)] == [(a.id, 1), (b.id, 1), (b.id, 2), (a.id, 2)]
