@@ -53,6 +53,9 @@ def test_the_lean_path_records_the_librarys_events_byte_for_byte(monkeypatch):
     expected = [mapper.to_stored_event(e) for e in library.collect_events()]
     assert [mapper.to_stored_event(e) for e in lean.collect_events()] == expected
     assert len(expected) == 1 + len(STEPS)
-    assert {k: v for k, v in vars(lean).items() if k != "_pending_events"} == {
+    # The lean path also numbers its events in decision order (``_decided``, process-local, never stored).
+    decided = lean.__dict__["_decided"]
+    assert decided == sorted(decided) and len(decided) == len(expected)
+    assert {k: v for k, v in vars(lean).items() if k not in ("_pending_events", "_decided")} == {
         k: v for k, v in vars(library).items() if k != "_pending_events"
     }
