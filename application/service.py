@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from uuid import UUID
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from execledger.application.commands import CommandInbox
 from execledger.application.engine import ExecutionEngine
 from execledger.application.execution import BatchConflict
@@ -1047,7 +1049,10 @@ class TradingService:
     async def _command_follower(self) -> None:
         while not self.stopping:
             self._commands.clear()
-            self.pull_commands()
+            try:
+                self.pull_commands()
+            except (OperationalError, InterfaceError) as exc:  # the command is read again: nothing was kept
+                log.warning("commands: the database failed (%s); reading them again shortly", exc)
             await self._wait(self._commands, self.config.commands_poll_s)
 
     def deadman_wanted(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import uuid5
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import InterfaceError, OperationalError, Tracking
 
 from execledger.application.contingencies import ContingencyManager
 from execledger.application.execution import MISSING_ON_VENUE
@@ -179,9 +179,14 @@ class TradingControl:
     def handle(self, command: Command, tracking: Tracking) -> CommandReceipt:
         """Carry out one command from the log: its decisions, its receipt and its tracking position are committed
         in one transaction. A command that cannot be carried out is refused (with the reason on the receipt), never
-        left unprocessed: the log moves on."""
+        left unprocessed: the log moves on. A database error (eventsourcing's ``OperationalError`` or
+        ``InterfaceError``: a connection lost, a lock timeout) refuses nothing: it propagates with nothing kept, and
+        the command is read again from its position (``TradingService._command_follower`` retries)."""
         try:
             decision = self._decide(command)
+        except (OperationalError, InterfaceError):  # the database failed for a moment: not the command's fault
+            self._discard_uncommitted()  # nothing decided is kept and no receipt is written: it is read again
+            raise
         except Exception as exc:  # a bug, not the operator's fault: refuse it visibly and keep following the log
             log.exception("command %s (%s) failed", command.id, command.kind.value)
             self._discard_uncommitted()

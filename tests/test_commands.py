@@ -88,3 +88,28 @@ async def test_halt_and_resume_without_a_running_trading_process_take_effect_at_
     assert cli(["resume"], data).exit_code == 0
     assert carry_out_recorded_commands(data, clock)[1].mode.value == "running"
     assert cli(["halt"], data).exit_code == 2  # --reason is required
+
+
+async def test_a_database_error_while_carrying_out_a_command_refuses_nothing_and_it_is_read_again(traded, clock):
+    """Break test (issue 18): a connection the database dropped while a command was carried out refused the
+    signal as 'invalid' (its receipt said so for good). It is the database's fault, not the command's: nothing is
+    recorded, the error propagates, and the next read carries the command out."""
+    from eventsourcing.persistence import OperationalError
+
+    data, _entry = traded
+    assert cli(["halt", "--reason", "db test"], data).exit_code == 0
+    with open_ledger(Settings(data_dir=data), clock=clock) as lg:
+        trading = build_trading(lg, FakeExchange(clock))
+        control = lg.engine.control
+        decide = control._decide
+
+        def dropped(command):
+            raise OperationalError("terminating connection due to administrator command")
+
+        control._decide = dropped
+        with pytest.raises(OperationalError):
+            trading.service.pull_commands()
+        assert control.state.mode.value == "running"  # nothing decided, no receipt
+        control._decide = decide
+        assert trading.service.pull_commands() == 1
+        assert control.state.mode.value == "halted" and control.state.why == "db test"
