@@ -5,7 +5,13 @@ database takes saves again. Expected: the trading process either goes on (record
 its supervisor restarts it and recovery reconciles). Seen on 897af73 and on f3ff4c8 alike: the trading task dies
 with the ``IntegrityError`` silently, the process keeps answering ``/v1/health`` 200 with ``recovered: true``,
 takes signals (202, never carried out), the ledger shows the stops open while the venue filled them, and the error
-is logged only at SIGTERM (exit 1)."""
+is logged only at SIGTERM (exit 1).
+
+Why (a task dump at that moment): the runner waits for ``TradingService.run``, whose TaskGroup cancelled its other
+workers when ``_stream`` failed; every one ended but ``prices``. ``_follow_prices`` waits with
+``asyncio.wait_for(queue.get(), ...)``, and Python 3.11's ``wait_for`` returns the item instead of raising when the
+cancellation arrives as the item does (the fill wave brings price ticks), so the cancellation is lost and the loop
+(``while not self.stopping``) runs on. With two positions the process exited; with eight it failed 4 runs of 4."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from tests.conftest import TEST_DATABASE_URL, require_postgres
 from tests.faults.harness import PAIR, Backend, Session, SoakResult
 
 SEED = 31
+POSITIONS = 8  # more fills in the wave: more price ticks arriving with them (the race below)
 
 
 def _execute(statement: sql.Composed) -> None:
@@ -34,13 +41,13 @@ async def test_a_save_refused_for_a_moment_leaves_no_process_that_looks_alive(tm
     require_postgres()
     backend = Backend("postgres", TEST_DATABASE_URL)
     async with Session(tmp_path, backend, SEED, SoakResult(seed=SEED, backend=backend.name)) as s:
-        for i in range(4):
+        for i in range(POSITIONS):
             body = {"signal_id": f"m{i}", "pair": PAIR, "side": "buy", "order_type": "market", "quantity": "0.004"}
             await s.post_signal(body | {"sl_price": "66000.0"})
         deadline = time.monotonic() + 15
-        while await _stops(s) != ["open"] * 4 and time.monotonic() < deadline:
+        while await _stops(s) != ["open"] * POSITIONS and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        assert await _stops(s) == ["open"] * 4
+        assert await _stops(s) == ["open"] * POSITIONS
         await asyncio.sleep(1)
         table = sql.Identifier(s.schema, "orders_events")
         refuse = sql.SQL("ALTER TABLE {} ADD CONSTRAINT breaker_refuse CHECK (false) NOT VALID").format(table)
@@ -53,11 +60,11 @@ async def test_a_save_refused_for_a_moment_leaves_no_process_that_looks_alive(tm
             await asyncio.to_thread(_execute, drop)
         deadline = time.monotonic() + 20
         while s.service.alive and time.monotonic() < deadline:
-            if await _stops(s) == ["filled"] * 4:
+            if await _stops(s) == ["filled"] * POSITIONS:
                 return  # it went on
             await asyncio.sleep(0.5)
         health = await s._get(f"{s.api_url}/v1/health", accept=(200, 503)) if s.service.alive else None
         assert not s.service.alive, (
             f"20 s after the database took saves again the process still runs, the ledger's stops are "
-            f"{await _stops(s)} (the venue filled all four) and /v1/health says {health}"
+            f"{await _stops(s)} (the venue filled them all) and /v1/health says {health}"
         )
