@@ -113,39 +113,45 @@ class OrderIndex(Mapping[UUID, Order]):
         """Add the order, or re-index it after events changed it (state, venue order id). The same order object at
         the version it was last put at has not changed since (every change of an order is an event): nothing to
         re-index, only a terminal one is noted for ``retire_finished`` again (a put of a deferred answer, a new leg
-        or a new entry, then its commit: half the puts of a lifecycle)."""
-        order_id, state = order.id, order.state  # read once: ``id`` is a property (every commit re-indexes)
-        if self._put_version.get(order_id) == order.version and self._orders.get(order_id) is order:
+        or a new entry, then its commit: half the puts of a lifecycle). An order not held (new, or loaded again)
+        has no entry in ``_put_version``, ``_seq`` and ``_state_of`` (put and removed together): its put looks
+        nothing else up. A UUID's hash is a Python call (``uuid.UUID.__hash__``), so is an Enum's: a put of a new
+        order hashes its id 5 times instead of 10 (issue 18)."""
+        order_id, state, version = order.id, order.state, order.version  # ``id``, ``version``: properties
+        seen = self._put_version.get(order_id)
+        if seen is None:
+            self._seq[order_id] = len(self._seq)
+            self._state_of[order_id] = state
+            self._by_state[state].add(order_id)
+        elif seen == version and self._orders.get(order_id) is order:
             if state in TERMINAL:
                 self._settling.add(order.parent_id or order_id)
             return
-        self._put_version[order_id] = order.version
+        else:
+            previous = self._state_of[order_id]
+            if previous is not state:
+                self._by_state[previous].discard(order_id)
+                self._by_state[state].add(order_id)
+                self._state_of[order_id] = state
+        self._put_version[order_id] = version
         self._orders[order_id] = order
-        if order_id not in self._seq:
-            self._seq[order_id] = len(self._seq)
         self._by_client_id[order.cl_ord_id] = order_id
         if order.txid:
             self._by_venue_id[order.txid] = order_id
         if order.role is OrderRole.ENTRY:
             self._by_signal[order.signal_id] = order_id
-        previous = self._state_of.get(order_id)
-        if previous is not state:
-            if previous is not None:
-                self._by_state[previous].discard(order_id)
-            self._by_state[state].add(order_id)
-            self._state_of[order_id] = state
         if order.amend_pending is not None and state is State.OPEN:
             self._amending.add(order_id)
-        else:
+        elif self._amending:
             self._amending.discard(order_id)
-        if order.is_terminal:
+        if state in TERMINAL:
             self._settling.add(order.parent_id or order_id)
         if self.deadline_of is not None:
             self._note_deadline(order_id, self.deadline_of(order))
         if self.flag is not None:
             if self.flag(order):
                 self._flagged.add(order_id)
-            else:
+            elif self._flagged:
                 self._flagged.discard(order_id)
 
     def _note_deadline(self, order_id: UUID, deadline: datetime | None) -> None:
