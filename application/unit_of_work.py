@@ -55,6 +55,12 @@ class UnitOfWork:
         self.listeners: list[Listener] = list(listeners)
         self.commits = 0
         self._deferred: dict[Any, Any] = {}  # aggregate id -> aggregate whose observations wait for the next commit
+        # The Orders store's own save path when its mapper and recorder have it (``OrjsonMapper.flat_rows``, the
+        # recorders' ``insert_rows``): the events' values go straight into the INSERT's parameters.
+        flat_rows, insert_rows = getattr(app.mapper, "flat_rows", None), getattr(app.recorder, "insert_rows", None)
+        self._flat: tuple[Callable[[list[Any]], list[Any]], Callable[..., None]] | None = (
+            (flat_rows, insert_rows) if flat_rows is not None and insert_rows is not None else None
+        )
 
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
@@ -101,9 +107,7 @@ class UnitOfWork:
             self.discard(a for a, _ in committed)
             raise
         self.commits += 1
-        for aggregate, _ in committed:
-            if isinstance(aggregate, Order):
-                self.index.put(aggregate)
+        self.index.put_all([a for a, _ in committed if isinstance(a, Order)])
         for listener in self.listeners:
             try:
                 listener(committed)
@@ -116,7 +120,14 @@ class UnitOfWork:
         reads: the ``Recording`` (and its ``Notification``) of each event that ``put`` builds, 1.1 us an event,
         and the notification ids (``returning_ids=False``: the SQLite recorder then leaves out its ``RETURNING``
         clause, 2 us an event; the PostgreSQL recorder returns them anyway). The listeners and the follower read
-        committed events by position from the log, never from here."""
+        committed events by position from the log, never from here. With the Orders store's mapper and recorders
+        (``OrjsonMapper.flat_rows``, ``insert_rows``) the events' stored values go into the INSERT's parameters as
+        one flat list, the same rows and bytes: no ``StoredEvent`` an event nor a second pass over them (mapping
+        and parameters 5.2 -> 4.1 us an event at 10 a save, issue 18)."""
+        if self._flat is not None:
+            flat_rows, insert_rows = self._flat
+            insert_rows(flat_rows(events), tracking)
+            return
         mapper = self.app.mapper
         stored = [mapper.to_stored_event(event) for event in events]
         self.app.recorder.insert_events(stored, tracking=tracking, returning_ids=False)

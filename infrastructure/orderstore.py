@@ -93,26 +93,34 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
             return super().insert_events(stored_events, **kwargs)
         tracking: Tracking | None = kwargs.get("tracking")
         returning: bool = kwargs.get("returning_ids", True)
-        params = [
-            x
-            for s in stored_events
-            for x in (
-                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                s.originator_version,
-                s.topic,
-                s.state,
-            )
-        ]
-        if self.datastore.pool.is_sqlite_memory_mode:
-            with self.datastore.get_connection(commit=True) as conn:
-                rows = self._insert(conn, params, tracking, returning)
-        else:
-            with self._inserting:
-                rows = self._insert(self._inserts_connection(), params, tracking, returning)
+        params: list[Any] = []
+        for s in stored_events:
+            params += (s.originator_id, s.originator_version, s.topic, s.state)
+        rows = self._insert_flat(params, tracking, returning)
         if not returning:
             return None
         notification_ids = {(row[1], row[2]): row[0] for row in rows}
         return [notification_ids[key] for key in zip(params[0::4], params[1::4], strict=True)]
+
+    def insert_rows(self, rows: list[Any], tracking: Tracking | None = None) -> None:
+        """``insert_events(stored_events, tracking=tracking, returning_ids=False)`` of the events whose values are
+        ``rows``: four an event in turn, originator id, version, topic, state (``OrjsonMapper.flat_rows``), which
+        become the INSERT's parameters as they are (the ids turned into their text in place: the list is the
+        recorder's). The same one transaction, errors and rows as ``insert_events``, without a ``StoredEvent``
+        an event and the pass that reads them into the parameters (issue 18)."""
+        if rows:
+            self._insert_flat(rows, tracking, False)
+        else:
+            super().insert_events([], tracking=tracking)
+
+    def _insert_flat(self, params: list[Any], tracking: Tracking | None, returning: bool) -> list[sqlite3.Row]:
+        """Insert the rows of ``params`` (four values a row; their ids turned into text here, in place)."""
+        params[0::4] = [i.hex if isinstance(i, UUID) else i for i in params[0::4]]
+        if self.datastore.pool.is_sqlite_memory_mode:
+            with self.datastore.get_connection(commit=True) as conn:
+                return self._insert(conn, params, tracking, returning)
+        with self._inserting:
+            return self._insert(self._inserts_connection(), params, tracking, returning)
 
     def has_events(self, originator_id: UUID) -> bool:
         """Whether any event of ``originator_id`` is stored: one lookup by the primary key on the connection the

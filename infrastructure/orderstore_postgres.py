@@ -153,40 +153,63 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
             or (tracking is not None and not self.datastore.single_row_tracking)
         ):
             return super().insert_events(stored_events, **kwargs)
-        returning = kwargs.get("returning_ids", True)
+        columns: _Columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        return self._save(columns, tracking, kwargs.get("returning_ids", True))
+
+    def insert_rows(self, rows: list[Any], tracking: Tracking | None = None) -> None:
+        """``insert_events(stored_events, tracking=tracking, returning_ids=False)`` of the events whose values are
+        ``rows``: four an event in turn, originator id, version, topic, state (``OrjsonMapper.flat_rows``). The
+        same one call, transaction and errors as ``insert_events``; the four columns of the save are slices of
+        ``rows`` instead of four passes over ``StoredEvent`` objects made for them (issue 18)."""
+        if (
+            self.datastore.enable_db_functions
+            or not rows
+            or (tracking is not None and not self.datastore.single_row_tracking)
+        ):
+            stored = [StoredEvent(*rows[i : i + 4]) for i in range(0, len(rows), 4)]
+            super().insert_events(stored, tracking=tracking, returning_ids=False)
+        else:
+            self._save((rows[0::4], rows[1::4], rows[2::4], rows[3::4]), tracking, False)
+
+    def _save(self, columns: _Columns, tracking: Tracking | None, returning: bool) -> list[int] | None:
+        """One save of the rows whose ids, versions, topics and states are ``columns`` (see ``insert_events``)."""
         with self._keeping:
             curs = self._kept_cursor()
             try:
-                if self._by_libpq and len(stored_events) <= self.VALUES_MAX:
-                    result = self._save_by_libpq(curs.connection.pgconn, stored_events, tracking)
+                if self._by_libpq and len(columns[0]) <= self.VALUES_MAX:
+                    result = self._save_by_libpq(curs.connection.pgconn, columns, tracking)
                     if result is not None:
                         return [_INT8.unpack(v)[0] for v in _column(result, 0)] if returning else None
-                curs.execute(*self._call(stored_events, tracking), prepare=True)
+                curs.execute(*self._call(columns, tracking), prepare=True)
                 return [row[0] for row in curs.fetchall()] if returning else None
             except psycopg.Error as exc:
                 if curs.connection.broken:
                     self._give_back()
                 raise _translated(exc) from exc
 
-    def _save_by_libpq(
-        self, pgconn: Any, stored_events: Sequence[StoredEvent], tracking: Tracking | None
-    ) -> pq.abc.PGresult | None:
+    def _save_by_libpq(self, pgconn: Any, columns: _Columns, tracking: Tracking | None) -> pq.abc.PGresult | None:
         """The save's call with its parameters encoded here, in binary (UUID bytes, big-endian int8, UTF-8 text,
         bytea), sent by libpq itself (``PQexecPrepared``, which releases the GIL while it waits): psycopg's cursor
         (query conversion, its dumpers, its prepared-statement cache, result objects) cost 25 us of CPU a save of
         one event on top of this. None when an originator id is not a UUID (psycopg's dumpers then)."""
+        ids, versions, topics, states = columns
         try:
-            params: list[bytes | None] = [e.originator_id.bytes for e in stored_events]  # type: ignore[union-attr]
+            params: list[bytes | None] = [i.bytes for i in ids]
         except AttributeError:
             return None
-        params += [_INT8.pack(e.originator_version) for e in stored_events]
-        params += [e.topic.encode() for e in stored_events]
-        params += [e.state for e in stored_events]
+        params += [_INT8.pack(v) for v in versions]
+        params += [t.encode() for t in topics]
+        params += states
         if tracking is None:
             params += (None, None)
         else:
             params += (tracking.application_name.encode(), _INT8.pack(tracking.notification_id))
-        return self._exec_prepared(pgconn, len(stored_events), params)
+        return self._exec_prepared(pgconn, len(ids), params)
 
     def _exec_prepared(self, pgconn: Any, key: int, params: list[bytes | None]) -> pq.abc.PGresult:
         """Run this recorder's statement ``key`` (a save of ``key`` rows; 0: one aggregate's events) with binary
@@ -219,26 +242,19 @@ class PostgresOrdersRecorder(PostgresProcessRecorder):
             _INT8_OID,
         ]
 
-    def _call(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> tuple[bytes, list[Any]]:
+    def _call(self, columns: _Columns, tracking: Tracking | None) -> tuple[bytes, list[Any]]:
         """The call of ``save_function`` for these rows and its parameters: up to ``VALUES_MAX`` rows as four
         ``ARRAY[...]`` of binary scalars (psycopg's C dumpers; a statement for each count, prepared once), more as
         four binary arrays (psycopg's list dumpers, in Python: 20 us more a save of one event, less than the
         scalars beyond ``VALUES_MAX``), one statement whatever the count."""
-        n = len(stored_events)
+        n = len(columns[0])
         position = (tracking.application_name, tracking.notification_id) if tracking is not None else (None, None)
+        rows: list[Any]
         if n > self.VALUES_MAX:
             n = 0
-            rows: list[Any] = [
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ]
+            rows = list(columns)
         else:
-            rows = [e.originator_id for e in stored_events]
-            rows += [e.originator_version for e in stored_events]
-            rows += [e.topic for e in stored_events]
-            rows += [e.state for e in stored_events]
+            rows = [x for column in columns for x in column]
         statement = self._calls.get(n)
         if statement is None:
             statement = self._calls[n] = self._render_call(n)
@@ -408,6 +424,8 @@ class OrdersPostgresFactory(PostgresFactory):
 
 
 _UUID_OID, _INT8_OID, _TEXT_OID, _BYTEA_OID = 2950, 20, 25, 17  # pg_type oids
+# A save's rows as four columns: originator ids, versions, topics, states.
+_Columns = tuple[Sequence[Any], Sequence[int], Sequence[str], Sequence[bytes]]
 _INT8 = struct.Struct(">q")  # bigint in PostgreSQL's binary format
 _EPOCHS = itertools.count(1)  # connections kept by any recorder of this process
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -197,3 +197,45 @@ class OrjsonMapper(Mapper[UUID]):
         if state is None:
             return super().to_stored_event(domain_event)
         return StoredEvent(first[1], second[1], form[0], state)  # positional: 0.2 us less than by name
+
+    def flat_rows(self, events: Sequence[DomainEventProtocol[UUID]]) -> list[Any]:
+        """The stored form of ``events`` as one flat list, four values an event in turn: its originator id,
+        version, topic and state, the values ``to_stored_event`` gives (the same bytes), for a recorder's
+        ``insert_rows``, which hands them to its INSERT as they are: no ``StoredEvent`` an event (0.5 us) nor a
+        second pass that reads its attributes into the statement's parameters, and the per-event steps of
+        ``to_stored_event`` (its calls, the first two attributes' checks) in one loop (issue 18). An event this
+        path does not write (see ``to_stored_event``) is mapped by ``to_stored_event`` in its place."""
+        transcoder = self._orjson
+        if transcoder is None or self.compressor or self.cipher or not transcoder._fast:
+            return self._flat_by_library(events)
+        forms = self._forms
+        rows: list[Any] = []
+        dumps, plain, tagged = orjson.dumps, _PLAIN, _tagged
+        for event in events:
+            cls = type(event)
+            form = forms.get(cls)
+            if form is None:
+                form = forms[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+            items = iter(vars(event).items())
+            first, second = next(items, _NONE), next(items, _NONE)
+            if first[0] == "originator_id" and second[0] == "originator_version":
+                try:
+                    state = {k: v if type(v) in plain else tagged(v) for k, v in items}
+                    if form[1] > 1:
+                        state["class_version"] = form[1]
+                    rows += (first[1], second[1], form[0], dumps(state, option=_OPTIONS))
+                    continue
+                except (_Refused, orjson.JSONEncodeError):
+                    pass
+            stored = super().to_stored_event(event)
+            rows += (stored.originator_id, stored.originator_version, stored.topic, stored.state)
+        return rows
+
+    def _flat_by_library(self, events: Sequence[DomainEventProtocol[UUID]]) -> list[Any]:
+        rows: list[Any] = []
+        for stored in map(self.to_stored_event, events):
+            rows += (stored.originator_id, stored.originator_version, stored.topic, stored.state)
+        return rows
+
+
+_NONE = ("", None)  # what ``flat_rows`` reads for an event with fewer than two attributes

@@ -154,13 +154,23 @@ def test_a_save_with_tracking_records_both_or_neither(orders_app, n):
     assert _rows(orders_app, 1) == before and orders_app.recorder.max_tracking_id("Commands") == 7
 
 
+def _save(recorder, via: str, batch: list[StoredEvent], tracking: Tracking | None = None) -> object:
+    """A save without ids: ``insert_events(..., returning_ids=False)``, or ``insert_rows`` of the same values."""
+    if via == "rows":
+        rows = [x for s in batch for x in (s.originator_id, s.originator_version, s.topic, s.state)]
+        return recorder.insert_rows(rows, tracking)
+    return recorder.insert_events(batch, tracking=tracking, returning_ids=False)
+
+
+@pytest.mark.parametrize("via", ["events", "rows"])
 @pytest.mark.parametrize("n", [1, 10, 65, 131])
-def test_a_save_without_ids_writes_the_same_rows_and_refuses_the_same_saves(orders_app, n):
-    """``returning_ids=False`` (the unit of work's saves; SQLite leaves out RETURNING, PostgreSQL ignores it)."""
+def test_a_save_without_ids_writes_the_same_rows_and_refuses_the_same_saves(orders_app, n, via):
+    """``returning_ids=False`` (SQLite leaves out RETURNING, PostgreSQL ignores it) and ``insert_rows`` (the unit of
+    work's saves: the same values as one flat list)."""
     recorder, a = orders_app.recorder, uuid.uuid4()
     last = recorder.insert_events([_stored(a, 1)])[-1]
     batch = [_stored(uuid.uuid4(), 1) for _ in range(n - 1)] + [_stored(a, 2)]
-    returned = recorder.insert_events(batch, returning_ids=False)
+    returned = _save(recorder, via, batch)
     rows = _rows(orders_app, last + 1)
     assert [r[1:] for r in rows] == [(s.originator_id, s.originator_version, s.state) for s in batch]
     ids = [r[0] for r in rows]
@@ -168,13 +178,15 @@ def test_a_save_without_ids_writes_the_same_rows_and_refuses_the_same_saves(orde
     before = _rows(orders_app, 1)
     for tracking in (None, Tracking("Commands", 3)):  # version 2 of ``a`` again: refused, with or without tracking
         with pytest.raises(IntegrityError):
-            recorder.insert_events([_stored(uuid.uuid4(), 1), _stored(a, 2)], tracking=tracking, returning_ids=False)
+            _save(recorder, via, [_stored(uuid.uuid4(), 1), _stored(a, 2)], tracking)
         assert _rows(orders_app, 1) == before
-    recorder.insert_events([_stored(a, 3)], tracking=Tracking("Commands", 3), returning_ids=False)
+    _save(recorder, via, [_stored(a, 3)], Tracking("Commands", 3))
     assert recorder.max_tracking_id("Commands") == 3 and _rows(orders_app, 1)[-1][1:3] == (a, 3)
     with pytest.raises(IntegrityError):  # position 3 again
-        recorder.insert_events([_stored(a, 4)], tracking=Tracking("Commands", 3), returning_ids=False)
+        _save(recorder, via, [_stored(a, 4)], Tracking("Commands", 3))
     assert recorder.select_events(a)[-1].originator_version == 3
+    _save(recorder, via, [], Tracking("Commands", 4))  # a tracking position alone
+    assert recorder.max_tracking_id("Commands") == 4
 
 
 def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
@@ -192,6 +204,8 @@ def test_sqlite_errors_are_translated_as_the_library_translates_them(tmp_path):
             recorder.insert_events([_stored(uuid.uuid4(), 1) for _ in range(SQLiteOrdersRecorder.VALUES_MAX + 1)])
         with pytest.raises(OperationalError, match="locked"):
             recorder.insert_events([_stored(uuid.uuid4(), 1)], tracking=Tracking("Commands", 1))
+        with pytest.raises(OperationalError, match="locked"):  # the unit of work's saves
+            _save(recorder, "rows", [_stored(uuid.uuid4(), 1)])
         other.execute("ROLLBACK")
         assert recorder.max_notification_id() is None
         assert recorder.insert_events([_stored(uuid.uuid4(), 1), _stored(uuid.uuid4(), 1)]) == [1, 2]

@@ -239,6 +239,30 @@ def test_an_event_of_tagged_types_is_mapped_without_the_library(monkeypatch):
     assert fast.to_stored_event(event) == expected
 
 
+def _flat(*stored) -> list:
+    return [x for s in stored for x in (s.originator_id, s.originator_version, s.topic, s.state)]
+
+
+def test_flat_rows_are_the_library_mappers_stored_events_in_order():
+    """``flat_rows`` (the unit of work's save path) gives each event's stored values in turn, the library mapper's,
+    whether the walk writes the event or leaves it to the library (NaN, a long integer)."""
+    library, fast = mappers()
+    events = [
+        noted(price=Decimal("1.5"), when=datetime(2026, 1, 1, tzinfo=UTC), ids=[uuid4()]),
+        noted(x=math.nan),
+        noted(big=2**70),
+        noted(colours=[Colour.RED, "red"], ids=(uuid4(),)),
+    ]
+    assert fast.flat_rows(events) == _flat(*map(library.to_stored_event, events))
+    assert fast.flat_rows([]) == []
+
+
+def test_with_a_compressor_flat_rows_are_the_library_mappers():
+    library, fast = mappers(compressor=ZlibCompressor())
+    events = [noted(price=Decimal("2")), noted(price=Decimal("3"))]
+    assert fast.flat_rows(events) == _flat(*map(library.to_stored_event, events))
+
+
 def test_with_a_compressor_the_library_maps():
     library, fast = mappers(compressor=ZlibCompressor())
     event = noted(price=Decimal("2"))
