@@ -59,7 +59,8 @@ SIGNAL = {
 
 
 class CommitCounter:
-    """Wraps the recorder's insert_events: how many transactions and events the ledger wrote, and their bytes."""
+    """Wraps the recorder's insert_events and insert_rows: how many transactions and events the ledger wrote,
+    and their bytes."""
 
     def __init__(self, recorder):
         self.batches: list[int] = []
@@ -72,6 +73,15 @@ class CommitCounter:
             return self._insert(stored_events, **kwargs)
 
         recorder.insert_events = insert_events
+        if hasattr(recorder, "insert_rows"):  # the unit of work's save path: four values an event, state last
+            insert_rows = recorder.insert_rows
+
+            def counted_rows(rows, tracking=None):
+                self.batches.append(len(rows) // 4)
+                self.bytes += sum(len(state) for state in rows[3::4])
+                return insert_rows(rows, tracking)
+
+            recorder.insert_rows = counted_rows
 
     @property
     def events(self) -> int:
