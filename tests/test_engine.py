@@ -264,13 +264,19 @@ async def test_a_stop_refused_for_funds_is_resized_to_what_the_account_holds_and
     h.assert_legs_match_position(entry)
 
 
-async def test_a_stop_refused_for_what_it_is_is_reported_not_sold_at_market(h):
+async def _filled_with_its_stop_refused_for_good(h):
+    """An entry filled whose stop-loss AddOrder the venue refuses for what it is (permission denied: PERMANENT)."""
     entry = await h.signal()
     h.venue.script = [
         PlaceResult(PlaceStatus.REJECTED, error="EGeneral:Permission denied", error_class=ErrorClass.PERMANENT)
     ]
     h.venue.fill(h.txid(entry), "1", "100")
     await h.settle()
+    return entry
+
+
+async def test_a_stop_refused_for_what_it_is_is_reported_not_sold_at_market(h):
+    entry = await _filled_with_its_stop_refused_for_good(h)
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
     assert h.engine.orders[sl.id].state is State.REJECTED and h.legs(entry, OrderRole.EXIT) == []
     reasons = [e.reason["rule"] for e in h.engine.ledger.order_history(entry.id) if e.name == "Deferred"]
@@ -343,12 +349,7 @@ async def test_the_price_of_a_pair_no_longer_followed_is_forgotten(h):
 
 
 async def test_a_stop_refused_for_what_it_is_exits_at_market_once_a_tick_crosses_its_trigger(h):
-    entry = await h.signal()
-    h.venue.script = [
-        PlaceResult(PlaceStatus.REJECTED, error="EGeneral:Permission denied", error_class=ErrorClass.PERMANENT)
-    ]
-    h.venue.fill(h.txid(entry), "1", "100")
-    await h.settle()
+    entry = await _filled_with_its_stop_refused_for_good(h)
     assert h.engine.contingencies.watched_pairs() == {"XXBTZUSD"}
     [entry_now] = h.engine.contingencies.note_price("XXBTZUSD", LastPrice(D("95"), h.clock.now()))
     assert entry_now.id == entry.id
