@@ -110,17 +110,32 @@ class _SignedBody(aiohttp.BytesPayload):
     written it: ``StreamWriter.write`` hands the request's head and body to the transport in one synchronous
     ``transport.write`` (it awaits only to drain past 64 KiB), so the next holder takes its nonce after these bytes
     are with the transport. Cheaper than a trace hook: a TraceConfig makes aiohttp build and send six trace
-    signals a request however few have receivers (about 15 us of CPU a call here)."""
+    signals a request however few have receivers (about 15 us of CPU a call here).
 
-    def __init__(self, body: bytes, passing: _TurnPass):
+    ``still_wanted`` is asked again at that last moment, with no await before the bytes go: a call that had to
+    open a new connection first (TCP and TLS handshakes, milliseconds) is withdrawn if a HALT was confirmed
+    meanwhile. Nothing is written then (aiohttp holds the request's head until the body's first write), the
+    connection is dropped, and ``withdrawn`` says why."""
+
+    def __init__(self, body: bytes, passing: _TurnPass, still_wanted: Callable[[], str | None] | None = None):
         super().__init__(body, content_type=FORM)
         self._passing = passing
+        self._still_wanted = still_wanted
+        self.withdrawn: str | None = None
+
+    def _check(self) -> None:
+        if self._still_wanted is not None:
+            self.withdrawn = self._still_wanted()
+            if self.withdrawn is not None:
+                raise CallWithdrawn("AddOrder", self.withdrawn)  # aiohttp wraps it: see _request
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:  # aiohttp >= 3.12
+        self._check()
         await super().write_with_length(writer, content_length)
         self._passing()
 
     async def write(self, writer: Any) -> None:  # aiohttp < 3.12
+        self._check()
         await super().write(writer)
         self._passing()
 
@@ -349,7 +364,8 @@ class KrakenRestClient:
                 # waiting for the reply is not: the turn passes on once the body is with the transport
                 # (``_SignedBody``), so a reply the venue holds for seconds delays no other call.
                 write = kind is CallKind.NEW_ENTRY
-                return await self._request("POST", url, method, write, data=_SignedBody(body, passing), headers=headers)
+                signed = _SignedBody(body, passing, still_wanted)
+                return await self._request("POST", url, method, write, data=signed, headers=headers)
             finally:
                 passing()
 
@@ -373,6 +389,9 @@ class KrakenRestClient:
         except TimeoutError:
             raise fail(Transport.TIMEOUT, f"no answer within {self.timeout.total:g}s") from None
         except aiohttp.ClientError as exc:
+            body_sent = kwargs.get("data")
+            if isinstance(body_sent, _SignedBody) and body_sent.withdrawn is not None:  # nothing was written
+                raise CallWithdrawn(method, body_sent.withdrawn) from None
             raise fail(Transport.CONNECTION_LOST, f"connection lost ({type(exc).__name__})") from None
         if status != 200:
             raise fail(Transport.HTTP_STATUS, f"HTTP {status} ({content_type}, {len(body)} bytes)", status)
