@@ -32,20 +32,42 @@ class ConcurrencyConflict(Exception):
     carried out; nothing of this transaction was kept."""
 
 
-def _in_decision_order(committed: Committed) -> list[Any]:
-    """The events of ``committed``, collected from their aggregates, in the order they were decided across
-    aggregates (``domain.events.decided_order``): a block of reports applied together is stored as if each had
-    been committed on its own. Events without decision numbers keep their places, aggregate by aggregate."""
-    numbered: list[tuple[int | None, Any]] = []
-    for aggregate, _ in committed:
-        numbers = decided_order(aggregate)
-        events = aggregate.collect_events()
-        numbered += zip(numbers, events, strict=True) if numbers else ((None, e) for e in events)
-    slots = [i for i, (number, _) in enumerate(numbered) if number is not None]
-    in_order = sorted((numbered[i] for i in slots), key=lambda item: item[0] or 0)  # every one numbered here
+def _collected(aggregates: Iterable[Any]) -> tuple[Committed, list[Any]]:
+    """Each of ``aggregates`` that has pending events with the events it collects (its own ``collect_events()``),
+    and all of them in the order they were decided across aggregates (``domain.events.decided_order``): a block of
+    reports applied together is stored as if each had been committed on its own. Events without decision numbers
+    keep their places, aggregate by aggregate. The lists collected are the committed lists the listeners get (no
+    copy of the pending events made first). Most saves were decided aggregate by aggregate (new orders, one
+    report): their events are returned as collected, without the sort (1.4 -> 0.3 us an event at 10 a save)."""
+    committed: Committed = []
+    numbered: list[tuple[list[int], list[Any]]] = []
+    events: list[Any] = []
+    ascending, last = True, -1
+    for aggregate in aggregates:
+        if not aggregate.pending_events:
+            continue
+        numbers = decided_order(aggregate)  # before collecting: it compares its count with the pending events
+        collected = aggregate.collect_events()
+        committed.append((aggregate, collected))
+        numbered.append((numbers, collected))
+        events += collected
+        if numbers:
+            ascending = ascending and numbers[0] > last
+            last = numbers[-1]
+    return committed, events if ascending else _sorted_by_decision(numbered)
+
+
+def _sorted_by_decision(numbered: list[tuple[list[int], list[Any]]]) -> list[Any]:
+    """The events of ``numbered`` (each aggregate's decision numbers, [] for none, and its events), the numbered
+    ones sorted by their numbers among the slots they fill, the others where they are."""
+    flat: list[tuple[int | None, Any]] = []
+    for numbers, collected in numbered:
+        flat += zip(numbers, collected, strict=True) if numbers else ((None, e) for e in collected)
+    slots = [i for i, (number, _) in enumerate(flat) if number is not None]
+    in_order = sorted((flat[i] for i in slots), key=lambda item: item[0] or 0)  # every one numbered here
     for slot, item in zip(slots, in_order, strict=True):
-        numbered[slot] = item
-    return [event for _, event in numbered]
+        flat[slot] = item
+    return [event for _, event in flat]
 
 
 class UnitOfWork:
@@ -91,14 +113,12 @@ class UnitOfWork:
         ConcurrencyConflict (and keeps nothing) when the store refuses the transaction."""
         if self._deferred:
             aggregates, self._deferred = (*self._deferred.values(), *aggregates), {}
-        unique = list({a.id: a for a in aggregates if a is not None}.values())
-        committed: Committed = [(a, list(a.pending_events)) for a in unique if a.pending_events]
-        if not committed and tracking is None:
-            return []
         # Each aggregate's own collect_events(), as eventsourcing's ProcessingEvent.collect_events would call it,
         # without that method's isinstance() checks against runtime-checkable Protocols: 31 us an aggregate on
         # Python 3.11, more than encoding its event (the aggregates here are Aggregates, never bare events).
-        events = _in_decision_order(committed)
+        committed, events = _collected({a.id: a for a in aggregates if a is not None}.values())
+        if not committed and tracking is None:
+            return []
         try:
             self._record(events, tracking)
         except IntegrityError as exc:

@@ -417,3 +417,27 @@ def test_one_commit_stores_events_in_the_order_they_were_decided_across_orders(o
     a.submit(at=now, deadline=None, reason=reason("test", "submit"))
     UnitOfWork(orders_app, OrderIndex()).commit(a, b)
     assert [(o, v) for _, o, v in _log(orders_app)] == [(a.id, 1), (b.id, 1), (b.id, 2), (a.id, 2)]
+
+
+def test_a_commit_sorts_by_decision_only_what_was_not_decided_in_the_order_given(orders_app):
+    """Orders given in the order they were decided are stored as given (the unit of work skips the sort), orders
+    given in another order still by decision, an order whose events have no decision numbers (the library's own
+    path) in its place; the listeners get each order's committed events."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    a, b, c, d = _order(0), _order(1), _order(2), _order(3)  # decided: a, b, c, d placed, then d, then a submitted
+    d.submit(at=now, deadline=None, reason=reason("test", "submit"))
+    a.submit(at=now, deadline=None, reason=reason("test", "submit"))
+    c.__dict__.pop("_decided")  # as if recorded by the library's own path: keeps its place
+    seen: list = []
+    uow = UnitOfWork(orders_app, OrderIndex(), [seen.append])
+    uow.commit(b, c)  # decided in the order given
+    uow.commit(d, a)  # a placed, d placed, d submitted, a submitted
+    stored = [(o, v) for _, o, v in _log(orders_app)]
+    assert stored == [(b.id, 1), (c.id, 1), (a.id, 1), (d.id, 1), (d.id, 2), (a.id, 2)]
+    assert [[(o.id, [e.originator_version for e in events]) for o, events in s] for s in seen] == [
+        [(b.id, [1]), (c.id, [1])],
+        [(d.id, [1, 2]), (a.id, [1, 2])],
+    ]
+    assert not any(o.pending_events for o in (a, b, c, d))
