@@ -86,7 +86,10 @@ def _tagged(value: Any) -> Any:
     callback: 0.7 us less an order's Placed event (4.0 -> 3.3 us)."""
     kind = type(value)
     if kind is dict:
-        return {k: item if type(item) in _PLAIN else _tagged(item) for k, item in value.items()}
+        for item in value.values():
+            if type(item) not in _PLAIN:
+                return {k: item if type(item) in _PLAIN else _tagged(item) for k, item in value.items()}
+        return value  # nothing to tag (a reason's texts, empty tags): not copied, 0.4 us less a Placed event
     if kind is Decimal:
         return {"_type_": "decimal_str", "_data_": str(value)}
     if kind is datetime:  # a UTC datetime's text is written by orjson: the same as ``isoformat``'s
