@@ -124,8 +124,10 @@ class SQLiteOrdersRecorder(SQLiteProcessRecorder):
             super().insert_events([], tracking=tracking)
 
     def _insert_flat(self, params: list[Any], tracking: Tracking | None, returning: bool) -> list[sqlite3.Row]:
-        """Insert the rows of ``params`` (four values a row; their ids turned into text here, in place)."""
-        params[0::4] = [i.hex if isinstance(i, UUID) else i for i in params[0::4]]
+        """Insert the rows of ``params`` (four values a row; their ids turned into text here, in place). The text
+        is ``UUID.hex``'s own expression, ``'%032x' % int``, without the property's Python call: 0.6 -> 0.3 us an
+        event (timeit, issue 18)."""
+        params[0::4] = ["%032x" % i.int if isinstance(i, UUID) else i for i in params[0::4]]  # noqa: UP031 (format: slower)
         if self._in_memory:
             with self.datastore.get_connection(commit=True) as conn:
                 return self._insert(conn, params, tracking, returning)
