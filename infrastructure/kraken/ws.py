@@ -83,7 +83,8 @@ class KrakenExecutionsStream:
     Memory is bounded: once ``QUEUE_HIGH`` reports wait for the consumer, the stream stops reading the socket
     (a flood then waits in aiohttp's bounded reader and the venue's TCP window, not in this queue) until the
     consumer has taken the queue down to half; the heartbeat watchdog counts that wait as alive. One frame's
-    reports always go in whole (a snapshot of many orders may pass the bound once)."""
+    reports always go in whole (a snapshot of many orders may pass the bound once), and the socket is read on while
+    a trading request awaits its answer (the queue then grows by what arrives in that time)."""
 
     QUEUE_HIGH = 512
 
@@ -210,7 +211,7 @@ class KrakenExecutionsStream:
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: FrameWatchdog) -> None:
         while True:
-            if self._queue.qsize() >= self.QUEUE_HIGH:
+            if self._queue.qsize() >= self.QUEUE_HIGH and not self._pending:
                 await self._until_consumed(watchdog)
             frame = await ws.receive()
             now = watchdog.seen()
@@ -227,10 +228,11 @@ class KrakenExecutionsStream:
 
     async def _until_consumed(self, watchdog: FrameWatchdog) -> None:
         """The consumer is behind: read no frame until it has taken the queue down to half (the venue is not
-        silent meanwhile, so the watchdog holds)."""
+        silent meanwhile, so the watchdog holds), or a trading request waits for its answer (``request`` wakes this:
+        an ack held behind a slow consumer would make an order's outcome unknown)."""
         self._room.clear()
         with watchdog.holding():
-            while self._queue.qsize() > self.QUEUE_HIGH // 2:
+            while self._queue.qsize() > self.QUEUE_HIGH // 2 and not self._pending:
                 await self._room.wait()
                 self._room.clear()
 
@@ -279,6 +281,7 @@ class KrakenExecutionsStream:
         if withdrawn is not None:  # its turn came too late: nothing is written
             raise CallWithdrawn(method, withdrawn)
         self._pending[req_id] = future
+        self._room.set()  # a reader paused for a slow consumer reads on until the answer is in
         timer = future.get_loop().call_later(timeout_s, _expire, future, method, timeout_s)
         try:
             try:

@@ -271,3 +271,19 @@ async def test_route_rest_places_and_cancels_over_rest_only(live):
     assert placed.status is PlaceStatus.ACKNOWLEDGED and canceled.count == 1
     assert live.sim.requests("add_order") == [] and live.sim.requests("cancel_order") == []
     assert len(live.sim.requests("AddOrder")) == 1 and len(live.sim.requests("CancelOrder")) == 1
+
+
+async def test_a_consumer_behind_does_not_hold_an_answer_back(venue):
+    """The stream stops reading the socket while its consumer is behind (``QUEUE_HIGH``), except while a trading
+    request waits for its answer: orders placed while nobody takes the reports are still acknowledged."""
+    reports = venue.exchange.executions()
+    stream = venue.exchange.stream
+    stream.QUEUE_HIGH = 2  # the CONNECTED event and the snapshot's first reports already reach it
+    stream.start()
+    await until(lambda: stream.healthy)
+    venue.exchange.ws_ack_timeout_s = 2.0
+    results = [await venue.exchange.place(venue.limit_buy()) for _ in range(4)]
+    assert [r.status for r in results] == [PlaceStatus.ACKNOWLEDGED] * 4
+    assert stream._queue.qsize() >= stream.QUEUE_HIGH  # nobody consumed: the reader was behind all along
+    assert len(venue.sim.requests("add_order")) == 4 and venue.sim.requests("AddOrder") == []
+    await reports.aclose()
