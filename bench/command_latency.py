@@ -65,8 +65,10 @@ async def measure(backend_name: str, split: bool, signals: int, halts: int) -> d
                     sent[answer["cl_ord_id"]] = started
 
                 async def all_arrived():
-                    async with d.http.get(f"{d.sim_url}/_sim/requests", params={"method": "AddOrder"}) as r:
-                        requests = await r.json()
+                    requests = []
+                    for method in ("add_order", "AddOrder"):  # either route: WS v2 add_order, REST AddOrder
+                        async with d.http.get(f"{d.sim_url}/_sim/requests", params={"method": method}) as r:
+                            requests += await r.json()
                     arrived = {q["params"]["cl_ord_id"]: q["time"] for q in requests if q["params"].get("cl_ord_id")}
                     return arrived if set(sent) <= set(arrived) else None
 

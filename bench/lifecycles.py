@@ -285,8 +285,8 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                     "wall_ms_per_lifecycle": round(seconds / lifecycles * 1000, 2),
                     "rest_calls_per_lifecycle": round(calls / lifecycles, 2),
                     "commits_per_lifecycle": round(commits / lifecycles, 2),
-                    "add_orders": await venue.count("AddOrder"),
-                    "cancels": await venue.count("CancelOrder"),
+                    "add_orders": await venue.count("AddOrder") + await venue.count("add_order"),
+                    "cancels": await venue.count("CancelOrder") + await venue.count("cancel_order"),
                 }
 
 

@@ -192,7 +192,12 @@ async def run_rate(settings, work: Path, *, rate: float, duration: float, tier: 
             await wait_until(
                 lambda: _quiet(get, api), timeout=180, interval=0.5, what="nothing left to send", process=service
             )
-            calls = await get(f"{sim_url}/_sim/requests?method=AddOrder")
+            # orders on either route: WS v2 add_order while the executions socket is healthy, REST AddOrder
+            calls = [
+                *await get(f"{sim_url}/_sim/requests?method=add_order"),
+                *await get(f"{sim_url}/_sim/requests?method=AddOrder"),
+            ]
+            calls.sort(key=lambda c: c["time"])
         finally:
             code = await service.terminate(20)
             await sim.terminate(10)

@@ -8,12 +8,12 @@ both rest on the venue). Every time is stamped on the simulator's side with ``ti
   fill to the stop's ``CancelOrder`` (or ``AmendOrder``) reaching the simulator's request handler.
 
 The OCO figure is measured twice in each round: ``plain``, and ``held``: with another call hung all the while (the
-simulator's ``hold_request`` fault, ``--hold`` seconds, on the AddOrder of another entry, a limit buy far below the
-market; a new one is hung before the current one has less than 2 s left, counted to the service's own 10 s
-request timeout when the hold is longer). A sample counts as covered when the simulator held that AddOrder from the
-fill to the cancel's arrival and the ledger still showed its entry ``submitting`` (the service awaiting the reply)
-at both instants. A held reply must block no other call. Each round runs
-in a fresh process (its own peak RSS).
+simulator's ``hold_request`` fault, ``--hold`` seconds, on the AddOrder (WS ``add_order`` on route ws) of another
+entry, a limit buy far below the market; a new one is hung before the current one has less than 2 s left, counted
+to the service's own 10 s request timeout when the hold is longer). A sample counts as covered when the simulator
+held that AddOrder from the fill to the cancel's arrival and the ledger still showed its entry ``submitting`` (the
+service awaiting the reply) at both instants. A held reply must block no other call. Each round runs in a fresh
+process (its own peak RSS).
 
 Usage: .venv/bin/python bench/oco_latency.py [--samples 200] [--hold 15] [--backends sqlite,postgres] [--rounds 3]
 """
@@ -62,7 +62,8 @@ class Stamps:
         def recording(at, path, params):
             entry = record(at, path, params)
             if entry.method in OCO_METHODS:
-                ref = str(params.get("txid") or params.get("order_id") or params.get("cl_ord_id") or "")
+                ref = params.get("txid") or params.get("order_id") or params.get("cl_ord_id") or ""
+                ref = str(ref[0] if isinstance(ref, list) and ref else ref)  # WS cancel_order names a list
                 self.oco_calls.setdefault(ref, (entry.method, time.perf_counter(), self.hung()))
                 self.changed.set()
             return entry
@@ -161,7 +162,9 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                     if stamps.hold_left(hung_for) > min(2.0, hung_for / 2):
                         return
                     before = len(stamps.holds)
-                    sim.inject_fault("AddOrder", FaultKind.HOLD_REQUEST, count=1, seconds=hold_s)
+                    # the route the service places orders on (WS add_order while the stream is healthy, as here)
+                    method = "add_order" if exchange.order_entry == "ws" else "AddOrder"
+                    sim.inject_fault(method, FaultKind.HOLD_REQUEST, count=1, seconds=hold_s)
                     signal = {**HELD_ENTRY, "signal_id": f"hung{len(held_entries)}"}
                     held_entries.append(lg.engine.control.submit_signal(signal).order.id)
                     service.wake()
@@ -228,7 +231,7 @@ async def measure(backend: str, samples: int, hold_s: float) -> dict:
                     await worker
                     await exchange.close()
                 out["held_entries"] = len(held_entries)
-                out["add_orders"] = len(sim.requests("AddOrder"))
+                out["add_orders"] = len(sim.requests("AddOrder")) + len(sim.requests("add_order"))
                 out["held_requests"] = len(stamps.holds)
                 return out
 

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="after the circuit breaker opens (5 consecutive transport/5xx failures), how long until reads "
         "probe the venue again; AddOrder waits until one succeeds",
     )
+    kraken_order_entry: Literal["ws", "rest"] = Field(
+        default="ws",
+        description="how orders are placed and canceled: ws = WS v2 add_order/cancel_order on the authenticated "
+        "executions socket while it is healthy, REST otherwise; rest = REST AddOrder/CancelOrder only",
+    )
     simulator_tier: Literal["starter", "intermediate", "pro", "none"] = Field(
         default="starter",
         description="the tier whose limits the built-in simulator enforces; the adapter models the same one there",

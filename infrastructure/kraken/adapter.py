@@ -3,6 +3,12 @@
 Policies in one place (REFERENCE.md 4.3): AddOrder is sent exactly once; an outcome that may have reached the
 engine is ``PlaceStatus.UNKNOWN`` and is resolved only by evidence (``find_by_client_order_id``, the ``deadline``).
 Reads and cancels are retried with jittered backoff. Trading-counter capacity is awaited before sending.
+
+Order entry (route ``ws``, the default): while the executions socket is healthy, placing and canceling go over
+it as WS v2 ``add_order``/``cancel_order`` (REFERENCE.md 6.3 [D-WSADD], [D-WSCAN]; no nonce, no HTTP request);
+otherwise, and for everything else, REST. An ``add_order`` written but not answered is UNKNOWN like an AddOrder
+that timed out (REFERENCE.md 4.3 point 4), never resent on either route; a ``cancel_order`` that is not answered
+falls back to the REST cancel (idempotent in effect, REFERENCE.md 4.3 point 5).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from execledger.application.ports import (
     AmendResult,
@@ -50,6 +56,8 @@ from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, Tr
 from execledger.infrastructure.kraken.rest import KrakenRestClient
 from execledger.infrastructure.kraken.retry import RetryPolicy
 from execledger.infrastructure.kraken.urls import derive_public_ws_url
+from execledger.infrastructure.kraken.wire import ws_symbol_of
+from execledger.infrastructure.kraken.ws import WsRequestAmbiguous, WsRequestNotSent
 from execledger.infrastructure.settings import Settings
 
 log = logging.getLogger("execledger.kraken.adapter")
@@ -97,8 +105,44 @@ def add_order_params(request: OrderRequest) -> dict[str, str]:
     return params
 
 
+def ws_add_order_params(request: OrderRequest, symbol: str) -> dict[str, Any]:
+    """The WS v2 ``add_order`` params of one request (REFERENCE.md 6.3 [D-WSADD], fixture
+    ``ws_v2_add_order_request_kraken_async_rs.json``), without the token. ``symbol`` is the WS v2 name
+    (``BTC/USD``). Quantities and prices stay ``Decimal`` (the stream writes them as JSON numbers of their exact
+    digits); a stop-loss / take-profit carries its trigger in ``triggers{reference: "last", price}`` and a
+    ``*-limit`` one its limit in ``limit_price``; ``fee_preference: "quote"`` is REST's ``fciq``; ``deadline``
+    is RFC3339."""
+    params: dict[str, Any] = {
+        "order_type": str(request.order_type),
+        "side": str(request.side),
+        "symbol": symbol,
+        "order_qty": request.quantity,
+    }
+    if request.order_type in _TRIGGERED and request.trigger_price is not None:
+        params["triggers"] = {"reference": "last", "price": request.trigger_price}
+    if request.limit_price is not None:
+        params["limit_price"] = request.limit_price
+    if request.post_only:
+        params["post_only"] = True
+    if request.fee_in_quote:
+        params["fee_preference"] = "quote"
+    if request.reduce_only:
+        params["reduce_only"] = True
+    if request.deadline is not None:
+        params["deadline"] = rfc3339_utc(request.deadline)
+    if request.validate:
+        params["validate"] = True
+    params["cl_ord_id"] = request.client_order_id
+    return params
+
+
+OrderEntry = Literal["ws", "rest"]
+
+
 class KrakenExchange:
-    """Implements ``application.ports.ExchangePort`` for Kraken Spot."""
+    """Implements ``application.ports.ExchangePort`` for Kraken Spot. ``order_entry`` ``ws``: AddOrder and
+    CancelOrder go over the executions socket while it is healthy (``rest``: always REST); ``ws_ack_timeout_s``
+    is how long a WS trading request waits for its answer (default: the REST client's timeout)."""
 
     def __init__(
         self,
@@ -110,8 +154,14 @@ class KrakenExchange:
         ws_url: str | None = None,
         public_ws_url: str | None = None,
         stream_factory: Callable[[KrakenExchange], Any] | None = None,
+        order_entry: OrderEntry = "ws",
+        ws_ack_timeout_s: float | None = None,
     ):
+        if order_entry not in ("ws", "rest"):
+            raise ValueError(f"order_entry must be 'ws' or 'rest', not {order_entry!r}")
         self.rest = rest
+        self.order_entry = order_entry
+        self.ws_ack_timeout_s = ws_ack_timeout_s
         self.pairs = pairs
         self.retry = retry or RetryPolicy()
         self.trading = trading_limiter
@@ -143,7 +193,11 @@ class KrakenExchange:
             breaker=breaker or CircuitBreaker(reset_timeout_s=settings.kraken_breaker_reset_s),
         )
         return cls(
-            rest, pairs=pairs, trading_limiter=TradingRateLimiter(tier) if tier else None, ws_url=settings.kraken_ws_url
+            rest,
+            pairs=pairs,
+            trading_limiter=TradingRateLimiter(tier) if tier else None,
+            ws_url=settings.kraken_ws_url,
+            order_entry=settings.kraken_order_entry,
         )
 
     async def close(self) -> None:
@@ -207,9 +261,10 @@ class KrakenExchange:
     # -- writes ----------------------------------------------------------------------------------------------
 
     async def place(self, request: OrderRequest, *, still_wanted: StillWanted | None = None) -> PlaceResult:
-        """Send one AddOrder, exactly once. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open,
-        throttle wait too long, no connection made, or ``still_wanted`` gave a reason when the call's turn to be
-        signed came) or UNKNOWN (may have reached the engine: resolve by ``find_by_client_order_id``, never by
+        """Send one order, exactly once: WS v2 ``add_order`` while the executions socket is healthy (route
+        ``ws``), else REST AddOrder. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open, throttle
+        wait too long, no connection made, or ``still_wanted`` gave a reason right before the request was
+        written/signed) or UNKNOWN (may have reached the engine: resolve by ``find_by_client_order_id``, never by
         resending)."""
         breaker = self.rest.breaker
         if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
@@ -218,21 +273,26 @@ class KrakenExchange:
                 error=f"not sent, circuit breaker {breaker.state}",
                 error_class=ErrorClass.RETRYABLE,
             )
+        urgent = request.role is not OrderRole.ENTRY
         try:
             if self.trading is not None:
-                await self.trading.acquire_add(request.pair, urgent=request.role is not OrderRole.ENTRY)
-            result = await self.rest.private(
-                "AddOrder",
-                add_order_params(request),
-                kind=CallKind.NEW_ENTRY,
-                still_wanted=still_wanted,
-                urgent=request.role is not OrderRole.ENTRY,  # protection before entries (rest.SigningTurn)
-            )
+                await self.trading.acquire_add(request.pair, urgent=urgent)
+            answer = await self._add_order_ws(request, still_wanted)
+            if answer is not None:
+                txid = str((answer.get("result") or {}).get("order_id") or "") or None
+            else:
+                result = await self.rest.private(
+                    "AddOrder",
+                    add_order_params(request),
+                    kind=CallKind.NEW_ENTRY,
+                    still_wanted=still_wanted,
+                    urgent=urgent,  # protection before entries (rest.SigningTurn)
+                )
+                txid = parse_add_order(result or {})
         except (BreakerOpen, ThrottleWaitTooLong, CallWithdrawn) as exc:
             return PlaceResult(PlaceStatus.NOT_SENT, error=exc.description, error_class=exc.error_class)
         except KrakenCallFailed as exc:
             return self._place_failed(request, exc)
-        txid = parse_add_order(result or {})
         if txid is None and not request.validate:
             log.warning("AddOrder %s: answer without txid; outcome unknown", request.client_order_id)
             return PlaceResult(PlaceStatus.UNKNOWN, error="answer without txid", error_class=ErrorClass.AMBIGUOUS)
@@ -241,6 +301,63 @@ class KrakenExchange:
             if self.trading is not None:
                 self.trading.order_placed(txid)
         return PlaceResult(PlaceStatus.ACKNOWLEDGED, venue_order_id=txid)
+
+    # -- WS v2 order entry (REFERENCE.md 6.3) ------------------------------------------------------------------
+
+    def _ws_stream(self) -> Any:
+        """The executions stream when orders go over it now: route ``ws`` and the socket healthy; else None."""
+        stream = self.stream
+        if self.order_entry != "ws" or stream is None or not getattr(stream, "healthy", False):
+            return None
+        return stream if hasattr(stream, "request") else None
+
+    def _ws_timeout_s(self) -> float:
+        if self.ws_ack_timeout_s is not None:
+            return self.ws_ack_timeout_s
+        timeout = getattr(self.rest, "timeout", None)
+        return float(getattr(timeout, "total", None) or 10.0)
+
+    async def _add_order_ws(self, request: OrderRequest, still_wanted: StillWanted | None) -> dict[str, Any] | None:
+        """``add_order`` on the executions socket: its successful answer, or None when it was not written there
+        (no healthy socket, a pair without a WS v2 name: the caller sends it over REST). The breaker is asked again
+        (a sync step before the write, as REST's ``_guarded`` does); ``still_wanted`` is asked by the stream right
+        before the write (CallWithdrawn). A refusal raises ``KrakenVenueError`` (the REST error table, REFERENCE.md
+        4); no answer raises an AMBIGUOUS ``KrakenTransportError`` (REFERENCE.md 4.3 point 4: never resent)."""
+        stream = self._ws_stream()
+        rules = self.pairs.find(request.pair) if stream is not None and self.pairs is not None else None
+        if rules is None:
+            return None
+        breaker = self.rest.breaker
+        if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):
+            raise BreakerOpen("add_order", str(breaker.state))
+        params = ws_add_order_params(request, ws_symbol_of(rules.wsname))
+        try:
+            answer = await stream.request("add_order", params, self._ws_timeout_s(), still_wanted=still_wanted)
+        except WsRequestNotSent as exc:
+            log.info("add_order %s goes over REST: %s", request.client_order_id, exc)
+            return None
+        except WsRequestAmbiguous as exc:
+            if breaker is not None:
+                breaker.record_failure(str(exc))
+            raise KrakenTransportError("add_order", Transport.TIMEOUT, str(exc), write=True) from None
+        return self._ws_answer("add_order", answer, write=True)
+
+    def _ws_answer(self, method: str, answer: dict[str, Any], *, write: bool) -> dict[str, Any]:
+        """A WS answer (``success`` with ``result``, or ``success: false`` with a string ``error``: fixtures
+        ``ws_v2_error_add_order_*``), or ``KrakenVenueError`` through the one error table. The breaker hears it as
+        it hears a REST answer: a venue-down error counts as a failure, any other answer proves the venue up."""
+        breaker = self.rest.breaker
+        if answer.get("success") is True:
+            if breaker is not None:
+                breaker.record_success()
+            return answer
+        exc = KrakenVenueError(method, [str(answer.get("error") or "unknown error")], write=write)
+        if breaker is not None:
+            if exc.rule.hint is Hint.VENUE_DOWN:
+                breaker.record_failure(exc.description)
+            else:
+                breaker.record_success()
+        raise exc
 
     def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:
         if (
@@ -268,8 +385,10 @@ class KrakenExchange:
         return PlaceResult(PlaceStatus.REJECTED, error=exc.description, error_class=error_class, correction=correction)
 
     async def cancel(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> CancelResult:
-        """Cancel one order by txid or cl_ord_id, retried (a cancel is idempotent in effect). An order that is
-        no longer open gives ``not_found`` (query it for its final state); exhausted retries raise."""
+        """Cancel one order by txid or cl_ord_id: WS v2 ``cancel_order`` while the executions socket is healthy
+        (route ``ws``), else, or when that gets no answer, REST CancelOrder retried (a cancel is idempotent in
+        effect). An order that is no longer open gives ``not_found`` (query it for its final state); exhausted
+        retries raise."""
         txid, cl_ord_id = venue_order_id, client_order_id
         if (txid is None) == (cl_ord_id is None):
             raise ValueError("cancel by exactly one of txid or cl_ord_id")
@@ -284,6 +403,8 @@ class KrakenExchange:
             return await self.rest.private("CancelOrder", params, kind=CallKind.CANCEL)
 
         try:
+            if await self._cancel_ws(pair, known_txid, txid, cl_ord_id):
+                return CancelResult(count=1)
             result = await self.retry.run("CancelOrder", call)
         except KrakenVenueError as exc:
             if exc.rule.hint is Hint.CANCEL_PENDING:
@@ -294,6 +415,35 @@ class KrakenExchange:
                 return CancelResult(count=0, error=exc.description)
             raise
         return CancelResult(count=int((result or {}).get("count", 0)), pending=bool((result or {}).get("pending")))
+
+    async def _cancel_ws(
+        self, pair: str | None, known_txid: str | None, txid: str | None, cl_ord_id: str | None
+    ) -> bool:
+        """``cancel_order`` by ``order_id: [txid]`` or ``cl_ord_id: [id]`` on the executions socket (REFERENCE.md
+        6.3 [D-WSCAN], fixtures ``ws_v2_cancel_order_request_by_*``): True when the venue confirmed it. False
+        when the REST cancel is to be sent instead: no healthy socket, no answer in time or the socket lost (the
+        cancel may have worked: a REST retry then says ``EOrder:Unknown order``, not found, REFERENCE.md 4.3 point
+        5), or a refusal worth retrying (throttled, venue busy). Any other refusal raises ``KrakenVenueError``
+        (``EOrder:Invalid order`` for an order no longer open: NOT_FOUND, as on REST)."""
+        stream = self._ws_stream()
+        if stream is None:
+            return False
+        if self.trading is not None and pair is not None:
+            await self.trading.acquire_cancel(pair, known_txid)
+        params = {"order_id": [txid]} if txid else {"cl_ord_id": [cl_ord_id]}
+        try:
+            answer = await stream.request("cancel_order", params, self._ws_timeout_s())
+        except (WsRequestNotSent, WsRequestAmbiguous) as exc:
+            log.info("cancel_order %s: %s; canceling over REST", txid or cl_ord_id, exc)
+            return False
+        try:
+            self._ws_answer("cancel_order", answer, write=False)
+        except KrakenVenueError as exc:
+            if exc.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+                log.info("cancel_order %s refused (%s); canceling over REST", txid or cl_ord_id, exc.description)
+                return False
+            raise
+        return True
 
     async def amend(
         self, *, quantity: Decimal, venue_order_id: str | None = None, client_order_id: str | None = None

@@ -6,6 +6,12 @@ reconnect) and a sequence check. It only streams: every change of its health is 
 (CONNECTED once a snapshot arrived, DISCONNECTED when the socket is lost, GAP when a sequence number was skipped),
 and the trading service decides what to read over REST meanwhile. Fills already yielded are not yielded again
 (a snapshot after a reconnect repeats recent trades); the Order aggregate ignores repeats anyway.
+
+The same socket carries the WS v2 trading methods (REFERENCE.md 6.3 [D-WSADD], [D-WSCAN]): ``request`` writes one
+``{"method", "params": {..., "token"}, "req_id"}`` frame with this connection's token and returns the answer that
+echoes its ``req_id``. A request is refused before anything is written while the stream is not healthy
+(``WsRequestNotSent``); once written, a missing answer or a lost socket is ``WsRequestAmbiguous`` (REFERENCE.md
+4.3 point 4: an unanswered ``add_order`` is send-ambiguous, resolved by ``cl_ord_id``, never resent).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from execledger.application.ports import FillReport, StreamEvent, StreamState, VenueReport
-from execledger.infrastructure.kraken.errors import Hint, KrakenCallFailed, rule_for
+from execledger.domain.values import plain
+from execledger.infrastructure.kraken.errors import CallWithdrawn, Hint, KrakenCallFailed, rule_for
 from execledger.infrastructure.kraken.parse import parse_executions_message
 from execledger.infrastructure.kraken.urls import check_ws_url
 from execledger.infrastructure.kraken.watchdog import FrameWatchdog
@@ -41,6 +48,34 @@ class StreamInterrupted(Exception):
     """The stream must be rebuilt (stale token, Cloudflare restart, unexpected frame)."""
 
 
+class WsRequestNotSent(Exception):
+    """A trading request was not written: the socket was not connected and healthy. Nothing reached the venue;
+    another route may carry it."""
+
+
+class WsRequestAmbiguous(Exception):
+    """A trading request was written but no answer came: the ack did not arrive within the timeout or the socket
+    was lost first. The venue may have acted on it (REFERENCE.md 4.3 point 4)."""
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text with every ``Decimal`` as a JSON number of its exact digits (``plain``: no
+    exponent), never through a float: WS v2 wants numbers where REST takes strings (REFERENCE.md 6.3, the
+    captured ``"<Field> field must be a number_float"``). Keys and strings go through ``json.dumps``."""
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _expire(future: asyncio.Future[dict[str, Any]], method: str, timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(WsRequestAmbiguous(f"{method}: no answer within {timeout_s:g}s"))
+
+
 class KrakenExecutionsStream:
     """Yields ``VenueReport``s from ``reports()`` until closed. Without a WS URL it yields one DISCONNECTED event
     and then nothing: the consumer polls REST.
@@ -48,7 +83,8 @@ class KrakenExecutionsStream:
     Memory is bounded: once ``QUEUE_HIGH`` reports wait for the consumer, the stream stops reading the socket
     (a flood then waits in aiohttp's bounded reader and the venue's TCP window, not in this queue) until the
     consumer has taken the queue down to half; the heartbeat watchdog counts that wait as alive. One frame's
-    reports always go in whole (a snapshot of many orders may pass the bound once)."""
+    reports always go in whole (a snapshot of many orders may pass the bound once), and the socket is read on while
+    a trading request awaits its answer (the queue then grows by what arrives in that time)."""
 
     QUEUE_HIGH = 512
 
@@ -78,6 +114,10 @@ class KrakenExecutionsStream:
         self.connects = 0
         self.gaps = 0
         self.last_message_at: float | None = None  # loop time of the last frame (health reporting)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None  # the live socket, for trading requests
+        self._token: str | None = None  # this connection's token (trading requests carry it)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}  # req_id -> the answer awaited
+        self._req_id = 1 << 20  # trading req_ids: above the subscribe's (one per connection)
 
     # -- consumer side ---------------------------------------------------------------------------------------
 
@@ -94,6 +134,7 @@ class KrakenExecutionsStream:
                 self._queue.put_nowait(StreamEvent(StreamState.DISCONNECTED, "no WebSocket URL configured"))
 
     async def close(self) -> None:
+        self._fail_pending("the stream was closed")
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -154,6 +195,7 @@ class KrakenExecutionsStream:
                 }
             )
             watchdog = FrameWatchdog(self.heartbeat_timeout_s)
+            self._ws, self._token = ws, token
             try:
                 await self._receive(ws, watchdog)
             except asyncio.CancelledError:
@@ -164,10 +206,12 @@ class KrakenExecutionsStream:
                 raise
             finally:
                 watchdog.stop()
+                self._ws = self._token = None
+                self._fail_pending("the socket was lost after the request was written")
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse, watchdog: FrameWatchdog) -> None:
         while True:
-            if self._queue.qsize() >= self.QUEUE_HIGH:
+            if self._queue.qsize() >= self.QUEUE_HIGH and not self._pending:
                 await self._until_consumed(watchdog)
             frame = await ws.receive()
             now = watchdog.seen()
@@ -184,10 +228,11 @@ class KrakenExecutionsStream:
 
     async def _until_consumed(self, watchdog: FrameWatchdog) -> None:
         """The consumer is behind: read no frame until it has taken the queue down to half (the venue is not
-        silent meanwhile, so the watchdog holds)."""
+        silent meanwhile, so the watchdog holds), or a trading request waits for its answer (``request`` wakes this:
+        an ack held behind a slow consumer would make an order's outcome unknown)."""
         self._room.clear()
         with watchdog.holding():
-            while self._queue.qsize() > self.QUEUE_HIGH // 2:
+            while self._queue.qsize() > self.QUEUE_HIGH // 2 and not self._pending:
                 await self._room.wait()
                 self._room.clear()
 
@@ -198,11 +243,70 @@ class KrakenExecutionsStream:
             raise StreamInterrupted(f"non-JSON frame ({len(text)} chars), e.g. a Cloudflare restart") from None
         if not isinstance(message, dict):
             return
-        if message.get("method") == "subscribe":
-            self._on_subscribe_ack(message)
-        elif message.get("channel") == "executions":
+        if message.get("channel") == "executions":
             self._on_executions(message)
+        elif message.get("method") == "subscribe":
+            self._on_subscribe_ack(message)
+        elif "req_id" in message and self._pending:
+            self._on_answer(message)
         # heartbeat / status / pong frames only prove the connection is alive (the watchdog saw them)
+
+    # -- trading requests on the same socket (REFERENCE.md 6.3) --------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        timeout_s: float,
+        *,
+        still_wanted: Callable[[], str | None] | None = None,
+    ) -> dict[str, Any]:
+        """Send one WS v2 trading request and return its answer (the whole frame: ``success``, ``result`` or
+        ``error``, ``time_in``/``time_out``; shapes in REFERENCE.md 6.3 and the ``ws_v2_*_response_*`` fixtures).
+
+        ``params`` get this connection's ``token``; ``Decimal`` values are written as JSON numbers of their exact
+        digits (``json_text``). ``still_wanted`` is asked right before the frame is written, with no await
+        between: a reason raises ``CallWithdrawn`` (nothing written). Raises ``WsRequestNotSent`` (nothing
+        written: not connected or not healthy) or ``WsRequestAmbiguous`` (written; no answer within ``timeout_s``
+        seconds, or the socket was lost first). Costs one future and one timer handle
+        (the answer is matched in ``_on_text``)."""
+        ws, token = self._ws, self._token
+        if ws is None or token is None or not self.healthy or ws.closed:
+            raise WsRequestNotSent(f"{method}: the executions socket is not connected and healthy")
+        self._req_id += 1
+        req_id = self._req_id
+        frame = f'{{"method":{json.dumps(method)},"params":{json_text({**params, "token": token})},"req_id":{req_id}}}'
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        withdrawn = still_wanted() if still_wanted is not None else None
+        if withdrawn is not None:  # its turn came too late: nothing is written
+            raise CallWithdrawn(method, withdrawn)
+        self._pending[req_id] = future
+        self._room.set()  # a reader paused for a slow consumer reads on until the answer is in
+        timer = future.get_loop().call_later(timeout_s, _expire, future, method, timeout_s)
+        try:
+            try:
+                await ws.send_str(frame)  # uncompressed: one synchronous transport.write
+            except aiohttp.ClientConnectionResetError:
+                # aiohttp checks the transport is not closing before it writes a byte
+                raise WsRequestNotSent(f"{method}: the executions socket is closing") from None
+            except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                raise WsRequestAmbiguous(f"{method}: the write failed ({type(exc).__name__})") from None
+            return await future
+        finally:
+            timer.cancel()
+            self._pending.pop(req_id, None)
+
+    def _on_answer(self, message: dict[str, Any]) -> None:
+        future = self._pending.get(message["req_id"]) if isinstance(message["req_id"], int) else None
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _fail_pending(self, why: str) -> None:
+        """Every request still waiting becomes ambiguous: its frame was written, its answer will not come."""
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(WsRequestAmbiguous(why))
 
     def _on_subscribe_ack(self, message: dict[str, Any]) -> None:
         if message.get("success"):

@@ -120,7 +120,9 @@ async def test_a_wall_clock_step_neither_rejects_a_late_booked_entry_nor_times_o
     """
     wall = WallClock(tmp_path)
     async with Deployment(tmp_path, settings) as d:
-        service, api = await d.service("svc", **wall.env())
+        # Route rest: the 502-then-booked-later AddOrder (delayed_acceptance) is a REST answer; WS v2 add_order's
+        # unanswered request is covered by tests/kraken/test_ws_order_entry.py.
+        service, api = await d.service("svc", **wall.env(), EXECLEDGER_KRAKEN_ORDER_ENTRY="rest")
         status, body = await d.post(
             f"{api}/v1/signals",
             {

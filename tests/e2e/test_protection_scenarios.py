@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal as D
 
+import pytest
+
 from execledger.application.policies import PolicyConfig
 from execledger.application.service import ServiceConfig, TradingService
 from execledger.domain.order import Order, State
@@ -114,14 +116,27 @@ def market_exits(h, entry: Order) -> list[Order]:
     return [o for o in h.legs(entry) if o.order_type is OrderType.MARKET]
 
 
+def add_orders(h, cl_ord_id: str | None = None) -> list:
+    """The orders sent to the venue on either route: WS v2 ``add_order`` and REST AddOrder (oldest first)."""
+    return sorted(h.sim.requests("add_order", cl_ord_id) + h.sim.requests("AddOrder", cl_ord_id), key=lambda r: r.time)
+
+
+def refused(h, error: str) -> list:
+    """The orders the venue refused with ``error``, on either route."""
+    return [r for r in add_orders(h) if error in str(r.as_json())]
+
+
 # --- 1 ------------------------------------------------------------------------------------------------------
 
 
 async def test_a_nonce_another_client_pushed_ahead_delays_the_stop_but_never_drops_it(harness):
     """Scenario 1: another client on the key signs a call with a nonce 3 s ahead and the resting entry fills in
     that window. Every call of ours is refused ``EAPI:Invalid nonce`` until our nonce passes it; a nonce refusal
-    means nothing was placed, so the stop is sent again (never a market exit) and rests once the window passes."""
+    means nothing was placed, so the stop is sent again (never a market exit) and rests once the window passes.
+    Route ``rest``: nonces are REST's (WS v2 ``add_order`` carries a token instead), and REST AddOrder is the route
+    whenever the executions socket is down."""
     h = await harness()
+    h.exchange.order_entry = "rest"
     async with Live(h) as live:
         entry = live.signal(
             signal_id="nonce", order_type="limit", limit_price="66000", sl_price="65000", tp_price="69000"
@@ -162,7 +177,7 @@ async def test_a_fee_charged_in_the_coin_bought_leaves_legs_sized_to_what_is_hel
         await live.until(lambda: h.position(entry) == 0 and not h.legs(entry, live=True), "the take-profit exit")
     [tp] = h.legs(entry, OrderRole.TAKE_PROFIT)
     assert tp.filled_quantity == D("0.009974")
-    assert not [r for r in h.sim.requests("AddOrder") if "Insufficient funds" in str(r.as_json())]
+    assert add_orders(h) and not refused(h, "Insufficient funds")
     assert h.sim.balances()["XXBT"] == 0
     assert_protected(h, entry, D("0"))
 
@@ -208,7 +223,7 @@ async def test_with_no_coin_to_spare_the_take_profit_is_held_by_the_ledger_and_f
     [sl] = h.legs(entry, OrderRole.STOP_LOSS)
     assert tp.order_type is OrderType.MARKET and tp.state is State.FILLED and tp.filled_quantity == D("0.01")
     assert sl.state is State.CANCELED and sl.filled_quantity == 0
-    assert not [r for r in h.sim.requests("AddOrder") if "Insufficient funds" in str(r.as_json())]
+    assert add_orders(h) and not refused(h, "Insufficient funds")
     assert h.sim.balances()["XXBT"] == 0
     assert_protected(h, entry, D("0"))
 
@@ -226,8 +241,7 @@ async def test_a_tick_size_changed_on_the_venue_re_rounds_the_legs_instead_of_se
         h.sim.set_asset_pair(XBT, {"pair_decimals": 0})  # after the service loaded the rules at its start
         entry = live.signal(signal_id="tick", order_type="market", sl_price="48000.5", tp_price="52000.5")
         await live.until(lambda: protected(h, entry), "both legs resting, re-rounded", timeout=20)
-    refused = [r for r in h.sim.requests("AddOrder") if "Invalid price" in str(r.as_json())]
-    assert refused, "the scenario did not happen: no leg was refused for its price"
+    assert refused(h, "Invalid price"), "the scenario did not happen: no leg was refused for its price"
     prices = {o.role.value: o.trigger_price for o in h.legs(entry, live=True)}
     assert prices == {"stop_loss": D("48000"), "take_profit": D("52001")}
     assert market_exits(h, entry) == []
@@ -238,16 +252,22 @@ async def test_a_tick_size_changed_on_the_venue_re_rounds_the_legs_instead_of_se
 # --- 6 ------------------------------------------------------------------------------------------------------
 
 
-async def test_a_rate_limited_entry_is_sent_again_not_rejected(harness):
-    """Scenario 6: one ``EOrder:Rate limit exceeded`` on an entry's AddOrder executed nothing: the entry is sent
-    again when the counter allows (within the signal's maximum age), fills and is protected."""
+@pytest.mark.parametrize("route", ["ws", "rest"])
+async def test_a_rate_limited_entry_is_sent_again_not_rejected(harness, route):
+    """Scenario 6: one ``EOrder:Rate limit exceeded`` on an entry's AddOrder (WS ``add_order`` or REST) executed
+    nothing: the entry is sent again when the counter allows (within the signal's maximum age), fills and is
+    protected."""
     h = await harness()
-    h.sim.inject_fault("AddOrder", "order_rate_limit")
+    h.exchange.order_entry = route
+    method = "add_order" if route == "ws" else "AddOrder"
+    h.sim.inject_fault(method, "order_rate_limit")
     async with Live(h) as live:
+        await live.until(lambda: live.service.stream_healthy, "the executions stream up")
         entry = live.signal(signal_id="rate", order_type="market", sl_price="65000", tp_price="69000")
         await live.until(lambda: protected(h, entry), "the entry filled and protected", timeout=20)
-    sent = h.sim.requests("AddOrder", h.order(entry).cl_ord_id)
+    sent = h.sim.requests(method, h.order(entry).cl_ord_id)
     assert len(sent) == 2, "refused once, then sent again"
+    assert len(add_orders(h, h.order(entry).cl_ord_id)) == 2
     entry = h.order(entry)
     assert entry.state is State.FILLED and entry.filled_quantity == D("0.01")
     names = [e.name for e in h.engine.ledger.order_history(entry.id)]
@@ -258,13 +278,17 @@ async def test_a_rate_limited_entry_is_sent_again_not_rejected(harness):
 # --- 9 ------------------------------------------------------------------------------------------------------
 
 
-async def test_a_held_reply_blocks_no_other_call_so_the_sibling_is_canceled_before_it_can_fill(harness):
+@pytest.mark.parametrize("route", ["ws", "rest"])
+async def test_a_held_reply_blocks_no_other_call_so_the_sibling_is_canceled_before_it_can_fill(harness, route):
     """Scenario 9: an entry fills in three increments (one stop and one take-profit, grown in place: not six
     orders); then the venue holds another entry's AddOrder for 15 s. Meanwhile the first bracket's stop fills: the
     take-profit's cancel goes out at once (not behind the held call), so the take-profit never fills too and the
-    account never sells 0.02 against a 0.01 entry."""
+    account never sells 0.02 against a 0.01 entry. On either route: a held ``add_order`` holds neither the socket
+    nor the REST calls."""
     h = await harness(fill_fractions=(D("0.3"), D("0.3")), policy=PolicyConfig(resting_leg="both"))
+    h.exchange.order_entry = route
     async with Live(h) as live:
+        await live.until(lambda: live.service.stream_healthy, "the executions stream up")
         entry = live.signal(
             signal_id="held", order_type="limit", limit_price="66000", sl_price="65000", tp_price="69000"
         )
@@ -279,7 +303,7 @@ async def test_a_held_reply_blocks_no_other_call_so_the_sibling_is_canceled_befo
         assert len(venue_legs(h, entry)) == 2, "one stop and one take-profit, grown in place"
         assert_protected(h, entry, D("0.01"))
 
-        h.sim.inject_fault("AddOrder", "hold_request", seconds=15)
+        h.sim.inject_fault("add_order" if route == "ws" else "AddOrder", "hold_request", seconds=15)
         other = live.signal(signal_id="other", order_type="limit", limit_price="60000")
         await live.until(lambda: h.order(other).state is State.SUBMITTING, "the other entry's AddOrder in flight")
         h.sim.set_mark_price(XBT, "64990")  # the stop triggers and fills at the venue

@@ -79,7 +79,7 @@ class BurstSession(Session):
         )
         seconds = rng.uniform(1.0, 4.0)
         count = rng.randint(3, 12)
-        await self.sim_post("faults", {"path": "AddOrder", "kind": kind, "count": count, "seconds": seconds})
+        await self.inject_write_fault("AddOrder", kind, count, seconds)
         self.result.faults[kind] += 1
         print(f"  venue fault: AddOrder {kind} x{count} {seconds:.1f}s", flush=True)
 
@@ -155,7 +155,7 @@ class BurstSession(Session):
 
     async def check_after_halt(self, label: str, halted_at: float) -> list[str]:
         """No entry AddOrder reached the venue after the halt was confirmed (its 200)."""
-        adds = await self.sim_get("requests?method=AddOrder")
+        adds = await self.order_calls()
         ours = {o["cl_ord_id"]: o for o in await self.api_orders()}
         late = [
             a

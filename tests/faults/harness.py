@@ -56,7 +56,7 @@ from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.eventstore import parse_postgres_url
 from execledger.infrastructure.settings import Settings
 from tests.faults.protection import ProtectionFaults
-from tests.faults.resends import add_order_violations, recorded_attempts
+from tests.faults.resends import add_order_violations, fault_paths, recorded_attempts
 from tests.test_projections import snapshot as dump_read_models  # every read-model row, by primary key
 
 EXECLEDGER = str(Path(sys.executable).parent / "execledger")
@@ -435,6 +435,17 @@ class Session:
             r.raise_for_status()
             return await r.json()
 
+    async def inject_write_fault(self, method: str, kind: str, count: int = 1, seconds: float = 0.0) -> None:
+        """A fault on the REST write ``method`` and, where the simulator has it there too, on its WS v2 twin
+        (``resends.fault_paths``): the next write meets it on whichever route it takes."""
+        for path in fault_paths(method, kind):
+            await self.sim_post("faults", {"path": path, "kind": kind, "count": count, "seconds": seconds})
+
+    async def order_calls(self) -> list[dict]:
+        """Every order the venue received, on either route (WS v2 add_order, REST AddOrder), in arrival order."""
+        calls = [*await self.sim_get("requests?method=add_order"), *await self.sim_get("requests?method=AddOrder")]
+        return sorted(calls, key=lambda c: c["time"])
+
     async def api_orders(self) -> list[dict]:
         items, offset = [], 0
         while offset is not None:
@@ -538,7 +549,7 @@ class Session:
 
     async def inject_fault(self, rng: random.Random) -> None:
         method, kind, count, seconds = pick_fault(rng)
-        await self.sim_post("faults", {"path": method, "kind": kind, "count": count, "seconds": seconds})
+        await self.inject_write_fault(method, kind, count, seconds)
         self.result.faults[kind] += count
         self.result.faults_by_method[method] += count
 
@@ -691,7 +702,7 @@ class Session:
         """The six invariants, on the stopped service's store and the simulator's books."""
         venue = await self.sim_get("history")
         balances = {a: Decimal(v) for a, v in (await self.sim_get("balances")).items()}
-        adds = await self.sim_get("requests?method=AddOrder")
+        adds = await self.order_calls()
         found: list[str] = []
 
         def bad(n, text):

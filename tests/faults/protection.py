@@ -116,14 +116,14 @@ class ProtectionFaults:
             await s.sim_post("nonce", {"ahead_s": round(rng.uniform(0.5, 3.0), 2)})
         elif roll < 0.5:
             kind, method = "insufficient_funds", "AddOrder"
-            await s.sim_post("faults", {"path": method, "kind": kind, "count": 1})
+            await s.inject_write_fault(method, kind)
         elif roll < 0.6:
             kind, method = rng.choice(("base_fees", "quote_fees")), "fees"
             await s.sim_post("fees", {"default": kind.split("_")[0]})
         elif roll < 0.75:
             kind, method = "hold_request", rng.choice(WRITES)
             seconds = round(rng.uniform(1.0, 12.0), 2)
-            await s.sim_post("faults", {"path": method, "kind": kind, "count": 1, "seconds": seconds})
+            await s.inject_write_fault(method, kind, 1, seconds)
         elif roll < 0.9:
             kind, method = "rule_change", "AssetPairs"
             if self.original_rules is None:

@@ -30,6 +30,29 @@ from execledger.infrastructure.kraken.errors import classify_error
 INVARIANT = 3
 
 
+# Orders go over WS v2 add_order/cancel_order while the executions socket is healthy and over REST otherwise
+# (KrakenExchange order_entry "ws"): a write fault is injected on both routes where the simulator has it on both, so
+# it hits the next write whichever route that takes (the other waits for a later write on its route).
+WS_TWINS = {"AddOrder": "add_order", "CancelOrder": "cancel_order", "AmendOrder": "amend_order"}
+WS_TWIN_KINDS = frozenset(
+    {
+        "delay_reply",
+        "hold_request",
+        "service_unavailable",
+        "service_busy",
+        "api_rate_limit",
+        "order_rate_limit",
+        "insufficient_funds",
+    }
+)  # not invalid_nonce (a REST nonce), nor the 502s and delayed_acceptance (HTTP answers)
+
+
+def fault_paths(method: str, kind: str) -> list[str]:
+    """The methods a fault of ``kind`` meant for the REST ``method`` is injected on: it and its WS v2 twin."""
+    twin = WS_TWINS.get(method)
+    return [method, twin] if twin is not None and kind in WS_TWIN_KINDS else [method]
+
+
 def certainly_refused(call: Mapping[str, Any]) -> bool:
     """The venue answered this AddOrder with a refusal that executed nothing (a request-log record as JSON:
     ``status``, ``error``)."""
@@ -54,9 +77,9 @@ def recorded_attempts(history: Iterable[Any]) -> tuple[int, int]:
 def add_order_violations(
     calls: Iterable[Mapping[str, Any]], attempts: Callable[[str], tuple[int, int] | None]
 ) -> list[str]:
-    """Invariant 3's findings, one line each. ``calls``: the venue's AddOrder request-log records (``params``,
-    ``status``, ``error``) in arrival order; ``attempts(cl_ord_id)``: ``recorded_attempts`` of the ledger's order
-    with that cl_ord_id, or None when the ledger has none."""
+    """Invariant 3's findings, one line each. ``calls``: the venue's AddOrder and WS add_order request-log records
+    (``params``, ``status``, ``error``) in arrival order; ``attempts(cl_ord_id)``: ``recorded_attempts`` of the
+    ledger's order with that cl_ord_id, or None when the ledger has none."""
     by_cl: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for call in calls:
         by_cl[str(call["params"].get("cl_ord_id"))].append(call)

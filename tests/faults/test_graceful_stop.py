@@ -34,9 +34,12 @@ SIGNAL = {
 
 
 async def sent_cl_ord_ids(d: Deployment) -> set[str]:
-    """The cl_ord_id of every AddOrder the venue received."""
-    async with d.http.get(f"{d.sim_url}/_sim/requests", params={"method": "AddOrder"}) as r:
-        return {c["params"]["cl_ord_id"] for c in await r.json()}
+    """The cl_ord_id of every order the venue received, on either route (WS v2 add_order, REST AddOrder)."""
+    sent: set[str] = set()
+    for method in ("add_order", "AddOrder"):
+        async with d.http.get(f"{d.sim_url}/_sim/requests", params={"method": method}) as r:
+            sent |= {c["params"]["cl_ord_id"] for c in await r.json()}
+    return sent
 
 
 async def venue_orders(d: Deployment) -> list[dict]:

@@ -89,8 +89,8 @@ async def test_executions_yield_the_life_cycle_as_reports_and_never_call_rest(ve
     sequences = [r.sequence for r in reports if isinstance(r, OrderStatusReport)]
     assert sequences == sorted(sequences) and venue.streams[0].gaps == 0
     assert seen.events() == [seen.events(CONNECTED)[0]]  # healthy throughout: one CONNECTED, nothing else
-    # The stream only streams: its one REST call was its token; the rest are this test's own.
-    assert rest_calls(venue) == ["GetWebSocketsToken", "AddOrder"]
+    # The stream's one REST call was its token; the order went over its socket (WS v2 add_order), not REST.
+    assert rest_calls(venue) == ["GetWebSocketsToken", "add_order"]
 
 
 async def take_the_stream_down(venue, how):
