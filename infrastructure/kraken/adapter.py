@@ -340,7 +340,17 @@ class KrakenExchange:
             if breaker is not None:
                 breaker.record_failure(str(exc))
             raise KrakenTransportError("add_order", Transport.TIMEOUT, str(exc), write=True) from None
-        return self._ws_answer("add_order", answer, write=True)
+        try:
+            return self._ws_answer("add_order", answer, write=True)
+        except KrakenVenueError as exc:
+            if exc.rule.hint is not Hint.REFRESH_TOKEN:
+                raise
+            # The socket's token was refused at the door (``ESession:Invalid session``, ``EAPI:Invalid token``):
+            # nothing was executed. Sent again as a write class RETRYABLE, it would meet the same refusal on this
+            # socket every time; it goes over REST now, and the stream reconnects with a fresh token.
+            log.warning("add_order %s: %s; sent over REST, the stream renews its token", request.client_order_id, exc)
+            stream.renew(f"add_order refused: {exc.description}")
+            return None
 
     def _ws_answer(self, method: str, answer: dict[str, Any], *, write: bool) -> dict[str, Any]:
         """A WS answer (``success`` with ``result``, or ``success: false`` with a string ``error``: fixtures
@@ -441,6 +451,8 @@ class KrakenExchange:
         except KrakenVenueError as exc:
             if exc.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
                 log.info("cancel_order %s refused (%s); canceling over REST", txid or cl_ord_id, exc.description)
+                if exc.rule.hint is Hint.REFRESH_TOKEN:  # the socket's token is refused: a fresh one (see place)
+                    stream.renew(f"cancel_order refused: {exc.description}")
                 return False
             raise
         return True

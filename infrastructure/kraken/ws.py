@@ -118,6 +118,7 @@ class KrakenExecutionsStream:
         self._token: str | None = None  # this connection's token (trading requests carry it)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}  # req_id -> the answer awaited
         self._req_id = 1 << 20  # trading req_ids: above the subscribe's (one per connection)
+        self._closing: asyncio.Task[bool] | None = None  # a socket closed by ``renew`` (kept: a task is weakly held)
 
     # -- consumer side ---------------------------------------------------------------------------------------
 
@@ -295,6 +296,15 @@ class KrakenExecutionsStream:
         finally:
             timer.cancel()
             self._pending.pop(req_id, None)
+
+    def renew(self, why: str) -> None:
+        """The venue refused this connection's token on a trading request: no more requests on it (they go over
+        REST meanwhile) and the socket is closed, so ``_keep_connected`` reconnects with a fresh token at once
+        (GetWebSocketsToken, REFERENCE.md 6.1) and the consumer hears DISCONNECTED, then CONNECTED."""
+        ws = self._ws
+        self._set_healthy(False, why)
+        if ws is not None and not ws.closed:
+            self._closing = asyncio.get_running_loop().create_task(ws.close(), name="kraken-ws-renew")
 
     def _on_answer(self, message: dict[str, Any]) -> None:
         future = self._pending.get(message["req_id"]) if isinstance(message["req_id"], int) else None

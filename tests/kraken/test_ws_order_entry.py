@@ -207,6 +207,25 @@ async def test_without_a_healthy_stream_the_order_goes_over_rest(live):
     assert ws_calls == [] and [c.params["cl_ord_id"] for c in rest_calls] == [request.client_order_id]
 
 
+async def test_an_add_order_refused_for_the_sockets_token_goes_over_rest_and_the_stream_renews_it(live):
+    """``ESession:Invalid session`` on ``add_order`` (the token refused at the door, nothing executed): sent again
+    as a retryable write it would meet the same refusal on that socket for ever. It goes over REST at once and the
+    stream reconnects with a fresh token, over which the next order goes."""
+    stream = live.exchange.stream
+    connects = stream.connects
+    live.sim.ws_tokens.clear()  # the venue forgets the socket's token (a session it dropped)
+    request = live.limit_buy()
+    result = await live.exchange.place(request)
+    assert result.status is PlaceStatus.ACKNOWLEDGED, result
+    ws_calls, rest_calls = routes(live, request.client_order_id)
+    assert [c.error for c in ws_calls] == ["ESession:Invalid session"] and len(rest_calls) == 1
+    await until(lambda: stream.connects > connects and stream.healthy)  # a new socket, a fresh token
+    after = live.limit_buy()
+    assert (await live.exchange.place(after)).status is PlaceStatus.ACKNOWLEDGED
+    ws_calls, rest_calls = routes(live, after.client_order_id)
+    assert [c.error for c in ws_calls] == [None] and rest_calls == []
+
+
 async def test_without_any_stream_the_order_goes_over_rest(venue):
     result = await venue.exchange.place(venue.limit_buy())
     assert result.status is PlaceStatus.ACKNOWLEDGED
