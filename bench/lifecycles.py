@@ -11,8 +11,8 @@ take-profit hit, stop canceled; ``--concurrency`` lifecycles at a time. Four var
   rows each, as the ledger variant made (counted at the recorder), rows of the same mean size.
 
 The wire variant also reports, per lifecycle, the CPU the ledger's process spent (getrusage) and the simulator
-process's (``/proc/PID/stat``), both in ms, the REST calls the venue logged and the ledger's durable commits: with
-the wall time, they say which process bounds the rate.
+process's (``/proc/PID/stat``), both in ms, the requests the venue logged (REST calls and WS trading requests, the
+latter also apart) and the ledger's durable commits: with the wall time, they say which process bounds the rate.
 
 Each round runs in a fresh process (its own peak RSS). The waits are event-driven: a listener counts the
 current wave's legs acknowledged and terminal from each commit's orders, so the harness costs O(orders committed),
@@ -283,7 +283,10 @@ async def wire(backend: str, lifecycles: int, concurrency: int, venue_kind=Simul
                     if venue_cpu is None or venue_cpu0 is None
                     else round((venue_cpu - venue_cpu0) / lifecycles * 1000, 2),
                     "wall_ms_per_lifecycle": round(seconds / lifecycles * 1000, 2),
-                    "rest_calls_per_lifecycle": round(calls / lifecycles, 2),
+                    "venue_requests_per_lifecycle": round(calls / lifecycles, 2),
+                    "ws_requests_per_lifecycle": round(
+                        (await venue.count("add_order") + await venue.count("cancel_order")) / lifecycles, 2
+                    ),
                     "commits_per_lifecycle": round(commits / lifecycles, 2),
                     "add_orders": await venue.count("AddOrder") + await venue.count("add_order"),
                     "cancels": await venue.count("CancelOrder") + await venue.count("cancel_order"),
@@ -338,7 +341,8 @@ def one_round(backend: str, lifecycles: int, concurrency: int) -> dict:
         "wire_ledger_cpu_ms_per_lifecycle": w["ledger_cpu_ms_per_lifecycle"],
         "wire_venue_cpu_ms_per_lifecycle": w["venue_cpu_ms_per_lifecycle"],
         "wire_wall_ms_per_lifecycle": w["wall_ms_per_lifecycle"],
-        "wire_rest_calls_per_lifecycle": w["rest_calls_per_lifecycle"],
+        "wire_venue_requests_per_lifecycle": w["venue_requests_per_lifecycle"],
+        "wire_ws_requests_per_lifecycle": w["ws_requests_per_lifecycle"],
         "wire_commits_per_lifecycle": w["commits_per_lifecycle"],
         "wire_one_process_lifecycles_per_s": one["lifecycles_per_s"],
         "ledger_lifecycles_per_s": led["lifecycles_per_s"],
@@ -376,7 +380,8 @@ def main() -> None:
             f"{'':9s} over the wire, a lifecycle (medians): {r['wire_wall_ms_per_lifecycle']['median']:.2f} ms wall, "
             f"ledger CPU {r['wire_ledger_cpu_ms_per_lifecycle']['median']:.2f} ms, simulator CPU "
             f"{r['wire_venue_cpu_ms_per_lifecycle']['median']:.2f} ms, "
-            f"{r['wire_rest_calls_per_lifecycle']['median']:.2f} REST calls, "
+            f"{r['wire_venue_requests_per_lifecycle']['median']:.2f} venue requests "
+            f"({r['wire_ws_requests_per_lifecycle']['median']:.2f} of them on the WS socket), "
             f"{r['wire_commits_per_lifecycle']['median']:.2f} commits",
             flush=True,
         )
