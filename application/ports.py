@@ -310,11 +310,17 @@ class ExchangePort(Protocol):
         ...
 
     async def wait_for_order_capacity(
-        self, pair: str, max_wait_s: float | None = None, *, urgent: bool = False
+        self,
+        pair: str,
+        max_wait_s: float | None = None,
+        *,
+        urgent: bool = False,
+        reserve: Callable[[], int] | None = None,
     ) -> bool:
         """Wait until the venue's rate limit lets an AddOrder on ``pair`` through (nothing taken); False, at once,
         when that would take longer than ``max_wait_s``. ``urgent`` (a protective leg): it goes before every other
-        AddOrder waiting on the pair."""
+        AddOrder waiting on the pair. ``reserve`` (an entry): how many AddOrders' room must stay free after it, for
+        legs that will follow (asked again at every wait, as it changes)."""
         ...
 
     def order_capacity(self, pair: str, within_s: float) -> int | None:

@@ -42,10 +42,15 @@ from execledger.application.ports import (
 )
 from execledger.application.unit_of_work import Committed
 from execledger.domain.order import Order, State
-from execledger.domain.trading_state import TradingMode
+from execledger.domain.trading_state import TRADING_STATE_ID, TradingMode
 from execledger.domain.values import OrderRole, OrderType
 
 log = logging.getLogger("execledger.service")
+
+
+def legs_of(entry: Order) -> int:
+    """How many protective legs (AddOrders) an entry places once it fills: its stop-loss and its take-profit."""
+    return (entry.sl_price is not None) + (entry.tp_price is not None)
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ class TradingService:
         self._retries: Counter[UUID] = Counter()
         self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
         self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
+        self._awaiting_room: set[UUID] = set()  # entries whose ``_submit`` waits for the rate limit's room
         self._handed: set[UUID] = set()  # orders whose AddOrder this process handed to the venue adapter
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
@@ -204,18 +210,55 @@ class TradingService:
             return block.reason
         horizon = self.engine.config.signal_max_age_s * 0.8
         capacity = self.exchange.order_capacity(pair, horizon)
-        waiting = sum(1 for o in self.engine.pending_submissions() if o.pair == pair)
-        if capacity is not None and waiting + 1 > capacity:
+        if capacity is None:
+            return None
+        pending = [o for o in self.engine.pending_submissions() if o.pair == pair]
+        waiting = len(pending)
+        needed = waiting + sum(legs_of(o) for o in pending if o.role is OrderRole.ENTRY) + self._legs_owed(pair) + 1
+        if needed > capacity:
             return (
                 f"Kraken's rate limit lets {capacity} orders on {pair} out within {horizon:g}s and {waiting} already "
-                f"wait to be sent"
+                f"wait to be sent (with the protective legs they and the entries in flight will need: {needed - 1})"
             )
         return None
 
+    def _legs_owed(self, pair: str) -> int:
+        """The AddOrders that the entries in flight on ``pair`` will need for their protective legs as soon as they
+        fill: entries sent and not answered yet, or whose outcome is unknown, and market entries on the book, that
+        have no legs yet (``legs_of``). Room for them is kept from other entries, so a burst of market entries
+        cannot spend the rate limit's room that their own stop-losses need a moment later (break test 2026-12-02:
+        60 entries took Kraken's Starter counter whole and their stops then left one a second, up to 61 s after
+        the fills). A resting limit entry keeps nothing: it may never fill, and its legs, once decided, go before
+        every entry anyway."""
+        owed = 0
+        for order in self.engine.orders.in_state(State.SUBMITTING, State.OUTCOME_UNKNOWN, State.OPEN):
+            if (
+                order.pair == pair
+                and order.role is OrderRole.ENTRY
+                and not order.brackets
+                and (order.state is not State.OPEN or order.order_type is OrderType.MARKET)
+            ):
+                owed += legs_of(order)
+        return owed
+
     def _after_commit(self, committed: Committed) -> None:
+        if self._awaiting_room and any(aggregate.id == TRADING_STATE_ID for aggregate, _ in committed):
+            self._halt_entries_awaiting_room()
         self._work.set()
         self._committed.set()
         self._deadman_wake.set()  # an exit order may have started or ended: arm or disarm at once
+
+    def _halt_entries_awaiting_room(self) -> None:
+        """Trading left RUNNING (HALT, REDUCING): the entries waiting for the rate limit's room stop waiting now, and
+        the send pass this wakes withdraws them with the halt as the reason. Left waiting, they stayed pending up to
+        their maximum age, and a RESUME within it sent them after all (break test 2026-12-02: entries of a runaway
+        burst reached the venue 61-81 s after the halt's receipt, once the operator resumed)."""
+        if self.engine.execution.trading_state().mode is TradingMode.RUNNING:
+            return
+        for order_id in list(self._awaiting_room):
+            task = self._inflight.get(order_id)
+            if task is not None:
+                task.cancel()
 
     async def stop(self) -> None:
         """Stop gracefully (SIGTERM): no entry is sent from now on (those queued for the wire are withdrawn as
@@ -284,6 +327,13 @@ class TradingService:
     def _start_submissions(self, now: float) -> list[asyncio.Task[None]]:
         """The send pass's AddOrders: those that can go at once decided in one commit, the rest one by one."""
         pending = [o for o in self.engine.pending_submissions() if o.id not in self._inflight and not self._withheld(o)]
+        if pending and self.engine.execution.trading_state().mode is not TradingMode.RUNNING:
+            # Halted: every entry waiting is withdrawn now, with the halt as its reason, whatever room the rate limit
+            # has (waiting for room first would keep it pending, and a RESUME meanwhile would send it).
+            entries = [o.id for o in pending if o.role is OrderRole.ENTRY]
+            if entries:
+                self.engine.execution.begin_submissions(entries)
+                pending = [o for o in pending if o.role is not OrderRole.ENTRY]
         block = self.exchange.entry_block()
         if block is not None:
             if self.engine.orders.count(State.PENDING_SUBMIT):
@@ -315,6 +365,7 @@ class TradingService:
             self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
         )
         room: dict[str, int | None] = {}
+        owed: dict[str, int] = {}  # per pair: room kept for legs still to come (``_legs_owed``), asked once
         chosen: list[Order] = []
         for order in sorted(orders, key=lambda o: o.role is OrderRole.ENTRY):  # protection takes the room first
             if order.id in self._inflight or order.id in self._corrections or order.id in self._retry_at:
@@ -326,8 +377,15 @@ class TradingService:
             if order.pair not in room:
                 room[order.pair] = self.exchange.order_capacity(order.pair, 0.0)
             left = room[order.pair]
-            if left is not None and left < 1:
-                continue
+            if left is not None:
+                if order.role is OrderRole.ENTRY:  # itself, its own legs and those of the entries in flight
+                    if order.pair not in owed:
+                        owed[order.pair] = self._legs_owed(order.pair)
+                    if left < 1 + legs_of(order) + owed[order.pair]:
+                        continue
+                    owed[order.pair] += legs_of(order)
+                elif left < 1:
+                    continue
             room[order.pair] = None if left is None else left - 1
             chosen.append(order)
         return chosen
@@ -356,9 +414,16 @@ class TradingService:
         # meanwhile is then obeyed, where waiting after Submitted would send an entry the operator just stopped.
         order = self.engine.orders[order_id]
         urgent = order.role is not OrderRole.ENTRY  # a protective leg goes before the entries waiting with it
-        if not await self.exchange.wait_for_order_capacity(
-            order.pair, self.engine.execution.time_left(order), urgent=urgent
-        ):
+        reserve = None if urgent else (lambda: legs_of(order) + self._legs_owed(order.pair))
+        if not urgent:
+            self._awaiting_room.add(order_id)  # a halt meanwhile ends the wait (``_halt_entries_awaiting_room``)
+        try:
+            fits = await self.exchange.wait_for_order_capacity(
+                order.pair, self.engine.execution.time_left(order), urgent=urgent, reserve=reserve
+            )
+        finally:
+            self._awaiting_room.discard(order_id)
+        if not fits:
             self._retry_later(order_id)  # not within its maximum age: it is withdrawn at its next try
             return
         if order.role is not OrderRole.ENTRY:
@@ -598,7 +663,9 @@ class TradingService:
     def _retry_later(self, order_id: UUID, *, at_once: bool = False) -> None:
         """Send the order again after a backoff; ``at_once`` (a nonce overtaken on the way) skips the first wait."""
         self._retries[order_id] += 1
-        wait = min(self.config.retry_max_s, self.config.retry_min_s * 2 ** (self._retries[order_id] - 1))
+        # The doubling stops at 2**30: a leg is tried for as long as its position is open, and past 1,024 tries
+        # (8.5 hours at a 30 s maximum) 2**n no longer converts to a float (OverflowError, the sender dead).
+        wait = min(self.config.retry_max_s, self.config.retry_min_s * 2 ** min(self._retries[order_id] - 1, 30))
         if at_once and self._retries[order_id] == 1:
             wait = 0.0
         self._retry_at[order_id] = _loop_time() + wait

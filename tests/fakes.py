@@ -135,7 +135,7 @@ class FakeExchange:
     def entry_block(self) -> EntryBlock | None:
         return self.block
 
-    async def wait_for_order_capacity(self, pair, max_wait_s=None, *, urgent=False) -> bool:
+    async def wait_for_order_capacity(self, pair, max_wait_s=None, *, urgent=False, reserve=None) -> bool:
         return True
 
     def order_capacity(self, pair, within_s):

@@ -50,3 +50,34 @@ async def test_a_halt_applied_while_a_send_pass_waits_for_the_wire_stops_the_ent
     await h.service.send_pending()
     assert [o.state for o in entries[1:]] == [State.CANCELED] * (len(entries) - 1)
     assert entries[0].state is State.OPEN
+
+
+async def test_a_halt_withdraws_the_entries_waiting_for_the_rate_limits_room_and_a_resume_does_not_send_them(
+    ledger, clock
+):
+    """Entries that wait for room on the venue's rate limit (``_submit``) are withdrawn when the halt is recorded,
+    not at the end of their wait: before, they stayed pending up to their maximum age, and a RESUME meanwhile sent
+    them (break test 2026-12-02: a runaway burst's queued entries reached the venue 61-81 s after the halt's 200)."""
+    h = Harness(ledger, clock)
+    room = asyncio.Event()  # the rate limit has no room until the test says so
+    waiting: list[str] = []
+
+    async def wait_for_order_capacity(pair, max_wait_s=None, *, urgent=False, reserve=None):
+        waiting.append(pair)
+        await room.wait()
+        return True
+
+    h.venue.wait_for_order_capacity = wait_for_order_capacity
+    h.venue.order_capacity = lambda pair, within_s: 0 if within_s == 0.0 else 1000  # none now, plenty later
+    entries = [h.engine.control.submit_signal(signal(n)).order for n in range(3)]
+    await h.service.send_pending(wait=False)
+    while len(waiting) < len(entries):  # each entry's call waits for room
+        await asyncio.sleep(0)
+    h.engine.control.set_mode(TradingMode.HALTED, by="ops", why="runaway strategy")
+    await h.service.wait_for_calls()  # the waits ended at the halt
+    await h.service.send_pending()
+    assert [o.state for o in entries] == [State.CANCELED] * 3
+    h.engine.control.set_mode(TradingMode.RUNNING, by="ops", why="fixed")
+    room.set()
+    await h.service.send_pending()
+    assert h.venue.requests == {}, "an entry queued before the halt reached the venue after the resume"

@@ -232,14 +232,19 @@ class KrakenExchange:
         return await self.retry.run(method, lambda: self.rest.private(method, params, kind=CallKind.READ))
 
     async def wait_for_order_capacity(
-        self, pair: str, max_wait_s: float | None = None, *, urgent: bool = False
+        self,
+        pair: str,
+        max_wait_s: float | None = None,
+        *,
+        urgent: bool = False,
+        reserve: Callable[[], int] | None = None,
     ) -> bool:
         """Wait until an AddOrder on ``pair`` fits Kraken's per-pair trading counter as modelled (REFERENCE.md 5.2);
         False, at once, when that would take longer than ``max_wait_s``. Nothing is taken: ``place`` takes it.
         ``urgent`` (a protective leg): it goes before every other AddOrder waiting on the pair."""
         if self.trading is None:
             return True
-        return await self.trading.wait_for_add(pair, max_wait_s, urgent=urgent)
+        return await self.trading.wait_for_add(pair, max_wait_s, urgent=urgent, reserve=reserve)
 
     def order_capacity(self, pair: str, within_s: float) -> int | None:
         """How many AddOrders on ``pair`` the modelled trading counter lets out within ``within_s`` (None when no

@@ -140,6 +140,10 @@ class _WaitingLimiter:
             await self._sleep(wait)
 
 
+def _kept(reserve: Callable[[], int] | None) -> int:
+    return 0 if reserve is None else max(0, reserve())
+
+
 def _to_fit(counter: DecayingCounter, cost: float) -> float:
     """A cost above the maximum could never fit: let it through once the counter is empty."""
     return min(cost, counter.limits.maximum)
@@ -212,16 +216,23 @@ class TradingRateLimiter(_WaitingLimiter):
         self.counter(pair).add(1)
 
     async def wait_for_add(
-        self, pair: str, max_wait_s: float | None, *, urgent: bool = False, raise_if_too_long: bool = False
+        self,
+        pair: str,
+        max_wait_s: float | None,
+        *,
+        urgent: bool = False,
+        raise_if_too_long: bool = False,
+        reserve: Callable[[], int] | None = None,
     ) -> bool:
         """Wait until one AddOrder on ``pair`` fits (without taking it). False, without waiting, when that would
         take longer than ``max_wait_s`` (or ThrottleWaitTooLong with ``raise_if_too_long``). An AddOrder not
-        ``urgent`` also leaves room for every protective leg waiting on the pair: legs go first."""
+        ``urgent`` also leaves room for every protective leg waiting on the pair (legs go first) and for the
+        ``reserve()`` AddOrders its caller keeps for legs still to come (asked again after every wait)."""
         counter = self.counter(pair)
         if urgent:
             self._exits_waiting[pair] = self._exits_waiting.get(pair, 0) + 1
         try:
-            while (wait := counter.wait_for(_to_fit(counter, 1 + self._ahead(pair, urgent)))) > 0:
+            while (wait := counter.wait_for(_to_fit(counter, 1 + self._ahead(pair, urgent) + _kept(reserve)))) > 0:
                 if max_wait_s is not None and wait > max_wait_s:
                     if raise_if_too_long:
                         raise ThrottleWaitTooLong(f"AddOrder {pair}", wait)

@@ -168,3 +168,28 @@ async def test_a_protective_leg_waiting_for_room_goes_before_entries_that_waited
         for _ in range(10):
             await asyncio.sleep(0)
     assert taken == ["stop-loss", "entry-0", "entry-1", "entry-2"], taken
+
+
+async def test_an_entry_waits_until_the_room_it_keeps_for_legs_to_come_is_there_too():
+    """``reserve`` (the service: the legs of this entry and of the entries in flight) is room the entry leaves
+    free: with 3 AddOrders' room left and 2 to keep, the entry fits; with 3 to keep it waits one decay step (1/s on
+    Starter), asking ``reserve`` again after the wait."""
+    now, slept = [1000.0], []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = TradingRateLimiter(Tier.STARTER, clock=lambda: now[0], sleep=sleep)
+    counter = limiter.counter("XBT/USD")
+    counter.add(counter.limits.maximum - 3)  # room for three AddOrders
+    assert await limiter.wait_for_add("XBT/USD", None, reserve=lambda: 2) and slept == []
+    asked = []
+
+    def keep() -> int:
+        asked.append(now[0])
+        return 3
+
+    assert await limiter.wait_for_add("XBT/USD", None, reserve=keep)
+    assert slept == [pytest.approx(1.0)] and len(asked) == 2  # waited for one more, then asked again
+    assert not await limiter.wait_for_add("XBT/USD", 0.5, reserve=lambda: 10)  # 7 s away: False at once
