@@ -339,8 +339,12 @@ class TradingService:
             if self.engine.orders.count(State.PENDING_SUBMIT):
                 self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
             for order in pending:
-                self.engine.execution.defer_submission(order.id, block)
-            return []
+                if order.role is OrderRole.ENTRY:
+                    self.engine.execution.defer_submission(order.id, block)
+            # A protective leg still goes: the venue that just filled the position is the one that can protect it,
+            # and the breaker lets exits through as it lets cancels (break test 2026-12-02: five slow add_order
+            # answers opened it while the venue filled the entries, and their stops waited 29-54 s).
+            pending = [o for o in pending if o.role is not OrderRole.ENTRY]
         at_once = self._sendable_now(pending)
         requests = self.engine.execution.begin_submissions(o.id for o in at_once) if at_once else {}
         started = [self._start_call(i, self._place(i, request)) for i, request in requests.items()]
@@ -359,8 +363,10 @@ class TradingService:
         Submitted left behind comes back as an unknown outcome at the next start (what a closing service still
         records, a fill from the stream or the NotSent of a withdrawn leg, decides its legs but leaves them
         PENDING_SUBMIT, sent at once by the next start)."""
-        if not orders or self.closing or self.exchange.entry_block() is not None:
+        if not orders or self.closing:
             return []
+        if self.exchange.entry_block() is not None:  # the breaker is open: exits only (see _start_submissions)
+            orders = [o for o in orders if o.role is not OrderRole.ENTRY]
         disarm_first = (
             self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
         )

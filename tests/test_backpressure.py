@@ -31,7 +31,7 @@ class RateLimitedVenue(FakeExchange):
             return 0  # nothing goes out right now: whatever is sent waits for the test to free capacity
         return self.capacity
 
-    async def wait_for_order_capacity(self, pair, max_wait_s=None, *, urgent=False) -> bool:
+    async def wait_for_order_capacity(self, pair, max_wait_s=None, *, urgent=False, reserve=None) -> bool:
         self.waiting.set()
         await self.capacity_free.wait()
         return True

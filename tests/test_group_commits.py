@@ -92,7 +92,7 @@ async def test_the_rate_limit_splits_a_send_pass_and_a_halt_meanwhile_still_stop
     room = {"n": 1}
     h.venue.order_capacity = lambda pair, within_s: room["n"]  # one AddOrder may leave now
 
-    async def wait_for_order_capacity(pair, max_wait_s=None, *, urgent=False) -> bool:
+    async def wait_for_order_capacity(pair, max_wait_s=None, *, urgent=False, reserve=None) -> bool:
         h.engine.control.set_mode(TradingMode.HALTED, by="ops", why="incident")  # applied while they wait
         return True
 

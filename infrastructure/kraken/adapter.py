@@ -139,6 +139,12 @@ def ws_add_order_params(request: OrderRequest, symbol: str) -> dict[str, Any]:
 OrderEntry = Literal["ws", "rest"]
 
 
+def _call_kind(request: OrderRequest) -> CallKind:
+    """An entry's AddOrder is a NEW_ENTRY, which an open breaker holds back; a protective leg's or an exit's is an
+    EXIT, which it lets through, as it lets cancels through: what protects a filled position always goes."""
+    return CallKind.NEW_ENTRY if request.role is OrderRole.ENTRY else CallKind.EXIT
+
+
 class KrakenExchange:
     """Implements ``application.ports.ExchangePort`` for Kraken Spot. ``order_entry`` ``ws``: AddOrder and
     CancelOrder go over the executions socket while it is healthy (``rest``: always REST); ``ws_ack_timeout_s``
@@ -267,12 +273,13 @@ class KrakenExchange:
 
     async def place(self, request: OrderRequest, *, still_wanted: StillWanted | None = None) -> PlaceResult:
         """Send one order, exactly once: WS v2 ``add_order`` while the executions socket is healthy (route
-        ``ws``), else REST AddOrder. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open, throttle
-        wait too long, no connection made, or ``still_wanted`` gave a reason right before the request was
-        written/signed) or UNKNOWN (may have reached the engine: resolve by ``find_by_client_order_id``, never by
-        resending)."""
+        ``ws``), else REST AddOrder. ACKNOWLEDGED (txid), REJECTED (definitive), NOT_SENT (breaker open for an
+        entry, which a protective leg or exit passes; throttle wait too long, no connection made, or
+        ``still_wanted`` gave a reason right before the request was written/signed) or UNKNOWN (may have reached
+        the engine: resolve by ``find_by_client_order_id``, never by resending)."""
         breaker = self.rest.breaker
-        if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):  # before taking trading capacity
+        kind = _call_kind(request)
+        if breaker is not None and not breaker.allows(kind):  # before taking trading capacity
             return PlaceResult(
                 PlaceStatus.NOT_SENT,
                 error=f"not sent, circuit breaker {breaker.state}",
@@ -289,7 +296,7 @@ class KrakenExchange:
                 result = await self.rest.private(
                     "AddOrder",
                     add_order_params(request),
-                    kind=CallKind.NEW_ENTRY,
+                    kind=kind,
                     still_wanted=still_wanted,
                     urgent=urgent,  # protection before entries (rest.SigningTurn)
                 )
@@ -333,7 +340,7 @@ class KrakenExchange:
         if rules is None:
             return None
         breaker = self.rest.breaker
-        if breaker is not None and not breaker.allows(CallKind.NEW_ENTRY):
+        if breaker is not None and not breaker.allows(_call_kind(request)):
             raise BreakerOpen("add_order", str(breaker.state))
         params = ws_add_order_params(request, ws_symbol_of(rules.wsname))
         try:

@@ -29,6 +29,7 @@ class CallKind(StrEnum):
     READ = "read"
     CANCEL = "cancel"
     NEW_ENTRY = "new_entry"
+    EXIT = "exit"  # an AddOrder that protects or closes a filled position (stop-loss, take-profit, market exit)
 
 
 Listener = Callable[[BreakerState, BreakerState, str], None]
@@ -72,8 +73,8 @@ class CircuitBreaker:
     def allows(self, kind: CallKind) -> bool:
         """Whether a call of this kind may be sent now."""
         state = self.state
-        if kind is CallKind.CANCEL or state is BreakerState.CLOSED:
-            return True
+        if kind is CallKind.CANCEL or kind is CallKind.EXIT or state is BreakerState.CLOSED:
+            return True  # what protects a position (a cancel, an exit) is never held back by the breaker
         return kind is CallKind.READ and state is BreakerState.HALF_OPEN
 
     def record_success(self) -> None:

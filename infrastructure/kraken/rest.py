@@ -345,7 +345,8 @@ class KrakenRestClient:
         # Kraken counts a call when it arrives: capacity is waited for outside the lock (so a throttled read never
         # holds up a cancel, which costs nothing) and taken under it, just before sending. Taken before queueing
         # for the lock, it would be counted too early and a concurrent burst could pass Kraken's maximum.
-        limiter = self.limiter if kind is not CallKind.NEW_ENTRY else None  # AddOrder: the trading engine counts
+        # AddOrder (an entry or an exit): the trading engine counts it, not the REST counter.
+        limiter = self.limiter if kind is not CallKind.NEW_ENTRY and kind is not CallKind.EXIT else None
         while True:
             if limiter is not None:
                 await limiter.wait_for_room(method)
@@ -363,7 +364,7 @@ class KrakenRestClient:
                 # Nonces must reach Kraken in the order they were issued, so signing and *sending* are serialised;
                 # waiting for the reply is not: the turn passes on once the body is with the transport
                 # (``_SignedBody``), so a reply the venue holds for seconds delays no other call.
-                write = kind is CallKind.NEW_ENTRY
+                write = kind is CallKind.NEW_ENTRY or kind is CallKind.EXIT
                 signed = _SignedBody(body, passing, still_wanted)
                 return await self._request("POST", url, method, write, data=signed, headers=headers)
             finally:

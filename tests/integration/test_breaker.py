@@ -2,11 +2,14 @@
 NOT_SENT without touching the wire and reads are refused locally, but cancels go through; its timer (simulator
 time, injected) half-opens it and a successful probe closes it. The listener sees every state change."""
 
+from dataclasses import replace
+
 import pytest
 
 from execledger.application.ports import PlaceStatus
 from execledger.application.trading_control import EntriesBusy
 from execledger.domain.order import State
+from execledger.domain.values import OrderRole
 from execledger.infrastructure.kraken.breaker import BreakerState
 from execledger.infrastructure.kraken.errors import BreakerOpen
 from execledger.infrastructure.simulator import FaultKind
@@ -76,6 +79,18 @@ async def test_cancels_go_through_an_open_breaker(venue):
     assert venue.sim.orders()[0].status == "canceled"
     # The venue answered the cancel: the breaker counts that as proof it is up (and the listener saw it).
     assert venue.breaker.state is CLOSED and changes(venue) == [(CLOSED, OPEN), (OPEN, CLOSED)]
+
+
+async def test_a_protective_legs_add_order_goes_through_an_open_breaker(venue):
+    """A stop-loss (an exit) passes an open breaker as a cancel does: the venue that just filled the position is
+    the one that can protect it (break test 2026-12-02: five slow add_order answers opened the breaker while the
+    venue filled the entries, and their stops waited for it to half-open, 29-54 s naked). Entries still wait."""
+    await open_by_failed_reads(venue)
+    await assert_new_entry_not_sent(venue)
+    stop = replace(venue.limit_buy(), role=OrderRole.STOP_LOSS)
+    result = await venue.exchange.place(stop)
+    assert result.status is PlaceStatus.ACKNOWLEDGED, result
+    assert [r.params["cl_ord_id"] for r in venue.sim.requests("AddOrder")] == [stop.client_order_id]
 
 
 async def test_the_breaker_half_opens_on_its_timer_and_a_successful_probe_closes_it(venue):

@@ -36,6 +36,7 @@ def test_open_blocks_new_entries_and_reads_but_not_cancels():
     assert not breaker.allows(CallKind.NEW_ENTRY)
     assert not breaker.allows(CallKind.READ)
     assert breaker.allows(CallKind.CANCEL)
+    assert breaker.allows(CallKind.EXIT)  # a protective leg's AddOrder, like a cancel, protects a position
 
 
 def test_half_opens_on_the_timer_reads_probe_and_success_closes():
