@@ -236,7 +236,7 @@ class ExecutionHandler:
                 deadline_s=self.submit_deadline_s,
             ),
         )
-        return _add_order_request(order, deadline)
+        return _add_order_request(order, deadline, (deadline - now).total_seconds())
 
     def _withdrawn_before_sending(self, order: Order, now: datetime) -> bool:
         """An entry is not sent while trading is not RUNNING, nor once its signal is older than its maximum age:
@@ -699,7 +699,7 @@ def _as_reconciliation(report: OrderStatusReport) -> OrderStatusReport:
     return replace(report, source="reconciliation")
 
 
-def _add_order_request(order: Order, deadline: datetime) -> OrderRequest:
+def _add_order_request(order: Order, deadline: datetime, valid_for_s: float) -> OrderRequest:
     """The AddOrder for an order being submitted (a stop-limit or take-profit-limit's limit sits at its trigger)."""
     limit = order.limit_price
     if order.order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
@@ -713,6 +713,7 @@ def _add_order_request(order: Order, deadline: datetime) -> OrderRequest:
         limit_price=limit,
         trigger_price=order.trigger_price,
         deadline=deadline,
+        valid_for_s=valid_for_s,
         fee_in_quote=order.role is not OrderRole.ENTRY,
         role=order.role,
     )

@@ -96,6 +96,7 @@ class OrderRequest:
     limit_price: Decimal | None = None
     trigger_price: Decimal | None = None
     deadline: datetime | None = None  # AddOrder ``deadline``: the venue refuses the request after it
+    valid_for_s: float | None = None  # seconds from the decision to its ``deadline`` (the adapter waits no longer)
     post_only: bool = False
     reduce_only: bool = False
     validate: bool = False

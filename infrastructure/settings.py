@@ -136,9 +136,11 @@ class Settings(BaseSettings):
     )
     submit_deadline_s: float = Field(
         default=30.0,
-        gt=0,
+        ge=2.0,
+        le=60.0,
         description="AddOrder deadline; an unknown outcome not found "
-        "on the venue after it (plus a grace) is proof the order was never placed",
+        "on the venue after it (plus a grace) is proof the order was never placed; Kraken takes a deadline from "
+        "now + 2 s to now + 60 s (REFERENCE.md 3.2 deadline)",
     )
 
     exit_submit_deadline_s: float = Field(

@@ -67,6 +67,12 @@ def test_ws_url_is_required_for_any_other_origin_and_checked_when_given():
         ({"api_token": "ü" * 40}, "EXECLEDGER_API_TOKEN", "ASCII"),
         ({"kraken_tier": "gold"}, "EXECLEDGER_KRAKEN_TIER", "starter"),
         ({"default_timeout_s": 0}, "EXECLEDGER_DEFAULT_TIMEOUT_S", "greater than 0"),
+        # Kraken's AddOrder deadline is now + 2 s to now + 60 s (REFERENCE.md 3.2): infinity killed the sender,
+        # 100000 sent a deadline Kraken refuses (break test 2026-12-02).
+        ({"submit_deadline_s": "inf"}, "EXECLEDGER_SUBMIT_DEADLINE_S", "less than or equal to 60"),
+        ({"submit_deadline_s": 100000}, "EXECLEDGER_SUBMIT_DEADLINE_S", "less than or equal to 60"),
+        ({"submit_deadline_s": 1}, "EXECLEDGER_SUBMIT_DEADLINE_S", "greater than or equal to 2"),
+        ({"submit_deadline_s": "nan"}, "EXECLEDGER_SUBMIT_DEADLINE_S", "EXECLEDGER_SUBMIT_DEADLINE_S"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_setting(values, setting, text):

@@ -139,6 +139,20 @@ def ws_add_order_params(request: OrderRequest, symbol: str) -> dict[str, Any]:
 OrderEntry = Literal["ws", "rest"]
 
 
+DEADLINE_MARGIN_S = 2.0  # Kraken refuses a ``deadline`` under now + 2 s (REFERENCE.md 3.2, AddOrder ``deadline``)
+
+
+def _wait_allowed(request: OrderRequest) -> float | None:
+    """How long an AddOrder may wait for the trading counter's room and still reach the venue before its own
+    ``deadline`` (``valid_for_s``, measured by the ledger's clock when it was decided, less Kraken's 2 s minimum);
+    None when it says nothing. Past that it is NOT_SENT (ThrottleWaitTooLong) and decided again with a fresh
+    deadline, rather than sent to a certain ``EService:Deadline elapsed`` (break test 2026-12-02: stop-losses
+    Submitted at a restart waited 11 s for the counter and were all refused so)."""
+    if request.valid_for_s is None:
+        return None
+    return max(0.0, request.valid_for_s - DEADLINE_MARGIN_S)
+
+
 def _call_kind(request: OrderRequest) -> CallKind:
     """An entry's AddOrder is a NEW_ENTRY, which an open breaker holds back; a protective leg's or an exit's is an
     EXIT, which it lets through, as it lets cancels through: what protects a filled position always goes."""
@@ -288,7 +302,7 @@ class KrakenExchange:
         urgent = request.role is not OrderRole.ENTRY
         try:
             if self.trading is not None:
-                await self.trading.acquire_add(request.pair, urgent=urgent)
+                await self.trading.acquire_add(request.pair, urgent=urgent, max_wait_s=_wait_allowed(request))
             answer = await self._add_order_ws(request, still_wanted)
             if answer is not None:
                 txid = str((answer.get("result") or {}).get("order_id") or "") or None

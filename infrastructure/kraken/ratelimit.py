@@ -208,10 +208,12 @@ class TradingRateLimiter(_WaitingLimiter):
             self._counters[pair] = DecayingCounter(self.limits, self._clock)
         return self._counters[pair]
 
-    async def acquire_add(self, pair: str, *, urgent: bool = False) -> None:
+    async def acquire_add(self, pair: str, *, urgent: bool = False, max_wait_s: float | None = None) -> None:
         """Wait for room for one AddOrder (+1 fixed) on ``pair``, then take it. ``urgent`` (a protective leg): the
-        room of the legs waiting is kept from every other AddOrder (``wait_for_add``)."""
-        if not await self.wait_for_add(pair, self.max_wait_s, urgent=urgent, raise_if_too_long=True):
+        room of the legs waiting is kept from every other AddOrder (``wait_for_add``). ThrottleWaitTooLong, with
+        nothing taken, when the room is further away than ``max_wait_s`` (or the limiter's own maximum)."""
+        limit = self.max_wait_s if max_wait_s is None else min(max_wait_s, self.max_wait_s or max_wait_s)
+        if not await self.wait_for_add(pair, limit, urgent=urgent, raise_if_too_long=True):
             raise AssertionError("unreachable: raise_if_too_long")
         self.counter(pair).add(1)
 

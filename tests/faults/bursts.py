@@ -211,7 +211,7 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend", default="sqlite")
-    p.add_argument("--deadline", type=float, default=None, help="EXECLEDGER_SUBMIT_DEADLINE_S (harness: 1.0)")
+    p.add_argument("--deadline", type=float, default=None, help="EXECLEDGER_SUBMIT_DEADLINE_S (harness: 2.0)")
     a = p.parse_args()
     if a.deadline is not None:
         import tests.faults.harness as harness

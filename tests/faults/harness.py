@@ -64,7 +64,9 @@ PAIR = "XBT/USD"
 PAIR_KEY = "XXBTZUSD"
 START_PRICE = Decimal("67000")
 FILL_FRACTIONS = "0.4,0.3"  # resting limits fill in increments: brackets per increment, OCO shrinking
-SUBMIT_DEADLINE_S = 1.0  # short AddOrder deadline: an unknown outcome is proven "not placed" within ~6 s
+SUBMIT_DEADLINE_S = (
+    2.0  # short AddOrder deadline (Kraken's minimum): an unknown outcome is proven "not placed" within ~7 s
+)
 TRANSIENT = {"pending_submit", "submitting", "outcome_unknown", "cancel_pending"}
 READS = ("QueryOrders", "OpenOrders", "ClosedOrders", "TradesHistory")
 REST_FAULTS = ("http_502_before_execute", "http_502_after_execute", "service_unavailable", "delay_reply")

@@ -117,3 +117,20 @@ async def test_an_injected_order_rate_limit_on_a_cancel_is_retried(venue):
     venue.sim.inject_fault("CancelOrder", FaultKind.ORDER_RATE_LIMIT)
     assert (await venue.exchange.cancel(venue_order_id=placed.venue_order_id)).count == 1
     assert [c.error for c in venue.sim.requests("CancelOrder")] == [ORDER_LIMIT, None]
+
+
+@pytest.mark.parametrize(("sim_options", "venue_options"), [(STARTER_SIM, STARTER_ADAPTER)])
+async def test_an_addorder_is_not_sent_once_its_wait_for_the_counter_would_outlast_its_deadline(venue):
+    """An AddOrder decided with a deadline ``valid_for_s`` seconds ahead waits for the trading counter's room at most
+    that long less Kraken's 2 s minimum; longer, it is NOT_SENT and decided again with a fresh deadline, never sent
+    to a certain ``EService:Deadline elapsed`` (break test 2026-12-02: stop-losses Submitted at a restart waited 11 s
+    for the counter and were all refused so)."""
+    from dataclasses import replace
+
+    venue.exchange.trading.counter(venue.limit_buy().pair).fill()  # the next room is a second away
+    late = replace(venue.limit_buy(), valid_for_s=2.5)  # 0.5 s of waiting allowed
+    result = await venue.exchange.place(late)
+    assert result.status is PlaceStatus.NOT_SENT and "rate limit" in (result.error or ""), result
+    assert venue.sim.requests("AddOrder") == [] and venue.sim.requests("add_order") == []
+    in_time = replace(venue.limit_buy(), valid_for_s=10.0)
+    assert (await venue.exchange.place(in_time)).status is PlaceStatus.ACKNOWLEDGED

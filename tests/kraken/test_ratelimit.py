@@ -193,3 +193,20 @@ async def test_an_entry_waits_until_the_room_it_keeps_for_legs_to_come_is_there_
     assert await limiter.wait_for_add("XBT/USD", None, reserve=keep)
     assert slept == [pytest.approx(1.0)] and len(asked) == 2  # waited for one more, then asked again
     assert not await limiter.wait_for_add("XBT/USD", 0.5, reserve=lambda: 10)  # 7 s away: False at once
+
+
+async def test_an_addorder_that_would_wait_past_what_its_deadline_allows_takes_nothing():
+    now = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = TradingRateLimiter(Tier.STARTER, clock=lambda: now[0], sleep=sleep)
+    counter = limiter.counter("XBT/USD")
+    counter.fill()  # the next room is a second away (decay 1/s)
+    level = counter.level
+    with pytest.raises(ThrottleWaitTooLong):
+        await limiter.acquire_add("XBT/USD", urgent=True, max_wait_s=0.5)
+    assert counter.level == level and now[0] == 1000.0  # nothing taken, no time waited
+    await limiter.acquire_add("XBT/USD", urgent=True, max_wait_s=3.0)
+    assert now[0] == pytest.approx(1001.0)
