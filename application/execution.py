@@ -233,7 +233,7 @@ class ExecutionHandler:
             reason=reason(
                 Rule.SUBMIT,
                 f"send AddOrder for {order.role.value} {order.side.value} {plain(order.quantity)} {order.pair}",
-                deadline_s=self.submit_deadline_s,
+                deadline_s=round((deadline - now).total_seconds(), 3),  # a leg's is the exit deadline, not the entry's
             ),
         )
         return _add_order_request(order, deadline, (deadline - now).total_seconds())

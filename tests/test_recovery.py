@@ -58,6 +58,7 @@ async def test_a_leg_decided_but_never_sent_before_a_crash_is_sent_again_after_i
     stop = h.legs(entry, OrderRole.STOP_LOSS)[0]
     submitted = next(e for e in ledger.order_history(stop.id) if e.name == "Submitted")
     assert (submitted.data["deadline"] - submitted.data["at"]).total_seconds() == 10
+    assert submitted.data["reason"]["deadline_s"] == 10  # its reason says the deadline it carries, not the entry's
     h2 = restart(h, ledger, clock)
     await h2.service.reconcile()
     assert h2.engine.orders[stop.id].state is State.OUTCOME_UNKNOWN
