@@ -53,7 +53,7 @@ from execledger.infrastructure.kraken.errors import (
 from execledger.infrastructure.kraken.parse import epoch, number, parse_add_order, parse_orders, parse_trades
 from execledger.infrastructure.kraken.public_ws import KrakenPublicPrices
 from execledger.infrastructure.kraken.ratelimit import RestCallLimiter, Tier, TradingRateLimiter
-from execledger.infrastructure.kraken.rest import KrakenRestClient
+from execledger.infrastructure.kraken.rest import KrakenRestClient, hear_refusal
 from execledger.infrastructure.kraken.retry import RetryPolicy
 from execledger.infrastructure.kraken.urls import derive_public_ws_url
 from execledger.infrastructure.kraken.wire import ws_symbol_of
@@ -389,10 +389,7 @@ class KrakenExchange:
             return answer
         exc = KrakenVenueError(method, [str(answer.get("error") or "unknown error")], write=write)
         if breaker is not None:
-            if exc.rule.hint is Hint.VENUE_DOWN:
-                breaker.record_failure(exc.description)
-            else:
-                breaker.record_success()
+            hear_refusal(breaker, exc)
         raise exc
 
     def _place_failed(self, request: OrderRequest, exc: KrakenCallFailed) -> PlaceResult:

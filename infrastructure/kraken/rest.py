@@ -140,6 +140,15 @@ class _SignedBody(aiohttp.BytesPayload):
         self._passing()
 
 
+def hear_refusal(breaker: CircuitBreaker, exc: KrakenVenueError) -> None:
+    """What a venue's refusal tells the breaker, whatever carried it (REST or WS): a venue-down error
+    (``Hint.VENUE_DOWN``) is a failure; any other refusal is a sensible answer, so the venue is up."""
+    if exc.rule.hint is Hint.VENUE_DOWN:
+        breaker.record_failure(exc.description)
+    else:
+        breaker.record_success()
+
+
 class SigningTurn:
     """The lock that serialises signing and sending (nonce order is arrival order), urgent callers first: a
     protective leg's AddOrder takes the next turn before every entry or read already waiting, so a burst of entries
@@ -305,10 +314,7 @@ class KrakenRestClient:
             raise
         except KrakenVenueError as exc:
             if breaker is not None:
-                if exc.rule.hint is Hint.VENUE_DOWN:
-                    breaker.record_failure(exc.description)
-                else:
-                    breaker.record_success()  # the venue answered sensibly: it is up
+                hear_refusal(breaker, exc)
             if (
                 self.limiter is not None
                 and exc.rule.read is ErrorClass.RATE_LIMITED
