@@ -183,6 +183,7 @@ class TradingService:
         self._corrections: dict[UUID, Correction] = {}  # what to correct before sending an order again
         self._inflight: dict[UUID, asyncio.Task[None]] = {}  # one venue call in flight per order
         self._awaiting_room: set[UUID] = set()  # entries whose ``_submit`` waits for the rate limit's room
+        self._awaiting_venue: set[UUID] = set()  # exits not sent while the breaker was open: they wait for it to close
         self._handed: set[UUID] = set()  # orders whose AddOrder this process handed to the venue adapter
         self._final_state_due: dict[UUID, float] = {}  # canceled orders whose final state the stream should report
         self._failed_calls: list[BaseException] = []  # calls that raised (a bug): the sender re-raises them
@@ -335,7 +336,9 @@ class TradingService:
                 self.engine.execution.begin_submissions(entries)
                 pending = [o for o in pending if o.role is not OrderRole.ENTRY]
         block = self.exchange.entry_block()
-        if block is not None:
+        if block is None:
+            self._awaiting_venue.clear()
+        else:
             if self.engine.orders.count(State.PENDING_SUBMIT):
                 self._poll_now.set()  # a successful read is what closes the breaker again: probe with the poller
             for order in pending:
@@ -343,8 +346,10 @@ class TradingService:
                     self.engine.execution.defer_submission(order.id, block)
             # A protective leg still goes: the venue that just filled the position is the one that can protect it,
             # and the breaker lets exits through as it lets cancels (break test 2026-12-02: five slow add_order
-            # answers opened it while the venue filled the entries, and their stops waited 29-54 s).
-            pending = [o for o in pending if o.role is not OrderRole.ENTRY]
+            # answers opened it while the venue filled the entries, and their stops waited 29-54 s). One that could
+            # not be sent while the breaker was open waits for the venue to answer a read again: trying it on a
+            # backoff would record a Submitted and a NotSent every few seconds of an outage (CI 2026-12-02).
+            pending = [o for o in pending if o.role is not OrderRole.ENTRY and o.id not in self._awaiting_venue]
         at_once = self._sendable_now(pending)
         requests = self.engine.execution.begin_submissions(o.id for o in at_once) if at_once else {}
         started = [self._start_call(i, self._place(i, request)) for i, request in requests.items()]
@@ -366,7 +371,7 @@ class TradingService:
         if not orders or self.closing:
             return []
         if self.exchange.entry_block() is not None:  # the breaker is open: exits only (see _start_submissions)
-            orders = [o for o in orders if o.role is not OrderRole.ENTRY]
+            orders = [o for o in orders if o.role is not OrderRole.ENTRY and o.id not in self._awaiting_venue]
         disarm_first = (
             self.config.deadman_enabled and self.config.deadman_mode == "entries" and self._deadman_armed is not False
         )
@@ -452,6 +457,8 @@ class TradingService:
         await self._record_place_result(order_id, result)
         if result.status is PlaceStatus.NOT_SENT or result.not_executed:
             self._retry_later(order_id, at_once=result.correction is Correction.FRESH_NONCE)
+            if result.status is PlaceStatus.NOT_SENT and self.exchange.entry_block() is not None:
+                self._awaiting_venue.add(order_id)  # sent again once a read succeeds (``_start_submissions``)
             if result.correction in (Correction.REROUND, Correction.RESIZE):
                 self._corrections[order_id] = result.correction
         else:
