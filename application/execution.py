@@ -51,6 +51,7 @@ _AFTER = {
     Correction.REROUND: " after a reround",
     Correction.RESIZE: " after a resize",
     Correction.FRESH_NONCE: " at once with a fresh nonce",
+    Correction.VENUE_CLOCK: " at once with a deadline on the venue's clock",
 }
 
 # eventsourcing generates Order.Acknowledged from its @event mutator at run time, where mypy cannot see it.
@@ -85,6 +86,10 @@ class ExecutionHandler:
         self.exit_submit_deadline_s = min(exit_submit_deadline_s or submit_deadline_s, submit_deadline_s)
         self.unknown_grace_s = unknown_grace_s
         self.entry_max_age_s = entry_max_age_s
+        # How far the venue's clock runs ahead of this ledger's (negative: behind), as last read after a refused
+        # deadline (``Correction.VENUE_CLOCK``): added to the ``deadline`` an AddOrder carries to the venue only. The
+        # ledger's own record of the deadline, and every wait on it, stays on the ledger's clock.
+        self.venue_clock_offset = timedelta(0)
         self.unmatched: deque[Any] = deque(maxlen=1000)  # venue reports about orders this ledger does not know
         # Which of the exit orders a reaction just decided may be sent at once (the service: nothing to wait for);
         # their Submitted is then committed with the fact that caused them, one durable commit instead of two.
@@ -236,7 +241,7 @@ class ExecutionHandler:
                 deadline_s=round((deadline - now).total_seconds(), 3),  # a leg's is the exit deadline, not the entry's
             ),
         )
-        return _add_order_request(order, deadline, (deadline - now).total_seconds())
+        return _add_order_request(order, deadline + self.venue_clock_offset, (deadline - now).total_seconds())
 
     def _withdrawn_before_sending(self, order: Order, now: datetime) -> bool:
         """An entry is not sent while trading is not RUNNING, nor once its signal is older than its maximum age:

@@ -71,6 +71,11 @@ class Correction(StrEnum):
     # order; REFERENCE.md [S-NW]) or another signer went ahead: sent again at once with a fresh nonce, the first
     # time; a second refusal in a row waits like any other.
     FRESH_NONCE = "fresh_nonce"
+    # The venue read the AddOrder's ``deadline`` on a clock of its own that is not the ledger's (``EService:Deadline
+    # elapsed`` at once, or a deadline it finds too far ahead): read the venue's clock, give deadlines on it from now
+    # on, and send again at once the first time (break test 2026-12-02: after a venue clock step every AddOrder was
+    # refused until a restart).
+    VENUE_CLOCK = "venue_clock"
 
 
 class PlaceStatus(StrEnum):

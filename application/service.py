@@ -456,10 +456,10 @@ class TradingService:
             result = PlaceResult(PlaceStatus.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
         await self._record_place_result(order_id, result)
         if result.status is PlaceStatus.NOT_SENT or result.not_executed:
-            self._retry_later(order_id, at_once=result.correction is Correction.FRESH_NONCE)
+            self._retry_later(order_id, at_once=result.correction in (Correction.FRESH_NONCE, Correction.VENUE_CLOCK))
             if result.status is PlaceStatus.NOT_SENT and self.exchange.entry_block() is not None:
                 self._awaiting_venue.add(order_id)  # sent again once a read succeeds (``_start_submissions``)
-            if result.correction in (Correction.REROUND, Correction.RESIZE):
+            if result.correction in (Correction.REROUND, Correction.RESIZE, Correction.VENUE_CLOCK):
                 self._corrections[order_id] = result.correction
         else:
             self._retry_at.pop(order_id, None)
@@ -595,6 +595,9 @@ class TradingService:
                 touched = self.engine.contingencies.reround(order)
             elif correction is Correction.RESIZE:
                 touched = self.engine.contingencies.resize_to_holdings(order, await self.exchange.available_balances())
+            elif correction is Correction.VENUE_CLOCK:
+                await self._follow_venue_clock()
+                touched = []
             else:
                 touched = []
         except VenueError as exc:
@@ -962,6 +965,26 @@ class TradingService:
         """Load the venue's current pair rules (AssetPairs); the ledger trades by them from now on."""
         return self.engine.update_pairs(await self.exchange.asset_pairs(), source=source)
 
+    async def _follow_venue_clock(self) -> None:
+        """The venue refused an AddOrder's deadline (elapsed on arrival, or too far ahead): read its clock (Kraken
+        ``GET /0/public/Time``, whole seconds, REFERENCE.md 3.1) and give deadlines on it from now on. An offset
+        within ``VENUE_CLOCK_TOLERANCE_S`` is the Time answer's own rounding and the round trip: none is applied,
+        and a refusal that came of a slow venue rather than a clock is simply sent again."""
+        venue_now = await self.exchange.server_time()
+        if venue_now is None:
+            return
+        offset = venue_now - self.engine.clock.now()
+        if abs(offset.total_seconds()) <= VENUE_CLOCK_TOLERANCE_S:
+            offset = timedelta(0)
+        execution = self.engine.execution
+        if offset != execution.venue_clock_offset:
+            log.warning(
+                "the venue's clock is %.1fs %s the ledger's: AddOrder deadlines are given on the venue's clock",
+                abs(offset.total_seconds()),
+                "ahead of" if offset > timedelta(0) else "behind",
+            )
+            execution.venue_clock_offset = offset
+
     async def _anchor_clock(self) -> None:
         """Follow the venue's clock if the machine's is far off it (before any decision is taken)."""
         anchor = getattr(self.engine.clock, "anchor_to_venue", None)
@@ -1202,6 +1225,9 @@ class TradingService:
 # TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission
 # (fills are matched to orders by venue order id, so extra ones cost only bandwidth).
 FILLS_MARGIN = timedelta(seconds=60)
+# Kraken's Time answers in whole seconds (REFERENCE.md 3.1): a smaller difference from the venue's clock is its
+# rounding and the round trip, not a clock of another time.
+VENUE_CLOCK_TOLERANCE_S = 1.5
 # How many reconciliations in a row must miss an order before it is recorded as lost by the venue (then, and only
 # then, an operator may resolve it by hand).
 MISSING_STRIKES = 3

@@ -5,7 +5,10 @@ signal's maximum age) are measured on it, so a step of the machine's wall clock 
 changes no decision: a +1 h step no longer times out a 3 s old entry, nor turns an unknown outcome into "not
 placed" within a second. At start it is anchored to the venue's own clock when the two disagree by more than a few
 seconds (Kraken ``GET /0/public/Time``, REFERENCE.md 3.1), so times recorded before and after a restart on a
-machine whose clock was stepped meanwhile still compare; every recorded event carries this clock's time.
+machine whose clock was stepped meanwhile still compare; every recorded event carries this clock's time. A venue
+whose clock steps later is followed for what it reads on its own clock only: an AddOrder's ``deadline`` refused as
+elapsed or too far ahead makes the trading service read the venue's clock again and give deadlines on it
+(``Correction.VENUE_CLOCK``); this clock does not move.
 """
 
 from __future__ import annotations

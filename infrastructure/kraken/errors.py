@@ -58,7 +58,7 @@ class ErrorRule:
 
 
 # Order matters only where one prefix extends another; lookup takes the longest matching prefix.
-RR, RS = Correction.REROUND, Correction.RESIZE
+RR, RS, VC = Correction.REROUND, Correction.RESIZE, Correction.VENUE_CLOCK
 
 ERROR_TABLE: tuple[ErrorRule, ...] = (
     # Throttling: the request was refused before doing anything, so a write is certainly not executed: it is sent
@@ -81,7 +81,10 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule("EService:Market in cancel_only mode", P, X),
     ErrorRule("EService:Market in post_only mode", P, X),
     ErrorRule("EService:Market in limit_only mode", P, X),
-    ErrorRule("EService:Deadline elapsed", P, X),
+    # A deadline elapsed (or refused as out of Kraken's now + 2 s .. now + 60 s, REFERENCE.md 3.2) is sent again on
+    # the venue's own clock: read it first (``Correction.VENUE_CLOCK``).
+    ErrorRule("EService:Deadline elapsed", P, X, correction=VC),
+    ErrorRule("EGeneral:Invalid arguments:deadline", P, X, correction=VC),
     # Authentication and account state.
     ErrorRule("EAPI:Invalid key", P, P),
     ErrorRule("EAPI:Invalid signature", P, P),

@@ -230,13 +230,15 @@ GRACE_S = 5.0  # EngineConfig.unknown_grace_s: "not found" proves "not placed" t
 
 
 class SimClock:
-    """The ledger's clock: the simulator's time as a datetime."""
+    """The ledger's clock: the simulator's time as a datetime, ``behind_s`` seconds behind it (a test sets it to
+    give the venue a clock of its own: a venue clock step, or a ledger anchored to a wrong one)."""
 
     def __init__(self, sim: KrakenSimulator):
         self.sim = sim
+        self.behind_s = 0.0
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.sim.clock.now(), tz=UTC)
+        return datetime.fromtimestamp(self.sim.clock.now() - self.behind_s, tz=UTC)
 
 
 @dataclass

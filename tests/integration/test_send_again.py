@@ -103,3 +103,30 @@ async def test_an_entry_refused_for_funds_is_rejected_at_once_with_the_reason(ve
     for _ in range(3):
         await trading.service.send_pending()
     assert len(venue.add_orders(rejected.cl_ord_id)) == 1 and venue.sim.orders() == []
+
+
+@pytest.mark.parametrize(("behind_s", "error"), [(3600.0, E.DEADLINE_ELAPSED), (-3600.0, "deadline")])
+async def test_a_deadline_refused_on_the_venues_clock_is_sent_again_on_that_clock(venue, trading, behind_s, error):
+    """Break test 2026-12-02: after the venue's clock stepped an hour ahead of the ledger's, every AddOrder was
+    refused ``EService:Deadline elapsed`` until a restart (the ledger read the venue's clock only at start). An hour
+    behind, every deadline is more than Kraken's 60 s ahead (``EGeneral:Invalid arguments:deadline``). Now the
+    refusal reads the venue's clock and the order goes again at once with a deadline on it; the ledger keeps
+    recording (and waiting on) its own clock."""
+    trading.engine.clock.behind_s = behind_s
+    order_id = trading.buy()
+    assert await trading.service.send_pending() == 1
+    assert trading.history(order_id) == ["Placed", "Submitted", "NotSent"]
+    assert await trading.service.send_pending() == 1  # sent again at once: the correction reads the venue's clock
+    placed = trading.order(order_id)
+    (resting,) = venue.sim.orders()
+    assert (placed.state, placed.txid) == (State.OPEN, resting.txid)
+    calls = venue.add_orders(placed.cl_ord_id)
+    assert [c.status for c in calls] == [200, 200] and error in (calls[0].error or "") and calls[1].error is None
+    assert abs(trading.engine.execution.venue_clock_offset.total_seconds() - behind_s) <= 1.5
+    # The recorded deadline is on the ledger's clock: an unknown outcome is proven "not placed" on the same clock.
+    assert 0 < (placed.deadline - trading.engine.clock.now()).total_seconds() <= 60
+    assert invariant_3(trading) == []
+
+    later = trading.buy()  # every AddOrder from now on carries a deadline on the venue's clock: no refusal first
+    assert await trading.service.send_pending() == 1
+    assert trading.history(later) == ["Placed", "Submitted", "Acknowledged"]
