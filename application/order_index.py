@@ -229,7 +229,16 @@ class OrderIndex(Mapping[UUID, Order]):
     # --- queries ---------------------------------------------------------------------------------------------
 
     def find(self, *, venue_order_id: str | None = None, client_order_id: str | None = None) -> Order | None:
-        """The order with this Kraken txid or this cl_ord_id (txid first)."""
+        """The order with this Kraken txid or this cl_ord_id (txid first). A report that names both is never filed
+        under an order of another cl_ord_id: a txid the ledger knows for another order (a venue that reused it,
+        such as a simulator restarted with the same seed, break test 2026-12-02) gives the order of the report's
+        cl_ord_id, or None (not ours)."""
+        order = self._find(venue_order_id, client_order_id)
+        if order is not None and client_order_id and order.cl_ord_id != client_order_id:
+            return self._find(None, client_order_id)
+        return order
+
+    def _find(self, venue_order_id: str | None, client_order_id: str | None) -> Order | None:
         oid = (self._by_venue_id.get(venue_order_id) if venue_order_id else None) or (
             self._by_client_id.get(client_order_id) if client_order_id else None
         )
@@ -251,7 +260,7 @@ class OrderIndex(Mapping[UUID, Order]):
             found = None
         else:
             found = self._orders.get(order_id) or self._load(order_id)
-        return found or self.find(venue_order_id=ref, client_order_id=ref)
+        return found or self._find(ref, ref)
 
     def entry_of_signal(self, signal_id: str) -> Order | None:
         oid = self._by_signal.get(signal_id)
