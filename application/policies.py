@@ -34,7 +34,14 @@ from uuid import UUID
 from execledger.domain.errors import FieldError
 from execledger.domain.order import Bracket, Order, State
 from execledger.domain.pairs import PairRules
-from execledger.domain.position import emulated_roles, entered, planned_roles, position_of, triggered_roles
+from execledger.domain.position import (
+    emulated_roles,
+    entered,
+    planned_roles,
+    position_of,
+    refused_triggers,
+    triggered_roles,
+)
 from execledger.domain.reasons import Rule, reason
 from execledger.domain.values import ZERO, OrderRole, OrderType, Side, plain
 
@@ -280,11 +287,37 @@ def protection_policy(
     bracket = entry.brackets[-1]
     actions = _bookkeeping(entry, bracket, held, rules)
     triggers = _emulated_triggers(entry, bracket, held, last)
-    triggered = triggered_roles(entry) | {t.role for t in triggers}
+    refused = refused_triggers(entry, legs)
+    triggered = (triggered_roles(entry) | {t.role for t in triggers}) - refused
     actions += triggers
     for role in planned_roles(entry):
+        if role in refused:
+            actions += _exit_refused(entry, role, held, legs)
+            continue
         actions += _protect_role(entry, bracket.index, role, held, legs, rules, config, last, triggered)
     return actions
+
+
+def _exit_refused(entry: Order, role: OrderRole, held: Decimal, legs: Mapping[UUID, Order]) -> list[Action]:
+    """The market exit of a crossed emulated trigger was refused for what it is: the same order would be refused
+    again, so none is sent; an operator is told (once) and the position keeps, or gets back, its resting legs."""
+    if held <= ZERO:
+        return []
+    refused = _legs_of(entry, role, legs)[-1]
+    return [
+        Defer(
+            entry.id,
+            f"emulated_exit_refused:{role.value}:{refused.id}",
+            reason(
+                Rule.EMULATED_EXIT_REFUSED,
+                f"the {role.value} trigger of signal {entry.signal_id} was crossed but its market exit was refused "
+                f"for what it is ({refused.last_error}): not sent again; the other legs protect the "
+                f"{plain(held)} held (an operator may close it)",
+                error=refused.last_error,
+                held=held,
+            ),
+        )
+    ]
 
 
 def decides_on_price(entry: Order, legs: Mapping[UUID, Order], rules: PairRules) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from execledger.domain.order import Order
+from execledger.domain.order import Order, State
 from execledger.domain.values import ZERO, OrderRole, Side
 
 PROTECTIVE_ROLES = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
@@ -82,23 +82,39 @@ def triggered_roles(entry: Order) -> set[OrderRole]:
     return {OrderRole(r) for b in entry.brackets for r in b.triggered}
 
 
+def refused_triggers(entry: Order, orders: Mapping[UUID, Order]) -> set[OrderRole]:
+    """The triggered roles whose market exit the venue refused for what it is (the role's latest order REJECTED,
+    not transiently: the same order would be refused again). Such a trigger is spent: no exit is sent for it again
+    and the position falls back to its resting legs, the stop-loss placed again (break test 2026-12-02: each
+    refusal made a new market exit at once, without end, while the canceled stop left the position unprotected)."""
+    refused = set()
+    for role in triggered_roles(entry):
+        ids = [i for b in entry.brackets for i in b.legs.get(role.value, ())]
+        latest = orders.get(ids[-1]) if ids else None
+        if latest is not None and latest.state is State.REJECTED and not latest.rejected_transiently:
+            refused.add(role)
+    return refused
+
+
 def required_cover(
     entry: Order, orders: Mapping[UUID, Order], base_asset: str | None = None
 ) -> dict[OrderRole, Decimal]:
     """What the live legs of each planned role must work: the net position (nothing while a close is under way,
     or before any bracket was placed, e.g. while the filled quantity is still below the pair's minimums). A role
     the ledger emulates needs no order until its trigger is crossed; after that its market exit works the whole
-    position and the resting sibling nothing (it is canceled)."""
+    position and the resting sibling nothing (it is canceled). A trigger whose exit was refused for what it is
+    (``refused_triggers``) is spent: its role needs nothing, the others what they need without it."""
     position = position_of(entry, orders, base_asset)
     planned = planned_roles(entry)
     if entry.closing is not None or not entry.brackets:
         return dict.fromkeys(planned, ZERO)
     net = max(ZERO, position.net)
-    triggered = triggered_roles(entry)
+    refused = refused_triggers(entry, orders)
+    triggered = triggered_roles(entry) - refused
     if triggered:
         return {role: net if role in triggered else ZERO for role in planned}
     emulated = emulated_roles(entry)
-    return {role: net for role in planned if role not in emulated}
+    return {role: ZERO if role in refused else net for role in planned if role not in emulated}
 
 
 def protection_gaps(

@@ -71,6 +71,7 @@ class Rule(StrEnum):
     LEG_EMULATED = "leg_emulated"
     EMULATED_TRIGGER_CROSSED = "emulated_trigger_crossed"
     EMULATED_TRIGGER_EXIT = "emulated_trigger_exit"
+    EMULATED_EXIT_REFUSED = "emulated_exit_refused"
     STOP_TRIGGER_CROSSED_EXIT = "stop_trigger_crossed_exit"
     STOP_REFUSED_TRIGGER_CROSSED = "stop_refused_trigger_crossed"
     POSITION_OVEREXITED = "position_overexited"
