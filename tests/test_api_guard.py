@@ -216,3 +216,16 @@ async def test_docs_page_lists_every_operation_under_a_strict_csp(api):
         for method in methods:
             assert f"<span class='m'>{method}</span> <code>{path}</code>" in text
     assert "<h3 id='TradeSignal'>TradeSignal</h3>" in text
+
+
+async def test_a_key_given_twice_is_400_naming_it_and_nothing_is_recorded(api):
+    """Break test 2026-12-02: ``{"quantity": "1", ..., "quantity": "100"}`` was accepted with the last value (the
+    JSON parser's silent rule), in a nested object too. Which value was meant is not the ledger's to guess."""
+    client, _ctx, recorder = api
+    as_json = {"Content-Type": "application/json"}
+    head = json.dumps(SIGNAL)[:-1]
+    for data, key in [(head + ', "quantity": "100"}', "quantity"), ('{"a": {"b": 1, "b": 2}}', "b")]:
+        r = await client.post("/v1/signals", data=data, headers=as_json)
+        body = await refused(r, 400, key)
+        assert any("twice" in e["message"] for e in body["errors"]), body
+    assert written(recorder) == 0

@@ -89,6 +89,27 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+class DuplicateKey(ValueError):
+    """One JSON object names a key twice: which value was meant is not ours to guess."""
+
+    def __init__(self, key: str):
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a JSON object, refusing a key it names twice (``json`` would keep the last value
+    silently, so ``{"quantity": "1", "quantity": "100"}`` traded 100)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def parse_body(raw: bytes) -> Any:
     """A request body's JSON value, or ApiError (400 naming ``body``)."""
     if not raw.strip():
@@ -100,7 +121,9 @@ def parse_body(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not UTF-8", field="body", rule="not_utf8") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise ApiError(400, f"the body is ambiguous: {exc}", field=exc.key, rule="duplicate_key") from None
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body", rule="json"
