@@ -9,7 +9,7 @@ transaction as the fact that caused them. Nothing here talks to the venue or the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from execledger.application.policies import (
     decides_on_price,
     minimums,
     protection_policy,
+    quiet_band,
     timeout_policy,
 )
 from execledger.application.ports import Clock
@@ -63,6 +64,10 @@ def needs_attention(order: Order) -> bool:
     )
 
 
+WATCH_REBUILD_EVERY = 600  # watched_pairs answers (about 10 minutes): one in so many builds the watch from the index
+_UNKNOWN: Any = object()  # a watched entry whose quiet band is not computed yet (``note_price``)
+
+
 class ContingencyManager:
     def __init__(self, index: OrderIndex, pairs: PairRegistry, config: PolicyConfig, clock: Clock | None = None):
         if index.flag is not needs_attention:  # needing_attention and watched_pairs read the flagged set
@@ -73,9 +78,17 @@ class ContingencyManager:
         self.clock = clock
         self.prices: dict[str, LastPrice] = {}  # pair -> the last public price seen (the service's price watcher)
         self._emulating: set[UUID] = set()  # entries holding an emulated leg (armed or triggered)
-        self._watch: dict[str, list[UUID]] = {}  # pair -> entries the price decides for (see watched_pairs)
+        # pair -> the entries the price may decide for, in watch order (see watched_pairs; a dict as an ordered set)
+        self._watch: dict[str, dict[UUID, None]] = {}
         # Watched entries the price decides nothing for until they or their legs change (note_price), -> pair
         self._parked: dict[UUID, str] = {}
+        # Watched entry -> the prices at which it decides nothing until it or its legs change (``quiet_band``;
+        # None: any price may matter). Computed at its first tick after a change, forgotten at the next change.
+        self._bands: dict[UUID, tuple[Decimal | None, Decimal | None] | None] = {}
+        self._looks = 0  # watched_pairs answers so far (every WATCH_REBUILD_EVERY-th builds the watch again)
+        self._changed: set[UUID] = set()  # entries committed (or their legs) since watched_pairs last looked
+        # Called when an entry joins the watch of a pair no price is followed for yet (the service re-subscribes).
+        self.on_new_pair: Callable[[str], None] | None = None
 
     def note_price(self, pair: str, price: LastPrice) -> list[Order]:
         """A pair's last public price (WS v2 ticker/trade, or REST Ticker while the stream is down). Returns the
@@ -86,32 +99,60 @@ class ContingencyManager:
         known = self.prices.get(pair)
         if known is None or price.at >= known.at:
             self.prices[pair] = price
+        watch = self._watch.get(pair)
+        if not watch:
+            return []
+        at, bands = price.price, self._bands
         deciding: list[Order] = []
-        for entry_id in self._watch.get(pair, ()):
-            entry = self.index.get(entry_id)
+        kept: dict[UUID, None] = {}
+        for entry_id in watch:
+            band = bands.get(entry_id, _UNKNOWN)
+            entry = None
+            if band is _UNKNOWN:  # the first tick since the entry or a leg changed
+                entry = self.index.get(entry_id)
+                if entry is None:
+                    continue
+                band = bands[entry_id] = quiet_band(entry, self.index)
+            if band is not None:
+                low, high = band
+                if (low is None or at > low) and (high is None or at < high):
+                    kept[entry_id] = None  # armed triggers not reached: nothing to decide at this price
+                    continue
+            entry = entry or self.index.get(entry_id)
             if entry is None:
                 continue
             if decides_on_price(entry, self.index, self.rules(entry)):
                 deciding.append(entry)
+                kept[entry_id] = None
             elif any(not o.is_terminal for o in exits_of(entry, self.index)):
                 # What it decides changes only with a commit of it or a leg (``on_committed`` unparks it), not
                 # with the price: a tick costs O(entries the price decides for), not O(every watched entry).
                 self._parked[entry_id] = pair
             # else flat with nothing working: only a new fact changes that, and its reaction decides
-        self._watch[pair] = [e.id for e in deciding]  # until watched_pairs looks again
+        self._watch[pair] = kept  # until watched_pairs looks again
         return deciding
 
     def on_committed(self, committed: Iterable[tuple[Any, list[Any]]]) -> None:
-        """A unit of work's listener: an entry parked by ``note_price`` whose entry or leg was just committed is
-        looked at again on the next tick (every exit order has its entry as parent)."""
-        if not self._parked:
-            return
+        """A unit of work's listener: an entry whose entry or leg was just committed is looked at again on the
+        next tick (every exit order has its entry as parent): unparked, its quiet band forgotten, and a bracketed
+        entry not watched yet is watched from now on, not from the next ``watched_pairs`` up to a second later
+        (issue 18 break test: a take-profit the ledger holds missed a crossing in its position's first second)."""
         for aggregate, _ in committed:
-            if isinstance(aggregate, Order):
-                entry_id = aggregate.parent_id or aggregate.id
-                pair = self._parked.pop(entry_id, None)
-                if pair is not None:
-                    self._watch.setdefault(pair, []).append(entry_id)
+            if not isinstance(aggregate, Order):
+                continue
+            entry_id = aggregate.parent_id or aggregate.id
+            self._bands.pop(entry_id, None)
+            self._changed.add(entry_id)
+            pair = self._parked.pop(entry_id, None)
+            if pair is not None:
+                self._watch.setdefault(pair, {})[entry_id] = None
+            elif aggregate.parent_id is None and aggregate.brackets and aggregate.closing is None:
+                watch = self._watch.setdefault(aggregate.pair, {})
+                if entry_id not in watch:
+                    followed = bool(watch) or aggregate.pair in self.prices
+                    watch[entry_id] = None
+                    if not followed and self.on_new_pair is not None:
+                        self.on_new_pair(aggregate.pair)
 
     def last_price(self, pair: str) -> LastPrice | None:
         """The pair's last public price if it is fresh enough to decide on (``price_max_age_s``)."""
@@ -126,6 +167,9 @@ class ContingencyManager:
         self._emulating.clear()
         self._watch = {}
         self._parked = {}
+        self._bands = {}
+        self._changed = set()
+        self._looks = 0  # the next watched_pairs builds the watch from the index
 
     def watch(self, entry: Order) -> None:
         """Follow the public price for this entry (it holds an emulated leg): loaded entries and new brackets."""
@@ -138,25 +182,68 @@ class ContingencyManager:
 
     def watched_pairs(self) -> set[str]:
         """The pairs whose public price the service must follow now: those of entries that hold a position with
-        a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg. Also
-        refreshes which entries ``note_price`` returns, and forgets the price of a pair no longer watched: nothing
-        keeps it current any more, so a signal's intake must not take it for the market's (``last_price``). Costs
-        one pass over the live legs (``needs_attention`` flags them in the index), not over every live order."""
+        a live protective leg (a refused stop whose trigger is crossed exits at market) or an emulated leg; forgets
+        the price of a pair no longer watched: nothing keeps it current any more, so a signal's intake must not
+        take it for the market's (``last_price``). The service asks once a second. The watch is kept up by
+        ``on_committed`` (an entry joins it when its bracket is committed) and ``note_price`` (one flat with
+        nothing working leaves it), so most answers read it as it is, O(pairs); every ``WATCH_REBUILD_EVERY``-th
+        answer, and the first after a load, builds it again from the index as a safety net: one pass over the live
+        legs and the entries holding an emulated leg, about 6 us an entry (issue 18 break test: that pass every
+        second was 57 ms at 10,000 positions)."""
+        self._looks += 1
+        if self._looks % WATCH_REBUILD_EVERY == 1:
+            return self._rebuild_watch()
+        self._settle_changes()
+        pairs = {pair for pair, entries in self._watch.items() if entries} | set(self._parked.values())
+        self._forget_prices(pairs)
+        return pairs
+
+    def _settle_changes(self) -> None:
+        """Drop from the watch the entries a commit left with nothing the price decides (flat, closing, gone), and
+        forget the price of a pair whose last watched entry that was: nothing keeps it current from now on.
+        O(entries changed since the last call)."""
+        changed, self._changed = self._changed, set()
+        left: set[str] = set()
+        for entry_id in changed:
+            entry = self.index.get(entry_id)
+            if entry is None or entry.closing is not None or not entry.brackets or not self._holds(entry):
+                self._parked.pop(entry_id, None)
+                for pair, entries in self._watch.items():
+                    if entries.pop(entry_id, 0) is None and not entries:
+                        left.add(pair)
+        for pair in left - set(self._parked.values()):
+            self.prices.pop(pair, None)
+
+    def intake_price(self, pair: str) -> LastPrice | None:
+        """The last price a signal's intake may check sl/tp against (``last_price``), once what was committed since
+        the last look at the pairs is settled: the price of a pair whose last position just closed is forgotten,
+        not used until the next look forgets it (issue 18 break test: right after a wave of positions closed, 7-50
+        of 200-500 valid signals were refused 422 against the price of the closing moment, which the market had
+        left while nothing followed it)."""
+        self._settle_changes()
+        return self.last_price(pair)
+
+    def _rebuild_watch(self) -> set[str]:
         legs = self.index.placement_order(o for o in self.index.flagged() if o.parent_id is not None)  # the live legs
         candidates: dict[UUID, Order | None] = {o.parent_id: self.index.entry_of(o) for o in legs if o.parent_id}
         candidates.update((i, self.index.get(i)) for i in self._emulating)
-        watch: dict[str, list[UUID]] = {}
+        watch: dict[str, dict[UUID, None]] = {}
         for entry in candidates.values():
             if entry is None or entry.closing is not None or not entry.brackets:
                 continue
             if self._holds(entry):
-                watch.setdefault(entry.pair, []).append(entry.id)
+                watch.setdefault(entry.pair, {})[entry.id] = None
             elif not any(not o.is_terminal for o in exits_of(entry, self.index)):
                 self._emulating.discard(entry.id)  # flat and nothing left working: done
-        self._watch, self._parked = watch, {}
-        for pair in [p for p in self.prices if p not in watch]:
-            del self.prices[pair]
+        self._watch, self._parked, self._changed = watch, {}, set()
+        if self._bands:  # only the watched keep a band
+            self._bands = {i: b for i, b in self._bands.items() if any(i in w for w in watch.values())}
+        self._forget_prices(watch)
         return set(watch)
+
+    def _forget_prices(self, pairs: Container[str]) -> None:
+        for pair in [p for p in self.prices if p not in pairs]:
+            del self.prices[pair]
 
     def _holds(self, entry: Order) -> bool:
         return position_of(entry, self.index, self.rules(entry).base).net > ZERO

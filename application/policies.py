@@ -338,6 +338,37 @@ def decides_on_price(entry: Order, legs: Mapping[UUID, Order], rules: PairRules)
     return position_of(entry, legs, rules.base).net > ZERO
 
 
+def quiet_band(entry: Order, legs: Mapping[UUID, Order]) -> tuple[Decimal | None, Decimal | None] | None:
+    """The open interval ``(low, high)`` of last prices at which ``protection_policy`` decides nothing for
+    ``entry`` that it would not decide without a price, while the entry and its legs stay as they are: the price
+    matters to it only through the triggers of its armed emulated legs (``crossed``: reached at ``low`` or below,
+    ``high`` or above; None is unbounded). None when any price may matter (no bracket yet, a trigger fired, a close
+    under way, a planned leg with no live order: a refused or ended stop-loss exits at market once its trigger is
+    crossed). The price watcher skips an entry whose band holds the tick (issue 18 break test: every tick ran the
+    whole policy for every held take-profit, about 60 us a position). ``legs`` holds the entry's exit orders."""
+    if entry.closing is not None or not entry.brackets or triggered_roles(entry):
+        return None
+    emulated = emulated_roles(entry)
+    if not emulated:
+        return None
+    for role in planned_roles(entry):
+        if role not in emulated and all(o.is_terminal for o in _legs_of(entry, role, legs)):
+            return None
+    bracket = entry.brackets[-1]
+    exit_side = entry.side.opposite
+    low: Decimal | None = None
+    high: Decimal | None = None
+    for role in emulated:
+        trigger = bracket.emulated.get(role.value)
+        if trigger is None:
+            return None  # an older bracket's armed trigger: not worth a band
+        if (exit_side is Side.SELL) == (role is OrderRole.STOP_LOSS):  # reached falling (``crossed``)
+            low = trigger if low is None else max(low, trigger)
+        else:
+            high = trigger if high is None else min(high, trigger)
+    return low, high
+
+
 def _bookkeeping(entry: Order, bracket: Bracket, held: Decimal, rules: PairRules) -> list[Action]:
     """The bracket grows with the entry's later fills; an over-exit (both legs filled before one's cancel landed)
     is recorded for an operator."""

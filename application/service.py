@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -33,7 +34,6 @@ from execledger.application.ports import (
     OrderStatusReport,
     PlaceResult,
     PlaceStatus,
-    PriceTick,
     ReportsArrivingTogether,
     StreamEvent,
     StreamState,
@@ -166,6 +166,7 @@ class TradingService:
         self._hurry = asyncio.Event()  # a second signal: calls in flight are not waited for either
         self._committed = asyncio.Event()  # something was recorded (the protection phase looks again)
         self._poll_now = asyncio.Event()
+        self._new_price_pair = asyncio.Event()  # a position needs the price of a pair not followed yet
         self._deadman_wake = asyncio.Event()
         self.recovered = asyncio.Event()  # set once the start-up reconciliation is done: signals are then safe
         self.failed = asyncio.Event()  # set at once when a worker fails: the process must not look alive (runner)
@@ -192,6 +193,8 @@ class TradingService:
         engine.uow.add_listener(self._after_commit)
         engine.control.venue_unavailable = self._venue_unavailable
         engine.execution.send_at_once = self._sendable_now
+        engine.contingencies.on_new_pair = self._price_pair_needed
+        self._price_queue: asyncio.Queue[Any] | None = None  # what ``_follow_prices`` waits on, while it runs
 
     # --- wake-ups ------------------------------------------------------------------------------------------------
 
@@ -1079,14 +1082,22 @@ class TradingService:
         trigger may be crossed): the venue's live price stream while it streams, REST Ticker every
         ``price_poll_s`` while it does not. Idle while no pair is watched; the set is looked at every tick."""
         while not self.stopping:
+            self._new_price_pair.clear()
             pairs = self.engine.contingencies.watched_pairs()
             if not pairs:
-                await self._wait(None, self.config.tick_interval_s)
+                await self._wait(self._new_price_pair, self.config.tick_interval_s)
                 continue
             await self._follow_prices(pairs)
 
+    def _price_pair_needed(self, pair: str) -> None:
+        """A new position needs the price of a pair not followed yet: follow it now, not at the next look."""
+        self._new_price_pair.set()
+        if self._price_queue is not None:
+            self._price_queue.put_nowait(_LOOK_AGAIN)
+
     async def _follow_prices(self, pairs: set[str]) -> None:
-        queue: asyncio.Queue[PriceTick | StreamEvent | None] = asyncio.Queue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._price_queue = queue
 
         async def pump() -> None:
             try:
@@ -1107,7 +1118,9 @@ class TradingService:
                 except TimeoutError:  # a quiet market: nothing changes
                     pass
                 else:
-                    if isinstance(item, StreamEvent):
+                    if item is _LOOK_AGAIN:
+                        pass  # the pairs to follow changed: looked at below
+                    elif isinstance(item, StreamEvent):
                         streaming = item.state is not StreamState.DISCONNECTED
                     elif item is None:  # the stream ended (or there is none): REST from now on
                         streaming = False
@@ -1117,11 +1130,13 @@ class TradingService:
                 if not streaming and _loop_time() - polled >= self.config.price_poll_s:
                     polled = _loop_time()
                     await self._tolerating_outage("reading public prices", lambda: self.poll_prices(pairs))
-                if _loop_time() - looked >= self.config.tick_interval_s:
+                if self._new_price_pair.is_set() or _loop_time() - looked >= self.config.tick_interval_s:
                     looked = _loop_time()
+                    self._new_price_pair.clear()
                     if self.engine.contingencies.watched_pairs() != pairs:
                         return
         finally:
+            self._price_queue = None
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -1225,6 +1240,7 @@ class TradingService:
 # TradesHistory's start is exclusive and the venue's clock is not ours: ask from a margin before submission
 # (fills are matched to orders by venue order id, so extra ones cost only bandwidth).
 FILLS_MARGIN = timedelta(seconds=60)
+_LOOK_AGAIN: Any = object()  # put in the price queue: the pairs to follow changed
 # Kraken's Time answers in whole seconds (REFERENCE.md 3.1): a smaller difference from the venue's clock is its
 # rounding and the round trip, not a clock of another time.
 VENUE_CLOCK_TOLERANCE_S = 1.5

@@ -272,7 +272,7 @@ class TradingControl:
             existing = None
         if existing is None:
             self.state.check_entry_allowed()
-        result = entry_for_signal(data, self.ledger.pairs, existing, self.contingencies.last_price)
+        result = entry_for_signal(data, self.ledger.pairs, existing, self.contingencies.intake_price)
         if result.created and (busy := self._busy(result.order.pair)) is not None:
             raise EntriesBusy(busy)
         if result.created:
