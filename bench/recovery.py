@@ -12,7 +12,11 @@ orders would take about 15 minutes): the populating process writes the same even
 (SQLite ``synchronous=OFF``, PostgreSQL ``synchronous_commit=off``), the venue's account is funded for ``n`` orders,
 and the service started afterwards is the real one with the backend's default durability.
 
+``--book bracketed``: N filled positions instead, each with its stop-loss resting on the venue and its take-profit
+held by the ledger (the default ``resting_leg``), populated through the same adapter (``place_bracketed_positions``).
+
 Usage: .venv/bin/python bench/recovery.py [--orders 1000,10000,100000] [--backends sqlite,postgres] [--rounds 3]
+       [--book resting|bracketed]
 """
 
 from __future__ import annotations
@@ -32,10 +36,19 @@ from pathlib import Path
 
 from common import ROUNDS, backend_settings, fmt_spread, free_port, place_resting_orders, spread, write_result
 
+from execledger.domain.values import OrderRole
 from execledger.infrastructure.bootstrap import open_ledger
 from execledger.infrastructure.kraken.adapter import KrakenExchange
 
 EXECLEDGER = str(Path(sys.executable).with_name("execledger"))
+BRACKETED = {
+    "pair": "XBT/USD",
+    "side": "buy",
+    "order_type": "market",
+    "quantity": "0.0001",
+    "sl_price": "60000",
+    "tp_price": "70000",
+}
 KEY, SECRET = "bench-key", base64.b64encode(b"bench-secret-bytes-0123456789abcdef").decode()
 
 
@@ -56,11 +69,42 @@ def wait_until(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
-async def populate(settings, n: int) -> None:
+async def populate(settings, n: int, book: str = "resting") -> None:
     with open_ledger(settings) as lg:
         exchange = KrakenExchange.from_settings(settings, tier=None)
-        await place_resting_orders(lg.engine, exchange, n, prefix="r")
+        if book == "bracketed":
+            await place_bracketed_positions(lg.engine, exchange, n)
+        else:
+            await place_resting_orders(lg.engine, exchange, n, prefix="r")
         await exchange.close()
+
+
+async def place_bracketed_positions(engine, exchange, n: int) -> None:
+    """``n`` positions as the service makes them: a market buy with ``sl_price`` and ``tp_price``, filled by the
+    simulator at its mark (65,000), the fill read back over REST (``poll_once``: OpenOrders, TradesHistory,
+    QueryOrders), then the protective leg the policy decides sent: with the default ``resting_leg`` the stop-loss
+    (60,000) rests on the venue and the take-profit (70,000) is held by the ledger. In batches of 50 (the engine
+    bounds entries waiting to be sent)."""
+    from execledger.application.service import ServiceConfig, TradingService
+
+    service = TradingService(engine, exchange, ServiceConfig(deadman_enabled=False, retry_min_s=0.0))
+    done = 0
+    while done < n:
+        batch = min(50, n - done)
+        for i in range(done, done + batch):
+            engine.control.submit_signal({**BRACKETED, "signal_id": f"b{i}"})
+        await service.send_pending()
+        await service.poll_once()  # the entries' fills: each decides its stop-loss
+        await service.send_pending()
+        done += batch
+    for _ in range(20):  # calls overtaken on the way (EAPI:Invalid nonce) were refused unexecuted: send them again
+        if not engine.pending_submissions():
+            break
+        await service.poll_once()
+        await service.send_pending()
+    stops = sum(1 for o in engine.orders.values() if o.role is OrderRole.STOP_LOSS and o.txid and not o.is_terminal)
+    filled = sum(1 for o in engine.orders.values() if o.role is OrderRole.ENTRY and o.remaining_quantity == 0)
+    assert stops == filled == n, f"{filled} of {n} entries filled, {stops} stop-losses resting"
 
 
 @contextmanager
@@ -88,14 +132,19 @@ def commits_without_fsync():
             os.environ["PGOPTIONS"] = before
 
 
-def fund_the_account(sim_port: int, n: int) -> None:
-    """Enough USD on the simulator's account for ``n`` resting buys of 3 USD (it starts with 100,000)."""
-    body = json.dumps({"ZUSD": str(max(100_000, 5 * n))}).encode()
+def sim_post(sim_port: int, path: str, body: dict) -> None:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{sim_port}/_sim/balances", data=body, headers={"Content-Type": "application/json"}
+        f"http://127.0.0.1:{sim_port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as r:
         r.read()
+
+
+def fund_the_account(sim_port: int, n: int) -> None:
+    """Enough USD on the simulator's account for ``n`` buys of up to 6.5 USD (it starts with 100,000)."""
+    sim_post(sim_port, "/_sim/balances", {"ZUSD": str(max(100_000, 10 * n))})
 
 
 def peak_rss_of(pid: int) -> float:
@@ -138,7 +187,7 @@ def compile_sources() -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
-def measure(backend: str, n: int, n_rounds: int) -> dict:
+def measure(backend: str, n: int, n_rounds: int, book: str = "resting") -> dict:
     from projection_rebuild import driver_scan
 
     compile_sources()
@@ -157,9 +206,11 @@ def measure(backend: str, n: int, n_rounds: int) -> dict:
                 url=f"http://127.0.0.1:{sim_port}", ws_url=f"ws://127.0.0.1:{sim_port}/v2", key=KEY, secret=SECRET
             )
             fund_the_account(sim_port, n)
+            if book == "bracketed":  # market entries fill here, between the stop (60,000) and the take-profit
+                sim_post(sim_port, "/_sim/price", {"pair": "XBT/USD", "price": "65000"})
             started = time.perf_counter()
             with commits_without_fsync():
-                asyncio.run(populate(settings, n))
+                asyncio.run(populate(settings, n, book))
             populate_s = time.perf_counter() - started
             env = {
                 **{k: v for k, v in os.environ.items() if k != "PGOPTIONS"},
@@ -183,6 +234,7 @@ def measure(backend: str, n: int, n_rounds: int) -> dict:
         sim.kill()
         sim.wait(30)
     return {
+        "book": book,
         "open_orders": n,
         "events": events,
         "populate_s": round(populate_s, 1),
@@ -199,14 +251,22 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--name", default="recovery", help="the result file: bench/results/NAME.json")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--book",
+        choices=("resting", "bracketed"),
+        default="resting",
+        help="resting: N limit buys resting on the venue; bracketed: N filled positions, each with its stop-loss "
+        "resting on the venue and its take-profit held by the ledger",
+    )
     args = parser.parse_args()
     results = {}
     for backend in args.backends.split(","):
         for n in (int(x) for x in args.orders.split(",")):
-            r = measure(backend, n, args.rounds)
+            r = measure(backend, n, args.rounds, args.book)
             results[f"{backend}_{n}"] = r
+            what = "open orders" if args.book == "resting" else "bracketed positions"
             print(
-                f"{backend:9s} {n:6d} open orders ({r['events']} events): process start -> reconciled and accepting "
+                f"{backend:9s} {n:6d} {what} ({r['events']} events): process start -> reconciled and accepting "
                 f"signals {fmt_spread(r['start_to_recovered_s'], 2)} s; raw scan of the log "
                 f"{r['raw_scan_of_the_log_s']} s; service peak RSS {fmt_spread(r['service_peak_rss_mb'], 1)} MiB "
                 f"(populating took {r['populate_s']} s)",

@@ -49,6 +49,24 @@ def test_decodes_what_the_library_decodes(state):
     assert type(decoded["f" if "f" in decoded else "quantity"]) is type(state["f" if "f" in state else "quantity"])
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**64,  # orjson reads from 2**64 up as a float
+        -(2**63) - 1,
+        [1, {"legs": [2**80, 1.5]}],  # in a list, under a tagged-free object
+        {"at": [-(2**100)]},
+        2**64 - 1,  # still an integer to orjson: decoded by it, and the same
+        [1e300, -1e-300, 9.2e18],  # floats the library reads as floats
+    ],
+)
+def test_integers_beyond_64_bits_are_decoded_as_the_library_decodes_them(value):
+    library, fast = transcoders()
+    data = library.encode(value)
+    assert fast.decode(data) == library.decode(data) == value
+    assert repr(fast.decode(data)) == repr(value)  # integers stay integers, floats floats
+
+
 def test_what_orjson_refuses_is_decoded_as_before():
     library, fast = transcoders()
     data = library.encode({"x": math.nan})
