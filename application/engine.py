@@ -140,6 +140,7 @@ class ExecutionEngine:
         now on, and kept in the store (a new snapshot only when they changed) for a start without the venue.
         Returns whether they changed."""
         self.pairs = self.ledger.pairs = self.contingencies.pairs = pairs
+        self.contingencies.look_at_everything()
         try:
             snapshot: VenueRules = self.app.repository.get(VENUE_RULES_ID)
         except AggregateNotFoundError:
@@ -155,7 +156,7 @@ class ExecutionEngine:
         (one durable commit a second instead of one per order: each commit is an fsync on the loop)."""
         now = self.clock.now()
         reactions = [self.contingencies.timeouts_of(order, now) for order in self.orders.due(now)]
-        reactions += [self.contingencies.react(entry) for entry in self.contingencies.needing_attention()]
+        reactions += self.contingencies.safety_net()
         decided = [[a for a in touched if a.pending_events] for touched in reactions]
         done = 0
         try:

@@ -712,3 +712,30 @@ async def test_deadlines_are_rebuilt_from_the_log_at_load(h):
     assert [o.id for o in h.engine.orders.due(h.clock.now())] == [entry.id]
     await h.settle()
     assert h.engine.orders[entry.id].state is State.CANCELED
+
+
+async def test_the_timers_pass_reacts_only_to_entries_changed_since_or_still_deciding(hd):
+    """Issue 18 break test: with held take-profits every position is flagged, and every second's pass ran the
+    whole policy for each (206-232 ms at 10,000). Now the first pass looks at every flagged entry, the next ones
+    only at what a commit changed since or what the last pass decided something for."""
+    h = hd
+    entry = await h.signal(order_type="market", limit_price=None, quantity="0.01")
+    h.venue.fill(h.txid(entry), "0.01", "100")
+    await h.settle()
+    contingencies, reacted = h.engine.contingencies, []
+    react = contingencies.react
+    contingencies.react = lambda order: reacted.append(order.id) or react(order)
+    contingencies.look_at_everything()
+    h.engine.tick()
+    assert reacted == [entry.id]  # the full pass
+    reacted.clear()
+    for _ in range(3):
+        h.engine.tick()
+    assert reacted == []  # nothing changed: nothing to decide, nothing looked at
+    [stop] = h.legs(entry, OrderRole.STOP_LOSS)
+    h.venue.vanish(h.txid(stop))  # the stop ends without our asking: the reaction re-creates it...
+    for report in h.venue.drain():
+        await h.service.apply(report)
+    reacted.clear()
+    h.engine.tick()  # ...and the next pass looks at the entry the commit changed
+    assert reacted == [entry.id]
