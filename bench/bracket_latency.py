@@ -58,6 +58,21 @@ def signal(i: int, **extra) -> dict:
     }
 
 
+def entry_fill(i: int, entry) -> FillReport:
+    """The stream's report of ``entry`` filling whole at 60,000 (trade ``T<i>``)."""
+    return FillReport(
+        trade_id=f"T{i:06d}",
+        venue_order_id=entry.txid,
+        last_qty=Decimal("0.01"),
+        last_px=Decimal("60000"),
+        commission=Decimal("0"),
+        commission_asset="ZUSD",
+        ts_event=datetime.now(UTC),
+        source="ws",
+        client_order_id=entry.cl_ord_id,
+    )
+
+
 async def measure(
     backend: str, brackets: int, open_orders: int, freeze: bool = False
 ) -> tuple[list[float], list[list[int]], int]:
@@ -99,18 +114,7 @@ async def measure(
             freeze_long_lived()
         samples, per_sample = [], []
         for i, entry_id in enumerate(entries):
-            entry = lg.engine.orders[entry_id]
-            fill = FillReport(
-                trade_id=f"T{i:06d}",
-                venue_order_id=entry.txid,
-                last_qty=Decimal("0.01"),
-                last_px=Decimal("60000"),
-                commission=Decimal("0"),
-                commission_asset="ZUSD",
-                ts_event=datetime.now(UTC),
-                source="ws",
-                client_order_id=entry.cl_ord_id,
-            )
+            fill = entry_fill(i, lg.engine.orders[entry_id])
             batches.clear()
             started = time.perf_counter()
             await service.apply(fill)

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import aiohttp
 from common import backend_settings, write_result
-from load import KEY, SECRET, _env
+from load import _env, running
 
-from tests.faults.harness import EXECLEDGER, Process, free_port, wait_until
+from tests.faults.harness import free_port
 
 PAIR = "XBT/USD"
 LOW, HIGH = "67000.0", "70010.0"
@@ -94,40 +94,10 @@ async def _waves(http, api: str, sim: str, n: int, c: int) -> dict:
 
 async def run(backend: str, n: int, c: int, resting_leg: str) -> dict:
     with backend_settings(backend) as settings, tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        sim_port, api_port = free_port(), free_port()
-        env = _env(settings, sim_port, api_port, "none", 1000) | {"EXECLEDGER_RESTING_LEG": resting_leg}
-        sim = Process(
-            "simulator",
-            [EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET, "--tier", "none"],
-            env,
-            work / "simulator.log",
-        )
-        service = Process("service", [EXECLEDGER, "run"], env, work / "service.log")
-        api, sim_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-
-            async def get(url: str, accept=(200,)):
-                async with http.get(url) as r:
-                    return await r.json() if r.status in accept else None
-
-            try:
-                sim.start()
-                await wait_until(lambda: get(f"{sim_url}/_sim/balances"), timeout=30, what="simulator", process=sim)
-                base = "1000" if resting_leg == "both" else "0"
-                async with http.post(f"{sim_url}/_sim/balances", json={"XXBT": base, "ZUSD": "1000000000"}) as r:
-                    r.raise_for_status()
-                service.start()
-
-                async def recovered():
-                    health = await get(f"{api}/v1/health", accept=(200, 503))
-                    return health is not None and health["trading"].get("recovered") and health["can_trade"]
-
-                await wait_until(recovered, timeout=60, what="service recovered", process=service)
-                return await _waves(http, api, sim_url, n, c)
-            finally:
-                await service.terminate(20)
-                await sim.terminate(10)
+        env = _env(settings, free_port(), free_port(), "none", 1000) | {"EXECLEDGER_RESTING_LEG": resting_leg}
+        balances = {"XXBT": "1000" if resting_leg == "both" else "0", "ZUSD": "1000000000"}
+        async with running(env, Path(tmp), tier="none", balances=balances, timeout_s=60) as it:
+            return await _waves(it.http, it.api, it.sim_url, n, c)
 
 
 def main() -> None:

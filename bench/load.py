@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import sys
 import tempfile
@@ -159,48 +160,67 @@ def _ms(values: list[float]) -> dict[str, float | None]:
     return {"p50_ms": round(percentile(values, 0.5) * 1000, 1), "p99_ms": round(percentile(values, 0.99) * 1000, 1)}
 
 
-async def run_rate(settings, work: Path, *, rate: float, duration: float, tier: str, max_pending: int) -> dict:
-    sim_port, api_port = free_port(), free_port()
+class Running:
+    """A simulator process and an ``execledger run`` process trading against it (``running``)."""
+
+    def __init__(self, http: aiohttp.ClientSession, api: str, sim_url: str, service: Process):
+        self.http, self.api, self.sim_url, self.service = http, api, sim_url, service
+        self.exit_code: int | None = None  # the service's, once stopped
+
+    async def get(self, url: str, accept=(200,)):
+        async with self.http.get(url) as r:
+            return await r.json() if r.status in accept else None
+
+
+@contextlib.asynccontextmanager
+async def running(env: dict[str, str], work: Path, *, tier: str, balances: dict[str, str], timeout_s: float = 30):
+    """Start the simulator (its account funded with ``balances``), then the service, and wait until the service
+    says it is recovered and can trade; both are stopped on the way out (the service by SIGTERM)."""
+    sim_port, api_port = int(env["EXECLEDGER_KRAKEN_URL"].rsplit(":", 1)[1]), int(env["EXECLEDGER_API_PORT"])
     sim = Process(
         "simulator",
         [EXECLEDGER, "simulator", "--port", str(sim_port), "--key", KEY, "--secret", SECRET, "--tier", tier],
-        _env(settings, sim_port, api_port, tier, max_pending),
+        env,
         work / "simulator.log",
     )
-    service = Process("service", [EXECLEDGER, "run"], sim.env, work / "service.log")
-    api, sim_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-        async def get(url: str, accept=(200,)):
-            async with http.get(url) as r:
-                return await r.json() if r.status in accept else None
-
+    service = Process("service", [EXECLEDGER, "run"], env, work / "service.log")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+        it = Running(http, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}", service)
         try:
             sim.start()
-            await wait_until(lambda: get(f"{sim_url}/_sim/balances"), timeout=30, what="simulator", process=sim)
-            async with http.post(f"{sim_url}/_sim/balances", json={"XXBT": "100000", "ZUSD": "10000000000"}) as r:
+            await wait_until(lambda: it.get(f"{it.sim_url}/_sim/balances"), timeout=30, what="simulator", process=sim)
+            async with http.post(f"{it.sim_url}/_sim/balances", json=balances) as r:
                 r.raise_for_status()
             service.start()
 
             async def recovered():
-                health = await get(f"{api}/v1/health", accept=(200, 503))
+                health = await it.get(f"{it.api}/v1/health", accept=(200, 503))
                 return health is not None and health["trading"].get("recovered") and health["can_trade"]
 
             await wait_until(recovered, timeout=60, what="service recovered", process=service)
-            offered = await _offer(api, rate, duration)
-            # Drain: every accepted entry reaches the venue (or is withdrawn unsent past its maximum age).
-            await wait_until(
-                lambda: _quiet(get, api), timeout=180, interval=0.5, what="nothing left to send", process=service
-            )
-            # orders on either route: WS v2 add_order while the executions socket is healthy, REST AddOrder
-            calls = [
-                *await get(f"{sim_url}/_sim/requests?method=add_order"),
-                *await get(f"{sim_url}/_sim/requests?method=AddOrder"),
-            ]
-            calls.sort(key=lambda c: c["time"])
+            yield it
         finally:
-            code = await service.terminate(20)
+            it.exit_code = await service.terminate(20)
             await sim.terminate(10)
+
+
+async def run_rate(settings, work: Path, *, rate: float, duration: float, tier: str, max_pending: int) -> dict:
+    env = _env(settings, free_port(), free_port(), tier, max_pending)
+    balances = {"XXBT": "100000", "ZUSD": "10000000000"}
+    async with running(env, work, tier=tier, balances=balances) as it:
+        api, sim_url, get = it.api, it.sim_url, it.get
+        offered = await _offer(api, rate, duration)
+        # Drain: every accepted entry reaches the venue (or is withdrawn unsent past its maximum age).
+        await wait_until(
+            lambda: _quiet(get, api), timeout=180, interval=0.5, what="nothing left to send", process=it.service
+        )
+        # orders on either route: WS v2 add_order while the executions socket is healthy, REST AddOrder
+        calls = [
+            *await get(f"{sim_url}/_sim/requests?method=add_order"),
+            *await get(f"{sim_url}/_sim/requests?method=AddOrder"),
+        ]
+        calls.sort(key=lambda c: c["time"])
+    code = it.exit_code
     most, withdrawn, stages = await asyncio.to_thread(_replay, settings)
     first: dict[str, float] = {}
     for c in calls:

@@ -34,6 +34,7 @@ from execledger.domain.pairs import PairRegistry
 from execledger.infrastructure.kraken.urls import check_ws_url
 from execledger.infrastructure.kraken.watchdog import FrameWatchdog
 from execledger.infrastructure.kraken.wire import ws_symbol_of
+from execledger.infrastructure.kraken.ws import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("execledger.kraken.prices")
 
@@ -127,7 +128,7 @@ class KrakenPublicPrices:
     ) -> bool:
         """One connection until it is lost; True when a subscription was acknowledged on it."""
         acknowledged = False
-        async with session.ws_connect(self.ws_url, autoping=True) as ws:
+        async with session.ws_connect(self.ws_url, autoping=True, max_msg_size=MAX_MESSAGE_BYTES) as ws:
             self.connects += 1
             for number, channel in enumerate(CHANNELS, start=1):
                 params = {"channel": channel, "symbol": sorted(symbols), "snapshot": True}

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("execledger.kraken.ws")
 
 MAX_RECONNECT_DELAY_S = 30.0
+# The largest WS message read. aiohttp's default (4 MiB) closed the socket (1009, message too big) on the executions
+# snapshot of 10,000 open orders (about 400 bytes an order; recovery bench with a bracketed book, 2026-12-02) and
+# the service fell back to REST polling. 256 MiB is the snapshot of about 600,000 orders.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 # One decoder for every frame: ``json.loads(text, parse_float=Decimal)`` builds a new JSONDecoder each call.
 _decode = json.JSONDecoder(parse_float=Decimal).decode  # exact decimals from WS numbers
@@ -182,7 +186,7 @@ class KrakenExecutionsStream:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         assert self.ws_url is not None  # the stream runs only with a WS URL
-        async with self._session.ws_connect(self.ws_url, autoping=True) as ws:
+        async with self._session.ws_connect(self.ws_url, autoping=True, max_msg_size=MAX_MESSAGE_BYTES) as ws:
             # A fresh token for every connection (old ones go stale), fetched only once the socket is open: an
             # unreachable endpoint must not spend a REST call per reconnect attempt.
             token = await self.exchange.websocket_token()
